@@ -1,0 +1,37 @@
+/** Server configuration, read once from the environment at start. */
+export interface Config {
+  port: number;
+  host: string;
+  /** PGlite data folder and home of the generated admin credential and signing keys. */
+  dataDir: string;
+  /** `postgresql://…` switches the store to PostgreSQL. */
+  databaseUrl?: string;
+  /** Absolute base URL clients use to reach us; links and token issuers derive from it. */
+  publicUrl: string;
+  /** Largest request body accepted, in bytes (larger → 413). */
+  bodyLimit: number;
+  logLevel: string;
+  poolSize: number;
+}
+
+function int(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${value}'`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = int(env.PORT, 4000, 'PORT');
+  const host = env.HOST ?? '0.0.0.0';
+  return {
+    port,
+    host,
+    dataDir: env.DATA_DIR ?? './data',
+    databaseUrl: env.DATABASE_URL || undefined,
+    publicUrl: (env.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
+    bodyLimit: int(env.BODY_LIMIT_BYTES, 16 * 1024 * 1024, 'BODY_LIMIT_BYTES'),
+    logLevel: env.LOG_LEVEL ?? 'info',
+    poolSize: int(env.DATABASE_POOL_SIZE, 10, 'DATABASE_POOL_SIZE'),
+  };
+}

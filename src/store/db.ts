@@ -1,0 +1,86 @@
+import { PrismaClient } from '../generated/prisma/client';
+
+/**
+ * One database handle for the whole process: the Prisma client (typed access and raw SQL through the
+ * driver adapter) plus a multi-statement `exec` for migrations, which the extended query protocol
+ * that Prisma uses cannot run.
+ */
+export interface Database {
+  readonly prisma: PrismaClient;
+  readonly kind: 'pglite' | 'postgres';
+  /**
+   * Runs `fn` on one dedicated connection that accepts multi-statement scripts (migrations, admin tasks):
+   * the extended query protocol Prisma uses cannot, and session state such as advisory locks needs one session.
+   */
+  withSession<T>(fn: (session: ScriptSession) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface ScriptSession {
+  exec(script: string): Promise<void>;
+  query<R>(sql: string): Promise<R[]>;
+}
+
+export interface DatabaseOptions {
+  /** `postgresql://…` selects PostgreSQL; otherwise the embedded store in `dataDir`. */
+  databaseUrl?: string;
+  /** PGlite data folder; `memory://` keeps it in memory (tests). */
+  dataDir?: string;
+  /** Pool size for PostgreSQL. */
+  poolSize?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.databaseUrl && /^postgres(ql)?:\/\//.test(options.databaseUrl)) {
+    return openPostgres(options.databaseUrl, options.poolSize ?? 10);
+  }
+  return openPglite(options.dataDir ?? './data');
+}
+
+async function openPostgres(url: string, poolSize: number): Promise<Database> {
+  const { PrismaPg } = await import('@prisma/adapter-pg');
+  const pg = await import('pg');
+  const adapter = new PrismaPg({ connectionString: url, max: poolSize });
+  const prisma = new PrismaClient({ adapter });
+  return {
+    prisma,
+    kind: 'postgres',
+    async withSession(fn) {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return await fn({
+          exec: async (script) => void (await client.query(script)),
+          query: async <R>(sql: string) => (await client.query(sql)).rows as R[],
+        });
+      } finally {
+        await client.end();
+      }
+    },
+    async close() {
+      await prisma.$disconnect();
+    },
+  };
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PrismaPGlite } = await import('pglite-prisma-adapter');
+  const pglite = dataDir.startsWith('memory://') ? new PGlite() : new PGlite(dataDir);
+  await pglite.waitReady;
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+  return {
+    prisma,
+    kind: 'pglite',
+    async withSession(fn) {
+      return fn({
+        exec: async (script) => void (await pglite.exec(script)),
+        query: async <R>(sql: string) => (await pglite.query<R>(sql)).rows,
+      });
+    },
+    async close() {
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}

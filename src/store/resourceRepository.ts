@@ -1,0 +1,320 @@
+import { randomUUID } from 'node:crypto';
+import type { Prisma, PrismaClient } from '../generated/prisma/client';
+import { badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome';
+import type { Resource } from '../fhir/types';
+
+/** Raw SQL access shared by the client and an interactive transaction. */
+export type Sql = Pick<PrismaClient, '$queryRawUnsafe' | '$executeRawUnsafe'>;
+export type Tx = Prisma.TransactionClient;
+
+export interface StoredVersion {
+  pk: bigint;
+  store: string;
+  type: string;
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  deleted: boolean;
+  /** The resource as served, `meta.versionId` and `meta.lastUpdated` included; null for a delete. */
+  resource: Resource | null;
+}
+
+export type ChangeKind = 'create' | 'update' | 'delete';
+
+export interface ResourceChange extends StoredVersion {
+  kind: ChangeKind;
+}
+
+/**
+ * Runs inside the write's own transaction, after the row is written: search indexing and the aggregation
+ * outbox hang here so that a write, its index rows and its work item commit or fail together.
+ */
+export type WriteHook = (tx: Tx, change: ResourceChange) => Promise<void>;
+
+export interface HistoryOptions {
+  count: number;
+  /** Only versions at or after this instant (`_since`). */
+  since?: Date;
+  /** Only versions at or before this instant (`_at`-style upper bound). */
+  before?: Date;
+  /** Opaque keyset cursor returned as `next` by a previous page. */
+  cursor?: string;
+}
+
+export interface HistoryPage {
+  entries: StoredVersion[];
+  next?: string;
+  total?: number;
+}
+
+interface Row {
+  pk: bigint;
+  store: string;
+  type: string;
+  id: string;
+  version_id: number;
+  last_updated: Date;
+  deleted: boolean;
+  content: Resource | null;
+}
+
+const COLUMNS = 'pk, store, type, id, version_id, last_updated, deleted, content';
+
+function toStored(row: Row): StoredVersion {
+  return {
+    pk: BigInt(row.pk),
+    store: row.store,
+    type: row.type,
+    id: row.id,
+    versionId: Number(row.version_id),
+    lastUpdated: new Date(row.last_updated),
+    deleted: row.deleted,
+    resource: row.content,
+  };
+}
+
+/** Stamps the server-owned meta elements; everything else in `meta` is the client's. */
+function stamp(resource: Resource, id: string, versionId: number, lastUpdated: Date): Resource {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { resourceType, id: _clientId, meta, ...rest } = resource;
+  return {
+    resourceType,
+    id,
+    meta: { ...(meta ?? {}), versionId: String(versionId), lastUpdated: lastUpdated.toISOString() },
+    ...rest,
+  };
+}
+
+/**
+ * Versioned resource storage over the `resource` (current) and `resource_history` (every version) tables.
+ * Every method runs in the caller's transaction when one is given (bundles), else in its own.
+ */
+export class ResourceRepository {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly hooks: WriteHook[] = [],
+  ) {}
+
+  addHook(hook: WriteHook): void {
+    this.hooks.push(hook);
+  }
+
+  /** One transaction for several operations (transaction bundles, conditional writes). */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.prisma.$transaction(fn, { maxWait: 10_000, timeout: 60_000 });
+  }
+
+  private inTx<T>(tx: Tx | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return tx ? fn(tx) : this.transaction(fn);
+  }
+
+  async read(store: string, type: string, id: string, sql: Sql = this.prisma): Promise<StoredVersion> {
+    const rows = await sql.$queryRawUnsafe<Row[]>(
+      `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`,
+      store,
+      type,
+      id,
+    );
+    if (rows.length === 0) throw notFound(`${type}/${id} is not known`);
+    const found = toStored(rows[0]);
+    if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);
+    return found;
+  }
+
+  /** The current row, deleted or not; undefined when the id never existed. */
+  async find(store: string, type: string, id: string, sql: Sql = this.prisma): Promise<StoredVersion | undefined> {
+    const rows = await sql.$queryRawUnsafe<Row[]>(
+      `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`,
+      store,
+      type,
+      id,
+    );
+    return rows.length ? toStored(rows[0]) : undefined;
+  }
+
+  async vread(store: string, type: string, id: string, versionId: number, sql: Sql = this.prisma): Promise<StoredVersion> {
+    const rows = await sql.$queryRawUnsafe<Row[]>(
+      `SELECT resource_pk AS pk, store, type, id, version_id, last_updated, deleted, content
+         FROM resource_history WHERE store = $1 AND type = $2 AND id = $3 AND version_id = $4`,
+      store,
+      type,
+      id,
+      versionId,
+    );
+    if (rows.length === 0) throw notFound(`${type}/${id} has no version ${versionId}`);
+    const found = toStored(rows[0]);
+    if (found.deleted) throw gone(`${type}/${id} version ${versionId} is a deletion`);
+    return found;
+  }
+
+  /** Creates with a server-assigned id (or the given one, for create-on-PUT paths that checked absence). */
+  async create(store: string, resource: Resource, tx?: Tx): Promise<StoredVersion> {
+    return this.inTx(tx, async (t) => {
+      const id = randomUUID();
+      const now = new Date();
+      const body = stamp(resource, id, 1, now);
+      const pk = (await this.insertCurrent(t, store, body.resourceType, id, 1, now, body)) as bigint;
+      return this.record(t, 'create', { pk, store, type: body.resourceType, id, versionId: 1, lastUpdated: now, deleted: false, resource: body });
+    });
+  }
+
+  /**
+   * Update, or create with the client's id when there is none (FHIR create-on-PUT). `ifMatch` is the
+   * version the client last saw; a mismatch (or an If-Match on a resource that does not exist) is a 412.
+   */
+  async update(
+    store: string,
+    resource: Resource & { id: string },
+    options: { ifMatch?: number } = {},
+    tx?: Tx,
+  ): Promise<{ stored: StoredVersion; created: boolean }> {
+    return this.inTx(tx, async (t) => {
+      const type = resource.resourceType;
+      const current = await this.lockCurrent(t, store, type, resource.id);
+      if (options.ifMatch !== undefined) {
+        if (!current || current.deleted) {
+          throw preconditionFailed(`If-Match W/"${options.ifMatch}" given but ${type}/${resource.id} does not exist`);
+        }
+        if (current.versionId !== options.ifMatch) {
+          throw preconditionFailed(
+            `Version conflict: If-Match W/"${options.ifMatch}" but ${type}/${resource.id} is at version ${current.versionId}`,
+          );
+        }
+      }
+      const now = new Date();
+      if (!current) {
+        const body = stamp(resource, resource.id, 1, now);
+        const pk = await this.insertCurrent(t, store, type, resource.id, 1, now, body);
+        if (pk === undefined) {
+          // Another transaction created it between our lock attempt and insert: treat ours as the update.
+          return this.update(store, resource, options, t);
+        }
+        const stored = await this.record(t, 'create', { pk, store, type, id: resource.id, versionId: 1, lastUpdated: now, deleted: false, resource: body });
+        return { stored, created: true };
+      }
+      const versionId = current.versionId + 1;
+      const body = stamp(resource, resource.id, versionId, now);
+      await t.$executeRawUnsafe(
+        `UPDATE resource SET version_id = $2, last_updated = $3::timestamptz, deleted = false, content = $4::jsonb WHERE pk = $1`,
+        current.pk,
+        versionId,
+        now.toISOString(),
+        JSON.stringify(body),
+      );
+      const stored = await this.record(t, current.deleted ? 'create' : 'update', {
+        pk: current.pk, store, type, id: resource.id, versionId, lastUpdated: now, deleted: false, resource: body,
+      });
+      return { stored, created: current.deleted };
+    });
+  }
+
+  /** Deletes the current version; deleting what is absent or already deleted changes nothing. */
+  async delete(store: string, type: string, id: string, tx?: Tx): Promise<StoredVersion | undefined> {
+    return this.inTx(tx, async (t) => {
+      const current = await this.lockCurrent(t, store, type, id);
+      if (!current || current.deleted) return undefined;
+      const versionId = current.versionId + 1;
+      const now = new Date();
+      await t.$executeRawUnsafe(
+        `UPDATE resource SET version_id = $2, last_updated = $3::timestamptz, deleted = true, content = NULL WHERE pk = $1`,
+        current.pk,
+        versionId,
+        now.toISOString(),
+      );
+      return this.record(t, 'delete', { pk: current.pk, store, type, id, versionId, lastUpdated: now, deleted: true, resource: null });
+    });
+  }
+
+  /**
+   * Versions newest first, for one resource, one type or a whole store. Keyset paging on
+   * (last_updated, resource_pk, version_id) keeps pages stable while new versions are written.
+   */
+  async history(scope: { store: string; type?: string; id?: string }, options: HistoryOptions, sql: Sql = this.prisma): Promise<HistoryPage> {
+    const where: string[] = ['store = $1'];
+    const params: unknown[] = [scope.store];
+    const add = (clause: string, value: unknown) => {
+      params.push(value);
+      where.push(clause.replace('?', `$${params.length}`));
+    };
+    if (scope.type) add('type = ?', scope.type);
+    if (scope.id) add('id = ?', scope.id);
+    if (options.since) add('last_updated >= ?::timestamptz', options.since.toISOString());
+    if (options.before) add('last_updated <= ?::timestamptz', options.before.toISOString());
+    if (options.cursor) {
+      const c = decodeCursor(options.cursor);
+      params.push(c.t, c.pk, c.v);
+      const n = params.length;
+      where.push(`(last_updated, resource_pk, version_id) < ($${n - 2}::timestamptz, $${n - 1}::bigint, $${n}::int)`);
+    }
+    params.push(options.count + 1);
+    const rows = await sql.$queryRawUnsafe<Row[]>(
+      `SELECT resource_pk AS pk, store, type, id, version_id, last_updated, deleted, content
+         FROM resource_history WHERE ${where.join(' AND ')}
+         ORDER BY last_updated DESC, resource_pk DESC, version_id DESC LIMIT $${params.length}`,
+      ...params,
+    );
+    const entries = rows.slice(0, options.count).map(toStored);
+    const last = entries[entries.length - 1];
+    const next = rows.length > options.count && last ? encodeCursor(last) : undefined;
+    return { entries, next };
+  }
+
+  private async lockCurrent(t: Tx, store: string, type: string, id: string): Promise<StoredVersion | undefined> {
+    const rows = await t.$queryRawUnsafe<Row[]>(
+      `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3 FOR UPDATE`,
+      store,
+      type,
+      id,
+    );
+    return rows.length ? toStored(rows[0]) : undefined;
+  }
+
+  /** Inserts a current row; undefined when (store, type, id) already exists (a concurrent create won). */
+  private async insertCurrent(
+    t: Tx, store: string, type: string, id: string, versionId: number, now: Date, body: Resource,
+  ): Promise<bigint | undefined> {
+    const rows = await t.$queryRawUnsafe<{ pk: bigint }[]>(
+      `INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
+       VALUES ($1, $2, $3, $4, $5::timestamptz, false, $6::jsonb)
+       ON CONFLICT (store, type, id) DO NOTHING RETURNING pk`,
+      store,
+      type,
+      id,
+      versionId,
+      now.toISOString(),
+      JSON.stringify(body),
+    );
+    return rows.length ? BigInt(rows[0].pk) : undefined;
+  }
+
+  private async record(t: Tx, kind: ChangeKind, version: StoredVersion): Promise<StoredVersion> {
+    await t.$executeRawUnsafe(
+      `INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
+       VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8::jsonb)`,
+      version.pk,
+      version.versionId,
+      version.store,
+      version.type,
+      version.id,
+      version.lastUpdated.toISOString(),
+      version.deleted,
+      version.resource ? JSON.stringify(version.resource) : null,
+    );
+    for (const hook of this.hooks) await hook(t, { ...version, kind });
+    return version;
+  }
+}
+
+function encodeCursor(v: StoredVersion): string {
+  return Buffer.from(JSON.stringify({ t: v.lastUpdated.toISOString(), pk: String(v.pk), v: v.versionId })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { t: string; pk: string; v: number } {
+  try {
+    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (typeof c.t === 'string' && typeof c.pk === 'string' && typeof c.v === 'number') return c;
+  } catch {
+    // fall through
+  }
+  throw badRequest('The paging cursor is not one this server issued', '_cursor');
+}
