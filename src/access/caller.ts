@@ -1,0 +1,26 @@
+/**
+ * Who is calling, as established by a verified token (or the admin credential). Every door builds one
+ * and hands it to the services; nothing below the doors looks at HTTP headers.
+ */
+export type TokenFamily = 'fhir' | 'legacy';
+export const TOKEN_FAMILIES: readonly TokenFamily[] = ['fhir', 'legacy'];
+
+export interface Caller {
+  family: TokenFamily | 'admin';
+  clientId: string;
+  /** The customer whose client this is; absent only for the admin. */
+  customerId?: string;
+  /** Granted scopes, e.g. `system/*.cruds` (SMART App Launch v2 scope syntax). */
+  scopes: string[];
+  admin: boolean;
+}
+
+/**
+ * The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1); the scheme is case-insensitive.
+ * Undefined when there is no header or it is not a Bearer credential.
+ */
+export function bearerToken(authorization?: string): string | undefined {
+  if (!authorization) return undefined;
+  const match = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(authorization);
+  return match?.[1];
+}

@@ -1,0 +1,59 @@
+import type { ClientRecord, TenancyRepository } from '../store/tenancyRepository';
+import type { TokenFamily } from './caller';
+import { presentedClient, type PresentedClient } from './clientAuthentication';
+import { invalidClient, OAuthError } from './oauthError';
+import { grantScopes, isScopeToken, parseScopes } from './scopes';
+import type { IssuedToken, TokenService } from './tokens';
+
+/**
+ * The token endpoint of one family, framework-free: the OAuth 2.0 client credentials grant
+ * (RFC 6749 §4.4) for clients of that family. Throws OAuthError with the RFC 6749 §5.2 code for every refusal.
+ */
+export interface TokenRequest {
+  /** The `Authorization` header, if any. */
+  authorization?: string;
+  /** The form parameters (already checked to be single-valued). */
+  form: Record<string, string>;
+}
+
+export interface TokenEndpointDeps {
+  tenancy: TenancyRepository;
+  tokens: TokenService;
+}
+
+const TOKEN_PATHS: Record<TokenFamily, string> = { fhir: '/oauth2/token', legacy: '/legacy/oauth2/token' };
+
+export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest): Promise<IssuedToken> {
+  const presented = presentedClient(request.authorization, request.form);
+  const client = await authenticate(deps, presented);
+
+  const grantType = request.form.grant_type;
+  if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');
+  if (grantType !== 'client_credentials') {
+    throw new OAuthError('unsupported_grant_type', `grant_type '${grantType}' is not supported: use client_credentials`);
+  }
+  if (client.family !== family) {
+    throw new OAuthError('unauthorized_client', `This is a ${client.family}-family client: request its tokens at ${TOKEN_PATHS[client.family]}`);
+  }
+  if (!client.customerId) throw new OAuthError('unauthorized_client', 'This client belongs to no customer');
+
+  const requested = parseScopes(request.form.scope);
+  const malformed = requested?.find((s) => !isScopeToken(s));
+  if (malformed !== undefined) throw new OAuthError('invalid_scope', `'${malformed}' is not a valid scope token`);
+  const { granted, denied } = grantScopes(requested, client.scopes);
+  if (denied.length) throw new OAuthError('invalid_scope', `Not granted to this client: ${denied.join(' ')}`);
+
+  return deps.tokens.issue(family, { clientId: client.clientId, customerId: client.customerId, scopes: granted });
+}
+
+async function authenticate(deps: TokenEndpointDeps, presented: PresentedClient): Promise<ClientRecord> {
+  if (presented.method === 'private_key_jwt') {
+    // The seam for SMART Backend Services: verify the assertion against the client's registered JWKS here.
+    throw invalidClient('private_key_jwt client authentication is not supported yet', false);
+  }
+  const basic = presented.method === 'client_secret_basic';
+  const client = await deps.tenancy.authenticateClient(presented.clientId, presented.secret);
+  if (!client) throw invalidClient('Unknown client or wrong secret', basic);
+  if (client.revokedAt) throw invalidClient('This client has been revoked', basic);
+  return client;
+}

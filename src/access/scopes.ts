@@ -1,0 +1,55 @@
+import type { TokenFamily } from './caller';
+
+/**
+ * OAuth scopes of API clients. Syntax per RFC 6749 §3.3 (space-separated scope-tokens); meaning per
+ * SMART App Launch v2 (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html):
+ * `system/<Type|*>.<cruds subset>`, with the v1 forms `.read`, `.write` and `.*` understood as
+ * `.rs`, `.cud` and `.cruds`. A client may ask for a narrower scope than it holds
+ * (`system/Patient.rs` under `system/*.cruds`); anything else must match a held scope exactly.
+ */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const SMART = /^(patient|user|system)\/([A-Za-z]+|\*)\.(read|write|\*|c?r?u?d?s?)$/;
+const V1: Record<string, string> = { read: 'rs', write: 'cud', '*': 'cruds' };
+
+/** What a new client may ask for unless told otherwise: everything its family's endpoints offer. */
+export function defaultScopes(_family: TokenFamily): string[] {
+  return ['system/*.cruds'];
+}
+
+export function isScopeToken(scope: string): boolean {
+  return SCOPE_TOKEN.test(scope);
+}
+
+/** Splits a space-separated scope string (RFC 6749 §3.3), dropping repeats; undefined for blank input. */
+export function parseScopes(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const scopes = [...new Set(value.split(' ').filter((s) => s !== ''))];
+  return scopes.length === 0 ? undefined : scopes;
+}
+
+function smart(scope: string): { context: string; type: string; permissions: string } | undefined {
+  const m = SMART.exec(scope);
+  if (!m || m[3] === '') return undefined;
+  return { context: m[1], type: m[2], permissions: V1[m[3]] ?? m[3] };
+}
+
+/** Whether holding `held` entitles a client to be granted `requested`. */
+export function scopeCovers(held: string, requested: string): boolean {
+  if (held === requested) return true;
+  const h = smart(held);
+  const r = smart(requested);
+  if (!h || !r || h.context !== r.context) return false;
+  if (h.type !== '*' && h.type !== r.type) return false;
+  return [...r.permissions].every((p) => h.permissions.includes(p));
+}
+
+/**
+ * The scopes to grant: all held scopes when none are requested (RFC 6749 §3.3 lets the server pick a
+ * default), else exactly the requested ones, provided each is covered. Returns the requested scopes
+ * that are not covered in `denied`.
+ */
+export function grantScopes(requested: string[] | undefined, held: string[]): { granted: string[]; denied: string[] } {
+  if (requested === undefined) return { granted: held, denied: [] };
+  const denied = requested.filter((r) => !held.some((h) => scopeCovers(h, r)));
+  return { granted: denied.length ? [] : requested, denied };
+}

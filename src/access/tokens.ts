@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { OperationOutcomeError, unauthorized } from '../fhir/outcome';
+import type { Caller, TokenFamily } from './caller';
+import { loadSigningKeys, type SigningKeys } from './signingKeys';
+
+/**
+ * Access tokens: HS256 JWTs shaped after RFC 9068 (JWT profile for OAuth 2.0 access tokens), one issuer,
+ * audience and key per family, so a `legacy` token is refused by `fhir` endpoints and vice versa.
+ * Verification is local and stateless (no database round trip per request); the price is that revoking
+ * a client stops new tokens at once but lets issued ones run out, which is why lifetimes are short
+ * (SMART Backend Services suggests at most five minutes).
+ */
+export const DEFAULT_TOKEN_TTL_SECONDS = 300;
+
+export interface TokenSubject {
+  clientId: string;
+  customerId: string;
+  scopes: string[];
+}
+
+/** The access token response of RFC 6749 §5.1. */
+export interface IssuedToken {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+}
+
+export interface TokenServiceOptions {
+  /** Absolute base URL of the server, without a trailing slash; issuers and audiences derive from it. */
+  publicUrl: string;
+  ttlSeconds?: number;
+  keys: SigningKeys;
+  /** Clock in milliseconds, for tests. */
+  now?: () => number;
+}
+
+export interface CreateTokenServiceOptions {
+  publicUrl: string;
+  /** Defaults to TOKEN_TTL_SECONDS from `env`, else 300. */
+  ttlSeconds?: number;
+  /** Where signing keys are kept between restarts; omitted → keys for this process only. */
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface AccessTokenClaims {
+  sub: string;
+  client_id: string;
+  customer_id: string;
+  scope: string;
+  jti: string;
+  iat: number;
+  exp: number;
+}
+
+const PATHS: Record<TokenFamily, { issuer: string; audience: string }> = {
+  fhir: { issuer: '/oauth2', audience: '/fhir' },
+  legacy: { issuer: '/legacy/oauth2', audience: '/legacy' },
+};
+
+export class TokenService {
+  readonly ttlSeconds: number;
+  private readonly publicUrl: string;
+  private readonly now: () => number;
+
+  constructor(private readonly options: TokenServiceOptions) {
+    this.publicUrl = options.publicUrl.replace(/\/+$/, '');
+    this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+    if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1) throw new Error('token lifetime must be a positive whole number of seconds');
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Loads (or creates and persists) the signing keys, then builds the service. */
+  static async create(options: CreateTokenServiceOptions): Promise<TokenService> {
+    const env = options.env ?? process.env;
+    const keys = await loadSigningKeys({ dataDir: options.dataDir, env });
+    let ttlSeconds = options.ttlSeconds;
+    if (ttlSeconds === undefined && env.TOKEN_TTL_SECONDS) {
+      ttlSeconds = Number(env.TOKEN_TTL_SECONDS);
+      if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new Error(`TOKEN_TTL_SECONDS must be a positive integer, got '${env.TOKEN_TTL_SECONDS}'`);
+    }
+    return new TokenService({ publicUrl: options.publicUrl, ttlSeconds, keys });
+  }
+
+  issuer(family: TokenFamily): string {
+    return this.publicUrl + PATHS[family].issuer;
+  }
+
+  audience(family: TokenFamily): string {
+    return this.publicUrl + PATHS[family].audience;
+  }
+
+  /** The token endpoint of a family, e.g. for a CapabilityStatement's security extension. */
+  tokenUrl(family: TokenFamily): string {
+    return `${this.issuer(family)}/token`;
+  }
+
+  issue(family: TokenFamily, subject: TokenSubject): IssuedToken {
+    const iat = Math.floor(this.now() / 1000);
+    const claims: AccessTokenClaims = {
+      sub: subject.clientId,
+      client_id: subject.clientId,
+      customer_id: subject.customerId,
+      scope: subject.scopes.join(' '),
+      jti: randomUUID(),
+      iat,
+      exp: iat + this.ttlSeconds,
+    };
+    const accessToken = jwt.sign(claims, this.options.keys[family], {
+      algorithm: 'HS256',
+      issuer: this.issuer(family),
+      audience: this.audience(family),
+      header: { alg: 'HS256', typ: 'at+jwt' },
+    });
+    return { access_token: accessToken, token_type: 'Bearer', expires_in: this.ttlSeconds, scope: claims.scope };
+  }
+
+  /** The caller a token speaks for; throws a 401 OperationOutcomeError for any token this family did not issue or that has expired. */
+  verify(family: TokenFamily, token: string): Caller {
+    let payload: jwt.JwtPayload | string;
+    try {
+      payload = jwt.verify(token, this.options.keys[family], {
+        algorithms: ['HS256'],
+        issuer: this.issuer(family),
+        audience: this.audience(family),
+        clockTimestamp: Math.floor(this.now() / 1000),
+      });
+    } catch (err) {
+      if (err instanceof jwt.TokenExpiredError) throw invalidToken('The access token has expired');
+      throw invalidToken(`The access token is not valid here (${(err as Error).message})`);
+    }
+    if (typeof payload === 'string' || typeof payload.sub !== 'string' || typeof payload.customer_id !== 'string' || typeof payload.scope !== 'string') {
+      throw invalidToken('The access token lacks its client, customer or scope');
+    }
+    return {
+      family,
+      clientId: payload.sub,
+      customerId: payload.customer_id,
+      scopes: payload.scope.split(' ').filter((s) => s !== ''),
+      admin: false,
+    };
+  }
+}
+
+/** RFC 6750 §3: a refused bearer token says why in `WWW-Authenticate`. */
+function invalidToken(description: string): OperationOutcomeError {
+  const base = unauthorized(description);
+  const quoted = description.replace(/["\\]/g, "'");
+  return new OperationOutcomeError(base.status, base.outcome, {
+    'WWW-Authenticate': `Bearer realm="tributary", error="invalid_token", error_description="${quoted}"`,
+  });
+}

@@ -1,0 +1,194 @@
+import { applyPatch, parsePatch } from '../fhir/jsonPatch';
+import { badRequest, notFound, tooManyMatches } from '../fhir/outcome';
+import type { Bundle, FhirVersion, Resource } from '../fhir/types';
+import type { HistoryOptions, HistoryPage, ResourceRepository, StoredVersion, Tx } from '../store/resourceRepository';
+import type { AccessFilter, ResourceValidator, SearchPort } from './ports';
+
+export interface FhirServiceDeps {
+  repo: ResourceRepository;
+  validator: ResourceValidator;
+  search: SearchPort;
+}
+
+export interface StoreBinding {
+  /** Resource partition: an endpoint id, or `aggregated`. */
+  store: string;
+  fhirVersion: FhirVersion;
+}
+
+export type WriteOutcome = { stored: StoredVersion; created: boolean };
+
+/**
+ * The FHIR interactions over one store, with no HTTP in sight: both doors (REST and GraphQL) and the
+ * transaction processor call these. Each write is validated against the store's FHIR version and runs in
+ * one database transaction (the caller's, when it passes one).
+ * Interaction semantics: http://hl7.org/fhir/R4/http.html
+ */
+export class FhirService {
+  constructor(
+    private readonly deps: FhirServiceDeps,
+    readonly binding: StoreBinding,
+    /** When set, every interaction runs inside this transaction (entries of a transaction Bundle). */
+    private readonly tx?: Tx,
+  ) {}
+
+  /** The same service with every interaction inside `tx`. */
+  inTransaction(tx: Tx): FhirService {
+    return new FhirService(this.deps, this.binding, tx);
+  }
+
+  /** Runs `fn` in one database transaction with a service bound to it. */
+  transaction<T>(fn: (service: FhirService, tx: Tx) => Promise<T>): Promise<T> {
+    return this.inTx(this.tx, (tx) => fn(this.inTransaction(tx), tx));
+  }
+
+  private get store(): string {
+    return this.binding.store;
+  }
+
+  /** Unknown types are a 404: the URL names something this endpoint does not have. */
+  requireType(type: string): void {
+    if (!this.deps.validator.isResourceType(this.binding.fhirVersion, type)) {
+      throw notFound(`Resource type '${type}' is not known to this FHIR ${this.binding.fhirVersion} endpoint`);
+    }
+  }
+
+  private validate(body: unknown, type: string): Resource {
+    this.deps.validator.assertValid(this.binding.fhirVersion, body, type);
+    return body as Resource;
+  }
+
+  read(type: string, id: string): Promise<StoredVersion> {
+    this.requireType(type);
+    return this.deps.repo.read(this.store, type, id, this.tx);
+  }
+
+  vread(type: string, id: string, versionId: string): Promise<StoredVersion> {
+    this.requireType(type);
+    const v = Number(versionId);
+    if (!Number.isInteger(v) || v < 1) throw notFound(`${type}/${id} has no version '${versionId}'`);
+    return this.deps.repo.vread(this.store, type, id, v, this.tx);
+  }
+
+  /**
+   * create, or conditional create when `ifNoneExist` is given: one match returns it unchanged, several are a
+   * 412. The search and the insert run under an advisory lock on the criteria so two racing conditional
+   * creates cannot both insert.
+   */
+  async create(type: string, body: unknown, options: { ifNoneExist?: string } = {}): Promise<WriteOutcome> {
+    this.requireType(type);
+    const resource = this.validate(body, type);
+    const { id: _ignored, ...withoutId } = resource;
+    const fresh = withoutId as Resource;
+    if (!options.ifNoneExist) {
+      return { stored: await this.deps.repo.create(this.store, fresh, this.tx), created: true };
+    }
+    const params = parseQuery(options.ifNoneExist, 'If-None-Exist');
+    return this.inTx(this.tx, async (t) => {
+      await this.lockCriteria(t, type, options.ifNoneExist as string);
+      const matches = await this.deps.search.findMatches({ ...this.binding, resourceType: type, params }, 2, t);
+      if (matches.length > 1) throw tooManyMatches(`If-None-Exist '${options.ifNoneExist}' matches more than one ${type}`);
+      if (matches.length === 1) return { stored: await this.deps.repo.read(this.store, type, matches[0].id, t), created: false };
+      return { stored: await this.deps.repo.create(this.store, fresh, t), created: true };
+    });
+  }
+
+  /** update, or create-on-PUT with the client's id. */
+  async update(type: string, id: string, body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
+    this.requireType(type);
+    const resource = this.validate(body, type);
+    if (resource.id === undefined) throw badRequest(`The ${type} in the body has no id; PUT needs one equal to the URL's '${id}'`, `${type}.id`);
+    if (resource.id !== id) throw badRequest(`The id in the body ('${resource.id}') differs from the id in the URL ('${id}')`, `${type}.id`);
+    return this.deps.repo.update(this.store, { ...resource, id }, options, this.tx);
+  }
+
+  /** Conditional update (PUT type?criteria): none → create, one → update it, several → 412. */
+  async conditionalUpdate(type: string, query: [string, string][], body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
+    this.requireType(type);
+    const resource = this.validate(body, type);
+    if (query.length === 0) throw badRequest('A conditional update needs search criteria');
+    return this.inTx(this.tx, async (t) => {
+      await this.lockCriteria(t, type, JSON.stringify(query));
+      const matches = await this.deps.search.findMatches({ ...this.binding, resourceType: type, params: query }, 2, t);
+      if (matches.length > 1) throw tooManyMatches(`The criteria match more than one ${type}; conditional update needs exactly one`);
+      if (matches.length === 1) {
+        const id = matches[0].id;
+        if (resource.id !== undefined && resource.id !== id) {
+          throw badRequest(`The id in the body ('${resource.id}') differs from the matching ${type}/${id}`, `${type}.id`);
+        }
+        return this.deps.repo.update(this.store, { ...resource, id }, options, t);
+      }
+      if (resource.id !== undefined) return this.deps.repo.update(this.store, { ...resource, id: resource.id }, options, t);
+      return { stored: await this.deps.repo.create(this.store, resource, t), created: true };
+    });
+  }
+
+  /** JSON Patch; the patched resource is validated like any update and may not change its type or id. */
+  async patch(type: string, id: string, body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
+    this.requireType(type);
+    const operations = parsePatch(body);
+    return this.inTx(this.tx, async (t) => {
+      const current = await this.deps.repo.read(this.store, type, id, t);
+      const patched = applyPatch(current.resource as Resource, operations);
+      if (typeof patched !== 'object' || patched === null || Array.isArray(patched)) {
+        throw badRequest('The patch does not leave a resource');
+      }
+      if (patched.resourceType !== type) throw badRequest('A patch may not change resourceType', `${type}.resourceType`);
+      if (patched.id !== id) throw badRequest('A patch may not change the id', `${type}.id`);
+      const resource = this.validate(patched, type);
+      return this.deps.repo.update(this.store, { ...resource, id }, { ifMatch: options.ifMatch ?? current.versionId }, t);
+    });
+  }
+
+  async delete(type: string, id: string): Promise<StoredVersion | undefined> {
+    this.requireType(type);
+    return this.deps.repo.delete(this.store, type, id, this.tx);
+  }
+
+  /** Conditional delete, single-match flavour: several matches are a 412. */
+  async conditionalDelete(type: string, query: [string, string][]): Promise<StoredVersion | undefined> {
+    this.requireType(type);
+    if (query.length === 0) throw badRequest('A conditional delete needs search criteria');
+    return this.inTx(this.tx, async (t) => {
+      const matches = await this.deps.search.findMatches({ ...this.binding, resourceType: type, params: query }, 2, t);
+      if (matches.length > 1) throw tooManyMatches(`The criteria match more than one ${type}; conditional delete deletes one at most`);
+      if (matches.length === 0) return undefined;
+      return this.deps.repo.delete(this.store, type, matches[0].id, t);
+    });
+  }
+
+  async history(scope: { type?: string; id?: string }, options: HistoryOptions): Promise<HistoryPage> {
+    if (scope.type) this.requireType(scope.type);
+    const page = await this.deps.repo.history({ store: this.store, ...scope }, options, this.tx);
+    if (scope.type && scope.id && page.entries.length === 0 && !options.cursor) {
+      const exists = await this.deps.repo.find(this.store, scope.type, scope.id, this.tx);
+      if (!exists) throw notFound(`${scope.type}/${scope.id} is not known`);
+    }
+    return page;
+  }
+
+  search(
+    type: string | undefined,
+    params: [string, string][],
+    options: { baseUrl: string; handling?: 'strict' | 'lenient'; accessFilter?: AccessFilter },
+  ): Promise<Bundle> {
+    if (type) this.requireType(type);
+    return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options });
+  }
+
+  private inTx<T>(tx: Tx | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return tx ? fn(tx) : this.deps.repo.transaction(fn);
+  }
+
+  private async lockCriteria(t: Tx, type: string, criteria: string): Promise<void> {
+    await t.$queryRawUnsafe(`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext($1))`, `${this.store}|${type}|${criteria}`);
+  }
+}
+
+/** `identifier=a|b&name=x` (an If-None-Exist value or a URL query) as ordered pairs. */
+export function parseQuery(query: string, where: string): [string, string][] {
+  const q = query.startsWith('?') ? query.slice(1) : query.includes('?') ? query.slice(query.indexOf('?') + 1) : query;
+  const pairs = [...new URLSearchParams(q).entries()];
+  if (pairs.length === 0) throw badRequest(`${where} has no search criteria`, where);
+  return pairs;
+}

@@ -1,0 +1,43 @@
+import type { Bundle, FhirVersion, Resource } from '../fhir/types';
+import type { Tx } from '../store/resourceRepository';
+
+/**
+ * What the service layer needs from validation and search, as narrow interfaces: the doors and the service
+ * depend on these, the wiring in app.ts supplies the implementations.
+ */
+export interface ResourceValidator {
+  /** Throws a 400 OperationOutcomeError naming each problem and its location. */
+  assertValid(version: FhirVersion, resource: unknown, expectedType?: string): asserts resource is Resource;
+  isResourceType(version: FhirVersion, type: string): boolean;
+}
+
+export interface AccessFilter {
+  sql: string;
+  params: unknown[];
+}
+
+export interface SearchQuery {
+  store: string;
+  fhirVersion: FhirVersion;
+  resourceType?: string;
+  params: [string, string][];
+  baseUrl: string;
+  handling?: 'strict' | 'lenient';
+  accessFilter?: AccessFilter;
+}
+
+export interface MatchRef {
+  type: string;
+  id: string;
+  versionId: number;
+}
+
+export interface SearchPort {
+  search(query: SearchQuery): Promise<Bundle>;
+  /** Current, undeleted resources matching `params` (conditional interactions); at most `limit`. */
+  findMatches(
+    query: { store: string; fhirVersion: FhirVersion; resourceType: string; params: [string, string][] },
+    limit: number,
+    tx?: Tx,
+  ): Promise<MatchRef[]>;
+}
