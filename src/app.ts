@@ -1,0 +1,120 @@
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { bearerToken } from './access/caller';
+import type { TokenService } from './access/tokens';
+import type { Config } from './config';
+import { capabilityStatement } from './fhir/capabilityStatement';
+import { isResourceType, resourceTypes } from './fhir/definitions';
+import { notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
+import type { FhirVersion, Resource } from './fhir/types';
+import { assertValidResource } from './fhir/validation';
+import { customerRoutes } from './rest/customerRoutes';
+import { installFhirParsers, mountFhir, sendOutcome } from './rest/fastifyFhir';
+import type { EndpointContext } from './rest/interactions';
+import { adminRoutes } from './rest/adminRoutes';
+import { oauthRoutes } from './rest/oauthRoutes';
+import { FhirService, type FhirServiceDeps } from './service/fhirService';
+import type { ResourceValidator, SearchPort } from './service/ports';
+import type { Database } from './store/db';
+import { ResourceRepository } from './store/resourceRepository';
+import { IdentityMatcher } from './store/identityMatcher';
+import type { TenancyRepository } from './store/tenancyRepository';
+
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  tenancy: TenancyRepository;
+  tokens: TokenService;
+  adminToken: string;
+}
+
+export const SOFTWARE = { name: 'Tributary', version: '0.1.0' };
+
+const validator: ResourceValidator = {
+  assertValid(version: FhirVersion, resource: unknown, expectedType?: string): asserts resource is Resource {
+    assertValidResource(version, resource, expectedType);
+  },
+  isResourceType,
+};
+
+/** Wiring only: builds the store, the services and the doors, and hands back a Fastify app ready to listen. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, db, tenancy, tokens } = deps;
+  const search: SearchPort = new IdentityMatcher(db.prisma);
+  const repo = new ResourceRepository(db.prisma, []);
+  const serviceDeps: FhirServiceDeps = { repo, validator, search };
+
+  const app = Fastify({
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    bodyLimit: config.bodyLimit,
+    trustProxy: true,
+  });
+
+  app.setErrorHandler((err: Error, request, reply) => {
+    if (err instanceof OperationOutcomeError) return sendOutcome(reply, err);
+    const code = (err as { code?: string }).code;
+    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendOutcome(reply, payloadTooLarge(`The body is larger than the ${config.bodyLimit}-byte limit`));
+    if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return sendOutcome(reply, unsupportedMediaType(`Content-Type '${request.headers['content-type']}' is not supported: send application/fhir+json`));
+    }
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) {
+      return sendOutcome(reply, new OperationOutcomeError(status, operationOutcome([{ severity: 'error', code: 'invalid', diagnostics: (err as Error).message }])));
+    }
+    request.log.error(err);
+    return sendOutcome(reply, new OperationOutcomeError(500, operationOutcome([{ severity: 'error', code: 'exception', diagnostics: 'Internal server error' }])));
+  });
+  app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
+
+  app.get('/healthz', async () => ({ status: 'ok', store: db.kind }));
+  await app.register(oauthRoutes({ tenancy, tokens }));
+  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken }));
+
+  const capabilityCache = new Map<string, Resource>();
+  const customerCapability = (version: FhirVersion, baseUrl: string): Resource => {
+    const key = `${version}|${baseUrl}`;
+    let statement = capabilityCache.get(key);
+    if (!statement) {
+      statement = capabilityStatement({
+        fhirVersion: version,
+        baseUrl,
+        name: 'TributaryCustomerEndpoint',
+        title: 'Tributary customer FHIR endpoint',
+        kind: 'customer',
+        resourceTypes: resourceTypes(version),
+        interactions: ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'],
+        systemInteractions: ['history-system', 'search-system'],
+        conditional: { create: true, update: true, delete: 'single', read: 'full-support' },
+        security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token` },
+        software: SOFTWARE,
+      }) as Resource;
+      capabilityCache.set(key, statement);
+    }
+    return statement;
+  };
+
+  await app.register(async (scope) => {
+    installFhirParsers(scope, config.bodyLimit);
+    mountFhir<EndpointContext>(scope, {
+      prefix: '/fhir/customer/:endpointId',
+      routes: customerRoutes(),
+      context: async (request: FastifyRequest) => {
+        const token = bearerToken(request.headers.authorization);
+        if (!token) throw unauthorized('A bearer token from /oauth2/token is required');
+        const caller = await tokens.verify('fhir', token);
+        const { endpointId } = request.params as { endpointId: string };
+        const endpoint = await tenancy.getEndpoint(endpointId);
+        // Someone else's endpoint looks exactly like a missing one.
+        if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
+        const baseUrl = `${config.publicUrl}/fhir/customer/${endpoint.id}`;
+        const version = endpoint.fhirVersion as FhirVersion;
+        return {
+          service: new FhirService(serviceDeps, { store: endpoint.id, fhirVersion: version }),
+          baseUrl,
+          capabilityStatement: () => customerCapability(version, baseUrl),
+        };
+      },
+    });
+  });
+
+  return app;
+}

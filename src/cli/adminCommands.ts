@@ -1,0 +1,118 @@
+import type { AdminApi } from './adminApi';
+import { usageError } from './cliError';
+
+/**
+ * The admin CLI's commands, one table: adding a command (e.g. `import`) is adding an entry.
+ * Each maps its options onto one admin API call and returns the JSON object to print.
+ */
+export type OptionValues = Record<string, string | undefined>;
+
+export interface CommandContext {
+  api: AdminApi;
+  options: OptionValues;
+  /** Positional arguments after the command words. */
+  args: string[];
+}
+
+export interface AdminCommand {
+  /** The command words, e.g. `['customer', 'create']`. */
+  words: string[];
+  /** Usage line after the command words. */
+  usage: string;
+  summary: string;
+  /** Names of the command's own options (see OPTIONS); the global ones are always allowed. */
+  options: string[];
+  required?: string[];
+  /** Number of positional arguments expected. */
+  positionals?: string[];
+  run(ctx: CommandContext): Promise<unknown>;
+}
+
+/** Every option any command takes, for the argument parser; all take a value. */
+export const OPTIONS: Record<string, string> = {
+  name: 'a human-readable name',
+  customer: 'a customer id (cus-…)',
+  'fhir-version': 'R4 or STU3',
+  'default-source-org': 'Organization/<id>: source organisation of resources whose patient names none',
+  family: 'token family: fhir or legacy',
+  scope: 'space-separated scopes the client may request (default: system/*.cruds)',
+};
+
+const query = (customer: string | undefined) => (customer ? `?customerId=${encodeURIComponent(customer)}` : '');
+
+export const COMMANDS: AdminCommand[] = [
+  {
+    words: ['customer', 'create'],
+    usage: '--name NAME',
+    summary: 'create a customer',
+    options: ['name'],
+    required: ['name'],
+    run: ({ api, options }) => api.call('POST', '/admin/customers', { name: options.name }),
+  },
+  {
+    words: ['customer', 'list'],
+    usage: '',
+    summary: 'list customers',
+    options: [],
+    run: ({ api }) => api.call('GET', '/admin/customers'),
+  },
+  {
+    words: ['endpoint', 'create'],
+    usage: '--customer ID --fhir-version R4|STU3 [--name NAME] [--default-source-org Organization/ID]',
+    summary: "create a FHIR endpoint (one per inbound feed) for a customer",
+    options: ['customer', 'fhir-version', 'name', 'default-source-org'],
+    required: ['customer', 'fhir-version'],
+    run: ({ api, options }) =>
+      api.call('POST', '/admin/endpoints', {
+        customerId: options.customer,
+        fhirVersion: options['fhir-version'],
+        name: options.name,
+        defaultSourceOrg: options['default-source-org'],
+      }),
+  },
+  {
+    words: ['endpoint', 'list'],
+    usage: '[--customer ID]',
+    summary: 'list endpoints, all or one customer’s',
+    options: ['customer'],
+    run: ({ api, options }) => api.call('GET', `/admin/endpoints${query(options.customer)}`),
+  },
+  {
+    words: ['client', 'create'],
+    usage: '--customer ID --family fhir|legacy [--name NAME] [--scope "SCOPES"]',
+    summary: 'create an API client; prints client_id and client_secret (the secret is shown only this once)',
+    options: ['customer', 'family', 'name', 'scope'],
+    required: ['customer', 'family'],
+    run: ({ api, options }) =>
+      api.call('POST', '/admin/clients', { customerId: options.customer, family: options.family, name: options.name, scopes: options.scope }),
+  },
+  {
+    words: ['client', 'list'],
+    usage: '[--customer ID]',
+    summary: 'list API clients (never their secrets), all or one customer’s',
+    options: ['customer'],
+    run: ({ api, options }) => api.call('GET', `/admin/clients${query(options.customer)}`),
+  },
+  {
+    words: ['client', 'revoke'],
+    usage: 'CLIENT_ID',
+    summary: 'revoke an API client: it gets no new tokens (issued ones expire within their short lifetime)',
+    options: [],
+    positionals: ['CLIENT_ID'],
+    run: ({ api, args }) => api.call('DELETE', `/admin/clients/${encodeURIComponent(args[0])}`),
+  },
+];
+
+export function checkCommandInput(command: AdminCommand, options: OptionValues, args: string[]): void {
+  const name = command.words.join(' ');
+  for (const key of Object.keys(options)) {
+    if (!command.options.includes(key)) throw usageError(`'${name}' does not take --${key}`);
+  }
+  for (const key of command.required ?? []) {
+    if (!options[key]) throw usageError(`'${name}' needs --${key}`);
+  }
+  const expected = command.positionals ?? [];
+  if (args.length !== expected.length) {
+    throw usageError(expected.length ? `'${name}' needs ${expected.join(' ')}` : `'${name}' takes no argument '${args[0]}'`);
+  }
+}

@@ -1,0 +1,31 @@
+import { methodNotAllowed } from '../fhir/outcome';
+import * as fhir from './interactions';
+import type { EndpointContext } from './interactions';
+import { RouteTable } from './routeTable';
+
+/**
+ * Customer endpoints support every REST interaction (http.html#summary). Batch and transaction Bundles
+ * POSTed to the root are the Bundle processor's (see bundleRoutes when present).
+ */
+export function customerRoutes(): RouteTable<EndpointContext> {
+  return new RouteTable<EndpointContext>()
+    .add('GET', 'metadata', fhir.metadata)
+    .add('GET', '', fhir.search)
+    .add('POST', '_search', fhir.searchPost)
+    .add('GET', '_history', fhir.history)
+    .add('POST', '', async () => {
+      throw methodNotAllowed('batch and transaction Bundles are not accepted by this server yet');
+    })
+    .add('GET', ':type', fhir.search)
+    .add('POST', ':type', fhir.create)
+    .add('PUT', ':type', fhir.conditionalUpdate)
+    .add('DELETE', ':type', fhir.conditionalDelete)
+    .add('POST', ':type/_search', fhir.searchPost)
+    .add('GET', ':type/_history', fhir.history)
+    .add('GET', ':type/:id', fhir.read)
+    .add('PUT', ':type/:id', fhir.update)
+    .add('PATCH', ':type/:id', fhir.patch)
+    .add('DELETE', ':type/:id', fhir.remove)
+    .add('GET', ':type/:id/_history', fhir.history)
+    .add('GET', ':type/:id/_history/:vid', fhir.vread);
+}

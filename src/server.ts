@@ -1,0 +1,39 @@
+import { buildApp } from './app';
+import { loadConfig } from './config';
+import { loadAdminCredential } from './access/adminCredential';
+import { TokenService } from './access/tokens';
+import { openDatabase } from './store/db';
+import { migrate } from './store/migrator';
+import { TenancyRepository } from './store/tenancyRepository';
+
+/** `npm start`: open the store, apply pending migrations, serve. Wiring only. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize });
+  const { applied } = await migrate(db);
+  const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, env: process.env });
+  const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });
+  const app = await buildApp({ config, db, tenancy: new TenancyRepository(db.prisma), tokens, adminToken: admin.token });
+  if (applied.length) app.log.info({ applied }, 'applied migrations');
+  if (admin.source === 'created') app.log.info(`created the admin credential in ${admin.file}`);
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    await db.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  await app.listen({ port: config.port, host: config.host });
+  app.log.info(`Tributary serving on ${config.publicUrl} (store: ${db.kind}${db.kind === 'pglite' ? `, ${config.dataDir}` : ''})`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
