@@ -1,0 +1,85 @@
+import jwt from 'jsonwebtoken';
+import { loadSigningKeys } from '../../src/access/signingKeys';
+import { TokenService } from '../../src/access/tokens';
+import { OperationOutcomeError } from '../../src/fhir/outcome';
+
+const subject = { clientId: 'cli-abc', customerId: 'cus-xyz', scopes: ['system/*.rs', 'system/Patient.cruds'] };
+
+function refusal(fn: () => unknown): OperationOutcomeError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof OperationOutcomeError) return e;
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('TokenService', () => {
+  let clock = Date.UTC(2026, 0, 1);
+  let tokens: TokenService;
+  beforeAll(async () => {
+    tokens = new TokenService({ publicUrl: 'https://trib.example/', ttlSeconds: 300, keys: await loadSigningKeys(), now: () => clock });
+  });
+
+  test('an issued token verifies in its family and names client, customer and scopes', () => {
+    const issued = tokens.issue('fhir', subject);
+    expect(issued).toMatchObject({ token_type: 'Bearer', expires_in: 300, scope: 'system/*.rs system/Patient.cruds' });
+    expect(tokens.verify('fhir', issued.access_token)).toEqual({ family: 'fhir', ...subject, admin: false });
+  });
+
+  test('the token is a JWT with issuer, audience, jti, iat and exp', () => {
+    const claims = jwt.decode(tokens.issue('legacy', subject).access_token, { complete: true });
+    expect(claims?.header).toMatchObject({ alg: 'HS256', typ: 'at+jwt' });
+    expect(claims?.payload).toMatchObject({
+      iss: 'https://trib.example/legacy/oauth2',
+      aud: 'https://trib.example/legacy',
+      sub: 'cli-abc',
+      customer_id: 'cus-xyz',
+      iat: clock / 1000,
+      exp: clock / 1000 + 300,
+    });
+    expect(typeof (claims?.payload as jwt.JwtPayload).jti).toBe('string');
+  });
+
+  test('a token of one family is refused by the other, with 401 and an invalid_token challenge', () => {
+    const legacy = tokens.issue('legacy', subject).access_token;
+    const fhir = tokens.issue('fhir', subject).access_token;
+    const err = refusal(() => tokens.verify('fhir', legacy));
+    expect(err.status).toBe(401);
+    expect(err.headers['WWW-Authenticate']).toMatch(/^Bearer realm="tributary", error="invalid_token"/);
+    expect(refusal(() => tokens.verify('legacy', fhir)).status).toBe(401);
+  });
+
+  test('the other family is refused even when re-signed with the right key: issuer and audience differ', async () => {
+    const keys = await loadSigningKeys();
+    const service = new TokenService({ publicUrl: 'https://trib.example', keys });
+    const payload = jwt.decode(service.issue('legacy', subject).access_token) as jwt.JwtPayload;
+    const forged = jwt.sign(payload, keys.fhir, { algorithm: 'HS256' });
+    expect(refusal(() => service.verify('fhir', forged)).outcome.issue[0].diagnostics).toMatch(/issuer|audience/);
+  });
+
+  test('a token expires after its lifetime', () => {
+    const token = tokens.issue('fhir', subject).access_token;
+    clock += 299_000;
+    expect(tokens.verify('fhir', token).clientId).toBe('cli-abc');
+    clock += 2_000;
+    expect(refusal(() => tokens.verify('fhir', token)).outcome.issue[0].diagnostics).toBe('The access token has expired');
+  });
+
+  test('tampered, unsigned and foreign tokens are refused', () => {
+    const token = tokens.issue('fhir', subject).access_token;
+    const [h, p, s] = token.split('.');
+    const payload = JSON.parse(Buffer.from(p, 'base64url').toString());
+    const tampered = [h, Buffer.from(JSON.stringify({ ...payload, customer_id: 'cus-other' })).toString('base64url'), s].join('.');
+    expect(refusal(() => tokens.verify('fhir', tampered)).status).toBe(401);
+    const unsigned = jwt.sign(payload, '', { algorithm: 'none' });
+    expect(refusal(() => tokens.verify('fhir', unsigned)).status).toBe(401);
+    expect(refusal(() => tokens.verify('fhir', 'not-a-jwt')).status).toBe(401);
+  });
+
+  test('tokens from a service with other keys are refused', async () => {
+    const other = new TokenService({ publicUrl: 'https://trib.example/', keys: await loadSigningKeys(), now: () => clock });
+    expect(refusal(() => tokens.verify('fhir', other.issue('fhir', subject).access_token)).status).toBe(401);
+  });
+});

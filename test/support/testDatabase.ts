@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { type Database, openDatabase } from '../../src/store/db';
+import { migrate } from '../../src/store/migrator';
+
+/**
+ * A fresh, migrated database for one test file: in-memory PGlite by default, or — when DATABASE_URL names a
+ * PostgreSQL server (CI) — a new database on that server, dropped again by `drop()`.
+ */
+export interface TestDatabase {
+  db: Database;
+  /** The connection URL of the fresh PostgreSQL database, when on PostgreSQL. */
+  url?: string;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const base = process.env.DATABASE_URL;
+  if (!base || !/^postgres(ql)?:\/\//.test(base)) {
+    const db = await openDatabase({ dataDir: 'memory://' });
+    await migrate(db);
+    return { db, drop: () => db.close() };
+  }
+  const pg = await import('pg');
+  const name = `trib_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  const db = await openDatabase({ databaseUrl: url.toString(), poolSize: 5 });
+  await migrate(db);
+  return {
+    db,
+    url: url.toString(),
+    async drop() {
+      await db.close();
+      const again = new pg.Client({ connectionString: base });
+      await again.connect();
+      await again.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await again.end();
+    },
+  };
+}

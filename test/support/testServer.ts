@@ -1,0 +1,112 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { TokenService } from '../../src/access/tokens';
+import { buildApp } from '../../src/app';
+import { loadConfig } from '../../src/config';
+import type { FhirVersion } from '../../src/fhir/types';
+import { TenancyRepository } from '../../src/store/tenancyRepository';
+import { createTestDatabase, type TestDatabase } from './testDatabase';
+
+/** One customer with one endpoint and one fhir-family client, ready to call. */
+export interface Tenant {
+  customerId: string;
+  endpointId: string;
+  clientId: string;
+  clientSecret: string;
+  token: string;
+  /** Absolute FHIR base of the endpoint. */
+  baseUrl: string;
+  /** `fetch` with the tenant's bearer token and FHIR JSON content type. */
+  fetch(pathOrUrl: string, init?: RequestInit): Promise<Response>;
+}
+
+export interface TestServer {
+  url: string;
+  app: FastifyInstance;
+  database: TestDatabase;
+  adminToken: string;
+  admin<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
+  provision(options?: { fhirVersion?: FhirVersion; name?: string; defaultSourceOrg?: string }): Promise<Tenant>;
+  /** A token for an extra client of an existing customer. */
+  token(clientId: string, clientSecret: string, family?: 'fhir' | 'legacy'): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The real HTTP server on a random local port, over a fresh test database. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const database = await createTestDatabase();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-test-'));
+  const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
+  const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...env }) };
+  const tokens = await TokenService.create({ dataDir, publicUrl: 'http://127.0.0.1', env: {} });
+  const app = await buildApp({ config, db: database.db, tenancy: new TenancyRepository(database.db.prisma), tokens, adminToken });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  // Links and Location headers must point at the real port.
+  config.publicUrl = url;
+
+  const admin = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${url}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`${method} ${p} → ${res.status}: ${JSON.stringify(json)}`);
+    return json as T;
+  };
+
+  const token = async (clientId: string, clientSecret: string, family: 'fhir' | 'legacy' = 'fhir') => {
+    const res = await fetch(`${url}${family === 'fhir' ? '' : '/legacy'}/oauth2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }).toString(),
+    });
+    const json = (await res.json()) as { access_token?: string };
+    if (!res.ok || !json.access_token) throw new Error(`token → ${res.status}: ${JSON.stringify(json)}`);
+    return json.access_token;
+  };
+
+  const provision = async (options: { fhirVersion?: FhirVersion; name?: string; defaultSourceOrg?: string } = {}): Promise<Tenant> => {
+    const customer = await admin<{ id: string }>('POST', '/admin/customers', { name: options.name ?? 'Test customer' });
+    const endpoint = await admin<{ id: string }>('POST', '/admin/endpoints', {
+      customerId: customer.id,
+      fhirVersion: options.fhirVersion ?? 'R4',
+      ...(options.defaultSourceOrg ? { defaultSourceOrg: options.defaultSourceOrg } : {}),
+    });
+    const client = await admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: customer.id, family: 'fhir' });
+    const bearer = await token(client.client_id, client.client_secret);
+    const baseUrl = `${url}/fhir/customer/${endpoint.id}`;
+    return {
+      customerId: customer.id,
+      endpointId: endpoint.id,
+      clientId: client.client_id,
+      clientSecret: client.client_secret,
+      token: bearer,
+      baseUrl,
+      fetch: (p, init = {}) =>
+        fetch(p.startsWith('http') ? p : `${baseUrl}/${p.replace(/^\//, '')}`, {
+          ...init,
+          headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/fhir+json', ...(init.headers as Record<string, string>) },
+        }),
+    };
+  };
+
+  return {
+    url,
+    app,
+    database,
+    adminToken,
+    admin,
+    provision,
+    token,
+    async close() {
+      await app.close();
+      await database.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
