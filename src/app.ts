@@ -67,7 +67,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind }));
   await app.register(oauthRoutes({ tenancy, tokens }));
-  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken }));
+  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl }));
 
   const capabilityCache = new Map<string, Resource>();
   const customerCapability = (version: FhirVersion, baseUrl: string): Resource => {

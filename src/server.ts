@@ -4,6 +4,7 @@ import { loadAdminCredential } from './access/adminCredential';
 import { TokenService } from './access/tokens';
 import { openDatabase } from './store/db';
 import { migrate } from './store/migrator';
+import { warmValidation } from './fhir/validation';
 import { TenancyRepository } from './store/tenancyRepository';
 
 /** `npm start`: open the store, apply pending migrations, serve. Wiring only. */
@@ -11,6 +12,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize });
   const { applied } = await migrate(db);
+  // Compile the R4 schema now, not on the first write.
+  warmValidation('R4');
   const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, env: process.env });
   const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });
   const app = await buildApp({ config, db, tenancy: new TenancyRepository(db.prisma), tokens, adminToken: admin.token });

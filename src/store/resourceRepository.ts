@@ -69,8 +69,14 @@ function toStored(row: Row): StoredVersion {
     versionId: Number(row.version_id),
     lastUpdated: new Date(row.last_updated),
     deleted: row.deleted,
-    resource: row.content,
+    resource: row.content && servedOrder(row.content),
   };
+}
+
+/** jsonb keeps keys in its own order; clients expect `resourceType`, `id` and `meta` first. */
+function servedOrder(content: Resource): Resource {
+  const { resourceType, id, meta, ...rest } = content;
+  return { resourceType, ...(id !== undefined ? { id } : {}), ...(meta !== undefined ? { meta } : {}), ...rest };
 }
 
 /** Stamps the server-owned meta elements; everything else in `meta` is the client's. */
