@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startTestServer, type TestServer } from '../support/testServer';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '../..');
+
+/** The CLI exactly as `npm run admin --` runs it, in its own process, against the real server. */
+async function admin(server: TestServer, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['scripts/run-ts.js', 'src/cli/admin.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, TRIBUTARY_URL: server.url, ADMIN_TOKEN: server.adminToken, NODE_OPTIONS: '' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => server.close());
+
+test('customer, endpoint and client created by the CLI give a working token and endpoint', async () => {
+  const customer = await admin(server, 'customer', 'create', '--name', 'St Elsewhere');
+  expect(customer.code).toBe(0);
+  const { id: customerId, name } = JSON.parse(customer.stdout);
+  expect(name).toBe('St Elsewhere');
+
+  const endpoint = await admin(server, 'endpoint', 'create', '--customer', customerId, '--fhir-version', 'R4');
+  expect(endpoint.code).toBe(0);
+  const { id: endpointId, fhirVersion } = JSON.parse(endpoint.stdout);
+  expect(fhirVersion).toBe('R4');
+
+  const client = await admin(server, 'client', 'create', '--customer', customerId, '--family', 'fhir');
+  expect(client.code).toBe(0);
+  const { client_id, client_secret } = JSON.parse(client.stdout);
+  expect(client_secret).toEqual(expect.any(String));
+
+  const token = await server.token(client_id, client_secret);
+  const res = await fetch(`${server.url}/fhir/customer/${endpointId}/Patient`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' },
+    body: JSON.stringify({ resourceType: 'Patient', gender: 'female' }),
+  });
+  expect(res.status).toBe(201);
+
+  // The secret is shown once: listing clients never reveals it.
+  const list = await admin(server, 'client', 'list', '--customer', customerId);
+  expect(list.code).toBe(0);
+  expect(list.stdout).not.toContain(client_secret);
+}, 120_000);
+
+test('--help lists the commands; a usage mistake exits 2; a refused request exits 1 with the reason', async () => {
+  const help = await admin(server, '--help');
+  expect(help.code).toBe(0);
+  expect(help.stdout).toMatch(/customer create/);
+  expect(help.stdout).toMatch(/client create/);
+
+  const usage = await admin(server, 'endpoint', 'create', '--customer', 'x');
+  expect(usage.code).toBe(2);
+  expect(usage.stderr).toMatch(/fhir-version/);
+
+  const refused = await admin(server, 'endpoint', 'create', '--customer', 'cus-nope', '--fhir-version', 'R4');
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(/cus-nope/);
+}, 120_000);
