@@ -17,6 +17,7 @@ import type { ResourceValidator, SearchPort } from './service/ports';
 import type { Database } from './store/db';
 import { ResourceRepository } from './store/resourceRepository';
 import { IdentityMatcher } from './store/identityMatcher';
+import { TtlCache } from './store/ttlCache';
 import type { TenancyRepository } from './store/tenancyRepository';
 
 export interface AppDeps {
@@ -69,6 +70,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(oauthRoutes({ tenancy, tokens }));
   await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl }));
 
+  // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request.
+  const endpoints = new TtlCache((id: string) => tenancy.getEndpoint(id), 30_000);
+
   const capabilityCache = new Map<string, Resource>();
   const customerCapability = (version: FhirVersion, baseUrl: string): Resource => {
     const key = `${version}|${baseUrl}`;
@@ -102,7 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         if (!token) throw unauthorized('A bearer token from /oauth2/token is required');
         const caller = await tokens.verify('fhir', token);
         const { endpointId } = request.params as { endpointId: string };
-        const endpoint = await tenancy.getEndpoint(endpointId);
+        const endpoint = await endpoints.get(endpointId);
         // Someone else's endpoint looks exactly like a missing one.
         if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
         const baseUrl = `${config.publicUrl}/fhir/customer/${endpoint.id}`;

@@ -13,6 +13,8 @@ export interface Caller {
   /** Granted scopes, e.g. `system/*.cruds` (SMART App Launch v2 scope syntax). */
   scopes: string[];
   admin: boolean;
+  /** When the credential stops being valid (seconds since the epoch), if it does. */
+  expiresAt?: number;
 }
 
 /**

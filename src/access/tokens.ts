@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createSecretKey, type KeyObject, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { OperationOutcomeError, unauthorized } from '../fhir/outcome';
 import type { Caller, TokenFamily } from './caller';
@@ -12,6 +12,7 @@ import { loadSigningKeys, type SigningKeys } from './signingKeys';
  * (SMART Backend Services suggests at most five minutes).
  */
 export const DEFAULT_TOKEN_TTL_SECONDS = 300;
+const VERIFIED_CACHE_SIZE = 10_000;
 
 export interface TokenSubject {
   clientId: string;
@@ -64,8 +65,13 @@ export class TokenService {
   readonly ttlSeconds: number;
   private readonly publicUrl: string;
   private readonly now: () => number;
+  /** jsonwebtoken turns a Buffer secret into a KeyObject on every call, which dominated a read's CPU time. */
+  private readonly keys: Record<TokenFamily, KeyObject>;
+  /** Verified tokens by their text, until they expire: a client reuses one token for many requests. */
+  private readonly verified = new Map<string, { caller: Caller; exp: number }>();
 
   constructor(private readonly options: TokenServiceOptions) {
+    this.keys = { fhir: createSecretKey(options.keys.fhir), legacy: createSecretKey(options.keys.legacy) };
     this.publicUrl = options.publicUrl.replace(/\/+$/, '');
     this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
     if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1) throw new Error('token lifetime must be a positive whole number of seconds');
@@ -108,7 +114,7 @@ export class TokenService {
       iat,
       exp: iat + this.ttlSeconds,
     };
-    const accessToken = jwt.sign(claims, this.options.keys[family], {
+    const accessToken = jwt.sign(claims, this.keys[family], {
       algorithm: 'HS256',
       issuer: this.issuer(family),
       audience: this.audience(family),
@@ -119,9 +125,22 @@ export class TokenService {
 
   /** The caller a token speaks for; throws a 401 OperationOutcomeError for any token this family did not issue or that has expired. */
   verify(family: TokenFamily, token: string): Caller {
+    const key = `${family} ${token}`;
+    const hit = this.verified.get(key);
+    if (hit) {
+      if (hit.exp > this.now() / 1000) return hit.caller;
+      this.verified.delete(key);
+    }
+    const caller = this.verifyUncached(family, token);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
+    this.verified.set(key, { caller, exp: caller.expiresAt ?? 0 });
+    return caller;
+  }
+
+  private verifyUncached(family: TokenFamily, token: string): Caller {
     let payload: jwt.JwtPayload | string;
     try {
-      payload = jwt.verify(token, this.options.keys[family], {
+      payload = jwt.verify(token, this.keys[family], {
         algorithms: ['HS256'],
         issuer: this.issuer(family),
         audience: this.audience(family),
@@ -140,6 +159,7 @@ export class TokenService {
       customerId: payload.customer_id,
       scopes: payload.scope.split(' ').filter((s) => s !== ''),
       admin: false,
+      expiresAt: typeof payload.exp === 'number' ? payload.exp : undefined,
     };
   }
 }
