@@ -25,7 +25,7 @@ describe('TokenService', () => {
   test('an issued token verifies in its family and names client, customer and scopes', () => {
     const issued = tokens.issue('fhir', subject);
     expect(issued).toMatchObject({ token_type: 'Bearer', expires_in: 300, scope: 'system/*.rs system/Patient.cruds' });
-    expect(tokens.verify('fhir', issued.access_token)).toEqual({ family: 'fhir', ...subject, admin: false });
+    expect(tokens.verify('fhir', issued.access_token)).toEqual({ family: 'fhir', ...subject, admin: false, expiresAt: clock / 1000 + 300 });
   });
 
   test('the token is a JWT with issuer, audience, jti, iat and exp', () => {
