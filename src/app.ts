@@ -16,7 +16,9 @@ import { FhirService, type FhirServiceDeps } from './service/fhirService';
 import type { ResourceValidator, SearchPort } from './service/ports';
 import type { Database } from './store/db';
 import { ResourceRepository } from './store/resourceRepository';
-import { IdentityMatcher } from './store/identityMatcher';
+import { createSearchIndexer } from './search/indexer';
+import { SearchService } from './search/searchService';
+import { searchParametersFor } from './fhir/searchParameters';
 import { TtlCache } from './store/ttlCache';
 import type { TenancyRepository } from './store/tenancyRepository';
 
@@ -40,8 +42,8 @@ const validator: ResourceValidator = {
 /** Wiring only: builds the store, the services and the doors, and hands back a Fastify app ready to listen. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
-  const search: SearchPort = new IdentityMatcher(db.prisma);
-  const repo = new ResourceRepository(db.prisma, []);
+  const search: SearchPort = new SearchService(db.prisma);
+  const repo = new ResourceRepository(db.prisma, [createSearchIndexer()]);
   const serviceDeps: FhirServiceDeps = { repo, validator, search };
 
   const app = Fastify({
@@ -87,6 +89,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         resourceTypes: resourceTypes(version),
         interactions: ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'],
         systemInteractions: ['history-system', 'search-system'],
+        searchParams: (type) => searchParametersFor(version, type),
         conditional: { create: true, update: true, delete: 'single', read: 'full-support' },
         security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token` },
         software: SOFTWARE,

@@ -74,7 +74,7 @@ function toStored(row: Row): StoredVersion {
 }
 
 /** jsonb keeps keys in its own order; clients expect `resourceType`, `id` and `meta` first. */
-function servedOrder(content: Resource): Resource {
+export function servedOrder(content: Resource): Resource {
   const { resourceType, id, meta, ...rest } = content;
   return { resourceType, ...(id !== undefined ? { id } : {}), ...(meta !== undefined ? { meta } : {}), ...rest };
 }

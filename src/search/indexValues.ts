@@ -1,0 +1,207 @@
+import { compileExpression } from '../fhir/pathExpression';
+import { componentType, searchParameterMap, type SearchParamDef, ROW_PARAMETERS } from '../fhir/searchParameters';
+import type { Resource } from '../fhir/types';
+import { parseDateRange } from './dateRange';
+
+/**
+ * Turns a resource into the rows of the typed search tables: one function per parameter type, each
+ * accepting the FHIR datatypes that type can index (search.html#ptypes). Pure: no I/O.
+ */
+export interface IndexRows {
+  string: [param: string, value: string, exact: string][];
+  token: [param: string, system: string | null, code: string | null, text: string | null][];
+  reference: [param: string, targetType: string | null, targetId: string | null, url: string | null][];
+  date: [param: string, low: string, high: string][];
+  number: [param: string, value: string][];
+  quantity: [param: string, value: string, system: string | null, code: string | null][];
+  uri: [param: string, value: string][];
+  composite: [param: string, system1: string | null, code1: string | null, system2: string | null, code2: string | null, number2: string | null, low2: string | null, high2: string | null][];
+}
+
+export const MAX_STRING = 512;
+
+export function normalizeString(s: string): string {
+  return s.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase().slice(0, MAX_STRING);
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : null);
+
+export function stringValues(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (!isObj(value)) return [];
+  const out: string[] = [];
+  // HumanName, Address and anything else with string parts: index each part (search.html#string).
+  for (const key of ['text', 'family', 'given', 'prefix', 'suffix', 'line', 'city', 'district', 'state', 'postalCode', 'country', 'value', 'display']) {
+    const v = value[key];
+    if (typeof v === 'string') out.push(v);
+    else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') out.push(x);
+  }
+  return out;
+}
+
+const CONTACT_SYSTEMS = new Set(['phone', 'fax', 'email', 'pager', 'url', 'sms', 'other']);
+
+export interface TokenValue {
+  system: string | null;
+  code: string | null;
+  text: string | null;
+}
+
+export function tokenValues(value: unknown): TokenValue[] {
+  const primitive = str(value);
+  if (primitive !== null) return [{ system: null, code: primitive, text: null }];
+  if (!isObj(value)) return [];
+  const out: TokenValue[] = [];
+  if (Array.isArray(value.coding) || typeof value.text === 'string') {
+    // CodeableConcept: each coding, and its text for :text.
+    const text = typeof value.text === 'string' ? normalizeString(value.text) : null;
+    for (const c of (value.coding as unknown[]) ?? []) {
+      if (isObj(c)) out.push({ system: str(c.system), code: str(c.code), text: typeof c.display === 'string' ? normalizeString(c.display) : text });
+    }
+    if (text !== null) out.push({ system: null, code: null, text });
+    return out;
+  }
+  if ('code' in value) return [{ system: str(value.system), code: str(value.code), text: typeof value.display === 'string' ? normalizeString(value.display) : null }];
+  if ('value' in value) {
+    // Identifier (system|value) or ContactPoint (value); Identifier.type.text for :text.
+    const type = value.type as Obj | undefined;
+    const text = isObj(type) && typeof type.text === 'string' ? normalizeString(type.text) : null;
+    // ContactPoint.system is a kind (phone, email…), not a code system.
+    const system = CONTACT_SYSTEMS.has(String(value.system)) ? null : str(value.system);
+    return [{ system, code: str(value.value), text }];
+  }
+  return out;
+}
+
+export interface ReferenceValue {
+  targetType: string | null;
+  targetId: string | null;
+  url: string | null;
+}
+
+/** `Patient/1`, `http://x/fhir/Patient/1`, `Patient/1/_history/2` → Patient, 1; anything else keeps its URL. */
+export function parseReference(reference: string): ReferenceValue {
+  const parts = reference.split('/');
+  let i = parts.length - 2;
+  if (parts.length >= 4 && parts[parts.length - 2] === '_history') i = parts.length - 4;
+  if (i >= 0 && /^[A-Z][A-Za-z]+$/.test(parts[i]) && /^[A-Za-z0-9\-.]{1,64}$/.test(parts[i + 1]) && !reference.startsWith('urn:')) {
+    return { targetType: parts[i], targetId: parts[i + 1], url: null };
+  }
+  return { targetType: null, targetId: null, url: reference };
+}
+
+function referenceValues(value: unknown): { refs: ReferenceValue[]; identifiers: TokenValue[] } {
+  if (typeof value === 'string') return { refs: [parseReference(value)], identifiers: [] };
+  if (!isObj(value)) return { refs: [], identifiers: [] };
+  const refs = typeof value.reference === 'string' ? [parseReference(value.reference)] : [];
+  const identifiers = isObj(value.identifier) ? tokenValues(value.identifier) : [];
+  return { refs, identifiers };
+}
+
+function dateRanges(value: unknown): { low: string; high: string }[] {
+  if (typeof value === 'string') {
+    const r = parseDateRange(value);
+    return r ? [{ low: r.low.toISOString(), high: r.high.toISOString() }] : [];
+  }
+  if (!isObj(value)) return [];
+  if ('start' in value || 'end' in value) {
+    const start = typeof value.start === 'string' ? parseDateRange(value.start) : undefined;
+    const end = typeof value.end === 'string' ? parseDateRange(value.end) : undefined;
+    return [{ low: start ? start.low.toISOString() : '-infinity', high: end ? end.high.toISOString() : 'infinity' }];
+  }
+  if (Array.isArray(value.event)) return value.event.flatMap(dateRanges);
+  return [];
+}
+
+function numberValue(value: unknown): string | null {
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (isObj(value) && typeof value.value === 'number') return String(value.value);
+  return null;
+}
+
+function quantityValues(value: unknown): { value: string; system: string | null; code: string | null }[] {
+  if (!isObj(value) || typeof value.value !== 'number') return [];
+  const code = str(value.code) ?? str(value.unit) ?? str(value.currency);
+  const out = [{ value: String(value.value), system: str(value.system), code }];
+  // Both the coded unit and the human unit can be searched for.
+  if (typeof value.unit === 'string' && value.unit !== code) out.push({ value: String(value.value), system: null, code: value.unit });
+  return out;
+}
+
+function emptyRows(): IndexRows {
+  return { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [], composite: [] };
+}
+
+function addComposite(rows: IndexRows, def: SearchParamDef, element: unknown): void {
+  const [first, second] = def.components ?? [];
+  if (!first || !second || componentType(first.definition) !== 'token') return;
+  const firsts = compileRelative(first.expression)(element).flatMap(tokenValues).filter((t) => t.code !== null);
+  const kind = componentType(second.definition);
+  const values = compileRelative(second.expression)(element);
+  for (const a of firsts) {
+    for (const v of values) {
+      if (kind === 'token') for (const b of tokenValues(v)) rows.composite.push([def.code, a.system, a.code, b.system, b.code, null, null, null]);
+      else if (kind === 'quantity') for (const q of quantityValues(v)) rows.composite.push([def.code, a.system, a.code, q.system, q.code, q.value, null, null]);
+      else if (kind === 'date') for (const d of dateRanges(v)) rows.composite.push([def.code, a.system, a.code, null, null, null, d.low, d.high]);
+      else if (kind === 'string') for (const s of stringValues(v)) rows.composite.push([def.code, a.system, a.code, null, normalizeString(s), null, null, null]);
+      else if (kind === 'uri' && typeof v === 'string') rows.composite.push([def.code, a.system, a.code, null, v, null, null, null]);
+    }
+  }
+}
+
+/** Component expressions are relative to the composite's element: evaluate them as `Element.<expr>`. */
+function compileRelative(expression: string) {
+  const qualified = expression
+    .split('|')
+    .map((p) => `Resource.${p.trim()}`)
+    .join(' | ');
+  const fn = compileExpression(qualified);
+  return (element: unknown) => fn(element);
+}
+
+export function indexRows(resource: Resource): IndexRows {
+  const rows = emptyRows();
+  for (const def of searchParameterMap(resource.resourceType).values()) {
+    if (ROW_PARAMETERS.has(def.code) || !def.expression) continue;
+    const values = compileExpression(def.expression)(resource);
+    if (!values.length) continue;
+    switch (def.type) {
+      case 'string':
+        for (const v of values) for (const s of stringValues(v)) rows.string.push([def.code, normalizeString(s), s.slice(0, MAX_STRING)]);
+        break;
+      case 'token':
+        for (const v of values) for (const t of tokenValues(v)) rows.token.push([def.code, t.system, t.code, t.text]);
+        break;
+      case 'reference':
+        for (const v of values) {
+          const { refs, identifiers } = referenceValues(v);
+          for (const r of refs) rows.reference.push([def.code, r.targetType, r.targetId, r.url]);
+          for (const t of identifiers) rows.token.push([`${def.code}:identifier`, t.system, t.code, t.text]);
+        }
+        break;
+      case 'date':
+        for (const v of values) for (const d of dateRanges(v)) rows.date.push([def.code, d.low, d.high]);
+        break;
+      case 'number':
+        for (const v of values) {
+          const n = numberValue(v);
+          if (n !== null) rows.number.push([def.code, n]);
+        }
+        break;
+      case 'quantity':
+        for (const v of values) for (const q of quantityValues(v)) rows.quantity.push([def.code, q.value, q.system, q.code]);
+        break;
+      case 'uri':
+        for (const v of values) if (typeof v === 'string') rows.uri.push([def.code, v]);
+        break;
+      case 'composite':
+        for (const v of values) addComposite(rows, def, v);
+        break;
+      default:
+        break;
+    }
+  }
+  return rows;
+}
