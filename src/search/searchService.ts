@@ -5,7 +5,7 @@ import { applySummary, type SummaryMode } from '../fhir/summary';
 import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { AccessFilter, MatchRef, SearchPort, SearchQuery } from '../service/ports';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
-import { ConditionBuilder, type Scope, SqlParams, UnknownParameter, splitEscaped } from './searchSql';
+import { ConditionBuilder, type Driver, SqlParams, UnknownParameter, splitEscaped } from './searchSql';
 
 /**
  * FHIR search over the SQL index (search.html): the match query, keyset paging, `_include`/`_revinclude`,
@@ -32,6 +32,8 @@ interface Plan {
   sorted: boolean;
   used: [string, string][];
   ignored: [string, string][];
+  /** The first condition's index lookup, when it can drive the page in resource_pk order. */
+  driver?: Driver & { sql: string };
 }
 
 interface Cursor {
@@ -72,11 +74,16 @@ export class SearchService implements SearchPort {
     const used: [string, string][] = [];
     const ignored: [string, string][] = [];
     const byType: string[][] = types.map(() => []);
+    let driver: (Driver & { sql: string }) | undefined;
     for (const [name, value] of query.params) {
       if (CONTROL.has(name) || name.startsWith('_include') || name.startsWith('_revinclude')) continue;
       if (!types.length) throw badRequest(`Searching all types by '${name}' needs _type to say which types`, name);
       try {
-        types.forEach((type, i) => byType[i].push(builder.condition({ store: query.store, type, alias: 'r' }, name, value)));
+        types.forEach((type, i) => {
+          const built = builder.conditionWithDriver({ store: query.store, type, alias: 'r' }, name, value);
+          if (types.length === 1 && !driver && built.driver) driver = { ...built.driver, sql: built.sql };
+          byType[i].push(built.sql);
+        });
         used.push([name, value]);
       } catch (err) {
         if (!(err instanceof UnknownParameter)) throw err;
@@ -104,7 +111,7 @@ export class SearchService implements SearchPort {
       }
     }
     if (sort.length) used.push(['_sort', sort.join(',')]);
-    return { params, where, order, sorted: order.length > 0, used, ignored };
+    return { params, where, order, sorted: order.length > 0, used, ignored, driver };
   }
 
   private typesOf(query: SearchQuery): string[] {
@@ -161,7 +168,15 @@ export class SearchService implements SearchPort {
         const cursor = cursorText ? decodeCursor(cursorText) : undefined;
         if (cursor) where.push(`r.pk ${cursor.dir === 'after' ? '>' : '<'} ${p.add(cursor.pk)}::bigint`);
         const backwards = cursor?.dir === 'before';
-        const text = `SELECT r.pk, r.type, r.id, r.content FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.pk ${backwards ? 'DESC' : 'ASC'} LIMIT ${count + 1}`;
+        const direction = backwards ? 'DESC' : 'ASC';
+        const d = plan.driver;
+        // Driven by one index lookup, the page streams in resource_pk order straight off the index
+        // (one index range, no sort of all matches); otherwise the planner joins the conditions itself.
+        const text = d
+          ? `SELECT DISTINCT ON (d.resource_pk) r.pk, r.type, r.id, r.content FROM ${d.table} d JOIN resource r ON r.pk = d.resource_pk ` +
+            `WHERE d.store = ${d.storeRef} AND d.type = ${d.typeRef} AND d.param = ${d.paramRef} AND (${d.where.replace(/(?<![:.\w$])(code|system|text|value|exact|target_type|target_id|url|low|high)\b/g, 'd.$1')}) ` +
+            `AND ${where.filter((w) => w !== d.sql).join(' AND ').replace(/\br\.pk ([<>]) /, 'd.resource_pk $1 ')} ORDER BY d.resource_pk ${direction} LIMIT ${count + 1}`
+          : `SELECT r.pk, r.type, r.id, r.content FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.pk ${direction} LIMIT ${count + 1}`;
         rows = await sql.$queryRawUnsafe<Row[]>(text, ...p.values);
         const more = rows.length > count;
         rows = rows.slice(0, count);

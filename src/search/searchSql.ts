@@ -201,9 +201,33 @@ const INDEX_TABLE: Record<string, string> = {
   composite: 'search_composite',
 };
 
+/** An index-table lookup that can drive a query in resource_pk order (see SearchService). */
+export interface Driver {
+  table: string;
+  type: string;
+  /** The bind placeholders already holding store, type and param. */
+  storeRef: string;
+  typeRef: string;
+  paramRef: string;
+  where: string;
+}
+
 export class ConditionBuilder {
   private aliasCount = 0;
+  private lookups: Driver[] = [];
   constructor(readonly p: SqlParams) {}
+
+  /**
+   * The condition, plus the index lookup it consists of when it is exactly one positive lookup on the
+   * scope's own rows (no chain, no :not, no :missing): such a lookup can drive the query in pk order.
+   */
+  conditionWithDriver(scope: Scope, name: string, value: string): { sql: string; driver?: Driver } {
+    this.lookups = [];
+    const sql = this.condition(scope, name, value);
+    const only = this.lookups.length === 1 ? this.lookups[0] : undefined;
+    const positive = only && sql.startsWith(`${scope.alias}.pk IN (SELECT resource_pk FROM ${only.table} `) && only.type === scope.type;
+    return { sql, driver: positive ? only : undefined };
+  }
 
   nextAlias(): string {
     this.aliasCount++;
@@ -211,7 +235,9 @@ export class ConditionBuilder {
   }
 
   private rowsOf(table: string, scope: Scope, param: string, where: string): string {
-    return `SELECT resource_pk FROM ${table} WHERE store = ${this.p.add(scope.store)} AND type = ${this.p.add(scope.type)} AND param = ${this.p.add(param)} AND (${where})`;
+    const lookup = { table, type: scope.type, storeRef: this.p.add(scope.store), typeRef: this.p.add(scope.type), paramRef: this.p.add(param), where };
+    this.lookups.push(lookup);
+    return `SELECT resource_pk FROM ${table} WHERE store = ${lookup.storeRef} AND type = ${lookup.typeRef} AND param = ${lookup.paramRef} AND (${where})`;
   }
 
   /** The predicate for one `name=value` pair (value may hold comma-separated alternatives). */

@@ -12,7 +12,7 @@ CREATE TABLE "search_string" (
     "exact" TEXT NOT NULL         -- as sent: `:exact`
 );
 CREATE INDEX "search_string_value_idx" ON "search_string" ("store", "type", "param", "value" text_pattern_ops);
-CREATE INDEX "search_string_exact_idx" ON "search_string" ("store", "type", "param", "exact");
+CREATE INDEX "search_string_exact_idx" ON "search_string" ("store", "type", "param", "exact", "resource_pk");
 CREATE INDEX "search_string_pk_idx" ON "search_string" ("resource_pk");
 
 CREATE TABLE "search_token" (
@@ -24,7 +24,9 @@ CREATE TABLE "search_token" (
     "code" TEXT,
     "text" TEXT                   -- display / CodeableConcept.text, lower case: `:text`
 );
-CREATE INDEX "search_token_code_idx" ON "search_token" ("store", "type", "param", "code", "system");
+-- resource_pk last: an equality lookup then yields rows in pk order, so a page can stop after 20.
+CREATE INDEX "search_token_code_idx" ON "search_token" ("store", "type", "param", "code", "system", "resource_pk");
+CREATE INDEX "search_token_code_pk_idx" ON "search_token" ("store", "type", "param", "code", "resource_pk");
 CREATE INDEX "search_token_text_idx" ON "search_token" ("store", "type", "param", "text" text_pattern_ops);
 CREATE INDEX "search_token_pk_idx" ON "search_token" ("resource_pk");
 
@@ -37,7 +39,7 @@ CREATE TABLE "search_reference" (
     "target_id" TEXT,
     "url" TEXT                    -- the reference as written when it is not Type/id
 );
-CREATE INDEX "search_reference_target_idx" ON "search_reference" ("store", "target_type", "target_id", "param", "type");
+CREATE INDEX "search_reference_target_idx" ON "search_reference" ("store", "target_type", "target_id", "param", "type", "resource_pk");
 CREATE INDEX "search_reference_source_idx" ON "search_reference" ("resource_pk", "param");
 CREATE INDEX "search_reference_url_idx" ON "search_reference" ("store", "type", "param", "url");
 
@@ -82,7 +84,7 @@ CREATE TABLE "search_uri" (
     "param" TEXT NOT NULL,
     "value" TEXT NOT NULL
 );
-CREATE INDEX "search_uri_value_idx" ON "search_uri" ("store", "type", "param", "value" text_pattern_ops);
+CREATE INDEX "search_uri_value_idx" ON "search_uri" ("store", "type", "param", "value" text_pattern_ops, "resource_pk");
 CREATE INDEX "search_uri_pk_idx" ON "search_uri" ("resource_pk");
 
 -- Composite parameters (token + token|quantity|date|string|uri): both components from the same element.
