@@ -88,7 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         kind: 'customer',
         resourceTypes: resourceTypes(version),
         interactions: ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'],
-        systemInteractions: ['history-system', 'search-system'],
+        systemInteractions: ['transaction', 'batch', 'history-system', 'search-system'],
         searchParams: (type) => searchParametersFor(version, type),
         conditional: { create: true, update: true, delete: 'single', read: 'full-support' },
         security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token` },
@@ -117,6 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         return {
           service: new FhirService(serviceDeps, { store: endpoint.id, fhirVersion: version }),
           baseUrl,
+          bundleMaxEntries: config.bundleMaxEntries,
           capabilityStatement: () => customerCapability(version, baseUrl),
         };
       },

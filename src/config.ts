@@ -12,6 +12,8 @@ export interface Config {
   bodyLimit: number;
   logLevel: string;
   poolSize: number;
+  /** Most entries a batch or transaction Bundle may carry (more → 413). */
+  bundleMaxEntries: number;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -33,5 +35,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: int(env.BODY_LIMIT_BYTES, 16 * 1024 * 1024, 'BODY_LIMIT_BYTES'),
     logLevel: env.LOG_LEVEL ?? 'info',
     poolSize: int(env.DATABASE_POOL_SIZE, 10, 'DATABASE_POOL_SIZE'),
+    bundleMaxEntries: int(env.BUNDLE_MAX_ENTRIES, 10_000, 'BUNDLE_MAX_ENTRIES'),
   };
 }

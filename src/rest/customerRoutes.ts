@@ -1,11 +1,10 @@
-import { methodNotAllowed } from '../fhir/outcome';
 import * as fhir from './interactions';
 import type { EndpointContext } from './interactions';
 import { RouteTable } from './routeTable';
 
 /**
- * Customer endpoints support every REST interaction (http.html#summary). Batch and transaction Bundles
- * POSTed to the root are the Bundle processor's (see bundleRoutes when present).
+ * Customer endpoints support every REST interaction (http.html#summary), batch and transaction Bundles
+ * POSTed to the root included.
  */
 export function customerRoutes(): RouteTable<EndpointContext> {
   return new RouteTable<EndpointContext>()
@@ -13,9 +12,7 @@ export function customerRoutes(): RouteTable<EndpointContext> {
     .add('GET', '', fhir.search)
     .add('POST', '_search', fhir.searchPost)
     .add('GET', '_history', fhir.history)
-    .add('POST', '', async () => {
-      throw methodNotAllowed('batch and transaction Bundles are not accepted by this server yet');
-    })
+    .add('POST', '', fhir.transaction)
     .add('GET', ':type', fhir.search)
     .add('POST', ':type', fhir.create)
     .add('PUT', ':type', fhir.conditionalUpdate)

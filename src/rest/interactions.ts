@@ -2,6 +2,7 @@ import { badRequest, informational, preconditionFailed } from '../fhir/outcome';
 import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { FhirService, WriteOutcome } from '../service/fhirService';
 import { parseQuery } from '../service/fhirService';
+import { BundleProcessor } from '../service/bundleProcessor';
 import type { AccessFilter } from '../service/ports';
 import type { HistoryPage, StoredVersion } from '../store/resourceRepository';
 import { type FhirRequest, type FhirResponse, ok, parseEtag, parsePrefer, versionHeaders, weakEtag } from './fhirHttp';
@@ -10,6 +11,8 @@ import type { RouteParams } from './routeTable';
 /** What every FHIR REST handler needs: the service bound to one store, and where that store is served. */
 export interface EndpointContext {
   service: FhirService;
+  /** Largest batch/transaction Bundle accepted, in entries. */
+  bundleMaxEntries?: number;
   /** Absolute URL of the endpoint root, no trailing slash. */
   baseUrl: string;
   capabilityStatement(): Resource;
@@ -40,6 +43,16 @@ function writeResponse(req: FhirRequest, ctx: EndpointContext, result: WriteOutc
   }
   return ok(stored.resource as Resource, status, headers);
 }
+
+/** POST [base] with a batch or transaction Bundle (http.html#transaction). */
+export const transaction: Handler = async (req, _p, ctx) => {
+  const bundle = await new BundleProcessor(ctx.service).process(req.body, {
+    baseUrl: ctx.baseUrl,
+    maxEntries: ctx.bundleMaxEntries ?? 10_000,
+    returnResources: parsePrefer(req.headers.prefer).return === 'representation',
+  });
+  return ok(bundle);
+};
 
 export const metadata: Handler = async (_req, _p, ctx) => ok(ctx.capabilityStatement());
 

@@ -24,33 +24,58 @@ const TABLES: { [K in keyof IndexRows]: { table: string; columns: string[]; cast
 
 export const SEARCH_TABLES = Object.values(TABLES).map((t) => t.table);
 
-/** One statement that replaces a resource's index rows. Exported for the bulk path and for tests. */
-export function indexStatement(pk: bigint, store: string, type: string, rows: IndexRows | undefined, replace: boolean): { sql: string; params: unknown[] } | undefined {
-  const params: unknown[] = [pk.toString()];
+export interface IndexItem {
+  pk: bigint;
+  store: string;
+  type: string;
+  /** Undefined for a deletion: only the old rows go. */
+  rows?: IndexRows;
+}
+
+/**
+ * One statement that replaces the index rows of one or many resources: a DELETE per table when `replace`,
+ * and one INSERT … SELECT FROM unnest(…) per table that has rows. Exported for tests.
+ */
+export function indexStatement(items: IndexItem[], replace: boolean): { sql: string; params: unknown[] } | undefined {
+  const params: unknown[] = [];
+  const add = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
   const ctes: string[] = [];
-  const hasRows = rows !== undefined && Object.values(rows).some((r) => r.length > 0);
-  // Every bind parameter must be used, or PostgreSQL cannot type it: store and type only with inserts.
-  if (hasRows) params.push(store, type);
-  if (replace) for (const { table } of Object.values(TABLES)) ctes.push(`d_${table} AS (DELETE FROM ${table} WHERE resource_pk = $1::bigint)`);
-  if (rows && hasRows) {
-    for (const [kind, spec] of Object.entries(TABLES) as [keyof IndexRows, (typeof TABLES)[keyof IndexRows]][]) {
-      const data = rows[kind] as unknown[][];
-      if (!data.length) continue;
-      // Arrays are passed as text[] and cast in SQL: a date 'infinity' or a NUMERIC beyond float range stays exact.
-      const cols = spec.columns.map((_, i) => {
-        params.push(data.map((row) => (row[i] === null || row[i] === undefined ? null : String(row[i]))));
-        return `$${params.length}::text[]`;
-      });
-      const select = spec.columns.map((c, i) => `u.c${i}::${spec.casts[i]}`).join(', ');
-      const alias = spec.columns.map((_, i) => `c${i}`).join(', ');
-      ctes.push(
-        `i_${spec.table} AS (INSERT INTO ${spec.table} (resource_pk, store, type, ${spec.columns.join(', ')}) ` +
-          `SELECT $1::bigint, $2, $3, ${select} FROM unnest(${cols.join(', ')}) AS u(${alias}))`,
-      );
+  if (replace) {
+    const pks = add(items.map((i) => i.pk.toString()));
+    for (const { table } of Object.values(TABLES)) ctes.push(`d_${table} AS (DELETE FROM ${table} WHERE resource_pk = ANY(${pks}::bigint[]))`);
+  }
+  for (const [kind, spec] of Object.entries(TABLES) as [keyof IndexRows, (typeof TABLES)[keyof IndexRows]][]) {
+    const pk: string[] = [];
+    const store: string[] = [];
+    const type: string[] = [];
+    const columns: (string | null)[][] = spec.columns.map(() => []);
+    for (const item of items) {
+      for (const row of (item.rows?.[kind] ?? []) as unknown[][]) {
+        pk.push(item.pk.toString());
+        store.push(item.store);
+        type.push(item.type);
+        // Everything travels as text[] and is cast in SQL, so 'infinity' dates and exact decimals survive.
+        row.forEach((v, i) => columns[i].push(v === null || v === undefined ? null : String(v)));
+      }
     }
+    if (!pk.length) continue;
+    const arrays = [add(pk), add(store), add(type), ...columns.map((c) => add(c))].map((ref) => `${ref}::text[]`);
+    const select = spec.columns.map((_, i) => `u.c${i}::${spec.casts[i]}`).join(', ');
+    const alias = spec.columns.map((_, i) => `c${i}`).join(', ');
+    ctes.push(
+      `i_${spec.table} AS (INSERT INTO ${spec.table} (resource_pk, store, type, ${spec.columns.join(', ')}) ` +
+        `SELECT u.pk::bigint, u.store, u.type, ${select} FROM unnest(${arrays.join(', ')}) AS u(pk, store, type, ${alias}))`,
+    );
   }
   if (!ctes.length) return undefined;
   return { sql: `WITH ${ctes.join(', ')} SELECT 1`, params };
+}
+
+function item(change: ResourceChange): IndexItem {
+  return { pk: change.pk, store: change.store, type: change.type, rows: change.resource && !change.deleted ? indexRows(change.resource) : undefined };
 }
 
 export interface SearchIndexerOptions {
@@ -59,9 +84,13 @@ export interface SearchIndexerOptions {
 }
 
 export function createSearchIndexer(_options: SearchIndexerOptions = {}): WriteHook {
-  return async (tx: Tx, change: ResourceChange) => {
-    const rows = change.resource && !change.deleted ? indexRows(change.resource) : undefined;
-    const statement = indexStatement(change.pk, change.store, change.type, rows, change.kind !== 'create');
+  const hook: WriteHook = async (tx: Tx, change: ResourceChange) => {
+    const statement = indexStatement([item(change)], change.kind !== 'create');
     if (statement) await tx.$executeRawUnsafe(statement.sql, ...statement.params);
   };
+  hook.many = async (tx: Tx, changes: ResourceChange[]) => {
+    const statement = indexStatement(changes.map(item), changes.some((c) => c.kind !== 'create'));
+    if (statement) await tx.$executeRawUnsafe(statement.sql, ...statement.params);
+  };
+  return hook;
 }

@@ -128,7 +128,7 @@ export class SearchService implements SearchPort {
     return rows.map((r) => ({ type: r.type, id: r.id, versionId: Number(r.version_id) }));
   }
 
-  async search(query: SearchQuery): Promise<Bundle> {
+  async search(query: SearchQuery, tx?: Tx): Promise<Bundle> {
     const single = (name: string) => {
       const values = query.params.filter(([n]) => n === name).map(([, v]) => v);
       if (values.length > 1) throw badRequest(`'${name}' may appear only once`, name);
@@ -148,7 +148,7 @@ export class SearchService implements SearchPort {
     const offsetText = single('_offset');
 
     const plan = this.plan(query, types);
-    const sql = this.prisma;
+    const sql: Sql = tx ?? this.prisma;
     const entries: BundleEntry[] = [];
     let rows: Row[] = [];
     let next: string | undefined;

@@ -85,11 +85,40 @@ export class FhirService {
     }
     const params = parseQuery(options.ifNoneExist, 'If-None-Exist');
     return this.inTx(this.tx, async (t) => {
-      await this.lockCriteria(t, type, options.ifNoneExist as string);
+      await this.lockCriteria(t, type, new URLSearchParams(params).toString());
       const matches = await this.deps.search.findMatches({ ...this.binding, resourceType: type, params }, 2, t);
       if (matches.length > 1) throw tooManyMatches(`If-None-Exist '${options.ifNoneExist}' matches more than one ${type}`);
       if (matches.length === 1) return { stored: await this.deps.repo.read(this.store, type, matches[0].id, t), created: false };
       return { stored: await this.deps.repo.create(this.store, fresh, t), created: true };
+    });
+  }
+
+  /**
+   * Creates resources with ids the caller assigned (fresh UUIDs of a transaction's POST entries) in one
+   * batched write. Each is validated first; `onInvalid` learns which one failed.
+   */
+  async createMany(resources: { type: string; id: string; body: unknown }[], onInvalid?: (index: number) => void): Promise<StoredVersion[]> {
+    const valid = resources.map((r, i) => {
+      try {
+        this.requireType(r.type);
+        return { ...this.validate(r.body, r.type), id: r.id };
+      } catch (err) {
+        onInvalid?.(i);
+        throw err;
+      }
+    });
+    return this.deps.repo.createMany(this.store, valid, this.tx);
+  }
+
+  /**
+   * The current resources matching `type?query`, at most `limit`, under the same lock a conditional create
+   * takes, so two transactions resolving the same criteria cannot both decide to create.
+   */
+  async resolveMatches(type: string, query: [string, string][], limit = 2): Promise<{ type: string; id: string; versionId: number }[]> {
+    this.requireType(type);
+    return this.inTx(this.tx, async (t) => {
+      await this.lockCriteria(t, type, new URLSearchParams(query).toString());
+      return this.deps.search.findMatches({ ...this.binding, resourceType: type, params: query }, limit, t);
     });
   }
 
@@ -173,7 +202,7 @@ export class FhirService {
     options: { baseUrl: string; handling?: 'strict' | 'lenient'; accessFilter?: AccessFilter },
   ): Promise<Bundle> {
     if (type) this.requireType(type);
-    return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options });
+    return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options }, this.tx);
   }
 
   private inTx<T>(tx: Tx | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {

@@ -33,7 +33,8 @@ export interface MatchRef {
 }
 
 export interface SearchPort {
-  search(query: SearchQuery): Promise<Bundle>;
+  /** Runs inside `tx` when given (searches in a transaction Bundle see its writes). */
+  search(query: SearchQuery, tx?: Tx): Promise<Bundle>;
   /** Current, undeleted resources matching `params` (conditional interactions); at most `limit`. */
   findMatches(
     query: { store: string; fhirVersion: FhirVersion; resourceType: string; params: [string, string][] },

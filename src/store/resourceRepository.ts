@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Prisma, PrismaClient } from '../generated/prisma/client';
-import { badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome';
+import { badRequest, conflict, gone, notFound, preconditionFailed } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 
 /** Raw SQL access shared by the client and an interactive transaction. */
@@ -29,7 +29,10 @@ export interface ResourceChange extends StoredVersion {
  * Runs inside the write's own transaction, after the row is written: search indexing and the aggregation
  * outbox hang here so that a write, its index rows and its work item commit or fail together.
  */
-export type WriteHook = (tx: Tx, change: ResourceChange) => Promise<void>;
+export type WriteHook = ((tx: Tx, change: ResourceChange) => Promise<void>) & {
+  /** Optional batched form for bulk creates: one call for many changes. */
+  many?: (tx: Tx, changes: ResourceChange[]) => Promise<void>;
+};
 
 export interface HistoryOptions {
   count: number;
@@ -161,6 +164,58 @@ export class ResourceRepository {
       const body = stamp(resource, id, 1, now);
       const pk = (await this.insertCurrent(t, store, body.resourceType, id, 1, now, body)) as bigint;
       return this.record(t, 'create', { pk, store, type: body.resourceType, id, versionId: 1, lastUpdated: now, deleted: false, resource: body });
+    });
+  }
+
+  /**
+   * Creates many new resources with the ids they carry in one statement (plus one per hook): the bulk path
+   * of transaction Bundles, whose POST entries get fresh UUIDs. An id that already exists is a 409.
+   */
+  async createMany(store: string, resources: (Resource & { id: string })[], tx?: Tx): Promise<StoredVersion[]> {
+    if (!resources.length) return [];
+    return this.inTx(tx, async (t) => {
+      const now = new Date();
+      const bodies = resources.map((r) => stamp(r, r.id, 1, now));
+      const rows = await t.$queryRawUnsafe<{ pk: bigint; type: string; id: string }[]>(
+        `WITH ins AS (
+           INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
+           SELECT $1, u.type, u.id, 1, $2::timestamptz, false, u.content::jsonb
+             FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(type, id, content, n)
+            ORDER BY u.n
+           ON CONFLICT (store, type, id) DO NOTHING
+           RETURNING pk, type, id, content),
+         hist AS (
+           INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
+           SELECT pk, 1, $1, type, id, $2::timestamptz, false, content FROM ins)
+         SELECT pk, type, id FROM ins`,
+        store,
+        now.toISOString(),
+        bodies.map((b) => b.resourceType),
+        bodies.map((b) => b.id as string),
+        bodies.map((b) => JSON.stringify(b)),
+      );
+      if (rows.length !== bodies.length) {
+        const created = new Set(rows.map((r) => `${r.type}/${r.id}`));
+        const clash = bodies.find((b) => !created.has(`${b.resourceType}/${b.id}`));
+        throw conflict(`${clash?.resourceType}/${clash?.id} already exists`);
+      }
+      const pkOf = new Map(rows.map((r) => [`${r.type}/${r.id}`, BigInt(r.pk)]));
+      const changes: ResourceChange[] = bodies.map((body) => ({
+        kind: 'create',
+        pk: pkOf.get(`${body.resourceType}/${body.id}`) as bigint,
+        store,
+        type: body.resourceType,
+        id: body.id as string,
+        versionId: 1,
+        lastUpdated: now,
+        deleted: false,
+        resource: body,
+      }));
+      for (const hook of this.hooks) {
+        if (hook.many) await hook.many(t, changes);
+        else for (const change of changes) await hook(t, change);
+      }
+      return changes.map(({ kind: _kind, ...stored }) => stored);
     });
   }
 
