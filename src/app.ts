@@ -70,7 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind }));
   await app.register(oauthRoutes({ tenancy, tokens }));
-  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl }));
+  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl, tokens }));
 
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request.
   const endpoints = new TtlCache((id: string) => tenancy.getEndpoint(id), 30_000);

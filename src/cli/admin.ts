@@ -12,7 +12,7 @@ import { CliError, usageError } from './cliError';
 export interface AdminIo {
   env: NodeJS.ProcessEnv;
   stdout: { write(text: string): unknown };
-  stderr: { write(text: string): unknown };
+  stderr: { write(text: string): unknown; isTTY?: boolean };
   fetch?: Fetch;
   cwd?: string;
 }
@@ -104,7 +104,7 @@ export async function runAdmin(argv: string[], io: AdminIo): Promise<number> {
     checkCommandInput(command, commandOptions, args);
 
     const connection = await resolveAdminConnection({ url, token, env: io.env, cwd: io.cwd });
-    const result = await command.run({ api: new AdminApi(connection, io.fetch ?? fetch), options: commandOptions, args });
+    const result = await command.run({ api: new AdminApi(connection, io.fetch ?? fetch), options: commandOptions, args, progress: io.stderr });
     io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (err) {

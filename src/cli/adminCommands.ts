@@ -1,5 +1,6 @@
 import type { AdminApi } from './adminApi';
 import { usageError } from './cliError';
+import { runImport } from './importCommand';
 
 /**
  * The admin CLI's commands, one table: adding a command (e.g. `import`) is adding an entry.
@@ -12,6 +13,8 @@ export interface CommandContext {
   options: OptionValues;
   /** Positional arguments after the command words. */
   args: string[];
+  /** Where long-running commands report progress (stderr). */
+  progress?: { write(text: string): unknown; isTTY?: boolean };
 }
 
 export interface AdminCommand {
@@ -25,6 +28,8 @@ export interface AdminCommand {
   required?: string[];
   /** Number of positional arguments expected. */
   positionals?: string[];
+  /** The last positional may repeat (one or more). */
+  variadic?: boolean;
   run(ctx: CommandContext): Promise<unknown>;
 }
 
@@ -36,6 +41,8 @@ export const OPTIONS: Record<string, string> = {
   'default-source-org': 'Organization/<id>: source organisation of resources whose patient names none',
   family: 'token family: fhir or legacy',
   scope: 'space-separated scopes the client may request (default: system/*.cruds)',
+  endpoint: 'an endpoint id (ep-…)',
+  concurrency: 'requests in flight (default 4)',
 };
 
 const query = (customer: string | undefined) => (customer ? `?customerId=${encodeURIComponent(customer)}` : '');
@@ -103,6 +110,17 @@ export const COMMANDS: AdminCommand[] = [
   },
 ];
 
+COMMANDS.push({
+  words: ['import'],
+  usage: '--endpoint ID [--concurrency N] FILE_OR_DIR…',
+  summary: 'load FHIR Bundles (transaction, batch, collection) and NDJSON files into an endpoint through its FHIR API',
+  options: ['endpoint', 'concurrency'],
+  required: ['endpoint'],
+  positionals: ['FILE_OR_DIR'],
+  variadic: true,
+  run: ({ api, options, args, progress }) => runImport(api, { endpoint: options.endpoint as string, concurrency: options.concurrency, paths: args, progress }),
+});
+
 export function checkCommandInput(command: AdminCommand, options: OptionValues, args: string[]): void {
   const name = command.words.join(' ');
   for (const key of Object.keys(options)) {
@@ -112,7 +130,7 @@ export function checkCommandInput(command: AdminCommand, options: OptionValues, 
     if (!options[key]) throw usageError(`'${name}' needs --${key}`);
   }
   const expected = command.positionals ?? [];
-  if (args.length !== expected.length) {
+  if (command.variadic ? args.length < expected.length : args.length !== expected.length) {
     throw usageError(expected.length ? `'${name}' needs ${expected.join(' ')}` : `'${name}' takes no argument '${args[0]}'`);
   }
 }

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify';
 import { isAdminToken } from '../access/adminCredential';
 import { bearerToken } from '../access/caller';
-import { badRequest, OperationOutcomeError, operationOutcome, unauthorized } from '../fhir/outcome';
+import type { TokenService } from '../access/tokens';
+import { badRequest, notFound, OperationOutcomeError, operationOutcome, unauthorized } from '../fhir/outcome';
 import type { FhirVersion } from '../fhir/types';
 import type { ClientFamily, ClientRecord, EndpointRecord, NewClient, TenancyRepository } from '../store/tenancyRepository';
 
@@ -15,6 +16,8 @@ export interface AdminRoutesDeps {
   adminToken: string;
   /** When given, endpoints and clients are returned with the URLs to use them (FHIR base, token endpoint). */
   publicUrl?: string;
+  /** Mints short-lived FHIR tokens for the admin's own tools (the bulk importer). */
+  tokens?: TokenService;
 }
 
 type Body = Record<string, unknown>;
@@ -102,6 +105,16 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
       });
       reply.status(201);
       return endpointView(endpoint);
+    });
+
+    // A token on behalf of the endpoint's owner, for admin tools that load data through the FHIR API
+    // (`admin import`): the admin credential already allows everything this token does.
+    app.post('/admin/endpoints/:id/token', async (request) => {
+      const { id } = request.params as { id: string };
+      const endpoint = await tenancy.getEndpoint(id);
+      if (!endpoint) throw notFound(`No endpoint '${id}'`);
+      if (!deps.tokens) throw notFound('This server does not mint admin tokens');
+      return deps.tokens.issue('fhir', { clientId: 'admin', customerId: endpoint.customerId, scopes: ['system/*.cruds'] });
     });
 
     app.get('/admin/endpoints', async (request) => {
