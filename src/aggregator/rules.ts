@@ -1,0 +1,235 @@
+import { elementOfKey, referenceElementPaths, topLevelElements } from '../fhir/structure';
+import type { Coding, Resource } from '../fhir/types';
+
+/**
+ * The aggregation rules of DESIGN §3 as pure functions over plain JSON: which resources are included,
+ * how references are normalised, which keys group merged types, and how a group merges. No I/O here.
+ */
+export const SOURCE_SYSTEM = {
+  organization: 'http://fhir.patientsknowbest.com/codesystem/source-organization',
+  patient: 'http://fhir.patientsknowbest.com/codesystem/source-patient',
+  practitioner: 'http://fhir.patientsknowbest.com/codesystem/source-practitioner',
+  team: 'http://fhir.patientsknowbest.com/codesystem/source-team',
+} as const;
+const SOURCE_SYSTEMS = new Set<string>(Object.values(SOURCE_SYSTEM));
+export const PRIVACY_LABEL_SYSTEM = 'http://fhir.patientsknowbest.com/codesystem/privacy-label';
+export const PRIVACY_LABELS = ['GENERAL_HEALTH', 'MENTAL_HEALTH', 'SEXUAL_HEALTH', 'SOCIAL_CARE'] as const;
+
+/** The aggregation's CapabilityStatement: PKB's published list (DESIGN §3.1). */
+export const SUPPORTED_TYPES: readonly string[] = [
+  'AllergyIntolerance', 'Appointment', 'CarePlan', 'CareTeam', 'ChargeItem', 'Communication', 'Composition', 'Condition', 'Consent',
+  'Device', 'DeviceRequest', 'DeviceUseStatement', 'DiagnosticReport', 'DocumentReference', 'Encounter', 'EpisodeOfCare', 'Flag',
+  'HealthcareService', 'Immunization', 'ImmunizationRecommendation', 'Location', 'Medication', 'MedicationAdministration',
+  'MedicationDispense', 'MedicationRequest', 'MedicationStatement', 'NutritionOrder', 'Observation', 'Organization', 'Patient',
+  'Person', 'Practitioner', 'PractitionerRole', 'Procedure', 'Questionnaire', 'QuestionnaireResponse', 'RelatedPerson',
+  'ServiceRequest', 'Specimen',
+];
+
+export type GroupingRule = 'identifier' | 'code' | 'link-target' | 'practitioner-organization';
+export const MERGED_TYPES: Record<string, GroupingRule> = {
+  Patient: 'identifier',
+  Practitioner: 'identifier',
+  Organization: 'identifier',
+  Medication: 'code',
+  Person: 'link-target',
+  PractitionerRole: 'practitioner-organization',
+};
+
+export interface Exclusion {
+  reason: string;
+  expression?: string;
+}
+
+export interface ReferenceSite {
+  /** FHIRPath-like location, e.g. `MedicationStatement.subject`. */
+  expression: string;
+  holder: Record<string, unknown>;
+}
+
+/**
+ * Every Reference in a resource with its location: elements typed Reference in the StructureDefinition,
+ * plus any nested object carrying a `reference` string (References inside datatypes).
+ */
+export function referenceSites(resource: Resource): ReferenceSite[] {
+  const typed = referenceElementPaths(resource.resourceType);
+  const sites: ReferenceSite[] = [];
+  const walk = (node: unknown, defPath: string, expr: string) => {
+    if (Array.isArray(node)) {
+      node.forEach((item, i) => walk(item, defPath, `${expr}[${i}]`));
+      return;
+    }
+    if (!node || typeof node !== 'object') return;
+    const obj = node as Record<string, unknown>;
+    // A choice element holding a Reference appears as `valueReference` for the definition path `value[x]`.
+    const isTyped = typed.has(defPath) || (defPath.endsWith('Reference') && typed.has(`${defPath.slice(0, -'Reference'.length)}[x]`));
+    if (expr !== resource.resourceType && (isTyped || typeof obj.reference === 'string')) {
+      sites.push({ expression: expr, holder: obj });
+      return;
+    }
+    for (const [key, value] of Object.entries(obj)) {
+      if (key === 'contained' || key.startsWith('_')) continue;
+      walk(value, `${defPath}.${key}`, `${expr}.${key}`);
+    }
+  };
+  walk(resource, resource.resourceType, resource.resourceType);
+  return sites;
+}
+
+/** `Type/id` of a relative reference. */
+export function parseRelative(reference: string): { type: string; id: string } | undefined {
+  const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(reference);
+  return m ? { type: m[1], id: m[2] } : undefined;
+}
+
+/** `http://x/fhir/Patient/123` → `Patient/123` (DESIGN §3.2: the server part is ignored). */
+export function stripServer(reference: string): string {
+  const m = /^https?:\/\/.+\/([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(reference);
+  return m ? m[1] : reference;
+}
+
+/**
+ * The inclusion rules (DESIGN §3.2). Returns the first reason to exclude, or undefined. Absolute
+ * references are normalised in place as a side effect of checking them.
+ */
+export function checkInclusion(resource: Resource, supported: ReadonlySet<string>): Exclusion | undefined {
+  const type = resource.resourceType;
+  for (const site of referenceSites(resource)) {
+    const ref = site.holder.reference;
+    if (typeof ref !== 'string') {
+      return { reason: `${site.expression} has no 'reference' (identifier-only references are not resolved)`, expression: site.expression };
+    }
+    if (ref.startsWith('#')) return { reason: `${site.expression} is a contained reference ('${ref}')`, expression: site.expression };
+    const local = stripServer(ref);
+    const parsed = parseRelative(local);
+    if (!parsed) return { reason: `${site.expression} ('${ref}') is not a reference to a resource with a persistent identity`, expression: site.expression };
+    if (!supported.has(parsed.type)) {
+      return { reason: `${site.expression} refers to ${parsed.type}, which the aggregation does not support`, expression: site.expression };
+    }
+    site.holder.reference = local;
+  }
+  const rule = MERGED_TYPES[type];
+  if (rule === 'identifier') {
+    const ids = resource.identifier as { system?: string; value?: string }[] | undefined;
+    if (!Array.isArray(ids) || ids.length === 0) return { reason: `${type} needs at least one identifier to be merged`, expression: `${type}.identifier` };
+    const i = ids.findIndex((x) => !x.system);
+    if (i >= 0) return { reason: `${type}.identifier[${i}] has no system`, expression: `${type}.identifier[${i}]` };
+  } else if (rule === 'code') {
+    const codings = (resource.code as { coding?: Coding[] } | undefined)?.coding;
+    if (!Array.isArray(codings) || codings.length === 0) return { reason: `${type} needs code.coding to be merged`, expression: `${type}.code.coding` };
+    const i = codings.findIndex((c) => !c.system);
+    if (i >= 0) return { reason: `${type}.code.coding[${i}] has no system`, expression: `${type}.code.coding[${i}]` };
+  } else if (rule === 'link-target') {
+    const links = resource.link as { target?: { reference?: string } }[] | undefined;
+    if (!Array.isArray(links) || !links.some((l) => l.target?.reference)) return { reason: 'Person needs link.target', expression: 'Person.link.target' };
+  } else if (rule === 'practitioner-organization') {
+    if (!(resource.practitioner as { reference?: string } | undefined)?.reference) return { reason: 'PractitionerRole needs practitioner', expression: 'PractitionerRole.practitioner' };
+    if (!(resource.organization as { reference?: string } | undefined)?.reference) return { reason: 'PractitionerRole needs organization', expression: 'PractitionerRole.organization' };
+  }
+  return undefined;
+}
+
+/** The keys that put resources of a merged type in one group (before reference rewriting for links). */
+export function groupKeys(resource: Resource, mapped: (ref: string) => string = (r) => r): string[] {
+  switch (MERGED_TYPES[resource.resourceType]) {
+    case 'identifier':
+      return ((resource.identifier as { system: string; value?: string }[]) ?? []).filter((i) => i.value !== undefined).map((i) => `${i.system}|${i.value}`);
+    case 'code':
+      return ((resource.code as { coding: Coding[] }).coding ?? []).filter((c) => c.code !== undefined).map((c) => `${c.system}|${c.code}`);
+    case 'link-target':
+      return ((resource.link as { target?: { reference?: string } }[]) ?? []).filter((l) => l.target?.reference).map((l) => mapped(l.target!.reference as string));
+    case 'practitioner-organization':
+      return [`${mapped((resource.practitioner as { reference: string }).reference)}|${mapped((resource.organization as { reference: string }).reference)}`];
+    default:
+      return [];
+  }
+}
+
+export interface Member {
+  resource: Resource;
+  /** Upstream meta.lastUpdated. */
+  lastUpdated: string;
+  store: string;
+  id: string;
+}
+
+/** Most recently updated first; ties by endpoint id, then upstream id (DESIGN §3: our documented choice). */
+export function orderMembers(members: Member[]): Member[] {
+  return [...members].sort((a, b) => (a.lastUpdated < b.lastUpdated ? 1 : a.lastUpdated > b.lastUpdated ? -1 : a.store.localeCompare(b.store) || a.id.localeCompare(b.id)));
+}
+
+/** Removes extensions on primitives (`_x` keys) everywhere, and, for Medication, extensions on codings. */
+function stripExtensions(node: unknown, type: string, path: string): unknown {
+  if (Array.isArray(node)) return node.map((n) => stripExtensions(n, type, path));
+  if (!node || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+    if (key.startsWith('_')) continue;
+    if (type === 'Medication' && key === 'extension' && /\.coding$/.test(path)) continue;
+    out[key] = stripExtensions(value, type, `${path}.${key}`);
+  }
+  return out;
+}
+
+/**
+ * Merges a group (DESIGN §3.5): root extensions by URL (one per URL, the most recently updated upstream's;
+ * the first within one upstream), multi-valued elements concatenated newest upstream first without
+ * de-duplication, single-valued elements from the most recently updated upstream that has them
+ * (Practitioner: not copied), extensions on primitives dropped. Keys come out in StructureDefinition order.
+ */
+export function mergeGroup(type: string, members: Member[]): Resource {
+  const ordered = orderMembers(members).map((m) => stripExtensions(m.resource, type, type) as Resource);
+  const values = new Map<string, unknown>();
+  const extensions: { url: string }[] = [];
+  const seenUrls = new Set<string>();
+  for (const resource of ordered) {
+    const own = new Set<string>();
+    for (const ext of (resource.extension as { url: string }[] | undefined) ?? []) {
+      if (own.has(ext.url) || seenUrls.has(ext.url)) continue;
+      own.add(ext.url);
+      extensions.push(ext);
+    }
+    for (const url of own) seenUrls.add(url);
+  }
+  for (const element of topLevelElements(type)) {
+    if (['id', 'meta', 'extension', 'contained', 'text'].includes(element.name)) continue;
+    if (type === 'Patient' && element.name === 'managingOrganization') continue;
+    if (element.repeats) {
+      const all = ordered.flatMap((r) => ((r[element.name] as unknown[] | undefined) ?? []));
+      if (all.length) values.set(element.name, all);
+    } else {
+      if (type === 'Practitioner') continue;
+      for (const r of ordered) {
+        const key = Object.keys(r).find((k) => elementOfKey(type, k)?.name === element.name);
+        if (key !== undefined) {
+          values.set(key, r[key]);
+          break;
+        }
+      }
+    }
+  }
+  const merged: Resource = { resourceType: type };
+  if (extensions.length) merged.extension = extensions;
+  for (const [key, value] of values) merged[key] = value;
+  return merged;
+}
+
+/** Removes client-supplied source codings and adds ours (DESIGN §3.7). */
+export function withSourceTracking(resource: Resource, sources: Partial<Record<keyof typeof SOURCE_SYSTEM, string>>): Resource {
+  const meta = { ...(resource.meta ?? {}) };
+  const security = (meta.security ?? []).filter((c) => !SOURCE_SYSTEMS.has(c.system ?? ''));
+  for (const [kind, code] of Object.entries(sources)) if (code) security.push({ system: SOURCE_SYSTEM[kind as keyof typeof SOURCE_SYSTEM], code });
+  meta.security = security;
+  return { ...resource, meta };
+}
+
+/** The resource's privacy label (one per data point), if any. */
+export function privacyLabel(resource: Resource): string | undefined {
+  return resource.meta?.security?.find((c) => c.system === PRIVACY_LABEL_SYSTEM)?.code;
+}
+
+/** Everything but the server-owned meta, for "did the merged content change?". */
+export function contentKey(resource: Resource): string {
+  const { meta, id: _id, ...rest } = resource;
+  const { versionId: _v, lastUpdated: _l, ...keptMeta } = meta ?? {};
+  return JSON.stringify({ ...rest, meta: keptMeta });
+}

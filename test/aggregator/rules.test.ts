@@ -1,0 +1,117 @@
+import { checkInclusion, groupKeys, mergeGroup, SUPPORTED_TYPES, withSourceTracking, SOURCE_SYSTEM } from '../../src/aggregator/rules';
+import type { Resource } from '../../src/fhir/types';
+
+const supported = new Set(SUPPORTED_TYPES);
+const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
+
+describe('inclusion rules', () => {
+  test.each([
+    [{ resourceType: 'MedicationStatement', status: 'active', subject: { identifier: { system: NHS, value: '1' } } }, /MedicationStatement.subject has no 'reference'/],
+    [{ resourceType: 'MedicationStatement', status: 'active', subject: { reference: '#p1' } }, /contained reference/],
+    [{ resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Group/1' } }, /Group, which the aggregation does not support/],
+    [{ resourceType: 'Patient', name: [{ family: 'X' }] }, /at least one identifier/],
+    [{ resourceType: 'Patient', identifier: [{ system: NHS, value: '1' }, { value: '2' }] }, /identifier\[1\] has no system/],
+    [{ resourceType: 'Medication', code: { coding: [{ code: 'x' }] } }, /coding\[0\] has no system/],
+    [{ resourceType: 'Person', name: [{ family: 'X' }] }, /Person needs link.target/],
+    [{ resourceType: 'PractitionerRole', practitioner: { reference: 'Practitioner/1' } }, /needs organization/],
+    [{ resourceType: 'Observation', status: 'final', code: { text: 'x' }, valueReference: undefined, performer: [{ display: 'Dr X' }] }, /performer\[0\] has no 'reference'/],
+  ])('%j is excluded', (resource, reason) => {
+    expect(checkInclusion(resource as Resource, supported)?.reason).toMatch(reason);
+  });
+
+  test('absolute references are kept with the server part stripped', () => {
+    const r = { resourceType: 'MedicationStatement', status: 'active', subject: { reference: 'http://example.com/fhir/Patient/123' } } as Resource;
+    expect(checkInclusion(r, supported)).toBeUndefined();
+    expect((r.subject as { reference: string }).reference).toBe('Patient/123');
+  });
+});
+
+describe('merge (DESIGN §3 worked example)', () => {
+  const A = {
+    resource: {
+      resourceType: 'Patient',
+      extension: [{ url: 'pref', valueString: 'from-A' }],
+      identifier: [{ system: 'nhs', value: '9449305552' }],
+      name: [{ family: 'Smith', given: ['Ann'] }],
+      birthDate: '1970-01-01',
+      managingOrganization: { reference: 'Organization/o1' },
+    } as Resource,
+    lastUpdated: '2026-01-01T10:00:00Z',
+    store: 'ep-a',
+    id: 'a',
+  };
+  const B = {
+    resource: {
+      resourceType: 'Patient',
+      extension: [{ url: 'pref', valueString: 'from-B' }, { url: 'pref', valueString: 'second-in-B' }],
+      identifier: [{ system: 'nhs', value: '9449305552' }, { system: 'b-mrn', value: 'B-77' }],
+      name: [{ family: 'Smith', given: ['Annie'] }],
+      birthDate: '1970-01-02',
+      _birthDate: { extension: [{ url: 'on-primitive', valueString: 'dropped' }] },
+    } as Resource,
+    lastUpdated: '2026-01-01T10:05:00Z',
+    store: 'ep-b',
+    id: 'b',
+  };
+
+  test('two feeds merge exactly as the worked example says', () => {
+    expect(mergeGroup('Patient', [A, B])).toEqual({
+      resourceType: 'Patient',
+      extension: [{ url: 'pref', valueString: 'from-B' }],
+      identifier: [{ system: 'nhs', value: '9449305552' }, { system: 'b-mrn', value: 'B-77' }, { system: 'nhs', value: '9449305552' }],
+      name: [{ family: 'Smith', given: ['Annie'] }, { family: 'Smith', given: ['Ann'] }],
+      birthDate: '1970-01-02',
+    });
+  });
+
+  test('after B is gone, A alone', () => {
+    expect(mergeGroup('Patient', [A])).toEqual({
+      resourceType: 'Patient',
+      extension: [{ url: 'pref', valueString: 'from-A' }],
+      identifier: [{ system: 'nhs', value: '9449305552' }],
+      name: [{ family: 'Smith', given: ['Ann'] }],
+      birthDate: '1970-01-01',
+    });
+  });
+
+  test('Practitioner single-valued elements are not copied; multi-valued are', () => {
+    const p = (gender: string, family: string, t: string) => ({
+      resource: { resourceType: 'Practitioner', identifier: [{ system: 'gmc', value: '1' }], gender, name: [{ family }] } as Resource,
+      lastUpdated: t,
+      store: 'ep',
+      id: family,
+    });
+    expect(mergeGroup('Practitioner', [p('male', 'Old', '2020'), p('female', 'New', '2021')])).toEqual({
+      resourceType: 'Practitioner',
+      identifier: [{ system: 'gmc', value: '1' }, { system: 'gmc', value: '1' }],
+      name: [{ family: 'New' }, { family: 'Old' }],
+    });
+  });
+
+  test('Medication drops extensions on codings', () => {
+    const m = {
+      resource: { resourceType: 'Medication', code: { coding: [{ system: 's', code: 'c', extension: [{ url: 'x', valueString: 'y' }] }] } } as Resource,
+      lastUpdated: '2020',
+      store: 'ep',
+      id: 'm',
+    };
+    expect(mergeGroup('Medication', [m])).toEqual({ resourceType: 'Medication', code: { coding: [{ system: 's', code: 'c' }] } });
+  });
+
+  test('grouping keys', () => {
+    expect(groupKeys(B.resource)).toEqual(['nhs|9449305552', 'b-mrn|B-77']);
+    expect(groupKeys({ resourceType: 'Medication', code: { coding: [{ system: 's', code: 'c' }] } })).toEqual(['s|c']);
+  });
+});
+
+test('source tracking replaces client-supplied codings of our systems', () => {
+  const r = withSourceTracking(
+    { resourceType: 'Observation', meta: { security: [{ system: SOURCE_SYSTEM.organization, code: 'forged' }, { system: 'other', code: 'keep' }] } },
+    { organization: 'org-1', patient: 'pat-1' },
+  );
+  expect(r.meta?.security).toEqual([
+    { system: 'other', code: 'keep' },
+    { system: SOURCE_SYSTEM.organization, code: 'org-1' },
+    { system: SOURCE_SYSTEM.patient, code: 'pat-1' },
+  ]);
+});
