@@ -20,6 +20,12 @@ import { createSearchIndexer } from './search/indexer';
 import { SearchService } from './search/searchService';
 import { searchParametersFor } from './fhir/searchParameters';
 import { TtlCache } from './store/ttlCache';
+import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from './aggregator/access';
+import { Aggregator } from './aggregator/aggregator';
+import { AGGREGATED_STORE, createOutboxHook } from './aggregator/outbox';
+import { aggregationStatus } from './aggregator/status';
+import { AggregationWorker } from './aggregator/worker';
+import { aggregatedRoutes, type AggregatedContext } from './rest/aggregatedRoutes';
 import type { TenancyRepository } from './store/tenancyRepository';
 
 export interface AppDeps {
@@ -43,8 +49,13 @@ const validator: ResourceValidator = {
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
   const search: SearchPort = new SearchService(db.prisma);
-  const repo = new ResourceRepository(db.prisma, [createSearchIndexer()]);
+  const repo = new ResourceRepository(db.prisma, [createSearchIndexer(), createOutboxHook()]);
   const serviceDeps: FhirServiceDeps = { repo, validator, search };
+  const aggregator = new Aggregator(repo);
+  const worker = new AggregationWorker(db.prisma, aggregator);
+  if (config.aggregationWorker) worker.start();
+  const identities = new CallerIdentities(db.prisma);
+  const grants = new ConsentGrants(db.prisma);
 
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
@@ -68,9 +79,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
-  app.get('/healthz', async () => ({ status: 'ok', store: db.kind }));
+  app.addHook('onClose', async () => worker.stop());
+  app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));
   await app.register(oauthRoutes({ tenancy, tokens }));
-  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl, tokens }));
+  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl, tokens, grants, aggregation: worker }));
 
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request.
   const endpoints = new TtlCache((id: string) => tenancy.getEndpoint(id), 30_000);
@@ -119,6 +131,41 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           baseUrl,
           bundleMaxEntries: config.bundleMaxEntries,
           capabilityStatement: () => customerCapability(version, baseUrl),
+          aggregationStatus: (type: string, id: string) => aggregationStatus(db.prisma, endpoint.id, type, id),
+        };
+      },
+    });
+
+    const aggregatedBase = `${config.publicUrl}/fhir/aggregated`;
+    let aggregatedStatement: Resource | undefined;
+    mountFhir<AggregatedContext>(scope, {
+      prefix: '/fhir/aggregated',
+      routes: aggregatedRoutes(),
+      context: async (request: FastifyRequest) => {
+        const token = bearerToken(request.headers.authorization);
+        if (!token) throw unauthorized('A bearer token from /oauth2/token is required');
+        const caller = tokens.verify('fhir', token);
+        const accessFilter = accessFilterFor(await identities.get(caller.customerId as string));
+        aggregatedStatement ??= capabilityStatement({
+          fhirVersion: 'R4',
+          baseUrl: aggregatedBase,
+          name: 'TributaryAggregatedEndpoint',
+          title: 'Tributary aggregated FHIR endpoint (read-only)',
+          kind: 'aggregated',
+          resourceTypes: [...aggregator.supported].sort(),
+          interactions: ['read', 'vread', 'history-instance', 'history-type', 'search-type'],
+          systemInteractions: ['history-system'],
+          searchParams: (type) => searchParametersFor('R4', type),
+          security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token` },
+          software: SOFTWARE,
+        }) as Resource;
+        const statement = aggregatedStatement;
+        return {
+          service: new FhirService(serviceDeps, { store: AGGREGATED_STORE, fhirVersion: 'R4', accessFilter }),
+          baseUrl: aggregatedBase,
+          accessFilter,
+          supported: aggregator.supported,
+          capabilityStatement: () => statement,
         };
       },
     });

@@ -14,6 +14,8 @@ export interface Config {
   poolSize: number;
   /** Most entries a batch or transaction Bundle may carry (more → 413). */
   bundleMaxEntries: number;
+  /** Run the aggregation worker in this process (AGGREGATION_WORKER=off when `npm run worker` runs it). */
+  aggregationWorker: boolean;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -36,5 +38,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL ?? 'info',
     poolSize: int(env.DATABASE_POOL_SIZE, 10, 'DATABASE_POOL_SIZE'),
     bundleMaxEntries: int(env.BUNDLE_MAX_ENTRIES, 10_000, 'BUNDLE_MAX_ENTRIES'),
+    aggregationWorker: !['off', 'false', '0'].includes((env.AGGREGATION_WORKER ?? 'on').toLowerCase()),
   };
 }

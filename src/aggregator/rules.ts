@@ -227,9 +227,21 @@ export function privacyLabel(resource: Resource): string | undefined {
   return resource.meta?.security?.find((c) => c.system === PRIVACY_LABEL_SYSTEM)?.code;
 }
 
+/** JSON with object keys sorted, so jsonb's own key order does not look like a change. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value as object)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
 /** Everything but the server-owned meta, for "did the merged content change?". */
 export function contentKey(resource: Resource): string {
   const { meta, id: _id, ...rest } = resource;
   const { versionId: _v, lastUpdated: _l, ...keptMeta } = meta ?? {};
-  return JSON.stringify({ ...rest, meta: keptMeta });
+  return canonical({ ...rest, meta: keptMeta });
 }

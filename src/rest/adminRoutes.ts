@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import { isAdminToken } from '../access/adminCredential';
 import { bearerToken } from '../access/caller';
 import type { TokenService } from '../access/tokens';
+import type { ConsentGrants } from '../aggregator/access';
+import type { Lag } from '../aggregator/worker';
 import { badRequest, notFound, OperationOutcomeError, operationOutcome, unauthorized } from '../fhir/outcome';
 import type { FhirVersion } from '../fhir/types';
 import type { ClientFamily, ClientRecord, EndpointRecord, NewClient, TenancyRepository } from '../store/tenancyRepository';
@@ -18,6 +20,8 @@ export interface AdminRoutesDeps {
   publicUrl?: string;
   /** Mints short-lived FHIR tokens for the admin's own tools (the bulk importer). */
   tokens?: TokenService;
+  grants?: ConsentGrants;
+  aggregation?: { lag(): Promise<Lag>; waitForIdle(timeoutMs?: number): Promise<Lag> };
 }
 
 type Body = Record<string, unknown>;
@@ -115,6 +119,44 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
       if (!endpoint) throw notFound(`No endpoint '${id}'`);
       if (!deps.tokens) throw notFound('This server does not mint admin tokens');
       return deps.tokens.issue('fhir', { clientId: 'admin', customerId: endpoint.customerId, scopes: ['system/*.cruds'] });
+    });
+
+    app.get('/admin/aggregation', async () => {
+      if (!deps.aggregation) throw notFound('No aggregation here');
+      return deps.aggregation.lag();
+    });
+
+    // Waits until every write so far is visible on the aggregated endpoint (tests, loaders, scripts).
+    app.post('/admin/aggregation/wait', async (request) => {
+      if (!deps.aggregation) throw notFound('No aggregation here');
+      const { timeoutMs } = (request.query ?? {}) as { timeoutMs?: string };
+      const timeout = timeoutMs === undefined ? 30_000 : Number(timeoutMs);
+      if (!Number.isFinite(timeout) || timeout < 0) throw badRequest('timeoutMs must be a number of milliseconds', 'timeoutMs');
+      try {
+        return await deps.aggregation.waitForIdle(timeout);
+      } catch (err) {
+        throw new OperationOutcomeError(503, operationOutcome([{ severity: 'error', code: 'timeout', diagnostics: (err as Error).message }]));
+      }
+    });
+
+    const grantOf = (body: Body) => ({
+      patientId: stringField(body, 'patientId', true),
+      grantee: stringField(body, 'grantee', true),
+      label: stringField(body, 'label', true),
+    });
+    app.post('/admin/consents', async (request, reply) => {
+      if (!deps.grants) throw notFound('No consents here');
+      reply.status(201);
+      return deps.grants.grant(grantOf(objectBody(request.body)));
+    });
+    app.delete('/admin/consents', async (request) => {
+      if (!deps.grants) throw notFound('No consents here');
+      return deps.grants.revoke(grantOf(objectBody(request.body)));
+    });
+    app.get('/admin/consents', async (request) => {
+      if (!deps.grants) throw notFound('No consents here');
+      const { patientId } = request.query as { patientId?: string };
+      return { consents: await deps.grants.list(patientId || undefined) };
     });
 
     app.get('/admin/endpoints', async (request) => {

@@ -1,3 +1,4 @@
+import { notFound } from '../fhir/outcome';
 import * as fhir from './interactions';
 import type { EndpointContext } from './interactions';
 import { RouteTable } from './routeTable';
@@ -24,5 +25,9 @@ export function customerRoutes(): RouteTable<EndpointContext> {
     .add('PATCH', ':type/:id', fhir.patch)
     .add('DELETE', ':type/:id', fhir.remove)
     .add('GET', ':type/:id/_history', fhir.history)
-    .add('GET', ':type/:id/_history/:vid', fhir.vread);
+    .add('GET', ':type/:id/_history/:vid', fhir.vread)
+    .add('GET', ':type/:id/$op', async (req, p, ctx) => {
+      if (p.op !== 'aggregation-status') throw notFound(`Operation $${p.op} is not known here`);
+      return fhir.aggregationStatus(req, p, ctx);
+    });
 }

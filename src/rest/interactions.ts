@@ -1,4 +1,4 @@
-import { badRequest, informational, preconditionFailed } from '../fhir/outcome';
+import { badRequest, informational, methodNotAllowed, preconditionFailed } from '../fhir/outcome';
 import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { FhirService, WriteOutcome } from '../service/fhirService';
 import { parseQuery } from '../service/fhirService';
@@ -13,6 +13,8 @@ export interface EndpointContext {
   service: FhirService;
   /** Largest batch/transaction Bundle accepted, in entries. */
   bundleMaxEntries?: number;
+  /** What the aggregator made of an upstream resource (customer endpoints). */
+  aggregationStatus?(type: string, id: string): Promise<Resource>;
   /** Absolute URL of the endpoint root, no trailing slash. */
   baseUrl: string;
   capabilityStatement(): Resource;
@@ -52,6 +54,13 @@ export const transaction: Handler = async (req, _p, ctx) => {
     returnResources: parsePrefer(req.headers.prefer).return === 'representation',
   });
   return ok(bundle);
+};
+
+/** GET [type]/[id]/$aggregation-status: an OperationOutcome saying whether and why (not) it is aggregated. */
+export const aggregationStatus: Handler = async (_req, p, ctx) => {
+  await ctx.service.read(p.type, p.id);
+  if (!ctx.aggregationStatus) throw methodNotAllowed('$aggregation-status is not available here');
+  return ok(await ctx.aggregationStatus(p.type, p.id));
 };
 
 export const metadata: Handler = async (_req, _p, ctx) => ok(ctx.capabilityStatement());

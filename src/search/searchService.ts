@@ -4,6 +4,7 @@ import { searchParameter, searchParameterMap } from '../fhir/searchParameters';
 import { applySummary, type SummaryMode } from '../fhir/summary';
 import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { AccessFilter, MatchRef, SearchPort, SearchQuery } from '../service/ports';
+import { appendAccessFilter } from '../store/accessSql';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
 import { ConditionBuilder, type Driver, SqlParams, UnknownParameter, splitEscaped } from './searchSql';
 
@@ -53,10 +54,7 @@ function decodeCursor(text: string): Cursor {
 
 /** Appends an access filter written against alias `r` with its own $1…$n placeholders. */
 function accessSql(filter: AccessFilter | undefined, p: SqlParams, alias = 'r'): string | undefined {
-  if (!filter) return undefined;
-  const offset = p.values.length;
-  for (const v of filter.params) p.values.push(v);
-  return `(${filter.sql.replace(/\$(\d+)/g, (_, n) => `$${Number(n) + offset}`).replace(/\br\./g, `${alias}.`)})`;
+  return filter ? appendAccessFilter(filter, p.values, alias) : undefined;
 }
 
 function intParam(name: string, value: string, max: number): number {

@@ -14,6 +14,8 @@ export interface StoreBinding {
   /** Resource partition: an endpoint id, or `aggregated`. */
   store: string;
   fhirVersion: FhirVersion;
+  /** What the caller may see (aggregated endpoint): hidden resources read as missing. */
+  accessFilter?: AccessFilter;
 }
 
 export type WriteOutcome = { stored: StoredVersion; created: boolean };
@@ -58,15 +60,23 @@ export class FhirService {
     return body as Resource;
   }
 
-  read(type: string, id: string): Promise<StoredVersion> {
+  async read(type: string, id: string): Promise<StoredVersion> {
     this.requireType(type);
+    if (this.binding.accessFilter) await this.requireVisible(type, id);
     return this.deps.repo.read(this.store, type, id, this.tx);
   }
 
-  vread(type: string, id: string, versionId: string): Promise<StoredVersion> {
+  /** A resource the caller may not see is reported exactly like one that does not exist. */
+  private async requireVisible(type: string, id: string): Promise<void> {
+    const found = await this.deps.repo.find(this.store, type, id, this.tx);
+    if (!found || !(await this.deps.repo.visible(found.pk, this.binding.accessFilter as AccessFilter, this.tx))) throw notFound(`${type}/${id} is not known`);
+  }
+
+  async vread(type: string, id: string, versionId: string): Promise<StoredVersion> {
     this.requireType(type);
     const v = Number(versionId);
     if (!Number.isInteger(v) || v < 1) throw notFound(`${type}/${id} has no version '${versionId}'`);
+    if (this.binding.accessFilter) await this.requireVisible(type, id);
     return this.deps.repo.vread(this.store, type, id, v, this.tx);
   }
 
@@ -188,7 +198,8 @@ export class FhirService {
 
   async history(scope: { type?: string; id?: string }, options: HistoryOptions): Promise<HistoryPage> {
     if (scope.type) this.requireType(scope.type);
-    const page = await this.deps.repo.history({ store: this.store, ...scope }, options, this.tx);
+    if (scope.type && scope.id && this.binding.accessFilter) await this.requireVisible(scope.type, scope.id);
+    const page = await this.deps.repo.history({ store: this.store, ...scope }, { ...options, accessFilter: this.binding.accessFilter }, this.tx);
     if (scope.type && scope.id && page.entries.length === 0 && !options.cursor) {
       const exists = await this.deps.repo.find(this.store, scope.type, scope.id, this.tx);
       if (!exists) throw notFound(`${scope.type}/${scope.id} is not known`);
@@ -202,7 +213,7 @@ export class FhirService {
     options: { baseUrl: string; handling?: 'strict' | 'lenient'; accessFilter?: AccessFilter },
   ): Promise<Bundle> {
     if (type) this.requireType(type);
-    return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options }, this.tx);
+    return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options, accessFilter: options.accessFilter ?? this.binding.accessFilter }, this.tx);
   }
 
   private inTx<T>(tx: Tx | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Prisma, PrismaClient } from '../generated/prisma/client';
 import { badRequest, conflict, gone, notFound, preconditionFailed } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
+import type { AccessFilter } from '../service/ports';
+import { appendAccessFilter } from './accessSql';
 
 /** Raw SQL access shared by the client and an interactive transaction. */
 export type Sql = Pick<PrismaClient, '$queryRawUnsafe' | '$executeRawUnsafe'>;
@@ -42,6 +44,8 @@ export interface HistoryOptions {
   before?: Date;
   /** Opaque keyset cursor returned as `next` by a previous page. */
   cursor?: string;
+  /** Only versions of resources the caller may see (aggregated endpoint). */
+  accessFilter?: AccessFilter;
 }
 
 export interface HistoryPage {
@@ -128,6 +132,13 @@ export class ResourceRepository {
     const found = toStored(rows[0]);
     if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);
     return found;
+  }
+
+  /** Whether the caller's access filter lets it see the resource row `pk`. */
+  async visible(pk: bigint, filter: AccessFilter, sql: Sql = this.prisma): Promise<boolean> {
+    const params: unknown[] = [pk.toString()];
+    const rows = await sql.$queryRawUnsafe<unknown[]>(`SELECT 1 FROM resource r WHERE r.pk = $1::bigint AND ${appendAccessFilter(filter, params)}`, ...params);
+    return rows.length > 0;
   }
 
   /** The current row, deleted or not; undefined when the id never existed. */
@@ -306,6 +317,9 @@ export class ResourceRepository {
       params.push(c.t, c.pk, c.v);
       const n = params.length;
       where.push(`(last_updated, resource_pk, version_id) < ($${n - 2}::timestamptz, $${n - 1}::bigint, $${n}::int)`);
+    }
+    if (options.accessFilter) {
+      where.push(`EXISTS (SELECT 1 FROM resource r WHERE r.pk = resource_history.resource_pk AND ${appendAccessFilter(options.accessFilter, params)})`);
     }
     params.push(options.count + 1);
     const rows = await sql.$queryRawUnsafe<Row[]>(

@@ -29,6 +29,10 @@ export interface TestServer {
   adminToken: string;
   admin<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   provision(options?: { fhirVersion?: FhirVersion; name?: string; defaultSourceOrg?: string }): Promise<Tenant>;
+  /** Resolves when every write so far is visible on the aggregated endpoint. */
+  waitForAggregation(): Promise<void>;
+  /** `fetch` on the aggregated endpoint with a tenant's token. */
+  aggregated(tenant: Tenant, pathOrUrl: string, init?: RequestInit): Promise<Response>;
   /** A token for an extra client of an existing customer. */
   token(clientId: string, clientSecret: string, family?: 'fhir' | 'legacy'): Promise<string>;
   close(): Promise<void>;
@@ -102,6 +106,14 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     adminToken,
     admin,
     provision,
+    async waitForAggregation() {
+      await admin('POST', '/admin/aggregation/wait?timeoutMs=30000');
+    },
+    aggregated: (tenant, p, init = {}) =>
+      fetch(p.startsWith('http') ? p : `${url}/fhir/aggregated/${p.replace(/^\//, '')}`, {
+        ...init,
+        headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/fhir+json', ...(init.headers as Record<string, string>) },
+      }),
     token,
     async close() {
       await app.close();

@@ -1,0 +1,154 @@
+import type { PrismaClient } from '../generated/prisma/client';
+import type { Tx } from '../store/resourceRepository';
+import type { Aggregator } from './aggregator';
+
+/**
+ * Drains the aggregation outbox. A batch of items is claimed with FOR UPDATE SKIP LOCKED and processed in
+ * one transaction, each item under a savepoint: a failing item is rolled back alone and retried later with
+ * back-off, and parked with its error after MAX_ATTEMPTS. Items are deleted in the transaction that
+ * processed them, so a crash anywhere leaves them to be claimed again — nothing is lost, and processing is
+ * idempotent, so nothing is applied twice in effect.
+ */
+export interface WorkerOptions {
+  batchSize?: number;
+  /** Idle poll interval. */
+  pollMs?: number;
+  maxAttempts?: number;
+  /** Test hook: called after an item is processed, before the batch commits. */
+  afterItem?: (item: OutboxItem) => Promise<void>;
+}
+
+export interface OutboxItem {
+  id: bigint;
+  store: string;
+  type: string;
+  res_id: string;
+  attempts: number;
+}
+
+export interface Lag {
+  queueDepth: number;
+  parked: number;
+  oldestAgeMs: number;
+}
+
+export class AggregationWorker {
+  private running = false;
+  private loop?: Promise<void>;
+  private wake?: () => void;
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+  private readonly maxAttempts: number;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly aggregator: Aggregator,
+    private readonly options: WorkerOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 100;
+    this.pollMs = options.pollMs ?? 50;
+    this.maxAttempts = options.maxAttempts ?? 5;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        let n = 0;
+        try {
+          n = await this.runOnce();
+        } catch {
+          // A batch that failed as a whole (connection lost…) is retried on the next turn.
+        }
+        if (n === 0 && this.running) await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          setTimeout(resolve, this.pollMs);
+        });
+      }
+    })();
+  }
+
+  /** Nudges an idle worker (after a write in the same process). */
+  notify(): void {
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Processes one batch; returns how many items it took. */
+  async runOnce(): Promise<number> {
+    return this.prisma.$transaction(
+      async (tx) => {
+        const items = await tx.$queryRawUnsafe<OutboxItem[]>(
+          `SELECT id, store, type, res_id, attempts FROM agg_outbox WHERE NOT parked AND available_at <= clock_timestamp()
+            ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          this.batchSize,
+        );
+        if (!items.length) return 0;
+        const done: string[] = [];
+        const seen = new Set<string>();
+        for (const item of items) {
+          const key = `${item.store}|${item.type}|${item.res_id}`;
+          // Several writes to one resource: processing it once brings it up to date.
+          if (seen.has(key)) {
+            done.push(String(item.id));
+            continue;
+          }
+          seen.add(key);
+          await tx.$executeRawUnsafe('SAVEPOINT agg_item');
+          try {
+            await this.aggregator.process(tx, item.store, item.type, item.res_id);
+            await this.options.afterItem?.(item);
+            await tx.$executeRawUnsafe('RELEASE SAVEPOINT agg_item');
+            done.push(String(item.id));
+          } catch (err) {
+            await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_item');
+            if ((err as { crash?: boolean }).crash) throw err;
+            await this.fail(tx, item, err as Error);
+          }
+        }
+        if (done.length) await tx.$executeRawUnsafe(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
+        return items.length;
+      },
+      { maxWait: 10_000, timeout: 120_000 },
+    );
+  }
+
+  private async fail(tx: Tx, item: OutboxItem, err: Error): Promise<void> {
+    const attempts = item.attempts + 1;
+    const backoffMs = Math.min(60_000, 200 * 2 ** attempts);
+    await tx.$executeRawUnsafe(
+      `UPDATE agg_outbox SET attempts = $2, last_error = $3, parked = $4, available_at = clock_timestamp() + ($5::int * interval '1 millisecond') WHERE id = $1::bigint`,
+      String(item.id), attempts, (err.stack ?? err.message).slice(0, 2000), attempts >= this.maxAttempts, backoffMs,
+    );
+  }
+
+  async lag(): Promise<Lag> {
+    const [row] = await this.prisma.$queryRawUnsafe<{ depth: bigint; parked: bigint; oldest: Date | null }[]>(
+      `SELECT count(*) FILTER (WHERE NOT parked) AS depth, count(*) FILTER (WHERE parked) AS parked,
+              min(enqueued_at) FILTER (WHERE NOT parked) AS oldest FROM agg_outbox`,
+    );
+    return {
+      queueDepth: Number(row.depth),
+      parked: Number(row.parked),
+      oldestAgeMs: row.oldest ? Math.max(0, Date.now() - new Date(row.oldest).getTime()) : 0,
+    };
+  }
+
+  /** Resolves once every item enqueued so far has been processed (or parked); rejects after `timeoutMs`. */
+  async waitForIdle(timeoutMs = 30_000): Promise<Lag> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const lag = await this.lag();
+      if (lag.queueDepth === 0) return lag;
+      if (Date.now() > deadline) throw new Error(`aggregation still has ${lag.queueDepth} items after ${timeoutMs} ms`);
+      if (!this.running) await this.runOnce();
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}

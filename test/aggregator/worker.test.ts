@@ -1,0 +1,77 @@
+import { Aggregator } from '../../src/aggregator/aggregator';
+import { createOutboxHook } from '../../src/aggregator/outbox';
+import { AggregationWorker } from '../../src/aggregator/worker';
+import { createSearchIndexer } from '../../src/search/indexer';
+import { ResourceRepository } from '../../src/store/resourceRepository';
+import { TenancyRepository } from '../../src/store/tenancyRepository';
+import { createTestDatabase, type TestDatabase } from '../support/testDatabase';
+
+/** The durable pipeline: a worker that dies mid-item loses nothing, and failures are retried then parked. */
+let t: TestDatabase;
+let repo: ResourceRepository;
+let endpoint: string;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  repo = new ResourceRepository(t.db.prisma, [createSearchIndexer(), createOutboxHook()]);
+  const tenancy = new TenancyRepository(t.db.prisma);
+  const customer = await tenancy.createCustomer({ name: 'c' });
+  endpoint = (await tenancy.createEndpoint({ customerId: customer.id, fhirVersion: 'R4' })).id;
+});
+afterAll(() => t.drop());
+
+async function outbox(): Promise<{ n: number; parked: number }> {
+  const [row] = await t.db.prisma.$queryRawUnsafe<{ n: bigint; parked: bigint }[]>(`SELECT count(*) AS n, count(*) FILTER (WHERE parked) AS parked FROM agg_outbox`);
+  return { n: Number(row.n), parked: Number(row.parked) };
+}
+
+test('a write and its work item commit together', async () => {
+  await expect(
+    repo.transaction(async (tx) => {
+      await repo.update(endpoint, { resourceType: 'Patient', id: 'rolled-back', identifier: [{ system: 's', value: 'x' }] }, {}, tx);
+      throw new Error('abort');
+    }),
+  ).rejects.toThrow('abort');
+  expect((await outbox()).n).toBe(0);
+});
+
+test('a worker that dies mid-item leaves the item for another worker, which finishes it', async () => {
+  await repo.update(endpoint, { resourceType: 'Patient', id: 'p1', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: '1' }] });
+  expect((await outbox()).n).toBe(1);
+  const aggregator = new Aggregator(repo);
+  // The first worker "crashes" after doing the work but before its transaction commits.
+  const crashing = new AggregationWorker(t.db.prisma, aggregator, {
+    afterItem: async () => {
+      throw Object.assign(new Error('worker killed'), { crash: true });
+    },
+  });
+  await expect(crashing.runOnce()).rejects.toThrow('worker killed');
+  expect((await outbox()).n).toBe(1);
+  expect(await repo.find('aggregated', 'Patient', 'anything')).toBeUndefined();
+  const [{ n: before }] = await t.db.prisma.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM resource WHERE store = 'aggregated'`);
+  expect(Number(before)).toBe(0);
+
+  const healthy = new AggregationWorker(t.db.prisma, aggregator);
+  expect(await healthy.runOnce()).toBe(1);
+  expect((await outbox()).n).toBe(0);
+  const rows = await t.db.prisma.$queryRawUnsafe<{ content: { identifier: unknown } }[]>(`SELECT content FROM resource WHERE store = 'aggregated' AND type = 'Patient'`);
+  expect(rows).toHaveLength(1);
+  expect(rows[0].content.identifier).toEqual([{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: '1' }]);
+});
+
+test('an item that keeps failing is retried with back-off, then parked with its error', async () => {
+  await repo.update(endpoint, { resourceType: 'Patient', id: 'p2', identifier: [{ system: 's', value: '2' }] });
+  const broken = { process: async () => { throw new Error('transient failure'); } } as unknown as Aggregator;
+  const worker = new AggregationWorker(t.db.prisma, broken, { maxAttempts: 2 });
+  await worker.runOnce();
+  const [first] = await t.db.prisma.$queryRawUnsafe<{ attempts: number; parked: boolean; last_error: string; wait: number }[]>(
+    `SELECT attempts, parked, last_error, EXTRACT(EPOCH FROM available_at - clock_timestamp()) AS wait FROM agg_outbox`,
+  );
+  expect(first).toMatchObject({ attempts: 1, parked: false });
+  expect(first.last_error).toContain('transient failure');
+  expect(Number(first.wait)).toBeGreaterThan(0);
+  await t.db.prisma.$executeRawUnsafe(`UPDATE agg_outbox SET available_at = clock_timestamp()`);
+  await worker.runOnce();
+  expect(await outbox()).toEqual({ n: 1, parked: 1 });
+  expect((await worker.lag()).parked).toBe(1);
+});
