@@ -42,6 +42,10 @@ export const OPTIONS: Record<string, string> = {
   family: 'token family: fhir or legacy',
   scope: 'space-separated scopes the client may request (default: system/*.cruds)',
   endpoint: 'an endpoint id (ep-…)',
+  patient: 'an aggregated Patient id',
+  grantee: 'who is granted: an aggregated Organization id or a customer id',
+  label: 'privacy label: GENERAL_HEALTH, MENTAL_HEALTH, SEXUAL_HEALTH or SOCIAL_CARE',
+  'timeout-ms': 'how long to wait, in milliseconds (default 30000)',
   concurrency: 'requests in flight (default 4)',
 };
 
@@ -109,6 +113,47 @@ export const COMMANDS: AdminCommand[] = [
     run: ({ api, args }) => api.call('DELETE', `/admin/clients/${encodeURIComponent(args[0])}`),
   },
 ];
+
+const consent = (o: OptionValues) => ({ patientId: o.patient, grantee: o.grantee, label: o.label });
+COMMANDS.push(
+  {
+    words: ['consent', 'grant'],
+    usage: '--patient ID --grantee ID --label LABEL',
+    summary: "record a patient's consent: a privacy label granted to an organisation or customer",
+    options: ['patient', 'grantee', 'label'],
+    required: ['patient', 'grantee', 'label'],
+    run: ({ api, options }) => api.call('POST', '/admin/consents', consent(options)),
+  },
+  {
+    words: ['consent', 'revoke'],
+    usage: '--patient ID --grantee ID --label LABEL',
+    summary: 'withdraw a consent grant',
+    options: ['patient', 'grantee', 'label'],
+    required: ['patient', 'grantee', 'label'],
+    run: ({ api, options }) => api.call('DELETE', '/admin/consents', consent(options)),
+  },
+  {
+    words: ['consent', 'list'],
+    usage: '[--patient ID]',
+    summary: 'list consent grants, all or one patient’s',
+    options: ['patient'],
+    run: ({ api, options }) => api.call('GET', `/admin/consents${options.patient ? `?patientId=${encodeURIComponent(options.patient)}` : ''}`),
+  },
+  {
+    words: ['aggregation', 'status'],
+    usage: '',
+    summary: 'aggregation lag: queue depth, oldest item age, parked items',
+    options: [],
+    run: ({ api }) => api.call('GET', '/admin/aggregation'),
+  },
+  {
+    words: ['aggregation', 'wait'],
+    usage: '[--timeout-ms N]',
+    summary: 'wait until the aggregated view has caught up with every write so far',
+    options: ['timeout-ms'],
+    run: ({ api, options }) => api.call('POST', `/admin/aggregation/wait?timeoutMs=${encodeURIComponent(options['timeout-ms'] ?? '30000')}`),
+  },
+);
 
 COMMANDS.push({
   words: ['import'],

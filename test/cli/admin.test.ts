@@ -70,3 +70,16 @@ test('--help lists the commands; a usage mistake exits 2; a refused request exit
   expect(refused.code).toBe(1);
   expect(refused.stderr).toMatch(/cus-nope/);
 }, 120_000);
+
+test('consent grants and aggregation status through the CLI', async () => {
+  const grant = await admin(server, 'consent', 'grant', '--patient', 'pat-1', '--grantee', 'cus-x', '--label', 'MENTAL_HEALTH');
+  expect(grant.code).toBe(0);
+  const list = JSON.parse((await admin(server, 'consent', 'list', '--patient', 'pat-1')).stdout);
+  expect(list.consents).toEqual([{ patientId: 'pat-1', grantee: 'cus-x', label: 'MENTAL_HEALTH' }]);
+  const bad = await admin(server, 'consent', 'grant', '--patient', 'pat-1', '--grantee', 'cus-x', '--label', 'EVERYTHING');
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain('label');
+  expect((await admin(server, 'consent', 'revoke', '--patient', 'pat-1', '--grantee', 'cus-x', '--label', 'MENTAL_HEALTH')).code).toBe(0);
+  const status = JSON.parse((await admin(server, 'aggregation', 'wait')).stdout);
+  expect(status).toMatchObject({ queueDepth: 0, parked: 0 });
+}, 120_000);
