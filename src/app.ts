@@ -52,8 +52,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const repo = new ResourceRepository(db.prisma, [createSearchIndexer(), createOutboxHook()]);
   const serviceDeps: FhirServiceDeps = { repo, validator, search };
   const aggregator = new Aggregator(repo);
-  const worker = new AggregationWorker(db.prisma, aggregator);
-  if (config.aggregationWorker) worker.start();
   const identities = new CallerIdentities(db.prisma);
   const grants = new ConsentGrants(db.prisma);
 
@@ -79,6 +77,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
+  const worker = new AggregationWorker(db.prisma, aggregator, {
+    concurrency: config.aggregationConcurrency,
+    onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
+  });
+  if (config.aggregationWorker) worker.start();
   app.addHook('onClose', async () => worker.stop());
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));
   await app.register(oauthRoutes({ tenancy, tokens }));

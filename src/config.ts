@@ -16,6 +16,8 @@ export interface Config {
   bundleMaxEntries: number;
   /** Run the aggregation worker in this process (AGGREGATION_WORKER=off when `npm run worker` runs it). */
   aggregationWorker: boolean;
+  /** Aggregation batches in flight in this process. */
+  aggregationConcurrency: number;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -38,6 +40,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL ?? 'info',
     poolSize: int(env.DATABASE_POOL_SIZE, 10, 'DATABASE_POOL_SIZE'),
     bundleMaxEntries: int(env.BUNDLE_MAX_ENTRIES, 10_000, 'BUNDLE_MAX_ENTRIES'),
+    aggregationConcurrency: Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')),
     aggregationWorker: !['off', 'false', '0'].includes((env.AGGREGATION_WORKER ?? 'on').toLowerCase()),
   };
 }

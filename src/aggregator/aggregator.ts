@@ -71,12 +71,23 @@ class Excluded extends Error {
 
 export class Aggregator {
   readonly supported: ReadonlySet<string>;
+  /**
+   * Aggregated ids and patient → organisation answers already looked up in the current batch (a bundle's
+   * resources share their patient, encounter and organisation). Cleared at every batch, every rolled-back
+   * item, and whenever a group changes ids.
+   */
+  private readonly cache = new Map<string, { id?: string; why?: string }>();
 
   constructor(
     private readonly repo: ResourceRepository,
     supportedTypes: readonly string[] = SUPPORTED_TYPES,
   ) {
     this.supported = new Set(supportedTypes);
+  }
+
+  /** Forgets what the previous batch (or a rolled-back item) looked up. */
+  resetCache(): void {
+    this.cache.clear();
   }
 
   /** Brings the aggregated view up to date with the current state of one upstream resource. */
@@ -129,9 +140,14 @@ export class Aggregator {
 
   /** The aggregated id of an upstream resource of the same endpoint, aggregating it first when needed. */
   private async aggregatedIdOf(tx: Tx, store: string, type: string, id: string, depth: number): Promise<{ id?: string; why?: string }> {
+    const key = `${store}|${type}|${id}`;
+    const cached = this.cache.get(key);
+    if (cached) return cached;
     const lookup = () =>
-      tx.$queryRawUnsafe<{ status: string; agg_id: string | null; reason: string | null }[]>(
-        `SELECT status, agg_id, reason FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3`, store, type, id,
+      tx.$queryRawUnsafe<{ status: string; agg_id: string | null; reason: string | null; replaced_by: string | null }[]>(
+        `SELECT m.status, m.agg_id, m.reason, g.replaced_by FROM agg_member m LEFT JOIN agg_group g ON g.type = m.type AND g.agg_id = m.agg_id
+          WHERE m.store = $1 AND m.type = $2 AND m.res_id = $3`,
+        store, type, id,
       );
     let [row] = await lookup();
     if (!row && depth < MAX_DEPTH) {
@@ -139,10 +155,12 @@ export class Aggregator {
       await this.process(tx, store, type, id, depth + 1);
       [row] = await lookup();
     }
-    if (!row) return { why: 'no such resource on this endpoint' };
-    if (row.status !== 'included' || !row.agg_id) return { why: row.reason ?? 'excluded' };
-    const [group] = await tx.$queryRawUnsafe<{ replaced_by: string | null }[]>(`SELECT replaced_by FROM agg_group WHERE type = $1 AND agg_id = $2`, type, row.agg_id);
-    return { id: group?.replaced_by ?? row.agg_id };
+    let answer: { id?: string; why?: string };
+    if (!row) answer = { why: 'no such resource on this endpoint' };
+    else if (row.status !== 'included' || !row.agg_id) answer = { why: row.reason ?? 'excluded' };
+    else answer = { id: row.replaced_by ?? row.agg_id };
+    if (answer.id) this.cache.set(key, answer);
+    return answer;
   }
 
   private async exclude(tx: Tx, store: string, type: string, id: string, exclusion: Exclusion): Promise<void> {
@@ -159,6 +177,7 @@ export class Aggregator {
     const [member] = await tx.$queryRawUnsafe<{ status: string; agg_id: string | null }[]>(
       `DELETE FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 RETURNING status, agg_id`, store, type, id,
     );
+    this.cache.delete(`${store}|${type}|${id}`);
     if (!member || member.status !== 'included' || !member.agg_id) return;
     if (MERGED_TYPES[type]) {
       await this.lockType(tx, type);
@@ -176,11 +195,17 @@ export class Aggregator {
     const upstreamPatient = patientReferences(raw).map((r) => parseRelative(r)?.id).find((x) => x !== undefined);
     let sourceOrg: string | undefined;
     if (upstreamPatient) {
-      const [p] = await tx.$queryRawUnsafe<{ org: string | null }[]>(
-        `SELECT content->'managingOrganization'->>'reference' AS org FROM resource WHERE store = $1 AND type = 'Patient' AND id = $2 AND NOT deleted`,
-        store, upstreamPatient,
-      );
-      const org = p?.org ? parseRelative(p.org) : undefined;
+      const key = `managing|${store}|${upstreamPatient}`;
+      let managing = this.cache.get(key);
+      if (!managing) {
+        const [p] = await tx.$queryRawUnsafe<{ org: string | null }[]>(
+          `SELECT content->'managingOrganization'->>'reference' AS org FROM resource WHERE store = $1 AND type = 'Patient' AND id = $2 AND NOT deleted`,
+          store, upstreamPatient,
+        );
+        managing = { id: p?.org ?? undefined };
+        this.cache.set(key, managing);
+      }
+      const org = managing.id ? parseRelative(managing.id) : undefined;
       if (org) sourceOrg = (await this.aggregatedIdOf(tx, store, 'Organization', org.id, MAX_DEPTH - 1)).id;
     }
     if (!sourceOrg && upstream.default_source_org) {
@@ -198,7 +223,7 @@ export class Aggregator {
       `SELECT agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 AND status = 'included'`, store, type, id,
     );
     const aggId = existing?.agg_id ?? randomUUID();
-    const pk = await this.write(tx, type, aggId, tracked);
+    const pk = existing?.agg_id ? await this.write(tx, type, aggId, tracked) : (await this.repo.update(AGGREGATED_STORE, { ...tracked, id: aggId }, {}, tx)).stored.pk;
     await tx.$executeRawUnsafe(
       `INSERT INTO agg_access (resource_pk, kind, patient_id, source_org, source_customers, label) VALUES ($1::bigint, 'copied', $2, $3, $4::text[], $5)
        ON CONFLICT (resource_pk) DO UPDATE SET kind = 'copied', patient_id = $2, source_org = $3, source_customers = $4::text[], label = $5`,
@@ -265,6 +290,7 @@ export class Aggregator {
 
   /** Moves every member of `absorbed` into `survivor`; the absorbed id keeps answering (DESIGN §3.8). */
   private async absorb(tx: Tx, type: string, absorbed: string, survivor: string): Promise<void> {
+    this.cache.clear();
     await tx.$executeRawUnsafe(`UPDATE agg_key SET agg_id = $3 WHERE type = $1 AND agg_id = $2`, type, absorbed, survivor);
     await tx.$executeRawUnsafe(`UPDATE agg_member SET agg_id = $3 WHERE type = $1 AND agg_id = $2`, type, absorbed, survivor);
     await tx.$executeRawUnsafe(`UPDATE agg_group SET replaced_by = $3 WHERE type = $1 AND (agg_id = $2 OR replaced_by = $2)`, type, absorbed, survivor);
@@ -304,6 +330,7 @@ export class Aggregator {
       return;
     }
     const components = this.components(members);
+    if (components.length > 1) this.cache.clear();
     for (let i = 1; i < components.length; i++) {
       const fresh = randomUUID();
       await tx.$executeRawUnsafe(`INSERT INTO agg_group (type, agg_id) VALUES ($1, $2)`, type, fresh);

@@ -14,6 +14,10 @@ export interface WorkerOptions {
   /** Idle poll interval. */
   pollMs?: number;
   maxAttempts?: number;
+  /** Batches processed at once by this worker (each its own transaction). */
+  concurrency?: number;
+  /** Told about a batch that failed as a whole (it is retried). */
+  onBatchError?: (err: unknown) => void;
   /** Test hook: called after an item is processed, before the batch commits. */
   afterItem?: (item: OutboxItem) => Promise<void>;
 }
@@ -35,7 +39,7 @@ export interface Lag {
 export class AggregationWorker {
   private running = false;
   private loop?: Promise<void>;
-  private wake?: () => void;
+  private readonly sleepers = new Set<() => void>();
   private readonly batchSize: number;
   private readonly pollMs: number;
   private readonly maxAttempts: number;
@@ -53,30 +57,39 @@ export class AggregationWorker {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = (async () => {
+    const loops = Array.from({ length: Math.max(1, this.options.concurrency ?? 1) }, () => this.runLoop());
+    this.loop = Promise.all(loops).then(() => undefined);
+  }
+
+  private runLoop(): Promise<void> {
+    return (async () => {
       while (this.running) {
         let n = 0;
         try {
           n = await this.runOnce();
-        } catch {
-          // A batch that failed as a whole (connection lost…) is retried on the next turn.
+        } catch (err) {
+          // A batch that failed as a whole (connection lost, deadlock…) is retried on the next turn.
+          this.options.onBatchError?.(err);
         }
-        if (n === 0 && this.running) await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, this.pollMs);
-        });
+        if (n === 0 && this.running) {
+          await new Promise<void>((resolve) => {
+            this.sleepers.add(resolve);
+            setTimeout(resolve, this.pollMs);
+          });
+        }
       }
     })();
   }
 
   /** Nudges an idle worker (after a write in the same process). */
   notify(): void {
-    this.wake?.();
+    for (const wake of this.sleepers) wake();
+    this.sleepers.clear();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.notify();
     await this.loop;
   }
 
@@ -90,6 +103,7 @@ export class AggregationWorker {
           this.batchSize,
         );
         if (!items.length) return 0;
+        this.aggregator.resetCache();
         const done: string[] = [];
         const seen = new Set<string>();
         for (const item of items) {
@@ -108,6 +122,7 @@ export class AggregationWorker {
             done.push(String(item.id));
           } catch (err) {
             await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_item');
+            this.aggregator.resetCache();
             if ((err as { crash?: boolean }).crash) throw err;
             await this.fail(tx, item, err as Error);
           }

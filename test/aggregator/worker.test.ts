@@ -61,7 +61,7 @@ test('a worker that dies mid-item leaves the item for another worker, which fini
 
 test('an item that keeps failing is retried with back-off, then parked with its error', async () => {
   await repo.update(endpoint, { resourceType: 'Patient', id: 'p2', identifier: [{ system: 's', value: '2' }] });
-  const broken = { process: async () => { throw new Error('transient failure'); } } as unknown as Aggregator;
+  const broken = { resetCache: () => undefined, process: async () => { throw new Error('transient failure'); } } as unknown as Aggregator;
   const worker = new AggregationWorker(t.db.prisma, broken, { maxAttempts: 2 });
   await worker.runOnce();
   const [first] = await t.db.prisma.$queryRawUnsafe<{ attempts: number; parked: boolean; last_error: string; wait: number }[]>(
