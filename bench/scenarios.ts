@@ -62,6 +62,8 @@ async function load(ctx: BenchContext, from: number, to: number, onTick?: () => 
   sampling = false;
   await sampler;
   ctx.loadedPatients = to;
+  // As `admin import` does after a bulk load: fresh planner statistics.
+  await ctx.server.admin('POST', '/admin/analyze');
   return { resources, seconds: result.seconds, rate: resources / result.seconds, errors: result.errors + result.statusErrors };
 }
 

@@ -85,7 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => worker.stop());
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));
   await app.register(oauthRoutes({ tenancy, tokens }));
-  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl, tokens, grants, aggregation: worker }));
+  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl, tokens, grants, aggregation: worker, analyze: async () => void (await db.prisma.$executeRawUnsafe('ANALYZE')) }));
 
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request.
   const endpoints = new TtlCache((id: string) => tenancy.getEndpoint(id), 30_000);

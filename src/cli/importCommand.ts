@@ -129,6 +129,8 @@ export async function runImport(api: AdminApi, options: ImportOptions): Promise<
     progress.end();
   }
   summary.seconds = Number(((Date.now() - started) / 1000).toFixed(2));
+  // Fresh planner statistics, so searches over what was just loaded get good plans at once.
+  if (summary.loaded > 0) await api.call('POST', '/admin/analyze').catch(() => undefined);
   summary.resourcesPerSecond = Math.round(summary.loaded / Math.max(summary.seconds, 0.001));
   return summary;
 }

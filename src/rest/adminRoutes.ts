@@ -21,6 +21,8 @@ export interface AdminRoutesDeps {
   /** Mints short-lived FHIR tokens for the admin's own tools (the bulk importer). */
   tokens?: TokenService;
   grants?: ConsentGrants;
+  /** Refreshes planner statistics (after bulk loads, before autovacuum gets there). */
+  analyze?: () => Promise<void>;
   aggregation?: { lag(): Promise<Lag>; waitForIdle(timeoutMs?: number): Promise<Lag> };
 }
 
@@ -119,6 +121,13 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
       if (!endpoint) throw notFound(`No endpoint '${id}'`);
       if (!deps.tokens) throw notFound('This server does not mint admin tokens');
       return deps.tokens.issue('fhir', { clientId: 'admin', customerId: endpoint.customerId, scopes: ['system/*.cruds'] });
+    });
+
+    app.post('/admin/analyze', async () => {
+      if (!deps.analyze) throw notFound('Not available');
+      const started = Date.now();
+      await deps.analyze();
+      return { analyzed: true, ms: Date.now() - started };
     });
 
     app.get('/admin/aggregation', async () => {
