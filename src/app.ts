@@ -1,5 +1,9 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { bearerToken } from './access/caller';
+import { bearerToken, type Caller } from './access/caller';
+import type { GraphqlContext } from './graphql/fhirSchema';
+import { GraphqlDoor, type GraphqlRequest } from './graphql/graphqlDoor';
+import { createLoaders } from './graphql/loaders';
+import { serviceSource } from './graphql/serviceSource';
 import type { TokenService } from './access/tokens';
 import type { Config } from './config';
 import { capabilityStatement } from './fhir/capabilityStatement';
@@ -114,27 +118,52 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return statement;
   };
 
+  // The caller's services, shared by every door: REST, $graphql and /graphql apply the same rules.
+  const callerOf = (request: FastifyRequest): Caller => {
+    const token = bearerToken(request.headers.authorization);
+    if (!token) throw unauthorized('A bearer token from /oauth2/token is required');
+    return tokens.verify('fhir', token);
+  };
+  const customerService = async (caller: Caller, endpointId: string) => {
+    const endpoint = await endpoints.get(endpointId);
+    // Someone else's endpoint looks exactly like a missing one.
+    if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
+    const baseUrl = `${config.publicUrl}/fhir/customer/${endpoint.id}`;
+    return { endpoint, baseUrl, service: new FhirService(serviceDeps, { store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion }) };
+  };
+  const aggregatedService = async (caller: Caller) => {
+    const accessFilter = accessFilterFor(await identities.get(caller.customerId as string));
+    return {
+      accessFilter,
+      baseUrl: `${config.publicUrl}/fhir/aggregated`,
+      supported: aggregator.supported,
+      service: new FhirService(serviceDeps, { store: AGGREGATED_STORE, fhirVersion: 'R4', accessFilter }),
+    };
+  };
+  const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
+  const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
+    const source = serviceSource({ customer: (id) => customerService(caller, id), aggregated: () => aggregatedService(caller) });
+    return { source, loaders: createLoaders(source), origin: new WeakMap(), defaultEndpoint };
+  };
+  await graphqlDoor.register(app, async (request) => graphqlContext(callerOf(request)));
+
   await app.register(async (scope) => {
     installFhirParsers(scope, config.bodyLimit);
     mountFhir<EndpointContext>(scope, {
       prefix: '/fhir/customer/:endpointId',
       routes: customerRoutes(),
       context: async (request: FastifyRequest) => {
-        const token = bearerToken(request.headers.authorization);
-        if (!token) throw unauthorized('A bearer token from /oauth2/token is required');
-        const caller = await tokens.verify('fhir', token);
+        const caller = callerOf(request);
         const { endpointId } = request.params as { endpointId: string };
-        const endpoint = await endpoints.get(endpointId);
-        // Someone else's endpoint looks exactly like a missing one.
-        if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
-        const baseUrl = `${config.publicUrl}/fhir/customer/${endpoint.id}`;
+        const { endpoint, service, baseUrl } = await customerService(caller, endpointId);
         const version = endpoint.fhirVersion as FhirVersion;
         return {
-          service: new FhirService(serviceDeps, { store: endpoint.id, fhirVersion: version }),
+          service,
           baseUrl,
           bundleMaxEntries: config.bundleMaxEntries,
           capabilityStatement: () => customerCapability(version, baseUrl),
           aggregationStatus: (type: string, id: string) => aggregationStatus(db.prisma, endpoint.id, type, id),
+          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, endpoint.id), instance),
         };
       },
     });
@@ -145,10 +174,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       prefix: '/fhir/aggregated',
       routes: aggregatedRoutes(),
       context: async (request: FastifyRequest) => {
-        const token = bearerToken(request.headers.authorization);
-        if (!token) throw unauthorized('A bearer token from /oauth2/token is required');
-        const caller = tokens.verify('fhir', token);
-        const accessFilter = accessFilterFor(await identities.get(caller.customerId as string));
+        const caller = callerOf(request);
+        const { service, accessFilter } = await aggregatedService(caller);
         aggregatedStatement ??= capabilityStatement({
           fhirVersion: 'R4',
           baseUrl: aggregatedBase,
@@ -164,11 +191,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         }) as Resource;
         const statement = aggregatedStatement;
         return {
-          service: new FhirService(serviceDeps, { store: AGGREGATED_STORE, fhirVersion: 'R4', accessFilter }),
+          service,
           baseUrl: aggregatedBase,
           accessFilter,
           supported: aggregator.supported,
           capabilityStatement: () => statement,
+          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller), instance),
         };
       },
     });

@@ -18,6 +18,7 @@ export interface Config {
   aggregationWorker: boolean;
   /** Aggregation batches in flight in this process. */
   aggregationConcurrency: number;
+  graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -25,6 +26,11 @@ function int(value: string | undefined, fallback: number, name: string): number 
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${value}'`);
   return n;
+}
+
+function flag(value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  return !['off', 'false', '0', 'no'].includes(value.toLowerCase());
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -40,6 +46,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL ?? 'info',
     poolSize: int(env.DATABASE_POOL_SIZE, 10, 'DATABASE_POOL_SIZE'),
     bundleMaxEntries: int(env.BUNDLE_MAX_ENTRIES, 10_000, 'BUNDLE_MAX_ENTRIES'),
+    graphql: {
+      maxDepth: int(env.GRAPHQL_MAX_DEPTH, 15, 'GRAPHQL_MAX_DEPTH'),
+      maxAliases: int(env.GRAPHQL_MAX_ALIASES, 50, 'GRAPHQL_MAX_ALIASES'),
+      maxCost: int(env.GRAPHQL_MAX_COST, 50_000, 'GRAPHQL_MAX_COST'),
+      // On by default in development; production turns them on explicitly.
+      introspection: flag(env.GRAPHQL_INTROSPECTION, env.NODE_ENV !== 'production'),
+      sandbox: flag(env.GRAPHQL_SANDBOX, env.NODE_ENV !== 'production'),
+    },
     aggregationConcurrency: Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')),
     aggregationWorker: !['off', 'false', '0'].includes((env.AGGREGATION_WORKER ?? 'on').toLowerCase()),
   };

@@ -3,6 +3,7 @@ import type { Bundle } from '../fhir/types';
 import { ok } from './fhirHttp';
 import * as fhir from './interactions';
 import type { EndpointContext } from './interactions';
+import { operations } from './customerRoutes';
 import { RouteTable, type RouteHandler } from './routeTable';
 
 /**
@@ -40,5 +41,9 @@ export function aggregatedRoutes(): RouteTable<AggregatedContext> {
     .add('GET', ':type/:id', readSupported(fhir.read))
     .add('GET', ':type/:id/_history', readSupported(fhir.history))
     .add('GET', ':type/:id/_history/:vid', readSupported(fhir.vread))
-    .add('GET', '', fhir.search);
+    .add('GET', '', fhir.search)
+    .add('GET', '$op', operations({ graphql: fhir.graphqlOperation }))
+    .add('POST', '$op', operations({ graphql: fhir.graphqlOperation }))
+    .add('GET', ':type/:id/$op', readSupported(operations({ graphql: fhir.graphqlOperation })))
+    .add('POST', ':type/:id/$op', readSupported(operations({ graphql: fhir.graphqlOperation })));
 }

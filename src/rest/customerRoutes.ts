@@ -1,12 +1,21 @@
 import { notFound } from '../fhir/outcome';
 import * as fhir from './interactions';
 import type { EndpointContext } from './interactions';
-import { RouteTable } from './routeTable';
+import { type RouteHandler, RouteTable } from './routeTable';
 
 /**
  * Customer endpoints support every REST interaction (http.html#summary), batch and transaction Bundles
  * POSTed to the root included.
  */
+/** Dispatches `$name` to its handler; unknown operations are 404. */
+export function operations<C>(handlers: Record<string, RouteHandler<C>>): RouteHandler<C> {
+  return async (req, p, ctx) => {
+    const handler = handlers[p.op];
+    if (!handler) throw notFound(`Operation $${p.op} is not known here`);
+    return handler(req, p, ctx);
+  };
+}
+
 export function customerRoutes(): RouteTable<EndpointContext> {
   return new RouteTable<EndpointContext>()
     .add('GET', 'metadata', fhir.metadata)
@@ -26,8 +35,8 @@ export function customerRoutes(): RouteTable<EndpointContext> {
     .add('DELETE', ':type/:id', fhir.remove)
     .add('GET', ':type/:id/_history', fhir.history)
     .add('GET', ':type/:id/_history/:vid', fhir.vread)
-    .add('GET', ':type/:id/$op', async (req, p, ctx) => {
-      if (p.op !== 'aggregation-status') throw notFound(`Operation $${p.op} is not known here`);
-      return fhir.aggregationStatus(req, p, ctx);
-    });
+    .add('GET', '$op', operations({ graphql: fhir.graphqlOperation }))
+    .add('POST', '$op', operations({ graphql: fhir.graphqlOperation }))
+    .add('GET', ':type/:id/$op', operations({ 'aggregation-status': fhir.aggregationStatus, graphql: fhir.graphqlOperation }))
+    .add('POST', ':type/:id/$op', operations({ graphql: fhir.graphqlOperation }));
 }

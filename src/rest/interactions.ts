@@ -13,6 +13,8 @@ export interface EndpointContext {
   service: FhirService;
   /** Largest batch/transaction Bundle accepted, in entries. */
   bundleMaxEntries?: number;
+  /** FHIR `$graphql` over this endpoint (system level, or with an instance as the root). */
+  graphql?(request: { query: string; variables?: Record<string, unknown>; operationName?: string | null }, instance?: Resource): Promise<unknown>;
   /** What the aggregator made of an upstream resource (customer endpoints). */
   aggregationStatus?(type: string, id: string): Promise<Resource>;
   /** Absolute URL of the endpoint root, no trailing slash. */
@@ -61,6 +63,26 @@ export const aggregationStatus: Handler = async (_req, p, ctx) => {
   await ctx.service.read(p.type, p.id);
   if (!ctx.aggregationStatus) throw methodNotAllowed('$aggregation-status is not available here');
   return ok(await ctx.aggregationStatus(p.type, p.id));
+};
+
+/** `$graphql` (graphql.html#invoking): the query in `query` (GET) or a JSON body {query, variables, operationName}. */
+export const graphqlOperation: Handler = async (req, p, ctx) => {
+  if (!ctx.graphql) throw methodNotAllowed('$graphql is not available here');
+  const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+  const fromQuery = (name: string) => req.query.find(([k]) => k === name)?.[1];
+  const query = (body.query as string | undefined) ?? fromQuery('query') ?? (typeof req.body === 'string' ? req.body : undefined);
+  if (!query) throw badRequest('$graphql needs a query', 'query');
+  let variables = body.variables as Record<string, unknown> | undefined;
+  const variablesText = fromQuery('variables');
+  if (!variables && variablesText) {
+    try {
+      variables = JSON.parse(variablesText);
+    } catch {
+      throw badRequest("'variables' is not JSON", 'variables');
+    }
+  }
+  const instance = p.type && p.id ? ((await ctx.service.read(p.type, p.id)).resource as Resource) : undefined;
+  return ok((await ctx.graphql({ query, variables, operationName: (body.operationName as string | undefined) ?? fromQuery('operationName') }, instance)) as Resource);
 };
 
 export const metadata: Handler = async (_req, _p, ctx) => ok(ctx.capabilityStatement());

@@ -13,6 +13,8 @@ export interface Database {
    * the extended query protocol Prisma uses cannot, and session state such as advisory locks needs one session.
    */
   withSession<T>(fn: (session: ScriptSession) => Promise<T>): Promise<T>;
+  /** Called for every SQL statement the client runs (only when opened with `queryEvents`). */
+  onQuery(listener: (sql: string) => void): void;
   close(): Promise<void>;
 }
 
@@ -28,23 +30,26 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** Pool size for PostgreSQL. */
   poolSize?: number;
+  /** Emit an event per SQL statement (tests that count queries); off in production for speed. */
+  queryEvents?: boolean;
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.databaseUrl && /^postgres(ql)?:\/\//.test(options.databaseUrl)) {
-    return openPostgres(options.databaseUrl, options.poolSize ?? 10);
+    return openPostgres(options.databaseUrl, options.poolSize ?? 10, options.queryEvents ?? false);
   }
-  return openPglite(options.dataDir ?? './data');
+  return openPglite(options.dataDir ?? './data', options.queryEvents ?? false);
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<Database> {
+async function openPostgres(url: string, poolSize: number, queryEvents: boolean): Promise<Database> {
   const { PrismaPg } = await import('@prisma/adapter-pg');
   const pg = await import('pg');
   const adapter = new PrismaPg({ connectionString: url, max: poolSize });
-  const prisma = new PrismaClient({ adapter });
+  const prisma = new PrismaClient({ adapter, ...logOptions(queryEvents) });
   return {
     prisma,
     kind: 'postgres',
+    onQuery: queryListener(prisma),
     async withSession(fn) {
       const client = new pg.Client({ connectionString: url });
       await client.connect();
@@ -63,15 +68,16 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
   };
 }
 
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string, queryEvents: boolean): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PrismaPGlite } = await import('pglite-prisma-adapter');
   const pglite = dataDir.startsWith('memory://') ? new PGlite() : new PGlite(dataDir);
   await pglite.waitReady;
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite), ...logOptions(queryEvents) });
   return {
     prisma,
     kind: 'pglite',
+    onQuery: queryListener(prisma),
     async withSession(fn) {
       return fn({
         exec: async (script) => void (await pglite.exec(script)),
@@ -82,5 +88,15 @@ async function openPglite(dataDir: string): Promise<Database> {
       await prisma.$disconnect();
       await pglite.close();
     },
+  };
+}
+
+function logOptions(queryEvents: boolean) {
+  return queryEvents ? { log: [{ emit: 'event' as const, level: 'query' as const }] } : {};
+}
+
+function queryListener(prisma: PrismaClient) {
+  return (listener: (sql: string) => void) => {
+    (prisma as unknown as { $on(event: 'query', fn: (e: { query: string }) => void): void }).$on('query', (e) => listener(e.query));
   };
 }

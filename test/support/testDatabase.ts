@@ -13,10 +13,10 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(options: { queryEvents?: boolean } = {}): Promise<TestDatabase> {
   const base = process.env.DATABASE_URL;
   if (!base || !/^postgres(ql)?:\/\//.test(base)) {
-    const db = await openDatabase({ dataDir: 'memory://' });
+    const db = await openDatabase({ dataDir: 'memory://', queryEvents: options.queryEvents });
     await migrate(db);
     return { db, drop: () => db.close() };
   }
@@ -28,7 +28,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await admin.end();
   const url = new URL(base);
   url.pathname = `/${name}`;
-  const db = await openDatabase({ databaseUrl: url.toString(), poolSize: 5 });
+  const db = await openDatabase({ databaseUrl: url.toString(), poolSize: 5, queryEvents: options.queryEvents });
   await migrate(db);
   return {
     db,

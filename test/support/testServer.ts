@@ -39,8 +39,8 @@ export interface TestServer {
 }
 
 /** The real HTTP server on a random local port, over a fresh test database. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const database = await createTestDatabase();
+export async function startTestServer(env: Record<string, string> = {}, options: { queryEvents?: boolean } = {}): Promise<TestServer> {
+  const database = await createTestDatabase(options);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-test-'));
   const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
   const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...env }) };

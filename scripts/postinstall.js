@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * `npm install` hook: generates the Prisma client (offline, see prisma-generate.js) and, when the dev
+ * dependencies are there, the typed GraphQL documents from schema/ (GraphQL Code Generator).
+ */
+const { spawnSync } = require('node:child_process');
+const { existsSync } = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const run = (args) => {
+  const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+};
+
+run([path.join(__dirname, 'prisma-generate.js')]);
+// The package's exports hide its bin from require.resolve: find it by path.
+const codegen = path.join(root, 'node_modules/@graphql-codegen/cli/cjs/bin.js');
+if (existsSync(codegen)) run([codegen, '--config', 'codegen.yml', '--silent']);

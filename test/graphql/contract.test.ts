@@ -1,0 +1,33 @@
+import { readFileSync } from 'node:fs';
+import { buildSchema, type GraphQLObjectType } from 'graphql';
+import { sdl, SCHEMA_FILE } from '../../scripts/emit-schema';
+
+/** The committed SDL in schema/ is the contract: it must match what the server serves. */
+test('schema/tributary.graphql is up to date (run `npm run emit-schema` after changing the schema)', () => {
+  const committed = readFileSync(SCHEMA_FILE, 'utf8');
+  const current = sdl();
+  if (committed !== current) {
+    const a = committed.split('\n');
+    const b = current.split('\n');
+    const line = a.findIndex((l, i) => l !== b[i]);
+    throw new Error(`schema/tributary.graphql is stale from line ${line + 1}: committed '${a[line]}', now '${b[line]}'`);
+  }
+});
+
+test('the contract has the FHIR GraphQL shapes clients rely on', () => {
+  const schema = buildSchema(sdl());
+  const query = schema.getQueryType()!.getFields();
+  expect(query.Patient.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['id: ID!', '_endpoint: ID']);
+  expect(query.PatientList.args.map((a) => a.name)).toEqual(expect.arrayContaining(['identifier', 'birthdate', 'general_practitioner', '_count', '_cursor', '_sort']));
+  expect(String(query.PatientConnection.type)).toBe('PatientConnection');
+  const mutation = schema.getMutationType()!.getFields();
+  expect(mutation.PatientCreate.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['resource: PatientInput!', '_endpoint: ID']);
+  const observation = schema.getType('Observation') as GraphQLObjectType;
+  expect(String(observation.getFields().valueQuantity.type)).toBe('Quantity');
+  expect(observation.getInterfaces().map((i) => i.name)).toEqual(['Resource']);
+  const patient = (schema.getType('Patient') as GraphQLObjectType).getFields();
+  expect(String(patient._birthDate.type)).toBe('Element');
+  expect(patient.ObservationList.args.map((a) => a.name)).toEqual(expect.arrayContaining(['_reference', '_count']));
+  expect((schema.getType('Reference') as GraphQLObjectType).getFields().resource.args.map((a) => a.name)).toEqual(['type', 'optional']);
+  expect(schema.getDirectives().map((d) => d.name)).toEqual(expect.arrayContaining(['flatten', 'first', 'singleton', 'slice']));
+});
