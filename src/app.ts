@@ -1,5 +1,8 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { isAdminToken } from './access/adminCredential';
 import { bearerToken, type Caller } from './access/caller';
+import { AggregationViews } from './aggregator/views';
+import { adminOps } from './graphql/adminOps';
 import type { GraphqlContext } from './graphql/fhirSchema';
 import { GraphqlDoor, type GraphqlRequest } from './graphql/graphqlDoor';
 import { createLoaders } from './graphql/loaders';
@@ -141,11 +144,39 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     };
   };
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
+  const views = new AggregationViews(db.prisma);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
     const source = serviceSource({ customer: (id) => customerService(caller, id), aggregated: () => aggregatedService(caller) });
-    return { source, loaders: createLoaders(source), origin: new WeakMap(), defaultEndpoint };
+    return {
+      source,
+      loaders: createLoaders(source),
+      origin: new WeakMap(),
+      defaultEndpoint,
+      aggregation: {
+        // The same checks as REST: the caller must be able to read the aggregated resource / own the endpoint.
+        aggregation: async (type, id) => {
+          await source.read(type, id);
+          return views.view(type, id);
+        },
+        status: async (endpointId, type, id) => {
+          await (await customerService(caller, endpointId)).service.read(type, id);
+          return (await views.status(endpointId, type, id)) ?? { status: 'pending', reason: null, expression: null, aggregatedId: null };
+        },
+      },
+    };
   };
-  await graphqlDoor.register(app, async (request) => graphqlContext(callerOf(request)));
+  const adminContext = (): GraphqlContext => {
+    const refuse = async (): Promise<never> => {
+      throw unauthorized('The admin token cannot read FHIR data: use a token from /oauth2/token');
+    };
+    const source = { read: refuse, search: refuse, create: refuse, update: refuse, delete: refuse };
+    return { source, loaders: createLoaders(source), origin: new WeakMap(), admin: adminOps(tenancy, grants) };
+  };
+  await graphqlDoor.register(app, async (request) => {
+    const token = bearerToken(request.headers.authorization);
+    if (token && isAdminToken(token, deps.adminToken)) return adminContext();
+    return graphqlContext(callerOf(request));
+  });
 
   await app.register(async (scope) => {
     installFhirParsers(scope, config.bodyLimit);

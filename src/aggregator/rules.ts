@@ -245,3 +245,20 @@ export function contentKey(resource: Resource): string {
   const { versionId: _v, lastUpdated: _l, ...keptMeta } = meta ?? {};
   return canonical({ ...rest, meta: keptMeta });
 }
+
+/**
+ * Which upstream member supplied each single-valued element of a merged resource (the most recently
+ * updated member that has it): the provenance GraphQL exposes. Practitioner copies none.
+ */
+export function elementSources(type: string, members: Member[]): { element: string; store: string; id: string }[] {
+  if (type === 'Practitioner') return [];
+  const ordered = orderMembers(members);
+  const out: { element: string; store: string; id: string }[] = [];
+  for (const element of topLevelElements(type)) {
+    if (element.repeats || ['id', 'meta', 'extension', 'contained', 'text'].includes(element.name)) continue;
+    if (type === 'Patient' && element.name === 'managingOrganization') continue;
+    const source = ordered.find((m) => Object.keys(m.resource).some((k) => elementOfKey(type, k)?.name === element.name));
+    if (source) out.push({ element: element.name, store: source.store, id: source.id });
+  }
+  return out;
+}

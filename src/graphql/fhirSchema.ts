@@ -5,6 +5,8 @@ import {
 } from 'graphql';
 import { searchParameterMap } from '../fhir/searchParameters';
 import type { Bundle, Resource } from '../fhir/types';
+import { mergeSchemas } from '@graphql-tools/schema';
+import { type AdminOps, type AggregationOps, buildAggregationSchema } from './aggregationSchema';
 import type { GraphqlDataSource } from './dataSource';
 import { fhirModel, type FieldModel, type TypeModel } from './fhirModel';
 import { type Loaders, referenceKey } from './loaders';
@@ -23,6 +25,9 @@ export interface GraphqlContext {
   origin: WeakMap<object, string | undefined>;
   /** Where `_endpoint`-less fields go: a customer endpoint's own `$graphql`, else the aggregated record. */
   defaultEndpoint?: string;
+  /** Aggregation views (FHIR callers) and admin operations (admin caller), see aggregationSchema.ts. */
+  aggregation?: AggregationOps;
+  admin?: AdminOps;
 }
 
 const JSONScalar = new GraphQLScalarType({
@@ -95,10 +100,18 @@ function cursorOf(bundle: Bundle, relation: string): string | undefined {
 
 let built: GraphQLSchema | undefined;
 
-/** Built once per process: the schema depends on the definitions only. */
-export function buildFhirSchema(): GraphQLSchema {
+/** The HL7 FHIR GraphQL schema alone (instance-level $graphql roots come from it). */
+export function buildFhirOnlySchema(): GraphQLSchema {
   built ??= generate();
   return built;
+}
+
+let merged: GraphQLSchema | undefined;
+
+/** Built once per process: the FHIR schema merged with our own aggregation and admin types. */
+export function buildFhirSchema(): GraphQLSchema {
+  merged ??= mergeSchemas({ schemas: [buildFhirOnlySchema(), buildAggregationSchema()] });
+  return merged;
 }
 
 function generate(): GraphQLSchema {

@@ -8,7 +8,7 @@ import { execute, GraphQLError, GraphQLObjectType, GraphQLSchema, parse, specifi
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 import { applyOutputDirectives, usesOutputDirectives } from './directives';
-import { buildFhirSchema, DIRECTIVES, type GraphqlContext } from './fhirSchema';
+import { buildFhirOnlySchema, buildFhirSchema, DIRECTIVES, type GraphqlContext } from './fhirSchema';
 import { limitRule, type QueryLimits } from './limits';
 
 /**
@@ -87,9 +87,10 @@ export class GraphqlDoor {
   private instanceSchema(type: string): GraphQLSchema {
     let schema = this.instanceSchemas.get(type);
     if (!schema) {
-      const root = this.schema.getType(type);
+      const fhir = buildFhirOnlySchema();
+      const root = fhir.getType(type);
       if (!(root instanceof GraphQLObjectType)) throw badRequest(`${type} has no GraphQL type`);
-      schema = new GraphQLSchema({ query: root, types: Object.values(this.schema.getTypeMap()).filter((t) => !t.name.startsWith('__') && t.name !== 'Query' && t.name !== 'Mutation'), directives: this.schema.getDirectives() });
+      schema = new GraphQLSchema({ query: root, types: Object.values(fhir.getTypeMap()).filter((t) => !t.name.startsWith('__') && t.name !== 'Query' && t.name !== 'Mutation'), directives: fhir.getDirectives() });
       this.instanceSchemas.set(type, schema);
     }
     return schema;

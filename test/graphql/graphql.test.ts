@@ -145,3 +145,36 @@ describe('aggregated data, $graphql and directives', () => {
     expect(res.status).toBe(401);
   });
 });
+
+describe('aggregation views and admin operations (type-graphql)', () => {
+  test('an aggregated Patient shows its upstream members, grouping rule and element provenance', async () => {
+    const id = (await client.query(gql`{ PatientList(identifier: "${NHS}|9000000009") { id } }`)).data.PatientList[0].id;
+    const { data, errors } = await client.query(gql`query ($id: ID!) { aggregation(resourceType: "Patient", id: $id) { rule members { endpoint customer upstreamId upstreamVersion } elementSources { element upstreamId } } }`, { id });
+    expect(errors).toBeUndefined();
+    expect(data.aggregation.rule).toBe('grouped by identifier');
+    expect(data.aggregation.members).toEqual([{ endpoint: t.endpointId, customer: t.customerId, upstreamId: 'p1', upstreamVersion: 1 }]);
+    expect(data.aggregation.elementSources).toEqual(expect.arrayContaining([{ element: 'gender', upstreamId: 'p1' }, { element: 'birthDate', upstreamId: 'p1' }]));
+  });
+
+  test('aggregation status of an upstream resource, for its owner only', async () => {
+    await put({ resourceType: 'MedicationStatement', id: 'bad', status: 'active', subject: { display: 'no reference' }, medicationCodeableConcept: { text: 'x' } });
+    await server.waitForAggregation();
+    const { data } = await client.query(gql`query ($ep: ID!) { aggregationStatus(endpoint: $ep, resourceType: "MedicationStatement", id: "bad") { status reason expression } }`, { ep: t.endpointId });
+    expect(data.aggregationStatus).toMatchObject({ status: 'excluded', expression: 'MedicationStatement.subject' });
+    const other = await server.provision();
+    const refused = await graphqlClient(server.url, other.token).query(gql`query ($ep: ID!) { aggregationStatus(endpoint: $ep, resourceType: "MedicationStatement", id: "bad") { status } }`, { ep: t.endpointId });
+    expect(refused.errors?.[0].extensions).toMatchObject({ status: 404 });
+  });
+
+  test('admin queries and mutations need the admin token', async () => {
+    const adminClient = graphqlClient(server.url, server.adminToken);
+    const created = await adminClient.mutate(gql`mutation { adminCustomerCreate(name: "Via GraphQL") { id name } }`);
+    expect(created.data!.adminCustomerCreate.name).toBe('Via GraphQL');
+    const endpoint = await adminClient.mutate(gql`mutation ($c: ID!) { adminEndpointCreate(customerId: $c, fhirVersion: "R4") { id fhirVersion } }`, { c: created.data!.adminCustomerCreate.id });
+    expect(endpoint.data!.adminEndpointCreate.fhirVersion).toBe('R4');
+    const customers = await adminClient.query(gql`{ adminCustomers { name } }`);
+    expect(customers.data.adminCustomers.map((c: Json) => c.name)).toContain('Via GraphQL');
+    const refused = await client.query(gql`{ adminCustomers { name } }`);
+    expect(refused.errors?.[0].extensions).toMatchObject({ status: 401 });
+  });
+});

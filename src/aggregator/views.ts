@@ -1,0 +1,60 @@
+import type { PrismaClient } from '../generated/prisma/client';
+import type { Resource } from '../fhir/types';
+import { elementSources, MERGED_TYPES, type Member } from './rules';
+
+/**
+ * Read models of the aggregation for the GraphQL views: an aggregated resource's upstream members, the
+ * rule that grouped them and which member supplied each single-valued element.
+ */
+export interface MemberView {
+  endpoint: string;
+  customer: string;
+  upstreamType: string;
+  upstreamId: string;
+  upstreamVersion: number | null;
+  lastUpdated: string | null;
+}
+
+export interface AggregationView {
+  resourceType: string;
+  id: string;
+  rule: string;
+  members: MemberView[];
+  elementSources: { element: string; endpoint: string; upstreamId: string }[];
+}
+
+export class AggregationViews {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  async view(type: string, aggId: string): Promise<AggregationView> {
+    const rows = await this.prisma.$queryRawUnsafe<{ store: string; res_id: string; content: Resource; upstream_updated: Date | null; customer_id: string; version_id: number | null }[]>(
+      `SELECT m.store, m.res_id, m.content, m.upstream_updated, e.customer_id, r.version_id
+         FROM agg_member m JOIN endpoint e ON e.id = m.store
+         LEFT JOIN resource r ON r.store = m.store AND r.type = m.type AND r.id = m.res_id
+        WHERE m.type = $1 AND m.agg_id = $2 AND m.status = 'included' ORDER BY m.joined_at, m.store, m.res_id`,
+      type, aggId,
+    );
+    const members: Member[] = rows.map((r) => ({ resource: r.content, lastUpdated: r.upstream_updated ? new Date(r.upstream_updated).toISOString() : '', store: r.store, id: r.res_id }));
+    return {
+      resourceType: type,
+      id: aggId,
+      rule: MERGED_TYPES[type] ? `grouped by ${MERGED_TYPES[type]}` : 'copied one-to-one',
+      members: rows.map((r) => ({
+        endpoint: r.store,
+        customer: r.customer_id,
+        upstreamType: type,
+        upstreamId: r.res_id,
+        upstreamVersion: r.version_id === null ? null : Number(r.version_id),
+        lastUpdated: r.upstream_updated ? new Date(r.upstream_updated).toISOString() : null,
+      })),
+      elementSources: MERGED_TYPES[type] ? elementSources(type, members).map((s) => ({ element: s.element, endpoint: s.store, upstreamId: s.id })) : [],
+    };
+  }
+
+  async status(store: string, type: string, id: string): Promise<{ status: string; reason: string | null; expression: string | null; aggregatedId: string | null } | null> {
+    const [row] = await this.prisma.$queryRawUnsafe<{ status: string; reason: string | null; expression: string | null; agg_id: string | null }[]>(
+      `SELECT status, reason, expression, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3`, store, type, id,
+    );
+    return row ? { status: row.status, reason: row.reason, expression: row.expression, aggregatedId: row.agg_id } : null;
+  }
+}
