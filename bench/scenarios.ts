@@ -218,13 +218,37 @@ export async function searchScenario(ctx: BenchContext): Promise<void> {
   ctx.figures.push({ scenario: 'memory', metric: 'server peak RSS after search', value: ctx.server.peakRssMb(), unit: 'MB' });
 }
 
+/**
+ * The patient-record query (a patient, its Observations with their encounters and its MedicationRequests
+ * with their requesters) through /graphql, against the one REST request that returns the same resources
+ * with _revinclude/_include:iterate. Both on the customer endpoint, so the figure does not wait on
+ * aggregation. Statement counts per request are fixed by test/graphql/batching.test.ts.
+ */
 export async function graphqlScenario(ctx: BenchContext): Promise<void> {
-  const probe = await fetch(`${ctx.server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) }).catch(() => undefined);
+  const tenant = await ensureTenant(ctx);
+  if (!ctx.loadedPatients) await load(ctx, 0, Math.min(ctx.patients, 10));
+  const probe = await fetch(`${ctx.server.url}/graphql`, { method: 'POST', headers: { ...auth(ctx), 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) }).catch(() => undefined);
   if (!probe || probe.status === 404) {
-    ctx.figures.push({ scenario: 'graphql', metric: 'patient-record query vs REST', value: null, unit: '', note: 'not available: the server has no /graphql yet' });
+    ctx.figures.push({ scenario: 'graphql', metric: 'patient-record query vs REST', value: null, unit: '', note: 'not available: the server has no /graphql' });
     return;
   }
-  ctx.figures.push({ scenario: 'graphql', metric: 'patient-record query vs REST', value: null, unit: '', note: '/graphql answers, but this harness has no GraphQL scenario yet' });
+  const patientId = await firstId(ctx, 'Observation?_count=1&_include=Observation:subject').then(async () => {
+    const bundle = (await (await fetch(`${tenant.base}/Observation?_count=1&_include=Observation:subject`, { headers: auth(ctx) })).json()) as { entry: { resource: { resourceType: string; id: string } }[] };
+    return bundle.entry.find((e) => e.resource.resourceType === 'Patient')!.resource.id;
+  });
+  const query = `query ($ep: ID, $id: ID!) { Patient(id: $id, _endpoint: $ep) { id name { family given } birthDate
+    ObservationList(_reference: "subject", _count: 1000) { id status code { text coding { system code } } valueQuantity { value unit } effectiveDateTime encounter { resource { ... on Encounter { id status period { start end } } } } }
+    MedicationRequestList(_reference: "subject", _count: 1000) { id status medicationCodeableConcept { text } authoredOn requester { resource { ... on Practitioner { id name { family } } } } } } }`;
+  const graphqlBody = JSON.stringify({ query, variables: { ep: tenant.endpointId, id: patientId } });
+  const rest = `${tenant.base}/Patient?_id=${patientId}&_revinclude=Observation:subject&_revinclude=MedicationRequest:subject&_include:iterate=Observation:encounter&_include:iterate=MedicationRequest:requester`;
+  const durationMs = ctx.durationMs ?? (ctx.quick ? 3_000 : 10_000);
+  const g = await runLoad({ requests: [{ method: 'POST', url: `${ctx.server.url}/graphql`, headers: { ...auth(ctx), 'content-type': 'application/json' }, body: graphqlBody }], concurrency: 4, durationMs });
+  const r = await runLoad({ requests: [{ url: rest, headers: auth(ctx) }], concurrency: 4, durationMs });
+  ctx.figures.push(
+    { scenario: 'graphql', metric: 'patient-record query p50 (REST _include/_revinclude as floor)', value: round(g.p50, 2), unit: `ms (p95 ${round(g.p95, 2)})`, floor: round(r.p50, 2), ratio: round(g.p50 / r.p50, 2), target: '≤ 1.5× REST', ...errorsNote(g) },
+    { scenario: 'graphql', metric: 'REST equivalent p50', value: round(r.p50, 2), unit: `ms (p95 ${round(r.p95, 2)})`, ...errorsNote(r) },
+  );
+  ctx.figures.push({ scenario: 'memory', metric: 'server peak RSS after graphql', value: ctx.server.peakRssMb(), unit: 'MB' });
 }
 
 export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {

@@ -203,10 +203,10 @@ function generate(): GraphQLSchema {
               fields.id = { type: GraphQLID };
               continue;
             }
-            const config: GraphQLFieldConfig<Record<string, unknown>, GraphqlContext> = {
-              type: outputType(f),
-              resolve: (parent, _args, ctx) => propagate(parent[f.name], ctx.origin.get(parent), ctx),
-            };
+            // Primitives use graphql-js's default resolver; objects pass on the endpoint they came from.
+            const config: GraphQLFieldConfig<Record<string, unknown>, GraphqlContext> = f.primitive
+              ? { type: outputType(f) }
+              : { type: outputType(f), resolve: (parent, _args, ctx) => propagate(parent[f.name], ctx.origin.get(parent), ctx) };
             if (f.name === 'extension' || f.name === 'modifierExtension') {
               config.args = { url: { type: GraphQLString } };
               config.resolve = (parent, args: { url?: string }, ctx) => {
