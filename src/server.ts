@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { buildApp } from './app';
 import { loadConfig } from './config';
 import { loadAdminCredential } from './access/adminCredential';
@@ -10,7 +11,8 @@ import { TenancyRepository } from './store/tenancyRepository';
 /** `npm start`: open the store, apply pending migrations, serve. Wiring only. */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize });
+  // The embedded store gets its own folder beside the admin credential and signing keys.
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite'), poolSize: config.poolSize });
   const { applied } = await migrate(db);
   // Compile the R4 schema now, not on the first write.
   warmValidation('R4');
