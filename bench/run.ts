@@ -21,6 +21,8 @@ export interface BenchOptions {
   outDir: string;
   build: boolean;
   durationMs?: number;
+  /** `off`: no aggregation worker in the server (isolates search and read figures from the drain). */
+  aggregation: boolean;
 }
 
 export function parseOptions(argv: string[]): BenchOptions {
@@ -35,6 +37,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       out: { type: 'string' },
       'no-build': { type: 'boolean', default: false },
       'duration-ms': { type: 'string' },
+      aggregation: { type: 'string', default: 'on' },
     },
   });
   const scenarios = values.scenario?.length ? values.scenario : Object.keys(SCENARIOS);
@@ -50,6 +53,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     outDir: values.out ?? path.join(ROOT, 'bench/results'),
     build: !values['no-build'],
     durationMs: values['duration-ms'] ? Number(values['duration-ms']) : undefined,
+    aggregation: values.aggregation !== 'off',
   };
 }
 
@@ -83,7 +87,7 @@ export async function runBench(options: BenchOptions): Promise<{ figures: Figure
   if (options.build) execSync('npm run build --silent', { cwd: ROOT, stdio: 'inherit' });
   const adminUrl = process.env.DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
   const db = await freshDatabase(adminUrl);
-  const server = await startServer(options.store === 'postgres' ? { DATABASE_URL: db.url } : {});
+  const server = await startServer({ ...(options.store === 'postgres' ? { DATABASE_URL: db.url } : {}), ...(options.aggregation ? {} : { AGGREGATION_WORKER: 'off' }) });
   const ctx: BenchContext = { server, databaseUrl: db.url, quick: options.quick, patients: options.patients, searchSizes: options.sizes, figures: [], loadedPatients: 0, durationMs: options.durationMs };
   let pgVersion = '';
   try {
@@ -117,7 +121,7 @@ export async function runBench(options: BenchOptions): Promise<{ figures: Figure
   mkdirSync(options.outDir, { recursive: true });
   const stem = `${date.replace(/[:.]/g, '-')}-${options.store}${options.quick ? '-quick' : ''}`;
   const file = path.join(options.outDir, `${stem}.json`);
-  const header = `Store: ${options.store}; patients: ${ctx.loadedPatients}; commit ${commit}; ${date}; ${machine.cores} × ${machine.cpu}, ${machine.memoryGb} GB; PostgreSQL ${pgVersion}; ${machine.node}`;
+  const header = `Store: ${options.store}; aggregation worker: ${options.aggregation ? 'on' : 'off'}; patients: ${ctx.loadedPatients}; commit ${commit}; ${date}; ${machine.cores} × ${machine.cpu}, ${machine.memoryGb} GB; PostgreSQL ${pgVersion}; ${machine.node}`;
   writeFileSync(file, JSON.stringify({ date, commit, machine, options, dataset: { patients: ctx.loadedPatients }, figures: ctx.figures }, null, 2));
   writeFileSync(path.join(options.outDir, `${stem}.md`), `${header}\n\n${table}\n`);
   return { figures: ctx.figures, file, table: `${header}\n\n${table}` };

@@ -34,31 +34,22 @@ type Prefix = (typeof PREFIXES)[number];
 
 /** Splits on unescaped separators and unescapes `\,` `\|` `\$` `\\` (search.html#escaping). */
 export function splitEscaped(value: string, separator: string): string[] {
-  const out: string[] = [];
-  let current = '';
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i];
-    if (ch === '\\' && i + 1 < value.length) {
-      current += value[i + 1];
-      i++;
-    } else if (ch === separator) {
-      out.push(current);
-      current = '';
-    } else current += ch;
-  }
-  out.push(current);
-  return out;
+  return split(value, separator, false);
 }
 
 /** Like splitEscaped, but leaves the escapes of other separators in place for a later split. */
 function splitKeepingEscapes(value: string, separator: string): string[] {
+  return split(value, separator, true);
+}
+
+function split(value: string, separator: string, keepOtherEscapes: boolean): string[] {
   const out: string[] = [];
   let current = '';
   for (let i = 0; i < value.length; i++) {
     const ch = value[i];
     if (ch === '\\' && i + 1 < value.length) {
-      if (value[i + 1] === separator) current += separator;
-      else current += ch + value[i + 1];
+      const next = value[i + 1];
+      current += keepOtherEscapes && next !== separator ? ch + next : next;
       i++;
     } else if (ch === separator) {
       out.push(current);

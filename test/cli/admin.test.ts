@@ -1,24 +1,7 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
+import { runAdminCli } from '../support/runCli';
 import { startTestServer, type TestServer } from '../support/testServer';
 
-const run = promisify(execFile);
-const ROOT = path.resolve(__dirname, '../..');
-
-/** The CLI exactly as `npm run admin --` runs it, in its own process, against the real server. */
-async function admin(server: TestServer, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['scripts/run-ts.js', 'src/cli/admin.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, TRIBUTARY_URL: server.url, ADMIN_TOKEN: server.adminToken, NODE_OPTIONS: '' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const admin = runAdminCli;
 
 let server: TestServer;
 beforeAll(async () => {

@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { ROOT, runAdminCli } from '../support/runCli';
 import { startTestServer, type TestServer } from '../support/testServer';
 
-const run = promisify(execFile);
-const ROOT = path.resolve(__dirname, '../..');
 const DATA = path.resolve(ROOT, '../shared/data');
 const have = (dir: string) => {
   try {
@@ -15,20 +12,7 @@ const have = (dir: string) => {
     return false;
   }
 };
-
-async function importCli(server: TestServer, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['scripts/run-ts.js', 'src/cli/admin.ts', 'import', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, TRIBUTARY_URL: server.url, ADMIN_TOKEN: server.adminToken, NODE_OPTIONS: '' },
-      maxBuffer: 50 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const importCli = (server: TestServer, ...args: string[]) => runAdminCli(server, 'import', ...args);
 
 let server: TestServer;
 beforeAll(async () => {
