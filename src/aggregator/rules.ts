@@ -213,6 +213,29 @@ export function mergeGroup(type: string, members: Member[]): Resource {
   return merged;
 }
 
+/**
+ * Organization: "extensions on the identifier element will be copied over but will not be updated"
+ * (reference/aggregated-endpoint.txt). An identifier (system|value) the member already had keeps the
+ * extensions it was first aggregated with — none, if it arrived without — whatever the update says; an
+ * identifier new to the member brings its own. `previous` is the member's last aggregated form.
+ */
+export function keepFirstIdentifierExtensions(previous: Resource | undefined, next: Resource): Resource {
+  type Identifier = { system?: string; value?: string; extension?: unknown[] };
+  const before = new Map<string, Identifier>();
+  for (const i of (previous?.identifier as Identifier[] | undefined) ?? []) {
+    const key = `${i.system}|${i.value}`;
+    if (!before.has(key)) before.set(key, i);
+  }
+  if (!before.size || !Array.isArray(next.identifier)) return next;
+  const identifier = (next.identifier as Identifier[]).map((i) => {
+    const first = before.get(`${i.system}|${i.value}`);
+    if (!first) return i;
+    const { extension: _updated, ...rest } = i;
+    return first.extension ? { extension: first.extension, ...rest } : rest;
+  });
+  return { ...next, identifier };
+}
+
 /** Removes client-supplied source codings and adds ours (DESIGN §3.7). */
 export function withSourceTracking(resource: Resource, sources: Partial<Record<keyof typeof SOURCE_SYSTEM, string>>): Resource {
   const meta = { ...(resource.meta ?? {}) };

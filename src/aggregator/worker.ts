@@ -1,6 +1,8 @@
 import type { PrismaClient } from '../generated/prisma/client';
 import type { Tx } from '../store/resourceRepository';
 import type { Aggregator } from './aggregator';
+import { lockUpstream } from './locks';
+import type { Upstream, UpstreamRef } from './upstream';
 
 /**
  * Drains the aggregation outbox. A batch of items is claimed with FOR UPDATE SKIP LOCKED and processed in
@@ -29,6 +31,8 @@ export interface OutboxItem {
   res_id: string;
   attempts: number;
 }
+
+const refOf = (item: OutboxItem): UpstreamRef => ({ store: item.store, type: item.type, id: item.res_id });
 
 export interface Lag {
   queueDepth: number;
@@ -93,7 +97,12 @@ export class AggregationWorker {
     await this.loop;
   }
 
-  /** Processes one batch; returns how many items it took. */
+  /**
+   * Processes one batch; returns how many items it took. Merged types and deletions go one at a time (each
+   * under its own savepoint, merged types first so that the batch's copies find their Patient); the copies
+   * go set-wise under one savepoint, and should that fail as a whole, one at a time again so that only the
+   * failing item is retried.
+   */
   async runOnce(): Promise<number> {
     return this.prisma.$transaction(
       async (tx) => {
@@ -105,26 +114,35 @@ export class AggregationWorker {
         if (!items.length) return 0;
         this.aggregator.resetCache();
         const done: string[] = [];
-        const seen = new Set<string>();
+        // Several writes to one resource: processing it once brings it up to date.
+        const unique = new Map<string, OutboxItem>();
         for (const item of items) {
           const key = `${item.store}|${item.type}|${item.res_id}`;
-          // Several writes to one resource: processing it once brings it up to date.
-          if (seen.has(key)) {
-            done.push(String(item.id));
-            continue;
-          }
-          seen.add(key);
-          await tx.$executeRawUnsafe('SAVEPOINT agg_item');
+          if (unique.has(key)) done.push(String(item.id));
+          else unique.set(key, item);
+        }
+        await lockUpstream(tx, [...unique.keys()]);
+        const upstream = await this.aggregator.loadUpstream(tx, [...unique.values()].map(refOf));
+        const setWise: { item: OutboxItem; upstream: Upstream }[] = [];
+        const single: OutboxItem[] = [];
+        for (const [key, item] of unique) {
+          const found = upstream.get(key);
+          if (this.aggregator.copiesSetWise(refOf(item), found)) setWise.push({ item, upstream: found });
+          else single.push(item);
+        }
+        for (const item of single) if (await this.processOne(tx, item)) done.push(String(item.id));
+        if (setWise.length) {
+          await tx.$executeRawUnsafe('SAVEPOINT agg_set');
           try {
-            await this.aggregator.process(tx, item.store, item.type, item.res_id);
-            await this.options.afterItem?.(item);
-            await tx.$executeRawUnsafe('RELEASE SAVEPOINT agg_item');
-            done.push(String(item.id));
+            await this.aggregator.copyMany(tx, setWise.map((s) => s.upstream));
+            for (const { item } of setWise) await this.options.afterItem?.(item);
+            await tx.$executeRawUnsafe('RELEASE SAVEPOINT agg_set');
+            done.push(...setWise.map((s) => String(s.item.id)));
           } catch (err) {
-            await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_item');
-            this.aggregator.resetCache();
             if ((err as { crash?: boolean }).crash) throw err;
-            await this.fail(tx, item, err as Error);
+            await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_set');
+            this.aggregator.resetCache();
+            for (const { item } of setWise) if (await this.processOne(tx, item)) done.push(String(item.id));
           }
         }
         if (done.length) await tx.$executeRawUnsafe(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
@@ -132,6 +150,23 @@ export class AggregationWorker {
       },
       { maxWait: 10_000, timeout: 120_000 },
     );
+  }
+
+  /** One item under a savepoint; a failure is rolled back alone and recorded. Returns whether it succeeded. */
+  private async processOne(tx: Tx, item: OutboxItem): Promise<boolean> {
+    await tx.$executeRawUnsafe('SAVEPOINT agg_item');
+    try {
+      await this.aggregator.process(tx, item.store, item.type, item.res_id);
+      await this.options.afterItem?.(item);
+      await tx.$executeRawUnsafe('RELEASE SAVEPOINT agg_item');
+      return true;
+    } catch (err) {
+      if ((err as { crash?: boolean }).crash) throw err;
+      await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_item');
+      this.aggregator.resetCache();
+      await this.fail(tx, item, err as Error);
+      return false;
+    }
   }
 
   private async fail(tx: Tx, item: OutboxItem, err: Error): Promise<void> {

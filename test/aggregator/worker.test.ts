@@ -61,7 +61,12 @@ test('a worker that dies mid-item leaves the item for another worker, which fini
 
 test('an item that keeps failing is retried with back-off, then parked with its error', async () => {
   await repo.update(endpoint, { resourceType: 'Patient', id: 'p2', identifier: [{ system: 's', value: '2' }] });
-  const broken = { resetCache: () => undefined, process: async () => { throw new Error('transient failure'); } } as unknown as Aggregator;
+  class Broken extends Aggregator {
+    override async process(): Promise<void> {
+      throw new Error('transient failure');
+    }
+  }
+  const broken = new Broken(repo);
   const worker = new AggregationWorker(t.db.prisma, broken, { maxAttempts: 2 });
   await worker.runOnce();
   const [first] = await t.db.prisma.$queryRawUnsafe<{ attempts: number; parked: boolean; last_error: string; wait: number }[]>(

@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import type { Resource } from '../fhir/types';
+import type { ResourceRepository, Tx } from '../store/resourceRepository';
+import type { AggregatedIds, Resolution } from './aggregatedIds';
+import { enqueueDependents } from './dependents';
+import { AGGREGATED_STORE } from './outbox';
+import { contentKey, type Exclusion, MERGED_TYPES, parseRelative, privacyLabel, withSourceTracking } from './rules';
+import { defaultSourceOrg, isExclusion, keyOf, patientOf, type Prepared, prepare, type Upstream } from './upstream';
+
+/**
+ * Unmerged types, copied one-to-one (DESIGN §3.5–3.7), set-wise: a whole batch of upstream resources is
+ * prepared in memory, its references resolved with one query, and its copies, access rows and member rows
+ * written with a few multi-row statements — the per-resource cost is JSON work, not round trips.
+ *
+ * References between resources of the same batch (a bundle's Observation → its Encounter) are resolved in
+ * memory: each candidate gets its aggregated id up front, and exclusions are propagated until nothing
+ * changes, so a resource is included exactly when everything it refers to is.
+ */
+interface Candidate {
+  upstream: Upstream;
+  key: string;
+  prepared?: Prepared;
+  exclusion?: Exclusion;
+  /** The aggregated id this upstream resource had; kept while it is excluded, so it comes back under it. */
+  previousId?: string;
+  wasIncluded: boolean;
+  /** The current aggregated copy, unless deleted. */
+  previousContent?: Resource;
+  /** Aggregated id if included in this pass. */
+  aggId?: string;
+  sourceOrg?: string;
+  dependsOn: string[];
+}
+
+export class Copies {
+  constructor(
+    private readonly repo: ResourceRepository,
+    private readonly supported: ReadonlySet<string>,
+    private readonly ids: AggregatedIds,
+  ) {}
+
+  /** Brings the aggregated copies of `items` (existing upstream resources of unmerged types) up to date. */
+  async copyMany(tx: Tx, items: Upstream[], depth: number): Promise<void> {
+    if (!items.length) return;
+    const candidates = items.map((upstream): Candidate => {
+      if (MERGED_TYPES[upstream.type]) throw new Error(`${upstream.type} is a merged type, not copied`);
+      const prepared = prepare(upstream, this.supported);
+      return isExclusion(prepared) ? { upstream, key: keyOf(upstream), exclusion: prepared, dependsOn: [], wasIncluded: false } : { upstream, key: keyOf(upstream), prepared, dependsOn: [], wasIncluded: false };
+    });
+    const local = new Map(candidates.map((c) => [keyOf(c.upstream), c]));
+    const inBatch = (store: string, target: string) => local.get(`${store}|${target.replace('/', '|')}`);
+
+    // Everything referred to from outside the batch, per endpoint, in one query each (aggregating
+    // not-yet-aggregated targets first).
+    const wanted = new Map<string, Set<string>>();
+    for (const c of candidates) {
+      if (!c.prepared) continue;
+      const org = defaultSourceOrg(c.upstream);
+      c.dependsOn = [...c.prepared.targets, ...(org && !c.prepared.targets.includes(org) ? [org] : [])];
+      const set = wanted.get(c.upstream.store) ?? new Set<string>();
+      for (const t of c.dependsOn) if (!inBatch(c.upstream.store, t)) set.add(t);
+      wanted.set(c.upstream.store, set);
+    }
+    const resolved = new Map<string, Map<string, Resolution>>();
+    for (const [store, targets] of wanted) resolved.set(store, await this.ids.resolve(tx, store, [...targets], depth));
+
+    // Read after resolving: resolving may itself have aggregated one of these (a reference cycle).
+    await this.loadPrevious(tx, candidates);
+    for (const c of candidates) if (c.prepared) c.aggId = c.previousId ?? randomUUID();
+
+    this.decide(candidates, inBatch, resolved);
+    await this.write(tx, candidates, inBatch, resolved);
+  }
+
+  private async loadPrevious(tx: Tx, candidates: Candidate[]): Promise<void> {
+    const rows = await tx.$queryRawUnsafe<{ store: string; type: string; id: string; agg_id: string; included: boolean; content: Resource | null }[]>(
+      `SELECT t.store, t.type, t.id, m.agg_id, m.status = 'included' AS included, r.content
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
+         JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id AND m.agg_id IS NOT NULL
+         LEFT JOIN resource r ON r.store = '${AGGREGATED_STORE}' AND r.type = m.type AND r.id = m.agg_id AND NOT r.deleted`,
+      candidates.map((c) => c.upstream.store),
+      candidates.map((c) => c.upstream.type),
+      candidates.map((c) => c.upstream.id),
+    );
+    const byKey = new Map(candidates.map((c) => [c.key, c]));
+    for (const row of rows) {
+      const c = byKey.get(keyOf(row)) as Candidate;
+      c.previousId = row.agg_id;
+      c.wasIncluded = row.included;
+      c.previousContent = row.content ?? undefined;
+    }
+  }
+
+  /** Applies the reference and source-organisation rules until no candidate changes its mind. */
+  private decide(candidates: Candidate[], inBatch: (store: string, target: string) => Candidate | undefined, resolved: Map<string, Map<string, Resolution>>): void {
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const c of candidates) {
+        if (c.exclusion || !c.prepared) continue;
+        const store = c.upstream.store;
+        for (const site of c.prepared.sites) {
+          const target = parseRelative(site.holder.reference as string) as { type: string; id: string };
+          const ref = `${target.type}/${target.id}`;
+          const other = inBatch(store, ref);
+          const why = other ? other.exclusion?.reason : resolved.get(store)?.get(ref)?.id ? undefined : resolved.get(store)?.get(ref)?.why ?? 'unknown';
+          if (why !== undefined) {
+            c.exclusion = { reason: `${site.expression} refers to ${ref}, which is not in the aggregated record (${why})`, expression: site.expression };
+            break;
+          }
+        }
+        if (!c.exclusion) {
+          // Source organisation: the managingOrganization of the resource's patient, else the endpoint default.
+          const patient = patientOf(c.prepared.resource);
+          const managing = patient ? resolved.get(store)?.get(`Patient/${patient}`)?.managingOrganization : undefined;
+          const fallback = defaultSourceOrg(c.upstream);
+          c.sourceOrg = managing
+            ? (parseRelative(managing)?.id as string)
+            : fallback
+              ? (resolved.get(store)?.get(fallback)?.id ?? (parseRelative(fallback)?.id as string))
+              : undefined;
+          if (!c.sourceOrg) {
+            c.exclusion = { reason: "no source organisation: the resource's patient has no managingOrganization and the endpoint has no default source organisation" };
+          }
+        }
+        if (c.exclusion) {
+          c.aggId = undefined;
+          changed = true;
+        }
+      }
+    }
+  }
+
+  private async write(
+    tx: Tx, candidates: Candidate[], inBatch: (store: string, target: string) => Candidate | undefined, resolved: Map<string, Map<string, Resolution>>,
+  ): Promise<void> {
+    const idOf = (store: string, ref: string) => inBatch(store, ref)?.aggId ?? resolved.get(store)?.get(ref)?.id;
+    const creates: (Resource & { id: string })[] = [];
+    const access: { pk: bigint; patient?: string; org: string; customer: string; label?: string }[] = [];
+    const pending: { c: Candidate; patient?: string; label?: string }[] = [];
+    for (const c of candidates) {
+      if (c.exclusion) {
+        this.ids.forget(c.upstream);
+        if (c.previousContent) await this.repo.delete(AGGREGATED_STORE, c.upstream.type, c.previousId as string, tx);
+        continue;
+      }
+      const { resource, sites } = c.prepared as Prepared;
+      const store = c.upstream.store;
+      for (const site of sites) {
+        const t = parseRelative(site.holder.reference as string) as { type: string; id: string };
+        site.holder.reference = `${t.type}/${idOf(store, `${t.type}/${t.id}`)}`;
+      }
+      const patient = patientOf(resource);
+      const practitioner = sites.map((s) => parseRelative(s.holder.reference as string)).find((t) => t?.type === 'Practitioner')?.id;
+      const tracked = { ...withSourceTracking(resource, { organization: c.sourceOrg, patient, practitioner }), id: c.aggId as string };
+      const label = privacyLabel(tracked);
+      if (!c.previousId) {
+        creates.push(tracked);
+        pending.push({ c, patient, label });
+      } else if (!c.previousContent || contentKey(c.previousContent) !== contentKey(tracked)) {
+        // Changed content, or back after an exclusion (a new version of the deleted copy): same id.
+        const { stored } = await this.repo.update(AGGREGATED_STORE, tracked, {}, tx);
+        access.push({ pk: stored.pk, patient, org: c.sourceOrg as string, customer: c.upstream.customerId, label });
+      }
+    }
+    const created = await this.repo.createMany(AGGREGATED_STORE, creates, tx);
+    created.forEach((stored, i) => {
+      const { c, patient, label } = pending[i];
+      access.push({ pk: stored.pk, patient, org: c.sourceOrg as string, customer: c.upstream.customerId, label });
+    });
+    await writeAccess(tx, access);
+    await writeMembers(tx, candidates);
+    const changed = candidates.filter((c) => c.wasIncluded === Boolean(c.exclusion)).map((c) => c.upstream);
+    await enqueueDependents(tx, changed, candidates.map((c) => c.upstream));
+  }
+}
+
+async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: string; customer: string; label?: string }[]): Promise<void> {
+  if (!rows.length) return;
+  await tx.$executeRawUnsafe(
+    `INSERT INTO agg_access (resource_pk, kind, patient_id, source_org, source_customers, label)
+     SELECT u.pk::bigint, 'copied', u.patient, u.org, ARRAY[u.customer], u.label
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(pk, patient, org, customer, label)
+     ON CONFLICT (resource_pk) DO UPDATE SET kind = 'copied', patient_id = EXCLUDED.patient_id, source_org = EXCLUDED.source_org,
+       source_customers = EXCLUDED.source_customers, label = EXCLUDED.label`,
+    rows.map((r) => r.pk.toString()),
+    rows.map((r) => r.patient ?? null),
+    rows.map((r) => r.org),
+    rows.map((r) => r.customer),
+    rows.map((r) => r.label ?? null),
+  );
+  const pairs = [...new Set(rows.map((r) => `${r.customer} ${r.org}`))].map((p) => p.split(' '));
+  await tx.$executeRawUnsafe(
+    `INSERT INTO agg_customer_org (customer_id, org) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
+    pairs.map((p) => p[0]),
+    pairs.map((p) => p[1]),
+  );
+}
+
+/**
+ * Member rows of copies carry no content (the aggregated resource itself is the copy); an excluded one keeps
+ * its aggregated id for when it is included again.
+ */
+async function writeMembers(tx: Tx, candidates: Candidate[]): Promise<void> {
+  await tx.$executeRawUnsafe(
+    `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on)
+     SELECT u.store, u.type, u.id, u.status, u.reason, u.expression, u.agg_id, NULL, u.updated::timestamptz, string_to_array(u.deps, ' ')
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+            AS u(store, type, id, status, reason, expression, agg_id, updated, deps)
+     ON CONFLICT (store, type, res_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, expression = EXCLUDED.expression,
+       agg_id = EXCLUDED.agg_id, content = NULL, upstream_updated = EXCLUDED.upstream_updated, depends_on = EXCLUDED.depends_on,
+       updated_at = clock_timestamp()`,
+    candidates.map((c) => c.upstream.store),
+    candidates.map((c) => c.upstream.type),
+    candidates.map((c) => c.upstream.id),
+    candidates.map((c) => (c.exclusion ? 'excluded' : 'included')),
+    candidates.map((c) => c.exclusion?.reason ?? null),
+    candidates.map((c) => c.exclusion?.expression ?? null),
+    candidates.map((c) => (c.exclusion ? (c.previousId ?? null) : (c.aggId as string))),
+    candidates.map((c) => c.upstream.lastUpdated.toISOString()),
+    candidates.map((c) => c.dependsOn.join(' ')),
+  );
+}

@@ -1,0 +1,126 @@
+import { readR4Definition } from '../fhir/definitions';
+import { OperationOutcomeError } from '../fhir/outcome';
+import { compileExpression } from '../fhir/pathExpression';
+import { searchParameter } from '../fhir/searchParameters';
+import type { FhirVersion, Resource } from '../fhir/types';
+import { assertValidResource } from '../fhir/validation';
+import type { Tx } from '../store/resourceRepository';
+import { checkInclusion, type Exclusion, parseRelative, type ReferenceSite, referenceSites } from './rules';
+import { stu3ToR4 } from './stu3ToR4';
+
+/**
+ * The upstream side of aggregation: loading customer resources with their endpoint's settings, and turning
+ * one into the R4 form the rules apply to (DESIGN §3.2–3.3). No aggregated state is read here.
+ */
+export interface UpstreamRef {
+  store: string;
+  type: string;
+  id: string;
+}
+
+export interface Upstream extends UpstreamRef {
+  /** Null when the resource is deleted or was never there. */
+  content: Resource | null;
+  lastUpdated: Date;
+  fhirVersion: FhirVersion;
+  defaultSourceOrg: string | null;
+  customerId: string;
+}
+
+export const keyOf = (r: UpstreamRef): string => `${r.store}|${r.type}|${r.id}`;
+
+/** The current upstream versions of `refs`, keyed by `keyOf`; missing and deleted ones are absent. */
+export async function loadUpstream(tx: Tx, refs: UpstreamRef[]): Promise<Map<string, Upstream>> {
+  if (!refs.length) return new Map();
+  const rows = await tx.$queryRawUnsafe<
+    { store: string; type: string; id: string; content: Resource; last_updated: Date; fhir_version: FhirVersion; default_source_org: string | null; customer_id: string }[]
+  >(
+    `SELECT r.store, r.type, r.id, r.content, r.last_updated, e.fhir_version, e.default_source_org, e.customer_id
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
+       JOIN resource r ON r.store = t.store AND r.type = t.type AND r.id = t.id AND NOT r.deleted
+       JOIN endpoint e ON e.id = r.store`,
+    refs.map((r) => r.store),
+    refs.map((r) => r.type),
+    refs.map((r) => r.id),
+  );
+  return new Map(
+    rows.map((r) => [
+      keyOf(r),
+      { store: r.store, type: r.type, id: r.id, content: r.content, lastUpdated: new Date(r.last_updated), fhirVersion: r.fhir_version, defaultSourceOrg: r.default_source_org, customerId: r.customer_id },
+    ]),
+  );
+}
+
+/** An upstream resource in R4 form that passed the inclusion rules, with its references still upstream ones. */
+export interface Prepared {
+  resource: Resource;
+  sites: ReferenceSite[];
+  /** Distinct `Type/id` reference targets, on the same endpoint. */
+  targets: string[];
+}
+
+/**
+ * STU3 → R4 when needed, server-owned meta and the id dropped (client labels, tags and profiles kept), the
+ * inclusion rules applied (absolute references normalised on the way), and the result validated as R4 so
+ * that a mapping gap excludes the resource with the validator's reason instead of serving it malformed.
+ */
+export function prepare(upstream: Upstream, supported: ReadonlySet<string>): Prepared | Exclusion {
+  if (!supported.has(upstream.type)) return { reason: `${upstream.type} is not a type the aggregation supports` };
+  const raw = upstream.content as Resource;
+  const r4 = upstream.fhirVersion === 'STU3' ? stu3ToR4(raw) : structuredClone(raw);
+  const { id: _id, meta, ...rest } = r4;
+  const kept = meta ? { ...(meta.profile ? { profile: meta.profile } : {}), ...(meta.security ? { security: meta.security } : {}), ...(meta.tag ? { tag: meta.tag } : {}) } : {};
+  const resource: Resource = { ...rest, ...(Object.keys(kept).length ? { meta: kept } : {}) };
+  const exclusion = checkInclusion(resource, supported);
+  if (exclusion) return exclusion;
+  try {
+    assertValidResource('R4', { ...resource, id: 'x' });
+  } catch (err) {
+    if (!(err instanceof OperationOutcomeError)) throw err;
+    return { reason: `not valid R4 after mapping: ${err.message}` };
+  }
+  const sites = referenceSites(resource);
+  const targets = [...new Set(sites.map((s) => relative(s.holder.reference as string)))];
+  return { resource, sites, targets };
+}
+
+export const isExclusion = (p: Prepared | Exclusion): p is Exclusion => (p as Exclusion).reason !== undefined;
+
+/** `Type/id` without any `_history` part. */
+export function relative(reference: string): string {
+  const t = parseRelative(reference) as { type: string; id: string };
+  return `${t.type}/${t.id}`;
+}
+
+let patientParams: Map<string, string[]> | undefined;
+
+/** The search parameters linking each type to its patient (the R4 Patient compartment). */
+function patientCompartment(type: string): string[] {
+  if (!patientParams) {
+    patientParams = new Map();
+    const def = readR4Definition<{ resource: { code: string; param?: string[] }[] }>('compartmentdefinition-patient.json');
+    for (const r of def.resource) if (r.param) patientParams.set(r.code, r.param);
+  }
+  return patientParams.get(type) ?? [];
+}
+
+/** The id of the Patient a resource belongs to (its first Patient-compartment reference), if any. */
+export function patientOf(resource: Resource): string | undefined {
+  for (const code of patientCompartment(resource.resourceType)) {
+    const def = searchParameter(resource.resourceType, code);
+    if (!def?.expression) continue;
+    for (const v of compileExpression(def.expression)(resource)) {
+      const ref = (v as { reference?: unknown })?.reference;
+      const target = typeof ref === 'string' ? parseRelative(ref) : undefined;
+      if (target?.type === 'Patient') return target.id;
+    }
+  }
+  return undefined;
+}
+
+/** The configured default source organisation of an endpoint as `Organization/id`. */
+export function defaultSourceOrg(upstream: Upstream): string | undefined {
+  if (!upstream.defaultSourceOrg) return undefined;
+  const ref = parseRelative(upstream.defaultSourceOrg);
+  return ref ? `${ref.type}/${ref.id}` : `Organization/${upstream.defaultSourceOrg}`;
+}
