@@ -49,8 +49,9 @@ class Customer {
   @Field(() => String) name!: string;
 }
 
-@ObjectType()
-class Endpoint {
+// Not `Endpoint`: that name is the FHIR R4 resource's (composeSchema refuses clashes).
+@ObjectType({ description: 'A customer FHIR endpoint (one per inbound feed)' })
+class CustomerEndpoint {
   @Field(() => ID) id!: string;
   @Field(() => ID) customerId!: string;
   @Field(() => String) fhirVersion!: string;
@@ -83,8 +84,8 @@ export interface AggregationOps {
 export interface AdminOps {
   customers(): Promise<Customer[]>;
   customerCreate(name: string): Promise<Customer>;
-  endpoints(customerId?: string): Promise<Endpoint[]>;
-  endpointCreate(input: { customerId: string; fhirVersion: string; name?: string; defaultSourceOrg?: string }): Promise<Endpoint>;
+  endpoints(customerId?: string): Promise<CustomerEndpoint[]>;
+  endpointCreate(input: { customerId: string; fhirVersion: string; name?: string; defaultSourceOrg?: string }): Promise<CustomerEndpoint>;
   clients(customerId?: string): Promise<ApiClient[]>;
   clientCreate(input: { customerId: string; family: string }): Promise<ApiClient>;
   consents(patientId?: string): Promise<ConsentGrant[]>;
@@ -119,7 +120,7 @@ class AdminResolver {
   @Query(() => [Customer]) adminCustomers(@Ctx() ctx: GraphqlContext) {
     return admin(ctx).customers();
   }
-  @Query(() => [Endpoint]) adminEndpoints(@Arg('customerId', () => ID, { nullable: true }) customerId: string | undefined, @Ctx() ctx: GraphqlContext) {
+  @Query(() => [CustomerEndpoint]) adminEndpoints(@Arg('customerId', () => ID, { nullable: true }) customerId: string | undefined, @Ctx() ctx: GraphqlContext) {
     return admin(ctx).endpoints(customerId ?? undefined);
   }
   @Query(() => [ApiClient]) adminClients(@Arg('customerId', () => ID, { nullable: true }) customerId: string | undefined, @Ctx() ctx: GraphqlContext) {
@@ -131,7 +132,7 @@ class AdminResolver {
   @Mutation(() => Customer) adminCustomerCreate(@Arg('name', () => String) name: string, @Ctx() ctx: GraphqlContext) {
     return admin(ctx).customerCreate(name);
   }
-  @Mutation(() => Endpoint) adminEndpointCreate(
+  @Mutation(() => CustomerEndpoint) adminEndpointCreate(
     @Arg('customerId', () => ID) customerId: string,
     @Arg('fhirVersion', () => String) fhirVersion: string,
     @Arg('name', () => String, { nullable: true }) name: string | undefined,

@@ -1,35 +1,30 @@
 import {
-  GraphQLError, GraphQLBoolean, GraphQLDirective, DirectiveLocation, GraphQLFloat, GraphQLID, GraphQLInputObjectType, GraphQLInt, GraphQLInterfaceType,
-  GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, GraphQLSchema, GraphQLString, Kind as AstKind,
-  type GraphQLFieldConfig, type GraphQLFieldConfigArgumentMap, type GraphQLInputType, type GraphQLOutputType, type ValueNode,
+  GraphQLError, GraphQLBoolean, GraphQLDirective, DirectiveLocation, GraphQLEnumType, GraphQLFloat, GraphQLID, GraphQLInputObjectType, GraphQLInt,
+  GraphQLInterfaceType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, GraphQLSchema, GraphQLString, Kind as AstKind,
+  specifiedDirectives, type GraphQLFieldConfig, type GraphQLInputType, type GraphQLOutputType, type ValueNode,
 } from 'graphql';
-import { searchParameterMap } from '../fhir/searchParameters';
-import type { Bundle, Resource } from '../fhir/types';
-import { mergeSchemas } from '@graphql-tools/schema';
-import { type AdminOps, type AggregationOps, buildAggregationSchema } from './aggregationSchema';
-import type { GraphqlDataSource } from './dataSource';
-import { fhirModel, type FieldModel, type TypeModel } from './fhirModel';
-import { type Loaders, referenceKey } from './loaders';
+import type { Resource } from '../fhir/types';
+import { buildAggregationSchema } from './aggregationSchema';
+import { composeSchema } from './composeSchema';
+import { connectionField } from './connection';
+import { type GraphqlContext, fromEndpoint, inherit } from './context';
+import { fhirModel, type FieldModel } from './fhirModel';
+import { listCountParam, listOf } from './listSearch';
+import { referenceResourceField } from './referenceResource';
+import { reverseReferenceFields } from './reverseReferences';
+import { sliced } from './sliceLabels';
+import { criteriaOf, searchArguments } from './searchArguments';
+
+export type { GraphqlContext } from './context';
+export { argName } from './searchArguments';
 
 /**
  * The HL7 FHIR GraphQL interface (R4 graphql.html), generated from the definitions: an object type (and an
  * input type) per datatype, backbone element and resource; `value[x]` as valueQuantity etc.; `_field` for
- * primitive extensions; Reference.resource; `X(id)`, `XList(search…)`, `XConnection(search…)` queries,
+ * primitive extensions; `Reference.resource`; `X(id)`, `XList(search…)`, `XConnection(search…)` queries,
  * reverse references `YList(_reference: …)` inside resources; `XCreate/XUpdate/XDelete` mutations. Every
- * resolver delegates to the GraphqlDataSource.
+ * resolver delegates to the GraphqlDataSource (through the per-request loaders where it can batch).
  */
-export interface GraphqlContext {
-  source: GraphqlDataSource;
-  loaders: Loaders;
-  /** The endpoint each returned resource came from (undefined: aggregated), for following its references. */
-  origin: WeakMap<object, string | undefined>;
-  /** Where `_endpoint`-less fields go: a customer endpoint's own `$graphql`, else the aggregated record. */
-  defaultEndpoint?: string;
-  /** Aggregation views (FHIR callers) and admin operations (admin caller), see aggregationSchema.ts. */
-  aggregation?: AggregationOps;
-  admin?: AdminOps;
-}
-
 const JSONScalar = new GraphQLScalarType({
   name: 'JSON',
   description: 'Any JSON value (contained resources in input)',
@@ -68,35 +63,18 @@ function scalarFor(type: string): GraphQLScalarType {
   }
 }
 
-/** FHIR search parameter codes as GraphQL argument names (`birth-date` → `birth_date`). */
-export const argName = (code: string) => code.replace(/-/g, '_');
-const PAGING_ARGS = ['_count', '_offset', '_cursor', '_sort'];
-
+/** The data re-organisation directives (graphql.html#flattening), applied to results in directives.ts. */
 export const DIRECTIVES = [
   new GraphQLDirective({ name: 'flatten', locations: [DirectiveLocation.FIELD, DirectiveLocation.FRAGMENT_SPREAD, DirectiveLocation.INLINE_FRAGMENT], description: "Merge the field's content into its parent (graphql.html#directives)" }),
   new GraphQLDirective({ name: 'first', locations: [DirectiveLocation.FIELD], description: 'Only the first element of a list' }),
-  new GraphQLDirective({ name: 'singleton', locations: [DirectiveLocation.FIELD], description: 'A list known to hold one element, as that element' }),
+  new GraphQLDirective({ name: 'singleton', locations: [DirectiveLocation.FIELD], description: 'Under @flatten: collate to one value, not a list (an error if there are several)' }),
   new GraphQLDirective({
     name: 'slice',
     locations: [DirectiveLocation.FIELD],
     args: { path: { type: new GraphQLNonNull(GraphQLString) } },
-    description: 'Split a list into fields named by the value at `path` (use with @flatten)',
+    description: 'Split a list into fields suffixed with `.` and the value at `path` (`$index`: the position)',
   }),
 ];
-
-function bundleEntries(bundle: Bundle, origin: WeakMap<object, string | undefined>, endpoint: string | undefined, mode = 'match'): Resource[] {
-  return (bundle.entry ?? []).filter((e) => e.search?.mode === mode && e.resource).map((e) => {
-    origin.set(e.resource as object, endpoint);
-    return e.resource as Resource;
-  });
-}
-
-function cursorOf(bundle: Bundle, relation: string): string | undefined {
-  const url = bundle.link?.find((l) => l.relation === relation)?.url;
-  if (!url) return undefined;
-  const q = new URL(url).searchParams;
-  return q.get('_cursor') ?? (q.get('_offset') !== null ? `offset:${q.get('_offset')}` : undefined);
-}
 
 let built: GraphQLSchema | undefined;
 
@@ -108,9 +86,9 @@ export function buildFhirOnlySchema(): GraphQLSchema {
 
 let merged: GraphQLSchema | undefined;
 
-/** Built once per process: the FHIR schema merged with our own aggregation and admin types. */
+/** Built once per process: the FHIR schema beside our own aggregation and admin types. */
 export function buildFhirSchema(): GraphQLSchema {
-  merged ??= mergeSchemas({ schemas: [buildFhirOnlySchema(), buildAggregationSchema()] });
+  merged ??= composeSchema(buildFhirOnlySchema(), buildAggregationSchema());
   return merged;
 }
 
@@ -118,74 +96,23 @@ function generate(): GraphQLSchema {
   const model = fhirModel();
   const objects = new Map<string, GraphQLObjectType>();
   const inputs = new Map<string, GraphQLInputObjectType>();
-  const resourceSet = new Set(model.resources);
-  const searchArgs = new Map<string, Map<string, string>>();
+  const objectType = (name: string) => objects.get(name) as GraphQLObjectType;
 
-  const argsFor = (type: string): Map<string, string> => {
-    let map = searchArgs.get(type);
-    if (!map) {
-      map = new Map();
-      for (const code of searchParameterMap(type).keys()) map.set(argName(code), code);
-      searchArgs.set(type, map);
-    }
-    return map;
-  };
-  const searchArgConfig = (type: string): GraphQLFieldConfigArgumentMap => {
-    const out: GraphQLFieldConfigArgumentMap = {};
-    for (const name of argsFor(type).keys()) out[name] = { type: GraphQLString };
-    out._count = { type: GraphQLInt };
-    out._offset = { type: GraphQLInt };
-    out._cursor = { type: GraphQLString };
-    out._sort = { type: GraphQLString };
-    return out;
-  };
-  const toParams = (type: string, args: Record<string, unknown>): [string, string][] => {
-    const map = argsFor(type);
-    const params: [string, string][] = [];
-    for (const [k, v] of Object.entries(args)) {
-      if (v === undefined || v === null || k === '_endpoint' || k === '_reference') continue;
-      if (k === '_cursor') {
-        const s = String(v);
-        params.push(s.startsWith('offset:') ? ['_offset', s.slice(7)] : ['_cursor', s]);
-      } else if (PAGING_ARGS.includes(k)) params.push([k, String(v)]);
-      else params.push([map.get(k) ?? k, String(v)]);
-    }
-    return params;
-  };
-
-  const ElementBase = () => objects.get('Element') as GraphQLObjectType;
   const resourceInterface: GraphQLInterfaceType = new GraphQLInterfaceType({
     name: 'Resource',
-    fields: () => ({ id: { type: GraphQLID }, resourceType: { type: GraphQLString }, meta: { type: objects.get('Meta') as GraphQLObjectType }, implicitRules: { type: GraphQLString }, language: { type: GraphQLString } }),
+    fields: () => ({ id: { type: GraphQLID }, resourceType: { type: GraphQLString }, meta: { type: objectType('Meta') }, implicitRules: { type: GraphQLString }, language: { type: GraphQLString } }),
     resolveType: (value: Resource) => value.resourceType,
   });
+  const resourceType = new GraphQLEnumType({
+    name: 'ResourceType',
+    description: 'The FHIR R4 resource types',
+    values: Object.fromEntries(model.resources.map((r) => [r, { value: r }])),
+  });
+  const referenceResource = referenceResourceField(resourceInterface, resourceType);
 
   const outputType = (f: FieldModel): GraphQLOutputType => {
     const base: GraphQLOutputType = f.primitive ? scalarFor(f.type) : f.type === 'Resource' ? resourceInterface : (objects.get(f.type) ?? JSONScalar);
     return f.list ? new GraphQLList(base) : base;
-  };
-
-  const referenceResource: GraphQLFieldConfig<Record<string, unknown>, GraphqlContext> = {
-    type: resourceInterface,
-    args: { type: { type: GraphQLString, description: 'Only follow references to this resource type' }, optional: { type: GraphQLBoolean } },
-    resolve: async (ref, args: { type?: string }, ctx) => {
-      const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(String(ref.reference ?? ''));
-      if (!m || (args.type && args.type !== m[1]) || !resourceSet.has(m[1])) return null;
-      const endpoint = ctx.origin.get(ref) ?? undefined;
-      const found = await ctx.loaders.byId.load(referenceKey(endpoint, m[1], m[2]));
-      if (found) ctx.origin.set(found, endpoint);
-      return found;
-    },
-  };
-
-  /** Nested objects inherit the endpoint of the resource they sit in, so their references resolve there. */
-  const propagate = (value: unknown, endpoint: string | undefined, ctx: GraphqlContext) => {
-    if (Array.isArray(value)) {
-      for (const v of value) if (v && typeof v === 'object') ctx.origin.set(v, endpoint);
-    } else if (value && typeof value === 'object') {
-      ctx.origin.set(value, endpoint);
-    }
-    return value;
   };
 
   for (const t of model.types.values()) {
@@ -203,56 +130,28 @@ function generate(): GraphQLSchema {
               fields.id = { type: GraphQLID };
               continue;
             }
-            // Primitives use graphql-js's default resolver; objects pass on the endpoint they came from.
+            // Primitives use graphql-js's default resolver; objects pass on where they came from.
             const config: GraphQLFieldConfig<Record<string, unknown>, GraphqlContext> = f.primitive
               ? { type: outputType(f) }
-              : { type: outputType(f), resolve: (parent, _args, ctx) => propagate(parent[f.name], ctx.origin.get(parent), ctx) };
+              : f.list
+                ? { type: outputType(f), resolve: (parent, _args, ctx, info) => sliced(ctx, info, inherit(ctx, parent[f.name], parent)) }
+                : { type: outputType(f), resolve: (parent, _args, ctx) => inherit(ctx, parent[f.name], parent) };
             if (f.name === 'extension' || f.name === 'modifierExtension') {
               config.args = { url: { type: GraphQLString } };
-              config.resolve = (parent, args: { url?: string }, ctx) => {
+              config.resolve = (parent, args: { url?: string }, ctx, info) => {
                 const list = (parent[f.name] as { url: string }[] | undefined) ?? [];
-                return propagate(args.url ? list.filter((e) => e.url === args.url) : list, ctx.origin.get(parent), ctx);
+                return sliced(ctx, info, inherit(ctx, args.url ? list.filter((e) => e.url === args.url) : list, parent));
               };
             }
             fields[f.name] = config;
-            if (f.primitive) fields[`_${f.name}`] = { type: f.list ? new GraphQLList(ElementBase()) : ElementBase() };
+            if (f.primitive) fields[`_${f.name}`] = { type: f.list ? new GraphQLList(objectType('Element')) : objectType('Element') };
           }
           if (t.name === 'Reference') fields.resource = referenceResource;
-          if (isResource) Object.assign(fields, reverseFields(t));
+          if (isResource) Object.assign(fields, reverseReferenceFields(t.name, model, objectType));
           return fields;
         },
       }),
     );
-  }
-
-  /** `ObservationList(_reference: patient, …)` inside a Patient: resources of other types referring to it. */
-  function reverseFields(target: TypeModel): Record<string, GraphQLFieldConfig<Record<string, unknown>, GraphqlContext>> {
-    const out: Record<string, GraphQLFieldConfig<Record<string, unknown>, GraphqlContext>> = {};
-    for (const [source, params] of model.referenceParams) {
-      const codes = params.filter((p) => p.targets.includes(target.name)).map((p) => p.code);
-      if (!codes.length) continue;
-      out[`${source}List`] = {
-        type: new GraphQLList(objects.get(source) as GraphQLObjectType),
-        // Search arguments here would repeat every type's parameters in every resource (megabytes of SDL);
-        // `_query` takes further criteria in URL form instead (e.g. "code=1234-5&status=final").
-        args: {
-          _reference: { type: new GraphQLNonNull(GraphQLString) },
-          _query: { type: GraphQLString },
-          _count: { type: GraphQLInt },
-          _offset: { type: GraphQLInt },
-          _sort: { type: GraphQLString },
-        },
-        resolve: async (parent, args: Record<string, unknown>, ctx) => {
-          const endpoint = ctx.origin.get(parent);
-          const reference = argsFor(source).get(String(args._reference)) ?? String(args._reference);
-          const extra = args._query ? [...new URLSearchParams(String(args._query)).entries()] : [];
-          const { _query: _q, ...rest } = args;
-          const bundle = await ctx.source.search(source, [[reference, `${target.name}/${parent.id}`], ...extra, ...toParams(source, rest)], endpoint);
-          return bundleEntries(bundle, ctx.origin, endpoint);
-        },
-      };
-    }
-    return out;
   }
 
   for (const t of model.types.values()) {
@@ -278,85 +177,63 @@ function generate(): GraphQLSchema {
   const queryFields: Record<string, GraphQLFieldConfig<unknown, GraphqlContext>> = {};
   const mutationFields: Record<string, GraphQLFieldConfig<unknown, GraphqlContext>> = {};
   const endpointArg = { _endpoint: { type: GraphQLID, description: 'One of your customer endpoints; omitted: the aggregated record' } };
+  // Writes go to a customer endpoint: the argument, or the endpoint whose $graphql this is.
+  const writeEndpoint = { _endpoint: { type: GraphQLID, description: 'The customer endpoint to write to' } };
+  const writeTarget = (args: { _endpoint?: string }, ctx: GraphqlContext): string => {
+    const endpoint = args._endpoint ?? ctx.defaultEndpoint;
+    if (!endpoint) throw new GraphQLError('Writes need _endpoint: the aggregated record is read-only', { extensions: { code: 'BAD_USER_INPUT' } });
+    return endpoint;
+  };
+
   for (const name of model.resources) {
-    const type = objects.get(name) as GraphQLObjectType;
-    const edge = new GraphQLObjectType({ name: `${name}Edge`, fields: { mode: { type: GraphQLString }, score: { type: GraphQLFloat }, resource: { type } } });
-    const connection = new GraphQLObjectType({
-      name: `${name}Connection`,
-      fields: {
-        count: { type: GraphQLInt },
-        offset: { type: GraphQLInt },
-        pagesize: { type: GraphQLInt },
-        first: { type: GraphQLString },
-        previous: { type: GraphQLString },
-        next: { type: GraphQLString },
-        last: { type: GraphQLString },
-        edges: { type: new GraphQLList(edge) },
-      },
-    });
+    const type = objectType(name);
     queryFields[name] = {
       type,
       args: { id: { type: new GraphQLNonNull(GraphQLID) }, ...endpointArg },
       resolve: async (_r, args: { id: string; _endpoint?: string }, ctx) => {
         const endpoint = args._endpoint ?? ctx.defaultEndpoint;
-        const resource = await ctx.source.read(name, args.id, endpoint);
-        ctx.origin.set(resource, endpoint);
-        return resource;
+        return fromEndpoint(ctx, await ctx.source.read(name, args.id, endpoint), endpoint);
       },
     };
     queryFields[`${name}List`] = {
       type: new GraphQLList(type),
-      args: { ...searchArgConfig(name), ...endpointArg },
-      resolve: async (_r, args: Record<string, unknown>, ctx) => {
-        const endpoint = (args._endpoint as string | undefined) ?? ctx.defaultEndpoint;
-        return bundleEntries(await ctx.source.search(name, toParams(name, args), endpoint), ctx.origin, endpoint);
+      args: { ...searchArguments(name), ...endpointArg },
+      resolve: async (_r, args: Record<string, unknown> & { _endpoint?: string; _count?: number; _offset?: number; _cursor?: string }, ctx, info) => {
+        const endpoint = args._endpoint ?? ctx.defaultEndpoint;
+        // A cursor from a Connection: the List carries on from there (offset cursors of sorted searches too).
+        const offsetCursor = args._cursor?.startsWith('offset:') ? Number(args._cursor.slice(7)) : undefined;
+        const page = { count: args._count ?? undefined, offset: (args._offset ?? 0) + (offsetCursor ?? 0) || undefined };
+        const criteria = criteriaOf(name, args);
+        if (args._cursor && offsetCursor === undefined) criteria.push(['_cursor', args._cursor]);
+        const bundle = await ctx.source.search(name, [...criteria, ['_count', listCountParam(name, page)]], endpoint);
+        return sliced(ctx, info, listOf(name, bundle, page).map((r) => fromEndpoint(ctx, r, endpoint)));
       },
     };
-    queryFields[`${name}Connection`] = {
-      type: connection,
-      args: { ...searchArgConfig(name), ...endpointArg },
-      resolve: async (_r, args: Record<string, unknown>, ctx) => {
-        const endpoint = (args._endpoint as string | undefined) ?? ctx.defaultEndpoint;
-        const params = toParams(name, args);
-        if (!params.some(([k]) => k === '_total')) params.push(['_total', 'accurate']);
-        const bundle = await ctx.source.search(name, params, endpoint);
-        const entries = (bundle.entry ?? []).filter((e) => e.resource && e.search?.mode !== 'outcome');
-        for (const e of entries) ctx.origin.set(e.resource as object, endpoint);
-        return {
-          count: bundle.total,
-          offset: args._offset ?? 0,
-          pagesize: entries.filter((e) => e.search?.mode === 'match').length,
-          first: cursorOf(bundle, 'first'),
-          previous: cursorOf(bundle, 'previous'),
-          next: cursorOf(bundle, 'next'),
-          last: cursorOf(bundle, 'last'),
-          edges: entries.map((e) => ({ mode: e.search?.mode, score: e.search?.score, resource: e.resource })),
-        };
-      },
-    };
+    queryFields[`${name}Connection`] = connectionField(name, type, endpointArg);
+
+    // graphql.html#mutations: `PatientCreate(res: …)`, `PatientUpdate(id: …, res: …)`, `PatientDelete(id: …)`.
     const input = inputs.get(name) as GraphQLInputObjectType;
-    // Writes go to a customer endpoint: the argument, or the endpoint whose $graphql this is.
-    const writeEndpoint = { _endpoint: { type: GraphQLID, description: 'The customer endpoint to write to' } };
-    const target = (args: { _endpoint?: string }, ctx: GraphqlContext): string => {
-      const endpoint = args._endpoint ?? ctx.defaultEndpoint;
-      if (!endpoint) throw new GraphQLError('Writes need _endpoint: the aggregated record is read-only', { extensions: { code: 'BAD_USER_INPUT' } });
-      return endpoint;
-    };
     mutationFields[`${name}Create`] = {
       type,
-      args: { resource: { type: new GraphQLNonNull(input) }, ...writeEndpoint },
-      resolve: (_r, args: { resource: Resource; _endpoint?: string }, ctx) => ctx.source.create(name, { ...args.resource, resourceType: name }, target(args, ctx)),
+      args: { res: { type: new GraphQLNonNull(input) }, ...writeEndpoint },
+      resolve: async (_r, args: { res: Resource; _endpoint?: string }, ctx) => {
+        const endpoint = writeTarget(args, ctx);
+        return fromEndpoint(ctx, await ctx.source.create(name, { ...args.res, resourceType: name }, endpoint), endpoint);
+      },
     };
     mutationFields[`${name}Update`] = {
       type,
-      args: { id: { type: new GraphQLNonNull(GraphQLID) }, resource: { type: new GraphQLNonNull(input) }, ...writeEndpoint },
-      resolve: (_r, args: { id: string; resource: Resource; _endpoint?: string }, ctx) => ctx.source.update(name, args.id, { ...args.resource, resourceType: name, id: args.id }, target(args, ctx)),
+      args: { id: { type: new GraphQLNonNull(GraphQLID) }, res: { type: new GraphQLNonNull(input) }, ...writeEndpoint },
+      resolve: async (_r, args: { id: string; res: Resource; _endpoint?: string }, ctx) => {
+        const endpoint = writeTarget(args, ctx);
+        return fromEndpoint(ctx, await ctx.source.update(name, args.id, { ...args.res, resourceType: name, id: args.id }, endpoint), endpoint);
+      },
     };
     mutationFields[`${name}Delete`] = {
-      type: objects.get('OperationOutcome') as GraphQLObjectType,
+      type: objectType('OperationOutcome'),
       args: { id: { type: new GraphQLNonNull(GraphQLID) }, ...writeEndpoint },
       resolve: async (_r, args: { id: string; _endpoint?: string }, ctx) => {
-        await ctx.source.delete(name, args.id, target(args, ctx));
+        await ctx.source.delete(name, args.id, writeTarget(args, ctx));
         return { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics: `Deleted ${name}/${args.id}` }] };
       },
     };
@@ -366,6 +243,6 @@ function generate(): GraphQLSchema {
     query: new GraphQLObjectType({ name: 'Query', fields: queryFields }),
     mutation: new GraphQLObjectType({ name: 'Mutation', fields: mutationFields }),
     types: [...objects.values()],
-    directives: [...DIRECTIVES, ...new GraphQLSchema({}).getDirectives()],
+    directives: [...DIRECTIVES, ...specifiedDirectives],
   });
 }

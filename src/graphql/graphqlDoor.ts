@@ -8,7 +8,8 @@ import { execute, GraphQLError, GraphQLObjectType, GraphQLSchema, parse, specifi
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 import { applyOutputDirectives, usesOutputDirectives } from './directives';
-import { buildFhirOnlySchema, buildFhirSchema, DIRECTIVES, type GraphqlContext } from './fhirSchema';
+import { fromEndpoint, type GraphqlContext } from './context';
+import { buildFhirOnlySchema, buildFhirSchema, DIRECTIVES } from './fhirSchema';
 import { limitRule, type QueryLimits } from './limits';
 
 /**
@@ -28,9 +29,11 @@ export interface GraphqlRequest {
   operationName?: string | null;
 }
 
+/** graphql.html#errors: each error carries its OperationOutcome in `extensions.resource`. */
 function outcomeExtensions(err: unknown): Record<string, unknown> | undefined {
   if (!(err instanceof OperationOutcomeError)) return undefined;
-  return { code: err.status === 404 || err.status === 410 ? 'NOT_FOUND' : err.status === 401 ? 'UNAUTHENTICATED' : err.status === 403 ? 'FORBIDDEN' : err.status < 500 ? 'BAD_USER_INPUT' : 'INTERNAL_SERVER_ERROR', status: err.status, outcome: err.outcome };
+  const code = err.status === 404 || err.status === 410 ? 'NOT_FOUND' : err.status === 401 ? 'UNAUTHENTICATED' : err.status === 403 ? 'FORBIDDEN' : err.status < 500 ? 'BAD_USER_INPUT' : 'INTERNAL_SERVER_ERROR';
+  return { code, status: err.status, resource: err.outcome };
 }
 
 export class GraphqlDoor {
@@ -47,10 +50,12 @@ export class GraphqlDoor {
     const directivesPlugin: ApolloServerPlugin<GraphqlContext> = {
       async requestDidStart() {
         return {
-          async willSendResponse({ response, document, operationName }) {
-            if (response.body.kind === 'single' && document && usesOutputDirectives(document) && response.body.singleResult.data) {
-              response.body.singleResult.data = applyOutputDirectives(response.body.singleResult.data, document, operationName) as Record<string, unknown>;
-            }
+          async willSendResponse({ response, document, operationName, request, contextValue }) {
+            const result = response.body.kind === 'single' ? response.body.singleResult : undefined;
+            if (!result?.data || !document || !usesOutputDirectives(document)) return;
+            const shaped = applyOutputDirectives(result.data, document, { operationName, variables: request.variables, slices: contextValue.slices });
+            result.data = shaped.data;
+            if (shaped.errors.length) result.errors = [...(result.errors ?? []), ...shaped.errors.map((e) => e.toJSON())];
           },
         };
       },
@@ -108,13 +113,17 @@ export class GraphqlDoor {
     const schema = instance ? this.instanceSchema(instance.resourceType) : this.schema;
     const errors = validate(schema, document, this.rules);
     if (errors.length) return { errors };
-    if (instance) context.origin.set(instance, context.defaultEndpoint);
+    if (instance) fromEndpoint(context, instance, context.defaultEndpoint);
     const result = (await execute({ schema, document, rootValue: instance, contextValue: context, variableValues: request.variables, operationName: request.operationName ?? undefined })) as ExecutionResult;
     const formatted: ExecutionResult = {
       ...result,
       ...(result.errors ? { errors: result.errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, path: e.path, originalError: e.originalError, extensions: { ...e.extensions, ...outcomeExtensions(e.originalError) } })) } : {}),
     };
-    if (formatted.data && usesOutputDirectives(document)) formatted.data = applyOutputDirectives(formatted.data, document, request.operationName) as Record<string, unknown>;
+    if (formatted.data && usesOutputDirectives(document)) {
+      const shaped = applyOutputDirectives(formatted.data, document, { operationName: request.operationName, variables: request.variables, slices: context.slices });
+      formatted.data = shaped.data;
+      if (shaped.errors.length) formatted.errors = [...(formatted.errors ?? []), ...shaped.errors];
+    }
     return formatted;
   }
 }

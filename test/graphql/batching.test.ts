@@ -4,7 +4,8 @@ import { graphqlClient } from './client';
 
 /**
  * Per-request DataLoaders: a patient with N MedicationStatements, each resolving medicationReference and
- * subject, costs the same number of SQL statements whatever N is.
+ * subject, costs the same number of SQL statements whatever N is; so does a list of N patients, each with
+ * its reverse references.
  */
 let server: TestServer;
 let statements = 0;
@@ -29,7 +30,7 @@ async function statementsFor(n: number): Promise<number> {
   const res = await t.fetch('', { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
   expect(res.status).toBe(200);
   const client = graphqlClient(server.url, t.token);
-  const query = gql`query ($ep: ID) { Patient(id: "p", _endpoint: $ep) { id MedicationStatementList(_reference: "subject", _count: 1000) { status medicationReference { resource { ... on Medication { code { text } } } } subject { resource { ... on Patient { id } } } } } }`;
+  const query = gql`query ($ep: ID) { Patient(id: "p", _endpoint: $ep) { id MedicationStatementList(_reference: subject, _count: 1000) { status medicationReference { resource { ... on Medication { code { text } } } } subject { resource { ... on Patient { id } } } } } }`;
   statements = 0;
   const { data, errors } = await client.query(query, { ep: t.endpointId });
   const used = statements;
@@ -45,4 +46,33 @@ test('the statement count does not grow with the number of MedicationStatements'
   const hundred = await statementsFor(100);
   expect(hundred).toBe(ten);
   expect(hundred).toBeLessThanOrEqual(8);
+}, 120_000);
+
+async function statementsForPatients(n: number): Promise<number> {
+  const t = await server.provision();
+  const entry = Array.from({ length: n }, (_, i) => [
+    { resource: { resourceType: 'Patient', id: `p${i}`, identifier: [{ system: 'urn:cohort', value: 'x' }], generalPractitioner: [{ reference: 'Practitioner/dr' }] }, request: { method: 'PUT', url: `Patient/p${i}` } },
+    ...[0, 1].map((j) => ({ resource: { resourceType: 'Observation', status: 'final', code: { text: `obs ${i}.${j}` }, subject: { reference: `Patient/p${i}` } }, request: { method: 'POST', url: 'Observation' } })),
+  ]).flat();
+  entry.push({ resource: { resourceType: 'Practitioner', id: 'dr', name: [{ family: 'Shared' }] } as never, request: { method: 'PUT', url: 'Practitioner/dr' } });
+  const res = await t.fetch('', { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
+  expect(res.status).toBe(200);
+  const client = graphqlClient(server.url, t.token);
+  const query = gql`query ($ep: ID) { PatientList(identifier: "urn:cohort|x", _endpoint: $ep) { id generalPractitioner { resource { ... on Practitioner { name { family } } } } ObservationList(_reference: subject) { code { text } subject { reference } } } }`;
+  statements = 0;
+  const { data, errors } = await client.query(query, { ep: t.endpointId });
+  const used = statements;
+  expect(errors).toBeUndefined();
+  expect(data.PatientList).toHaveLength(n);
+  for (const p of data.PatientList) {
+    expect(p.generalPractitioner[0].resource.name[0].family).toBe('Shared');
+    expect(p.ObservationList.map((o: { subject: { reference: string } }) => o.subject.reference)).toEqual([`Patient/${p.id}`, `Patient/${p.id}`]);
+  }
+  return used;
+}
+
+test('a list of patients with their reverse references costs the same statements for 3 or 30 patients', async () => {
+  const three = await statementsForPatients(3);
+  const thirty = await statementsForPatients(30);
+  expect(thirty).toBe(three);
 }, 120_000);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { buildSchema, type GraphQLObjectType } from 'graphql';
+import { buildSchema, type GraphQLEnumType, type GraphQLObjectType } from 'graphql';
 import { sdl, SCHEMA_FILE } from '../../scripts/emit-schema';
 
 /** The committed SDL in schema/ is the contract: it must match what the server serves. */
@@ -21,13 +21,25 @@ test('the contract has the FHIR GraphQL shapes clients rely on', () => {
   expect(query.PatientList.args.map((a) => a.name)).toEqual(expect.arrayContaining(['identifier', 'birthdate', 'general_practitioner', '_count', '_cursor', '_sort']));
   expect(String(query.PatientConnection.type)).toBe('PatientConnection');
   const mutation = schema.getMutationType()!.getFields();
-  expect(mutation.PatientCreate.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['resource: PatientInput!', '_endpoint: ID']);
+  expect(mutation.PatientCreate.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['res: PatientInput!', '_endpoint: ID']);
   const observation = schema.getType('Observation') as GraphQLObjectType;
   expect(String(observation.getFields().valueQuantity.type)).toBe('Quantity');
   expect(observation.getInterfaces().map((i) => i.name)).toEqual(['Resource']);
   const patient = (schema.getType('Patient') as GraphQLObjectType).getFields();
   expect(String(patient._birthDate.type)).toBe('Element');
-  expect(patient.ObservationList.args.map((a) => a.name)).toEqual(expect.arrayContaining(['_reference', '_count']));
-  expect((schema.getType('Reference') as GraphQLObjectType).getFields().resource.args.map((a) => a.name)).toEqual(['type', 'optional']);
+  expect(patient.ObservationList.args.map((a) => `${a.name}: ${a.type}`)).toEqual(expect.arrayContaining(['_reference: Patient_Observation_reference!', '_count: Int']));
+  expect((schema.getType('Patient_Observation_reference') as GraphQLEnumType).getValues().map((v) => v.name).sort()).toEqual(['focus', 'patient', 'performer', 'subject']);
+  expect((schema.getType('Reference') as GraphQLObjectType).getFields().resource.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['type: ResourceType', 'optional: Boolean']);
+  expect((schema.getType('ResourceType') as GraphQLEnumType).getValues()).toHaveLength(146);
   expect(schema.getDirectives().map((d) => d.name)).toEqual(expect.arrayContaining(['flatten', 'first', 'singleton', 'slice']));
+});
+
+test('our own types never reshape a FHIR type: Endpoint is the R4 resource, the admin one is CustomerEndpoint', () => {
+  const schema = buildSchema(sdl());
+  const endpoint = (schema.getType('Endpoint') as GraphQLObjectType).getFields();
+  expect(String(endpoint.id.type)).toBe('ID');
+  expect(Object.keys(endpoint)).toEqual(expect.arrayContaining(['address', 'connectionType', 'payloadType']));
+  expect(Object.keys(endpoint)).not.toContain('customerId');
+  expect(String(schema.getQueryType()!.getFields().adminEndpoints.type)).toBe('[CustomerEndpoint!]!');
+  expect(schema.getType('Subscription')).toBeDefined();
 });

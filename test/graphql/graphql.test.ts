@@ -48,7 +48,7 @@ describe('HL7 FHIR GraphQL on a customer endpoint', () => {
       gql`query ($ep: ID) {
         PatientList(identifier: "https://fhir.nhs.uk/Id/nhs-number|9000000009", _endpoint: $ep) {
           id
-          ObservationList(_reference: "subject", _count: 10) { valueQuantity { value } subject { resource(type: "Patient") { ... on Patient { gender } } } }
+          ObservationList(_reference: subject, _count: 10) { valueQuantity { value } subject { resource(type: Patient) { ... on Patient { gender } } } }
         }
         ObservationConnection(subject: "Patient/p1", _count: 2, _endpoint: $ep) { count pagesize next edges { mode resource { id } } }
       }`,
@@ -67,20 +67,29 @@ describe('HL7 FHIR GraphQL on a customer endpoint', () => {
     const nextIds = next.data.ObservationConnection.edges.map((e: Json) => e.resource.id);
     expect(nextIds).toHaveLength(2);
     expect(nextIds.some((id: string) => firstIds.includes(id))).toBe(false);
+    // A List given the cursor carries on to the end.
+    const rest = await client.query(gql`query ($ep: ID, $c: String) { ObservationList(subject: "Patient/p1", _cursor: $c, _endpoint: $ep) { id } }`, { ep: t.endpointId, c: data.ObservationConnection.next });
+    expect(rest.data.ObservationList.map((o: Json) => o.id).sort()).toEqual(['o0', 'o1', 'o2', 'o3', 'o4'].filter((id) => !firstIds.includes(id)));
   });
 
   test('mutations create, update and delete with REST validation', async () => {
-    const created = await client.mutate(gql`mutation ($ep: ID) { PatientCreate(resource: { gender: "male", name: [{ family: "New" }] }, _endpoint: $ep) { id gender } }`, { ep: t.endpointId });
+    const created = await client.mutate(
+      gql`mutation ($ep: ID) { PatientCreate(res: { gender: "male", name: [{ family: "New" }], managingOrganization: { reference: "Organization/org1" } }, _endpoint: $ep) { id gender managingOrganization { resource { ... on Organization { name } } } } }`,
+      { ep: t.endpointId },
+    );
+    expect(created.errors).toBeUndefined();
     const id = created.data!.PatientCreate.id;
     expect(created.data!.PatientCreate.gender).toBe('male');
-    const updated = await client.mutate(gql`mutation ($ep: ID, $id: ID!) { PatientUpdate(id: $id, resource: { id: $id, gender: "other" }, _endpoint: $ep) { id gender } }`, { ep: t.endpointId, id });
+    // The created resource's references resolve on the endpoint it was written to.
+    expect(created.data!.PatientCreate.managingOrganization.resource).toEqual({ name: 'Org One' });
+    const updated = await client.mutate(gql`mutation ($ep: ID, $id: ID!) { PatientUpdate(id: $id, res: { id: $id, gender: "other" }, _endpoint: $ep) { id gender } }`, { ep: t.endpointId, id });
     expect(updated.data!.PatientUpdate).toEqual({ id, gender: 'other' });
-    const invalid = await client.mutate(gql`mutation ($ep: ID) { PatientCreate(resource: { gender: "robot" }, _endpoint: $ep) { id } }`, { ep: t.endpointId });
-    expect(invalid.errors?.[0].extensions).toMatchObject({ status: 400, outcome: { resourceType: 'OperationOutcome' } });
+    const invalid = await client.mutate(gql`mutation ($ep: ID) { PatientCreate(res: { gender: "robot" }, _endpoint: $ep) { id } }`, { ep: t.endpointId });
+    expect(invalid.errors?.[0].extensions).toMatchObject({ status: 400, resource: { resourceType: 'OperationOutcome' } });
     expect(JSON.stringify(invalid.errors?.[0].extensions)).toContain('Patient.gender');
     await client.mutate(gql`mutation ($ep: ID, $id: ID!) { PatientDelete(id: $id, _endpoint: $ep) { issue { diagnostics } } }`, { ep: t.endpointId, id });
     expect((await t.fetch(`Patient/${id}`)).status).toBe(410);
-    const readOnly = await client.mutate(gql`mutation { PatientCreate(resource: { gender: "male" }) { id } }`);
+    const readOnly = await client.mutate(gql`mutation { PatientCreate(res: { gender: "male" }) { id } }`);
     expect(readOnly.errors?.[0].message).toMatch(/read-only/);
   });
 
@@ -95,7 +104,7 @@ describe('aggregated data, $graphql and directives', () => {
   const recordQuery = `{
     PatientList(identifier: "${NHS}|9000000009") {
       id
-      MedicationStatementList(_reference: "subject") { id medicationReference { resource { ... on Medication { code { text coding { display } } } } } subject { reference } }
+      MedicationStatementList(_reference: subject) { id medicationReference { resource { ... on Medication { code { text coding { display } } } } } subject { reference } }
     }
   }`;
 

@@ -1,0 +1,46 @@
+import type { Resource } from '../fhir/types';
+import type { AdminOps, AggregationOps } from './aggregationSchema';
+import type { GraphqlDataSource } from './dataSource';
+import type { Loaders } from './loaders';
+
+/**
+ * Where a value the resolvers return came from: the customer endpoint (undefined: the aggregated record)
+ * and the resource it sits in. References inside it resolve against that endpoint, and `#id` references
+ * against that resource's `contained`.
+ */
+export interface Origin {
+  endpoint?: string;
+  resource?: Resource;
+}
+
+/** Per request: the caller's data source and loaders (authenticated in the context, authorised below it). */
+export interface GraphqlContext {
+  source: GraphqlDataSource;
+  loaders: Loaders;
+  origin: WeakMap<object, Origin>;
+  /** Where `_endpoint`-less fields go: a customer endpoint's own `$graphql`, else the aggregated record. */
+  defaultEndpoint?: string;
+  /** Aggregation views (FHIR callers) and admin operations (admin caller), see aggregationSchema.ts. */
+  aggregation?: AggregationOps;
+  admin?: AdminOps;
+  /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
+  slices?: Map<string, string>;
+}
+
+/** Records the origin of a resource the data source returned (the resource is its own container). */
+export function fromEndpoint<T extends Resource | null | undefined>(ctx: GraphqlContext, resource: T, endpoint: string | undefined): T {
+  if (resource) ctx.origin.set(resource, { endpoint, resource });
+  return resource;
+}
+
+/** Nested objects (and list elements) inherit the origin of the object they sit in. */
+export function inherit(ctx: GraphqlContext, value: unknown, parent: object): unknown {
+  const origin = ctx.origin.get(parent);
+  if (!origin) return value;
+  if (Array.isArray(value)) {
+    for (const v of value) if (v && typeof v === 'object') ctx.origin.set(v, origin);
+  } else if (value && typeof value === 'object') {
+    ctx.origin.set(value, origin);
+  }
+  return value;
+}

@@ -1,0 +1,47 @@
+import { GraphQLBoolean, type GraphQLEnumType, type GraphQLFieldConfig, type GraphQLInterfaceType } from 'graphql';
+import { notFound } from '../fhir/outcome';
+import type { Resource } from '../fhir/types';
+import type { GraphqlContext } from './context';
+import { referenceKey } from './loaders';
+
+/**
+ * `Reference.resource` (graphql.html#references): resolves the reference against the endpoint the
+ * Reference came from (through the per-request loader), or a `#id` against the containing resource's
+ * `contained`. `type: Patient` only follows references to that type (others give null); an unresolvable
+ * reference is an error unless `optional: true`. A Reference with no `reference` (identifier or display
+ * only) has nothing to follow and gives null; a versioned reference resolves to the current version.
+ */
+const RELATIVE = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
+
+export function referenceResourceField(resourceInterface: GraphQLInterfaceType, resourceType: GraphQLEnumType): GraphQLFieldConfig<Record<string, unknown>, GraphqlContext> {
+  return {
+    type: resourceInterface,
+    args: {
+      type: { type: resourceType, description: 'Only follow references to this resource type' },
+      optional: { type: GraphQLBoolean, description: 'true: an unresolvable reference gives null instead of an error' },
+    },
+    resolve: async (ref, args: { type?: string; optional?: boolean }, ctx) => {
+      const reference = ref.reference;
+      if (typeof reference !== 'string') return null;
+      const origin = ctx.origin.get(ref) ?? {};
+      const fail = () => {
+        if (args.optional) return null;
+        throw notFound(`The reference '${reference}' cannot be resolved`);
+      };
+      if (reference.startsWith('#')) {
+        const contained = (origin.resource?.contained as Resource[] | undefined)?.find((r) => r.id === reference.slice(1));
+        if (!contained) return fail();
+        if (args.type && contained.resourceType !== args.type) return null;
+        ctx.origin.set(contained, origin);
+        return contained;
+      }
+      const m = RELATIVE.exec(reference);
+      if (!m) return fail();
+      if (args.type && args.type !== m[1]) return null;
+      const found = await ctx.loaders.byId.load(referenceKey(origin.endpoint, m[1], m[2]));
+      if (!found) return fail();
+      ctx.origin.set(found, { endpoint: origin.endpoint, resource: found });
+      return found;
+    },
+  };
+}
