@@ -1,40 +1,51 @@
-// A closed-loop HTTP load generator, run as its own process so load never competes inside the server:
-// `node loadClient.mjs '<json spec>'` → one JSON line of results on stdout.
-// spec: { requests: [{ method, url, headers, body }], concurrency, durationMs?, total? }
-// Requests are taken round-robin; latencies are exact (every request is timed), so percentiles are exact.
+// A closed-loop HTTP poster, run as its own process so load never competes inside the server or the bench:
+// `node loadClient.mjs @spec.json` → one JSON line of results on stdout.
+// spec: { requests: [{ method, url, headers, body }], concurrency, total?, durationMs? }
+// The ingest uses it: each request (a transaction Bundle) is sent exactly once when `total` equals the
+// number of requests, several in flight, and every failure is reported with its index, status and reason.
+// Every request is timed, so percentiles are exact.
 import http from 'node:http';
-
 import { readFileSync } from 'node:fs';
 
-// `@file` reads the spec from a file (request bodies can be megabytes).
 const arg = process.argv[2];
 const spec = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg);
 const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
 const latencies = [];
+const failures = [];
+const failedIndices = [];
 let errors = 0;
 let statusErrors = 0;
 let next = 0;
-let bytes = 0;
 const started = performance.now();
 const deadline = spec.durationMs ? started + spec.durationMs : Infinity;
 
-function once(req) {
+function once(index, req) {
   return new Promise((resolve) => {
     const u = new URL(req.url);
     const t0 = performance.now();
     const r = http.request(
       { agent, method: req.method ?? 'GET', hostname: u.hostname, port: u.port, path: u.pathname + u.search, headers: req.headers ?? {} },
       (res) => {
-        res.on('data', (c) => (bytes += c.length));
+        const failed = res.statusCode >= 400;
+        let text = '';
+        res.on('data', (c) => {
+          if (failed && text.length < 2000) text += c;
+        });
         res.on('end', () => {
-          if (res.statusCode >= 400) statusErrors++;
           latencies.push(performance.now() - t0);
+          if (failed) {
+            statusErrors++;
+            failedIndices.push(index);
+            if (failures.length < 50) failures.push({ index, status: res.statusCode, body: text.slice(0, 500) });
+          }
           resolve();
         });
       },
     );
-    r.on('error', () => {
+    r.on('error', (err) => {
       errors++;
+      failedIndices.push(index);
+      if (failures.length < 50) failures.push({ index, status: 0, body: String(err.message) });
       resolve();
     });
     if (req.body) r.write(req.body);
@@ -46,16 +57,16 @@ async function worker() {
   for (;;) {
     if (performance.now() > deadline) return;
     if (spec.total !== undefined && next >= spec.total) return;
-    const req = spec.requests[next++ % spec.requests.length];
-    await once(req);
+    const index = next++;
+    await once(index, spec.requests[index % spec.requests.length]);
   }
 }
 
 await Promise.all(Array.from({ length: spec.concurrency }, worker));
 const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
-const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : null);
+const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))] : null);
 process.stdout.write(
-  JSON.stringify({ count: latencies.length, errors, statusErrors, seconds, rps: latencies.length / seconds, p50: pct(50), p95: pct(95), p99: pct(99), bytes }) + '\n',
+  JSON.stringify({ count: latencies.length, errors, statusErrors, seconds, rps: latencies.length / seconds, p50: pct(50), p95: pct(95), p99: pct(99), failures, failedIndices }) + '\n',
 );
 agent.destroy();

@@ -1,11 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-/** The server under test, started as a user starts it: its own process, `node dist/src/server.js`. */
+/**
+ * The server under test, started as a user starts it: its own process, `node dist/src/server.js` (after
+ * `npm run build`), configured only through its documented environment variables.
+ */
 export const ROOT = path.resolve(__dirname, '../..');
+export const SERVER_ENTRY = path.join(ROOT, 'dist/src/server.js');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -18,79 +23,192 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export interface RunningServer {
-  url: string;
-  pid: number;
-  adminToken: string;
-  dataDir: string;
-  stop(): Promise<void>;
-  /** Peak resident set size of the server so far (VmHWM), in MB. */
-  peakRssMb(): number;
-  admin<T>(method: string, p: string, body?: unknown): Promise<T>;
-  tenant(fhirVersion?: 'R4' | 'STU3', defaultSourceOrg?: string): Promise<{ endpointId: string; base: string; token: string }>;
+export interface Tenant {
+  customerId: string;
+  endpointId: string;
+  base: string;
+  token: string;
+  mintedAt: number;
+  clientId: string;
+  clientSecret: string;
 }
 
-export async function startServer(env: Record<string, string>): Promise<RunningServer> {
-  const port = await freePort();
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'tributary-bench-'));
-  const adminToken = `bench-admin-${Math.random().toString(36).slice(2)}-${Date.now()}`;
-  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'dist/src/server.js')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d) => (stderr += String(d)));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      // not up yet
-    }
-    if (child.exitCode !== null || i > 600) throw new Error(`server did not start: ${stderr.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 100));
+export interface RunningServer {
+  readonly url: string;
+  readonly pid: number;
+  readonly adminToken: string;
+  readonly dataDir: string;
+  /** The environment the process was started with (beyond the bench's own defaults). */
+  readonly env: Record<string, string>;
+  /** Stops the process; the data folder stays unless `removeData`. */
+  stop(options?: { removeData?: boolean }): Promise<void>;
+  /** Stops and starts the process again on the same port and data, with `env` changed. */
+  restart(env: Record<string, string>): Promise<void>;
+  /** Resident set size now (VmRSS), MB. */
+  rssMb(): number | null;
+  /** Peak resident set size (VmHWM) since start or the last `resetPeak`, over restarts, MB. */
+  peakRssMb(): number | null;
+  /** Resets the kernel's high-water mark to the current RSS (`echo 5 > /proc/<pid>/clear_refs`). */
+  resetPeak(): void;
+  admin<T>(method: string, p: string, body?: unknown): Promise<T>;
+  /** A customer, an R4 endpoint and a `fhir` client with a fresh access token. */
+  tenant(name: string): Promise<Tenant>;
+  /** A fresh token for the tenant's client (tokens expire; long loads re-mint). */
+  remint(tenant: Tenant): Promise<Tenant>;
+}
+
+function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
+  try {
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
   }
+}
+
+export interface StartOptions {
+  /** Extra environment (DATABASE_URL, AGGREGATION_WORKER, …). */
+  env?: Record<string, string>;
+  /** Reuse a data folder (signing keys, credential, embedded store) instead of a fresh temporary one. */
+  dataDir?: string;
+  port?: number;
+}
+
+/** Shared by every server process of one bench run so tokens verify on all of them (documented variables). */
+export const TOKEN_SECRETS = { TOKEN_SECRET_FHIR: randomBytes(24).toString('base64url'), TOKEN_SECRET_LEGACY: randomBytes(24).toString('base64url') };
+
+export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+  if (!existsSync(SERVER_ENTRY)) throw new Error(`${SERVER_ENTRY} is missing: run 'npm run build' first`);
+  const port = options.port ?? (await freePort());
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'tributary-bench-'));
+  const adminToken = `bench-admin-${randomBytes(12).toString('hex')}`;
+  const url = `http://127.0.0.1:${port}`;
+  let env = { ...(options.env ?? {}) };
+  let child: ChildProcess | undefined;
+  let stderr = '';
+  let peakBeforeRestartKb = 0;
+
+  const launch = async () => {
+    stderr = '';
+    child = spawn(process.execPath, [SERVER_ENTRY], {
+      cwd: ROOT,
+      env: { ...process.env, NODE_OPTIONS: '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', ...TOKEN_SECRETS, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const started = child;
+    started.stderr?.on('data', (d) => (stderr = (stderr + String(d)).slice(-8000)));
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${url}/healthz`)).ok) return;
+      } catch {
+        // not listening yet
+      }
+      if (started.exitCode !== null || i > 1200) throw new Error(`server did not start: ${stderr.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const halt = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    const timer = setTimeout(() => c.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await launch();
+  } catch (err) {
+    await halt();
+    if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const api = serverApi(url, adminToken);
+
+  return {
+    url,
+    get pid() {
+      return child?.pid ?? -1;
+    },
+    adminToken,
+    dataDir,
+    get env() {
+      return env;
+    },
+    ...api,
+    rssMb() {
+      const kb = child?.pid ? procStatusKb(child.pid, 'VmRSS') : null;
+      return kb === null ? null : Math.round(kb / 1024);
+    },
+    peakRssMb() {
+      const kb = child?.pid ? procStatusKb(child.pid, 'VmHWM') : null;
+      const peak = Math.max(kb ?? 0, peakBeforeRestartKb);
+      return peak ? Math.round(peak / 1024) : null;
+    },
+    resetPeak() {
+      peakBeforeRestartKb = 0;
+      try {
+        if (child?.pid) writeFileSync(`/proc/${child.pid}/clear_refs`, '5');
+      } catch {
+        // Not Linux, or not allowed: the peak then counts from the process start.
+      }
+    },
+    async stop({ removeData = true } = {}) {
+      await halt();
+      if (removeData && !options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+    async restart(changes) {
+      const kb = child?.pid ? procStatusKb(child.pid, 'VmHWM') : null;
+      peakBeforeRestartKb = Math.max(peakBeforeRestartKb, kb ?? 0);
+      await halt();
+      env = { ...env, ...changes };
+      await launch();
+    },
+  };
+}
+
+/** The public API calls the bench makes on any server: admin (bearer ADMIN_TOKEN), tenants and tokens. */
+export function serverApi(url: string, adminToken: string): Pick<RunningServer, 'admin' | 'tenant' | 'remint'> {
   const admin = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${url}${p}`, {
       method,
       headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
-    const json = await res.json();
-    if (!res.ok) throw new Error(`${method} ${p} → ${res.status} ${JSON.stringify(json)}`);
-    return json as T;
+    const text = await res.text();
+    if (!res.ok) throw Object.assign(new Error(`${method} ${p} → ${res.status} ${text.slice(0, 300)}`), { status: res.status });
+    return (text ? JSON.parse(text) : {}) as T;
+  };
+  const token = async (clientId: string, clientSecret: string): Promise<string> => {
+    const res = await fetch(`${url}/oauth2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }).toString(),
+    });
+    const json = (await res.json()) as { access_token?: string };
+    if (!res.ok || !json.access_token) throw new Error(`token request → ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+    return json.access_token;
   };
   return {
-    url,
-    pid: child.pid as number,
-    adminToken,
-    dataDir,
     admin,
-    peakRssMb() {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        return m ? Math.round(Number(m[1]) / 1024) : NaN;
-      } catch {
-        return NaN;
-      }
-    },
-    async tenant(fhirVersion = 'R4', defaultSourceOrg = 'Organization/bench-default-org') {
-      const customer = await admin<{ id: string }>('POST', '/admin/customers', { name: `bench ${Date.now()}` });
-      const endpoint = await admin<{ id: string }>('POST', '/admin/endpoints', { customerId: customer.id, fhirVersion, defaultSourceOrg });
+    async tenant(name) {
+      const customer = await admin<{ id: string }>('POST', '/admin/customers', { name });
+      // A default source organisation lets the aggregator attribute resources without managingOrganization.
+      const endpoint = await admin<{ id: string }>('POST', '/admin/endpoints', { customerId: customer.id, fhirVersion: 'R4', defaultSourceOrg: `Organization/${name.replace(/\W+/g, '-')}` });
       const client = await admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: customer.id, family: 'fhir' });
-      const tokenRes = await fetch(`${url}/oauth2/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.client_id, client_secret: client.client_secret }).toString(),
-      });
-      const { access_token } = (await tokenRes.json()) as { access_token: string };
-      return { endpointId: endpoint.id, base: `${url}/fhir/customer/${endpoint.id}`, token: access_token };
+      return {
+        customerId: customer.id,
+        endpointId: endpoint.id,
+        base: `${url}/fhir/customer/${endpoint.id}`,
+        token: await token(client.client_id, client.client_secret),
+        mintedAt: Date.now(),
+        clientId: client.client_id,
+        clientSecret: client.client_secret,
+      };
     },
-    async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
-      rmSync(dataDir, { recursive: true, force: true });
+    async remint(tenant) {
+      return { ...tenant, token: await token(tenant.clientId, tenant.clientSecret), mintedAt: Date.now() };
     },
   };
 }

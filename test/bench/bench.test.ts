@@ -4,30 +4,36 @@ import path from 'node:path';
 import { parseOptions, runBench } from '../../bench/run';
 
 /**
- * The harness itself, on a tiny dataset: it must start the server, run every scenario and produce every
- * figure with its floor where the scenario has one. The values are not checked — only that they exist.
+ * The harness itself, on a tiny dataset: it must start the server on each store, run every scenario and
+ * produce every figure with its floor where the scenario has one. The values are not checked — only that
+ * they exist.
  */
-test('a tiny bench run produces every figure and saves them', async () => {
+test('a tiny bench run produces every figure on both stores and saves them', async () => {
   const out = mkdtempSync(path.join(tmpdir(), 'bench-results-'));
-  const options = parseOptions(['--quick', '--patients', '2', '--duration-ms', '500', '--out', out]);
-  const { figures, file } = await runBench(options);
-  const metrics = figures.map((f) => `${f.scenario}: ${f.metric}`);
-  expect(figures.filter((f) => f.metric === 'failed')).toEqual([]);
-  for (const scenario of ['ingest', 'aggregate', 'read', 'search', 'memory', 'graphql']) {
-    expect(figures.some((f) => f.scenario === scenario)).toBe(true);
+  const options = parseOptions([
+    '--quick', '--patients', '2', '--sizes', '3', '--pglite-patients', '2', '--duration-ms', '500', '--out', out, '--no-build',
+  ]);
+  const { runs } = await runBench({ ...options, build: true });
+  expect(runs.map((r) => r.store)).toEqual(['postgres', 'pglite']);
+  for (const { figures, file } of runs) {
+    const metrics = figures.map((f) => `${f.scenario}: ${f.metric}`);
+    expect(figures.filter((f) => f.metric === 'failed')).toEqual([]);
+    for (const scenario of ['ingest', 'aggregate', 'read', 'search', 'memory', 'graphql']) {
+      expect(figures.some((f) => f.scenario === scenario)).toBe(true);
+    }
+    const ingest = figures.find((f) => f.scenario === 'ingest')!;
+    expect(ingest.value).toBeGreaterThan(0);
+    expect(ingest.floor).toBeGreaterThan(0);
+    expect(ingest.ratio).toBeGreaterThan(0);
+    const reads = figures.filter((f) => f.scenario === 'read' && f.unit === 'req/s');
+    expect(reads).toHaveLength(2);
+    for (const r of reads) expect(r.floor).toBeGreaterThan(0);
+    for (const name of ['token', 'string', 'date range', 'reference', 'chain', '_include']) {
+      expect(metrics.some((m) => m.startsWith(`search: ${name} @`))).toBe(true);
+    }
+    const saved = JSON.parse(readFileSync(file, 'utf8'));
+    expect(saved.machine.cores).toBeGreaterThan(0);
+    expect(saved.commit).toEqual(expect.any(String));
+    expect(saved.figures).toHaveLength(figures.length);
   }
-  const ingest = figures.find((f) => f.scenario === 'ingest')!;
-  expect(ingest.value).toBeGreaterThan(0);
-  expect(ingest.floor).toBeGreaterThan(0);
-  expect(ingest.ratio).toBeGreaterThan(0);
-  const reads = figures.filter((f) => f.scenario === 'read' && f.unit === 'req/s');
-  expect(reads).toHaveLength(2);
-  for (const r of reads) expect(r.floor).toBeGreaterThan(0);
-  for (const name of ['token', 'string', 'date range', 'reference', 'chain', '_include']) {
-    expect(metrics.some((m) => m.startsWith(`search: ${name} @`))).toBe(true);
-  }
-  const saved = JSON.parse(readFileSync(file, 'utf8'));
-  expect(saved.machine.cores).toBeGreaterThan(0);
-  expect(saved.commit).toEqual(expect.any(String));
-  expect(saved.figures).toHaveLength(figures.length);
 }, 300_000);

@@ -1,0 +1,23 @@
+import type { BenchContext } from './context';
+import { aggregateScenario } from './aggregate';
+import { graphqlScenario } from './graphql';
+import { ingestScenario } from './ingest';
+import { memoryScenario } from './memory';
+import { readScenario } from './read';
+import { searchScenario } from './search';
+
+/**
+ * Every scenario, in the order they run: ingest first (it loads the dataset while the aggregate scenario
+ * observes the pipeline), reads and GraphQL on that dataset, search last because it grows the dataset,
+ * memory's summary at the end. A new capability adds its scenario here.
+ */
+export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {
+  ingest: ingestScenario,
+  aggregate: aggregateScenario,
+  read: readScenario,
+  graphql: graphqlScenario,
+  search: searchScenario,
+  memory: memoryScenario,
+};
+
+export type { BenchContext, Figure } from './context';
