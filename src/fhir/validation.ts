@@ -6,12 +6,19 @@ import type { FhirVersion, Resource } from './types';
 
 /**
  * Syntax validation of FHIR JSON against HL7's JSON schema for the endpoint's FHIR version. The schema is
- * compiled once per version (about 1.5 s and well over 100 MB for R4), then each resource is checked against
- * its own type's definition, which keeps error locations precise (`Patient.gender`, not "matches no branch
- * of a 150-way oneOf").
+ * compiled once per version, then each resource is checked against its own type's definition, which keeps
+ * error locations precise (`Patient.gender`, not "matches no branch of a 150-way oneOf").
+ *
+ * Nested resources (`contained`, `Bundle.entry.resource`, `Parameters.parameter.resource`) are where HL7's
+ * schema says `ResourceList`: a oneOf over every resource type. With every error collected, ajv tries all
+ * ~150 branches for each nested resource (2 ms for a Synthea ExplanationOfBenefit, most of a bulk load's
+ * time) and reports the failures of all of them. Instead `ResourceList` becomes one keyword that dispatches
+ * on `resourceType` to that type's own validator, so a nested resource costs what a top-level one does and
+ * its errors carry their own paths.
  */
 const SCHEMA_ID = 'fhir.schema.json';
 const MAX_ISSUES = 20;
+const NESTED = 'fhirResource';
 
 interface Compiled {
   ajv: Ajv;
@@ -24,25 +31,48 @@ function compile(version: FhirVersion): Compiled {
   let entry = compiled.get(version);
   if (entry) return entry;
   const source = jsonSchema(version);
-  // Four fixes make HL7's draft-06 schema compile in ajv 8: the draft-06 meta-schema, `$id` instead of `id`,
-  // and the definitions it refers to without defining (`Resource`, and in R4 `integer64`).
-  // The top-level discriminator/oneOf is dropped: we always validate against one type's definition.
+  // Fixes that make HL7's draft-06 schema compile in ajv 8: the draft-06 meta-schema, `$id` instead of `id`,
+  // `Resource` (referred to, never defined) and in R4 `integer64`. The top-level discriminator/oneOf is
+  // dropped: we always validate against one type's definition.
   const { id: _id, discriminator: _d, oneOf: _o, ...rest } = source;
   const schema = {
     ...rest,
     $id: SCHEMA_ID,
     definitions: {
       ...source.definitions,
-      Resource: source.definitions.Resource ?? { $ref: '#/definitions/ResourceList' },
+      ResourceList: { [NESTED]: true },
+      Resource: { [NESTED]: true },
       integer64: source.definitions.integer64 ?? { type: 'string', pattern: '^[0]|[-+]?[1-9][0-9]*$' },
     },
   };
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   ajv.addMetaSchema(draft06);
+  ajv.addKeyword({ keyword: NESTED, errors: true, validate: nestedValidator(version) });
   ajv.addSchema(schema);
   entry = { ajv, byType: new Map() };
   compiled.set(version, entry);
   return entry;
+}
+
+type NestedValidator = ((schema: unknown, data: unknown, parent: unknown, cxt?: { instancePath: string }) => boolean) & { errors?: Partial<ErrorObject>[] };
+
+function nestedValidator(version: FhirVersion): NestedValidator {
+  const check: NestedValidator = (_schema, data, _parent, cxt) => {
+    const at = cxt?.instancePath ?? '';
+    const fail = (instancePath: string, message: string, params: Record<string, unknown> = {}) => {
+      check.errors = [{ keyword: params.missingProperty ? 'required' : NESTED, instancePath, params, message }];
+      return false;
+    };
+    if (data === null || typeof data !== 'object' || Array.isArray(data)) return fail(at, 'must be a resource (a JSON object with a resourceType)');
+    const type = (data as { resourceType?: unknown }).resourceType;
+    if (typeof type !== 'string') return fail(at, "missing required element 'resourceType'", { missingProperty: 'resourceType' });
+    if (!isResourceType(version, type)) return fail(`${at}/resourceType`, `'${type}' is not a FHIR ${version} resource type`);
+    const validate = validatorFor(version, type);
+    if (validate(data)) return true;
+    check.errors = (validate.errors ?? []).map((e) => ({ ...e, instancePath: `${at}${e.instancePath}` }));
+    return false;
+  };
+  return check;
 }
 
 function validatorFor(version: FhirVersion, type: string): ValidateFunction {
@@ -98,51 +128,10 @@ interface Violation {
   error: ErrorObject;
 }
 
-function valueAt(root: unknown, pointer: string): unknown {
-  let node = root;
-  for (const part of pointer.split('/').slice(1)) {
-    if (node === null || typeof node !== 'object') return undefined;
-    node = (node as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
-  return node;
-}
-
-/** The pointer of the innermost resource (other than the root) that contains `pointer`, if any. */
-function nestedResourceRoot(root: unknown, pointer: string): string | undefined {
-  const parts = pointer.split('/');
-  for (let end = parts.length; end > 1; end--) {
-    const prefix = parts.slice(0, end).join('/');
-    const node = valueAt(root, prefix);
-    if (node && typeof node === 'object' && !Array.isArray(node) && typeof (node as { resourceType?: unknown }).resourceType === 'string') {
-      return prefix;
-    }
-  }
-  return undefined;
-}
-
-/**
- * Contained and bundled resources are checked by the schema against `ResourceList`, a oneOf of every type,
- * whose failure reports every branch. Re-check each failing nested resource against its own type instead,
- * which reports what the sender meant.
- */
-function violations(version: FhirVersion, resource: Record<string, unknown>, base: string): Violation[] {
-  const type = resource.resourceType as string;
-  if (!isResourceType(version, type)) {
-    return [{ path: `${base}/resourceType`, error: { keyword: 'enum', instancePath: '', schemaPath: '', params: {}, message: `'${type}' is not a FHIR ${version} resource type` } }];
-  }
-  const validate = validatorFor(version, type);
+function violations(version: FhirVersion, resource: Record<string, unknown>): Violation[] {
+  const validate = validatorFor(version, resource.resourceType as string);
   if (validate(resource)) return [];
-  const own: Violation[] = [];
-  const nested = new Set<string>();
-  for (const error of validate.errors ?? []) {
-    const inner = nestedResourceRoot(resource, error.instancePath);
-    if (inner) nested.add(inner);
-    else if (error.keyword !== 'oneOf') own.push({ path: `${base}${error.instancePath}`, error });
-  }
-  for (const pointer of nested) {
-    own.push(...violations(version, valueAt(resource, pointer) as Record<string, unknown>, `${base}${pointer}`));
-  }
-  return own;
+  return (validate.errors ?? []).map((error) => ({ path: error.instancePath, error }));
 }
 
 /**
@@ -157,7 +146,7 @@ export function assertValidResource(version: FhirVersion, body: unknown, expecte
   if (expectedType && type !== expectedType) {
     throw badRequest(`The resource is a ${type}, but the URL names ${expectedType}`, 'resourceType');
   }
-  const found = violations(version, body as Record<string, unknown>, '');
+  const found = violations(version, body as Record<string, unknown>);
   if (!found.length) return;
   const issues: OperationOutcomeIssue[] = [];
   const seen = new Set<string>();

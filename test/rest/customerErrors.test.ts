@@ -50,6 +50,19 @@ describe('bad input gets a 4xx OperationOutcome and changes nothing', () => {
     expect(o.expression).toEqual(['Patient.id']);
   });
 
+  test('an invalid contained resource is 400 naming the location inside it', async () => {
+    const before = await countPatients();
+    const body = { resourceType: 'Patient', contained: [{ resourceType: 'Organization', id: 'o', active: 'yes' }], managingOrganization: { reference: '#o' } };
+    const o = await outcome(await tenant.fetch('Patient', { method: 'POST', body: JSON.stringify(body) }));
+    expect(o.status).toBe(400);
+    expect(o.expression).toEqual(['Patient.contained[0].active']);
+    const unknown = await outcome(await tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', contained: [{ resourceType: 'Organisation', id: 'o' }] }) }));
+    expect(unknown.status).toBe(400);
+    expect(unknown.expression).toEqual(['Patient.contained[0].resourceType']);
+    expect(unknown.diagnostics).toMatch(/'Organisation' is not a FHIR R4 resource type/);
+    expect(await countPatients()).toBe(before);
+  });
+
   test('an element that violates the schema is 400 naming its location', async () => {
     const before = await countPatients();
     const o = await outcome(await tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', gender: 'robot' }) }));
