@@ -413,7 +413,7 @@ export class ConditionBuilder {
       const inner = this.condition({ store: scope.store, type: target, alias }, chain, value);
       return (
         `SELECT ref.resource_pk FROM search_reference ref JOIN resource ${alias} ON ${alias}.store = ${this.p.add(scope.store)} AND ${alias}.type = ref.target_type AND ${alias}.id = ref.target_id ` +
-        `WHERE ${this.keyCondition(scope.store, scope.type, def.code, 'ref.key')} AND ref.target_type = ${this.p.add(target)} AND NOT ${alias}.deleted AND ${inner}`
+        `WHERE ${this.keyCondition(scope.store, scope.type, def.code, 'ref.key')} AND ref.target_type = ${this.p.add(target)} AND ${alias}.content IS NOT NULL AND ${inner}`
       );
     });
     return `${scope.alias}.pk IN (${branches.join(' UNION ')})`;
