@@ -28,6 +28,7 @@ import { SearchService } from './search/searchService';
 import { searchParametersFor } from './fhir/searchParameters';
 import { TtlCache } from './store/ttlCache';
 import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from './aggregator/access';
+import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { AGGREGATED_STORE, createOutboxHook } from './aggregator/outbox';
 import { aggregationStatus } from './aggregator/status';
@@ -57,7 +58,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
   const search: SearchPort = new SearchService(db.sql);
   const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
-  const serviceDeps: FhirServiceDeps = { repo, validator, search };
+  // Customer writes feed the aggregation: they are admitted at the pace its workers keep (admission.ts).
+  const admission = config.aggregationMaxBacklog > 0 ? new BacklogAdmission(db.sql, { maxBacklog: config.aggregationMaxBacklog, maxWaitMs: config.aggregationAdmitWaitMs }) : undefined;
+  const serviceDeps: FhirServiceDeps = { repo, validator, search, admission };
   const aggregator = new Aggregator(repo);
   const identities = new CallerIdentities(db.sql);
   const grants = new ConsentGrants(db.sql);

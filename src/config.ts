@@ -20,6 +20,13 @@ export interface Config {
   aggregationConcurrency?: number;
   /** Outbox items one aggregation batch (one transaction) takes. */
   aggregationBatchSize: number;
+  /**
+   * Customer writes wait while the aggregation backlog is over this many items (0: never). Default 1000
+   * when this process runs the worker, else 0 (a server without a worker cannot tell whether one runs).
+   */
+  aggregationMaxBacklog: number;
+  /** How long a write waits for the backlog to shrink before it is answered 503 with Retry-After. */
+  aggregationAdmitWaitMs: number;
   graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
 }
 
@@ -58,6 +65,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     aggregationConcurrency: env.AGGREGATION_CONCURRENCY ? Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')) : undefined,
     aggregationBatchSize: Math.max(1, int(env.AGGREGATION_BATCH_SIZE, 100, 'AGGREGATION_BATCH_SIZE')),
-    aggregationWorker: !['off', 'false', '0'].includes((env.AGGREGATION_WORKER ?? 'on').toLowerCase()),
+    aggregationMaxBacklog: int(env.AGGREGATION_MAX_BACKLOG, flag(env.AGGREGATION_WORKER, true) ? 1000 : 0, 'AGGREGATION_MAX_BACKLOG'),
+    aggregationAdmitWaitMs: int(env.AGGREGATION_ADMIT_WAIT_MS, 30_000, 'AGGREGATION_ADMIT_WAIT_MS'),
+    aggregationWorker: flag(env.AGGREGATION_WORKER, true),
   };
 }
