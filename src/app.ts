@@ -32,6 +32,7 @@ import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { AGGREGATED_STORE, createOutboxHook } from './aggregator/outbox';
 import { aggregationStatus } from './aggregator/status';
+import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
 import { aggregatedRoutes, type AggregatedContext } from './rest/aggregatedRoutes';
 import type { TenancyRepository } from './store/tenancyRepository';
@@ -87,11 +88,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
-  const worker = new AggregationWorker(db.sql, aggregator, {
-    concurrency: config.aggregationConcurrency ?? (db.kind === 'postgres' ? 2 : 1),
-    batchSize: config.aggregationBatchSize,
-    onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
-  });
+  const concurrency = config.aggregationConcurrency ?? (db.kind === 'postgres' ? 2 : 1);
+  const worker =
+    db.url && config.aggregationThread
+      ? new ThreadedAggregationWorker(db.sql, {
+          databaseUrl: db.url,
+          poolSize: concurrency + 1,
+          concurrency,
+          batchSize: config.aggregationBatchSize,
+          onBatchError: (message) => app.log.warn({ err: message }, 'aggregation batch failed; it will be retried'),
+          onThreadError: (err) => app.log.error({ err }, 'aggregation thread failed; it is restarted'),
+        })
+      : new AggregationWorker(db.sql, aggregator, {
+          concurrency,
+          batchSize: config.aggregationBatchSize,
+          onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
+        });
   if (config.aggregationWorker) worker.start();
   app.addHook('onClose', async () => worker.stop());
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));
