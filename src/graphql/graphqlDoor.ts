@@ -1,6 +1,6 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -11,6 +11,7 @@ import { applyOutputDirectives, usesOutputDirectives } from './directives';
 import { fromEndpoint, type GraphqlContext } from './context';
 import { buildFhirOnlySchema, buildFhirSchema, DIRECTIVES } from './fhirSchema';
 import { limitRule, type QueryLimits } from './limits';
+import { noStorePlugin } from './noStorePlugin';
 
 /**
  * The GraphQL door: Apollo Server at /graphql, and the FHIR `$graphql` operation for the REST doors, both
@@ -67,6 +68,9 @@ export class GraphqlDoor {
       plugins: [
         fastifyApolloDrainPlugin(app),
         directivesPlugin,
+        // No per-field plugin hooks: with one, Apollo wraps every resolver (see noStorePlugin.ts).
+        ApolloServerPluginCacheControlDisabled(),
+        noStorePlugin,
         this.options.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
       ],
       formatError: (formatted: GraphQLFormattedError, error: unknown) => {
