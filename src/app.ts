@@ -85,7 +85,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
   const worker = new AggregationWorker(db.prisma, aggregator, {
-    concurrency: config.aggregationConcurrency,
+    concurrency: config.aggregationConcurrency ?? (db.kind === 'postgres' ? 2 : 1),
+    batchSize: config.aggregationBatchSize,
     onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
   });
   if (config.aggregationWorker) worker.start();

@@ -16,8 +16,10 @@ export interface Config {
   bundleMaxEntries: number;
   /** Run the aggregation worker in this process (AGGREGATION_WORKER=off when `npm run worker` runs it). */
   aggregationWorker: boolean;
-  /** Aggregation batches in flight in this process. */
-  aggregationConcurrency: number;
+  /** Aggregation batches in flight in this process (default: 2 on PostgreSQL, 1 on the one-connection embedded store). */
+  aggregationConcurrency?: number;
+  /** Outbox items one aggregation batch (one transaction) takes. */
+  aggregationBatchSize: number;
   graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
 }
 
@@ -54,7 +56,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       introspection: flag(env.GRAPHQL_INTROSPECTION, env.NODE_ENV !== 'production'),
       sandbox: flag(env.GRAPHQL_SANDBOX, env.NODE_ENV !== 'production'),
     },
-    aggregationConcurrency: Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')),
+    aggregationConcurrency: env.AGGREGATION_CONCURRENCY ? Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')) : undefined,
+    aggregationBatchSize: Math.max(1, int(env.AGGREGATION_BATCH_SIZE, 100, 'AGGREGATION_BATCH_SIZE')),
     aggregationWorker: !['off', 'false', '0'].includes((env.AGGREGATION_WORKER ?? 'on').toLowerCase()),
   };
 }

@@ -1,5 +1,5 @@
 import type { Tx } from '../store/resourceRepository';
-import { lockUpstream } from './locks';
+import { Deferred, tryLockUpstream } from './locks';
 import { keyOf, type UpstreamRef } from './upstream';
 
 /**
@@ -11,6 +11,8 @@ export interface Resolution {
   id?: string;
   why?: string;
   managingOrganization?: string;
+  /** Another worker holds the target (it is being aggregated right now): try again shortly. */
+  deferred?: string;
 }
 
 /** Aggregates an upstream resource now (a target whose own work item has not been processed yet). */
@@ -39,7 +41,8 @@ export class AggregatedIds {
 
   /**
    * Resolutions of `targets` (`Type/id` on endpoint `store`), keyed by `Type/id`. A target that exists
-   * upstream but has not been aggregated yet is aggregated first, in this transaction, up to MAX_DEPTH.
+   * upstream but has not been aggregated yet is aggregated first, in this transaction, up to MAX_DEPTH —
+   * unless another worker holds it, in which case its resolution says `deferred`.
    */
   async resolve(tx: Tx, store: string, targets: string[], depth: number): Promise<Map<string, Resolution>> {
     const out = new Map<string, Resolution>();
@@ -53,17 +56,29 @@ export class AggregatedIds {
     if (!wanted.length) return out;
     let rows = await this.lookup(tx, wanted);
     const pending = rows.filter((r) => r.pending);
+    const deferred = new Map<string, string>();
     if (pending.length && depth < MAX_DEPTH) {
+      const locked = await tryLockUpstream(tx, pending.map(keyOf));
       for (const p of pending) {
-        await lockUpstream(tx, [keyOf(p)]);
-        await this.aggregateNow(tx, p, depth + 1);
+        if (!locked.has(keyOf(p))) {
+          deferred.set(keyOf(p), `${p.type}/${p.id} is being aggregated by another worker`);
+          continue;
+        }
+        try {
+          await this.aggregateNow(tx, p, depth + 1);
+        } catch (err) {
+          if (!(err instanceof Deferred)) throw err;
+          deferred.set(keyOf(p), err.reason);
+        }
       }
       const again = new Map((await this.lookup(tx, pending)).map((r) => [keyOf(r), r]));
       rows = rows.map((r) => again.get(keyOf(r)) ?? r);
     }
     for (const row of rows) {
       let answer: Resolution;
-      if (row.status === null) answer = { why: row.pending ? 'not aggregated yet' : 'no such resource on this endpoint' };
+      const later = deferred.get(keyOf(row));
+      if (later && row.status === null) answer = { deferred: later };
+      else if (row.status === null) answer = { why: row.pending ? 'not aggregated yet' : 'no such resource on this endpoint' };
       else if (row.status !== 'included' || !row.agg_id) answer = { why: row.reason ?? 'excluded' };
       else answer = { id: row.replaced_by ?? row.agg_id, ...(row.managing ? { managingOrganization: row.managing } : {}) };
       if (answer.id) this.cache.set(keyOf(row), answer);
@@ -78,7 +93,7 @@ export class AggregatedIds {
     >(
       `SELECT t.store, t.type, t.id, m.status, m.agg_id, m.reason, g.replaced_by,
               CASE WHEN t.type = 'Patient' THEN m.content->'managingOrganization'->>'reference' END AS managing,
-              (m.status IS NULL AND EXISTS (SELECT 1 FROM resource r WHERE r.store = t.store AND r.type = t.type AND r.id = t.id AND NOT r.deleted)) AS pending
+              (m.status IS NULL AND EXISTS (SELECT 1 FROM resource r WHERE r.store = t.store AND r.type = t.type AND r.id = t.id AND r.content IS NOT NULL)) AS pending
          FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
          LEFT JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id
          LEFT JOIN agg_group g ON g.type = m.type AND g.agg_id = m.agg_id`,

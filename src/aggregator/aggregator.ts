@@ -1,8 +1,9 @@
 import type { ResourceRepository, Tx } from '../store/resourceRepository';
 import { AggregatedIds } from './aggregatedIds';
 import { Copies } from './copies';
-import { enqueueDependents } from './dependents';
+import { enqueueDependents, setWaiting } from './dependents';
 import { Groups } from './groups';
+import { Deferred, lockMergedType } from './locks';
 import { AGGREGATED_STORE } from './outbox';
 import { type Exclusion, MERGED_TYPES, parseRelative, SUPPORTED_TYPES } from './rules';
 import { isExclusion, keyOf, loadUpstream, prepare, type Upstream, type UpstreamRef } from './upstream';
@@ -11,28 +12,23 @@ import { isExclusion, keyOf, loadUpstream, prepare, type Upstream, type Upstream
  * Brings the aggregated view up to date with upstream resources (DESIGN §3), inside the caller's
  * transaction, always from their current state (so processing is idempotent): unmerged types are copied
  * set-wise (copies.ts), merged types join their group one at a time (groups.ts), deleted ones leave.
+ *
+ * The work of one transaction is an AggregationPass: its look-up caches and the resources it is in the
+ * middle of belong to it alone, so several worker loops can each run their own pass at once.
  */
 export class Aggregator {
   readonly supported: ReadonlySet<string>;
-  private readonly ids: AggregatedIds;
-  private readonly copies: Copies;
-  private readonly groups: Groups;
-  /** Upstream resources being aggregated further up the stack (a reference cycle must not recurse). */
-  private readonly inProgress = new Set<string>();
 
   constructor(
-    private readonly repo: ResourceRepository,
+    readonly repo: ResourceRepository,
     supportedTypes: readonly string[] = SUPPORTED_TYPES,
   ) {
     this.supported = new Set(supportedTypes);
-    this.ids = new AggregatedIds((tx, ref, depth) => this.process(tx, ref.store, ref.type, ref.id, depth));
-    this.copies = new Copies(repo, this.supported, this.ids);
-    this.groups = new Groups(repo, this.ids);
   }
 
-  /** Forgets what the previous batch (or a rolled-back item) looked up. */
-  resetCache(): void {
-    this.ids.reset();
+  /** A fresh pass: one per transaction (a rolled-back savepoint needs `reset`). */
+  begin(): AggregationPass {
+    return new AggregationPass(this.repo, this.supported);
   }
 
   /** The current upstream versions of a batch (see upstream.ts). */
@@ -45,22 +41,51 @@ export class Aggregator {
     return upstream !== undefined && !MERGED_TYPES[ref.type];
   }
 
-  /** Aggregates many existing upstream resources of unmerged types at once. */
-  copyMany(tx: Tx, items: Upstream[]): Promise<void> {
+  /** Brings the aggregated view up to date with one upstream resource; throws Deferred when it must wait. */
+  process(tx: Tx, store: string, type: string, id: string, pass: AggregationPass = this.begin()): Promise<void> {
+    return pass.process(tx, { store, type, id }, 0);
+  }
+}
+
+export class AggregationPass {
+  private readonly ids: AggregatedIds;
+  private readonly copies: Copies;
+  private readonly groups: Groups;
+  /** Upstream resources being aggregated further up the stack (a reference cycle must not recurse). */
+  private readonly inProgress = new Set<string>();
+
+  constructor(
+    private readonly repo: ResourceRepository,
+    private readonly supported: ReadonlySet<string>,
+  ) {
+    this.ids = new AggregatedIds((tx, ref, depth) => this.process(tx, ref, depth));
+    this.copies = new Copies(repo, supported, this.ids);
+    this.groups = new Groups(repo, this.ids);
+  }
+
+  /** Forgets what was looked up (after a savepoint was rolled back). */
+  reset(): void {
+    this.ids.reset();
+  }
+
+  /** Aggregates many existing upstream resources of unmerged types at once; returns those deferred. */
+  copyMany(tx: Tx, items: Upstream[]): Promise<UpstreamRef[]> {
     return this.copies.copyMany(tx, items, 0);
   }
 
-  /** Brings the aggregated view up to date with the current state of one upstream resource. */
-  async process(tx: Tx, store: string, type: string, id: string, depth = 0): Promise<void> {
-    const ref = { store, type, id };
+  async process(tx: Tx, ref: UpstreamRef, depth: number): Promise<void> {
     const key = keyOf(ref);
     if (this.inProgress.has(key)) return;
     this.inProgress.add(key);
     try {
+      // Before anything is written: a merged type's groups are changed by one worker at a time.
+      if (MERGED_TYPES[ref.type]) await lockMergedType(tx, ref.type);
       const upstream = (await loadUpstream(tx, [ref])).get(key);
       if (!upstream) await this.remove(tx, ref);
-      else if (!MERGED_TYPES[type]) await this.copies.copyMany(tx, [upstream], depth);
-      else await this.merge(tx, upstream, depth);
+      else if (!MERGED_TYPES[ref.type]) {
+        const deferred = await this.copies.copyMany(tx, [upstream], depth);
+        if (deferred.length) throw new Deferred(`${ref.type}/${ref.id} waits for a target another worker holds`);
+      } else await this.merge(tx, upstream, depth);
     } finally {
       this.inProgress.delete(key);
     }
@@ -70,12 +95,15 @@ export class Aggregator {
     const prepared = prepare(upstream, this.supported);
     if (isExclusion(prepared)) return this.excludeMember(tx, upstream, prepared, []);
     const resolved = await this.ids.resolve(tx, upstream.store, prepared.targets, depth);
+    const waiting = [...resolved.values()].find((r) => r.deferred);
+    if (waiting) throw new Deferred(waiting.deferred as string);
     for (const site of prepared.sites) {
       const target = parseRelative(site.holder.reference as string) as { type: string; id: string };
       const answer = resolved.get(`${target.type}/${target.id}`);
       if (!answer?.id) {
-        const reason = `${site.expression} refers to ${target.type}/${target.id}, which is not in the aggregated record (${answer?.why ?? 'unknown'})`;
-        return this.excludeMember(tx, upstream, { reason, expression: site.expression }, prepared.targets);
+        const ref = `${target.type}/${target.id}`;
+        const reason = `${site.expression} refers to ${ref}, which is not in the aggregated record (${answer?.why ?? 'unknown'})`;
+        return this.excludeMember(tx, upstream, { reason, expression: site.expression, waitingFor: ref }, prepared.targets);
       }
       site.holder.reference = `${target.type}/${answer.id}`;
     }
@@ -93,6 +121,7 @@ export class Aggregator {
          depends_on = $6::text[], updated_at = clock_timestamp()`,
       ref.store, ref.type, ref.id, exclusion.reason, exclusion.expression ?? null, dependsOn,
     );
+    await setWaiting(tx, [{ ref, target: exclusion.waitingFor }]);
     this.ids.forget(ref);
     if (before?.status === 'included' && before.agg_id) await this.groups.leave(tx, ref, before.agg_id);
   }
@@ -116,10 +145,11 @@ export class Aggregator {
         WHERE store = $1 AND type = $2 AND res_id = $3`,
       ref.store, ref.type, ref.id,
     );
+    await setWaiting(tx, [{ ref }]);
     this.ids.forget(ref);
     if (before.status === 'included' && before.agg_id) {
       await this.repo.delete(AGGREGATED_STORE, ref.type, before.agg_id, tx);
-      await enqueueDependents(tx, [ref]);
+      await enqueueDependents(tx, { changed: [ref] });
     }
   }
 }

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Resource } from '../fhir/types';
 import type { ResourceRepository, Tx } from '../store/resourceRepository';
 import type { AggregatedIds, Resolution } from './aggregatedIds';
-import { enqueueDependents } from './dependents';
+import { enqueueDependents, setWaiting } from './dependents';
 import { AGGREGATED_STORE } from './outbox';
 import { contentKey, type Exclusion, MERGED_TYPES, parseRelative, privacyLabel, withSourceTracking } from './rules';
-import { defaultSourceOrg, isExclusion, keyOf, patientOf, type Prepared, prepare, type Upstream } from './upstream';
+import { defaultSourceOrg, isExclusion, keyOf, patientOf, type Prepared, prepare, type Upstream, type UpstreamRef } from './upstream';
 
 /**
  * Unmerged types, copied one-to-one (DESIGN §3.5–3.7), set-wise: a whole batch of upstream resources is
@@ -28,6 +28,8 @@ interface Candidate {
   previousContent?: Resource;
   /** Aggregated id if included in this pass. */
   aggId?: string;
+  /** Waits for a target another worker holds: left untouched, to be tried again. */
+  deferred?: string;
   sourceOrg?: string;
   dependsOn: string[];
 }
@@ -39,9 +41,12 @@ export class Copies {
     private readonly ids: AggregatedIds,
   ) {}
 
-  /** Brings the aggregated copies of `items` (existing upstream resources of unmerged types) up to date. */
-  async copyMany(tx: Tx, items: Upstream[], depth: number): Promise<void> {
-    if (!items.length) return;
+  /**
+   * Brings the aggregated copies of `items` (existing upstream resources of unmerged types) up to date.
+   * Returns those deferred: they (or something they refer to) wait for a target another worker holds.
+   */
+  async copyMany(tx: Tx, items: Upstream[], depth: number): Promise<UpstreamRef[]> {
+    if (!items.length) return [];
     const candidates = items.map((upstream): Candidate => {
       if (MERGED_TYPES[upstream.type]) throw new Error(`${upstream.type} is a merged type, not copied`);
       const prepared = prepare(upstream, this.supported);
@@ -69,7 +74,9 @@ export class Copies {
     for (const c of candidates) if (c.prepared) c.aggId = c.previousId ?? randomUUID();
 
     this.decide(candidates, inBatch, resolved);
-    await this.write(tx, candidates, inBatch, resolved);
+    const settled = candidates.filter((c) => !c.deferred);
+    await this.write(tx, settled, inBatch, resolved);
+    return candidates.filter((c) => c.deferred).map((c) => c.upstream);
   }
 
   private async loadPrevious(tx: Tx, candidates: Candidate[]): Promise<void> {
@@ -77,7 +84,7 @@ export class Copies {
       `SELECT t.store, t.type, t.id, m.agg_id, m.status = 'included' AS included, r.content
          FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
          JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id AND m.agg_id IS NOT NULL
-         LEFT JOIN resource r ON r.store = '${AGGREGATED_STORE}' AND r.type = m.type AND r.id = m.agg_id AND NOT r.deleted`,
+         LEFT JOIN resource r ON r.store = '${AGGREGATED_STORE}' AND r.type = m.type AND r.id = m.agg_id`,
       candidates.map((c) => c.upstream.store),
       candidates.map((c) => c.upstream.type),
       candidates.map((c) => c.upstream.id),
@@ -91,28 +98,48 @@ export class Copies {
     }
   }
 
-  /** Applies the reference and source-organisation rules until no candidate changes its mind. */
+  /**
+   * Applies the reference and source-organisation rules until no candidate changes its mind. A candidate
+   * referring to a deferred target (or to a deferred candidate) is deferred, not excluded.
+   */
   private decide(candidates: Candidate[], inBatch: (store: string, target: string) => Candidate | undefined, resolved: Map<string, Map<string, Resolution>>): void {
     for (let changed = true; changed; ) {
       changed = false;
       for (const c of candidates) {
-        if (c.exclusion || !c.prepared) continue;
+        if (c.exclusion || c.deferred || !c.prepared) continue;
         const store = c.upstream.store;
         for (const site of c.prepared.sites) {
           const target = parseRelative(site.holder.reference as string) as { type: string; id: string };
           const ref = `${target.type}/${target.id}`;
           const other = inBatch(store, ref);
-          const why = other ? other.exclusion?.reason : resolved.get(store)?.get(ref)?.id ? undefined : resolved.get(store)?.get(ref)?.why ?? 'unknown';
-          if (why !== undefined) {
-            c.exclusion = { reason: `${site.expression} refers to ${ref}, which is not in the aggregated record (${why})`, expression: site.expression };
+          const later = other ? other.deferred : resolved.get(store)?.get(ref)?.deferred;
+          if (later) {
+            c.deferred = later;
             break;
           }
+          const why = other ? other.exclusion?.reason : resolved.get(store)?.get(ref)?.id ? undefined : resolved.get(store)?.get(ref)?.why ?? 'unknown';
+          if (why !== undefined) {
+            c.exclusion = { reason: `${site.expression} refers to ${ref}, which is not in the aggregated record (${why})`, expression: site.expression, waitingFor: ref };
+            break;
+          }
+        }
+        if (c.deferred) {
+          c.aggId = undefined;
+          changed = true;
+          continue;
         }
         if (!c.exclusion) {
           // Source organisation: the managingOrganization of the resource's patient, else the endpoint default.
           const patient = patientOf(c.prepared.resource);
           const managing = patient ? resolved.get(store)?.get(`Patient/${patient}`)?.managingOrganization : undefined;
           const fallback = defaultSourceOrg(c.upstream);
+          const orgLater = !managing && fallback ? resolved.get(store)?.get(fallback)?.deferred : undefined;
+          if (orgLater) {
+            c.deferred = orgLater;
+            c.aggId = undefined;
+            changed = true;
+            continue;
+          }
           c.sourceOrg = managing
             ? (parseRelative(managing)?.id as string)
             : fallback
@@ -169,8 +196,12 @@ export class Copies {
     });
     await writeAccess(tx, access);
     await writeMembers(tx, candidates);
-    const changed = candidates.filter((c) => c.wasIncluded === Boolean(c.exclusion)).map((c) => c.upstream);
-    await enqueueDependents(tx, changed, candidates.map((c) => c.upstream));
+    await setWaiting(tx, candidates.map((c) => ({ ref: c.upstream, target: c.exclusion?.waitingFor })));
+    await enqueueDependents(tx, {
+      changed: candidates.filter((c) => c.wasIncluded && c.exclusion).map((c) => c.upstream),
+      arrived: candidates.filter((c) => !c.wasIncluded && !c.exclusion).map((c) => c.upstream),
+      except: candidates.map((c) => c.upstream),
+    });
   }
 }
 

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Resource } from '../fhir/types';
 import type { ResourceRepository, Tx } from '../store/resourceRepository';
 import type { AggregatedIds } from './aggregatedIds';
-import { enqueueDependents } from './dependents';
-import { lockMergedType } from './locks';
+import { enqueueDependents, setWaiting } from './dependents';
 import { AGGREGATED_STORE } from './outbox';
 import { contentKey, groupKeys, keepFirstIdentifierExtensions, type Member, mergeGroup } from './rules';
 import type { Upstream, UpstreamRef } from './upstream';
@@ -14,6 +13,8 @@ import type { Upstream, UpstreamRef } from './upstream';
  * absorbed Patient answers with a `replaced-by` link, a group that splits keeps its id on the part holding
  * its earliest member, and a group without members is deleted. Every upstream member whose aggregated id
  * changes has its dependents re-aggregated, so references follow.
+ *
+ * Callers hold the merged type's lock (locks.ts) for the whole transaction.
  */
 interface MemberRow {
   store: string;
@@ -33,7 +34,6 @@ export class Groups {
   /** Adds (or updates) an included member, given in R4 form with aggregated references. */
   async join(tx: Tx, upstream: Upstream, prepared: Resource, dependsOn: string[]): Promise<void> {
     const { store, type, id } = upstream;
-    await lockMergedType(tx, type);
     const [previous] = await tx.$queryRawUnsafe<{ agg_id: string; content: Resource | null }[]>(
       `SELECT agg_id, content FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 AND status = 'included'`, store, type, id,
     );
@@ -71,20 +71,20 @@ export class Groups {
          upstream_updated = $6::timestamptz, depends_on = $7::text[], updated_at = clock_timestamp()`,
       store, type, id, survivor, JSON.stringify(resource), upstream.lastUpdated.toISOString(), dependsOn,
     );
+    await setWaiting(tx, [{ ref: upstream }]);
     moved.push(...(await this.regroup(tx, type, survivor)));
     if (previous && previous.agg_id !== survivor) moved.push(...(await this.regroup(tx, type, previous.agg_id)));
     // This member's own id changed, or (a Patient) the source organisation of its resources did.
     const managing = (r: Resource | null | undefined) => (r?.managingOrganization as { reference?: string } | undefined)?.reference;
-    if (!previous || previous.agg_id !== survivor || (type === 'Patient' && managing(previous.content) !== managing(resource))) moved.push(upstream);
-    await enqueueDependents(tx, moved);
+    if (previous && (previous.agg_id !== survivor || (type === 'Patient' && managing(previous.content) !== managing(resource)))) moved.push(upstream);
+    await enqueueDependents(tx, { changed: moved, arrived: previous ? [] : [upstream] });
   }
 
   /** Takes a member that was included out of its group (deleted upstream, or now excluded). */
   async leave(tx: Tx, member: UpstreamRef, aggId: string): Promise<void> {
-    await lockMergedType(tx, member.type);
     await tx.$executeRawUnsafe(`DELETE FROM agg_key WHERE store = $1 AND type = $2 AND res_id = $3`, member.store, member.type, member.id);
     const moved = await this.regroup(tx, member.type, aggId);
-    await enqueueDependents(tx, [member, ...moved]);
+    await enqueueDependents(tx, { changed: [member, ...moved] });
   }
 
   /** Moves every member of `absorbed` into `survivor`; the absorbed id keeps answering (DESIGN §3.8). */

@@ -38,6 +38,8 @@ export const MERGED_TYPES: Record<string, GroupingRule> = {
 export interface Exclusion {
   reason: string;
   expression?: string;
+  /** The `Type/id` target whose absence (or exclusion) caused this: its arrival queues the resource again. */
+  waitingFor?: string;
 }
 
 export interface ReferenceSite {

@@ -37,7 +37,7 @@ export async function loadUpstream(tx: Tx, refs: UpstreamRef[]): Promise<Map<str
   >(
     `SELECT r.store, r.type, r.id, r.content, r.last_updated, e.fhir_version, e.default_source_org, e.customer_id
        FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
-       JOIN resource r ON r.store = t.store AND r.type = t.type AND r.id = t.id AND NOT r.deleted
+       JOIN resource r ON r.store = t.store AND r.type = t.type AND r.id = t.id AND r.content IS NOT NULL
        JOIN endpoint e ON e.id = r.store`,
     refs.map((r) => r.store),
     refs.map((r) => r.type),
@@ -61,23 +61,28 @@ export interface Prepared {
 
 /**
  * STU3 → R4 when needed, server-owned meta and the id dropped (client labels, tags and profiles kept), the
- * inclusion rules applied (absolute references normalised on the way), and the result validated as R4 so
- * that a mapping gap excludes the resource with the validator's reason instead of serving it malformed.
+ * inclusion rules applied (absolute references normalised on the way), and a mapped STU3 resource validated
+ * as R4 so that a mapping gap excludes it with the validator's reason instead of serving it malformed (an R4
+ * upstream was validated when it was written, and the rules only shorten references).
+ *
+ * Works on `upstream.content` in place: it was read from the database for this pass and nothing else holds it.
  */
 export function prepare(upstream: Upstream, supported: ReadonlySet<string>): Prepared | Exclusion {
   if (!supported.has(upstream.type)) return { reason: `${upstream.type} is not a type the aggregation supports` };
   const raw = upstream.content as Resource;
-  const r4 = upstream.fhirVersion === 'STU3' ? stu3ToR4(raw) : structuredClone(raw);
-  const { id: _id, meta, ...rest } = r4;
+  const mapped = upstream.fhirVersion === 'STU3';
+  const { id: _id, meta, ...rest } = mapped ? stu3ToR4(raw) : raw;
   const kept = meta ? { ...(meta.profile ? { profile: meta.profile } : {}), ...(meta.security ? { security: meta.security } : {}), ...(meta.tag ? { tag: meta.tag } : {}) } : {};
   const resource: Resource = { ...rest, ...(Object.keys(kept).length ? { meta: kept } : {}) };
   const exclusion = checkInclusion(resource, supported);
   if (exclusion) return exclusion;
-  try {
-    assertValidResource('R4', { ...resource, id: 'x' });
-  } catch (err) {
-    if (!(err instanceof OperationOutcomeError)) throw err;
-    return { reason: `not valid R4 after mapping: ${err.message}` };
+  if (mapped) {
+    try {
+      assertValidResource('R4', { ...resource, id: 'x' });
+    } catch (err) {
+      if (!(err instanceof OperationOutcomeError)) throw err;
+      return { reason: `not valid R4 after mapping: ${err.message}` };
+    }
   }
   const sites = referenceSites(resource);
   const targets = [...new Set(sites.map((s) => relative(s.holder.reference as string)))];

@@ -1,8 +1,8 @@
 import type { PrismaClient } from '../generated/prisma/client';
 import type { Tx } from '../store/resourceRepository';
-import type { Aggregator } from './aggregator';
-import { lockUpstream } from './locks';
-import type { Upstream, UpstreamRef } from './upstream';
+import type { AggregationPass, Aggregator } from './aggregator';
+import { Deferred, tryLockUpstream } from './locks';
+import { keyOf, type Upstream, type UpstreamRef } from './upstream';
 
 /**
  * Drains the aggregation outbox. A batch of items is claimed with FOR UPDATE SKIP LOCKED and processed in
@@ -33,6 +33,11 @@ export interface OutboxItem {
 }
 
 const refOf = (item: OutboxItem): UpstreamRef => ({ store: item.store, type: item.type, id: item.res_id });
+
+type Outcome = 'done' | 'deferred' | 'failed';
+
+/** How long an item another worker holds waits before it is claimed again. */
+const DEFER_MS = 25;
 
 export interface Lag {
   queueDepth: number;
@@ -101,7 +106,8 @@ export class AggregationWorker {
    * Processes one batch; returns how many items it took. Merged types and deletions go one at a time (each
    * under its own savepoint, merged types first so that the batch's copies find their Patient); the copies
    * go set-wise under one savepoint, and should that fail as a whole, one at a time again so that only the
-   * failing item is retried.
+   * failing item is retried. What another worker holds right now (the resource itself, a merged type's
+   * groups, a target being aggregated) is deferred: put back for a moment, neither waited for nor failed.
    */
   async runOnce(): Promise<number> {
     return this.prisma.$transaction(
@@ -112,16 +118,22 @@ export class AggregationWorker {
           this.batchSize,
         );
         if (!items.length) return 0;
-        this.aggregator.resetCache();
+        const pass = this.aggregator.begin();
         const done: string[] = [];
+        const later: string[] = [];
         // Several writes to one resource: processing it once brings it up to date.
         const unique = new Map<string, OutboxItem>();
         for (const item of items) {
-          const key = `${item.store}|${item.type}|${item.res_id}`;
+          const key = keyOf(refOf(item));
           if (unique.has(key)) done.push(String(item.id));
           else unique.set(key, item);
         }
-        await lockUpstream(tx, [...unique.keys()]);
+        const held = await tryLockUpstream(tx, [...unique.keys()]);
+        for (const [key, item] of unique) {
+          if (held.has(key)) continue;
+          later.push(String(item.id));
+          unique.delete(key);
+        }
         const upstream = await this.aggregator.loadUpstream(tx, [...unique.values()].map(refOf));
         const setWise: { item: OutboxItem; upstream: Upstream }[] = [];
         const single: OutboxItem[] = [];
@@ -130,42 +142,54 @@ export class AggregationWorker {
           if (this.aggregator.copiesSetWise(refOf(item), found)) setWise.push({ item, upstream: found });
           else single.push(item);
         }
-        for (const item of single) if (await this.processOne(tx, item)) done.push(String(item.id));
+        const settle = (item: OutboxItem, outcome: Outcome) => {
+          if (outcome === 'done') done.push(String(item.id));
+          else if (outcome === 'deferred') later.push(String(item.id));
+        };
+        for (const item of single) settle(item, await this.processOne(tx, item, pass));
         if (setWise.length) {
           await tx.$executeRawUnsafe('SAVEPOINT agg_set');
           try {
-            await this.aggregator.copyMany(tx, setWise.map((s) => s.upstream));
-            for (const { item } of setWise) await this.options.afterItem?.(item);
+            const deferred = new Set((await pass.copyMany(tx, setWise.map((s) => s.upstream))).map(keyOf));
+            for (const { item } of setWise) if (!deferred.has(keyOf(refOf(item)))) await this.options.afterItem?.(item);
             await tx.$executeRawUnsafe('RELEASE SAVEPOINT agg_set');
-            done.push(...setWise.map((s) => String(s.item.id)));
+            for (const { item } of setWise) settle(item, deferred.has(keyOf(refOf(item))) ? 'deferred' : 'done');
           } catch (err) {
             if ((err as { crash?: boolean }).crash) throw err;
             await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_set');
-            this.aggregator.resetCache();
-            for (const { item } of setWise) if (await this.processOne(tx, item)) done.push(String(item.id));
+            pass.reset();
+            for (const { item } of setWise) settle(item, await this.processOne(tx, item, pass));
           }
         }
         if (done.length) await tx.$executeRawUnsafe(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
+        if (later.length) {
+          await tx.$executeRawUnsafe(
+            `UPDATE agg_outbox SET available_at = clock_timestamp() + ($2::int * interval '1 millisecond') WHERE id = ANY($1::bigint[])`,
+            later,
+            DEFER_MS,
+          );
+        }
         return items.length;
       },
       { maxWait: 10_000, timeout: 120_000 },
     );
   }
 
-  /** One item under a savepoint; a failure is rolled back alone and recorded. Returns whether it succeeded. */
-  private async processOne(tx: Tx, item: OutboxItem): Promise<boolean> {
+  /** One item under a savepoint; a failure is rolled back alone and recorded. */
+  private async processOne(tx: Tx, item: OutboxItem, pass: AggregationPass): Promise<Outcome> {
     await tx.$executeRawUnsafe('SAVEPOINT agg_item');
     try {
-      await this.aggregator.process(tx, item.store, item.type, item.res_id);
+      await this.aggregator.process(tx, item.store, item.type, item.res_id, pass);
       await this.options.afterItem?.(item);
       await tx.$executeRawUnsafe('RELEASE SAVEPOINT agg_item');
-      return true;
+      return 'done';
     } catch (err) {
       if ((err as { crash?: boolean }).crash) throw err;
       await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_item');
-      this.aggregator.resetCache();
+      pass.reset();
+      if (err instanceof Deferred) return 'deferred';
       await this.fail(tx, item, err as Error);
-      return false;
+      return 'failed';
     }
   }
 

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.poolSize });
   await migrate(db);
   const repo = new ResourceRepository(db.prisma, [createSearchIndexer(), createOutboxHook()]);
-  const worker = new AggregationWorker(db.prisma, new Aggregator(repo));
+  const worker = new AggregationWorker(db.prisma, new Aggregator(repo), { concurrency: config.aggregationConcurrency ?? 2, batchSize: config.aggregationBatchSize });
   worker.start();
   console.log(JSON.stringify({ msg: 'aggregation worker started', store: db.kind }));
   const report = setInterval(async () => console.log(JSON.stringify({ msg: 'lag', ...(await worker.lag()) })), 10_000);

@@ -22,6 +22,12 @@ export interface SearchParamDef {
   target: string[];
   /** Composite parameters: the component definitions' URLs and expressions relative to `expression`. */
   components?: { definition: string; expression: string }[];
+  /**
+   * Set when the parameter's expression is exactly the union of other parameters' expressions of the same
+   * type (Observation `combo-code` = `code` | `component-code`): it has no index rows of its own and is
+   * searched through theirs. See `derivedParameters`.
+   */
+  derivedFrom?: string[];
 }
 
 interface SearchParameterResource {
@@ -119,8 +125,51 @@ export function searchParameterMap(type: string): Map<string, SearchParamDef> {
       ...(p.component ? { components: p.component } : {}),
     });
   }
+  derivedParameters(map);
   byType.set(type, map);
   return map;
+}
+
+const partsOf = (def: SearchParamDef) => splitUnion(def.expression).map((p) => stripParens(p).replace(/\s+/g, ' '));
+// Composites compare by what their components index (type and relative expression), not by definition URL.
+const shapeOf = (def: SearchParamDef) => `${def.type}|${JSON.stringify(def.components?.map((c) => [componentType(c.definition), c.expression]) ?? null)}`;
+
+/**
+ * Marks the parameters of one type whose expression parts are exactly covered by the parts of other
+ * parameters of the same search type (and, for composites, the same components). FHIR defines several
+ * such unions — Observation's combo-* parameters are a fifth of a Synthea record's index rows — and a
+ * union of expressions selects the union of their values, so searching the constituents' rows gives the
+ * same matches as rows of its own would. Parameters with fewer parts are settled first; of two with
+ * identical expressions the first by code keeps the rows.
+ */
+function derivedParameters(map: Map<string, SearchParamDef>): void {
+  const defs = [...map.values()].filter((d) => d.expression && d.type !== 'special');
+  const parts = new Map(defs.map((d) => [d.code, partsOf(d)]));
+  defs.sort((a, b) => (parts.get(a.code) as string[]).length - (parts.get(b.code) as string[]).length || a.code.localeCompare(b.code));
+  const indexed: SearchParamDef[] = [];
+  for (const def of defs) {
+    const mine = parts.get(def.code) as string[];
+    const remaining = new Set(mine);
+    const from: string[] = [];
+    const candidates = indexed
+      .filter((q) => shapeOf(q) === shapeOf(def))
+      .sort((a, b) => (parts.get(b.code) as string[]).length - (parts.get(a.code) as string[]).length);
+    for (const q of candidates) {
+      const theirs = parts.get(q.code) as string[];
+      if (theirs.every((p) => remaining.has(p))) {
+        for (const p of theirs) remaining.delete(p);
+        from.push(q.code);
+      }
+      if (!remaining.size) break;
+    }
+    if (!remaining.size && from.length) def.derivedFrom = from;
+    else indexed.push(def);
+  }
+}
+
+/** The parameters whose index rows a search on `code` reads: its own, or those it is derived from. */
+export function indexedAs(type: string, code: string): string[] {
+  return searchParameter(type, code)?.derivedFrom ?? [code];
 }
 
 export function searchParameter(type: string, code: string): SearchParamDef | undefined {

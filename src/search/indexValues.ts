@@ -60,7 +60,8 @@ export function tokenValues(value: unknown): TokenValue[] {
     for (const c of (value.coding as unknown[]) ?? []) {
       if (isObj(c)) out.push({ system: str(c.system), code: str(c.code), text: typeof c.display === 'string' ? normalizeString(c.display) : text });
     }
-    if (text !== null) out.push({ system: null, code: null, text });
+    // The concept's own text needs a row only when no coding row already carries it.
+    if (text !== null && !out.some((t) => t.text === text)) out.push({ system: null, code: null, text });
     return out;
   }
   if ('code' in value) return [{ system: str(value.system), code: str(value.code), text: typeof value.display === 'string' ? normalizeString(value.display) : null }];
@@ -164,7 +165,7 @@ function compileRelative(expression: string) {
 export function indexRows(resource: Resource): IndexRows {
   const rows = emptyRows();
   for (const def of searchParameterMap(resource.resourceType).values()) {
-    if (ROW_PARAMETERS.has(def.code) || !def.expression) continue;
+    if (ROW_PARAMETERS.has(def.code) || !def.expression || def.derivedFrom) continue;
     const values = compileExpression(def.expression)(resource);
     if (!values.length) continue;
     switch (def.type) {

@@ -1,5 +1,6 @@
 import type { FhirVersion } from '../fhir/types';
 import type { ResourceChange, Tx, WriteHook } from '../store/resourceRepository';
+import { indexKey } from './indexKey';
 import { indexRows, type IndexRows } from './indexValues';
 
 /**
@@ -7,18 +8,19 @@ import { indexRows, type IndexRows } from './indexValues';
  * the write's own transaction: old rows out, new rows in, in one statement (data-modifying CTEs), so
  * indexing costs one round trip per write whatever the number of parameters.
  */
+// The columns after `key` and `resource_pk`, in the order of the IndexRows tuples after their parameter.
 const TABLES: { [K in keyof IndexRows]: { table: string; columns: string[]; casts: string[] } } = {
-  string: { table: 'search_string', columns: ['param', 'value', 'exact'], casts: ['text', 'text', 'text'] },
-  token: { table: 'search_token', columns: ['param', 'system', 'code', 'text'], casts: ['text', 'text', 'text', 'text'] },
-  reference: { table: 'search_reference', columns: ['param', 'target_type', 'target_id', 'url'], casts: ['text', 'text', 'text', 'text'] },
-  date: { table: 'search_date', columns: ['param', 'low', 'high'], casts: ['text', 'timestamptz', 'timestamptz'] },
-  number: { table: 'search_number', columns: ['param', 'value'], casts: ['text', 'numeric'] },
-  quantity: { table: 'search_quantity', columns: ['param', 'value', 'system', 'code'], casts: ['text', 'numeric', 'text', 'text'] },
-  uri: { table: 'search_uri', columns: ['param', 'value'], casts: ['text', 'text'] },
+  string: { table: 'search_string', columns: ['value', 'exact'], casts: ['text', 'text'] },
+  token: { table: 'search_token', columns: ['system', 'code', 'text'], casts: ['text', 'text', 'text'] },
+  reference: { table: 'search_reference', columns: ['target_type', 'target_id', 'url'], casts: ['text', 'text', 'text'] },
+  date: { table: 'search_date', columns: ['low', 'high'], casts: ['timestamptz', 'timestamptz'] },
+  number: { table: 'search_number', columns: ['value'], casts: ['numeric'] },
+  quantity: { table: 'search_quantity', columns: ['value', 'system', 'code'], casts: ['numeric', 'text', 'text'] },
+  uri: { table: 'search_uri', columns: ['value'], casts: ['text'] },
   composite: {
     table: 'search_composite',
-    columns: ['param', 'system1', 'code1', 'system2', 'code2', 'number2', 'low2', 'high2'],
-    casts: ['text', 'text', 'text', 'text', 'text', 'numeric', 'timestamptz', 'timestamptz'],
+    columns: ['system1', 'code1', 'system2', 'code2', 'number2', 'low2', 'high2'],
+    casts: ['text', 'text', 'text', 'text', 'numeric', 'timestamptz', 'timestamptz'],
   },
 };
 
@@ -48,26 +50,20 @@ export function indexStatement(items: IndexItem[], replace: boolean): { sql: str
     for (const { table } of Object.values(TABLES)) ctes.push(`d_${table} AS (DELETE FROM ${table} WHERE resource_pk = ANY(${pks}::bigint[]))`);
   }
   for (const [kind, spec] of Object.entries(TABLES) as [keyof IndexRows, (typeof TABLES)[keyof IndexRows]][]) {
-    const pk: string[] = [];
-    const store: string[] = [];
-    const type: string[] = [];
-    const columns: (string | null)[][] = spec.columns.map(() => []);
+    // One jsonb parameter per table ([key, pk, …columns] per row): a single string crosses the driver
+    // whatever the row count, where one array per column costs per element on the way.
+    const rows: unknown[][] = [];
     for (const item of items) {
-      for (const row of (item.rows?.[kind] ?? []) as unknown[][]) {
-        pk.push(item.pk.toString());
-        store.push(item.store);
-        type.push(item.type);
-        // Everything travels as text[] and is cast in SQL, so 'infinity' dates and exact decimals survive.
-        row.forEach((v, i) => columns[i].push(v === null || v === undefined ? null : String(v)));
-      }
+      const pk = item.pk.toString();
+      for (const [param, ...values] of (item.rows?.[kind] ?? []) as [string, ...unknown[]][]) rows.push([indexKey(item.store, item.type, param), pk, ...values]);
     }
-    if (!pk.length) continue;
-    const arrays = [add(pk), add(store), add(type), ...columns.map((c) => add(c))].map((ref) => `${ref}::text[]`);
-    const select = spec.columns.map((_, i) => `u.c${i}::${spec.casts[i]}`).join(', ');
-    const alias = spec.columns.map((_, i) => `c${i}`).join(', ');
+    if (!rows.length) continue;
+    const ref = add(JSON.stringify(rows));
+    // Everything travels as JSON strings and is cast in SQL, so 'infinity' dates and exact decimals survive.
+    const select = spec.columns.map((_, i) => `(e->>${i + 2})::${spec.casts[i]}`).join(', ');
     ctes.push(
-      `i_${spec.table} AS (INSERT INTO ${spec.table} (resource_pk, store, type, ${spec.columns.join(', ')}) ` +
-        `SELECT u.pk::bigint, u.store, u.type, ${select} FROM unnest(${arrays.join(', ')}) AS u(pk, store, type, ${alias}))`,
+      `i_${spec.table} AS (INSERT INTO ${spec.table} (key, resource_pk, ${spec.columns.join(', ')}) ` +
+        `SELECT (e->>0)::bigint, (e->>1)::bigint, ${select} FROM jsonb_array_elements(${ref}::jsonb) AS e)`,
     );
   }
   if (!ctes.length) return undefined;

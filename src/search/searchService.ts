@@ -1,11 +1,13 @@
 import type { PrismaClient } from '../generated/prisma/client';
 import { badRequest, OperationOutcomeError, operationOutcome, type OperationOutcomeIssue } from '../fhir/outcome';
-import { searchParameter, searchParameterMap } from '../fhir/searchParameters';
+import { resourceTypes } from '../fhir/definitions';
+import { indexedAs, searchParameter, searchParameterMap } from '../fhir/searchParameters';
 import { applySummary, type SummaryMode } from '../fhir/summary';
 import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { AccessFilter, MatchRef, SearchPort, SearchQuery } from '../service/ports';
 import { appendAccessFilter } from '../store/accessSql';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
+import { indexKey } from './indexKey';
 import { ConditionBuilder, type Driver, SqlParams, UnknownParameter, splitEscaped } from './searchSql';
 
 /**
@@ -60,6 +62,23 @@ function accessSql(filter: AccessFilter | undefined, p: SqlParams, alias = 'r'):
 function intParam(name: string, value: string, max: number): number {
   if (!/^\d+$/.test(value)) throw badRequest(`'${name}' must be a whole number, not '${value}'`, name);
   return Math.min(Number(value), max);
+}
+
+/**
+ * "Not deleted" for a row found by (store, type, id). Deleted rows have no content; saying so rather than
+ * `NOT r.deleted` keeps the partial paging index (store, type, pk) WHERE NOT deleted out of the planner's
+ * choice for an id lookup, which on a freshly loaded table without statistics it may otherwise take.
+ */
+export const LIVE_BY_ID = 'r.content IS NOT NULL';
+
+/** The index keys of reference parameter `param` (`*`: every reference parameter) of each source type. */
+function referenceKeys(store: string, types: string[], param: string): string[] {
+  const keys = new Set<string>();
+  for (const type of types) {
+    const codes = param === '*' ? [...searchParameterMap(type).values()].filter((d) => d.type === 'reference' && !d.derivedFrom).map((d) => d.code) : indexedAs(type, param);
+    for (const code of codes) keys.add(indexKey(store, type, code));
+  }
+  return [...keys];
 }
 
 export class SearchService implements SearchPort {
@@ -172,7 +191,7 @@ export class SearchService implements SearchPort {
         // (one index range, no sort of all matches); otherwise the planner joins the conditions itself.
         const text = d
           ? `SELECT DISTINCT ON (d.resource_pk) r.pk, r.type, r.id, r.content FROM ${d.table} d JOIN resource r ON r.pk = d.resource_pk ` +
-            `WHERE d.store = ${d.storeRef} AND d.type = ${d.typeRef} AND d.param = ${d.paramRef} AND (${d.where.replace(/(?<![:.\w$])(code|system|text|value|exact|target_type|target_id|url|low|high)\b/g, 'd.$1')}) ` +
+            `WHERE d.${d.keyCondition} AND (${d.where.replace(/(?<![:.\w$])(code|system|text|value|exact|target_type|target_id|url|low|high|system1|code1|system2|code2|number2|low2|high2)\b/g, 'd.$1')}) ` +
             `AND ${where.filter((w) => w !== d.sql).join(' AND ').replace(/\br\.pk ([<>]) /, 'd.resource_pk $1 ')} ORDER BY d.resource_pk ${direction} LIMIT ${count + 1}`
           : `SELECT r.pk, r.type, r.id, r.content FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.pk ${direction} LIMIT ${count + 1}`;
         rows = await sql.$queryRawUnsafe<Row[]>(text, ...p.values);
@@ -274,21 +293,22 @@ export class SearchService implements SearchPort {
         if (!spec.reverse) {
           const sources = frontier.filter((r) => spec.source === '*' || r.type === spec.source);
           if (!sources.length) continue;
+          // A row's key already says which store, type and parameter it belongs to: the sources' own rows
+          // (every reference of theirs, for `*`) are the ones to follow.
           const conds = [`ref.resource_pk = ANY(${p.add(sources.map((r) => String(r.pk)))}::bigint[])`];
-          if (spec.param !== '*') conds.push(`ref.param = ${p.add(spec.param)}`);
+          if (spec.param !== '*') conds.push(`ref.key = ANY(${p.add(referenceKeys(query.store, [...new Set(sources.map((r) => r.type))], spec.param))}::bigint[])`);
           if (spec.target) conds.push(`ref.target_type = ${p.add(spec.target)}`);
           text =
-            `SELECT DISTINCT r.pk, r.type, r.id, r.content FROM search_reference ref JOIN resource r ON r.store = ref.store AND r.type = ref.target_type AND r.id = ref.target_id ` +
-            `WHERE ${conds.join(' AND ')} AND NOT r.deleted${access ? ` AND ${access}` : ''}`;
+            `SELECT DISTINCT r.pk, r.type, r.id, r.content FROM search_reference ref JOIN resource r ON r.store = ${p.add(query.store)} AND r.type = ref.target_type AND r.id = ref.target_id ` +
+            `WHERE ${conds.join(' AND ')} AND ${LIVE_BY_ID}${access ? ` AND ${access}` : ''}`;
         } else {
           const targets = frontier.filter((r) => !spec.target || r.type === spec.target);
           if (!targets.length) continue;
+          const sourceTypes = spec.source === '*' ? [...resourceTypes('R4')] : [spec.source];
           const conds = [
-            `ref.store = ${p.add(query.store)}`,
             `(ref.target_type, ref.target_id) IN (SELECT * FROM unnest(${p.add(targets.map((r) => r.type))}::text[], ${p.add(targets.map((r) => r.id))}::text[]))`,
+            `ref.key = ANY(${p.add(referenceKeys(query.store, sourceTypes, spec.param))}::bigint[])`,
           ];
-          if (spec.source !== '*') conds.push(`ref.type = ${p.add(spec.source)}`);
-          if (spec.param !== '*') conds.push(`ref.param = ${p.add(spec.param)}`);
           text =
             `SELECT DISTINCT r.pk, r.type, r.id, r.content FROM search_reference ref JOIN resource r ON r.pk = ref.resource_pk ` +
             `WHERE ${conds.join(' AND ')} AND NOT r.deleted${access ? ` AND ${access}` : ''}`;

@@ -1,13 +1,15 @@
 import { badRequest, notSupported } from '../fhir/outcome';
-import { componentType, searchParameter, searchParameterMap, type SearchParamDef } from '../fhir/searchParameters';
+import { componentType, indexedAs, searchParameter, searchParameterMap, type SearchParamDef } from '../fhir/searchParameters';
 import { parseDateRange, type Range } from './dateRange';
-import { normalizeString, parseReference } from './indexValues';
+import { indexKey } from './indexKey';
+import { MAX_STRING, normalizeString, parseReference } from './indexValues';
 
 /**
  * FHIR search parameters → SQL predicates over the typed index tables (search.html). Each predicate is a
  * condition on one row alias of the `resource` table (`r`, `r1`, … for chains), built as
- * `alias.pk IN (SELECT resource_pk FROM search_x WHERE store = … AND type = … AND param = … AND …)` so the
- * planner can drive from the index. Values travel as bind parameters, never as SQL text.
+ * `alias.pk IN (SELECT resource_pk FROM search_x WHERE key = … AND …)` — `key` standing for (store, type,
+ * parameter), see indexKey.ts — so the planner can drive from the index. Values travel as bind parameters,
+ * never as SQL text.
  */
 export class SqlParams {
   readonly values: unknown[] = [];
@@ -196,10 +198,8 @@ const INDEX_TABLE: Record<string, string> = {
 export interface Driver {
   table: string;
   type: string;
-  /** The bind placeholders already holding store, type and param. */
-  storeRef: string;
-  typeRef: string;
-  paramRef: string;
+  /** `key = $n` (or `key = ANY($n)` for a derived parameter), with its bind parameter already added. */
+  keyCondition: string;
   where: string;
 }
 
@@ -225,10 +225,19 @@ export class ConditionBuilder {
     return `r${this.aliasCount}`;
   }
 
-  private rowsOf(table: string, scope: Scope, param: string, where: string): string {
-    const lookup = { table, type: scope.type, storeRef: this.p.add(scope.store), typeRef: this.p.add(scope.type), paramRef: this.p.add(param), where };
+  /**
+   * The condition selecting the index rows of parameter `code` of `type` in `store` (`suffix`: the
+   * `:identifier` rows of a reference parameter), reading the constituents' rows for a derived parameter.
+   */
+  keyCondition(store: string, type: string, code: string, column = 'key', suffix = ''): string {
+    const keys = indexedAs(type, code).map((c) => indexKey(store, type, `${c}${suffix}`));
+    return keys.length === 1 ? `${column} = ${this.p.add(keys[0])}::bigint` : `${column} = ANY(${this.p.add(keys)}::bigint[])`;
+  }
+
+  private rowsOf(table: string, scope: Scope, param: string, where: string, suffix = ''): string {
+    const lookup = { table, type: scope.type, keyCondition: this.keyCondition(scope.store, scope.type, param, 'key', suffix), where };
     this.lookups.push(lookup);
-    return `SELECT resource_pk FROM ${table} WHERE store = ${lookup.storeRef} AND type = ${lookup.typeRef} AND param = ${lookup.paramRef} AND (${where})`;
+    return `SELECT resource_pk FROM ${table} WHERE ${lookup.keyCondition} AND (${where})`;
   }
 
   /** The predicate for one `name=value` pair (value may hold comma-separated alternatives). */
@@ -244,7 +253,8 @@ export class ConditionBuilder {
       if (value !== 'true' && value !== 'false') throw badRequest(`:missing takes true or false (parameter '${name}')`, name);
       const table = INDEX_TABLE[def.type];
       if (!table) throw notSupported(`:missing is not supported on '${code}'`);
-      const present = `${scope.alias}.pk IN (SELECT resource_pk FROM ${table} WHERE store = ${this.p.add(scope.store)} AND type = ${this.p.add(scope.type)} AND param = ${this.p.add(code)})`;
+      // Probed per candidate row through the table's resource_pk index: no index leads with the key alone.
+      const present = `EXISTS (SELECT 1 FROM ${table} m WHERE m.resource_pk = ${scope.alias}.pk AND ${this.keyCondition(scope.store, scope.type, code, 'm.key')})`;
       return value === 'true' ? `NOT ${present}` : present;
     }
     const alternatives = splitKeepingEscapes(value, ',');
@@ -314,7 +324,8 @@ export class ConditionBuilder {
   private string(scope: Scope, def: SearchParamDef, name: string, modifier: string | undefined, alternatives: string[]): string {
     const values = alternatives.map((a) => splitEscaped(a, '\u0000')[0]);
     let where: string;
-    if (modifier === 'exact') where = values.map((v) => `exact = ${this.p.add(v)}`).join(' OR ');
+    // :exact goes through the normalised value (the indexed column) and then compares as sent.
+    if (modifier === 'exact') where = values.map((v) => `(value = ${this.p.add(normalizeString(v))} AND exact = ${this.p.add(v.slice(0, MAX_STRING))})`).join(' OR ');
     else if (modifier === 'contains') where = values.map((v) => `value LIKE ${this.p.add(`%${likePrefix(normalizeString(v))}%`)}`).join(' OR ');
     else if (!modifier) where = values.map((v) => `value LIKE ${this.p.add(`${likePrefix(normalizeString(v))}%`)}`).join(' OR ');
     else throw badRequest(`Modifier ':${modifier}' is not valid for string parameter '${def.code}' (use :exact, :contains or :missing)`, name);
@@ -367,7 +378,7 @@ export class ConditionBuilder {
   private reference(scope: Scope, def: SearchParamDef, name: string, modifier: string | undefined, alternatives: string[]): string {
     if (modifier === 'identifier') {
       const where = alternatives.map((a) => tokenCondition(name, a, this.p)).join(' OR ');
-      return `${scope.alias}.pk IN (${this.rowsOf('search_token', scope, `${def.code}:identifier`, where)})`;
+      return `${scope.alias}.pk IN (${this.rowsOf('search_token', scope, def.code, where, ':identifier')})`;
     }
     const typed = modifier && /^[A-Z]/.test(modifier) ? modifier : undefined;
     if (modifier && !typed) throw badRequest(`Modifier ':${modifier}' is not valid for reference parameter '${def.code}'`, name);
@@ -401,9 +412,8 @@ export class ConditionBuilder {
       const alias = this.nextAlias();
       const inner = this.condition({ store: scope.store, type: target, alias }, chain, value);
       return (
-        `SELECT ref.resource_pk FROM search_reference ref JOIN resource ${alias} ON ${alias}.store = ref.store AND ${alias}.type = ref.target_type AND ${alias}.id = ref.target_id ` +
-        `WHERE ref.store = ${this.p.add(scope.store)} AND ref.type = ${this.p.add(scope.type)} AND ref.param = ${this.p.add(def.code)} ` +
-        `AND ref.target_type = ${this.p.add(target)} AND NOT ${alias}.deleted AND ${inner}`
+        `SELECT ref.resource_pk FROM search_reference ref JOIN resource ${alias} ON ${alias}.store = ${this.p.add(scope.store)} AND ${alias}.type = ref.target_type AND ${alias}.id = ref.target_id ` +
+        `WHERE ${this.keyCondition(scope.store, scope.type, def.code, 'ref.key')} AND ref.target_type = ${this.p.add(target)} AND ${alias}.content IS NOT NULL AND ${inner}`
       );
     });
     return `${scope.alias}.pk IN (${branches.join(' UNION ')})`;
@@ -420,8 +430,7 @@ export class ConditionBuilder {
     const inner = this.condition({ store: scope.store, type, alias }, rest, value);
     return (
       `${scope.alias}.id IN (SELECT ref.target_id FROM search_reference ref JOIN resource ${alias} ON ${alias}.pk = ref.resource_pk ` +
-      `WHERE ref.store = ${this.p.add(scope.store)} AND ref.type = ${this.p.add(type)} AND ref.param = ${this.p.add(refParam)} ` +
-      `AND ref.target_type = ${this.p.add(scope.type)} AND NOT ${alias}.deleted AND ${inner})`
+      `WHERE ${this.keyCondition(scope.store, type, refParam, 'ref.key')} AND ref.target_type = ${this.p.add(scope.type)} AND NOT ${alias}.deleted AND ${inner})`
     );
   }
 
@@ -443,6 +452,6 @@ export class ConditionBuilder {
     };
     const column = columns[def.type];
     if (!column) throw badRequest(`Cannot sort by '${code}' (${def.type})`, '_sort');
-    return `(SELECT ${agg}(${column}) FROM ${INDEX_TABLE[def.type]} WHERE resource_pk = ${scope.alias}.pk AND param = ${this.p.add(code)})`;
+    return `(SELECT ${agg}(${column}) FROM ${INDEX_TABLE[def.type]} WHERE resource_pk = ${scope.alias}.pk AND ${this.keyCondition(scope.store, scope.type, code)})`;
   }
 }

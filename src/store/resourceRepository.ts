@@ -67,6 +67,10 @@ interface Row {
 
 const COLUMNS = 'pk, store, type, id, version_id, last_updated, deleted, content';
 
+/** Moves the current version of row `$1` into history before it is overwritten (a CTE of the UPDATE). */
+const SUPERSEDE = `INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
+  SELECT pk, version_id, store, type, id, last_updated, deleted, content FROM resource WHERE pk = $1`;
+
 function toStored(row: Row): StoredVersion {
   return {
     pk: BigInt(row.pk),
@@ -99,7 +103,8 @@ function stamp(resource: Resource, id: string, versionId: number, lastUpdated: D
 }
 
 /**
- * Versioned resource storage over the `resource` (current) and `resource_history` (every version) tables.
+ * Versioned resource storage over the `resource` (current versions) and `resource_history` (superseded
+ * versions) tables.
  * Every method runs in the caller's transaction when one is given (bundles), else in its own.
  */
 export class ResourceRepository {
@@ -154,8 +159,11 @@ export class ResourceRepository {
 
   async vread(store: string, type: string, id: string, versionId: number, sql: Sql = this.prisma): Promise<StoredVersion> {
     const rows = await sql.$queryRawUnsafe<Row[]>(
-      `SELECT resource_pk AS pk, store, type, id, version_id, last_updated, deleted, content
-         FROM resource_history WHERE store = $1 AND type = $2 AND id = $3 AND version_id = $4`,
+      `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3 AND version_id = $4
+       UNION ALL
+       SELECT h.resource_pk AS pk, h.store, h.type, h.id, h.version_id, h.last_updated, h.deleted, h.content
+         FROM resource r JOIN resource_history h ON h.resource_pk = r.pk AND h.version_id = $4
+        WHERE r.store = $1 AND r.type = $2 AND r.id = $3`,
       store,
       type,
       id,
@@ -187,23 +195,17 @@ export class ResourceRepository {
     return this.inTx(tx, async (t) => {
       const now = new Date();
       const bodies = resources.map((r) => stamp(r, r.id, 1, now));
+      // The bodies travel as one JSON array: one string through the driver, parsed once by the server.
       const rows = await t.$queryRawUnsafe<{ pk: bigint; type: string; id: string }[]>(
-        `WITH ins AS (
-           INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
-           SELECT $1, u.type, u.id, 1, $2::timestamptz, false, u.content::jsonb
-             FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(type, id, content, n)
-            ORDER BY u.n
-           ON CONFLICT (store, type, id) DO NOTHING
-           RETURNING pk, type, id, content),
-         hist AS (
-           INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
-           SELECT pk, 1, $1, type, id, $2::timestamptz, false, content FROM ins)
-         SELECT pk, type, id FROM ins`,
+        `INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
+         SELECT $1, u.content->>'resourceType', u.content->>'id', 1, $2::timestamptz, false, u.content
+           FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(content, n)
+          ORDER BY u.n
+         ON CONFLICT (store, type, id) DO NOTHING
+         RETURNING pk, type, id`,
         store,
         now.toISOString(),
-        bodies.map((b) => b.resourceType),
-        bodies.map((b) => b.id as string),
-        bodies.map((b) => JSON.stringify(b)),
+        JSON.stringify(bodies),
       );
       if (rows.length !== bodies.length) {
         const created = new Set(rows.map((r) => `${r.type}/${r.id}`));
@@ -267,7 +269,8 @@ export class ResourceRepository {
       const versionId = current.versionId + 1;
       const body = stamp(resource, resource.id, versionId, now);
       await t.$executeRawUnsafe(
-        `UPDATE resource SET version_id = $2, last_updated = $3::timestamptz, deleted = false, content = $4::jsonb WHERE pk = $1`,
+        `WITH superseded AS (${SUPERSEDE})
+         UPDATE resource SET version_id = $2, last_updated = $3::timestamptz, deleted = false, content = $4::jsonb WHERE pk = $1`,
         current.pk,
         versionId,
         now.toISOString(),
@@ -288,7 +291,8 @@ export class ResourceRepository {
       const versionId = current.versionId + 1;
       const now = new Date();
       await t.$executeRawUnsafe(
-        `UPDATE resource SET version_id = $2, last_updated = $3::timestamptz, deleted = true, content = NULL WHERE pk = $1`,
+        `WITH superseded AS (${SUPERSEDE})
+         UPDATE resource SET version_id = $2, last_updated = $3::timestamptz, deleted = true, content = NULL WHERE pk = $1`,
         current.pk,
         versionId,
         now.toISOString(),
@@ -298,34 +302,45 @@ export class ResourceRepository {
   }
 
   /**
-   * Versions newest first, for one resource, one type or a whole store. Keyset paging on
-   * (last_updated, resource_pk, version_id) keeps pages stable while new versions are written.
+   * Versions newest first, for one resource, one type or a whole store: the current versions (in `resource`)
+   * and the superseded ones (in `resource_history`), each side cut to one page before they are merged.
+   * Keyset paging on (last_updated, resource_pk, version_id) keeps pages stable while new versions are written.
    */
   async history(scope: { store: string; type?: string; id?: string }, options: HistoryOptions, sql: Sql = this.prisma): Promise<HistoryPage> {
-    const where: string[] = ['store = $1'];
-    const params: unknown[] = [scope.store];
-    const add = (clause: string, value: unknown) => {
+    const params: unknown[] = [];
+    const add = (value: unknown) => {
       params.push(value);
-      where.push(clause.replace('?', `$${params.length}`));
+      return `$${params.length}`;
     };
-    if (scope.type) add('type = ?', scope.type);
-    if (scope.id) add('id = ?', scope.id);
-    if (options.since) add('last_updated >= ?::timestamptz', options.since.toISOString());
-    if (options.before) add('last_updated <= ?::timestamptz', options.before.toISOString());
-    if (options.cursor) {
-      const c = decodeCursor(options.cursor);
-      params.push(c.t, c.pk, c.v);
-      const n = params.length;
-      where.push(`(last_updated, resource_pk, version_id) < ($${n - 2}::timestamptz, $${n - 1}::bigint, $${n}::int)`);
-    }
-    if (options.accessFilter) {
-      where.push(`EXISTS (SELECT 1 FROM resource r WHERE r.pk = resource_history.resource_pk AND ${appendAccessFilter(options.accessFilter, params)})`);
-    }
-    params.push(options.count + 1);
+    const store = add(scope.store);
+    const type = scope.type ? add(scope.type) : undefined;
+    const id = scope.id ? add(scope.id) : undefined;
+    const since = options.since ? add(options.since.toISOString()) : undefined;
+    const before = options.before ? add(options.before.toISOString()) : undefined;
+    const c = options.cursor ? decodeCursor(options.cursor) : undefined;
+    const cursor = c ? [add(c.t), add(c.pk), add(c.v)] : undefined;
+    const access = options.accessFilter ? appendAccessFilter(options.accessFilter, params) : undefined;
+    const limit = add(options.count + 1);
+    /** The conditions on one side's (last_updated, pk, version) columns. */
+    const versions = (lastUpdated: string, pk: string, version: string): string[] => [
+      ...(since ? [`${lastUpdated} >= ${since}::timestamptz`] : []),
+      ...(before ? [`${lastUpdated} <= ${before}::timestamptz`] : []),
+      ...(cursor ? [`(${lastUpdated}, ${pk}, ${version}) < (${cursor[0]}::timestamptz, ${cursor[1]}::bigint, ${cursor[2]}::int)`] : []),
+      ...(access ? [access] : []),
+    ];
+    const scoped = (alias: string) => [`${alias}.store = ${store}`, ...(type ? [`${alias}.type = ${type}`] : []), ...(id ? [`${alias}.id = ${id}`] : [])];
+    const currentSide =
+      `SELECT r.pk, r.store, r.type, r.id, r.version_id, r.last_updated, r.deleted, r.content FROM resource r ` +
+      `WHERE ${[...scoped('r'), ...versions('r.last_updated', 'r.pk', 'r.version_id')].join(' AND ')} ` +
+      `ORDER BY r.last_updated DESC, r.pk DESC, r.version_id DESC LIMIT ${limit}`;
+    // One resource's superseded versions by its pk; a type's or a store's through their own index.
+    const historyScope = id ? [`h.resource_pk = (SELECT pk FROM resource WHERE store = ${store} AND type = ${type} AND id = ${id})`] : scoped('h');
+    const historySide =
+      `SELECT h.resource_pk, h.store, h.type, h.id, h.version_id, h.last_updated, h.deleted, h.content FROM resource_history h JOIN resource r ON r.pk = h.resource_pk ` +
+      `WHERE ${[...historyScope, ...versions('h.last_updated', 'h.resource_pk', 'h.version_id')].join(' AND ')} ` +
+      `ORDER BY h.last_updated DESC, h.resource_pk DESC, h.version_id DESC LIMIT ${limit}`;
     const rows = await sql.$queryRawUnsafe<Row[]>(
-      `SELECT resource_pk AS pk, store, type, id, version_id, last_updated, deleted, content
-         FROM resource_history WHERE ${where.join(' AND ')}
-         ORDER BY last_updated DESC, resource_pk DESC, version_id DESC LIMIT $${params.length}`,
+      `SELECT * FROM ((${currentSide}) UNION ALL (${historySide})) v ORDER BY last_updated DESC, pk DESC, version_id DESC LIMIT ${limit}`,
       ...params,
     );
     const entries = rows.slice(0, options.count).map(toStored);
@@ -362,19 +377,8 @@ export class ResourceRepository {
     return rows.length ? BigInt(rows[0].pk) : undefined;
   }
 
+  /** Runs the write hooks for a version just written to `resource`. */
   private async record(t: Tx, kind: ChangeKind, version: StoredVersion): Promise<StoredVersion> {
-    await t.$executeRawUnsafe(
-      `INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
-       VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8::jsonb)`,
-      version.pk,
-      version.versionId,
-      version.store,
-      version.type,
-      version.id,
-      version.lastUpdated.toISOString(),
-      version.deleted,
-      version.resource ? JSON.stringify(version.resource) : null,
-    );
     for (const hook of this.hooks) await hook(t, { ...version, kind });
     return version;
   }

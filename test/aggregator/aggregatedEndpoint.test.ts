@@ -184,3 +184,29 @@ test('a resource with no source organisation is excluded with that reason', asyn
   const outcome = (await (await t.fetch('Observation/o/$aggregation-status')).json()) as Json;
   expect(outcome.issue[0].diagnostics).toMatch(/no source organisation/);
 });
+
+test('a resource whose target arrives later is aggregated when the target arrives', async () => {
+  const t = await server.provision({ defaultSourceOrg: 'Organization/late-org' });
+  await put(t, { resourceType: 'Observation', id: 'early', status: 'final', code: { text: 'pulse' }, subject: { reference: 'Patient/late' } });
+  await server.waitForAggregation();
+  const waiting = (await (await t.fetch('Observation/early/$aggregation-status')).json()) as Json;
+  expect(waiting.issue[0].diagnostics).toMatch(/refers to Patient\/late, which is not in the aggregated record/);
+  await put(t, { resourceType: 'Patient', id: 'late', identifier: [{ system: NHS, value: '555' }] });
+  await server.waitForAggregation();
+  const patient = matches(await agg(t, `Patient?identifier=${NHS}|555`))[0];
+  const observations = matches(await agg(t, `Observation?subject=Patient/${patient.id}`));
+  expect(observations.map((o: Json) => o.code.text)).toEqual(['pulse']);
+});
+
+test('when a target leaves the aggregated record, what refers to it leaves too', async () => {
+  const t = await server.provision({ defaultSourceOrg: 'Organization/leaving-org' });
+  await put(t, { resourceType: 'Patient', id: 'leaving', identifier: [{ system: NHS, value: '666' }] });
+  await put(t, { resourceType: 'Observation', id: 'dependent', status: 'final', code: { text: 'weight' }, subject: { reference: 'Patient/leaving' } });
+  await server.waitForAggregation();
+  expect(matches(await agg(t, 'Observation?code:text=weight'))).toHaveLength(1);
+  await t.fetch('Patient/leaving', { method: 'DELETE' });
+  await server.waitForAggregation();
+  expect(matches(await agg(t, 'Observation?code:text=weight'))).toHaveLength(0);
+  const status = (await (await t.fetch('Observation/dependent/$aggregation-status')).json()) as Json;
+  expect(status.issue[0].diagnostics).toMatch(/refers to Patient\/leaving/);
+});

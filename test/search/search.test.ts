@@ -172,6 +172,52 @@ describe('chains and reverse chains', () => {
   ])('%s', async (q, expected) => expect(await ids(q)).toEqual(expected));
 });
 
+describe('parameters defined as unions of others (combo-*) match what either part matches', () => {
+  let own: Tenant;
+  const bp = {
+    resourceType: 'Observation', id: 'bp', status: 'final', subject: { reference: 'Patient/q1' },
+    code: { coding: [{ system: LOINC, code: '85354-9', display: 'Blood pressure panel' }] },
+    component: [
+      { code: { coding: [{ system: LOINC, code: '8480-6' }] }, valueQuantity: { value: 120, unit: 'mmHg', system: UCUM, code: 'mm[Hg]' } },
+      { code: { coding: [{ system: LOINC, code: '8462-4' }] }, valueQuantity: { value: 80, unit: 'mmHg', system: UCUM, code: 'mm[Hg]' } },
+    ],
+  };
+  const hr = {
+    resourceType: 'Observation', id: 'hr', status: 'final', subject: { reference: 'Patient/q1' },
+    code: { coding: [{ system: LOINC, code: '8867-4' }] }, valueQuantity: { value: 150, unit: '/min', system: UCUM, code: '/min' },
+  };
+  const smoker = {
+    resourceType: 'Observation', id: 'smoker', status: 'final', code: { coding: [{ system: LOINC, code: '72166-2' }] },
+    valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '8517006' }] },
+  };
+  beforeAll(async () => {
+    own = await server.provision();
+    for (const r of [bp, hr, smoker]) expect((await own.fetch(`Observation/${r.id}`, { method: 'PUT', body: JSON.stringify(r) })).status).toBe(201);
+  });
+  const matching = async (query: string) => {
+    const res = await own.fetch(query);
+    const body = (await res.json()) as SearchBundle;
+    if (res.status !== 200) throw new Error(`${query} → ${res.status} ${JSON.stringify(body)}`);
+    return (body.entry ?? []).filter((e) => e.search.mode === 'match').map((e) => e.resource.id);
+  };
+  test.each([
+    [`Observation?combo-code=${LOINC}|8480-6`, ['bp']],
+    [`Observation?combo-code=${LOINC}|85354-9,${LOINC}|8867-4`, ['bp', 'hr']],
+    ['Observation?combo-value-quantity=gt100', ['bp', 'hr']],
+    ['Observation?combo-value-quantity=lt100', ['bp']],
+    [`Observation?combo-code-value-quantity=${LOINC}|8480-6$gt100`, ['bp']],
+    [`Observation?combo-code-value-quantity=${LOINC}|8867-4$gt100`, ['hr']],
+    [`Observation?combo-code-value-quantity=${LOINC}|8462-4$gt100`, []],
+    ['Observation?combo-value-concept=8517006', ['smoker']],
+    ['Observation?combo-value-concept:missing=true', ['bp', 'hr']],
+    ['Observation?combo-value-quantity:missing=true', ['smoker']],
+  ])('%s', async (q, expected) => expect((await matching(q)).sort()).toEqual(expected));
+
+  test('_sort by a combo parameter orders by the lowest value of either part', async () => {
+    expect(await matching('Observation?_sort=combo-code')).toEqual(['smoker', 'bp', 'hr']);
+  });
+});
+
 describe('include, revinclude, sort, summary, total', () => {
   test('_include brings the referenced patients in as includes', async () => {
     const bundle = await search('Observation?code=29463-7&_include=Observation:subject');
