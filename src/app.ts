@@ -55,12 +55,12 @@ const validator: ResourceValidator = {
 /** Wiring only: builds the store, the services and the doors, and hands back a Fastify app ready to listen. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
-  const search: SearchPort = new SearchService(db.prisma);
-  const repo = new ResourceRepository(db.prisma, [createSearchIndexer(), createOutboxHook()]);
+  const search: SearchPort = new SearchService(db.sql);
+  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
   const serviceDeps: FhirServiceDeps = { repo, validator, search };
   const aggregator = new Aggregator(repo);
-  const identities = new CallerIdentities(db.prisma);
-  const grants = new ConsentGrants(db.prisma);
+  const identities = new CallerIdentities(db.sql);
+  const grants = new ConsentGrants(db.sql);
 
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
@@ -84,7 +84,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
-  const worker = new AggregationWorker(db.prisma, aggregator, {
+  const worker = new AggregationWorker(db.sql, aggregator, {
     concurrency: config.aggregationConcurrency ?? (db.kind === 'postgres' ? 2 : 1),
     batchSize: config.aggregationBatchSize,
     onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
@@ -93,7 +93,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => worker.stop());
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));
   await app.register(oauthRoutes({ tenancy, tokens }));
-  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl, tokens, grants, aggregation: worker, analyze: async () => void (await db.prisma.$executeRawUnsafe('ANALYZE')) }));
+  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl, tokens, grants, aggregation: worker, analyze: async () => void (await db.sql.execute('ANALYZE')) }));
 
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request.
   const endpoints = new TtlCache((id: string) => tenancy.getEndpoint(id), 30_000);
@@ -145,7 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     };
   };
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
-  const views = new AggregationViews(db.prisma);
+  const views = new AggregationViews(db.sql);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
     const source = serviceSource({ customer: (id) => customerService(caller, id), aggregated: () => aggregatedService(caller) });
     return {
@@ -194,7 +194,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           baseUrl,
           bundleMaxEntries: config.bundleMaxEntries,
           capabilityStatement: () => customerCapability(version, baseUrl),
-          aggregationStatus: (type: string, id: string) => aggregationStatus(db.prisma, endpoint.id, type, id),
+          aggregationStatus: (type: string, id: string) => aggregationStatus(db.sql, endpoint.id, type, id),
           graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, endpoint.id), instance),
         };
       },

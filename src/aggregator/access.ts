@@ -1,4 +1,4 @@
-import type { PrismaClient } from '../generated/prisma/client';
+import type { SqlClient } from '../store/sql';
 import { badRequest } from '../fhir/outcome';
 import type { AccessFilter } from '../service/ports';
 import { TtlCache } from '../store/ttlCache';
@@ -32,7 +32,7 @@ export function accessFilter(identities: string[]): AccessFilter {
 export class CallerIdentities {
   private readonly cache: TtlCache<string, string[]>;
 
-  constructor(private readonly prisma: PrismaClient) {
+  constructor(private readonly sql: SqlClient) {
     this.cache = new TtlCache((customerId) => this.load(customerId), 5_000);
   }
 
@@ -41,7 +41,7 @@ export class CallerIdentities {
   }
 
   private async load(customerId: string): Promise<string[]> {
-    const rows = await this.prisma.$queryRawUnsafe<{ org: string }[]>(
+    const rows = await this.sql.query<{ org: string }[]>(
       `SELECT DISTINCT source_org AS org FROM agg_access WHERE kind = 'copied' AND source_org IS NOT NULL AND $1 = ANY(source_customers)`,
       customerId,
     );
@@ -57,7 +57,7 @@ export interface Grant {
 
 /** Consent grants, managed through the admin API (GraphQL later). */
 export class ConsentGrants {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(private readonly sql: SqlClient) {}
 
   private check(grant: Grant): void {
     if (!grant.patientId) throw badRequest("'patientId' is required", 'patientId');
@@ -67,7 +67,7 @@ export class ConsentGrants {
 
   async grant(grant: Grant): Promise<Grant> {
     this.check(grant);
-    await this.prisma.$executeRawUnsafe(
+    await this.sql.execute(
       `INSERT INTO agg_grant (patient_id, grantee, label) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, grant.patientId, grant.grantee, grant.label,
     );
     return grant;
@@ -75,12 +75,12 @@ export class ConsentGrants {
 
   async revoke(grant: Grant): Promise<{ revoked: boolean }> {
     this.check(grant);
-    const n = await this.prisma.$executeRawUnsafe(`DELETE FROM agg_grant WHERE patient_id = $1 AND grantee = $2 AND label = $3`, grant.patientId, grant.grantee, grant.label);
+    const n = await this.sql.execute(`DELETE FROM agg_grant WHERE patient_id = $1 AND grantee = $2 AND label = $3`, grant.patientId, grant.grantee, grant.label);
     return { revoked: n > 0 };
   }
 
   async list(patientId?: string): Promise<Grant[]> {
-    const rows = await this.prisma.$queryRawUnsafe<{ patient_id: string; grantee: string; label: string }[]>(
+    const rows = await this.sql.query<{ patient_id: string; grantee: string; label: string }[]>(
       `SELECT patient_id, grantee, label FROM agg_grant WHERE $1::text IS NULL OR patient_id = $1 ORDER BY patient_id, grantee, label`, patientId ?? null,
     );
     return rows.map((r) => ({ patientId: r.patient_id, grantee: r.grantee, label: r.label }));

@@ -112,10 +112,10 @@ export class AggregationPass {
 
   /** Records why a merged-type member is not aggregated, taking it out of its group if it was in one. */
   private async excludeMember(tx: Tx, ref: UpstreamRef, exclusion: Exclusion, dependsOn: string[]): Promise<void> {
-    const [before] = await tx.$queryRawUnsafe<{ status: string; agg_id: string | null }[]>(
+    const [before] = await tx.query<{ status: string; agg_id: string | null }[]>(
       `SELECT status, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 FOR UPDATE`, ref.store, ref.type, ref.id,
     );
-    await tx.$executeRawUnsafe(
+    await tx.execute(
       `INSERT INTO agg_member (store, type, res_id, status, reason, expression, depends_on) VALUES ($1, $2, $3, 'excluded', $4, $5, $6::text[])
        ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'excluded', reason = $4, expression = $5, agg_id = NULL, content = NULL,
          depends_on = $6::text[], updated_at = clock_timestamp()`,
@@ -132,7 +132,7 @@ export class AggregationPass {
    * corrective workflow (delete, then PUT to the same id) brings it back under the same id.
    */
   private async remove(tx: Tx, ref: UpstreamRef): Promise<void> {
-    const [before] = await tx.$queryRawUnsafe<{ status: string; agg_id: string | null }[]>(
+    const [before] = await tx.query<{ status: string; agg_id: string | null }[]>(
       `SELECT status, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 FOR UPDATE`, ref.store, ref.type, ref.id,
     );
     if (!before) return;
@@ -140,7 +140,7 @@ export class AggregationPass {
       await this.excludeMember(tx, ref, { reason: 'deleted on its endpoint' }, []);
       return;
     }
-    await tx.$executeRawUnsafe(
+    await tx.execute(
       `UPDATE agg_member SET status = 'excluded', reason = 'deleted on its endpoint', expression = NULL, content = NULL, updated_at = clock_timestamp()
         WHERE store = $1 AND type = $2 AND res_id = $3`,
       ref.store, ref.type, ref.id,

@@ -80,7 +80,7 @@ export class Copies {
   }
 
   private async loadPrevious(tx: Tx, candidates: Candidate[]): Promise<void> {
-    const rows = await tx.$queryRawUnsafe<{ store: string; type: string; id: string; agg_id: string; included: boolean; content: Resource | null }[]>(
+    const rows = await tx.query<{ store: string; type: string; id: string; agg_id: string; included: boolean; content: Resource | null }[]>(
       `SELECT t.store, t.type, t.id, m.agg_id, m.status = 'included' AS included, r.content
          FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
          JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id AND m.agg_id IS NOT NULL
@@ -207,7 +207,7 @@ export class Copies {
 
 async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: string; customer: string; label?: string }[]): Promise<void> {
   if (!rows.length) return;
-  await tx.$executeRawUnsafe(
+  await tx.execute(
     `INSERT INTO agg_access (resource_pk, kind, patient_id, source_org, source_customers, label)
      SELECT u.pk::bigint, 'copied', u.patient, u.org, ARRAY[u.customer], u.label
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(pk, patient, org, customer, label)
@@ -220,7 +220,7 @@ async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: st
     rows.map((r) => r.label ?? null),
   );
   const pairs = [...new Set(rows.map((r) => `${r.customer} ${r.org}`))].map((p) => p.split(' '));
-  await tx.$executeRawUnsafe(
+  await tx.execute(
     `INSERT INTO agg_customer_org (customer_id, org) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
     pairs.map((p) => p[0]),
     pairs.map((p) => p[1]),
@@ -232,7 +232,7 @@ async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: st
  * its aggregated id for when it is included again.
  */
 async function writeMembers(tx: Tx, candidates: Candidate[]): Promise<void> {
-  await tx.$executeRawUnsafe(
+  await tx.execute(
     `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on)
      SELECT u.store, u.type, u.id, u.status, u.reason, u.expression, u.agg_id, NULL, u.updated::timestamptz, string_to_array(u.deps, ' ')
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])

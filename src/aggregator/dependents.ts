@@ -28,7 +28,7 @@ export async function enqueueDependents(tx: Tx, { changed = [], arrived = [], ex
   if (moved.length) {
     // One index probe per target (OFFSET 0 keeps the planner from turning the probes into one scan); the
     // store is compared outside, so no other index joins the probe.
-    await tx.$executeRawUnsafe(
+    await tx.execute(
       `INSERT INTO agg_outbox (store, type, res_id)
        SELECT DISTINCT m.store, m.type, m.res_id
          FROM unnest($1::text[], $2::text[]) AS t(store, ref)
@@ -40,7 +40,7 @@ export async function enqueueDependents(tx: Tx, { changed = [], arrived = [], ex
   }
   const fresh = unique(arrived);
   if (fresh.length) {
-    await tx.$executeRawUnsafe(
+    await tx.execute(
       `WITH woken AS (
          DELETE FROM agg_waiting w USING unnest($1::text[], $2::text[]) AS t(store, target)
           WHERE w.store = t.store AND w.target = t.target RETURNING w.store, w.type, w.res_id)
@@ -59,7 +59,7 @@ export async function enqueueDependents(tx: Tx, { changed = [], arrived = [], ex
 export async function setWaiting(tx: Tx, members: { ref: UpstreamRef; target?: string }[]): Promise<void> {
   if (!members.length) return;
   const waits = members.filter((m) => m.target);
-  await tx.$executeRawUnsafe(
+  await tx.execute(
     `WITH waits AS (
        INSERT INTO agg_waiting (store, target, type, res_id)
        SELECT * FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) ON CONFLICT DO NOTHING)

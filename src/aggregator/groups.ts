@@ -34,12 +34,12 @@ export class Groups {
   /** Adds (or updates) an included member, given in R4 form with aggregated references. */
   async join(tx: Tx, upstream: Upstream, prepared: Resource, dependsOn: string[]): Promise<void> {
     const { store, type, id } = upstream;
-    const [previous] = await tx.$queryRawUnsafe<{ agg_id: string; content: Resource | null }[]>(
+    const [previous] = await tx.query<{ agg_id: string; content: Resource | null }[]>(
       `SELECT agg_id, content FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 AND status = 'included'`, store, type, id,
     );
     const resource = type === 'Organization' ? keepFirstIdentifierExtensions(previous?.content ?? undefined, prepared) : prepared;
     const keys = [...new Set(groupKeys(resource))];
-    const matched = await tx.$queryRawUnsafe<{ agg_id: string }[]>(
+    const matched = await tx.query<{ agg_id: string }[]>(
       `SELECT DISTINCT k.agg_id FROM agg_key k WHERE k.type = $1 AND k.key = ANY($2::text[]) AND NOT (k.store = $3 AND k.res_id = $4)`, type, keys, store, id,
     );
     const candidates = [...new Set([...matched.map((m) => m.agg_id), ...(previous ? [previous.agg_id] : [])])];
@@ -47,10 +47,10 @@ export class Groups {
     let survivor: string;
     if (!candidates.length) {
       survivor = randomUUID();
-      await tx.$executeRawUnsafe(`INSERT INTO agg_group (type, agg_id) VALUES ($1, $2)`, type, survivor);
+      await tx.execute(`INSERT INTO agg_group (type, agg_id) VALUES ($1, $2)`, type, survivor);
     } else {
       // The oldest aggregated id survives a merge of groups.
-      const groups = await tx.$queryRawUnsafe<{ agg_id: string }[]>(
+      const groups = await tx.query<{ agg_id: string }[]>(
         `SELECT agg_id FROM agg_group WHERE type = $1 AND agg_id = ANY($2::text[]) ORDER BY created_at, agg_id`, type, candidates,
       );
       survivor = groups[0]?.agg_id ?? candidates[0];
@@ -58,13 +58,13 @@ export class Groups {
         moved.push(...(await this.absorb(tx, type, absorbed, survivor)));
       }
     }
-    await tx.$executeRawUnsafe(`DELETE FROM agg_key WHERE store = $1 AND type = $2 AND res_id = $3`, store, type, id);
+    await tx.execute(`DELETE FROM agg_key WHERE store = $1 AND type = $2 AND res_id = $3`, store, type, id);
     if (keys.length) {
-      await tx.$executeRawUnsafe(
+      await tx.execute(
         `INSERT INTO agg_key (type, key, store, res_id, agg_id) SELECT $1, k, $2, $3, $4 FROM unnest($5::text[]) AS k`, type, store, id, survivor, keys,
       );
     }
-    await tx.$executeRawUnsafe(
+    await tx.execute(
       `INSERT INTO agg_member (store, type, res_id, status, agg_id, content, upstream_updated, depends_on)
        VALUES ($1, $2, $3, 'included', $4, $5::jsonb, $6::timestamptz, $7::text[])
        ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'included', reason = NULL, expression = NULL, agg_id = $4, content = $5::jsonb,
@@ -82,7 +82,7 @@ export class Groups {
 
   /** Takes a member that was included out of its group (deleted upstream, or now excluded). */
   async leave(tx: Tx, member: UpstreamRef, aggId: string): Promise<void> {
-    await tx.$executeRawUnsafe(`DELETE FROM agg_key WHERE store = $1 AND type = $2 AND res_id = $3`, member.store, member.type, member.id);
+    await tx.execute(`DELETE FROM agg_key WHERE store = $1 AND type = $2 AND res_id = $3`, member.store, member.type, member.id);
     const moved = await this.regroup(tx, member.type, aggId);
     await enqueueDependents(tx, { changed: [member, ...moved] });
   }
@@ -90,17 +90,17 @@ export class Groups {
   /** Moves every member of `absorbed` into `survivor`; the absorbed id keeps answering (DESIGN §3.8). */
   private async absorb(tx: Tx, type: string, absorbed: string, survivor: string): Promise<UpstreamRef[]> {
     this.ids.reset();
-    await tx.$executeRawUnsafe(`UPDATE agg_key SET agg_id = $3 WHERE type = $1 AND agg_id = $2`, type, absorbed, survivor);
-    const moved = await tx.$queryRawUnsafe<{ store: string; res_id: string }[]>(
+    await tx.execute(`UPDATE agg_key SET agg_id = $3 WHERE type = $1 AND agg_id = $2`, type, absorbed, survivor);
+    const moved = await tx.query<{ store: string; res_id: string }[]>(
       `UPDATE agg_member SET agg_id = $3 WHERE type = $1 AND agg_id = $2 AND status = 'included' RETURNING store, res_id`, type, absorbed, survivor,
     );
-    await tx.$executeRawUnsafe(`UPDATE agg_group SET replaced_by = $3 WHERE type = $1 AND (agg_id = $2 OR replaced_by = $2)`, type, absorbed, survivor);
+    await tx.execute(`UPDATE agg_group SET replaced_by = $3 WHERE type = $1 AND (agg_id = $2 OR replaced_by = $2)`, type, absorbed, survivor);
     if (type === 'Patient') {
-      await tx.$executeRawUnsafe(`UPDATE agg_access SET patient_id = $2 WHERE patient_id = $1`, absorbed, survivor);
+      await tx.execute(`UPDATE agg_access SET patient_id = $2 WHERE patient_id = $1`, absorbed, survivor);
       const stub: Resource = { resourceType: 'Patient', active: false, link: [{ other: { reference: `Patient/${survivor}` }, type: 'replaced-by' }] };
       const pk = await this.write(tx, 'Patient', absorbed, stub);
       // Whoever may see the surviving Patient may follow the link to it.
-      const customers = await tx.$queryRawUnsafe<{ customer_id: string }[]>(
+      const customers = await tx.query<{ customer_id: string }[]>(
         `SELECT DISTINCT e.customer_id FROM agg_member m JOIN endpoint e ON e.id = m.store WHERE m.type = 'Patient' AND m.agg_id = $1 AND m.status = 'included'`, survivor,
       );
       await this.setAccess(tx, pk, 'patient', survivor, customers.map((c) => c.customer_id));
@@ -116,7 +116,7 @@ export class Groups {
    * Returns the members that moved to a new id.
    */
   private async regroup(tx: Tx, type: string, aggId: string): Promise<UpstreamRef[]> {
-    const members = await tx.$queryRawUnsafe<MemberRow[]>(
+    const members = await tx.query<MemberRow[]>(
       `SELECT store, res_id, agg_id, content, upstream_updated, joined_at FROM agg_member WHERE type = $1 AND agg_id = $2 AND status = 'included' ORDER BY joined_at, store, res_id`,
       type, aggId,
     );
@@ -129,10 +129,10 @@ export class Groups {
     if (components.length > 1) this.ids.reset();
     for (let i = 1; i < components.length; i++) {
       const fresh = randomUUID();
-      await tx.$executeRawUnsafe(`INSERT INTO agg_group (type, agg_id) VALUES ($1, $2)`, type, fresh);
+      await tx.execute(`INSERT INTO agg_group (type, agg_id) VALUES ($1, $2)`, type, fresh);
       for (const m of components[i]) {
-        await tx.$executeRawUnsafe(`UPDATE agg_member SET agg_id = $4 WHERE store = $1 AND type = $2 AND res_id = $3`, m.store, type, m.res_id, fresh);
-        await tx.$executeRawUnsafe(`UPDATE agg_key SET agg_id = $4 WHERE store = $1 AND type = $2 AND res_id = $3`, m.store, type, m.res_id, fresh);
+        await tx.execute(`UPDATE agg_member SET agg_id = $4 WHERE store = $1 AND type = $2 AND res_id = $3`, m.store, type, m.res_id, fresh);
+        await tx.execute(`UPDATE agg_key SET agg_id = $4 WHERE store = $1 AND type = $2 AND res_id = $3`, m.store, type, m.res_id, fresh);
         moved.push({ store: m.store, type, id: m.res_id });
       }
       await this.writeGroup(tx, type, fresh, components[i]);
@@ -159,7 +159,7 @@ export class Groups {
   private async writeGroup(tx: Tx, type: string, aggId: string, members: MemberRow[]): Promise<void> {
     const list: Member[] = members.map((m) => ({ resource: m.content, lastUpdated: new Date(m.upstream_updated).toISOString(), store: m.store, id: m.res_id }));
     const pk = await this.write(tx, type, aggId, mergeGroup(type, list));
-    const customers = await tx.$queryRawUnsafe<{ customer_id: string }[]>(
+    const customers = await tx.query<{ customer_id: string }[]>(
       `SELECT DISTINCT customer_id FROM endpoint WHERE id = ANY($1::text[])`, [...new Set(members.map((m) => m.store))],
     );
     await this.setAccess(tx, pk, type === 'Patient' ? 'patient' : 'shared', type === 'Patient' ? aggId : null, customers.map((c) => c.customer_id));
@@ -174,7 +174,7 @@ export class Groups {
   }
 
   private async setAccess(tx: Tx, pk: bigint, kind: 'patient' | 'shared', patientId: string | null, customers: string[]): Promise<void> {
-    await tx.$executeRawUnsafe(
+    await tx.execute(
       `INSERT INTO agg_access (resource_pk, kind, patient_id, source_customers) VALUES ($1::bigint, $2, $3, $4::text[])
        ON CONFLICT (resource_pk) DO UPDATE SET kind = $2, patient_id = $3, source_org = NULL, source_customers = $4::text[], label = NULL`,
       String(pk), kind, patientId, customers,

@@ -18,7 +18,7 @@ export class Deferred extends Error {
 /** The keys of `keys` whose upstream lock this transaction now holds (already held ones included). */
 export async function tryLockUpstream(tx: Tx, keys: string[]): Promise<Set<string>> {
   if (!keys.length) return new Set();
-  const rows = await tx.$queryRawUnsafe<{ k: string }[]>(
+  const rows = await tx.query<{ k: string }[]>(
     `SELECT k FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS s WHERE pg_try_advisory_xact_lock(hashtextextended('upstream:' || k, 0))`,
     keys,
   );
@@ -27,6 +27,6 @@ export async function tryLockUpstream(tx: Tx, keys: string[]): Promise<Set<strin
 
 /** Takes the lock of a merged type, or throws Deferred when another worker is changing its groups. */
 export async function lockMergedType(tx: Tx, type: string): Promise<void> {
-  const [row] = await tx.$queryRawUnsafe<{ ok: boolean }[]>(`SELECT pg_try_advisory_xact_lock(hashtextextended('aggregate:' || $1, 0)) AS ok`, type);
+  const [row] = await tx.query<{ ok: boolean }[]>(`SELECT pg_try_advisory_xact_lock(hashtextextended('aggregate:' || $1, 0)) AS ok`, type);
   if (!row.ok) throw new Deferred(`another worker is changing ${type} groups`);
 }

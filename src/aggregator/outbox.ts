@@ -10,12 +10,12 @@ export const AGGREGATED_STORE = 'aggregated';
 export function createOutboxHook(): WriteHook {
   const hook: WriteHook = async (tx: Tx, change: ResourceChange) => {
     if (change.store === AGGREGATED_STORE) return;
-    await tx.$executeRawUnsafe(`INSERT INTO agg_outbox (store, type, res_id) VALUES ($1, $2, $3)`, change.store, change.type, change.id);
+    await tx.execute(`INSERT INTO agg_outbox (store, type, res_id) VALUES ($1, $2, $3)`, change.store, change.type, change.id);
   };
   hook.many = async (tx: Tx, changes: ResourceChange[]) => {
     const upstream = changes.filter((c) => c.store !== AGGREGATED_STORE);
     if (!upstream.length) return;
-    await tx.$executeRawUnsafe(
+    await tx.execute(
       `INSERT INTO agg_outbox (store, type, res_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])`,
       upstream.map((c) => c.store),
       upstream.map((c) => c.type),

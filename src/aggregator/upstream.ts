@@ -32,7 +32,7 @@ export const keyOf = (r: UpstreamRef): string => `${r.store}|${r.type}|${r.id}`;
 /** The current upstream versions of `refs`, keyed by `keyOf`; missing and deleted ones are absent. */
 export async function loadUpstream(tx: Tx, refs: UpstreamRef[]): Promise<Map<string, Upstream>> {
   if (!refs.length) return new Map();
-  const rows = await tx.$queryRawUnsafe<
+  const rows = await tx.query<
     { store: string; type: string; id: string; content: Resource; last_updated: Date; fhir_version: FhirVersion; default_source_org: string | null; customer_id: string }[]
   >(
     `SELECT r.store, r.type, r.id, r.content, r.last_updated, e.fhir_version, e.default_source_org, e.customer_id

@@ -1,4 +1,4 @@
-import type { PrismaClient } from '../generated/prisma/client';
+import type { SqlClient } from '../store/sql';
 import type { Resource } from '../fhir/types';
 import { elementSources, MERGED_TYPES, type Member } from './rules';
 
@@ -24,10 +24,10 @@ export interface AggregationView {
 }
 
 export class AggregationViews {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(private readonly sql: SqlClient) {}
 
   async view(type: string, aggId: string): Promise<AggregationView> {
-    const rows = await this.prisma.$queryRawUnsafe<{ store: string; res_id: string; content: Resource; upstream_updated: Date | null; customer_id: string; version_id: number | null }[]>(
+    const rows = await this.sql.query<{ store: string; res_id: string; content: Resource; upstream_updated: Date | null; customer_id: string; version_id: number | null }[]>(
       `SELECT m.store, m.res_id, m.content, m.upstream_updated, e.customer_id, r.version_id
          FROM agg_member m JOIN endpoint e ON e.id = m.store
          LEFT JOIN resource r ON r.store = m.store AND r.type = m.type AND r.id = m.res_id
@@ -52,7 +52,7 @@ export class AggregationViews {
   }
 
   async status(store: string, type: string, id: string): Promise<{ status: string; reason: string | null; expression: string | null; aggregatedId: string | null } | null> {
-    const [row] = await this.prisma.$queryRawUnsafe<{ status: string; reason: string | null; expression: string | null; agg_id: string | null }[]>(
+    const [row] = await this.sql.query<{ status: string; reason: string | null; expression: string | null; agg_id: string | null }[]>(
       `SELECT status, reason, expression, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3`, store, type, id,
     );
     return row ? { status: row.status, reason: row.reason, expression: row.expression, aggregatedId: row.agg_id } : null;

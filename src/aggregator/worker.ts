@@ -1,8 +1,11 @@
-import type { PrismaClient } from '../generated/prisma/client';
+import type { SqlClient } from '../store/sql';
 import type { Tx } from '../store/resourceRepository';
 import type { AggregationPass, Aggregator } from './aggregator';
+import { claimBatch, type OutboxItem } from './claim';
 import { Deferred, tryLockUpstream } from './locks';
 import { keyOf, type Upstream, type UpstreamRef } from './upstream';
+
+export type { OutboxItem } from './claim';
 
 /**
  * Drains the aggregation outbox. A batch of items is claimed with FOR UPDATE SKIP LOCKED and processed in
@@ -22,14 +25,6 @@ export interface WorkerOptions {
   onBatchError?: (err: unknown) => void;
   /** Test hook: called after an item is processed, before the batch commits. */
   afterItem?: (item: OutboxItem) => Promise<void>;
-}
-
-export interface OutboxItem {
-  id: bigint;
-  store: string;
-  type: string;
-  res_id: string;
-  attempts: number;
 }
 
 const refOf = (item: OutboxItem): UpstreamRef => ({ store: item.store, type: item.type, id: item.res_id });
@@ -54,7 +49,7 @@ export class AggregationWorker {
   private readonly maxAttempts: number;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly sql: SqlClient,
     private readonly aggregator: Aggregator,
     private readonly options: WorkerOptions = {},
   ) {
@@ -110,13 +105,8 @@ export class AggregationWorker {
    * groups, a target being aggregated) is deferred: put back for a moment, neither waited for nor failed.
    */
   async runOnce(): Promise<number> {
-    return this.prisma.$transaction(
-      async (tx) => {
-        const items = await tx.$queryRawUnsafe<OutboxItem[]>(
-          `SELECT id, store, type, res_id, attempts FROM agg_outbox WHERE NOT parked AND available_at <= clock_timestamp()
-            ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-          this.batchSize,
-        );
+    return this.sql.transaction(async (tx) => {
+        const items = await claimBatch(tx, this.batchSize);
         if (!items.length) return 0;
         const pass = this.aggregator.begin();
         const done: string[] = [];
@@ -148,44 +138,42 @@ export class AggregationWorker {
         };
         for (const item of single) settle(item, await this.processOne(tx, item, pass));
         if (setWise.length) {
-          await tx.$executeRawUnsafe('SAVEPOINT agg_set');
+          await tx.execute('SAVEPOINT agg_set');
           try {
             const deferred = new Set((await pass.copyMany(tx, setWise.map((s) => s.upstream))).map(keyOf));
             for (const { item } of setWise) if (!deferred.has(keyOf(refOf(item)))) await this.options.afterItem?.(item);
-            await tx.$executeRawUnsafe('RELEASE SAVEPOINT agg_set');
+            await tx.execute('RELEASE SAVEPOINT agg_set');
             for (const { item } of setWise) settle(item, deferred.has(keyOf(refOf(item))) ? 'deferred' : 'done');
           } catch (err) {
             if ((err as { crash?: boolean }).crash) throw err;
-            await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_set');
+            await tx.execute('ROLLBACK TO SAVEPOINT agg_set');
             pass.reset();
             for (const { item } of setWise) settle(item, await this.processOne(tx, item, pass));
           }
         }
-        if (done.length) await tx.$executeRawUnsafe(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
+        if (done.length) await tx.execute(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
         if (later.length) {
-          await tx.$executeRawUnsafe(
+          await tx.execute(
             `UPDATE agg_outbox SET available_at = clock_timestamp() + ($2::int * interval '1 millisecond') WHERE id = ANY($1::bigint[])`,
             later,
             DEFER_MS,
           );
         }
         return items.length;
-      },
-      { maxWait: 10_000, timeout: 120_000 },
-    );
+    });
   }
 
   /** One item under a savepoint; a failure is rolled back alone and recorded. */
   private async processOne(tx: Tx, item: OutboxItem, pass: AggregationPass): Promise<Outcome> {
-    await tx.$executeRawUnsafe('SAVEPOINT agg_item');
+    await tx.execute('SAVEPOINT agg_item');
     try {
       await this.aggregator.process(tx, item.store, item.type, item.res_id, pass);
       await this.options.afterItem?.(item);
-      await tx.$executeRawUnsafe('RELEASE SAVEPOINT agg_item');
+      await tx.execute('RELEASE SAVEPOINT agg_item');
       return 'done';
     } catch (err) {
       if ((err as { crash?: boolean }).crash) throw err;
-      await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT agg_item');
+      await tx.execute('ROLLBACK TO SAVEPOINT agg_item');
       pass.reset();
       if (err instanceof Deferred) return 'deferred';
       await this.fail(tx, item, err as Error);
@@ -196,14 +184,14 @@ export class AggregationWorker {
   private async fail(tx: Tx, item: OutboxItem, err: Error): Promise<void> {
     const attempts = item.attempts + 1;
     const backoffMs = Math.min(60_000, 200 * 2 ** attempts);
-    await tx.$executeRawUnsafe(
+    await tx.execute(
       `UPDATE agg_outbox SET attempts = $2, last_error = $3, parked = $4, available_at = clock_timestamp() + ($5::int * interval '1 millisecond') WHERE id = $1::bigint`,
       String(item.id), attempts, (err.stack ?? err.message).slice(0, 2000), attempts >= this.maxAttempts, backoffMs,
     );
   }
 
   async lag(): Promise<Lag> {
-    const [row] = await this.prisma.$queryRawUnsafe<{ depth: bigint; parked: bigint; oldest: Date | null }[]>(
+    const [row] = await this.sql.query<{ depth: bigint; parked: bigint; oldest: Date | null }[]>(
       `SELECT count(*) FILTER (WHERE NOT parked) AS depth, count(*) FILTER (WHERE parked) AS parked,
               min(enqueued_at) FILTER (WHERE NOT parked) AS oldest FROM agg_outbox`,
     );

@@ -16,8 +16,8 @@ async function main(): Promise<void> {
   if (!config.databaseUrl) throw new Error('npm run worker needs DATABASE_URL (PostgreSQL); the embedded store runs its worker inside the server');
   const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.poolSize });
   await migrate(db);
-  const repo = new ResourceRepository(db.prisma, [createSearchIndexer(), createOutboxHook()]);
-  const worker = new AggregationWorker(db.prisma, new Aggregator(repo), { concurrency: config.aggregationConcurrency ?? 2, batchSize: config.aggregationBatchSize });
+  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
+  const worker = new AggregationWorker(db.sql, new Aggregator(repo), { concurrency: config.aggregationConcurrency ?? 2, batchSize: config.aggregationBatchSize });
   worker.start();
   console.log(JSON.stringify({ msg: 'aggregation worker started', store: db.kind }));
   const report = setInterval(async () => console.log(JSON.stringify({ msg: 'lag', ...(await worker.lag()) })), 10_000);

@@ -82,11 +82,11 @@ export interface SearchIndexerOptions {
 export function createSearchIndexer(_options: SearchIndexerOptions = {}): WriteHook {
   const hook: WriteHook = async (tx: Tx, change: ResourceChange) => {
     const statement = indexStatement([item(change)], change.kind !== 'create');
-    if (statement) await tx.$executeRawUnsafe(statement.sql, ...statement.params);
+    if (statement) await tx.execute(statement.sql, ...statement.params);
   };
   hook.many = async (tx: Tx, changes: ResourceChange[]) => {
     const statement = indexStatement(changes.map(item), changes.some((c) => c.kind !== 'create'));
-    if (statement) await tx.$executeRawUnsafe(statement.sql, ...statement.params);
+    if (statement) await tx.execute(statement.sql, ...statement.params);
   };
   return hook;
 }

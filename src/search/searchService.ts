@@ -1,4 +1,4 @@
-import type { PrismaClient } from '../generated/prisma/client';
+import type { SqlClient } from '../store/sql';
 import { badRequest, OperationOutcomeError, operationOutcome, type OperationOutcomeIssue } from '../fhir/outcome';
 import { resourceTypes } from '../fhir/definitions';
 import { indexedAs, searchParameter, searchParameterMap } from '../fhir/searchParameters';
@@ -82,7 +82,7 @@ function referenceKeys(store: string, types: string[], param: string): string[] 
 }
 
 export class SearchService implements SearchPort {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(private readonly sql: SqlClient) {}
 
   private plan(query: Pick<SearchQuery, 'store' | 'resourceType' | 'params' | 'handling' | 'accessFilter'>, types: string[]): Plan {
     const params = new SqlParams();
@@ -141,7 +141,7 @@ export class SearchService implements SearchPort {
     if (!query.params.length) throw badRequest('Conditional interactions need search criteria');
     const plan = this.plan({ ...query, handling: 'strict' }, [query.resourceType]);
     const sql = `SELECT r.type, r.id, r.version_id FROM resource r WHERE ${plan.where.join(' AND ')} ORDER BY r.pk LIMIT ${plan.params.add(limit)}`;
-    const rows = await (tx ?? this.prisma).$queryRawUnsafe<{ type: string; id: string; version_id: number }[]>(sql, ...plan.params.values);
+    const rows = await (tx ?? this.sql).query<{ type: string; id: string; version_id: number }[]>(sql, ...plan.params.values);
     return rows.map((r) => ({ type: r.type, id: r.id, versionId: Number(r.version_id) }));
   }
 
@@ -165,7 +165,7 @@ export class SearchService implements SearchPort {
     const offsetText = single('_offset');
 
     const plan = this.plan(query, types);
-    const sql: Sql = tx ?? this.prisma;
+    const sql: Sql = tx ?? this.sql;
     const entries: BundleEntry[] = [];
     let rows: Row[] = [];
     let next: string | undefined;
@@ -177,7 +177,7 @@ export class SearchService implements SearchPort {
       if (plan.sorted) {
         const offset = offsetText ? intParam('_offset', offsetText, 1_000_000) : 0;
         const text = `SELECT r.pk, r.type, r.id, r.content FROM resource r WHERE ${where.join(' AND ')} ORDER BY ${plan.order.join(', ')}, r.pk LIMIT ${count + 1} OFFSET ${offset}`;
-        rows = await sql.$queryRawUnsafe<Row[]>(text, ...p.values);
+        rows = await sql.query<Row[]>(text, ...p.values);
         if (rows.length > count) next = `_offset=${offset + count}`;
         if (offset > 0) previous = `_offset=${Math.max(0, offset - count)}`;
         rows = rows.slice(0, count);
@@ -194,7 +194,7 @@ export class SearchService implements SearchPort {
             `WHERE d.${d.keyCondition} AND (${d.where.replace(/(?<![:.\w$])(code|system|text|value|exact|target_type|target_id|url|low|high|system1|code1|system2|code2|number2|low2|high2)\b/g, 'd.$1')}) ` +
             `AND ${where.filter((w) => w !== d.sql).join(' AND ').replace(/\br\.pk ([<>]) /, 'd.resource_pk $1 ')} ORDER BY d.resource_pk ${direction} LIMIT ${count + 1}`
           : `SELECT r.pk, r.type, r.id, r.content FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.pk ${direction} LIMIT ${count + 1}`;
-        rows = await sql.$queryRawUnsafe<Row[]>(text, ...p.values);
+        rows = await sql.query<Row[]>(text, ...p.values);
         const more = rows.length > count;
         rows = rows.slice(0, count);
         if (backwards) rows.reverse();
@@ -215,10 +215,10 @@ export class SearchService implements SearchPort {
 
     let totalValue: number | undefined;
     if (total === 'accurate') {
-      const [{ n }] = await sql.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM resource r WHERE ${plan.where.join(' AND ')}`, ...plan.params.values.slice(0, this.paramsUsedBy(plan.where)));
+      const [{ n }] = await sql.query<{ n: bigint }[]>(`SELECT count(*) AS n FROM resource r WHERE ${plan.where.join(' AND ')}`, ...plan.params.values.slice(0, this.paramsUsedBy(plan.where)));
       totalValue = Number(n);
     } else if (total === 'estimate') {
-      const [plan0] = await sql.$queryRawUnsafe<{ 'QUERY PLAN': { Plan: { 'Plan Rows': number } }[] }[]>(
+      const [plan0] = await sql.query<{ 'QUERY PLAN': { Plan: { 'Plan Rows': number } }[] }[]>(
         `EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE ${plan.where.join(' AND ')}`,
         ...plan.params.values.slice(0, this.paramsUsedBy(plan.where)),
       );
@@ -313,7 +313,7 @@ export class SearchService implements SearchPort {
             `SELECT DISTINCT r.pk, r.type, r.id, r.content FROM search_reference ref JOIN resource r ON r.pk = ref.resource_pk ` +
             `WHERE ${conds.join(' AND ')} AND NOT r.deleted${access ? ` AND ${access}` : ''}`;
         }
-        const rows = await sql.$queryRawUnsafe<Row[]>(`${text} LIMIT ${MAX_INCLUDED}`, ...p.values);
+        const rows = await sql.query<Row[]>(`${text} LIMIT ${MAX_INCLUDED}`, ...p.values);
         for (const row of rows) {
           const key = String(row.pk);
           if (seen.has(key)) continue;

@@ -221,7 +221,7 @@ export class FhirService {
   }
 
   private async lockCriteria(t: Tx, type: string, criteria: string): Promise<void> {
-    await t.$queryRawUnsafe(`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext($1))`, `${this.store}|${type}|${criteria}`);
+    await t.query(`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext($1))`, `${this.store}|${type}|${criteria}`);
   }
 }
 

@@ -1,11 +1,13 @@
 import { PrismaClient } from '../generated/prisma/client';
+import { pgliteSql, postgresSql, type SqlClient } from './sql';
 
 /**
- * One database handle for the whole process: the Prisma client (typed access and raw SQL through the
- * driver adapter) plus a multi-statement `exec` for migrations, which the extended query protocol
- * that Prisma uses cannot run.
+ * One database handle for the whole process: raw SQL on the driver (`sql`, see sql.ts), the Prisma client
+ * for the typed tenancy models, and a multi-statement `exec` for migrations, which the extended query
+ * protocol cannot run.
  */
 export interface Database {
+  readonly sql: SqlClient;
   readonly prisma: PrismaClient;
   readonly kind: 'pglite' | 'postgres';
   /**
@@ -28,7 +30,7 @@ export interface DatabaseOptions {
   databaseUrl?: string;
   /** PGlite data folder; `memory://` keeps it in memory (tests). */
   dataDir?: string;
-  /** Pool size for PostgreSQL. */
+  /** Pool size for PostgreSQL (raw SQL; the Prisma client keeps a small pool of its own). */
   poolSize?: number;
   /** Emit an event per SQL statement (tests that count queries); off in production for speed. */
   queryEvents?: boolean;
@@ -44,12 +46,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 async function openPostgres(url: string, poolSize: number, queryEvents: boolean): Promise<Database> {
   const { PrismaPg } = await import('@prisma/adapter-pg');
   const pg = await import('pg');
-  const adapter = new PrismaPg({ connectionString: url, max: poolSize });
+  const adapter = new PrismaPg({ connectionString: url, max: Math.min(4, poolSize) });
   const prisma = new PrismaClient({ adapter, ...logOptions(queryEvents) });
+  const sql = await postgresSql(url, poolSize);
   return {
+    sql,
     prisma,
     kind: 'postgres',
-    onQuery: queryListener(prisma),
+    onQuery: queryListener(prisma, sql),
     async withSession(fn) {
       const client = new pg.Client({ connectionString: url });
       await client.connect();
@@ -63,6 +67,7 @@ async function openPostgres(url: string, poolSize: number, queryEvents: boolean)
       }
     },
     async close() {
+      await sql.close();
       await prisma.$disconnect();
     },
   };
@@ -74,10 +79,12 @@ async function openPglite(dataDir: string, queryEvents: boolean): Promise<Databa
   const pglite = dataDir.startsWith('memory://') ? new PGlite() : new PGlite(dataDir);
   await pglite.waitReady;
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite), ...logOptions(queryEvents) });
+  const sql = pgliteSql(pglite);
   return {
+    sql,
     prisma,
     kind: 'pglite',
-    onQuery: queryListener(prisma),
+    onQuery: queryListener(prisma, sql),
     async withSession(fn) {
       return fn({
         exec: async (script) => void (await pglite.exec(script)),
@@ -95,8 +102,9 @@ function logOptions(queryEvents: boolean) {
   return queryEvents ? { log: [{ emit: 'event' as const, level: 'query' as const }] } : {};
 }
 
-function queryListener(prisma: PrismaClient) {
+function queryListener(prisma: PrismaClient, sql: SqlClient) {
   return (listener: (sql: string) => void) => {
     (prisma as unknown as { $on(event: 'query', fn: (e: { query: string }) => void): void }).$on('query', (e) => listener(e.query));
+    sql.onQuery(listener);
   };
 }

@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Prisma, PrismaClient } from '../generated/prisma/client';
+import type { Sql, SqlClient, Tx } from './sql';
 import { badRequest, conflict, gone, notFound, preconditionFailed } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 import type { AccessFilter } from '../service/ports';
 import { appendAccessFilter } from './accessSql';
 
-/** Raw SQL access shared by the client and an interactive transaction. */
-export type Sql = Pick<PrismaClient, '$queryRawUnsafe' | '$executeRawUnsafe'>;
-export type Tx = Prisma.TransactionClient;
+export type { Sql, Tx } from './sql';
 
 export interface StoredVersion {
   pk: bigint;
@@ -109,7 +107,7 @@ function stamp(resource: Resource, id: string, versionId: number, lastUpdated: D
  */
 export class ResourceRepository {
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly sql: SqlClient,
     private readonly hooks: WriteHook[] = [],
   ) {}
 
@@ -119,15 +117,15 @@ export class ResourceRepository {
 
   /** One transaction for several operations (transaction bundles, conditional writes). */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.prisma.$transaction(fn, { maxWait: 10_000, timeout: 60_000 });
+    return this.sql.transaction(fn);
   }
 
   private inTx<T>(tx: Tx | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {
     return tx ? fn(tx) : this.transaction(fn);
   }
 
-  async read(store: string, type: string, id: string, sql: Sql = this.prisma): Promise<StoredVersion> {
-    const rows = await sql.$queryRawUnsafe<Row[]>(
+  async read(store: string, type: string, id: string, sql: Sql = this.sql): Promise<StoredVersion> {
+    const rows = await sql.query<Row[]>(
       `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`,
       store,
       type,
@@ -140,15 +138,15 @@ export class ResourceRepository {
   }
 
   /** Whether the caller's access filter lets it see the resource row `pk`. */
-  async visible(pk: bigint, filter: AccessFilter, sql: Sql = this.prisma): Promise<boolean> {
+  async visible(pk: bigint, filter: AccessFilter, sql: Sql = this.sql): Promise<boolean> {
     const params: unknown[] = [pk.toString()];
-    const rows = await sql.$queryRawUnsafe<unknown[]>(`SELECT 1 FROM resource r WHERE r.pk = $1::bigint AND ${appendAccessFilter(filter, params)}`, ...params);
+    const rows = await sql.query<unknown[]>(`SELECT 1 FROM resource r WHERE r.pk = $1::bigint AND ${appendAccessFilter(filter, params)}`, ...params);
     return rows.length > 0;
   }
 
   /** The current row, deleted or not; undefined when the id never existed. */
-  async find(store: string, type: string, id: string, sql: Sql = this.prisma): Promise<StoredVersion | undefined> {
-    const rows = await sql.$queryRawUnsafe<Row[]>(
+  async find(store: string, type: string, id: string, sql: Sql = this.sql): Promise<StoredVersion | undefined> {
+    const rows = await sql.query<Row[]>(
       `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`,
       store,
       type,
@@ -157,8 +155,8 @@ export class ResourceRepository {
     return rows.length ? toStored(rows[0]) : undefined;
   }
 
-  async vread(store: string, type: string, id: string, versionId: number, sql: Sql = this.prisma): Promise<StoredVersion> {
-    const rows = await sql.$queryRawUnsafe<Row[]>(
+  async vread(store: string, type: string, id: string, versionId: number, sql: Sql = this.sql): Promise<StoredVersion> {
+    const rows = await sql.query<Row[]>(
       `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3 AND version_id = $4
        UNION ALL
        SELECT h.resource_pk AS pk, h.store, h.type, h.id, h.version_id, h.last_updated, h.deleted, h.content
@@ -196,7 +194,7 @@ export class ResourceRepository {
       const now = new Date();
       const bodies = resources.map((r) => stamp(r, r.id, 1, now));
       // The bodies travel as one JSON array: one string through the driver, parsed once by the server.
-      const rows = await t.$queryRawUnsafe<{ pk: bigint; type: string; id: string }[]>(
+      const rows = await t.query<{ pk: bigint; type: string; id: string }[]>(
         `INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
          SELECT $1, u.content->>'resourceType', u.content->>'id', 1, $2::timestamptz, false, u.content
            FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(content, n)
@@ -268,7 +266,7 @@ export class ResourceRepository {
       }
       const versionId = current.versionId + 1;
       const body = stamp(resource, resource.id, versionId, now);
-      await t.$executeRawUnsafe(
+      await t.execute(
         `WITH superseded AS (${SUPERSEDE})
          UPDATE resource SET version_id = $2, last_updated = $3::timestamptz, deleted = false, content = $4::jsonb WHERE pk = $1`,
         current.pk,
@@ -290,7 +288,7 @@ export class ResourceRepository {
       if (!current || current.deleted) return undefined;
       const versionId = current.versionId + 1;
       const now = new Date();
-      await t.$executeRawUnsafe(
+      await t.execute(
         `WITH superseded AS (${SUPERSEDE})
          UPDATE resource SET version_id = $2, last_updated = $3::timestamptz, deleted = true, content = NULL WHERE pk = $1`,
         current.pk,
@@ -306,7 +304,7 @@ export class ResourceRepository {
    * and the superseded ones (in `resource_history`), each side cut to one page before they are merged.
    * Keyset paging on (last_updated, resource_pk, version_id) keeps pages stable while new versions are written.
    */
-  async history(scope: { store: string; type?: string; id?: string }, options: HistoryOptions, sql: Sql = this.prisma): Promise<HistoryPage> {
+  async history(scope: { store: string; type?: string; id?: string }, options: HistoryOptions, sql: Sql = this.sql): Promise<HistoryPage> {
     const params: unknown[] = [];
     const add = (value: unknown) => {
       params.push(value);
@@ -339,7 +337,7 @@ export class ResourceRepository {
       `SELECT h.resource_pk, h.store, h.type, h.id, h.version_id, h.last_updated, h.deleted, h.content FROM resource_history h JOIN resource r ON r.pk = h.resource_pk ` +
       `WHERE ${[...historyScope, ...versions('h.last_updated', 'h.resource_pk', 'h.version_id')].join(' AND ')} ` +
       `ORDER BY h.last_updated DESC, h.resource_pk DESC, h.version_id DESC LIMIT ${limit}`;
-    const rows = await sql.$queryRawUnsafe<Row[]>(
+    const rows = await sql.query<Row[]>(
       `SELECT * FROM ((${currentSide}) UNION ALL (${historySide})) v ORDER BY last_updated DESC, pk DESC, version_id DESC LIMIT ${limit}`,
       ...params,
     );
@@ -350,7 +348,7 @@ export class ResourceRepository {
   }
 
   private async lockCurrent(t: Tx, store: string, type: string, id: string): Promise<StoredVersion | undefined> {
-    const rows = await t.$queryRawUnsafe<Row[]>(
+    const rows = await t.query<Row[]>(
       `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3 FOR UPDATE`,
       store,
       type,
@@ -363,7 +361,7 @@ export class ResourceRepository {
   private async insertCurrent(
     t: Tx, store: string, type: string, id: string, versionId: number, now: Date, body: Resource,
   ): Promise<bigint | undefined> {
-    const rows = await t.$queryRawUnsafe<{ pk: bigint }[]>(
+    const rows = await t.query<{ pk: bigint }[]>(
       `INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
        VALUES ($1, $2, $3, $4, $5::timestamptz, false, $6::jsonb)
        ON CONFLICT (store, type, id) DO NOTHING RETURNING pk`,

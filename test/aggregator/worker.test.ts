@@ -13,7 +13,7 @@ let endpoint: string;
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  repo = new ResourceRepository(t.db.prisma, [createSearchIndexer(), createOutboxHook()]);
+  repo = new ResourceRepository(t.db.sql, [createSearchIndexer(), createOutboxHook()]);
   const tenancy = new TenancyRepository(t.db.prisma);
   const customer = await tenancy.createCustomer({ name: 'c' });
   endpoint = (await tenancy.createEndpoint({ customerId: customer.id, fhirVersion: 'R4' })).id;
@@ -40,7 +40,7 @@ test('a worker that dies mid-item leaves the item for another worker, which fini
   expect((await outbox()).n).toBe(1);
   const aggregator = new Aggregator(repo);
   // The first worker "crashes" after doing the work but before its transaction commits.
-  const crashing = new AggregationWorker(t.db.prisma, aggregator, {
+  const crashing = new AggregationWorker(t.db.sql, aggregator, {
     afterItem: async () => {
       throw Object.assign(new Error('worker killed'), { crash: true });
     },
@@ -51,7 +51,7 @@ test('a worker that dies mid-item leaves the item for another worker, which fini
   const [{ n: before }] = await t.db.prisma.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM resource WHERE store = 'aggregated'`);
   expect(Number(before)).toBe(0);
 
-  const healthy = new AggregationWorker(t.db.prisma, aggregator);
+  const healthy = new AggregationWorker(t.db.sql, aggregator);
   expect(await healthy.runOnce()).toBe(1);
   expect((await outbox()).n).toBe(0);
   const rows = await t.db.prisma.$queryRawUnsafe<{ content: { identifier: unknown } }[]>(`SELECT content FROM resource WHERE store = 'aggregated' AND type = 'Patient'`);
@@ -67,7 +67,7 @@ test('an item that keeps failing is retried with back-off, then parked with its 
     }
   }
   const broken = new Broken(repo);
-  const worker = new AggregationWorker(t.db.prisma, broken, { maxAttempts: 2 });
+  const worker = new AggregationWorker(t.db.sql, broken, { maxAttempts: 2 });
   await worker.runOnce();
   const [first] = await t.db.prisma.$queryRawUnsafe<{ attempts: number; parked: boolean; last_error: string; wait: number }[]>(
     `SELECT attempts, parked, last_error, EXTRACT(EPOCH FROM available_at - clock_timestamp()) AS wait FROM agg_outbox`,

@@ -39,13 +39,13 @@ test('rows written before the migration are searchable and their versions readab
   await db.prisma.$executeRawUnsafe(`INSERT INTO search_token (resource_pk, store, type, param, system, code) VALUES ($1, $2, 'Patient', 'gender', NULL, 'female')`, pk, store);
   await db.prisma.$executeRawUnsafe(`INSERT INTO search_string (resource_pk, store, type, param, value, exact) VALUES ($1, $2, 'Patient', 'name', 'old', 'Old')`, pk, store);
 
-  expect((await migrate(db)).applied).toEqual([LEAN]);
+  expect((await migrate(db)).applied[0]).toBe(LEAN);
 
-  const search = new SearchService(db.prisma);
+  const search = new SearchService(db.sql);
   const found = async (params: [string, string][]) => (await search.findMatches({ store, resourceType: 'Patient', params }, 5)).map((m) => m.id);
   expect(await found([['gender', 'female']])).toEqual(['p']);
   expect(await found([['name', 'ol']])).toEqual(['p']);
-  const repo = new ResourceRepository(db.prisma);
+  const repo = new ResourceRepository(db.sql);
   expect((await repo.vread(store, 'Patient', 'p', 1)).resource?.gender).toBe('male');
   expect((await repo.vread(store, 'Patient', 'p', 2)).resource?.gender).toBe('female');
   const history = await repo.history({ store, type: 'Patient', id: 'p' }, { count: 10 });

@@ -8,7 +8,7 @@ const STORE = 'ep_repo';
 
 beforeAll(async () => {
   t = await createTestDatabase();
-  repo = new ResourceRepository(t.db.prisma);
+  repo = new ResourceRepository(t.db.sql);
 });
 afterAll(() => t.drop());
 
