@@ -28,9 +28,11 @@ import { SearchService } from './search/searchService';
 import { searchParametersFor } from './fhir/searchParameters';
 import { TtlCache } from './store/ttlCache';
 import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from './aggregator/access';
+import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { AGGREGATED_STORE, createOutboxHook } from './aggregator/outbox';
 import { aggregationStatus } from './aggregator/status';
+import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
 import { aggregatedRoutes, type AggregatedContext } from './rest/aggregatedRoutes';
 import type { TenancyRepository } from './store/tenancyRepository';
@@ -57,7 +59,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
   const search: SearchPort = new SearchService(db.sql);
   const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
-  const serviceDeps: FhirServiceDeps = { repo, validator, search };
+  // Customer writes feed the aggregation: they are admitted at the pace its workers keep (admission.ts).
+  const admission = config.aggregationMaxBacklog > 0 ? new BacklogAdmission(db.sql, { maxBacklog: config.aggregationMaxBacklog, maxWaitMs: config.aggregationAdmitWaitMs }) : undefined;
+  const serviceDeps: FhirServiceDeps = { repo, validator, search, admission };
   const aggregator = new Aggregator(repo);
   const identities = new CallerIdentities(db.sql);
   const grants = new ConsentGrants(db.sql);
@@ -84,11 +88,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
-  const worker = new AggregationWorker(db.sql, aggregator, {
-    concurrency: config.aggregationConcurrency ?? (db.kind === 'postgres' ? 2 : 1),
-    batchSize: config.aggregationBatchSize,
-    onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
-  });
+  const concurrency = config.aggregationConcurrency ?? (db.kind === 'postgres' ? 2 : 1);
+  const worker =
+    db.url && config.aggregationThread
+      ? new ThreadedAggregationWorker(db.sql, {
+          databaseUrl: db.url,
+          poolSize: concurrency + 1,
+          concurrency,
+          batchSize: config.aggregationBatchSize,
+          onBatchError: (message) => app.log.warn({ err: message }, 'aggregation batch failed; it will be retried'),
+          onThreadError: (err) => app.log.error({ err }, 'aggregation thread failed; it is restarted'),
+        })
+      : new AggregationWorker(db.sql, aggregator, {
+          concurrency,
+          batchSize: config.aggregationBatchSize,
+          onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
+        });
   if (config.aggregationWorker) worker.start();
   app.addHook('onClose', async () => worker.stop());
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));

@@ -18,8 +18,17 @@ export interface Config {
   aggregationWorker: boolean;
   /** Aggregation batches in flight in this process (default: 2 on PostgreSQL, 1 on the one-connection embedded store). */
   aggregationConcurrency?: number;
+  /** On PostgreSQL, run the in-process worker on a thread of its own (AGGREGATION_THREAD=off: on the main one). */
+  aggregationThread: boolean;
   /** Outbox items one aggregation batch (one transaction) takes. */
   aggregationBatchSize: number;
+  /**
+   * Customer writes wait while the aggregation backlog is over this many items (0: never). Default 500
+   * when this process runs the worker, else 0 (a server without a worker cannot tell whether one runs).
+   */
+  aggregationMaxBacklog: number;
+  /** How long a write waits for the backlog to shrink before it is answered 503 with Retry-After. */
+  aggregationAdmitWaitMs: number;
   graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
 }
 
@@ -57,7 +66,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sandbox: flag(env.GRAPHQL_SANDBOX, env.NODE_ENV !== 'production'),
     },
     aggregationConcurrency: env.AGGREGATION_CONCURRENCY ? Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')) : undefined,
+    aggregationThread: flag(env.AGGREGATION_THREAD, true),
     aggregationBatchSize: Math.max(1, int(env.AGGREGATION_BATCH_SIZE, 100, 'AGGREGATION_BATCH_SIZE')),
-    aggregationWorker: !['off', 'false', '0'].includes((env.AGGREGATION_WORKER ?? 'on').toLowerCase()),
+    aggregationMaxBacklog: int(env.AGGREGATION_MAX_BACKLOG, flag(env.AGGREGATION_WORKER, true) ? 500 : 0, 'AGGREGATION_MAX_BACKLOG'),
+    aggregationAdmitWaitMs: int(env.AGGREGATION_ADMIT_WAIT_MS, 30_000, 'AGGREGATION_ADMIT_WAIT_MS'),
+    aggregationWorker: flag(env.AGGREGATION_WORKER, true),
   };
 }

@@ -24,6 +24,8 @@ interface Candidate {
   /** The aggregated id this upstream resource had; kept while it is excluded, so it comes back under it. */
   previousId?: string;
   wasIncluded: boolean;
+  /** It had been seen and excluded: it may have been waiting for a target (agg_waiting). */
+  wasExcluded?: boolean;
   /** The current aggregated copy, unless deleted. */
   previousContent?: Resource;
   /** Aggregated id if included in this pass. */
@@ -80,10 +82,10 @@ export class Copies {
   }
 
   private async loadPrevious(tx: Tx, candidates: Candidate[]): Promise<void> {
-    const rows = await tx.query<{ store: string; type: string; id: string; agg_id: string; included: boolean; content: Resource | null }[]>(
+    const rows = await tx.query<{ store: string; type: string; id: string; agg_id: string | null; included: boolean; content: Resource | null }[]>(
       `SELECT t.store, t.type, t.id, m.agg_id, m.status = 'included' AS included, r.content
          FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
-         JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id AND m.agg_id IS NOT NULL
+         JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id
          LEFT JOIN resource r ON r.store = '${AGGREGATED_STORE}' AND r.type = m.type AND r.id = m.agg_id`,
       candidates.map((c) => c.upstream.store),
       candidates.map((c) => c.upstream.type),
@@ -92,7 +94,8 @@ export class Copies {
     const byKey = new Map(candidates.map((c) => [c.key, c]));
     for (const row of rows) {
       const c = byKey.get(keyOf(row)) as Candidate;
-      c.previousId = row.agg_id;
+      c.wasExcluded = !row.included;
+      c.previousId = row.agg_id ?? undefined;
       c.wasIncluded = row.included;
       c.previousContent = row.content ?? undefined;
     }
@@ -196,7 +199,8 @@ export class Copies {
     });
     await writeAccess(tx, access);
     await writeMembers(tx, candidates);
-    await setWaiting(tx, candidates.map((c) => ({ ref: c.upstream, target: c.exclusion?.waitingFor })));
+    // Only an excluded resource waits: rows exist for those excluded before, and are written for those now.
+    await setWaiting(tx, candidates.filter((c) => c.wasExcluded || c.exclusion?.waitingFor).map((c) => ({ ref: c.upstream, target: c.exclusion?.waitingFor })));
     await enqueueDependents(tx, {
       changed: candidates.filter((c) => c.wasIncluded && c.exclusion).map((c) => c.upstream),
       arrived: candidates.filter((c) => !c.wasIncluded && !c.exclusion).map((c) => c.upstream),

@@ -1,5 +1,4 @@
-import type { SqlClient } from '../store/sql';
-import type { Tx } from '../store/resourceRepository';
+import type { Sql, SqlClient, Tx } from '../store/sql';
 import type { AggregationPass, Aggregator } from './aggregator';
 import { claimBatch, type OutboxItem } from './claim';
 import { Deferred, tryLockUpstream } from './locks';
@@ -103,6 +102,8 @@ export class AggregationWorker {
    * go set-wise under one savepoint, and should that fail as a whole, one at a time again so that only the
    * failing item is retried. What another worker holds right now (the resource itself, a merged type's
    * groups, a target being aggregated) is deferred: put back for a moment, neither waited for nor failed.
+   * The commit does not wait for its WAL flush: everything it writes can be recomputed from the upstream
+   * resources and the outbox, which were committed durably.
    */
   async runOnce(): Promise<number> {
     return this.sql.transaction(async (tx) => {
@@ -160,7 +161,7 @@ export class AggregationWorker {
           );
         }
         return items.length;
-    });
+    }, { synchronousCommit: false });
   }
 
   /** One item under a savepoint; a failure is rolled back alone and recorded. */
@@ -190,27 +191,39 @@ export class AggregationWorker {
     );
   }
 
-  async lag(): Promise<Lag> {
-    const [row] = await this.sql.query<{ depth: bigint; parked: bigint; oldest: Date | null }[]>(
-      `SELECT count(*) FILTER (WHERE NOT parked) AS depth, count(*) FILTER (WHERE parked) AS parked,
-              min(enqueued_at) FILTER (WHERE NOT parked) AS oldest FROM agg_outbox`,
-    );
-    return {
-      queueDepth: Number(row.depth),
-      parked: Number(row.parked),
-      oldestAgeMs: row.oldest ? Math.max(0, Date.now() - new Date(row.oldest).getTime()) : 0,
-    };
+  lag(): Promise<Lag> {
+    return outboxLag(this.sql);
   }
 
-  /** Resolves once every item enqueued so far has been processed (or parked); rejects after `timeoutMs`. */
-  async waitForIdle(timeoutMs = 30_000): Promise<Lag> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const lag = await this.lag();
-      if (lag.queueDepth === 0) return lag;
-      if (Date.now() > deadline) throw new Error(`aggregation still has ${lag.queueDepth} items after ${timeoutMs} ms`);
-      if (!this.running) await this.runOnce();
-      else await new Promise((r) => setTimeout(r, 20));
-    }
+  /**
+   * Resolves once every item enqueued so far has been processed (or parked); rejects after `timeoutMs`.
+   * A worker that is not running does the work itself meanwhile.
+   */
+  waitForIdle(timeoutMs = 30_000): Promise<Lag> {
+    return waitUntilIdle(this.sql, timeoutMs, () => (this.running ? undefined : this.runOnce()));
+  }
+}
+
+/** How far the aggregated view is behind: unprocessed and parked items, and the oldest one's age. */
+export async function outboxLag(sql: Sql): Promise<Lag> {
+  const [row] = await sql.query<{ depth: bigint; parked: bigint; oldest: Date | null }[]>(
+    `SELECT count(*) FILTER (WHERE NOT parked) AS depth, count(*) FILTER (WHERE parked) AS parked,
+            min(enqueued_at) FILTER (WHERE NOT parked) AS oldest FROM agg_outbox`,
+  );
+  return {
+    queueDepth: Number(row.depth),
+    parked: Number(row.parked),
+    oldestAgeMs: row.oldest ? Math.max(0, Date.now() - new Date(row.oldest).getTime()) : 0,
+  };
+}
+
+/** Polls until the queue is empty; `step` may do some of the work between polls. */
+export async function waitUntilIdle(sql: Sql, timeoutMs: number, step?: () => Promise<unknown> | undefined): Promise<Lag> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lag = await outboxLag(sql);
+    if (lag.queueDepth === 0) return lag;
+    if (Date.now() > deadline) throw new Error(`aggregation still has ${lag.queueDepth} items after ${timeoutMs} ms`);
+    if (!(await step?.())) await new Promise((r) => setTimeout(r, 20));
   }
 }

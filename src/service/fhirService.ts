@@ -2,12 +2,14 @@ import { applyPatch, parsePatch } from '../fhir/jsonPatch';
 import { badRequest, notFound, tooManyMatches } from '../fhir/outcome';
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
 import type { HistoryOptions, HistoryPage, ResourceRepository, StoredVersion, Tx } from '../store/resourceRepository';
-import type { AccessFilter, ResourceValidator, SearchPort } from './ports';
+import type { AccessFilter, Admission, ResourceValidator, SearchPort } from './ports';
 
 export interface FhirServiceDeps {
   repo: ResourceRepository;
   validator: ResourceValidator;
   search: SearchPort;
+  /** Backpressure for writes that feed the aggregation (customer endpoints). */
+  admission?: Admission;
 }
 
 export interface StoreBinding {
@@ -39,9 +41,23 @@ export class FhirService {
     return new FhirService(this.deps, this.binding, tx);
   }
 
-  /** Runs `fn` in one database transaction with a service bound to it. */
-  transaction<T>(fn: (service: FhirService, tx: Tx) => Promise<T>): Promise<T> {
-    return this.inTx(this.tx, (tx) => fn(this.inTransaction(tx), tx));
+  /**
+   * Runs `fn` in one database transaction with a service bound to it. `items`: how many resources it may
+   * write, for the aggregation's backpressure (see admission.ts).
+   */
+  transaction<T>(fn: (service: FhirService, tx: Tx) => Promise<T>, items = 1): Promise<T> {
+    return this.admitted(items, () => this.inTx(this.tx, (tx) => fn(this.inTransaction(tx), tx)));
+  }
+
+  /** A write that starts its own transaction waits for admission; one inside a transaction was admitted with it. */
+  private async admitted<T>(items: number, fn: () => Promise<T>): Promise<T> {
+    if (this.tx || !this.deps.admission) return fn();
+    const release = await this.deps.admission.admit(items);
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
   }
 
   private get store(): string {
@@ -91,10 +107,10 @@ export class FhirService {
     const { id: _ignored, ...withoutId } = resource;
     const fresh = withoutId as Resource;
     if (!options.ifNoneExist) {
-      return { stored: await this.deps.repo.create(this.store, fresh, this.tx), created: true };
+      return this.admitted(1, async () => ({ stored: await this.deps.repo.create(this.store, fresh, this.tx), created: true }));
     }
     const params = parseQuery(options.ifNoneExist, 'If-None-Exist');
-    return this.inTx(this.tx, async (t) => {
+    return this.transaction(async (_svc, t) => {
       await this.lockCriteria(t, type, new URLSearchParams(params).toString());
       const matches = await this.deps.search.findMatches({ ...this.binding, resourceType: type, params }, 2, t);
       if (matches.length > 1) throw tooManyMatches(`If-None-Exist '${options.ifNoneExist}' matches more than one ${type}`);
@@ -117,7 +133,7 @@ export class FhirService {
         throw err;
       }
     });
-    return this.deps.repo.createMany(this.store, valid, this.tx);
+    return this.admitted(valid.length, () => this.deps.repo.createMany(this.store, valid, this.tx));
   }
 
   /**
@@ -138,7 +154,7 @@ export class FhirService {
     const resource = this.validate(body, type);
     if (resource.id === undefined) throw badRequest(`The ${type} in the body has no id; PUT needs one equal to the URL's '${id}'`, `${type}.id`);
     if (resource.id !== id) throw badRequest(`The id in the body ('${resource.id}') differs from the id in the URL ('${id}')`, `${type}.id`);
-    return this.deps.repo.update(this.store, { ...resource, id }, options, this.tx);
+    return this.admitted(1, () => this.deps.repo.update(this.store, { ...resource, id }, options, this.tx));
   }
 
   /** Conditional update (PUT type?criteria): none → create, one → update it, several → 412. */
@@ -146,7 +162,7 @@ export class FhirService {
     this.requireType(type);
     const resource = this.validate(body, type);
     if (query.length === 0) throw badRequest('A conditional update needs search criteria');
-    return this.inTx(this.tx, async (t) => {
+    return this.transaction(async (_svc, t) => {
       await this.lockCriteria(t, type, JSON.stringify(query));
       const matches = await this.deps.search.findMatches({ ...this.binding, resourceType: type, params: query }, 2, t);
       if (matches.length > 1) throw tooManyMatches(`The criteria match more than one ${type}; conditional update needs exactly one`);
@@ -166,7 +182,7 @@ export class FhirService {
   async patch(type: string, id: string, body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
     this.requireType(type);
     const operations = parsePatch(body);
-    return this.inTx(this.tx, async (t) => {
+    return this.transaction(async (_svc, t) => {
       const current = await this.deps.repo.read(this.store, type, id, t);
       const patched = applyPatch(current.resource as Resource, operations);
       if (typeof patched !== 'object' || patched === null || Array.isArray(patched)) {
@@ -181,14 +197,14 @@ export class FhirService {
 
   async delete(type: string, id: string): Promise<StoredVersion | undefined> {
     this.requireType(type);
-    return this.deps.repo.delete(this.store, type, id, this.tx);
+    return this.admitted(1, () => this.deps.repo.delete(this.store, type, id, this.tx));
   }
 
   /** Conditional delete, single-match flavour: several matches are a 412. */
   async conditionalDelete(type: string, query: [string, string][]): Promise<StoredVersion | undefined> {
     this.requireType(type);
     if (query.length === 0) throw badRequest('A conditional delete needs search criteria');
-    return this.inTx(this.tx, async (t) => {
+    return this.transaction(async (_svc, t) => {
       const matches = await this.deps.search.findMatches({ ...this.binding, resourceType: type, params: query }, 2, t);
       if (matches.length > 1) throw tooManyMatches(`The criteria match more than one ${type}; conditional delete deletes one at most`);
       if (matches.length === 0) return undefined;

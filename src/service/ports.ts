@@ -32,6 +32,14 @@ export interface MatchRef {
   versionId: number;
 }
 
+/**
+ * Backpressure on writes that feed a slower pipeline (the aggregation): `admit` waits until `items` more
+ * work items may be enqueued and resolves to a release, called once they are (or are not, on rollback).
+ */
+export interface Admission {
+  admit(items: number): Promise<() => void>;
+}
+
 export interface SearchPort {
   /** Runs inside `tx` when given (searches in a transaction Bundle see its writes). */
   search(query: SearchQuery, tx?: Tx): Promise<Bundle>;

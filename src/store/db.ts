@@ -10,6 +10,8 @@ export interface Database {
   readonly sql: SqlClient;
   readonly prisma: PrismaClient;
   readonly kind: 'pglite' | 'postgres';
+  /** The PostgreSQL connection URL (for threads and processes that open their own connections). */
+  readonly url?: string;
   /**
    * Runs `fn` on one dedicated connection that accepts multi-statement scripts (migrations, admin tasks):
    * the extended query protocol Prisma uses cannot, and session state such as advisory locks needs one session.
@@ -53,6 +55,7 @@ async function openPostgres(url: string, poolSize: number, queryEvents: boolean)
     sql,
     prisma,
     kind: 'postgres',
+    url,
     onQuery: queryListener(prisma, sql),
     async withSession(fn) {
       const client = new pg.Client({ connectionString: url });

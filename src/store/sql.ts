@@ -18,16 +18,25 @@ export interface Sql {
 /** Work inside one transaction. */
 export type Tx = Sql;
 
+export interface TransactionOptions {
+  /**
+   * `false`: the commit returns before its WAL record is flushed. Only for work that can be recomputed
+   * from durable state (the aggregation, from the upstream resources and the outbox): a crash then loses
+   * the last such commits, never data, and their work items come back with them.
+   */
+  synchronousCommit?: boolean;
+}
+
 export interface SqlClient extends Sql {
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
-  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Called with the text of every statement (tests that count them). */
   onQuery(listener: (sql: string) => void): void;
   close(): Promise<void>;
 }
 
 /** Statements a transaction starts with: a lock wait never hangs a request or a worker for ever. */
-const BEGIN = `BEGIN; SET LOCAL lock_timeout = '30s'`;
+const begin = (options?: TransactionOptions) => `BEGIN; SET LOCAL lock_timeout = '30s'${options?.synchronousCommit === false ? '; SET LOCAL synchronous_commit = off' : ''}`;
 
 type Listener = (sql: string) => void;
 
@@ -65,11 +74,11 @@ export async function postgresSql(url: string, poolSize: number): Promise<SqlCli
   const direct = over((text, values) => pool.query(text, values));
   return {
     ...direct,
-    async transaction(fn) {
+    async transaction(fn, options) {
       const client = await pool.connect();
       let broken: unknown;
       try {
-        await client.query(BEGIN);
+        await client.query(begin(options));
         const result = await fn(over((text, values) => client.query(text, values)));
         await client.query('COMMIT');
         return result;

@@ -1,0 +1,66 @@
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Sql } from '../store/sql';
+import { type Lag, outboxLag, waitUntilIdle } from './worker';
+import type { WorkerThreadData, WorkerThreadMessage } from './workerThread';
+
+/**
+ * The in-process aggregation worker on its own thread (PostgreSQL only: the embedded store is one
+ * connection, owned by the main thread). Request handling and aggregation then use both cores of a small
+ * machine instead of taking turns on one event loop. A thread that dies is started again.
+ */
+export interface ThreadedWorkerOptions extends WorkerThreadData {
+  onBatchError?: (message: string) => void;
+  onThreadError?: (err: Error) => void;
+}
+
+const RESTART_MS = 1000;
+
+export class ThreadedAggregationWorker {
+  private thread?: Worker;
+  private stopping = false;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly options: ThreadedWorkerOptions,
+  ) {}
+
+  start(): void {
+    if (this.thread || this.stopping) return;
+    const { onBatchError, onThreadError, ...data } = this.options;
+    // Built, the thread runs the .js beside this file; from the sources (tests, tsx) it registers the
+    // TypeScript loader first.
+    const entry = path.join(__dirname, `workerThread${path.extname(__filename)}`);
+    const thread = entry.endsWith('.ts')
+      ? new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(entry)});`, { eval: true, workerData: data satisfies WorkerThreadData })
+      : new Worker(entry, { workerData: data satisfies WorkerThreadData });
+    thread.on('message', (message: WorkerThreadMessage) => {
+      if (message.kind === 'batchError') onBatchError?.(message.message);
+    });
+    thread.on('error', (err) => onThreadError?.(err));
+    thread.on('exit', () => {
+      this.thread = undefined;
+      if (!this.stopping) setTimeout(() => this.start(), RESTART_MS).unref();
+    });
+    this.thread = thread;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const thread = this.thread;
+    if (!thread) return;
+    const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
+    thread.postMessage('stop');
+    const timer = setTimeout(() => void thread.terminate(), 20_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  lag(): Promise<Lag> {
+    return outboxLag(this.sql);
+  }
+
+  waitForIdle(timeoutMs = 30_000): Promise<Lag> {
+    return waitUntilIdle(this.sql, timeoutMs);
+  }
+}

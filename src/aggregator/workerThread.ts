@@ -1,0 +1,45 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { createSearchIndexer } from '../search/indexer';
+import { ResourceRepository } from '../store/resourceRepository';
+import { postgresSql } from '../store/sql';
+import { Aggregator } from './aggregator';
+import { createOutboxHook } from './outbox';
+import { AggregationWorker } from './worker';
+
+/**
+ * The aggregation worker on a thread of its own inside the server process (see threadedWorker.ts): its own
+ * event loop and connection pool, so aggregating runs beside request handling instead of between requests.
+ */
+export interface WorkerThreadData {
+  databaseUrl: string;
+  poolSize: number;
+  concurrency: number;
+  batchSize: number;
+}
+
+export type WorkerThreadMessage = { kind: 'started' } | { kind: 'batchError'; message: string } | { kind: 'stopped' };
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('workerThread.ts runs as a worker thread');
+  const data = workerData as WorkerThreadData;
+  const sql = await postgresSql(data.databaseUrl, data.poolSize);
+  const repo = new ResourceRepository(sql, [createSearchIndexer(), createOutboxHook()]);
+  const send = (message: WorkerThreadMessage) => port.postMessage(message);
+  const worker = new AggregationWorker(sql, new Aggregator(repo), {
+    concurrency: data.concurrency,
+    batchSize: data.batchSize,
+    onBatchError: (err) => send({ kind: 'batchError', message: (err as Error).stack ?? String(err) }),
+  });
+  port.on('message', async (message: unknown) => {
+    if (message !== 'stop') return;
+    await worker.stop();
+    await sql.close();
+    send({ kind: 'stopped' });
+    port.close();
+  });
+  worker.start();
+  send({ kind: 'started' });
+}
+
+void main();

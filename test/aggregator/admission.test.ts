@@ -1,0 +1,45 @@
+import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+
+/**
+ * Backpressure: customer writes wait while the aggregation is behind, and are refused with 503 and
+ * Retry-After when it stays behind. Here no worker runs, so the backlog only grows; a limit of three items
+ * lets three single writes (or one bundle) through and holds the next.
+ */
+let server: TestServer;
+let t: Tenant;
+
+beforeAll(async () => {
+  server = await startTestServer({ AGGREGATION_WORKER: 'off', AGGREGATION_MAX_BACKLOG: '3', AGGREGATION_ADMIT_WAIT_MS: '300' });
+  t = await server.provision();
+});
+afterAll(() => server.close());
+
+const patient = (n: number) => JSON.stringify({ resourceType: 'Patient', identifier: [{ system: 'urn:x', value: String(n) }] });
+
+test('writes wait while the aggregation is behind, then get 503 with Retry-After; reads go on', async () => {
+  for (let n = 0; n < 3; n++) expect((await t.fetch('Patient', { method: 'POST', body: patient(n) })).status).toBe(201);
+  const started = Date.now();
+  const refused = await t.fetch('Patient', { method: 'POST', body: patient(3) });
+  expect(refused.status).toBe(503);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+  const outcome = (await refused.json()) as { resourceType: string; issue: { code: string; diagnostics: string }[] };
+  expect(outcome.resourceType).toBe('OperationOutcome');
+  expect(outcome.issue[0]).toMatchObject({ code: 'throttled' });
+  expect(outcome.issue[0].diagnostics).toMatch(/3 items behind/);
+  const search = (await (await t.fetch('Patient')).json()) as { entry: unknown[] };
+  expect(search.entry).toHaveLength(3);
+
+  // Once the workers catch up, writes are admitted again.
+  await server.database.db.sql.execute('DELETE FROM agg_outbox');
+  await new Promise((r) => setTimeout(r, 100));
+  expect((await t.fetch('Patient', { method: 'POST', body: patient(4) })).status).toBe(201);
+});
+
+test('a transaction larger than the limit still goes through when nothing else is queued', async () => {
+  await server.database.db.sql.execute('DELETE FROM agg_outbox');
+  await new Promise((r) => setTimeout(r, 100));
+  const entry = (n: number) => ({ fullUrl: `urn:uuid:00000000-0000-4000-8000-00000000000${n}`, resource: JSON.parse(patient(10 + n)), request: { method: 'POST', url: 'Patient' } });
+  const res = await t.fetch('', { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [0, 1, 2, 3, 4].map(entry) }) });
+  expect(res.status).toBe(200);
+});
