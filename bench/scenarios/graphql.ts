@@ -1,5 +1,5 @@
 import { runCannon } from '../lib/load';
-import { startServer } from '../lib/server';
+import { startServer, type Tenant } from '../lib/server';
 import { startSqlCounter } from '../lib/sqlCounter';
 import { ms, ratio, round } from '../lib/stats';
 import { type BenchContext, backlogNote, bearer, durationMs, ensureDataset, getJson, notAvailable, report, search, settle, tenant } from './context';
@@ -52,8 +52,8 @@ export async function graphqlScenario(ctx: BenchContext): Promise<void> {
   const patients = await candidates(ctx);
   if (!patients.length) throw new Error('no patients to query');
   const typical = patients[Math.floor(patients.length / 2)];
-  const gql = (id: string, base = ctx.server.url) => ({ method: 'POST', url: `${base}/graphql`, headers: { ...bearer(t), 'content-type': 'application/json' }, body: JSON.stringify({ query: QUERY, variables: { ep: t.endpointId, id } }) });
-  const rest = (id: string, base = t.base) => ({ url: `${base}/${restQuery(id)}`, headers: bearer(t) });
+  const gql = (id: string, base = ctx.server.url, who: Tenant = t) => ({ method: 'POST', url: `${base}/graphql`, headers: { ...bearer(who), 'content-type': 'application/json' }, body: JSON.stringify({ query: QUERY, variables: { ep: t.endpointId, id } }) });
+  const rest = (id: string, base = t.base, who: Tenant = t) => ({ url: `${base}/${restQuery(id)}`, headers: bearer(who) });
 
   // Same data both ways? Count what each returns for the typical record.
   const one = gql(typical.id);
@@ -89,8 +89,15 @@ export async function graphqlScenario(ctx: BenchContext): Promise<void> {
   const counter = await startSqlCounter(ctx.databaseUrl);
   const counted = await startServer({ env: { DATABASE_URL: counter.url, AGGREGATION_WORKER: 'off', DATABASE_POOL_SIZE: '2' } });
   try {
+    // Tokens are minted for one server's public URL (their audience): the counted server mints its own.
+    const who = await counted.remint(t);
     const perRequest = async (req: { method?: string; url: string; headers: Record<string, string>; body?: string }) => {
-      const send = async () => void (await (await fetch(req.url, { method: req.method ?? 'GET', headers: req.headers, body: req.body })).arrayBuffer());
+      const send = async () => {
+        const res = await fetch(req.url, { method: req.method ?? 'GET', headers: req.headers, body: req.body });
+        const body = await res.text();
+        // A refused request runs no SQL: it would read as a count of 0.
+        if (!res.ok) throw new Error(`${req.url} → ${res.status} ${body.slice(0, 200)}`);
+      };
       await send();
       await send();
       const before = counter.statements();
@@ -104,8 +111,8 @@ export async function graphqlScenario(ctx: BenchContext): Promise<void> {
       ['smallest', small],
       ['largest', large],
     ] as const) {
-      const gCount = await perRequest(gql(p.id, counted.url));
-      const rCount = await perRequest(rest(p.id, cBase));
+      const gCount = await perRequest(gql(p.id, counted.url, who));
+      const rCount = await perRequest(rest(p.id, cBase, who));
       report(ctx, {
         id: `graphql.statements.${label}`,
         scenario: 'graphql',

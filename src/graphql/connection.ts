@@ -1,6 +1,7 @@
 import { GraphQLFloat, GraphQLInt, GraphQLList, GraphQLObjectType, GraphQLString, type GraphQLFieldConfig } from 'graphql';
 import type { Bundle } from '../fhir/types';
 import { type GraphqlContext, fromEndpoint } from './context';
+import { prefetchReferences } from './referencePrefetch';
 import { criteriaOf, searchArguments } from './searchArguments';
 
 /**
@@ -41,7 +42,7 @@ export function connectionField(name: string, type: GraphQLObjectType, endpointA
   return {
     type: connection,
     args: { ...searchArguments(name), ...endpointArg },
-    resolve: async (_r, args: Record<string, unknown> & { _endpoint?: string; _count?: number; _offset?: number; _cursor?: string }, ctx) => {
+    resolve: async (_r, args: Record<string, unknown> & { _endpoint?: string; _count?: number; _offset?: number; _cursor?: string }, ctx, info) => {
       const endpoint = args._endpoint ?? ctx.defaultEndpoint;
       const params = [...criteriaOf(name, args), ...pagingParams(args)];
       if (!params.some(([k]) => k === '_total')) params.push(['_total', 'accurate']);
@@ -49,7 +50,7 @@ export function connectionField(name: string, type: GraphQLObjectType, endpointA
       const entries = (bundle.entry ?? []).filter((e) => e.resource && e.search?.mode !== 'outcome');
       for (const e of entries) fromEndpoint(ctx, e.resource, endpoint);
       const offset = args._cursor?.startsWith('offset:') ? Number(args._cursor.slice(7)) : (args._offset ?? 0);
-      return {
+      const page = {
         count: bundle.total,
         offset,
         pagesize: entries.filter((e) => e.search?.mode === 'match').length,
@@ -59,6 +60,8 @@ export function connectionField(name: string, type: GraphQLObjectType, endpointA
         last: cursorOf(bundle, 'last'),
         edges: entries.map((e) => ({ mode: e.search?.mode, score: e.search?.score, resource: e.resource })),
       };
+      await prefetchReferences(ctx, info, page, endpoint);
+      return page;
     },
   };
 }

@@ -10,6 +10,7 @@ import { connectionField } from './connection';
 import { type GraphqlContext, fromEndpoint, inherit } from './context';
 import { fhirModel, type FieldModel } from './fhirModel';
 import { listCountParam, listOf } from './listSearch';
+import { prefetchReferences } from './referencePrefetch';
 import { referenceResourceField } from './referenceResource';
 import { reverseReferenceFields } from './reverseReferences';
 import { sliced } from './sliceLabels';
@@ -206,7 +207,9 @@ function generate(): GraphQLSchema {
         const criteria = criteriaOf(name, args);
         if (args._cursor && offsetCursor === undefined) criteria.push(['_cursor', args._cursor]);
         const bundle = await ctx.source.search(name, [...criteria, ['_count', listCountParam(name, page)]], endpoint);
-        return sliced(ctx, info, listOf(name, bundle, page).map((r) => fromEndpoint(ctx, r, endpoint)));
+        const list = listOf(name, bundle, page).map((r) => fromEndpoint(ctx, r, endpoint));
+        await prefetchReferences(ctx, info, list, endpoint);
+        return sliced(ctx, info, list);
       },
     };
     queryFields[`${name}Connection`] = connectionField(name, type, endpointArg);

@@ -1,16 +1,18 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { execute, GraphQLError, GraphQLObjectType, GraphQLSchema, parse, specifiedRules, validate, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
+import { execute, GraphQLError, GraphQLObjectType, GraphQLSchema, parse, specifiedRules, validate, type DocumentNode, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 import { applyOutputDirectives, usesOutputDirectives } from './directives';
+import { DocumentCache } from './documentCache';
 import { fromEndpoint, type GraphqlContext } from './context';
 import { buildFhirOnlySchema, buildFhirSchema, DIRECTIVES } from './fhirSchema';
 import { limitRule, type QueryLimits } from './limits';
+import { noStorePlugin } from './noStorePlugin';
 
 /**
  * The GraphQL door: Apollo Server at /graphql, and the FHIR `$graphql` operation for the REST doors, both
@@ -39,6 +41,7 @@ function outcomeExtensions(err: unknown): Record<string, unknown> | undefined {
 export class GraphqlDoor {
   readonly schema: GraphQLSchema;
   private readonly instanceSchemas = new Map<string, GraphQLSchema>();
+  private readonly documents = new DocumentCache();
   private readonly rules;
 
   constructor(private readonly options: GraphqlDoorOptions) {
@@ -67,6 +70,9 @@ export class GraphqlDoor {
       plugins: [
         fastifyApolloDrainPlugin(app),
         directivesPlugin,
+        // No per-field plugin hooks: with one, Apollo wraps every resolver (see noStorePlugin.ts).
+        ApolloServerPluginCacheControlDisabled(),
+        noStorePlugin,
         this.options.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
       ],
       formatError: (formatted: GraphQLFormattedError, error: unknown) => {
@@ -101,18 +107,29 @@ export class GraphqlDoor {
     return schema;
   }
 
-  /** FHIR `$graphql` (graphql.html#invoking): system level, or instance level with the resource as root. */
-  async execute(request: GraphqlRequest, context: GraphqlContext, instance?: Resource): Promise<ExecutionResult> {
-    if (!request.query) throw badRequest('$graphql needs a query (the `query` parameter or a JSON body {"query": …})', 'query');
+  /** The query parsed and validated against `schema` (named `schemaKey`), or why it cannot run. */
+  private validDocument(schema: GraphQLSchema, schemaKey: string, query: string): { document: DocumentNode } | { errors: readonly GraphQLError[] } {
+    const known = this.documents.get(schemaKey, query);
+    if (known) return { document: known };
     let document;
     try {
-      document = parse(request.query);
+      document = parse(query);
     } catch (err) {
       return { errors: [err as GraphQLError] };
     }
-    const schema = instance ? this.instanceSchema(instance.resourceType) : this.schema;
     const errors = validate(schema, document, this.rules);
     if (errors.length) return { errors };
+    this.documents.set(schemaKey, query, document);
+    return { document };
+  }
+
+  /** FHIR `$graphql` (graphql.html#invoking): system level, or instance level with the resource as root. */
+  async execute(request: GraphqlRequest, context: GraphqlContext, instance?: Resource): Promise<ExecutionResult> {
+    if (!request.query) throw badRequest('$graphql needs a query (the `query` parameter or a JSON body {"query": …})', 'query');
+    const schema = instance ? this.instanceSchema(instance.resourceType) : this.schema;
+    const checked = this.validDocument(schema, instance?.resourceType ?? '', request.query);
+    if ('errors' in checked) return { errors: checked.errors };
+    const { document } = checked;
     if (instance) fromEndpoint(context, instance, context.defaultEndpoint);
     const result = (await execute({ schema, document, rootValue: instance, contextValue: context, variableValues: request.variables, operationName: request.operationName ?? undefined })) as ExecutionResult;
     const formatted: ExecutionResult = {

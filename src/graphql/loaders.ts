@@ -9,7 +9,9 @@ import { hasNext, listCountParam, listOf, type ListPage, matches, slicePage } fr
 /**
  * Per-request batching and caching of every lookup the resolvers make, so a query's SQL statement count
  * does not grow with the number of resources it walks through:
- * - `byId`: reads by id are grouped by (endpoint, type) into one `_id=a,b,c` search;
+ * - `byId`: reads by id are grouped by (endpoint, type) into one `_id=a,b,c` search; what it found (or
+ *   did not) is also kept in `settled`, so a resolver can answer a reference loaded before without
+ *   a promise (referencePrefetch.ts loads a list's references ahead for that);
  * - `reverse`: reverse references (`ObservationList(_reference: subject)` inside N Patients) are grouped
  *   into one `subject=Patient/a,Patient/b,…` search, split back per Patient by the parameter's own
  *   expression (the one search indexing uses). When the combined result is more than one page, each
@@ -29,6 +31,8 @@ export interface ReverseLookup extends ListPage {
 
 export interface Loaders {
   byId: DataLoader<string, Resource | null>;
+  /** `byId` keys whose search has answered: the resource, or null when there is none. */
+  settled: Map<string, Resource | null>;
   reverse: DataLoader<ReverseLookup, Resource[], string>;
 }
 
@@ -61,6 +65,7 @@ function targetsOf(resource: Resource, param: string): Set<string> {
 }
 
 export function createLoaders(source: GraphqlDataSource): Loaders {
+  const settled = new Map<string, Resource | null>();
   const byId = new DataLoader<string, Resource | null>(
     async (keys) => {
       const groups = new Map<string, string[]>();
@@ -78,7 +83,11 @@ export function createLoaders(source: GraphqlDataSource): Loaders {
           for (const e of bundle.entry ?? []) if (e.resource) found.set(key(endpoint || undefined, type, e.resource.id as string), e.resource);
         }),
       );
-      return keys.map((k) => found.get(k) ?? null);
+      return keys.map((k) => {
+        const resource = found.get(k) ?? null;
+        settled.set(k, resource);
+        return resource;
+      });
     },
     { maxBatchSize: 500 },
   );
@@ -112,5 +121,5 @@ export function createLoaders(source: GraphqlDataSource): Loaders {
     { cacheKeyFn: reverseKey, maxBatchSize: 200 },
   );
 
-  return { byId, reverse };
+  return { byId, settled, reverse };
 }

@@ -1,6 +1,7 @@
 import { GraphQLEnumType, GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLString, type GraphQLFieldConfig, type GraphQLObjectType } from 'graphql';
 import type { GraphqlContext } from './context';
 import type { FhirModel } from './fhirModel';
+import { prefetchReferences } from './referencePrefetch';
 import { argName } from './searchArguments';
 import { sliced } from './sliceLabels';
 
@@ -49,6 +50,7 @@ export function reverseReferenceFields(
           offset: args._offset ?? undefined,
         });
         for (const r of found) ctx.origin.set(r, { endpoint: origin.endpoint, resource: r });
+        await prefetchReferences(ctx, info, found, origin.endpoint);
         return sliced(ctx, info, found);
       },
     };

@@ -149,6 +149,17 @@ describe('aggregated data, $graphql and directives', () => {
     expect(body.data).toBeUndefined();
   });
 
+  test('responses, results and errors alike, tell caches not to store them', async () => {
+    const post = (query: string) =>
+      fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+    const ok = await post(`{ Patient(id: "p1", _endpoint: "${t.endpointId}") { id } }`);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('cache-control')).toBe('no-store');
+    const failed = await post('{ Patient { id } }');
+    expect(failed.status).toBe(400);
+    expect(failed.headers.get('cache-control')).toBe('no-store');
+  });
+
   test('no token → 401', async () => {
     const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ PatientList { id } }' }) });
     expect(res.status).toBe(401);

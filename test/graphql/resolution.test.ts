@@ -87,3 +87,60 @@ describe('XList', () => {
     expect((page.data?.PatientList as Json[]).map((p) => p.id)).toEqual(['p2', 'p3', 'p4']);
   });
 });
+
+describe('references below a list', () => {
+  // Performers: two stored Practitioners, one missing, one Organization; subjects: Patients.
+  const resources: Resource[] = [
+    patient('p1'),
+    { resourceType: 'Practitioner', id: 'dr1', name: [{ family: 'One' }] },
+    { resourceType: 'Practitioner', id: 'dr2', name: [{ family: 'Two' }] },
+    { resourceType: 'Organization', id: 'org', name: 'Org' },
+    ...['dr1', 'dr2', 'gone'].map((dr, i) => ({ ...observation(`o${i}`, 'p1'), performer: [{ reference: `Practitioner/${dr}` }, { reference: 'Organization/org' }] })),
+  ];
+  const searches = (data: ReturnType<typeof fakeSource>) => data.calls.map((c) => [c.type, c.params.find(([k]) => k === '_id')?.[1] ?? '']);
+
+  test('are loaded in one search per type, and only those the query follows', async () => {
+    const data = fakeSource(resources);
+    const { data: out, errors } = await door.execute(
+      { query: '{ ObservationList { id performer { resource(type: Practitioner, optional: true) { ... on Practitioner { name { family } } } } subject @skip(if: true) { resource { id } } } }' },
+      data.context(),
+    );
+    expect(errors).toBeUndefined();
+    expect((out?.ObservationList as Json[]).map((o) => o.performer.map((p: Json) => p.resource?.name[0].family ?? null))).toEqual([
+      ['One', null],
+      ['Two', null],
+      [null, null],
+    ]);
+    expect(searches(data)).toEqual([
+      ['Observation', ''],
+      ['Practitioner', 'dr1,dr2,gone'],
+    ]);
+  });
+
+  test('an unresolvable one is an error at its own path; the others resolve', async () => {
+    const data = fakeSource(resources);
+    const { data: out, errors } = await door.execute({ query: '{ ObservationList { performer { resource(type: Practitioner) { id } } } }' }, data.context());
+    expect(errors?.map((e) => e.path)).toEqual([['ObservationList', 2, 'performer', 0, 'resource']]);
+    expect(errors?.[0].extensions).toMatchObject({ status: 404 });
+    expect((out?.ObservationList as Json[]).map((o) => o.performer[0].resource?.id ?? null)).toEqual(['dr1', 'dr2', null]);
+  });
+
+  test('through fragments, variables in @include, a Connection and #id references, with the same searches', async () => {
+    const data = fakeSource(resources);
+    const { data: out, errors } = await door.execute(
+      {
+        query: `query ($yes: Boolean!) {
+          ObservationConnection { edges { resource { ...performers subject @include(if: $yes) { resource { ... on Patient { generalPractitioner { resource { ... on Practitioner { name { family } } } } } } } } } }
+        }
+        fragment performers on Observation { performer { resource { ... on Organization { name } } } }`,
+        variables: { yes: true },
+      },
+      data.context(),
+    );
+    expect(errors?.map((e) => e.path)).toEqual([['ObservationConnection', 'edges', 2, 'resource', 'performer', 0, 'resource']]);
+    const edges = (out?.ObservationConnection as Json).edges as Json[];
+    expect(edges[0].resource.performer[1].resource).toEqual({ name: 'Org' });
+    expect(edges[0].resource.subject.resource.generalPractitioner[0].resource.name[0].family).toBe('Contained');
+    expect(searches(data).map(([type]) => type).sort()).toEqual(['Observation', 'Organization', 'Patient', 'Practitioner']);
+  });
+});
