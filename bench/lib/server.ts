@@ -92,7 +92,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     stderr = '';
     child = spawn(process.execPath, [SERVER_ENTRY], {
       cwd: ROOT,
-      env: { ...process.env, NODE_OPTIONS: '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', ...TOKEN_SECRETS, ...env },
+      // As deployed: NODE_ENV=production (graphql-js skips its development-mode checks on every value).
+      env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', ...TOKEN_SECRETS, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const started = child;
