@@ -1,11 +1,14 @@
 // A closed-loop HTTP poster, run as its own process so load never competes inside the server or the bench:
 // `node loadClient.mjs @spec.json` → one JSON line of results on stdout.
 // spec: { requests: [{ method, url, headers, body }], concurrency, total?, durationMs? }
+//    or { stream: true, concurrency }: requests arrive on stdin, one JSON object a line, and each is sent
+//       once — a whole load in one process that never holds it all (no pauses between chunks).
 // The ingest uses it: each request (a transaction Bundle) is sent exactly once when `total` equals the
 // number of requests, several in flight, and every failure is reported with its index, status and reason.
 // Every request is timed, so percentiles are exact.
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import readline from 'node:readline';
 
 const arg = process.argv[2];
 const spec = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg);
@@ -72,7 +75,25 @@ async function worker() {
   }
 }
 
-await Promise.all(Array.from({ length: spec.concurrency }, worker));
+/** Streamed requests: a few read ahead of the senders, the rest wait in the pipe. */
+async function streamed() {
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
+  let index = 0;
+  const take = async () => {
+    const { value, done } = await lines.next();
+    return done ? undefined : { index: index++, req: JSON.parse(value) };
+  };
+  let reading = Promise.resolve();
+  const nextRequest = () => (reading = reading.then(take));
+  await Promise.all(
+    Array.from({ length: spec.concurrency }, async () => {
+      for (let item = await nextRequest(); item; item = await nextRequest()) await once(item.index, item.req);
+    }),
+  );
+}
+
+if (spec.stream) await streamed();
+else await Promise.all(Array.from({ length: spec.concurrency }, worker));
 const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))] : null);

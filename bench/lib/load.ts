@@ -30,22 +30,42 @@ export interface PostRequest {
   body?: string;
 }
 
-function runChild(script: string, spec: unknown): Promise<LoadResult> {
+function runChild(script: string, spec: unknown, feed?: (stdin: NodeJS.WritableStream) => Promise<void>): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     // Through a file: request bodies (bundles) can be tens of megabytes.
     const dir = mkdtempSync(path.join(tmpdir(), 'bench-load-'));
     const file = path.join(dir, 'spec.json');
     writeFileSync(file, JSON.stringify(spec));
-    const child = spawn(process.execPath, [path.join(__dirname, '../client', script), `@${file}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const child = spawn(process.execPath, [path.join(__dirname, '../client', script), `@${file}`], { stdio: [feed ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => (out += String(d)));
-    child.stderr.on('data', (d) => (err += String(d)));
+    child.stdout?.on('data', (d) => (out += String(d)));
+    child.stderr?.on('data', (d) => (err += String(d)));
     child.on('exit', (code) => {
       rmSync(dir, { recursive: true, force: true });
       if (code === 0) resolve(JSON.parse(out) as LoadResult);
       else reject(new Error(`${script} failed (${code}): ${err.slice(-1000)}`));
     });
+    if (feed && child.stdin) {
+      child.stdin.on('error', () => undefined);
+      feed(child.stdin).then(() => child.stdin?.end(), (e: Error) => {
+        child.kill();
+        reject(e);
+      });
+    }
+  });
+}
+
+/**
+ * Sends each request of `source` once, `concurrency` in flight, from one process that receives them as it
+ * goes (stdin, one JSON line each, written as the pipe drains): a long load, made up on the fly, with no
+ * pause or burst of its own between parts of it.
+ */
+export function runPostStream(source: AsyncIterable<PostRequest> | Iterable<PostRequest>, concurrency: number): Promise<LoadResult> {
+  return runChild('loadClient.mjs', { stream: true, concurrency }, async (stdin) => {
+    for await (const req of source) {
+      if (!stdin.write(`${JSON.stringify(req)}\n`)) await new Promise((r) => stdin.once('drain', r));
+    }
   });
 }
 

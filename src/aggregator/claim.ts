@@ -21,13 +21,19 @@ export interface OutboxItem {
 }
 
 const READY = 'NOT parked AND available_at <= clock_timestamp()';
+/**
+ * How many of the oldest ready items the lanes are chosen among: enough that one big bundle's lane, which
+ * its worker holds for a while, cannot hide every other lane behind it (backpressure keeps the whole queue
+ * about this size).
+ */
+const HEAD_WINDOW = 2000;
 const MERGED = Object.keys(MERGED_TYPES);
 
 export async function claimBatch(tx: Tx, batchSize: number): Promise<OutboxItem[]> {
   const heads = await tx.query<{ lane: string; n: number }[]>(
     `SELECT lane::text AS lane, count(*)::int AS n FROM (SELECT lane, id FROM agg_outbox WHERE ${READY} ORDER BY id LIMIT $1) w
       GROUP BY lane ORDER BY min(id)`,
-    batchSize * 4,
+    Math.max(HEAD_WINDOW, batchSize * 20),
   );
   const lanes: string[] = [];
   let claimed = 0;

@@ -38,9 +38,11 @@ export class ThreadedAggregationWorker {
       if (message.kind === 'batchError') onBatchError?.(message.message);
     });
     thread.on('error', (err) => onThreadError?.(err));
-    thread.on('exit', () => {
+    thread.on('exit', (code) => {
       this.thread = undefined;
-      if (!this.stopping) setTimeout(() => this.start(), RESTART_MS).unref();
+      if (this.stopping) return;
+      onThreadError?.(new Error(`aggregation thread exited with code ${code}`));
+      setTimeout(() => this.start(), RESTART_MS).unref();
     });
     this.thread = thread;
   }
