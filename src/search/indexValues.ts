@@ -135,12 +135,12 @@ function emptyRows(): IndexRows {
   return { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [], composite: [] };
 }
 
-function addComposite(rows: IndexRows, def: SearchParamDef, element: unknown): void {
+function addComposite(rows: IndexRows, def: SearchParamDef, element: unknown, resource: Resource): void {
   const [first, second] = def.components ?? [];
   if (!first || !second || componentType(first.definition) !== 'token') return;
-  const firsts = compileRelative(first.expression)(element).flatMap(tokenValues).filter((t) => t.code !== null);
+  const firsts = compileRelative(first.expression)(element, resource).flatMap(tokenValues).filter((t) => t.code !== null);
   const kind = componentType(second.definition);
-  const values = compileRelative(second.expression)(element);
+  const values = compileRelative(second.expression)(element, resource);
   for (const a of firsts) {
     for (const v of values) {
       if (kind === 'token') for (const b of tokenValues(v)) rows.composite.push([def.code, a.system, a.code, b.system, b.code, null, null, null]);
@@ -152,14 +152,38 @@ function addComposite(rows: IndexRows, def: SearchParamDef, element: unknown): v
   }
 }
 
-/** Component expressions are relative to the composite's element: evaluate them as `Element.<expr>`. */
-function compileRelative(expression: string) {
-  const qualified = expression
-    .split('|')
-    .map((p) => `Resource.${p.trim()}`)
-    .join(' | ');
-  const fn = compileExpression(qualified);
-  return (element: unknown) => fn(element);
+/**
+ * Component expressions are relative to the composite's element: evaluate them as `Element.<expr>`. A part
+ * written from the resource root (`%resource.referenceSeq.chromosome`, MolecularSequence's variant
+ * coordinates) is evaluated on the resource instead.
+ */
+const relativeCache = new Map<string, (element: unknown, resource: unknown) => unknown[]>();
+
+function compileRelative(expression: string): (element: unknown, resource: unknown) => unknown[] {
+  const hit = relativeCache.get(expression);
+  if (hit) return hit;
+  const parts = expression.split('|').map((p) => p.trim());
+  const fromRoot = parts.filter((p) => p.startsWith('%resource.')).map((p) => `Resource.${p.slice('%resource.'.length)}`);
+  const relative = parts.filter((p) => !p.startsWith('%resource.')).map((p) => `Resource.${p}`);
+  const onRoot = fromRoot.length ? compileExpression(fromRoot.join(' | ')) : undefined;
+  const onElement = relative.length ? compileExpression(relative.join(' | ')) : undefined;
+  const fn = (element: unknown, resource: unknown) => [...(onElement?.(element) ?? []), ...(onRoot?.(resource) ?? [])];
+  relativeCache.set(expression, fn);
+  return fn;
+}
+
+/**
+ * Loads the search parameters of `types` and compiles their expressions now, so that the first write of
+ * each type after a start (or on a fresh worker thread) does not pay for reading the definitions.
+ */
+export function warmIndexing(types: readonly string[]): void {
+  for (const type of types) {
+    for (const def of searchParameterMap(type).values()) {
+      if (ROW_PARAMETERS.has(def.code) || !def.expression || def.derivedFrom) continue;
+      compileExpression(def.expression);
+      for (const component of def.components ?? []) compileRelative(component.expression);
+    }
+  }
 }
 
 export function indexRows(resource: Resource): IndexRows {
@@ -198,7 +222,7 @@ export function indexRows(resource: Resource): IndexRows {
         for (const v of values) if (typeof v === 'string') rows.uri.push([def.code, v]);
         break;
       case 'composite':
-        for (const v of values) addComposite(rows, def, v);
+        for (const v of values) addComposite(rows, def, v, resource);
         break;
       default:
         break;

@@ -158,3 +158,19 @@ describe('customer endpoint: create, read, update, vread, history, patch, delete
     expect(p.interaction.map((i: any) => i.code)).toEqual(expect.arrayContaining(['read', 'vread', 'update', 'patch', 'delete', 'create', 'history-instance']));
   });
 });
+
+describe('indexing every resource type', () => {
+  test('a MolecularSequence whose composite parameters start at %resource is stored and searchable', async () => {
+    const body = {
+      resourceType: 'MolecularSequence',
+      coordinateSystem: 0,
+      referenceSeq: { chromosome: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/chromosome-human', code: '1' }] } },
+      variant: [{ start: 100, end: 101, observedAllele: 'A', referenceAllele: 'G' }],
+    };
+    const res = await tenant.fetch('MolecularSequence', { method: 'POST', body: JSON.stringify(body) });
+    expect(res.status).toBe(201);
+    const { id } = await json(res);
+    const found = await json(await tenant.fetch('MolecularSequence?chromosome=1'));
+    expect(found.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([id]);
+  });
+});
