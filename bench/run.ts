@@ -30,6 +30,9 @@ import { memoryFigure } from './scenarios/memory';
  *   --drain-timeout-s N     longest wait for the aggregation queue to drain (default 1800; quick 90)
  *   --out DIR               where results go (default bench/results)
  *   --no-build              skip `npm run build`
+ *
+ * BENCH_SERVER_NODE_ARGS passes node options to the server process, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'
+ * to profile it under load (NODE_OPTIONS does not take --cpu-prof).
  */
 export interface BenchOptions {
   quick: boolean;

@@ -60,7 +60,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const search: SearchPort = new SearchService(db.sql);
   const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
   // Customer writes feed the aggregation: they are admitted at the pace its workers keep (admission.ts).
-  const admission = config.aggregationMaxBacklog > 0 ? new BacklogAdmission(db.sql, { maxBacklog: config.aggregationMaxBacklog, maxWaitMs: config.aggregationAdmitWaitMs }) : undefined;
+  // The in-process worker and the admission wake each other (a committed write, a committed batch) rather
+  // than each polling for the other's progress.
+  const admission =
+    config.aggregationMaxBacklog > 0
+      ? new BacklogAdmission(db.sql, { maxBacklog: config.aggregationMaxBacklog, maxWaitMs: config.aggregationAdmitWaitMs, onReleased: () => worker.notify() })
+      : undefined;
   const serviceDeps: FhirServiceDeps = { repo, validator, search, admission };
   const aggregator = new Aggregator(repo);
   const identities = new CallerIdentities(db.sql);
@@ -97,12 +102,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           concurrency,
           batchSize: config.aggregationBatchSize,
           onBatchError: (message) => app.log.warn({ err: message }, 'aggregation batch failed; it will be retried'),
+          onBatchDone: () => admission?.nudge(),
           onThreadError: (err) => app.log.error({ err }, 'aggregation thread failed; it is restarted'),
         })
       : new AggregationWorker(db.sql, aggregator, {
           concurrency,
           batchSize: config.aggregationBatchSize,
           onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
+          onBatchDone: () => admission?.nudge(),
         });
   if (config.aggregationWorker) worker.start();
   app.addHook('onClose', async () => worker.stop());

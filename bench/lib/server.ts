@@ -90,7 +90,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
 
   const launch = async () => {
     stderr = '';
-    child = spawn(process.execPath, [SERVER_ENTRY], {
+    // BENCH_SERVER_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof') profiles the server under load.
+    const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    child = spawn(process.execPath, [...nodeArgs, SERVER_ENTRY], {
       cwd: ROOT,
       // As deployed: NODE_ENV=production (graphql-js skips its development-mode checks on every value).
       env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', ...TOKEN_SECRETS, ...env },

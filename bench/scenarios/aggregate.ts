@@ -212,6 +212,8 @@ export async function aggregateScenario(ctx: BenchContext): Promise<void> {
     ratio: ratio(loaded.p99, idle.p99),
     target: '< 1,000 ms',
     ...(probeNote ? { note: probeNote } : {}),
+    // When in the ingest the slow probes were written (a start-up transient reads differently from a steady state).
+    samples: obs.probes.map((p, i) => [p.committedAt - obs.ingestStartedAt, lags[i]]),
   });
   const during = obs.depths.filter((d) => d.at <= obs.ingestEndedAt);
   const maxDepth = Math.max(0, ...during.map((d) => d.depth));

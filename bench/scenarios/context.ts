@@ -18,6 +18,8 @@ export interface Figure {
   ratio?: number | null;
   target?: string;
   note?: string;
+  /** The raw samples behind the figure, for the JSON only (e.g. each lag probe's [ms after ingest start, lag ms]). */
+  samples?: [number, number][];
 }
 
 export interface BenchSettings {

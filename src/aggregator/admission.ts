@@ -15,8 +15,10 @@ import type { Sql } from '../store/sql';
 export interface AdmissionOptions {
   maxBacklog: number;
   maxWaitMs: number;
-  /** How often the backlog is re-read while someone waits. */
+  /** How often the backlog is re-read while someone waits (a `nudge` re-reads it at once). */
   refreshMs?: number;
+  /** Called when an admitted transaction has finished: its work items are in the outbox (or rolled back). */
+  onReleased?: () => void;
 }
 
 export class BacklogAdmission implements Admission {
@@ -25,6 +27,7 @@ export class BacklogAdmission implements Admission {
   private reserved = 0;
   private reading?: Promise<void>;
   private readonly refreshMs: number;
+  private readonly sleepers = new Set<() => void>();
 
   constructor(
     private readonly sql: Sql,
@@ -47,13 +50,31 @@ export class BacklogAdmission implements Admission {
           this.reserved -= items;
           // What was reserved is now in the outbox (or was rolled back): read it before the next decision.
           this.readAt = 0;
+          this.options.onReleased?.();
         };
       }
       if (Date.now() >= deadline) {
         throw throttled(`The aggregation is ${this.depth} items behind (limit ${max}); retry shortly`, Math.max(1, Math.ceil(this.refreshMs / 1000)));
       }
-      await new Promise((r) => setTimeout(r, this.refreshMs));
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.sleepers.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, this.refreshMs);
+        this.sleepers.add(wake);
+      });
     }
+  }
+
+  /**
+   * The workers just shrank the backlog (an in-process worker's batch committed): waiting writers re-read
+   * it now instead of at their next poll, so neither side idles while the other has work for it.
+   */
+  nudge(): void {
+    this.readAt = 0;
+    for (const wake of [...this.sleepers]) wake();
   }
 
   private refresh(): Promise<void> {

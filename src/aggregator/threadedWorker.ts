@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Sql } from '../store/sql';
 import { type Lag, outboxLag, waitUntilIdle } from './worker';
-import type { WorkerThreadData, WorkerThreadMessage } from './workerThread';
+import type { WorkerThreadCommand, WorkerThreadData, WorkerThreadMessage } from './workerThread';
 
 /**
  * The in-process aggregation worker on its own thread (PostgreSQL only: the embedded store is one
@@ -11,6 +11,7 @@ import type { WorkerThreadData, WorkerThreadMessage } from './workerThread';
  */
 export interface ThreadedWorkerOptions extends WorkerThreadData {
   onBatchError?: (message: string) => void;
+  onBatchDone?: (items: number) => void;
   onThreadError?: (err: Error) => void;
 }
 
@@ -27,7 +28,7 @@ export class ThreadedAggregationWorker {
 
   start(): void {
     if (this.thread || this.stopping) return;
-    const { onBatchError, onThreadError, ...data } = this.options;
+    const { onBatchError, onBatchDone, onThreadError, ...data } = this.options;
     // Built, the thread runs the .js beside this file; from the sources (tests, tsx) it registers the
     // TypeScript loader first.
     const entry = path.join(__dirname, `workerThread${path.extname(__filename)}`);
@@ -36,6 +37,7 @@ export class ThreadedAggregationWorker {
       : new Worker(entry, { workerData: data satisfies WorkerThreadData });
     thread.on('message', (message: WorkerThreadMessage) => {
       if (message.kind === 'batchError') onBatchError?.(message.message);
+      else if (message.kind === 'batchDone') onBatchDone?.(message.items);
     });
     thread.on('error', (err) => onThreadError?.(err));
     thread.on('exit', (code) => {
@@ -52,10 +54,15 @@ export class ThreadedAggregationWorker {
     const thread = this.thread;
     if (!thread) return;
     const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
-    thread.postMessage('stop');
+    thread.postMessage('stop' satisfies WorkerThreadCommand);
     const timer = setTimeout(() => void thread.terminate(), 20_000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** Items were just enqueued in this process: the thread stops waiting for its next poll. */
+  notify(): void {
+    this.thread?.postMessage('wake' satisfies WorkerThreadCommand);
   }
 
   lag(): Promise<Lag> {

@@ -22,6 +22,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Told about a batch that failed as a whole (it is retried). */
   onBatchError?: (err: unknown) => void;
+  /** Called after a batch has committed, with the number of items it took. */
+  onBatchDone?: (items: number) => void;
   /** Test hook: called after an item is processed, before the batch commits. */
   afterItem?: (item: OutboxItem) => Promise<void>;
 }
@@ -70,6 +72,7 @@ export class AggregationWorker {
         let n = 0;
         try {
           n = await this.runOnce();
+          if (n > 0) this.options.onBatchDone?.(n);
         } catch (err) {
           // A batch that failed as a whole (connection lost, deadlock…) is retried on the next turn.
           this.options.onBatchError?.(err);
@@ -84,7 +87,7 @@ export class AggregationWorker {
     })();
   }
 
-  /** Nudges an idle worker (after a write in the same process). */
+  /** Wakes an idle worker at once (a write in this process has just enqueued items) instead of at its next poll. */
   notify(): void {
     for (const wake of this.sleepers) wake();
     this.sleepers.clear();

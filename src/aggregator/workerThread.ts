@@ -1,9 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { warmStructure } from '../fhir/structure';
 import { createSearchIndexer } from '../search/indexer';
+import { warmIndexing } from '../search/indexValues';
 import { ResourceRepository } from '../store/resourceRepository';
 import { postgresSql } from '../store/sql';
 import { Aggregator } from './aggregator';
 import { createOutboxHook } from './outbox';
+import { SUPPORTED_TYPES } from './rules';
 import { AggregationWorker } from './worker';
 
 /**
@@ -17,7 +20,10 @@ export interface WorkerThreadData {
   batchSize: number;
 }
 
-export type WorkerThreadMessage = { kind: 'started' } | { kind: 'batchError'; message: string } | { kind: 'stopped' };
+export type WorkerThreadMessage = { kind: 'started' } | { kind: 'batchError'; message: string } | { kind: 'batchDone'; items: number } | { kind: 'stopped' };
+
+/** What the thread is told: `wake` after the main thread enqueued items, `stop` to finish. */
+export type WorkerThreadCommand = 'wake' | 'stop';
 
 async function main(): Promise<void> {
   const port = parentPort;
@@ -30,14 +36,19 @@ async function main(): Promise<void> {
     concurrency: data.concurrency,
     batchSize: data.batchSize,
     onBatchError: (err) => send({ kind: 'batchError', message: (err as Error).stack ?? String(err) }),
+    onBatchDone: (items) => send({ kind: 'batchDone', items }),
   });
-  port.on('message', async (message: unknown) => {
+  port.on('message', async (message: WorkerThreadCommand) => {
+    if (message === 'wake') return worker.notify();
     if (message !== 'stop') return;
     await worker.stop();
     await sql.close();
     send({ kind: 'stopped' });
     port.close();
   });
+  // A thread starts with nothing loaded: read the definitions before the first batch, not during it.
+  warmStructure(SUPPORTED_TYPES);
+  warmIndexing(SUPPORTED_TYPES);
   worker.start();
   send({ kind: 'started' });
 }

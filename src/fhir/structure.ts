@@ -64,3 +64,11 @@ export function referenceElementPaths(type: string): Set<string> {
   }
   return set;
 }
+
+/** Reads the element facts of `types` now rather than on the first resource of each (see warmIndexing). */
+export function warmStructure(types: readonly string[]): void {
+  for (const type of types) {
+    topLevelElements(type);
+    referenceElementPaths(type);
+  }
+}

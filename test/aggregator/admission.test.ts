@@ -1,4 +1,5 @@
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { BacklogAdmission } from '../../src/aggregator/admission';
 
 /**
  * Backpressure: customer writes wait while the aggregation is behind, and are refused with 503 and
@@ -42,4 +43,35 @@ test('a transaction larger than the limit still goes through when nothing else i
   const entry = (n: number) => ({ fullUrl: `urn:uuid:00000000-0000-4000-8000-00000000000${n}`, resource: JSON.parse(patient(10 + n)), request: { method: 'POST', url: 'Patient' } });
   const res = await t.fetch('', { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [0, 1, 2, 3, 4].map(entry) }) });
   expect(res.status).toBe(200);
+});
+
+describe('waking', () => {
+  /** A backlog the test sets by hand, read by the admission as the outbox count. */
+  const backlog = (depth: { n: number }) => ({ query: async () => [{ n: BigInt(depth.n) }] as never, execute: async () => 0 });
+
+  test('a waiting writer is admitted as soon as the worker nudges, not at its next poll', async () => {
+    const depth = { n: 10 };
+    const admission = new BacklogAdmission(backlog(depth), { maxBacklog: 10, maxWaitMs: 60_000, refreshMs: 60_000 });
+    let admitted = false;
+    const waiting = admission.admit(1).then((release) => {
+      admitted = true;
+      return release;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(admitted).toBe(false);
+    depth.n = 0;
+    admission.nudge();
+    (await waiting)();
+    expect(admitted).toBe(true);
+  });
+
+  test('finishing an admitted write tells the worker its items are queued', async () => {
+    let told = 0;
+    const admission = new BacklogAdmission(backlog({ n: 0 }), { maxBacklog: 10, maxWaitMs: 1000, onReleased: () => told++ });
+    const release = await admission.admit(3);
+    expect(told).toBe(0);
+    release();
+    release();
+    expect(told).toBe(1);
+  });
 });
