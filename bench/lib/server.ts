@@ -12,6 +12,13 @@ import path from 'node:path';
 export const ROOT = path.resolve(__dirname, '../..');
 export const SERVER_ENTRY = path.join(ROOT, 'dist/src/server.js');
 
+/** The node options `npm start` gives the server (package.json), so the bench runs it as deployed. */
+const START_NODE_ARGS: string[] = (() => {
+  const start: string = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start;
+  const m = /\bnode ((?:--\S+ )*)dist\/src\/server\.js/.exec(start);
+  return m ? m[1].split(' ').filter(Boolean) : [];
+})();
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -91,7 +98,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const launch = async () => {
     stderr = '';
     // BENCH_SERVER_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof') profiles the server under load.
-    const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const nodeArgs = [...START_NODE_ARGS, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     child = spawn(process.execPath, [...nodeArgs, SERVER_ENTRY], {
       cwd: ROOT,
       // As deployed: NODE_ENV=production (graphql-js skips its development-mode checks on every value).
