@@ -65,6 +65,8 @@ export interface BenchContext {
   tenant?: Tenant;
   /** The measured ingest, once it has run (the aggregate scenario observes it). */
   ingest?: IngestRun;
+  /** The ingest floor (resources/s) measured after it. */
+  ingestFloor?: number;
   /** Observations of the aggregation while the measured ingest ran. */
   aggregation?: import('./aggregate').AggregationObservation;
   /** Why the aggregation could not be observed, when it could not. */

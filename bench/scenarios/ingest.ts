@@ -37,6 +37,7 @@ export async function ingestScenario(ctx: BenchContext): Promise<void> {
   }
   const patients = run.to - run.from;
   const floor = await ingestFloor(ctx.store, ctx.databaseUrl, run.from, run.to, ctx.settings.ingestConcurrency);
+  ctx.ingestFloor = floor.rate;
   const first = run.failures[0];
   report(ctx, {
     id: 'ingest.rate',

@@ -95,6 +95,18 @@ export async function searchScenario(ctx: BenchContext): Promise<void> {
       const load = await loadPatients(ctx, ctx.dataset.patients, size);
       await analyze(ctx);
       if (load.failed) ctx.log(`search: ${load.failed} Bundles refused while growing the dataset`);
+      // The growth load is an ingest too: with the worker off it measures storing with search indexing alone.
+      const rate = load.seconds > 0 ? load.resources / load.seconds : null;
+      report(ctx, {
+        id: `ingest.rate.${size}`,
+        scenario: 'ingest',
+        metric: `resources/s growing the dataset to ${size} patients (${load.resources} resources; aggregation worker ${workerOff || ctx.server.env.AGGREGATION_WORKER === 'off' ? 'off: search indexing only' : 'on'}; floor: the measured ingest's)`,
+        value: round(rate),
+        unit: 'res/s',
+        floor: round(ctx.ingestFloor ?? null),
+        ratio: ratio(rate, ctx.ingestFloor ?? null),
+        target: '≥ 2,000 and ≥ 50% of floor',
+      });
     }
     results[size] = await measureAt(ctx, size, queries, size === sizes[0] ? queued : 0);
   }
