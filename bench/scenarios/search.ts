@@ -105,7 +105,7 @@ export async function searchScenario(ctx: BenchContext): Promise<void> {
         unit: 'res/s',
         floor: round(ctx.ingestFloor ?? null),
         ratio: ratio(rate, ctx.ingestFloor ?? null),
-        target: '≥ 2,000 and ≥ 50% of floor',
+        target: '≥ 2,500 and ≥ 50% of floor',
       });
     }
     results[size] = await measureAt(ctx, size, queries, size === sizes[0] ? queued : 0);
