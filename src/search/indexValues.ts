@@ -152,13 +152,13 @@ function addComposite(rows: IndexRows, def: SearchParamDef, element: unknown, re
   }
 }
 
+const relativeCache = new Map<string, (element: unknown, resource: unknown) => unknown[]>();
+
 /**
  * Component expressions are relative to the composite's element: evaluate them as `Element.<expr>`. A part
  * written from the resource root (`%resource.referenceSeq.chromosome`, MolecularSequence's variant
  * coordinates) is evaluated on the resource instead.
  */
-const relativeCache = new Map<string, (element: unknown, resource: unknown) => unknown[]>();
-
 function compileRelative(expression: string): (element: unknown, resource: unknown) => unknown[] {
   const hit = relativeCache.get(expression);
   if (hit) return hit;
