@@ -5,10 +5,7 @@ import { loadAdminCredential } from './access/adminCredential';
 import { TokenService } from './access/tokens';
 import { openDatabase } from './store/db';
 import { migrate } from './store/migrator';
-import { resourceTypes } from './fhir/definitions';
-import { warmStructure } from './fhir/structure';
 import { warmValidation } from './fhir/validation';
-import { warmIndexing } from './search/indexValues';
 import { TenancyRepository } from './store/tenancyRepository';
 
 /** `npm start`: open the store, apply pending migrations, serve. Wiring only. */
@@ -17,10 +14,8 @@ async function main(): Promise<void> {
   // The embedded store gets its own folder beside the admin credential and signing keys.
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite'), poolSize: config.poolSize });
   const { applied } = await migrate(db);
-  // Compile the R4 schema and the search parameters now, not on the first write.
+  // Compile the R4 schema now, not on the first write.
   warmValidation('R4');
-  warmIndexing(resourceTypes('R4'));
-  warmStructure(resourceTypes('R4'));
   const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, env: process.env });
   const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });
   const app = await buildApp({ config, db, tenancy: new TenancyRepository(db.prisma), tokens, adminToken: admin.token });

@@ -135,62 +135,80 @@ function emptyRows(): IndexRows {
   return { string: [], token: [], reference: [], date: [], number: [], quantity: [], uri: [], composite: [] };
 }
 
-function addComposite(rows: IndexRows, def: SearchParamDef, element: unknown, resource: Resource): void {
-  const [first, second] = def.components ?? [];
-  if (!first || !second || componentType(first.definition) !== 'token') return;
-  const firsts = compileRelative(first.expression)(element, resource).flatMap(tokenValues).filter((t) => t.code !== null);
-  const kind = componentType(second.definition);
-  const values = compileRelative(second.expression)(element, resource);
+type Relative = (element: unknown, resource: unknown) => unknown[];
+
+function addComposite(rows: IndexRows, step: IndexStep, element: unknown, resource: Resource): void {
+  const { def, components } = step;
+  if (!components) return;
+  const [first, second] = components;
+  const firsts = first.extract(element, resource).flatMap(tokenValues).filter((t) => t.code !== null);
+  const values = second.extract(element, resource);
   for (const a of firsts) {
     for (const v of values) {
-      if (kind === 'token') for (const b of tokenValues(v)) rows.composite.push([def.code, a.system, a.code, b.system, b.code, null, null, null]);
-      else if (kind === 'quantity') for (const q of quantityValues(v)) rows.composite.push([def.code, a.system, a.code, q.system, q.code, q.value, null, null]);
-      else if (kind === 'date') for (const d of dateRanges(v)) rows.composite.push([def.code, a.system, a.code, null, null, null, d.low, d.high]);
-      else if (kind === 'string') for (const s of stringValues(v)) rows.composite.push([def.code, a.system, a.code, null, normalizeString(s), null, null, null]);
-      else if (kind === 'uri' && typeof v === 'string') rows.composite.push([def.code, a.system, a.code, null, v, null, null, null]);
+      if (second.kind === 'token') for (const b of tokenValues(v)) rows.composite.push([def.code, a.system, a.code, b.system, b.code, null, null, null]);
+      else if (second.kind === 'quantity') for (const q of quantityValues(v)) rows.composite.push([def.code, a.system, a.code, q.system, q.code, q.value, null, null]);
+      else if (second.kind === 'date') for (const d of dateRanges(v)) rows.composite.push([def.code, a.system, a.code, null, null, null, d.low, d.high]);
+      else if (second.kind === 'string') for (const s of stringValues(v)) rows.composite.push([def.code, a.system, a.code, null, normalizeString(s), null, null, null]);
+      else if (second.kind === 'uri' && typeof v === 'string') rows.composite.push([def.code, a.system, a.code, null, v, null, null, null]);
     }
   }
 }
-
-const relativeCache = new Map<string, (element: unknown, resource: unknown) => unknown[]>();
 
 /**
  * Component expressions are relative to the composite's element: evaluate them as `Element.<expr>`. A part
  * written from the resource root (`%resource.referenceSeq.chromosome`, MolecularSequence's variant
  * coordinates) is evaluated on the resource instead.
  */
-function compileRelative(expression: string): (element: unknown, resource: unknown) => unknown[] {
-  const hit = relativeCache.get(expression);
-  if (hit) return hit;
+function compileRelative(expression: string): Relative {
   const parts = expression.split('|').map((p) => p.trim());
   const fromRoot = parts.filter((p) => p.startsWith('%resource.')).map((p) => `Resource.${p.slice('%resource.'.length)}`);
   const relative = parts.filter((p) => !p.startsWith('%resource.')).map((p) => `Resource.${p}`);
   const onRoot = fromRoot.length ? compileExpression(fromRoot.join(' | ')) : undefined;
   const onElement = relative.length ? compileExpression(relative.join(' | ')) : undefined;
-  const fn = (element: unknown, resource: unknown) => [...(onElement?.(element) ?? []), ...(onRoot?.(resource) ?? [])];
-  relativeCache.set(expression, fn);
-  return fn;
+  return (element, resource) => [...(onElement?.(element) ?? []), ...(onRoot?.(resource) ?? [])];
+}
+
+/** One indexed parameter of a type, its expressions compiled: what indexRows runs for each resource. */
+interface IndexStep {
+  def: SearchParamDef;
+  extract: (resource: Resource) => unknown[];
+  /** Composites indexed in our two-part table: a token first part and a second part of a kind we store. */
+  components?: [{ extract: Relative }, { kind: ReturnType<typeof componentType>; extract: Relative }];
+}
+
+const plans = new Map<string, IndexStep[]>();
+
+/** The parameters of `type` that get rows of their own (not row columns, not unions of others), compiled once. */
+function indexPlan(type: string): IndexStep[] {
+  let plan = plans.get(type);
+  if (plan) return plan;
+  plan = [];
+  for (const def of searchParameterMap(type).values()) {
+    if (ROW_PARAMETERS.has(def.code) || !def.expression || def.derivedFrom) continue;
+    const [first, second] = def.components ?? [];
+    const components: IndexStep['components'] =
+      first && second && componentType(first.definition) === 'token'
+        ? [{ extract: compileRelative(first.expression) }, { kind: componentType(second.definition), extract: compileRelative(second.expression) }]
+        : undefined;
+    plan.push({ def, extract: compileExpression(def.expression), ...(components ? { components } : {}) });
+  }
+  plans.set(type, plan);
+  return plan;
 }
 
 /**
- * Loads the search parameters of `types` and compiles their expressions now, so that the first write of
- * each type after a start (or on a fresh worker thread) does not pay for reading the definitions.
+ * Compiles the index plans of `types` now, so that the first write of each type after a start (or on a
+ * fresh worker thread) does not pay for reading the definitions and compiling their expressions.
  */
 export function warmIndexing(types: readonly string[]): void {
-  for (const type of types) {
-    for (const def of searchParameterMap(type).values()) {
-      if (ROW_PARAMETERS.has(def.code) || !def.expression || def.derivedFrom) continue;
-      compileExpression(def.expression);
-      for (const component of def.components ?? []) compileRelative(component.expression);
-    }
-  }
+  for (const type of types) indexPlan(type);
 }
 
 export function indexRows(resource: Resource): IndexRows {
   const rows = emptyRows();
-  for (const def of searchParameterMap(resource.resourceType).values()) {
-    if (ROW_PARAMETERS.has(def.code) || !def.expression || def.derivedFrom) continue;
-    const values = compileExpression(def.expression)(resource);
+  for (const step of indexPlan(resource.resourceType)) {
+    const { def } = step;
+    const values = step.extract(resource);
     if (!values.length) continue;
     switch (def.type) {
       case 'string':
@@ -222,7 +240,7 @@ export function indexRows(resource: Resource): IndexRows {
         for (const v of values) if (typeof v === 'string') rows.uri.push([def.code, v]);
         break;
       case 'composite':
-        for (const v of values) addComposite(rows, def, v, resource);
+        for (const v of values) addComposite(rows, step, v, resource);
         break;
       default:
         break;
