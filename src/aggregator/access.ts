@@ -14,17 +14,19 @@ import { PRIVACY_LABELS } from './rules';
  */
 export function accessFilter(identities: string[]): AccessFilter {
   return {
-    sql: `EXISTS (SELECT 1 FROM agg_access a WHERE a.resource_pk = r.pk AND (
+    condition: (r, bind) => {
+      const ids = `${bind(identities)}::text[]`;
+      return `EXISTS (SELECT 1 FROM agg_access a WHERE a.resource_pk = ${r}.pk AND (
       a.kind = 'shared'
-      OR a.source_customers && $1::text[]
+      OR a.source_customers && ${ids}
       OR (a.kind = 'copied' AND (
-        a.source_org = ANY($1::text[])
-        OR (a.label IS NOT NULL AND EXISTS (SELECT 1 FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.label = a.label AND g.grantee = ANY($1::text[])))
-        OR (a.label IS NULL AND (SELECT count(DISTINCT g.label) FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.grantee = ANY($1::text[])) = 4)))
+        a.source_org = ANY(${ids})
+        OR (a.label IS NOT NULL AND EXISTS (SELECT 1 FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.label = a.label AND g.grantee = ANY(${ids})))
+        OR (a.label IS NULL AND (SELECT count(DISTINCT g.label) FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.grantee = ANY(${ids})) = 4)))
       OR (a.kind = 'patient' AND (
-        EXISTS (SELECT 1 FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.grantee = ANY($1::text[]))
-        OR EXISTS (SELECT 1 FROM agg_access x WHERE x.patient_id = a.patient_id AND x.kind = 'copied' AND (x.source_org = ANY($1::text[]) OR x.source_customers && $1::text[]))))))`,
-    params: [identities],
+        EXISTS (SELECT 1 FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.grantee = ANY(${ids}))
+        OR EXISTS (SELECT 1 FROM agg_access x WHERE x.patient_id = a.patient_id AND x.kind = 'copied' AND (x.source_org = ANY(${ids}) OR x.source_customers && ${ids}))))))`;
+    },
   };
 }
 

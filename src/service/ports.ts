@@ -11,9 +11,13 @@ export interface ResourceValidator {
   isResourceType(version: FhirVersion, type: string): boolean;
 }
 
+/**
+ * What a caller may see, as a SQL condition on one `resource` row. It is rendered once per row alias a
+ * query touches (the searched rows, every chain hop, every `_has` level, included rows, history), so a
+ * feature cannot forget it: `bind` adds a value to the statement's parameters and returns its placeholder.
+ */
 export interface AccessFilter {
-  sql: string;
-  params: unknown[];
+  condition(alias: string, bind: (value: unknown) => string): string;
 }
 
 export interface SearchQuery {
