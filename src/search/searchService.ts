@@ -5,10 +5,16 @@ import { indexedAs, searchParameter, searchParameterMap } from '../fhir/searchPa
 import { applySummary, type SummaryMode } from '../fhir/summary';
 import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { AccessFilter, MatchRef, SearchPort, SearchQuery } from '../service/ports';
-import { appendAccessFilter } from '../store/accessSql';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
+import { ConditionBuilder } from './conditionBuilder';
 import { indexKey } from './indexKey';
-import { ConditionBuilder, type Driver, SqlParams, UnknownParameter, splitEscaped } from './searchSql';
+import type { IndexLookup } from './predicates/indexLookup';
+import { splitEscaped } from './predicates/searchValue';
+import { UnknownParameter } from './predicates/unknownParameter';
+import {
+  Aliased, AnyOf, Binary, Conjunction, Constant, Disjunction, eq, Fn, InSubquery, IsNull, Not, type OrderKey, Param, renderSql,
+  RESOURCE_TABLE, SelectQuery, type SqlNode, Star, Table, Unnest,
+} from './sql/sqlTree';
 
 /**
  * FHIR search over the SQL index (search.html): the match query, keyset paging, `_include`/`_revinclude`,
@@ -29,15 +35,18 @@ interface Row {
 }
 
 interface Plan {
-  params: SqlParams;
-  where: string[];
-  order: string[];
-  sorted: boolean;
+  /** The conditions on the searched rows `r` (the access filter is the tree's, added when rendered). */
+  where: SqlNode[];
+  order: OrderKey[];
   used: [string, string][];
   ignored: [string, string][];
   /** The first condition's index lookup, when it can drive the page in resource_pk order. */
-  driver?: Driver & { sql: string };
+  driver?: IndexLookup;
 }
+
+/** The searched rows. */
+const R = new Table(RESOURCE_TABLE, 'r');
+const ROW_COLUMNS = [R.column('pk'), R.column('type'), R.column('id'), R.column('content')];
 
 interface Cursor {
   dir: 'after' | 'before';
@@ -54,11 +63,6 @@ function decodeCursor(text: string): Cursor {
   return { dir: raw[0] === 'a' ? 'after' : 'before', pk: raw.slice(1) };
 }
 
-/** Appends an access filter written against alias `r` with its own $1…$n placeholders. */
-function accessSql(filter: AccessFilter | undefined, p: SqlParams, alias = 'r'): string | undefined {
-  return filter ? appendAccessFilter(filter, p.values, alias) : undefined;
-}
-
 function intParam(name: string, value: string, max: number): number {
   if (!/^\d+$/.test(value)) throw badRequest(`'${name}' must be a whole number, not '${value}'`, name);
   return Math.min(Number(value), max);
@@ -69,7 +73,7 @@ function intParam(name: string, value: string, max: number): number {
  * `NOT r.deleted` keeps the partial paging index (store, type, pk) WHERE NOT deleted out of the planner's
  * choice for an id lookup, which on a freshly loaded table without statistics it may otherwise take.
  */
-export const LIVE_BY_ID = 'r.content IS NOT NULL';
+const LIVE_BY_ID = new IsNull(R.column('content'), true);
 
 /** The index keys of reference parameter `param` (`*`: every reference parameter) of each source type. */
 function referenceKeys(store: string, types: string[], param: string): string[] {
@@ -84,22 +88,21 @@ function referenceKeys(store: string, types: string[], param: string): string[] 
 export class SearchService implements SearchPort {
   constructor(private readonly sql: SqlClient) {}
 
-  private plan(query: Pick<SearchQuery, 'store' | 'resourceType' | 'params' | 'handling' | 'accessFilter'>, types: string[]): Plan {
-    const params = new SqlParams();
-    const builder = new ConditionBuilder(params);
-    const where = [`r.store = ${params.add(query.store)}`, 'NOT r.deleted'];
+  private plan(query: Pick<SearchQuery, 'store' | 'resourceType' | 'params' | 'handling'>, types: string[]): Plan {
+    const builder = new ConditionBuilder();
+    const where: SqlNode[] = [eq(R.column('store'), new Param(query.store)), new Not(R.column('deleted'))];
     const used: [string, string][] = [];
     const ignored: [string, string][] = [];
-    const byType: string[][] = types.map(() => []);
-    let driver: (Driver & { sql: string }) | undefined;
+    const byType: SqlNode[][] = types.map(() => []);
+    let driver: IndexLookup | undefined;
     for (const [name, value] of query.params) {
       if (CONTROL.has(name) || name.startsWith('_include') || name.startsWith('_revinclude')) continue;
       if (!types.length) throw badRequest(`Searching all types by '${name}' needs _type to say which types`, name);
       try {
         types.forEach((type, i) => {
-          const built = builder.conditionWithDriver({ store: query.store, type, alias: 'r' }, name, value);
-          if (types.length === 1 && !driver && built.driver) driver = { ...built.driver, sql: built.sql };
-          byType[i].push(built.sql);
+          const built = builder.conditionWithDriver({ store: query.store, type, alias: R.alias }, name, value);
+          if (types.length === 1 && !driver && built.driver) driver = built.driver;
+          byType[i].push(built.condition);
         });
         used.push([name, value]);
       } catch (err) {
@@ -108,19 +111,18 @@ export class SearchService implements SearchPort {
         ignored.push([name, value]);
       }
     }
-    if (types.length === 1) where.push(`r.type = ${params.add(types[0])}`, ...byType[0]);
-    else if (types.length > 1) where.push(`(${types.map((t, i) => [`r.type = ${params.add(t)}`, ...byType[i]].join(' AND ')).join(' OR ')})`);
-    const access = accessSql(query.accessFilter, params);
-    if (access) where.push(access);
+    const ofType = (type: string) => eq(R.column('type'), new Param(type));
+    if (types.length === 1) where.push(ofType(types[0]), ...byType[0]);
+    else if (types.length > 1) where.push(new Disjunction(types.map((t, i) => new Conjunction([ofType(t), ...byType[i]]))));
 
-    const order: string[] = [];
+    const order: OrderKey[] = [];
     const sort = query.params.filter(([n]) => n === '_sort').flatMap(([, v]) => v.split(','));
     for (const key of sort.filter((s) => s !== '')) {
       const descending = key.startsWith('-');
       const code = descending ? key.slice(1) : key;
       if (types.length !== 1 && code !== '_id' && code !== '_lastUpdated') throw badRequest(`_sort by '${code}' needs a single resource type`, '_sort');
       try {
-        order.push(`${builder.sortKey({ store: query.store, type: types[0] ?? '', alias: 'r' }, code, descending)} ${descending ? 'DESC' : 'ASC'} NULLS LAST`);
+        order.push({ expr: builder.sortKey({ store: query.store, type: types[0] ?? '', alias: R.alias }, code, descending), descending, nullsLast: true });
       } catch (err) {
         if (!(err instanceof UnknownParameter)) throw err;
         if (query.handling === 'strict') throw badRequest(err.message, '_sort');
@@ -128,7 +130,7 @@ export class SearchService implements SearchPort {
       }
     }
     if (sort.length) used.push(['_sort', sort.join(',')]);
-    return { params, where, order, sorted: order.length > 0, used, ignored, driver };
+    return { where, order, used, ignored, driver };
   }
 
   private typesOf(query: SearchQuery): string[] {
@@ -137,11 +139,18 @@ export class SearchService implements SearchPort {
     return listed;
   }
 
-  async findMatches(query: { store: string; resourceType: string; params: [string, string][] }, limit: number, tx?: Tx): Promise<MatchRef[]> {
+  async findMatches(
+    query: { store: string; resourceType: string; params: [string, string][]; accessFilter?: AccessFilter },
+    limit: number,
+    tx?: Tx,
+  ): Promise<MatchRef[]> {
     if (!query.params.length) throw badRequest('Conditional interactions need search criteria');
     const plan = this.plan({ ...query, handling: 'strict' }, [query.resourceType]);
-    const sql = `SELECT r.type, r.id, r.version_id FROM resource r WHERE ${plan.where.join(' AND ')} ORDER BY r.pk LIMIT ${plan.params.add(limit)}`;
-    const rows = await (tx ?? this.sql).query<{ type: string; id: string; version_id: number }[]>(sql, ...plan.params.values);
+    const select = new SelectQuery({
+      columns: [R.column('type'), R.column('id'), R.column('version_id')], from: R, where: plan.where, orderBy: [{ expr: R.column('pk') }], limit,
+    });
+    const { text, values } = renderSql(select, query.accessFilter);
+    const rows = await (tx ?? this.sql).query<{ type: string; id: string; version_id: number }[]>(text, ...values);
     return rows.map((r) => ({ type: r.type, id: r.id, versionId: Number(r.version_id) }));
   }
 
@@ -172,29 +181,29 @@ export class SearchService implements SearchPort {
     let previous: string | undefined;
 
     if (summary !== 'count' && count > 0) {
-      const p = plan.params;
-      const where = [...plan.where];
-      if (plan.sorted) {
+      const run = async (select: SelectQuery) => {
+        const { text, values } = renderSql(select, query.accessFilter);
+        return sql.query<Row[]>(text, ...values);
+      };
+      if (plan.order.length) {
         const offset = offsetText ? intParam('_offset', offsetText, 1_000_000) : 0;
-        const text = `SELECT r.pk, r.type, r.id, r.content FROM resource r WHERE ${where.join(' AND ')} ORDER BY ${plan.order.join(', ')}, r.pk LIMIT ${count + 1} OFFSET ${offset}`;
-        rows = await sql.query<Row[]>(text, ...p.values);
+        rows = await run(new SelectQuery({ columns: ROW_COLUMNS, from: R, where: plan.where, orderBy: [...plan.order, { expr: R.column('pk') }], limit: count + 1, offset }));
         if (rows.length > count) next = `_offset=${offset + count}`;
         if (offset > 0) previous = `_offset=${Math.max(0, offset - count)}`;
         rows = rows.slice(0, count);
       } else {
         const cursor = cursorText ? decodeCursor(cursorText) : undefined;
-        if (cursor) where.push(`r.pk ${cursor.dir === 'after' ? '>' : '<'} ${p.add(cursor.pk)}::bigint`);
         const backwards = cursor?.dir === 'before';
-        const direction = backwards ? 'DESC' : 'ASC';
         const d = plan.driver;
         // Driven by one index lookup, the page streams in resource_pk order straight off the index
         // (one index range, no sort of all matches); otherwise the planner joins the conditions itself.
-        const text = d
-          ? `SELECT DISTINCT ON (d.resource_pk) r.pk, r.type, r.id, r.content FROM ${d.table} d JOIN resource r ON r.pk = d.resource_pk ` +
-            `WHERE d.${d.keyCondition} AND (${d.where.replace(/(?<![:.\w$])(code|system|text|value|exact|target_type|target_id|url|low|high|system1|code1|system2|code2|number2|low2|high2)\b/g, 'd.$1')}) ` +
-            `AND ${where.filter((w) => w !== d.sql).join(' AND ').replace(/\br\.pk ([<>]) /, 'd.resource_pk $1 ')} ORDER BY d.resource_pk ${direction} LIMIT ${count + 1}`
-          : `SELECT r.pk, r.type, r.id, r.content FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.pk ${direction} LIMIT ${count + 1}`;
-        rows = await sql.query<Row[]>(text, ...p.values);
+        const pk = d ? d.resourcePk : R.column('pk');
+        const where = d ? [d.key, d.where, ...plan.where.filter((w) => w !== d)] : [...plan.where];
+        if (cursor) where.push(new Binary(pk, cursor.dir === 'after' ? '>' : '<', new Param(cursor.pk, 'bigint')));
+        const page = { columns: ROW_COLUMNS, where, orderBy: [{ expr: pk, descending: backwards }], limit: count + 1 };
+        rows = await run(
+          d ? new SelectQuery({ ...page, distinctOn: [pk], from: d.table, joins: [{ table: R, on: [eq(R.column('pk'), pk)] }] }) : new SelectQuery({ ...page, from: R }),
+        );
         const more = rows.length > count;
         rows = rows.slice(0, count);
         if (backwards) rows.reverse();
@@ -215,13 +224,12 @@ export class SearchService implements SearchPort {
 
     let totalValue: number | undefined;
     if (total === 'accurate') {
-      const [{ n }] = await sql.query<{ n: bigint }[]>(`SELECT count(*) AS n FROM resource r WHERE ${plan.where.join(' AND ')}`, ...plan.params.values.slice(0, this.paramsUsedBy(plan.where)));
+      const { text, values } = renderSql(new SelectQuery({ columns: [new Aliased(new Fn('count', [new Star()]), 'n')], from: R, where: plan.where }), query.accessFilter);
+      const [{ n }] = await sql.query<{ n: bigint }[]>(text, ...values);
       totalValue = Number(n);
     } else if (total === 'estimate') {
-      const [plan0] = await sql.query<{ 'QUERY PLAN': { Plan: { 'Plan Rows': number } }[] }[]>(
-        `EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE ${plan.where.join(' AND ')}`,
-        ...plan.params.values.slice(0, this.paramsUsedBy(plan.where)),
-      );
+      const { text, values } = renderSql(new SelectQuery({ columns: [new Constant(1)], from: R, where: plan.where }), query.accessFilter);
+      const [plan0] = await sql.query<{ 'QUERY PLAN': { Plan: { 'Plan Rows': number } }[] }[]>(`EXPLAIN (FORMAT JSON) ${text}`, ...values);
       totalValue = Math.round(plan0['QUERY PLAN'][0].Plan['Plan Rows']);
     }
 
@@ -252,13 +260,6 @@ export class SearchService implements SearchPort {
     };
   }
 
-  /** How many bind parameters the WHERE clauses use (the cursor's come after them). */
-  private paramsUsedBy(where: string[]): number {
-    let max = 0;
-    for (const m of where.join(' ').matchAll(/\$(\d+)/g)) max = Math.max(max, Number(m[1]));
-    return max;
-  }
-
   private entry(baseUrl: string, row: Row, mode: 'match' | 'include', summary: SummaryMode | undefined, elements: string[] | undefined): BundleEntry {
     const resource = applySummary(servedOrder(row.content), summary, mode === 'match' ? elements : undefined);
     return { fullUrl: `${baseUrl}/${row.type}/${row.id}`, resource, search: { mode } };
@@ -287,33 +288,44 @@ export class SearchService implements SearchPort {
       const found: Row[] = [];
       for (const spec of specs) {
         if (round > 0 && !spec.iterate) continue;
-        const p = new SqlParams();
-        const access = accessSql(query.accessFilter, p);
-        let text: string;
+        const ref = new Table('search_reference', 'ref');
+        let select: SelectQuery;
         if (!spec.reverse) {
           const sources = frontier.filter((r) => spec.source === '*' || r.type === spec.source);
           if (!sources.length) continue;
           // A row's key already says which store, type and parameter it belongs to: the sources' own rows
           // (every reference of theirs, for `*`) are the ones to follow.
-          const conds = [`ref.resource_pk = ANY(${p.add(sources.map((r) => String(r.pk)))}::bigint[])`];
-          if (spec.param !== '*') conds.push(`ref.key = ANY(${p.add(referenceKeys(query.store, [...new Set(sources.map((r) => r.type))], spec.param))}::bigint[])`);
-          if (spec.target) conds.push(`ref.target_type = ${p.add(spec.target)}`);
-          text =
-            `SELECT DISTINCT r.pk, r.type, r.id, r.content FROM search_reference ref JOIN resource r ON r.store = ${p.add(query.store)} AND r.type = ref.target_type AND r.id = ref.target_id ` +
-            `WHERE ${conds.join(' AND ')} AND ${LIVE_BY_ID}${access ? ` AND ${access}` : ''}`;
+          const conds: SqlNode[] = [new AnyOf(ref.column('resource_pk'), new Param(sources.map((r) => String(r.pk)), 'bigint[]'))];
+          if (spec.param !== '*') conds.push(new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, [...new Set(sources.map((r) => r.type))], spec.param), 'bigint[]')));
+          if (spec.target) conds.push(eq(ref.column('target_type'), new Param(spec.target)));
+          select = new SelectQuery({
+            distinct: true,
+            columns: ROW_COLUMNS,
+            from: ref,
+            joins: [{ table: R, on: [eq(R.column('store'), new Param(query.store)), eq(R.column('type'), ref.column('target_type')), eq(R.column('id'), ref.column('target_id'))] }],
+            where: [...conds, LIVE_BY_ID],
+            limit: MAX_INCLUDED,
+          });
         } else {
           const targets = frontier.filter((r) => !spec.target || r.type === spec.target);
           if (!targets.length) continue;
           const sourceTypes = spec.source === '*' ? [...resourceTypes('R4')] : [spec.source];
-          const conds = [
-            `(ref.target_type, ref.target_id) IN (SELECT * FROM unnest(${p.add(targets.map((r) => r.type))}::text[], ${p.add(targets.map((r) => r.id))}::text[]))`,
-            `ref.key = ANY(${p.add(referenceKeys(query.store, sourceTypes, spec.param))}::bigint[])`,
-          ];
-          text =
-            `SELECT DISTINCT r.pk, r.type, r.id, r.content FROM search_reference ref JOIN resource r ON r.pk = ref.resource_pk ` +
-            `WHERE ${conds.join(' AND ')} AND NOT r.deleted${access ? ` AND ${access}` : ''}`;
+          const wanted = new Unnest([new Param(targets.map((r) => r.type), 'text[]'), new Param(targets.map((r) => r.id), 'text[]')], 'u', ['type', 'id']);
+          select = new SelectQuery({
+            distinct: true,
+            columns: ROW_COLUMNS,
+            from: ref,
+            joins: [{ table: R, on: [eq(R.column('pk'), ref.column('resource_pk'))] }],
+            where: [
+              new InSubquery([ref.column('target_type'), ref.column('target_id')], new SelectQuery({ columns: [new Star()], from: wanted })),
+              new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, sourceTypes, spec.param), 'bigint[]')),
+              new Not(R.column('deleted')),
+            ],
+            limit: MAX_INCLUDED,
+          });
         }
-        const rows = await sql.query<Row[]>(`${text} LIMIT ${MAX_INCLUDED}`, ...p.values);
+        const { text, values } = renderSql(select, query.accessFilter);
+        const rows = await sql.query<Row[]>(text, ...values);
         for (const row of rows) {
           const key = String(row.pk);
           if (seen.has(key)) continue;

@@ -47,9 +47,9 @@ export interface Admission {
 export interface SearchPort {
   /** Runs inside `tx` when given (searches in a transaction Bundle see its writes). */
   search(query: SearchQuery, tx?: Tx): Promise<Bundle>;
-  /** Current, undeleted resources matching `params` (conditional interactions); at most `limit`. */
+  /** Current, undeleted resources matching `params` (conditional interactions) that the filter lets through; at most `limit`. */
   findMatches(
-    query: { store: string; fhirVersion: FhirVersion; resourceType: string; params: [string, string][] },
+    query: { store: string; fhirVersion: FhirVersion; resourceType: string; params: [string, string][]; accessFilter?: AccessFilter },
     limit: number,
     tx?: Tx,
   ): Promise<MatchRef[]>;

@@ -1,0 +1,33 @@
+import { badRequest, notSupported } from '../../fhir/outcome';
+import type { SearchParamDef } from '../../fhir/searchParameters';
+import { Column, Constant, eq, Exists, Not, SelectQuery, type SqlNode, Table } from '../sql/sqlTree';
+import type { PredicateContext, Scope } from './predicateContext';
+
+/** The index table of each parameter type. */
+export const INDEX_TABLE: Record<string, string> = {
+  string: 'search_string',
+  token: 'search_token',
+  reference: 'search_reference',
+  date: 'search_date',
+  number: 'search_number',
+  quantity: 'search_quantity',
+  uri: 'search_uri',
+  composite: 'search_composite',
+};
+
+/** `:missing=true|false` (search.html#missing): whether the row has any index row for the parameter. */
+export function missingPredicate(ctx: PredicateContext, scope: Scope, def: SearchParamDef, name: string, value: string): SqlNode {
+  if (value !== 'true' && value !== 'false') throw badRequest(`:missing takes true or false (parameter '${name}')`, name);
+  const table = INDEX_TABLE[def.type];
+  if (!table) throw notSupported(`:missing is not supported on '${def.code}'`);
+  // Probed per candidate row through the table's resource_pk index: no index leads with the key alone.
+  const m = new Table(table, ctx.nextIndexAlias());
+  const present = new Exists(
+    new SelectQuery({
+      columns: [new Constant(1)],
+      from: m,
+      where: [eq(m.column('resource_pk'), new Column(scope.alias, 'pk')), ctx.keyCondition(m.column('key'), scope.store, scope.type, def.code)],
+    }),
+  );
+  return value === 'true' ? new Not(present) : present;
+}

@@ -1,0 +1,249 @@
+import type { AccessFilter } from '../../service/ports';
+
+/**
+ * Search SQL as a small expression tree — columns, bind parameters, conditions, selects with joins — rendered
+ * once into text and values. Values are bound only when rendered, so a statement carries exactly the
+ * parameters it uses, in the order it uses them.
+ *
+ * The caller's access filter is a property of the tree, not of each feature: every `resource` table a select
+ * reads (the searched rows, chain hops, `_has` levels, included rows, counts) is constrained by the filter of
+ * the context the statement is rendered in. A feature cannot forget it, because it never adds it.
+ */
+export interface SqlNode {
+  render(ctx: SqlContext): string;
+}
+
+/** The statement being rendered: its bind values and the caller's access filter. */
+export class SqlContext {
+  readonly values: unknown[] = [];
+  constructor(readonly accessFilter?: AccessFilter) {}
+
+  bind(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+/** Renders `node` as one statement: its text and its values, every `resource` row filtered by `accessFilter`. */
+export function renderSql(node: SqlNode, accessFilter?: AccessFilter): { text: string; values: unknown[] } {
+  const ctx = new SqlContext(accessFilter);
+  const text = node.render(ctx);
+  return { text, values: ctx.values };
+}
+
+/** The table whose rows the access filter guards. */
+export const RESOURCE_TABLE = 'resource';
+
+export class Column implements SqlNode {
+  constructor(readonly alias: string, readonly name: string) {}
+  render(): string {
+    return `${this.alias}.${this.name}`;
+  }
+}
+
+/** A bind parameter, cast when PostgreSQL cannot infer its type. */
+export class Param implements SqlNode {
+  constructor(readonly value: unknown, readonly cast?: 'bigint' | 'bigint[]' | 'text' | 'text[]' | 'timestamptz' | 'numeric' | 'int') {}
+  render(ctx: SqlContext): string {
+    const placeholder = ctx.bind(this.value);
+    return this.cast ? `${placeholder}::${this.cast}` : placeholder;
+  }
+}
+
+/** A constant written by this code (never a request's value): a number, a boolean or a short string. */
+export class Constant implements SqlNode {
+  constructor(readonly value: number | boolean | string) {}
+  render(): string {
+    if (typeof this.value === 'string') return `'${this.value.replace(/'/g, "''")}'`;
+    if (typeof this.value === 'number' && !Number.isFinite(this.value)) throw new Error('Not a finite SQL number');
+    return String(this.value).toUpperCase();
+  }
+}
+
+export class Star implements SqlNode {
+  render(): string {
+    return '*';
+  }
+}
+
+export class Fn implements SqlNode {
+  constructor(readonly name: 'count' | 'min' | 'max' | 'replace' | 'unnest', readonly args: SqlNode[]) {}
+  render(ctx: SqlContext): string {
+    return `${this.name}(${this.args.map((a) => a.render(ctx)).join(', ')})`;
+  }
+}
+
+export type BinaryOperator = '=' | '<' | '>' | '<=' | '>=' | 'LIKE' | '||';
+
+export class Binary implements SqlNode {
+  constructor(readonly left: SqlNode, readonly op: BinaryOperator, readonly right: SqlNode) {}
+  render(ctx: SqlContext): string {
+    return `${this.left.render(ctx)} ${this.op} ${this.right.render(ctx)}`;
+  }
+}
+
+export const eq = (left: SqlNode, right: SqlNode) => new Binary(left, '=', right);
+
+/** `left = ANY(array)`. */
+export class AnyOf implements SqlNode {
+  constructor(readonly left: SqlNode, readonly array: SqlNode) {}
+  render(ctx: SqlContext): string {
+    return `${this.left.render(ctx)} = ANY(${this.array.render(ctx)})`;
+  }
+}
+
+export class IsNull implements SqlNode {
+  constructor(readonly expr: SqlNode, readonly negated = false) {}
+  render(ctx: SqlContext): string {
+    return `${this.expr.render(ctx)} IS ${this.negated ? 'NOT ' : ''}NULL`;
+  }
+}
+
+/** All of `conditions` (TRUE when there are none). */
+export class Conjunction implements SqlNode {
+  constructor(readonly conditions: SqlNode[]) {}
+  render(ctx: SqlContext): string {
+    if (!this.conditions.length) return 'TRUE';
+    if (this.conditions.length === 1) return this.conditions[0].render(ctx);
+    return `(${this.conditions.map((c) => c.render(ctx)).join(' AND ')})`;
+  }
+}
+
+/** Any of `conditions` (FALSE when there are none). */
+export class Disjunction implements SqlNode {
+  constructor(readonly conditions: SqlNode[]) {}
+  render(ctx: SqlContext): string {
+    if (!this.conditions.length) return 'FALSE';
+    if (this.conditions.length === 1) return this.conditions[0].render(ctx);
+    return `(${this.conditions.map((c) => c.render(ctx)).join(' OR ')})`;
+  }
+}
+
+export class Not implements SqlNode {
+  constructor(readonly condition: SqlNode) {}
+  render(ctx: SqlContext): string {
+    return `NOT (${this.condition.render(ctx)})`;
+  }
+}
+
+/** `left IN (query)`, or `(a, b) IN (query)` for several columns. */
+export class InSubquery implements SqlNode {
+  constructor(readonly left: SqlNode | SqlNode[], readonly query: SqlNode) {}
+  render(ctx: SqlContext): string {
+    const left = Array.isArray(this.left) ? `(${this.left.map((l) => l.render(ctx)).join(', ')})` : this.left.render(ctx);
+    return `${left} IN (${this.query.render(ctx)})`;
+  }
+}
+
+export class Exists implements SqlNode {
+  constructor(readonly query: SelectQuery) {}
+  render(ctx: SqlContext): string {
+    return `EXISTS (${this.query.render(ctx)})`;
+  }
+}
+
+/** The caller's access filter on the `resource` row `alias`; added by SelectQuery, never by a feature. */
+class AccessCondition implements SqlNode {
+  constructor(readonly filter: AccessFilter, readonly alias: string) {}
+  render(ctx: SqlContext): string {
+    return `(${this.filter.condition(this.alias, (value) => ctx.bind(value))})`;
+  }
+}
+
+export class Table {
+  constructor(readonly name: string, readonly alias: string) {}
+  column(name: string): Column {
+    return new Column(this.alias, name);
+  }
+  render(): string {
+    return `${this.name} ${this.alias}`;
+  }
+}
+
+/** `unnest(a, b, …) AS alias(c1, c2, …)`: rows from parallel arrays. */
+export class Unnest {
+  constructor(readonly arrays: SqlNode[], readonly alias: string, readonly columns: string[]) {}
+  column(name: string): Column {
+    return new Column(this.alias, name);
+  }
+  render(ctx: SqlContext): string {
+    return `unnest(${this.arrays.map((a) => a.render(ctx)).join(', ')}) AS ${this.alias}(${this.columns.join(', ')})`;
+  }
+}
+
+export interface OrderKey {
+  expr: SqlNode;
+  descending?: boolean;
+  nullsLast?: boolean;
+}
+
+export interface SelectParts {
+  columns: SqlNode[];
+  from: Table | Unnest;
+  joins?: { table: Table; on: SqlNode[] }[];
+  where?: SqlNode[];
+  distinct?: boolean;
+  distinctOn?: SqlNode[];
+  orderBy?: OrderKey[];
+  limit?: number;
+  offset?: number;
+}
+
+/**
+ * `SELECT … FROM … JOIN … WHERE … ORDER BY … LIMIT …`. Inner joins only. Every `resource` table in its FROM
+ * or joins gets the context's access filter in its WHERE.
+ */
+export class SelectQuery implements SqlNode {
+  constructor(readonly parts: SelectParts) {}
+
+  with(parts: Partial<SelectParts>): SelectQuery {
+    return new SelectQuery({ ...this.parts, ...parts });
+  }
+
+  render(ctx: SqlContext): string {
+    const { columns, from, joins = [], where = [], distinct, distinctOn, orderBy = [], limit, offset } = this.parts;
+    const guarded = ctx.accessFilter
+      ? [from, ...joins.map((j) => j.table)].filter((t): t is Table => t instanceof Table && t.name === RESOURCE_TABLE)
+      : [];
+    const head = distinctOn ? `DISTINCT ON (${distinctOn.map((d) => d.render(ctx)).join(', ')}) ` : distinct ? 'DISTINCT ' : '';
+    let text = `SELECT ${head}${columns.map((c) => c.render(ctx)).join(', ')} FROM ${from.render(ctx)}`;
+    for (const join of joins) text += ` JOIN ${join.table.render()} ON ${join.on.map((c) => c.render(ctx)).join(' AND ')}`;
+    const conditions = [...where, ...guarded.map((t) => new AccessCondition(ctx.accessFilter as AccessFilter, t.alias))];
+    if (conditions.length) text += ` WHERE ${conditions.map((c) => c.render(ctx)).join(' AND ')}`;
+    if (orderBy.length) {
+      text += ` ORDER BY ${orderBy.map((o) => `${o.expr.render(ctx)} ${o.descending ? 'DESC' : 'ASC'}${o.nullsLast ? ' NULLS LAST' : ''}`).join(', ')}`;
+    }
+    if (limit !== undefined) text += ` LIMIT ${integer(limit)}`;
+    if (offset !== undefined) text += ` OFFSET ${integer(offset)}`;
+    return text;
+  }
+}
+
+/** `q1 UNION q2 …`. */
+export class Union implements SqlNode {
+  constructor(readonly queries: SelectQuery[]) {}
+  render(ctx: SqlContext): string {
+    return this.queries.map((q) => q.render(ctx)).join(' UNION ');
+  }
+}
+
+/** An expression with a column name: `count(*) AS n`. */
+export class Aliased implements SqlNode {
+  constructor(readonly expr: SqlNode, readonly name: string) {}
+  render(ctx: SqlContext): string {
+    return `${this.expr.render(ctx)} AS ${this.name}`;
+  }
+}
+
+/** A scalar subquery: `(SELECT …)`. */
+export class Scalar implements SqlNode {
+  constructor(readonly query: SelectQuery) {}
+  render(ctx: SqlContext): string {
+    return `(${this.query.render(ctx)})`;
+  }
+}
+
+function integer(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`Not a row count: ${n}`);
+  return String(n);
+}
