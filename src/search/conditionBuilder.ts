@@ -1,3 +1,9 @@
+/**
+ * FHIR search parameters → conditions of the search's SQL tree (search.html). Each condition constrains one
+ * `resource` row alias (`r`, `r1`, … for chain hops and `_has` levels); the per-type predicate builders in
+ * predicates/ turn a parameter's values into index lookups. Values travel as bind parameters, never as SQL
+ * text; the caller's access filter is added to every `resource` row by the tree when it is rendered.
+ */
 import { badRequest } from '../fhir/outcome';
 import { indexedAs, searchParameter } from '../fhir/searchParameters';
 import { indexKey } from './indexKey';
@@ -8,7 +14,8 @@ import { hasPredicate } from './predicates/hasPredicate';
 import { idPredicate } from './predicates/idPredicate';
 import { IndexLookup } from './predicates/indexLookup';
 import { lastUpdatedPredicate } from './predicates/lastUpdatedPredicate';
-import { INDEX_TABLE, missingPredicate } from './predicates/missingPredicate';
+import { INDEX_TABLE } from './predicates/indexTable';
+import { missingPredicate } from './predicates/missingPredicate';
 import { numberPredicate } from './predicates/numberPredicate';
 import type { PredicateContext, PredicateInput, Scope } from './predicates/predicateContext';
 import { quantityPredicate } from './predicates/quantityPredicate';
@@ -20,12 +27,6 @@ import { UnknownParameter } from './predicates/unknownParameter';
 import { uriPredicate } from './predicates/uriPredicate';
 import { AnyOf, Column, eq, Fn, Param, Scalar, SelectQuery, type SqlNode, Table } from './sql/sqlTree';
 
-/**
- * FHIR search parameters → conditions of the search's SQL tree (search.html). Each condition constrains one
- * `resource` row alias (`r`, `r1`, … for chain hops and `_has` levels); the per-type predicate builders in
- * predicates/ turn a parameter's values into index lookups. Values travel as bind parameters, never as SQL
- * text; the caller's access filter is added to every `resource` row by the tree when it is rendered.
- */
 const BY_TYPE: Record<string, (ctx: PredicateContext, input: PredicateInput) => SqlNode> = {
   token: tokenPredicate,
   string: stringPredicate,

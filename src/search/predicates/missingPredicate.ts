@@ -1,19 +1,8 @@
 import { badRequest, notSupported } from '../../fhir/outcome';
 import type { SearchParamDef } from '../../fhir/searchParameters';
 import { Column, Constant, eq, Exists, Not, SelectQuery, type SqlNode, Table } from '../sql/sqlTree';
+import { INDEX_TABLE } from './indexTable';
 import type { PredicateContext, Scope } from './predicateContext';
-
-/** The index table of each parameter type. */
-export const INDEX_TABLE: Record<string, string> = {
-  string: 'search_string',
-  token: 'search_token',
-  reference: 'search_reference',
-  date: 'search_date',
-  number: 'search_number',
-  quantity: 'search_quantity',
-  uri: 'search_uri',
-  composite: 'search_composite',
-};
 
 /** `:missing=true|false` (search.html#missing): whether the row has any index row for the parameter. */
 export function missingPredicate(ctx: PredicateContext, scope: Scope, def: SearchParamDef, name: string, value: string): SqlNode {

@@ -1,13 +1,13 @@
-import { badRequest } from '../../fhir/outcome';
-import type { SearchParamDef } from '../../fhir/searchParameters';
-import type { Column, SqlNode } from '../sql/sqlTree';
-import type { IndexLookup } from './indexLookup';
-
 /**
  * What a predicate builder gets: the row it constrains, and the builder's services — index lookups that know
  * their table alias, key conditions, fresh `resource` aliases, and the whole condition for recursion (chains,
  * `_has`).
  */
+import { badRequest } from '../../fhir/outcome';
+import type { SearchParamDef } from '../../fhir/searchParameters';
+import type { Column, SqlNode } from '../sql/sqlTree';
+import type { IndexLookup } from './indexLookup';
+
 export interface Scope {
   store: string;
   type: string;

@@ -1,10 +1,10 @@
-import { badRequest } from '../../fhir/outcome';
-import { parseDateRange, type Range } from '../dateRange';
-
 /**
  * Parsing of search values shared by the predicate builders: escaping (search.html#escaping), prefixes
  * (search.html#prefix), dates and numbers with their implicit precision, and parameter names.
  */
+import { badRequest } from '../../fhir/outcome';
+import { parseDateRange, type Range } from '../dateRange';
+
 export const PREFIXES = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'] as const;
 export type Prefix = (typeof PREFIXES)[number];
 

@@ -1,5 +1,3 @@
-import type { AccessFilter } from '../../service/ports';
-
 /**
  * Search SQL as a small expression tree — columns, bind parameters, conditions, selects with joins — rendered
  * once into text and values. Values are bound only when rendered, so a statement carries exactly the
@@ -9,6 +7,8 @@ import type { AccessFilter } from '../../service/ports';
  * reads (the searched rows, chain hops, `_has` levels, included rows, counts) is constrained by the filter of
  * the context the statement is rendered in. A feature cannot forget it, because it never adds it.
  */
+import type { AccessFilter } from '../../service/ports';
+
 export interface SqlNode {
   render(ctx: SqlContext): string;
 }
