@@ -179,7 +179,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         // The same checks as REST: the caller must be able to read the aggregated resource / own the endpoint.
         aggregation: async (type, id) => {
           await source.read(type, id);
-          return views.view(type, id);
+          return views.view(type, id, caller.customerId);
         },
         status: async (endpointId, type, id) => {
           await (await customerService(caller, endpointId)).service.read(type, id);
