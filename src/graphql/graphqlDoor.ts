@@ -47,7 +47,7 @@ export class GraphqlDoor {
 
   constructor(private readonly options: GraphqlDoorOptions) {
     this.schema = buildFhirSchema();
-    // Apollo adds the same rule to /graphql's validation when introspection is off.
+    // /graphql is given the same introspection rule (register), so every door refuses alike.
     this.rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
   }
 
