@@ -1,3 +1,4 @@
+import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { isAdminToken } from './access/adminCredential';
 import { bearerToken, type Caller } from './access/caller';
@@ -14,6 +15,7 @@ import { isResourceType, resourceTypes } from './fhir/definitions';
 import { notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
 import type { FhirVersion, Resource } from './fhir/types';
 import { assertValidResource } from './fhir/validation';
+import { corsOptions } from './rest/corsOptions';
 import { customerRoutes } from './rest/customerRoutes';
 import { installFhirParsers, mountFhir, sendOutcome } from './rest/fastifyFhir';
 import type { EndpointContext } from './rest/interactions';
@@ -76,6 +78,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: config.bodyLimit,
     trustProxy: true,
   });
+  // Before every route, so preflights and error responses carry the headers too.
+  await app.register(cors, corsOptions(config.corsOrigins));
 
   app.setErrorHandler((err: Error, request, reply) => {
     if (err instanceof OperationOutcomeError) return sendOutcome(reply, err);
@@ -136,7 +140,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         systemInteractions: ['transaction', 'batch', 'history-system', 'search-system'],
         searchParams: (type) => searchParametersFor(version, type),
         conditional: { create: true, update: true, delete: 'single', read: 'full-support' },
-        security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token` },
+        security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
         software: SOFTWARE,
       }) as Resource;
       capabilityCache.set(key, statement);
@@ -179,7 +183,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         // The same checks as REST: the caller must be able to read the aggregated resource / own the endpoint.
         aggregation: async (type, id) => {
           await source.read(type, id);
-          return views.view(type, id);
+          return views.view(type, id, caller.customerId);
         },
         status: async (endpointId, type, id) => {
           await (await customerService(caller, endpointId)).service.read(type, id);
@@ -240,7 +244,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           interactions: ['read', 'vread', 'history-instance', 'history-type', 'search-type'],
           systemInteractions: ['history-system'],
           searchParams: (type) => searchParametersFor('R4', type),
-          security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token` },
+          security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
           software: SOFTWARE,
         }) as Resource;
         const statement = aggregatedStatement;

@@ -30,6 +30,8 @@ export interface Config {
   /** How long a write waits for the backlog to shrink before it is answered 503 with Retry-After. */
   aggregationAdmitWaitMs: number;
   graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
+  /** Browser origins allowed by CORS (CORS_ORIGINS, comma-separated exact origins, or `*`); none by default. */
+  corsOrigins: string[];
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -42,6 +44,21 @@ function int(value: string | undefined, fallback: number, name: string): number 
 function flag(value: string | undefined, fallback: boolean): boolean {
   if (value === undefined || value === '') return fallback;
   return !['off', 'false', '0', 'no'].includes(value.toLowerCase());
+}
+
+/** Exact origins (`https://app.example`), or `*`: a near miss such as a trailing slash would never match. */
+function origins(value: string | undefined): string[] {
+  const list = (value ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+  for (const o of list) {
+    let origin: string | undefined;
+    try {
+      origin = new URL(o).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (o !== '*' && origin !== o) throw new Error(`CORS_ORIGINS must be '*' or origins such as https://app.example, got '${o}'`);
+  }
+  return list;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -65,6 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       introspection: flag(env.GRAPHQL_INTROSPECTION, env.NODE_ENV !== 'production'),
       sandbox: flag(env.GRAPHQL_SANDBOX, env.NODE_ENV !== 'production'),
     },
+    corsOrigins: origins(env.CORS_ORIGINS),
     aggregationConcurrency: env.AGGREGATION_CONCURRENCY ? Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')) : undefined,
     aggregationThread: flag(env.AGGREGATION_THREAD, true),
     aggregationBatchSize: Math.max(1, int(env.AGGREGATION_BATCH_SIZE, 100, 'AGGREGATION_BATCH_SIZE')),

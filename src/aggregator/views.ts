@@ -5,6 +5,10 @@ import { elementSources, MERGED_TYPES, type Member } from './rules';
 /**
  * Read models of the aggregation for the GraphQL views: an aggregated resource's upstream members, the
  * rule that grouped them and which member supplied each single-valued element.
+ *
+ * A caller sees its own customer's members only. That another customer holds data on a patient is
+ * itself confidential, so the others are a bare count (`otherSources`), and an element one of them
+ * supplied names no endpoint and no upstream id.
  */
 export interface MemberView {
   endpoint: string;
@@ -19,14 +23,19 @@ export interface AggregationView {
   resourceType: string;
   id: string;
   rule: string;
+  /** The caller's own members. */
   members: MemberView[];
-  elementSources: { element: string; endpoint: string; upstreamId: string }[];
+  /** Members from other customers' endpoints: counted, never named. */
+  otherSources: number;
+  /** `endpoint` and `upstreamId` are null where another customer's member supplied the element. */
+  elementSources: { element: string; endpoint: string | null; upstreamId: string | null }[];
 }
 
 export class AggregationViews {
   constructor(private readonly sql: SqlClient) {}
 
-  async view(type: string, aggId: string): Promise<AggregationView> {
+  /** The view of the aggregated `type/aggId` for a caller of customer `callerCustomerId`. */
+  async view(type: string, aggId: string, callerCustomerId: string | undefined): Promise<AggregationView> {
     const rows = await this.sql.query<{ store: string; res_id: string; content: Resource; upstream_updated: Date | null; customer_id: string; version_id: number | null }[]>(
       `SELECT m.store, m.res_id, m.content, m.upstream_updated, e.customer_id, r.version_id
          FROM agg_member m JOIN endpoint e ON e.id = m.store
@@ -35,11 +44,14 @@ export class AggregationViews {
       type, aggId,
     );
     const members: Member[] = rows.map((r) => ({ resource: r.content, lastUpdated: r.upstream_updated ? new Date(r.upstream_updated).toISOString() : '', store: r.store, id: r.res_id }));
+    // A caller without a customer (none today) sees no member by name.
+    const visible = rows.filter((r) => callerCustomerId !== undefined && r.customer_id === callerCustomerId);
+    const visibleStores = new Set(visible.map((r) => r.store));
     return {
       resourceType: type,
       id: aggId,
       rule: MERGED_TYPES[type] ? `grouped by ${MERGED_TYPES[type]}` : 'copied one-to-one',
-      members: rows.map((r) => ({
+      members: visible.map((r) => ({
         endpoint: r.store,
         customer: r.customer_id,
         upstreamType: type,
@@ -47,7 +59,11 @@ export class AggregationViews {
         upstreamVersion: r.version_id === null ? null : Number(r.version_id),
         lastUpdated: r.upstream_updated ? new Date(r.upstream_updated).toISOString() : null,
       })),
-      elementSources: MERGED_TYPES[type] ? elementSources(type, members).map((s) => ({ element: s.element, endpoint: s.store, upstreamId: s.id })) : [],
+      otherSources: rows.length - visible.length,
+      // Provenance is computed over every member (it is what the merge did), then hidden members are masked.
+      elementSources: MERGED_TYPES[type]
+        ? elementSources(type, members).map((s) => (visibleStores.has(s.store) ? { element: s.element, endpoint: s.store, upstreamId: s.id } : { element: s.element, endpoint: null, upstreamId: null }))
+        : [],
     };
   }
 

@@ -25,7 +25,8 @@ export interface CapabilityOptions {
   systemInteractions: readonly SystemInteraction[];
   searchParams?: (type: string) => readonly SearchParamSummary[];
   conditional?: { create?: boolean; update?: boolean; delete?: 'not-supported' | 'single' | 'multiple'; read?: 'not-supported' | 'modified-since' | 'not-match' | 'full-support' };
-  security?: { oauthTokenUrl: string };
+  /** `cors`: whether any browser origin is allowed (CORS_ORIGINS). */
+  security?: { oauthTokenUrl: string; cors: boolean };
   software: { name: string; version: string };
   /** `meta.lastUpdated`/`date`; fixed per process so the statement is stable between calls. */
   date?: string;
@@ -54,7 +55,7 @@ export function capabilityStatement(options: CapabilityOptions): Resource {
   });
   const security = options.security
     ? {
-        cors: true,
+        cors: options.security.cors,
         service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth', display: 'OAuth' }] }],
         description: 'OAuth 2.0 client credentials; present the access token as a Bearer token.',
         extension: [

@@ -22,8 +22,8 @@ class AggregationMember {
 @ObjectType({ description: 'Which upstream supplied a single-valued element of a merged resource' })
 class ElementSource {
   @Field(() => String) element!: string;
-  @Field(() => String) endpoint!: string;
-  @Field(() => ID) upstreamId!: string;
+  @Field(() => String, { nullable: true, description: "Null when another customer's endpoint supplied it" }) endpoint!: string | null;
+  @Field(() => ID, { nullable: true, description: "Null when another customer's endpoint supplied it" }) upstreamId!: string | null;
 }
 
 @ObjectType({ description: 'How an aggregated resource came about' })
@@ -31,7 +31,8 @@ class Aggregation {
   @Field(() => String) resourceType!: string;
   @Field(() => ID) id!: string;
   @Field(() => String, { description: 'The grouping rule, or "copied one-to-one"' }) rule!: string;
-  @Field(() => [AggregationMember]) members!: AggregationMember[];
+  @Field(() => [AggregationMember], { description: "The members from your own endpoints" }) members!: AggregationMember[];
+  @Field(() => Int, { description: "How many members come from other customers' endpoints (not named)" }) otherSources!: number;
   @Field(() => [ElementSource]) elementSources!: ElementSource[];
 }
 

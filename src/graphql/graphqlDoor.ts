@@ -4,20 +4,21 @@ import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDi
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { execute, GraphQLError, GraphQLObjectType, GraphQLSchema, parse, specifiedRules, validate, type DocumentNode, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
+import { execute, GraphQLError, GraphQLObjectType, GraphQLSchema, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 import { applyOutputDirectives, usesOutputDirectives } from './directives';
 import { DocumentCache } from './documentCache';
 import { fromEndpoint, type GraphqlContext } from './context';
 import { buildFhirOnlySchema, buildFhirSchema, DIRECTIVES } from './fhirSchema';
-import { limitRule, type QueryLimits } from './limits';
+import { limitError, type QueryLimits } from './limits';
 import { noStorePlugin } from './noStorePlugin';
 
 /**
  * The GraphQL door: Apollo Server at /graphql, and the FHIR `$graphql` operation for the REST doors, both
  * over one schema and the same context (the caller's services). OperationOutcome errors become GraphQL
- * errors carrying the outcome in `extensions`.
+ * errors carrying the outcome in `extensions`. Both apply the same rules: the query limits, measured on
+ * the operation about to run with its variables (limits.ts), and the introspection setting.
  */
 export interface GraphqlDoorOptions {
   limits: QueryLimits;
@@ -46,7 +47,8 @@ export class GraphqlDoor {
 
   constructor(private readonly options: GraphqlDoorOptions) {
     this.schema = buildFhirSchema();
-    this.rules = [...specifiedRules, limitRule(options.limits)];
+    // /graphql is given the same introspection rule (register), so every door refuses alike.
+    this.rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
   }
 
   async register(app: FastifyInstance, context: (request: FastifyRequest) => Promise<GraphqlContext>): Promise<void> {
@@ -63,12 +65,27 @@ export class GraphqlDoor {
         };
       },
     };
+    const limits = this.options.limits;
+    const limitsPlugin: ApolloServerPlugin<GraphqlContext> = {
+      async requestDidStart() {
+        return {
+          // After validation, with the operation chosen and before anything runs.
+          async didResolveOperation({ schema, document, request }) {
+            const refused = limitError(limits, schema, document, request.operationName, request.variables);
+            if (refused) throw new GraphQLError(refused.message, { nodes: refused.nodes, extensions: { ...refused.extensions, http: { status: 400 } } });
+          },
+        };
+      },
+    };
     const apollo = new ApolloServer<GraphqlContext>({
       schema: this.schema,
-      introspection: this.options.introspection,
-      validationRules: [limitRule(this.options.limits)],
+      // Introspection is refused by the same graphql-js rule as in `$graphql` (this.rules), so every door
+      // answers with the same error; Apollo's own switch would add a differently worded one.
+      introspection: true,
+      validationRules: this.options.introspection ? [] : [NoSchemaIntrospectionCustomRule],
       plugins: [
         fastifyApolloDrainPlugin(app),
+        limitsPlugin,
         directivesPlugin,
         // No per-field plugin hooks: with one, Apollo wraps every resolver (see noStorePlugin.ts).
         ApolloServerPluginCacheControlDisabled(),
@@ -118,7 +135,8 @@ export class GraphqlDoor {
       return { errors: [err as GraphQLError] };
     }
     const errors = validate(schema, document, this.rules);
-    if (errors.length) return { errors };
+    // The code Apollo gives the same errors at /graphql.
+    if (errors.length) return { errors: errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } })) };
     this.documents.set(schemaKey, query, document);
     return { document };
   }
@@ -130,6 +148,8 @@ export class GraphqlDoor {
     const checked = this.validDocument(schema, instance?.resourceType ?? '', request.query);
     if ('errors' in checked) return { errors: checked.errors };
     const { document } = checked;
+    const refused = limitError(this.options.limits, schema, document, request.operationName, request.variables);
+    if (refused) return { errors: [refused] };
     if (instance) fromEndpoint(context, instance, context.defaultEndpoint);
     const result = (await execute({ schema, document, rootValue: instance, contextValue: context, variableValues: request.variables, operationName: request.operationName ?? undefined })) as ExecutionResult;
     const formatted: ExecutionResult = {

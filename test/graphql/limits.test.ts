@@ -24,3 +24,29 @@ test.each([
   expect(result.data).toBeUndefined();
   expect(f.calls).toEqual([]);
 });
+
+test.each([
+  ['`_count` from a variable', 'query ($n: Int) { PatientList(_count: $n) { id ObservationList(_reference: subject) { id } } }', { n: 1000 }],
+  ["`_count` from a variable's default", 'query ($n: Int = 1000) { PatientList(_count: $n) { id ObservationList(_reference: subject) { id } } }', {}],
+  ['a list inside a fragment', 'query ($n: Int) { PatientList(_count: $n) { ...f } } fragment f on Patient { ObservationList(_reference: subject, _count: $n) { id } }', { n: 30 }],
+  ['a list skipped by a variable (counted all the same)', 'query ($n: Int, $s: Boolean!) { PatientList(_count: $n) @skip(if: $s) { ObservationList(_reference: subject) { id } } }', { n: 100, s: true }],
+])('%s counts towards the cost; nothing is read', async (_what, query, variables) => {
+  const f = data();
+  const result = await door.execute({ query, variables }, f.context());
+  expect(result.errors?.[0].message).toMatch(/cost is \d+, over the limit of 500/);
+  expect(f.calls).toEqual([]);
+});
+
+test('a `_count` over the maximum page costs the maximum page, which is all that runs', async () => {
+  const f = data();
+  const result = await door.execute({ query: 'query ($n: Int) { PatientList(_count: $n) { id } }', variables: { n: 1_000_000 } }, f.context());
+  // 1 for the list, 1 for each of at most 1,000 ids.
+  expect(result.errors?.[0].message).toBe("The operation's cost is 1001, over the limit of 500");
+});
+
+test('the operation that runs is measured, not the others in the document', async () => {
+  const f = data();
+  const query = 'query cheap { Patient(id: "p") { id } } query dear { PatientList(_count: 1000) { id name { family } } }';
+  expect((await door.execute({ query, operationName: 'cheap' }, f.context())).errors).toBeUndefined();
+  expect((await door.execute({ query, operationName: 'dear' }, f.context())).errors?.[0].extensions?.code).toBe('QUERY_TOO_COMPLEX');
+});
