@@ -110,7 +110,7 @@ export const COMMANDS: AdminCommand[] = [
   {
     words: ['endpoint', 'update'],
     usage: "--endpoint ID [--name NAME] [--default-source-org Organization/ID] [--enabled true|false]",
-    summary: "change an endpoint's name, default source organisation (its resources are re-aggregated) or enabled flag; '' clears a name or default",
+    summary: "change an endpoint's name, default source organisation (re-aggregates its resources) or enabled flag ('' clears)",
     options: ['endpoint', 'name', 'default-source-org', 'enabled'],
     required: ['endpoint'],
     run: ({ api, options }) => {
@@ -127,7 +127,7 @@ export const COMMANDS: AdminCommand[] = [
   {
     words: ['endpoint', 'disable'],
     usage: '--endpoint ID',
-    summary: "disable an endpoint: its FHIR requests are refused (403) from the next one on; its data stays aggregated",
+    summary: 'disable an endpoint: its FHIR requests are refused from now on; its data stays aggregated',
     options: ['endpoint'],
     required: ['endpoint'],
     run: ({ api, options }) => api.call('POST', `/admin/endpoints/${encodeURIComponent(options.endpoint as string)}/disable`),
