@@ -2,6 +2,7 @@ import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { isAdminToken } from './access/adminCredential';
 import { bearerToken, type Caller } from './access/caller';
+import { AdminService } from './admin/adminService';
 import { AggregationViews } from './aggregator/views';
 import { adminOps } from './graphql/adminOps';
 import type { GraphqlContext } from './graphql/fhirSchema';
@@ -12,7 +13,7 @@ import type { TokenService } from './access/tokens';
 import type { Config } from './config';
 import { capabilityStatement } from './fhir/capabilityStatement';
 import { isResourceType, resourceTypes } from './fhir/definitions';
-import { notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
+import { forbidden, notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
 import type { FhirVersion, Resource } from './fhir/types';
 import { assertValidResource } from './fhir/validation';
 import { corsOptions } from './rest/corsOptions';
@@ -32,7 +33,7 @@ import { TtlCache } from './store/ttlCache';
 import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from './aggregator/access';
 import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
-import { AGGREGATED_STORE, createOutboxHook } from './aggregator/outbox';
+import { AGGREGATED_STORE, createOutboxHook, requeueStore } from './aggregator/outbox';
 import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
@@ -119,10 +120,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => worker.stop());
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));
   await app.register(oauthRoutes({ tenancy, tokens }));
-  await app.register(adminRoutes({ tenancy, adminToken: deps.adminToken, publicUrl: config.publicUrl, tokens, grants, aggregation: worker, analyze: async () => void (await db.sql.execute('ANALYZE')) }));
-
-  // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request.
+  // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
+  // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.
   const endpoints = new TtlCache((id: string) => tenancy.getEndpoint(id), 30_000);
+  const admin = new AdminService({
+    tenancy,
+    grants,
+    tokens,
+    requeueEndpoint: (id) => requeueStore(db.sql, id),
+    onEndpointChanged: (id) => endpoints.delete(id),
+    aggregation: worker,
+    analyze: async () => void (await db.sql.execute('ANALYZE')),
+  });
+  await app.register(adminRoutes({ admin, adminToken: deps.adminToken, publicUrl: config.publicUrl }));
 
   const capabilityCache = new Map<string, Resource>();
   const customerCapability = (version: FhirVersion, baseUrl: string): Resource => {
@@ -158,6 +168,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const endpoint = await endpoints.get(endpointId);
     // Someone else's endpoint looks exactly like a missing one.
     if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
+    // Its owner learns why; to anyone else it stays indistinguishable from a missing one (above).
+    if (!endpoint.enabled) throw forbidden(`FHIR endpoint '${endpointId}' is disabled`);
     const baseUrl = `${config.publicUrl}/fhir/customer/${endpoint.id}`;
     return { endpoint, baseUrl, service: new FhirService(serviceDeps, { store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion }) };
   };
@@ -197,7 +209,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       throw unauthorized('The admin token cannot read FHIR data: use a token from /oauth2/token');
     };
     const source = { read: refuse, search: refuse, create: refuse, update: refuse, delete: refuse };
-    return { source, loaders: createLoaders(source), origin: new WeakMap(), admin: adminOps(tenancy, grants) };
+    return { source, loaders: createLoaders(source), origin: new WeakMap(), admin: adminOps(admin) };
   };
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);

@@ -33,6 +33,11 @@ function smart(scope: string): { context: string; type: string; permissions: str
   return { context: m[1], type: m[2], permissions: V1[m[3]] ?? m[3] };
 }
 
+/** Whether `scope` is a SMART scope (`system/Patient.rs`, `system/*.cruds`, v1 `.read`…): what API clients may hold. */
+export function isSmartScope(scope: string): boolean {
+  return smart(scope) !== undefined;
+}
+
 /** Whether holding `held` entitles a client to be granted `requested`. */
 export function scopeCovers(held: string, requested: string): boolean {
   if (held === requested) return true;

@@ -1,4 +1,5 @@
 import type { ResourceChange, Tx, WriteHook } from '../store/resourceRepository';
+import type { Sql } from '../store/sql';
 
 /** The store the aggregated view lives in; everything else is a customer endpoint feeding it. */
 export const AGGREGATED_STORE = 'aggregated';
@@ -23,4 +24,14 @@ export function createOutboxHook(): WriteHook {
     );
   };
   return hook;
+}
+
+/**
+ * Queues every current upstream resource of one store for re-aggregation, as one write transaction would
+ * (one lane, so its merged types still go first): what the aggregation derives from the endpoint's settings,
+ * such as the default source organisation of its copies, is then recomputed. Returns how many were queued.
+ */
+export function requeueStore(sql: Sql, store: string): Promise<number> {
+  if (store === AGGREGATED_STORE) throw new Error('The aggregated store is not an upstream store');
+  return sql.execute(`INSERT INTO agg_outbox (store, type, res_id) SELECT store, type, id FROM resource WHERE store = $1 AND NOT deleted`, store);
 }

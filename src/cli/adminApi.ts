@@ -14,7 +14,7 @@ export class AdminApi {
     return this.connection.url;
   }
 
-  async call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
+  async call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
     const target = `${this.connection.url}${path}`;
     let response: Response;
     try {

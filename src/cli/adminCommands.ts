@@ -30,6 +30,8 @@ export interface AdminCommand {
   positionals?: string[];
   /** The last positional may repeat (one or more). */
   variadic?: boolean;
+  /** The positionals may be left out (an older spelling of an option). */
+  optionalPositionals?: boolean;
   run(ctx: CommandContext): Promise<unknown>;
 }
 
@@ -40,14 +42,38 @@ export const OPTIONS: Record<string, string> = {
   'fhir-version': 'R4 or STU3',
   'default-source-org': 'Organization/<id>: source organisation of resources whose patient names none',
   family: 'token family: fhir or legacy',
-  scope: 'space-separated scopes the client may request (default: system/*.cruds)',
+  scopes: 'space-separated SMART scopes the client may request (default: system/*.cruds)',
+  scope: 'the same as --scopes (older spelling)',
   endpoint: 'an endpoint id (ep-…)',
+  enabled: 'true or false: whether the endpoint accepts FHIR requests',
+  client: 'an API client id (cli-…)',
   patient: 'an aggregated Patient id',
   grantee: 'who is granted: an aggregated Organization id or a customer id',
   label: 'privacy label: GENERAL_HEALTH, MENTAL_HEALTH, SEXUAL_HEALTH or SOCIAL_CARE',
   'timeout-ms': 'how long to wait, in milliseconds (default 30000)',
   concurrency: 'requests in flight (default 4)',
 };
+
+/** `--scopes`, or its older spelling `--scope`; both given must agree. */
+function scopesOption(options: OptionValues): string | undefined {
+  const { scopes, scope } = options;
+  if (scopes !== undefined && scope !== undefined && scopes !== scope) throw usageError('Give --scopes once (--scope is its older spelling)');
+  return scopes ?? scope;
+}
+
+/** The client id from `--client`, or from the positional argument older scripts pass. */
+function clientOption(name: string, options: OptionValues, args: string[]): string {
+  const id = options.client ?? args[0];
+  if (!id) throw usageError(`'${name}' needs --client`);
+  if (options.client !== undefined && args[0] !== undefined && args[0] !== options.client) throw usageError(`Give the client id once: --client ${options.client}`);
+  return id;
+}
+
+/** An option that may be cleared: an empty value (`--name ''`) clears it, a missing one leaves it. */
+const clearable = (value: string | undefined) => (value === '' ? null : value);
+
+/** `true`/`false` as booleans; anything else is passed on for the server to refuse in its own words. */
+const booleanOption = (value: string | undefined) => (value === 'true' ? true : value === 'false' ? false : value);
 
 const query = (customer: string | undefined) => (customer ? `?customerId=${encodeURIComponent(customer)}` : '');
 
@@ -82,6 +108,31 @@ export const COMMANDS: AdminCommand[] = [
       }),
   },
   {
+    words: ['endpoint', 'update'],
+    usage: "--endpoint ID [--name NAME] [--default-source-org Organization/ID] [--enabled true|false]",
+    summary: "change an endpoint's name, default source organisation (re-aggregates its resources) or enabled flag ('' clears)",
+    options: ['endpoint', 'name', 'default-source-org', 'enabled'],
+    required: ['endpoint'],
+    run: ({ api, options }) => {
+      if (options.name === undefined && options['default-source-org'] === undefined && options.enabled === undefined) {
+        throw usageError("'endpoint update' needs at least one of --name, --default-source-org, --enabled");
+      }
+      return api.call('PATCH', `/admin/endpoints/${encodeURIComponent(options.endpoint as string)}`, {
+        name: clearable(options.name),
+        defaultSourceOrg: clearable(options['default-source-org']),
+        enabled: booleanOption(options.enabled),
+      });
+    },
+  },
+  {
+    words: ['endpoint', 'disable'],
+    usage: '--endpoint ID',
+    summary: 'disable an endpoint: its FHIR requests are refused from now on; its data stays aggregated',
+    options: ['endpoint'],
+    required: ['endpoint'],
+    run: ({ api, options }) => api.call('POST', `/admin/endpoints/${encodeURIComponent(options.endpoint as string)}/disable`),
+  },
+  {
     words: ['endpoint', 'list'],
     usage: '[--customer ID]',
     summary: 'list endpoints, all or one customer’s',
@@ -90,12 +141,12 @@ export const COMMANDS: AdminCommand[] = [
   },
   {
     words: ['client', 'create'],
-    usage: '--customer ID --family fhir|legacy [--name NAME] [--scope "SCOPES"]',
+    usage: '--customer ID --family fhir|legacy [--name NAME] [--scopes "SCOPES"]',
     summary: 'create an API client; prints client_id and client_secret (the secret is shown only this once)',
-    options: ['customer', 'family', 'name', 'scope'],
+    options: ['customer', 'family', 'name', 'scopes', 'scope'],
     required: ['customer', 'family'],
     run: ({ api, options }) =>
-      api.call('POST', '/admin/clients', { customerId: options.customer, family: options.family, name: options.name, scopes: options.scope }),
+      api.call('POST', '/admin/clients', { customerId: options.customer, family: options.family, name: options.name, scopes: scopesOption(options) }),
   },
   {
     words: ['client', 'list'],
@@ -106,11 +157,20 @@ export const COMMANDS: AdminCommand[] = [
   },
   {
     words: ['client', 'revoke'],
-    usage: 'CLIENT_ID',
+    usage: '--client ID',
     summary: 'revoke an API client: it gets no new tokens (issued ones expire within their short lifetime)',
-    options: [],
+    options: ['client'],
     positionals: ['CLIENT_ID'],
-    run: ({ api, args }) => api.call('DELETE', `/admin/clients/${encodeURIComponent(args[0])}`),
+    optionalPositionals: true,
+    run: ({ api, options, args }) => api.call('POST', `/admin/clients/${encodeURIComponent(clientOption('client revoke', options, args))}/revoke`),
+  },
+  {
+    words: ['client', 'rotate-secret'],
+    usage: '--client ID',
+    summary: 'give an API client a new secret, printed this once; the old secret stops working at once',
+    options: ['client'],
+    required: ['client'],
+    run: ({ api, options }) => api.call('POST', `/admin/clients/${encodeURIComponent(options.client as string)}/secret`),
   },
 ];
 
@@ -175,7 +235,8 @@ export function checkCommandInput(command: AdminCommand, options: OptionValues, 
     if (!options[key]) throw usageError(`'${name}' needs --${key}`);
   }
   const expected = command.positionals ?? [];
-  if (command.variadic ? args.length < expected.length : args.length !== expected.length) {
+  const count = command.variadic ? args.length >= expected.length : command.optionalPositionals ? args.length <= expected.length : args.length === expected.length;
+  if (!count) {
     throw usageError(expected.length ? `'${name}' needs ${expected.join(' ')}` : `'${name}' takes no argument '${args[0]}'`);
   }
 }

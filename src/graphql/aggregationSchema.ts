@@ -1,13 +1,14 @@
 import 'reflect-metadata';
-import { Arg, Ctx, Field, ID, Int, Mutation, ObjectType, Query, Resolver, buildSchemaSync } from 'type-graphql';
+import { Arg, Ctx, Field, ID, Int, ObjectType, Query, Resolver, buildSchemaSync } from 'type-graphql';
 import type { GraphQLSchema } from 'graphql';
 import { unauthorized } from '../fhir/outcome';
 import type { AggregationView } from '../aggregator/views';
+import { AdminResolver } from './adminSchema';
 import type { GraphqlContext } from './fhirSchema';
 
 /**
- * Our own GraphQL types (type-graphql): aggregation provenance and status, and the admin operations.
- * Resolvers only call the functions the context carries; access checks live behind them.
+ * Our own GraphQL types (type-graphql): aggregation provenance and status, with the admin operations of
+ * adminSchema.ts. Resolvers only call the functions the context carries; access checks live behind them.
  */
 @ObjectType({ description: 'An upstream resource that contributes to an aggregated one' })
 class AggregationMember {
@@ -44,60 +45,12 @@ class AggregationStatus {
   @Field(() => ID, { nullable: true }) aggregatedId!: string | null;
 }
 
-@ObjectType()
-class Customer {
-  @Field(() => ID) id!: string;
-  @Field(() => String) name!: string;
-}
-
-// Not `Endpoint`: that name is the FHIR R4 resource's (composeSchema refuses clashes).
-@ObjectType({ description: 'A customer FHIR endpoint (one per inbound feed)' })
-class CustomerEndpoint {
-  @Field(() => ID) id!: string;
-  @Field(() => ID) customerId!: string;
-  @Field(() => String) fhirVersion!: string;
-  @Field(() => String, { nullable: true }) name!: string | null;
-  @Field(() => String, { nullable: true }) defaultSourceOrg!: string | null;
-}
-
-@ObjectType()
-class ApiClient {
-  @Field(() => ID) clientId!: string;
-  @Field(() => ID, { nullable: true }) customerId!: string | null;
-  @Field(() => String) family!: string;
-  @Field(() => [String]) scopes!: string[];
-  @Field(() => String, { nullable: true, description: 'Shown once, when the client is created' }) clientSecret?: string;
-}
-
-@ObjectType()
-class ConsentGrant {
-  @Field(() => ID) patientId!: string;
-  @Field(() => String) grantee!: string;
-  @Field(() => String) label!: string;
-}
-
 /** What the resolvers need; app.ts provides it with the access checks. */
 export interface AggregationOps {
   aggregation(type: string, id: string): Promise<AggregationView>;
   status(endpoint: string, type: string, id: string): Promise<AggregationStatus>;
 }
 
-export interface AdminOps {
-  customers(): Promise<Customer[]>;
-  customerCreate(name: string): Promise<Customer>;
-  endpoints(customerId?: string): Promise<CustomerEndpoint[]>;
-  endpointCreate(input: { customerId: string; fhirVersion: string; name?: string; defaultSourceOrg?: string }): Promise<CustomerEndpoint>;
-  clients(customerId?: string): Promise<ApiClient[]>;
-  clientCreate(input: { customerId: string; family: string }): Promise<ApiClient>;
-  consents(patientId?: string): Promise<ConsentGrant[]>;
-  consentGrant(grant: ConsentGrant): Promise<ConsentGrant>;
-  consentRevoke(grant: ConsentGrant): Promise<boolean>;
-}
-
-const admin = (ctx: GraphqlContext): AdminOps => {
-  if (!ctx.admin) throw unauthorized('Admin operations need the admin token');
-  return ctx.admin;
-};
 const ops = (ctx: GraphqlContext): AggregationOps => {
   if (!ctx.aggregation) throw unauthorized('Aggregation views need a token from /oauth2/token');
   return ctx.aggregation;
@@ -113,43 +66,6 @@ class AggregationResolver {
   @Query(() => AggregationStatus, { description: 'Aggregation status and exclusion reason of a resource on one of your endpoints' })
   aggregationStatus(@Arg('endpoint', () => ID) endpoint: string, @Arg('resourceType', () => String) resourceType: string, @Arg('id', () => ID) id: string, @Ctx() ctx: GraphqlContext) {
     return ops(ctx).status(endpoint, resourceType, id);
-  }
-}
-
-@Resolver()
-class AdminResolver {
-  @Query(() => [Customer]) adminCustomers(@Ctx() ctx: GraphqlContext) {
-    return admin(ctx).customers();
-  }
-  @Query(() => [CustomerEndpoint]) adminEndpoints(@Arg('customerId', () => ID, { nullable: true }) customerId: string | undefined, @Ctx() ctx: GraphqlContext) {
-    return admin(ctx).endpoints(customerId ?? undefined);
-  }
-  @Query(() => [ApiClient]) adminClients(@Arg('customerId', () => ID, { nullable: true }) customerId: string | undefined, @Ctx() ctx: GraphqlContext) {
-    return admin(ctx).clients(customerId ?? undefined);
-  }
-  @Query(() => [ConsentGrant]) adminConsents(@Arg('patientId', () => ID, { nullable: true }) patientId: string | undefined, @Ctx() ctx: GraphqlContext) {
-    return admin(ctx).consents(patientId ?? undefined);
-  }
-  @Mutation(() => Customer) adminCustomerCreate(@Arg('name', () => String) name: string, @Ctx() ctx: GraphqlContext) {
-    return admin(ctx).customerCreate(name);
-  }
-  @Mutation(() => CustomerEndpoint) adminEndpointCreate(
-    @Arg('customerId', () => ID) customerId: string,
-    @Arg('fhirVersion', () => String) fhirVersion: string,
-    @Arg('name', () => String, { nullable: true }) name: string | undefined,
-    @Arg('defaultSourceOrg', () => String, { nullable: true }) defaultSourceOrg: string | undefined,
-    @Ctx() ctx: GraphqlContext,
-  ) {
-    return admin(ctx).endpointCreate({ customerId, fhirVersion, name: name ?? undefined, defaultSourceOrg: defaultSourceOrg ?? undefined });
-  }
-  @Mutation(() => ApiClient) adminClientCreate(@Arg('customerId', () => ID) customerId: string, @Arg('family', () => String) family: string, @Ctx() ctx: GraphqlContext) {
-    return admin(ctx).clientCreate({ customerId, family });
-  }
-  @Mutation(() => ConsentGrant) adminConsentGrant(@Arg('patientId', () => ID) patientId: string, @Arg('grantee', () => String) grantee: string, @Arg('label', () => String) label: string, @Ctx() ctx: GraphqlContext) {
-    return admin(ctx).consentGrant({ patientId, grantee, label });
-  }
-  @Mutation(() => Boolean) adminConsentRevoke(@Arg('patientId', () => ID) patientId: string, @Arg('grantee', () => String) grantee: string, @Arg('label', () => String) label: string, @Ctx() ctx: GraphqlContext) {
-    return admin(ctx).consentRevoke({ patientId, grantee, label });
   }
 }
 

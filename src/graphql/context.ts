@@ -1,5 +1,6 @@
 import type { Resource } from '../fhir/types';
-import type { AdminOps, AggregationOps } from './aggregationSchema';
+import type { AdminOps } from './adminSchema';
+import type { AggregationOps } from './aggregationSchema';
 import type { GraphqlDataSource } from './dataSource';
 import type { Loaders } from './loaders';
 

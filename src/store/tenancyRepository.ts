@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenFamily } from '../access/caller';
-import { defaultScopes, isScopeToken } from '../access/scopes';
 import { generateSecret, hashSecret, unmatchableHash, verifySecret } from '../access/secrets';
-import { badRequest, notFound } from '../fhir/outcome';
 import type { FhirVersion } from '../fhir/types';
 import type { PrismaClient } from '../generated/prisma/client';
 
 /**
- * Customers, their endpoints (one per inbound feed) and their API clients. Inputs are validated here, so
- * every door (admin REST today, GraphQL mutations later) refuses the same things with the same 4xx outcome.
+ * Customers, their endpoints (one per inbound feed) and their API clients, as stored. Inputs arrive
+ * validated: the admin service (src/admin/adminService.ts) checks them once for every door.
  */
 export type ClientFamily = TokenFamily;
 export const CLIENT_FAMILIES: readonly ClientFamily[] = ['fhir', 'legacy'];
@@ -27,6 +25,8 @@ export interface EndpointRecord {
   name: string | null;
   /** `Organization/<id>`: the source organisation of resources whose patient names none (DESIGN §3.7). */
   defaultSourceOrg: string | null;
+  /** A disabled endpoint's FHIR requests are refused; what it sent stays aggregated. */
+  enabled: boolean;
   createdAt: Date;
 }
 
@@ -48,24 +48,28 @@ export interface NewClient extends ClientRecord {
 export interface NewEndpoint {
   customerId: string;
   fhirVersion: FhirVersion;
-  name?: string;
-  defaultSourceOrg?: string;
+  name?: string | null;
+  defaultSourceOrg?: string | null;
+}
+
+/** The fields to change; absent ones are left as they are, `null` clears. */
+export interface EndpointChanges {
+  name?: string | null;
+  defaultSourceOrg?: string | null;
+  enabled?: boolean;
 }
 
 export interface NewClientInput {
   customerId: string;
   family: ClientFamily;
-  name?: string;
-  /** Defaults to everything the family offers (see access/scopes). */
-  scopes?: string[];
+  name: string | null;
+  scopes: string[];
 }
 
 type TenancyPrisma = Pick<PrismaClient, 'customer' | 'endpoint' | 'apiClient'>;
 
 // Lower-case RFC 4648 base32: URL-safe, unambiguous when read aloud, and valid inside FHIR ids.
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
-const MAX_NAME = 200;
-const ORGANIZATION_REFERENCE = /^Organization\/[A-Za-z0-9\-.]{1,64}$/;
 
 /** `<prefix>-` + 16 base32 characters (80 random bits); hyphens keep ids valid FHIR ids should they ever become one. */
 function newId(prefix: string): string {
@@ -84,20 +88,7 @@ function newId(prefix: string): string {
   return `${prefix}-${out}`;
 }
 
-function requiredName(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.trim() === '') throw badRequest(`'${field}' must be a non-empty string`, field);
-  return optionalName(value, field) as string;
-}
-
-function optionalName(value: unknown, field: string): string | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'string' || value.trim() === '') throw badRequest(`'${field}' must be a non-empty string when given`, field);
-  const trimmed = value.trim();
-  if (trimmed.length > MAX_NAME) throw badRequest(`'${field}' must be at most ${MAX_NAME} characters`, field);
-  return trimmed;
-}
-
-function toEndpoint(row: { id: string; customerId: string; fhirVersion: string; name: string | null; defaultSourceOrg: string | null; createdAt: Date }): EndpointRecord {
+function toEndpoint(row: { id: string; customerId: string; fhirVersion: string; name: string | null; defaultSourceOrg: string | null; enabled: boolean; createdAt: Date }): EndpointRecord {
   return { ...row, fhirVersion: row.fhirVersion as FhirVersion };
 }
 
@@ -114,15 +105,15 @@ function toClient(row: { id: string; customerId: string | null; family: string; 
 }
 
 const CUSTOMER = { id: true, name: true, createdAt: true } as const;
+const ENDPOINT = { id: true, customerId: true, fhirVersion: true, name: true, defaultSourceOrg: true, enabled: true, createdAt: true } as const;
 const CLIENT = { id: true, customerId: true, family: true, name: true, scopes: true, createdAt: true, revokedAt: true } as const;
 const ORDER = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
 
 export class TenancyRepository {
   constructor(private readonly prisma: TenancyPrisma) {}
 
-  async createCustomer(input: { name: string }): Promise<CustomerRecord> {
-    const name = requiredName(input.name, 'name');
-    return this.prisma.customer.create({ data: { id: newId('cus'), name }, select: CUSTOMER });
+  createCustomer(input: { name: string }): Promise<CustomerRecord> {
+    return this.prisma.customer.create({ data: { id: newId('cus'), name: input.name }, select: CUSTOMER });
   }
 
   listCustomers(): Promise<CustomerRecord[]> {
@@ -134,41 +125,31 @@ export class TenancyRepository {
   }
 
   async createEndpoint(input: NewEndpoint): Promise<EndpointRecord> {
-    if (!FHIR_VERSIONS.includes(input.fhirVersion)) {
-      throw badRequest(`'fhirVersion' must be one of ${FHIR_VERSIONS.join(', ')}`, 'fhirVersion');
-    }
-    const name = optionalName(input.name, 'name');
-    const source = input.defaultSourceOrg ?? null;
-    if (source !== null && (typeof source !== 'string' || !ORGANIZATION_REFERENCE.test(source))) {
-      throw badRequest(`'defaultSourceOrg' must be a reference of the form Organization/<id>`, 'defaultSourceOrg');
-    }
-    await this.requireCustomer(input.customerId);
     const row = await this.prisma.endpoint.create({
-      data: { id: newId('ep'), customerId: input.customerId, fhirVersion: input.fhirVersion, name, defaultSourceOrg: source },
+      data: { id: newId('ep'), customerId: input.customerId, fhirVersion: input.fhirVersion, name: input.name, defaultSourceOrg: input.defaultSourceOrg },
+      select: ENDPOINT,
     });
     return toEndpoint(row);
   }
 
+  /** Applies `changes`; null when there is no such endpoint. */
+  async updateEndpoint(id: string, changes: EndpointChanges): Promise<EndpointRecord | null> {
+    const { count } = await this.prisma.endpoint.updateMany({ where: { id }, data: changes });
+    return count === 0 ? null : this.getEndpoint(id);
+  }
+
   async getEndpoint(id: string): Promise<EndpointRecord | null> {
-    const row = await this.prisma.endpoint.findUnique({ where: { id } });
+    const row = await this.prisma.endpoint.findUnique({ where: { id }, select: ENDPOINT });
     return row && toEndpoint(row);
   }
 
-  /** All endpoints, or one customer's; an unknown customer is a 404 rather than an empty list. */
+  /** All endpoints, or one customer's. */
   async listEndpoints(customerId?: string): Promise<EndpointRecord[]> {
-    if (customerId !== undefined) await this.requireCustomer(customerId);
-    const rows = await this.prisma.endpoint.findMany({ where: customerId === undefined ? {} : { customerId }, orderBy: ORDER });
+    const rows = await this.prisma.endpoint.findMany({ where: customerId === undefined ? {} : { customerId }, select: ENDPOINT, orderBy: ORDER });
     return rows.map(toEndpoint);
   }
 
   async createClient(input: NewClientInput): Promise<NewClient> {
-    if (!CLIENT_FAMILIES.includes(input.family)) throw badRequest(`'family' must be one of ${CLIENT_FAMILIES.join(', ')}`, 'family');
-    const name = optionalName(input.name, 'name');
-    const scopes = input.scopes ?? defaultScopes(input.family);
-    if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string' || !isScopeToken(s))) {
-      throw badRequest(`'scopes' must be scope tokens (RFC 6749 §3.3), e.g. system/*.cruds`, 'scopes');
-    }
-    await this.requireCustomer(input.customerId);
     const clientSecret = generateSecret();
     const row = await this.prisma.apiClient.create({
       data: {
@@ -176,8 +157,8 @@ export class TenancyRepository {
         customerId: input.customerId,
         family: input.family,
         secretHash: await hashSecret(clientSecret),
-        scopes: [...new Set(scopes)].join(' '),
-        name,
+        scopes: [...new Set(input.scopes)].join(' '),
+        name: input.name,
       },
       select: CLIENT,
     });
@@ -189,9 +170,8 @@ export class TenancyRepository {
     return row && toClient(row);
   }
 
-  /** All clients, or one customer's (404 for an unknown customer), revoked ones included. */
+  /** All clients, or one customer's, revoked ones included. */
   async listClients(customerId?: string): Promise<ClientRecord[]> {
-    if (customerId !== undefined) await this.requireCustomer(customerId);
     const rows = await this.prisma.apiClient.findMany({ where: customerId === undefined ? {} : { customerId }, select: CLIENT, orderBy: ORDER });
     return rows.map(toClient);
   }
@@ -206,16 +186,21 @@ export class TenancyRepository {
     return row && matches ? toClient(row) : null;
   }
 
-  /** Revokes a client: it can get no new tokens. Revoking twice is harmless and keeps the first instant. */
-  async revokeClient(clientId: string): Promise<ClientRecord> {
+  /** Revokes a client: it can get no new tokens. Revoking twice is harmless and keeps the first instant; null for an unknown id. */
+  async revokeClient(clientId: string): Promise<ClientRecord | null> {
     await this.prisma.apiClient.updateMany({ where: { id: clientId, revokedAt: null }, data: { revokedAt: new Date() } });
-    const client = await this.findClient(clientId);
-    if (!client) throw notFound(`No API client '${clientId}'`);
-    return client;
+    return this.findClient(clientId);
   }
 
-  private async requireCustomer(customerId: unknown): Promise<void> {
-    if (typeof customerId !== 'string' || customerId === '') throw badRequest(`'customerId' must be a customer id`, 'customerId');
-    if (!(await this.getCustomer(customerId))) throw notFound(`No customer '${customerId}'`);
+  /**
+   * Gives an unrevoked client a new secret; the old one stops working with this statement, since the token
+   * endpoint reads the hash on every request. Null when there is no such unrevoked client.
+   */
+  async rotateSecret(clientId: string): Promise<NewClient | null> {
+    const clientSecret = generateSecret();
+    const { count } = await this.prisma.apiClient.updateMany({ where: { id: clientId, revokedAt: null }, data: { secretHash: await hashSecret(clientSecret) } });
+    if (count === 0) return null;
+    const client = await this.findClient(clientId);
+    return client && { ...client, clientSecret };
   }
 }

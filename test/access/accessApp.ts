@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { TokenService } from '../../src/access/tokens';
 import { loadSigningKeys } from '../../src/access/signingKeys';
+import { AdminService } from '../../src/admin/adminService';
 import { adminRoutes } from '../../src/rest/adminRoutes';
 import { oauthRoutes } from '../../src/rest/oauthRoutes';
 import { TenancyRepository } from '../../src/store/tenancyRepository';
@@ -23,7 +24,7 @@ export async function buildAccessApp(): Promise<AccessApp> {
   const tokens = new TokenService({ publicUrl: PUBLIC_URL, keys: await loadSigningKeys() });
   const app = Fastify({ logger: false });
   await app.register(oauthRoutes({ tenancy, tokens }));
-  await app.register(adminRoutes({ tenancy, adminToken: ADMIN_TOKEN, publicUrl: PUBLIC_URL }));
+  await app.register(adminRoutes({ admin: new AdminService({ tenancy }), adminToken: ADMIN_TOKEN, publicUrl: PUBLIC_URL }));
   await app.ready();
   return {
     app,

@@ -1,3 +1,5 @@
+import { gql } from '@apollo/client/core';
+import { graphqlClient } from '../graphql/client';
 import { runAdminCli } from '../support/runCli';
 import { startTestServer, type TestServer } from '../support/testServer';
 
@@ -66,3 +68,81 @@ test('consent grants and aggregation status through the CLI', async () => {
   const status = JSON.parse((await admin(server, 'aggregation', 'wait')).stdout);
   expect(status).toMatchObject({ queueDepth: 0, parked: 0 });
 }, 120_000);
+
+test('endpoint update and disable, client create with --scopes, rotate-secret and revoke through the CLI', async () => {
+  const t = await server.provision();
+  const updated = await admin(server, 'endpoint', 'update', '--endpoint', t.endpointId, '--name', 'Pharmacy feed', '--default-source-org', 'Organization/pharm');
+  expect(updated.code).toBe(0);
+  expect(JSON.parse(updated.stdout)).toMatchObject({ id: t.endpointId, name: 'Pharmacy feed', defaultSourceOrg: 'Organization/pharm', enabled: true });
+
+  const disabled = await admin(server, 'endpoint', 'disable', '--endpoint', t.endpointId);
+  expect(disabled.code).toBe(0);
+  expect(JSON.parse(disabled.stdout).enabled).toBe(false);
+  expect((await t.fetch('Patient')).status).toBe(403);
+  const enabled = await admin(server, 'endpoint', 'update', '--endpoint', t.endpointId, '--enabled', 'true');
+  expect(JSON.parse(enabled.stdout).enabled).toBe(true);
+  expect((await t.fetch('Patient')).status).toBe(200);
+
+  const created = await admin(server, 'client', 'create', '--customer', t.customerId, '--family', 'fhir', '--scopes', 'system/Patient.rs system/Observation.rs');
+  expect(created.code).toBe(0);
+  const client = JSON.parse(created.stdout);
+  expect(client.scopes).toEqual(['system/Patient.rs', 'system/Observation.rs']);
+  // --scope, the older spelling, still works.
+  const older = await admin(server, 'client', 'create', '--customer', t.customerId, '--family', 'fhir', '--scope', 'system/Patient.rs');
+  expect(JSON.parse(older.stdout).scopes).toEqual(['system/Patient.rs']);
+
+  const rotated = await admin(server, 'client', 'rotate-secret', '--client', client.client_id);
+  expect(rotated.code).toBe(0);
+  const { client_secret } = JSON.parse(rotated.stdout);
+  expect(client_secret).not.toBe(client.client_secret);
+  await expect(server.token(client.client_id, client.client_secret)).rejects.toThrow(/invalid_client/);
+  await server.token(client.client_id, client_secret);
+
+  const revoked = await admin(server, 'client', 'revoke', '--client', client.client_id);
+  expect(revoked.code).toBe(0);
+  expect(JSON.parse(revoked.stdout).revokedAt).toEqual(expect.any(String));
+  await expect(server.token(client.client_id, client_secret)).rejects.toThrow(/revoked/);
+  // The positional form older scripts use.
+  expect((await admin(server, 'client', 'revoke', JSON.parse(older.stdout).client_id)).code).toBe(0);
+
+  const nothing = await admin(server, 'endpoint', 'update', '--endpoint', t.endpointId);
+  expect(nothing.code).toBe(2);
+  expect(nothing.stderr).toMatch(/--name, --default-source-org, --enabled/);
+}, 180_000);
+
+test('the same bad input gets the same refusal from the CLI, the admin API and GraphQL', async () => {
+  const t = await server.provision();
+  const graphql = graphqlClient(server.url, server.adminToken);
+  const rest = async (method: string, path: string, body: unknown) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const outcome = (await res.json()) as { issue: { diagnostics: string; expression: string[] }[] };
+    return { status: res.status, ...outcome.issue[0] };
+  };
+
+  const scopes = await rest('POST', '/admin/clients', { customerId: t.customerId, family: 'fhir', scopes: 'bad scope!' });
+  expect(scopes).toMatchObject({ status: 400, expression: ['scopes'] });
+  const viaCli = await admin(server, 'client', 'create', '--customer', t.customerId, '--family', 'fhir', '--scopes', 'bad scope!');
+  expect(viaCli.code).toBe(1);
+  expect(viaCli.stderr).toContain(`400: ${scopes.diagnostics} (scopes)`);
+  const viaGraphql = await graphql.mutate(gql`mutation ($c: ID!) { adminClientCreate(customerId: $c, family: "fhir", scopes: ["bad scope!"]) { clientId } }`, { c: t.customerId });
+  expect(viaGraphql.errors?.[0].message).toBe(scopes.diagnostics);
+  expect(viaGraphql.errors?.[0].extensions).toMatchObject({ status: 400 });
+
+  const org = await rest('PATCH', `/admin/endpoints/${t.endpointId}`, { defaultSourceOrg: 'Patient/1' });
+  expect(org).toMatchObject({ status: 400, expression: ['defaultSourceOrg'] });
+  const orgCli = await admin(server, 'endpoint', 'update', '--endpoint', t.endpointId, '--default-source-org', 'Patient/1');
+  expect(orgCli.code).toBe(1);
+  expect(orgCli.stderr).toContain(`400: ${org.diagnostics} (defaultSourceOrg)`);
+  const orgGraphql = await graphql.mutate(gql`mutation ($id: ID!) { adminEndpointUpdate(id: $id, defaultSourceOrg: "Patient/1") { id } }`, { id: t.endpointId });
+  expect(orgGraphql.errors?.[0].message).toBe(org.diagnostics);
+  const created = await graphql.mutate(gql`mutation ($c: ID!) { adminEndpointCreate(customerId: $c, fhirVersion: "R4", defaultSourceOrg: "Patient/1") { id } }`, { c: t.customerId });
+  expect(created.errors?.[0].message).toBe(org.diagnostics);
+
+  const enabled = await rest('PATCH', `/admin/endpoints/${t.endpointId}`, { enabled: 'maybe' });
+  const enabledCli = await admin(server, 'endpoint', 'update', '--endpoint', t.endpointId, '--enabled', 'maybe');
+  expect(enabledCli.stderr).toContain(`400: ${enabled.diagnostics} (enabled)`);
+}, 180_000);

@@ -1,0 +1,149 @@
+import 'reflect-metadata';
+import { Arg, Ctx, Field, ID, Int, Mutation, ObjectType, Query, Resolver } from 'type-graphql';
+import { unauthorized } from '../fhir/outcome';
+import type { GraphqlContext } from './fhirSchema';
+
+/**
+ * The GraphQL admin door (type-graphql): queries and mutations for the admin token, each one call of
+ * `ctx.admin` (adminOps.ts, over the admin service that the REST admin API uses too). Arguments are passed on
+ * as received: the service validates them, so a bad value is refused here with the REST API's words.
+ */
+@ObjectType()
+export class Customer {
+  @Field(() => ID) id!: string;
+  @Field(() => String) name!: string;
+  @Field(() => String, { description: 'ISO 8601 instant' }) createdAt!: string;
+}
+
+// Not `Endpoint`: that name is the FHIR R4 resource's (composeSchema refuses clashes).
+@ObjectType({ description: 'A customer FHIR endpoint (one per inbound feed)' })
+export class CustomerEndpoint {
+  @Field(() => ID) id!: string;
+  @Field(() => ID) customerId!: string;
+  @Field(() => String) fhirVersion!: string;
+  @Field(() => String, { nullable: true }) name!: string | null;
+  @Field(() => String, { nullable: true, description: 'Organization/<id>: the source organisation of resources whose patient names none' })
+  defaultSourceOrg!: string | null;
+  @Field(() => Boolean, { description: "A disabled endpoint's FHIR requests are refused; what it sent stays aggregated" }) enabled!: boolean;
+  @Field(() => String, { description: 'ISO 8601 instant' }) createdAt!: string;
+  @Field(() => Int, { nullable: true, description: 'Set by adminEndpointUpdate: how many of its resources were queued for re-aggregation' })
+  requeued?: number;
+}
+
+@ObjectType()
+export class ApiClient {
+  @Field(() => ID) clientId!: string;
+  @Field(() => ID, { nullable: true }) customerId!: string | null;
+  @Field(() => String) family!: string;
+  @Field(() => String, { nullable: true }) name!: string | null;
+  @Field(() => [String]) scopes!: string[];
+  @Field(() => String, { description: 'ISO 8601 instant' }) createdAt!: string;
+  @Field(() => String, { nullable: true, description: 'ISO 8601 instant; a revoked client gets no new tokens' }) revokedAt!: string | null;
+  @Field(() => String, { nullable: true, description: 'Shown once, when the client is created or its secret rotated' }) clientSecret?: string;
+}
+
+@ObjectType()
+export class ConsentGrant {
+  @Field(() => ID) patientId!: string;
+  @Field(() => String) grantee!: string;
+  @Field(() => String) label!: string;
+}
+
+/** What the resolvers need, in GraphQL's shapes; adminOps.ts provides it over the admin service. */
+export interface AdminOps {
+  customers(): Promise<Customer[]>;
+  customerCreate(input: { name: unknown }): Promise<Customer>;
+  endpoints(customerId?: string): Promise<CustomerEndpoint[]>;
+  endpoint(id: string): Promise<CustomerEndpoint>;
+  endpointCreate(input: { customerId: unknown; fhirVersion: unknown; name?: unknown; defaultSourceOrg?: unknown }): Promise<CustomerEndpoint>;
+  endpointUpdate(id: string, input: { name?: unknown; defaultSourceOrg?: unknown; enabled?: unknown }): Promise<CustomerEndpoint>;
+  endpointDisable(id: string): Promise<CustomerEndpoint>;
+  clients(customerId?: string): Promise<ApiClient[]>;
+  clientCreate(input: { customerId: unknown; family: unknown; name?: unknown; scopes?: unknown }): Promise<ApiClient>;
+  clientRevoke(clientId: string): Promise<ApiClient>;
+  clientRotateSecret(clientId: string): Promise<ApiClient>;
+  consents(patientId?: string): Promise<ConsentGrant[]>;
+  consentGrant(grant: ConsentGrant): Promise<ConsentGrant>;
+  consentRevoke(grant: ConsentGrant): Promise<boolean>;
+}
+
+const admin = (ctx: GraphqlContext): AdminOps => {
+  if (!ctx.admin) throw unauthorized('Admin operations need the admin token');
+  return ctx.admin;
+};
+
+@Resolver()
+export class AdminResolver {
+  @Query(() => [Customer]) adminCustomers(@Ctx() ctx: GraphqlContext) {
+    return admin(ctx).customers();
+  }
+  @Query(() => [CustomerEndpoint]) adminEndpoints(@Arg('customerId', () => ID, { nullable: true }) customerId: string | undefined, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).endpoints(customerId ?? undefined);
+  }
+  @Query(() => CustomerEndpoint) adminEndpoint(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).endpoint(id);
+  }
+  @Query(() => [ApiClient], { description: 'API clients, never their secrets' }) adminClients(
+    @Arg('customerId', () => ID, { nullable: true }) customerId: string | undefined,
+    @Ctx() ctx: GraphqlContext,
+  ) {
+    return admin(ctx).clients(customerId ?? undefined);
+  }
+  @Query(() => [ConsentGrant]) adminConsents(@Arg('patientId', () => ID, { nullable: true }) patientId: string | undefined, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).consents(patientId ?? undefined);
+  }
+
+  @Mutation(() => Customer) adminCustomerCreate(@Arg('name', () => String) name: string, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).customerCreate({ name });
+  }
+  @Mutation(() => CustomerEndpoint) adminEndpointCreate(
+    @Arg('customerId', () => ID) customerId: string,
+    @Arg('fhirVersion', () => String, { description: 'R4 or STU3' }) fhirVersion: string,
+    @Arg('name', () => String, { nullable: true }) name: string | undefined,
+    @Arg('defaultSourceOrg', () => String, { nullable: true, description: 'Organization/<id>' }) defaultSourceOrg: string | undefined,
+    @Ctx() ctx: GraphqlContext,
+  ) {
+    return admin(ctx).endpointCreate({ customerId, fhirVersion, name, defaultSourceOrg });
+  }
+  @Mutation(() => CustomerEndpoint, {
+    description: 'Changes what is given (null clears name or defaultSourceOrg); a defaultSourceOrg re-aggregates the endpoint’s resources',
+  })
+  adminEndpointUpdate(
+    @Arg('id', () => ID) id: string,
+    @Arg('name', () => String, { nullable: true }) name: string | null | undefined,
+    @Arg('defaultSourceOrg', () => String, { nullable: true, description: 'Organization/<id>' }) defaultSourceOrg: string | null | undefined,
+    @Arg('enabled', () => Boolean, { nullable: true }) enabled: boolean | null | undefined,
+    @Ctx() ctx: GraphqlContext,
+  ) {
+    // An omitted argument arrives undefined (leave it), an explicit null as null (clear it).
+    return admin(ctx).endpointUpdate(id, { name, defaultSourceOrg, enabled });
+  }
+  @Mutation(() => CustomerEndpoint, { description: 'Refuses the endpoint’s FHIR requests from now on; its data stays aggregated' })
+  adminEndpointDisable(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).endpointDisable(id);
+  }
+  @Mutation(() => ApiClient, { description: 'A new client; its clientSecret is shown only in this answer' })
+  adminClientCreate(
+    @Arg('customerId', () => ID) customerId: string,
+    @Arg('family', () => String, { description: 'fhir or legacy' }) family: string,
+    @Arg('name', () => String, { nullable: true }) name: string | undefined,
+    @Arg('scopes', () => [String], { nullable: true, description: 'SMART scopes, e.g. ["system/Patient.rs"] (default system/*.cruds)' }) scopes: string[] | undefined,
+    @Ctx() ctx: GraphqlContext,
+  ) {
+    return admin(ctx).clientCreate({ customerId, family, name, scopes });
+  }
+  @Mutation(() => ApiClient, { description: 'The client gets no new tokens; issued ones run out within their short lifetime' })
+  adminClientRevoke(@Arg('clientId', () => ID) clientId: string, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).clientRevoke(clientId);
+  }
+  @Mutation(() => ApiClient, { description: 'A new clientSecret, shown only in this answer; the old one stops working at once' })
+  adminClientRotateSecret(@Arg('clientId', () => ID) clientId: string, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).clientRotateSecret(clientId);
+  }
+  @Mutation(() => ConsentGrant) adminConsentGrant(@Arg('patientId', () => ID) patientId: string, @Arg('grantee', () => String) grantee: string, @Arg('label', () => String) label: string, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).consentGrant({ patientId, grantee, label });
+  }
+  @Mutation(() => Boolean) adminConsentRevoke(@Arg('patientId', () => ID) patientId: string, @Arg('grantee', () => String) grantee: string, @Arg('label', () => String) label: string, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).consentRevoke({ patientId, grantee, label });
+  }
+}
