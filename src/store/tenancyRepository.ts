@@ -118,7 +118,14 @@ const CLIENT = { id: true, customerId: true, family: true, name: true, scopes: t
 const ORDER = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
 
 export class TenancyRepository {
+  private readonly revocationListeners: ((clientId: string) => Promise<void> | void)[] = [];
+
   constructor(private readonly prisma: TenancyPrisma) {}
+
+  /** `listener` learns of each client this repository revokes, once the revocation is committed. */
+  onClientRevoked(listener: (clientId: string) => Promise<void> | void): void {
+    this.revocationListeners.push(listener);
+  }
 
   async createCustomer(input: { name: string }): Promise<CustomerRecord> {
     const name = requiredName(input.name, 'name');
@@ -211,6 +218,7 @@ export class TenancyRepository {
     await this.prisma.apiClient.updateMany({ where: { id: clientId, revokedAt: null }, data: { revokedAt: new Date() } });
     const client = await this.findClient(clientId);
     if (!client) throw notFound(`No API client '${clientId}'`);
+    for (const listener of this.revocationListeners) await listener(clientId);
     return client;
   }
 
