@@ -32,7 +32,7 @@ import { TtlCache } from './store/ttlCache';
 import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from './aggregator/access';
 import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
-import { AGGREGATED_STORE, createOutboxHook } from './aggregator/outbox';
+import { createOutboxHook } from './aggregator/outbox';
 import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';

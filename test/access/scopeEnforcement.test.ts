@@ -101,6 +101,17 @@ describe('REST on a customer endpoint', () => {
     expect([...types]).toEqual(['Patient']);
   });
 
+  test('_include and _revinclude of types the token may neither read nor search add nothing', async () => {
+    const token = await tokenWith('system/Patient.rs');
+    const rev = (await (await call(token, `Patient?_id=${patientId}&_revinclude=Observation:subject`)).json()) as Json;
+    expect(rev.entry.map((e: Json) => e.resource.resourceType)).toEqual(['Patient']);
+    const full = (await (await t.fetch(`Patient?_id=${patientId}&_revinclude=Observation:subject`)).json()) as Json;
+    expect(full.entry.map((e: Json) => e.resource.resourceType)).toContain('Observation');
+    const observations = await tokenWith('system/Observation.rs');
+    const inc = (await (await call(observations, `Observation?_id=${observationId}&_include=Observation:subject`)).json()) as Json;
+    expect(inc.entry.map((e: Json) => e.resource.resourceType)).toEqual(['Observation']);
+  });
+
   test('a client cannot be granted more than it was registered with: invalid_scope', async () => {
     const client = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: t.customerId, family: 'fhir', scopes: 'system/Patient.rs' });
     const res = await fetch(`${server.url}/oauth2/token`, {

@@ -54,6 +54,21 @@ test("a revoked client's token is refused on the next request, over REST and Gra
   expect((await fetch(`${t.baseUrl}/Patient`, { headers: bearer(t.token) })).status).toBe(200);
 });
 
+test('checking for revocation costs no SQL statement per request', async () => {
+  const client = await newClient();
+  const read = async () => expect((await fetch(`${t.baseUrl}/Patient?_count=1`, { headers: bearer(client.token) })).status).toBe(200);
+  await read();
+  // Everything but the aggregation worker's own polling of its outbox, which runs whatever the requests do.
+  const statements: string[] = [];
+  server.database.db.sql.onQuery((sql) => void (/agg_outbox/.test(sql) || statements.push(sql)));
+  await read();
+  const perRead = statements.length;
+  statements.length = 0;
+  for (let i = 0; i < 5; i++) await read();
+  expect(perRead).toBe(1);
+  expect(statements).toHaveLength(5);
+});
+
 test('a client revoked through one server is refused promptly by another server over the same database', async () => {
   const dataDir = server.dataDir;
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, AGGREGATION_WORKER: 'off' });
