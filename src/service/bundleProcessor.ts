@@ -226,6 +226,8 @@ export class BundleProcessor {
           if (w.query) {
             const matches = await svc.resolveMatches(w.type, w.query);
             if (matches.length > 1) throw tooManyMatches(`The criteria of ${w.type}?${new URLSearchParams(w.query)} match more than one resource`);
+            // No match: this conditional update creates, which needs the create scope too.
+            if (matches.length === 0) svc.requireScope(w.type, 'c');
             w.targetId = matches[0]?.id ?? (w.resource?.id as string | undefined) ?? randomUUID();
           } else w.targetId = w.id;
         }

@@ -99,6 +99,12 @@ describe('REST on a customer endpoint', () => {
     expect(res.status).toBe(200);
     const types = new Set(((await res.json()) as Json).entry.map((e: Json) => e.resource.resourceType));
     expect([...types]).toEqual(['Patient']);
+    const history = (await (await call(token, '_history?_count=100')).json()) as Json;
+    expect(new Set(history.entry.map((e: Json) => e.request.url.split('/')[0]))).toEqual(new Set(['Patient']));
+    expect((await call(token, '?_type=Observation')).status).toBe(403);
+    expect((await call(token, 'Observation/_history')).status).toBe(403);
+    const nothing = await tokenWith('system/Patient.c');
+    expect((await call(nothing, '?_count=1')).status).toBe(403);
   });
 
   test('_include and _revinclude of types the token may neither read nor search add nothing', async () => {
@@ -144,6 +150,21 @@ describe('batch and transaction Bundles', () => {
     expect(outcome.issue[0].diagnostics).toContain('Bundle.entry[1]');
     expect(outcome.issue[0].diagnostics).toContain('system/Observation.c');
     expect(await countOf('Patient')).toBe(patients);
+  });
+
+  test('a conditional update that would create needs the create scope, in a transaction as over REST', async () => {
+    const token = await tokenWith('system/Patient.rus');
+    const patient = { resourceType: 'Patient', identifier: [{ system: 'urn:test', value: 'cond-1' }] };
+    const rest = await call(token, 'Patient?identifier=urn:test|cond-1', { method: 'PUT', body: JSON.stringify(patient) });
+    expect(rest.status).toBe(403);
+    expect(rest.headers.get('www-authenticate')).toContain('scope="system/Patient.c"');
+    const tx = await call(token, '', {
+      method: 'POST',
+      body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: patient, request: { method: 'PUT', url: 'Patient?identifier=urn:test|cond-1' } }] }),
+    });
+    expect(tx.status).toBe(403);
+    expect(((await tx.json()) as Json).issue[0].diagnostics).toContain('Bundle.entry[0]');
+    expect((await (await t.fetch('Patient?identifier=urn:test|cond-1')).json() as Json).entry ?? []).toEqual([]);
   });
 
   test('in a batch only the entry outside the scopes fails, with 403', async () => {
