@@ -12,7 +12,11 @@ import { type Permission, permits, permittedTypes, v1Permission } from './scopes
 /** 403 naming the scope that was needed, in v2 syntax and its v1 equivalent. */
 export function insufficientScope(permission: Permission, type: string): OperationOutcomeError {
   const scope = `system/${type}.${permission}`;
-  const base = forbidden(`This interaction needs the scope ${scope} (v1: system/${type}.${v1Permission(permission)}), which the access token does not carry`);
+  return refusal(`This interaction needs the scope ${scope} (v1: system/${type}.${v1Permission(permission)}), which the access token does not carry`, scope);
+}
+
+function refusal(message: string, scope: string): OperationOutcomeError {
+  const base = forbidden(message);
   return new OperationOutcomeError(base.status, base.outcome, {
     'WWW-Authenticate': `Bearer realm="tributary", error="insufficient_scope", scope="${scope}"`,
   });
@@ -28,7 +32,9 @@ export function requireScope(caller: Caller, type: string, ...permissions: Permi
 /** A system-level search or history: allowed when the caller may search at least one type. */
 export function requireSomeSearch(caller: Caller): void {
   const types = permittedTypes(caller.scopes, ['s']);
-  if (types !== '*' && types.length === 0) throw insufficientScope('s', '*');
+  if (types !== '*' && types.length === 0) {
+    throw refusal('A search or history across all types needs the search scope on at least one type, e.g. system/Patient.s (v1: system/Patient.read)', 'system/*.s');
+  }
 }
 
 /** Rows of the types the caller may read or search; undefined when a wildcard scope allows every type. */
