@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { isAdminToken } from './access/adminCredential';
 import { bearerToken, type Caller } from './access/caller';
 import { AdminService } from './admin/adminService';
+import { RevokedClients } from './access/revokedClients';
 import { AggregationViews } from './aggregator/views';
 import { adminOps } from './graphql/adminOps';
 import type { GraphqlContext } from './graphql/fhirSchema';
@@ -22,7 +23,8 @@ import { installFhirParsers, mountFhir, sendOutcome } from './rest/fastifyFhir';
 import type { EndpointContext } from './rest/interactions';
 import { adminRoutes } from './rest/adminRoutes';
 import { oauthRoutes } from './rest/oauthRoutes';
-import { FhirService, type FhirServiceDeps } from './service/fhirService';
+import { Authorization } from './service/authorization';
+import type { FhirServiceDeps } from './service/fhirService';
 import type { ResourceValidator, SearchPort } from './service/ports';
 import type { Database } from './store/db';
 import { ResourceRepository } from './store/resourceRepository';
@@ -33,7 +35,7 @@ import { TtlCache } from './store/ttlCache';
 import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from './aggregator/access';
 import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
-import { AGGREGATED_STORE, createOutboxHook, requeueStore } from './aggregator/outbox';
+import { createOutboxHook, requeueStore } from './aggregator/outbox';
 import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
@@ -158,34 +160,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return statement;
   };
 
-  // The caller's services, shared by every door: REST, $graphql and /graphql apply the same rules.
-  const callerOf = (request: FastifyRequest): Caller => {
-    const token = bearerToken(request.headers.authorization);
-    if (!token) throw unauthorized('A bearer token from /oauth2/token is required');
-    return tokens.verify('fhir', token);
-  };
-  const customerService = async (caller: Caller, endpointId: string) => {
-    const endpoint = await endpoints.get(endpointId);
-    // Someone else's endpoint looks exactly like a missing one.
-    if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
-    // Its owner learns why; to anyone else it stays indistinguishable from a missing one (above).
-    if (!endpoint.enabled) throw forbidden(`FHIR endpoint '${endpointId}' is disabled`);
-    const baseUrl = `${config.publicUrl}/fhir/customer/${endpoint.id}`;
-    return { endpoint, baseUrl, service: new FhirService(serviceDeps, { store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion }) };
-  };
-  const aggregatedService = async (caller: Caller) => {
-    const accessFilter = accessFilterFor(await identities.get(caller.customerId as string));
-    return {
-      accessFilter,
-      baseUrl: `${config.publicUrl}/fhir/aggregated`,
-      supported: aggregator.supported,
-      service: new FhirService(serviceDeps, { store: AGGREGATED_STORE, fhirVersion: 'R4', accessFilter }),
-    };
-  };
+  // The one authorisation point: every door gets the caller and its services from here (authorization.ts).
+  const revoked = new RevokedClients(db);
+  await revoked.start();
+  app.addHook('onClose', async () => revoked.stop());
+  tenancy.onClientRevoked((clientId) => revoked.revoked(clientId));
+  const authorization = new Authorization({
+    services: serviceDeps,
+    tokens,
+    revoked,
+    endpoint: (id) => endpoints.get(id),
+    aggregatedFilter: async (caller) => accessFilterFor(await identities.get(caller.customerId as string)),
+    supported: aggregator.supported,
+    publicUrl: () => config.publicUrl,
+  });
+  const callerOf = (request: FastifyRequest): Caller => authorization.authenticate(request.headers.authorization);
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
   const views = new AggregationViews(db.sql);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
-    const source = serviceSource({ customer: (id) => customerService(caller, id), aggregated: () => aggregatedService(caller) });
+    const source = serviceSource(authorization.for(caller));
     return {
       source,
       loaders: createLoaders(source),
@@ -198,7 +191,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           return views.view(type, id, caller.customerId);
         },
         status: async (endpointId, type, id) => {
-          await (await customerService(caller, endpointId)).service.read(type, id);
+          await (await authorization.customer(caller, endpointId)).service.read(type, id);
           return (await views.status(endpointId, type, id)) ?? { status: 'pending', reason: null, expression: null, aggregatedId: null };
         },
       },
@@ -208,7 +201,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const refuse = async (): Promise<never> => {
       throw unauthorized('The admin token cannot read FHIR data: use a token from /oauth2/token');
     };
-    const source = { read: refuse, search: refuse, create: refuse, update: refuse, delete: refuse };
+    const source = { read: refuse, readMany: refuse, search: refuse, create: refuse, update: refuse, delete: refuse };
     return { source, loaders: createLoaders(source), origin: new WeakMap(), admin: adminOps(admin) };
   };
   await graphqlDoor.register(app, async (request) => {
@@ -222,16 +215,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     mountFhir<EndpointContext>(scope, {
       prefix: '/fhir/customer/:endpointId',
       routes: customerRoutes(),
+      // No token needed (FHIR clients read it before they authenticate). Endpoint ids are random (80 bits),
+      // so answering for existing ones only tells a caller about an id it already holds; it gets the
+      // endpoint's own statement, with its FHIR version.
+      metadata: async (request: FastifyRequest) => {
+        const { endpointId } = request.params as { endpointId: string };
+        const endpoint = await endpoints.get(endpointId);
+        if (!endpoint) throw notFound(`No FHIR endpoint '${endpointId}'`);
+        return customerCapability(endpoint.fhirVersion as FhirVersion, `${config.publicUrl}/fhir/customer/${endpoint.id}`);
+      },
       context: async (request: FastifyRequest) => {
         const caller = callerOf(request);
         const { endpointId } = request.params as { endpointId: string };
-        const { endpoint, service, baseUrl } = await customerService(caller, endpointId);
-        const version = endpoint.fhirVersion as FhirVersion;
+        const { endpoint, service, baseUrl } = await authorization.customer(caller, endpointId);
         return {
           service,
           baseUrl,
           bundleMaxEntries: config.bundleMaxEntries,
-          capabilityStatement: () => customerCapability(version, baseUrl),
           aggregationStatus: (type: string, id: string) => aggregationStatus(db.sql, endpoint.id, type, id),
           graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, endpoint.id), instance),
         };
@@ -240,32 +240,31 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
     const aggregatedBase = `${config.publicUrl}/fhir/aggregated`;
     let aggregatedStatement: Resource | undefined;
+    const aggregatedCapability = (): Resource =>
+      (aggregatedStatement ??= capabilityStatement({
+        fhirVersion: 'R4',
+        baseUrl: aggregatedBase,
+        name: 'TributaryAggregatedEndpoint',
+        title: 'Tributary aggregated FHIR endpoint (read-only)',
+        kind: 'aggregated',
+        resourceTypes: [...aggregator.supported].sort(),
+        interactions: ['read', 'vread', 'history-instance', 'history-type', 'search-type'],
+        systemInteractions: ['history-system'],
+        searchParams: (type) => searchParametersFor('R4', type),
+        security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
+        software: SOFTWARE,
+      }) as Resource);
     mountFhir<AggregatedContext>(scope, {
       prefix: '/fhir/aggregated',
       routes: aggregatedRoutes(),
+      metadata: async () => aggregatedCapability(),
       context: async (request: FastifyRequest) => {
         const caller = callerOf(request);
-        const { service, accessFilter } = await aggregatedService(caller);
-        aggregatedStatement ??= capabilityStatement({
-          fhirVersion: 'R4',
-          baseUrl: aggregatedBase,
-          name: 'TributaryAggregatedEndpoint',
-          title: 'Tributary aggregated FHIR endpoint (read-only)',
-          kind: 'aggregated',
-          resourceTypes: [...aggregator.supported].sort(),
-          interactions: ['read', 'vread', 'history-instance', 'history-type', 'search-type'],
-          systemInteractions: ['history-system'],
-          searchParams: (type) => searchParametersFor('R4', type),
-          security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
-          software: SOFTWARE,
-        }) as Resource;
-        const statement = aggregatedStatement;
+        const { service } = await authorization.aggregated(caller);
         return {
           service,
           baseUrl: aggregatedBase,
-          accessFilter,
           supported: aggregator.supported,
-          capabilityStatement: () => statement,
           graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller), instance),
         };
       },

@@ -58,3 +58,38 @@ export function grantScopes(requested: string[] | undefined, held: string[]): { 
   const denied = requested.filter((r) => !held.some((h) => scopeCovers(h, r)));
   return { granted: denied.length ? [] : requested, denied };
 }
+
+/** One SMART v2 permission letter: create, read, update, delete, search. */
+export type Permission = 'c' | 'r' | 'u' | 'd' | 's';
+
+/**
+ * Whether `scopes` allow `permission` on resources of `type`. Only `system/` scopes grant anything for
+ * now: `patient/` and `user/` scopes also limit a caller to a patient or a user, which this server does
+ * not yet know how to enforce, so granting their letters would grant too much.
+ */
+export function permits(scopes: readonly string[], permission: Permission, type: string): boolean {
+  return scopes.some((scope) => {
+    const s = smart(scope);
+    return s !== undefined && s.context === 'system' && (s.type === '*' || s.type === type) && s.permissions.includes(permission);
+  });
+}
+
+/**
+ * The resource types on which `scopes` allow any of `permissions`: `'*'` when a wildcard scope does,
+ * else the (possibly empty) list of named types.
+ */
+export function permittedTypes(scopes: readonly string[], permissions: readonly Permission[]): '*' | string[] {
+  const types = new Set<string>();
+  for (const scope of scopes) {
+    const s = smart(scope);
+    if (!s || s.context !== 'system' || !permissions.some((p) => s.permissions.includes(p))) continue;
+    if (s.type === '*') return '*';
+    types.add(s.type);
+  }
+  return [...types].sort();
+}
+
+/** The v1 spelling of a v2 permission, for messages: reads and searches were `read`, the rest `write`. */
+export function v1Permission(permission: Permission): 'read' | 'write' {
+  return permission === 'r' || permission === 's' ? 'read' : 'write';
+}

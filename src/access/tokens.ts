@@ -7,9 +7,9 @@ import { loadSigningKeys, type SigningKeys } from './signingKeys';
 /**
  * Access tokens: HS256 JWTs shaped after RFC 9068 (JWT profile for OAuth 2.0 access tokens), one issuer,
  * audience and key per family, so a `legacy` token is refused by `fhir` endpoints and vice versa.
- * Verification is local and stateless (no database round trip per request); the price is that revoking
- * a client stops new tokens at once but lets issued ones run out, which is why lifetimes are short
- * (SMART Backend Services suggests at most five minutes).
+ * Verification is local and stateless (no database round trip per request); a revoked client's tokens
+ * still verify here, and are refused by the authorisation point (access/revokedClients.ts). Lifetimes are
+ * short all the same (SMART Backend Services suggests at most five minutes).
  */
 export const DEFAULT_TOKEN_TTL_SECONDS = 300;
 const VERIFIED_CACHE_SIZE = 10_000;
@@ -153,13 +153,15 @@ export class TokenService {
     if (typeof payload === 'string' || typeof payload.sub !== 'string' || typeof payload.customer_id !== 'string' || typeof payload.scope !== 'string') {
       throw invalidToken('The access token lacks its client, customer or scope');
     }
+    // RFC 9068 §2.2: exp and iat are required; a token that never expires could not be revoked by waiting.
+    if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') throw invalidToken('The access token lacks exp or iat (RFC 9068 requires both)');
     return {
       family,
       clientId: payload.sub,
       customerId: payload.customer_id,
       scopes: payload.scope.split(' ').filter((s) => s !== ''),
       admin: false,
-      expiresAt: typeof payload.exp === 'number' ? payload.exp : undefined,
+      expiresAt: payload.exp,
     };
   }
 }

@@ -7,6 +7,8 @@ import type { Bundle, Resource } from '../fhir/types';
  */
 export interface GraphqlDataSource {
   read(type: string, id: string, endpoint?: string): Promise<Resource>;
+  /** Several reads by id at once (reference resolution): the ones found, in no particular order. */
+  readMany(type: string, ids: string[], endpoint?: string): Promise<Resource[]>;
   search(type: string, params: [string, string][], endpoint?: string): Promise<Bundle>;
   create(type: string, resource: Resource, endpoint: string): Promise<Resource>;
   update(type: string, id: string, resource: Resource, endpoint: string): Promise<Resource>;

@@ -9,7 +9,7 @@ import { hasNext, listCountParam, listOf, type ListPage, matches, slicePage } fr
 /**
  * Per-request batching and caching of every lookup the resolvers make, so a query's SQL statement count
  * does not grow with the number of resources it walks through:
- * - `byId`: reads by id are grouped by (endpoint, type) into one `_id=a,b,c` search; what it found (or
+ * - `byId`: reads by id are grouped by (endpoint, type) into one read of several ids; what it found (or
  *   did not) is also kept in `settled`, so a resolver can answer a reference loaded before without
  *   a promise (referencePrefetch.ts loads a list's references ahead for that);
  * - `reverse`: reverse references (`ObservationList(_reference: subject)` inside N Patients) are grouped
@@ -75,15 +75,21 @@ export function createLoaders(source: GraphqlDataSource): Loaders {
         groups.set(g, [...(groups.get(g) ?? []), id]);
       }
       const found = new Map<string, Resource>();
+      // A group that fails (a type the caller may not read) fails its own keys only.
+      const failed = new Map<string, Error>();
       await Promise.all(
         [...groups].map(async ([g, ids]) => {
           const [endpoint, type] = g.split('|');
-          const unique = [...new Set(ids)];
-          const bundle = await source.search(type, [['_id', unique.join(',')], ['_count', String(unique.length)]], endpoint || undefined);
-          for (const e of bundle.entry ?? []) if (e.resource) found.set(key(endpoint || undefined, type, e.resource.id as string), e.resource);
+          try {
+            for (const r of await source.readMany(type, [...new Set(ids)], endpoint || undefined)) found.set(key(endpoint || undefined, type, r.id as string), r);
+          } catch (err) {
+            failed.set(g, err as Error);
+          }
         }),
       );
       return keys.map((k) => {
+        const error = failed.get(k.slice(0, k.lastIndexOf('|')));
+        if (error) return error;
         const resource = found.get(k) ?? null;
         settled.set(k, resource);
         return resource;

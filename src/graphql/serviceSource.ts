@@ -6,7 +6,8 @@ import type { GraphqlDataSource } from './dataSource';
 /**
  * The GraphQL data source over the same services the REST door uses, so access rules are exactly REST's:
  * `customer(id)` resolves (and checks ownership of) one of the caller's endpoints; `aggregated()` is the
- * aggregated record under the caller's access filter.
+ * aggregated record under the caller's access filter. Both come from the authorisation point
+ * (service/authorization.ts), whose services check the caller's scopes on every call.
  */
 export interface CallerServices {
   customer(endpointId: string): Promise<{ service: FhirService; baseUrl: string }>;
@@ -22,6 +23,15 @@ export function serviceSource(services: CallerServices): GraphqlDataSource {
       const agg = await services.aggregated();
       if (!agg.supported.has(type)) throw notFound(`${type} is not part of the aggregated record`);
       return (await agg.service.read(type, id)).resource as Resource;
+    },
+    async readMany(type, ids, endpoint) {
+      if (endpoint) {
+        const c = await services.customer(endpoint);
+        return c.service.readMany(type, ids, c.baseUrl);
+      }
+      const agg = await services.aggregated();
+      if (!agg.supported.has(type)) return [];
+      return agg.service.readMany(type, ids, agg.baseUrl);
     },
     async search(type, params, endpoint) {
       if (endpoint) {

@@ -33,7 +33,6 @@ const readSupported =
 
 export function aggregatedRoutes(): RouteTable<AggregatedContext> {
   return new RouteTable<AggregatedContext>()
-    .add('GET', 'metadata', fhir.metadata)
     .add('GET', '_history', fhir.history)
     .add('GET', ':type', searchSupported(fhir.search))
     .add('POST', ':type/_search', searchSupported(fhir.searchPost))

@@ -18,7 +18,6 @@ export function operations<C>(handlers: Record<string, RouteHandler<C>>): RouteH
 
 export function customerRoutes(): RouteTable<EndpointContext> {
   return new RouteTable<EndpointContext>()
-    .add('GET', 'metadata', fhir.metadata)
     .add('GET', '', fhir.search)
     .add('POST', '_search', fhir.searchPost)
     .add('GET', '_history', fhir.history)

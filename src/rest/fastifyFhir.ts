@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest, OperationOutcomeError, operationOutcome } from '../fhir/outcome';
-import type { FhirRequest, FhirResponse, HttpMethod } from './fhirHttp';
+import type { Resource } from '../fhir/types';
+import { type FhirRequest, type FhirResponse, type HttpMethod, ok } from './fhirHttp';
 import type { RouteTable } from './routeTable';
 
 /**
@@ -11,6 +12,11 @@ export interface FhirMount<C> {
   /** Fastify path prefix of the endpoint root, e.g. `/fhir/customer/:endpointId`. */
   prefix: string;
   routes: RouteTable<C>;
+  /**
+   * The CapabilityStatement (`GET [base]/metadata`), answered before `context` and so without a token:
+   * FHIR clients read it before they authenticate (http.html#capabilities).
+   */
+  metadata(request: FastifyRequest): Promise<Resource>;
   /** Authenticates and resolves the endpoint; throws an OperationOutcomeError to refuse. */
   context(request: FastifyRequest): Promise<C>;
 }
@@ -68,23 +74,29 @@ export function installFhirParsers(app: FastifyInstance, bodyLimit: number): voi
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
 }
 
+function fhirRequestOf(request: FastifyRequest, path: string, query: [string, string][]): FhirRequest {
+  return {
+    method: request.method as HttpMethod,
+    path,
+    query,
+    headers: request.headers as Record<string, string | undefined>,
+    body: request.body,
+    contentType: request.headers['content-type']?.split(';')[0].trim().toLowerCase(),
+  };
+}
+
 export function mountFhir<C>(app: FastifyInstance, mount: FhirMount<C>): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const { query, format, pretty } = splitQuery(request.raw.url ?? '');
     let mediaType = 'application/fhir+json';
     try {
       mediaType = negotiate(format, request.headers.accept);
-      const ctx = await mount.context(request);
       const params = request.params as Record<string, string>;
-      const fhirRequest: FhirRequest = {
-        method: request.method as HttpMethod,
-        path: (params['*'] ?? '').replace(/\/+$/, ''),
-        query,
-        headers: request.headers as Record<string, string | undefined>,
-        body: request.body,
-        contentType: request.headers['content-type']?.split(';')[0].trim().toLowerCase(),
-      };
-      const response: FhirResponse = await mount.routes.handle(fhirRequest, ctx);
+      const path = (params['*'] ?? '').replace(/\/+$/, '');
+      const response: FhirResponse =
+        path === 'metadata' && (request.method === 'GET' || request.method === 'HEAD')
+          ? ok(await mount.metadata(request))
+          : await mount.routes.handle(fhirRequestOf(request, path, query), await mount.context(request));
       reply.status(response.status).headers(response.headers);
       if (response.body === undefined || response.status === 304) return reply.send();
       return reply.type(`${mediaType}; charset=utf-8`).send(pretty ? JSON.stringify(response.body, null, 2) : JSON.stringify(response.body));

@@ -3,7 +3,6 @@ import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { FhirService, WriteOutcome } from '../service/fhirService';
 import { parseQuery } from '../service/fhirService';
 import { BundleProcessor } from '../service/bundleProcessor';
-import type { AccessFilter } from '../service/ports';
 import type { HistoryPage, StoredVersion } from '../store/resourceRepository';
 import { type FhirRequest, type FhirResponse, ok, parseEtag, parsePrefer, versionHeaders, weakEtag } from './fhirHttp';
 import type { RouteParams } from './routeTable';
@@ -19,8 +18,6 @@ export interface EndpointContext {
   aggregationStatus?(type: string, id: string): Promise<Resource>;
   /** Absolute URL of the endpoint root, no trailing slash. */
   baseUrl: string;
-  capabilityStatement(): Resource;
-  accessFilter?: AccessFilter;
 }
 
 type Handler = (req: FhirRequest, p: RouteParams, ctx: EndpointContext) => Promise<FhirResponse>;
@@ -85,8 +82,6 @@ export const graphqlOperation: Handler = async (req, p, ctx) => {
   return ok((await ctx.graphql({ query, variables, operationName: (body.operationName as string | undefined) ?? fromQuery('operationName') }, instance)) as Resource);
 };
 
-export const metadata: Handler = async (_req, _p, ctx) => ok(ctx.capabilityStatement());
-
 export const read: Handler = async (req, p, ctx) => {
   const stored = await ctx.service.read(p.type, p.id);
   const headers = versionHeaders(stored);
@@ -149,7 +144,7 @@ export const searchPost: Handler = async (req, p, ctx) => {
 function searchWith(req: FhirRequest, type: string | undefined, params: [string, string][], ctx: EndpointContext): Promise<FhirResponse> {
   const handling = parsePrefer(req.headers.prefer).handling ?? 'lenient';
   return ctx.service
-    .search(type, params, { baseUrl: ctx.baseUrl, handling, accessFilter: ctx.accessFilter })
+    .search(type, params, { baseUrl: ctx.baseUrl, handling })
     .then((bundle) => ok(bundle));
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Permission } from '../access/scopes';
 import { badRequest, notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, tooManyMatches, type OperationOutcome } from '../fhir/outcome';
 import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { StoredVersion } from '../store/resourceRepository';
@@ -9,6 +10,8 @@ import { type FhirService, parseQuery } from './fhirService';
  * placeholders (`urn:uuid:`/`urn:oid:` fullUrls) and conditional references are resolved first, then the
  * entries run in the order the spec fixes (DELETE, POST, PUT/PATCH, GET); any failure rolls everything
  * back and is reported as one OperationOutcome naming the entry. A batch runs each entry on its own.
+ * Every entry's interaction is checked against the caller's scopes before anything is written: one
+ * refused entry refuses a transaction (403 naming it), and fails only itself in a batch.
  */
 export interface BundleOptions {
   baseUrl: string;
@@ -95,6 +98,22 @@ function rewriteReferences(node: unknown, rewrite: (ref: string) => string): voi
   }
 }
 
+/** The scopes an entry's interaction needs (the same as FhirService's for that interaction). */
+function permissionsOf(w: Work): Permission[] {
+  switch (w.method) {
+    case 'DELETE':
+      return w.query ? ['d', 's'] : ['d'];
+    case 'POST':
+      return w.ifNoneExist ? ['c', 's'] : ['c'];
+    case 'PUT':
+      return w.query ? ['u', 's'] : ['u'];
+    case 'PATCH':
+      return ['u'];
+    default:
+      return w.id ? ['r'] : ['s'];
+  }
+}
+
 function responseOf(stored: StoredVersion, status: string): BundleEntry['response'] {
   return {
     status,
@@ -152,6 +171,7 @@ export class BundleProcessor {
       }
     }
     try {
+      for (const w of works) this.authorize(w);
       await this.service.transaction(async (svc) => {
         await this.resolve(svc, works);
         await this.execute(svc, works, options);
@@ -177,6 +197,16 @@ export class BundleProcessor {
     };
   }
 
+  /** Throws an EntryError unless the entry's type is known and the caller may run its interaction on it. */
+  private authorize(w: Work): void {
+    try {
+      this.service.requireType(w.type);
+      this.service.requireScope(w.type, ...permissionsOf(w));
+    } catch (err) {
+      throw asEntryError(w, err);
+    }
+  }
+
   /** Assigns ids to POSTs and conditional PUTs and rewrites every reference to the placeholders. */
   private async resolve(svc: FhirService, works: Work[]): Promise<void> {
     const mapping = new Map<string, string>();
@@ -196,6 +226,8 @@ export class BundleProcessor {
           if (w.query) {
             const matches = await svc.resolveMatches(w.type, w.query);
             if (matches.length > 1) throw tooManyMatches(`The criteria of ${w.type}?${new URLSearchParams(w.query)} match more than one resource`);
+            // No match: this conditional update creates, which needs the create scope too.
+            if (matches.length === 0) svc.requireScope(w.type, 'c');
             w.targetId = matches[0]?.id ?? (w.resource?.id as string | undefined) ?? randomUUID();
           } else w.targetId = w.id;
         }
@@ -297,6 +329,7 @@ export class BundleProcessor {
     for (let index = 0; index < entries.length; index++) {
       try {
         const work = parseEntry(entries[index], index);
+        this.authorize(work);
         await this.service.transaction(async (svc) => {
           await this.resolve(svc, [work]);
           await this.execute(svc, [work], options);

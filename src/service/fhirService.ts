@@ -1,3 +1,6 @@
+import type { Caller } from '../access/caller';
+import { allOf, requireScope, requireSomeSearch, typeRestriction } from '../access/scopeGuard';
+import type { Permission } from '../access/scopes';
 import { applyPatch, parsePatch } from '../fhir/jsonPatch';
 import { badRequest, notFound, tooManyMatches } from '../fhir/outcome';
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
@@ -16,6 +19,11 @@ export interface StoreBinding {
   /** Resource partition: an endpoint id, or `aggregated`. */
   store: string;
   fhirVersion: FhirVersion;
+  /**
+   * Who is calling, already authenticated and allowed on this store (service/authorization.ts): every
+   * interaction checks the caller's SMART scopes for its type before it touches the store.
+   */
+  caller: Caller;
   /** What the caller may see (aggregated endpoint): hidden resources read as missing. */
   accessFilter?: AccessFilter;
 }
@@ -27,14 +35,23 @@ export type WriteOutcome = { stored: StoredVersion; created: boolean };
  * transaction processor call these. Each write is validated against the store's FHIR version and runs in
  * one database transaction (the caller's, when it passes one).
  * Interaction semantics: http://hl7.org/fhir/R4/http.html
+ * Scopes (SMART v2 letters): read, vread and instance history need `r`; type search and type history `s`;
+ * create `c`; update and patch `u`; delete `d`; the conditional forms add `s` for their search (and a
+ * conditional update that creates needs `c`). System-level search and history need `s` on some type and
+ * return only the types the caller may read or search.
  */
 export class FhirService {
+  /** What searches, includes and history may return: the caller's types, and `binding.accessFilter`. */
+  private readonly rows: AccessFilter | undefined;
+
   constructor(
     private readonly deps: FhirServiceDeps,
     readonly binding: StoreBinding,
     /** When set, every interaction runs inside this transaction (entries of a transaction Bundle). */
     private readonly tx?: Tx,
-  ) {}
+  ) {
+    this.rows = allOf(typeRestriction(binding.caller), binding.accessFilter);
+  }
 
   /** The same service with every interaction inside `tx`. */
   inTransaction(tx: Tx): FhirService {
@@ -71,13 +88,24 @@ export class FhirService {
     }
   }
 
+  /** Throws a 403 (insufficient_scope) unless the caller holds every one of `permissions` on `type`. */
+  requireScope(type: string, ...permissions: Permission[]): void {
+    requireScope(this.binding.caller, type, ...permissions);
+  }
+
+  /** A known type the caller holds `permissions` on: 404 for unknown types, then 403 for missing scopes. */
+  private allowed(type: string, ...permissions: Permission[]): void {
+    this.requireType(type);
+    this.requireScope(type, ...permissions);
+  }
+
   private validate(body: unknown, type: string): Resource {
     this.deps.validator.assertValid(this.binding.fhirVersion, body, type);
     return body as Resource;
   }
 
   async read(type: string, id: string): Promise<StoredVersion> {
-    this.requireType(type);
+    this.allowed(type, 'r');
     if (this.binding.accessFilter) await this.requireVisible(type, id);
     return this.deps.repo.read(this.store, type, id, this.tx);
   }
@@ -89,7 +117,7 @@ export class FhirService {
   }
 
   async vread(type: string, id: string, versionId: string): Promise<StoredVersion> {
-    this.requireType(type);
+    this.allowed(type, 'r');
     const v = Number(versionId);
     if (!Number.isInteger(v) || v < 1) throw notFound(`${type}/${id} has no version '${versionId}'`);
     if (this.binding.accessFilter) await this.requireVisible(type, id);
@@ -102,7 +130,7 @@ export class FhirService {
    * creates cannot both insert.
    */
   async create(type: string, body: unknown, options: { ifNoneExist?: string } = {}): Promise<WriteOutcome> {
-    this.requireType(type);
+    this.allowed(type, ...(options.ifNoneExist ? (['c', 's'] as const) : (['c'] as const)));
     const resource = this.validate(body, type);
     const { id: _ignored, ...withoutId } = resource;
     const fresh = withoutId as Resource;
@@ -126,7 +154,7 @@ export class FhirService {
   async createMany(resources: { type: string; id: string; body: unknown }[], onInvalid?: (index: number) => void): Promise<StoredVersion[]> {
     const valid = resources.map((r, i) => {
       try {
-        this.requireType(r.type);
+        this.allowed(r.type, 'c');
         return { ...this.validate(r.body, r.type), id: r.id };
       } catch (err) {
         onInvalid?.(i);
@@ -141,7 +169,7 @@ export class FhirService {
    * takes, so two transactions resolving the same criteria cannot both decide to create.
    */
   async resolveMatches(type: string, query: [string, string][], limit = 2): Promise<{ type: string; id: string; versionId: number }[]> {
-    this.requireType(type);
+    this.allowed(type, 's');
     return this.inTx(this.tx, async (t) => {
       await this.lockCriteria(t, type, new URLSearchParams(query).toString());
       return this.deps.search.findMatches({ ...this.binding, resourceType: type, params: query }, limit, t);
@@ -150,7 +178,7 @@ export class FhirService {
 
   /** update, or create-on-PUT with the client's id. */
   async update(type: string, id: string, body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
-    this.requireType(type);
+    this.allowed(type, 'u');
     const resource = this.validate(body, type);
     if (resource.id === undefined) throw badRequest(`The ${type} in the body has no id; PUT needs one equal to the URL's '${id}'`, `${type}.id`);
     if (resource.id !== id) throw badRequest(`The id in the body ('${resource.id}') differs from the id in the URL ('${id}')`, `${type}.id`);
@@ -159,7 +187,7 @@ export class FhirService {
 
   /** Conditional update (PUT type?criteria): none → create, one → update it, several → 412. */
   async conditionalUpdate(type: string, query: [string, string][], body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
-    this.requireType(type);
+    this.allowed(type, 'u', 's');
     const resource = this.validate(body, type);
     if (query.length === 0) throw badRequest('A conditional update needs search criteria');
     return this.transaction(async (_svc, t) => {
@@ -173,6 +201,8 @@ export class FhirService {
         }
         return this.deps.repo.update(this.store, { ...resource, id }, options, t);
       }
+      // No match: the update creates, which needs the create scope too.
+      this.requireScope(type, 'c');
       if (resource.id !== undefined) return this.deps.repo.update(this.store, { ...resource, id: resource.id }, options, t);
       return { stored: await this.deps.repo.create(this.store, resource, t), created: true };
     });
@@ -180,7 +210,7 @@ export class FhirService {
 
   /** JSON Patch; the patched resource is validated like any update and may not change its type or id. */
   async patch(type: string, id: string, body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
-    this.requireType(type);
+    this.allowed(type, 'u');
     const operations = parsePatch(body);
     return this.transaction(async (_svc, t) => {
       const current = await this.deps.repo.read(this.store, type, id, t);
@@ -196,13 +226,13 @@ export class FhirService {
   }
 
   async delete(type: string, id: string): Promise<StoredVersion | undefined> {
-    this.requireType(type);
+    this.allowed(type, 'd');
     return this.admitted(1, () => this.deps.repo.delete(this.store, type, id, this.tx));
   }
 
   /** Conditional delete, single-match flavour: several matches are a 412. */
   async conditionalDelete(type: string, query: [string, string][]): Promise<StoredVersion | undefined> {
-    this.requireType(type);
+    this.allowed(type, 'd', 's');
     if (query.length === 0) throw badRequest('A conditional delete needs search criteria');
     return this.transaction(async (_svc, t) => {
       const matches = await this.deps.search.findMatches({ ...this.binding, resourceType: type, params: query }, 2, t);
@@ -213,9 +243,10 @@ export class FhirService {
   }
 
   async history(scope: { type?: string; id?: string }, options: HistoryOptions): Promise<HistoryPage> {
-    if (scope.type) this.requireType(scope.type);
+    if (scope.type) this.allowed(scope.type, scope.id ? 'r' : 's');
+    else requireSomeSearch(this.binding.caller);
     if (scope.type && scope.id && this.binding.accessFilter) await this.requireVisible(scope.type, scope.id);
-    const page = await this.deps.repo.history({ store: this.store, ...scope }, { ...options, accessFilter: this.binding.accessFilter }, this.tx);
+    const page = await this.deps.repo.history({ store: this.store, ...scope }, { ...options, accessFilter: this.rows }, this.tx);
     if (scope.type && scope.id && page.entries.length === 0 && !options.cursor) {
       const exists = await this.deps.repo.find(this.store, scope.type, scope.id, this.tx);
       if (!exists) throw notFound(`${scope.type}/${scope.id} is not known`);
@@ -223,13 +254,31 @@ export class FhirService {
     return page;
   }
 
-  search(
-    type: string | undefined,
-    params: [string, string][],
-    options: { baseUrl: string; handling?: 'strict' | 'lenient'; accessFilter?: AccessFilter },
-  ): Promise<Bundle> {
-    if (type) this.requireType(type);
-    return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options, accessFilter: options.accessFilter ?? this.binding.accessFilter }, this.tx);
+  /**
+   * search-type, or search-system when `type` is undefined (every type listed in `_type` must be searchable;
+   * without `_type` the results are limited to the types the caller may read or search).
+   */
+  async search(type: string | undefined, params: [string, string][], options: { baseUrl: string; handling?: 'strict' | 'lenient' }): Promise<Bundle> {
+    if (type) this.allowed(type, 's');
+    else {
+      requireSomeSearch(this.binding.caller);
+      for (const listed of params.filter(([n]) => n === '_type').flatMap(([, v]) => v.split(',')).filter((t) => t !== '')) this.allowed(listed, 's');
+    }
+    return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options, accessFilter: this.rows }, this.tx);
+  }
+
+  /**
+   * Reads of several resources of one type by id (GraphQL reference resolution), as one `_id` search:
+   * a read, so it needs `r`. Resources that are missing, deleted or hidden are simply absent.
+   */
+  async readMany(type: string, ids: string[], baseUrl: string): Promise<Resource[]> {
+    this.allowed(type, 'r');
+    if (ids.length === 0) return [];
+    const bundle = await this.deps.search.search(
+      { ...this.binding, resourceType: type, params: [['_id', ids.join(',')], ['_count', String(ids.length)]], baseUrl, handling: 'strict', accessFilter: this.rows },
+      this.tx,
+    );
+    return (bundle.entry ?? []).filter((e) => (e.search?.mode ?? 'match') === 'match' && e.resource).map((e) => e.resource as Resource);
   }
 
   private inTx<T>(tx: Tx | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {

@@ -19,6 +19,13 @@ export interface Database {
   withSession<T>(fn: (session: ScriptSession) => Promise<T>): Promise<T>;
   /** Called for every SQL statement the client runs (only when opened with `queryEvents`). */
   onQuery(listener: (sql: string) => void): void;
+  /**
+   * LISTENs on `channel` (a lower-case identifier) on a connection of its own: `onMessage` gets each NOTIFY
+   * payload, from this process or any other. Notifications sent while a dropped connection is being
+   * re-established are lost, so `onReconnected` is called each time it is back. Resolves when listening;
+   * the function it resolves to stops.
+   */
+  listen(channel: string, onMessage: (payload: string) => void, onReconnected?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -57,6 +64,43 @@ async function openPostgres(url: string, poolSize: number, queryEvents: boolean)
     kind: 'postgres',
     url,
     onQuery: queryListener(prisma, sql),
+    async listen(channel, onMessage, onReconnected) {
+      requireChannel(channel);
+      let client: import('pg').Client | undefined;
+      let stopped = false;
+      let retry: NodeJS.Timeout | undefined;
+      const schedule = () => {
+        if (!stopped) retry = setTimeout(() => void connect().then(onReconnected, schedule), 1_000);
+      };
+      const connect = async () => {
+        const c = new pg.Client({ connectionString: url });
+        let lost = false;
+        const drop = () => {
+          if (lost) return;
+          lost = true;
+          c.end().catch(() => undefined);
+          schedule();
+        };
+        c.on('notification', (n) => n.channel === channel && onMessage(n.payload ?? ''));
+        c.on('error', drop);
+        c.on('end', drop);
+        try {
+          await c.connect();
+          await c.query(`LISTEN ${channel}`);
+        } catch (err) {
+          lost = true;
+          await c.end().catch(() => undefined);
+          throw err;
+        }
+        client = c;
+      };
+      await connect();
+      return async () => {
+        stopped = true;
+        clearTimeout(retry);
+        await client?.end().catch(() => undefined);
+      };
+    },
     async withSession(fn) {
       const client = new pg.Client({ connectionString: url });
       await client.connect();
@@ -88,6 +132,12 @@ async function openPglite(dataDir: string, queryEvents: boolean): Promise<Databa
     prisma,
     kind: 'pglite',
     onQuery: queryListener(prisma, sql),
+    async listen(channel, onMessage) {
+      requireChannel(channel);
+      // One in-process connection: it is never dropped, so there is nothing to re-establish.
+      const unlisten = await pglite.listen(channel, onMessage);
+      return async () => unlisten();
+    },
     async withSession(fn) {
       return fn({
         exec: async (script) => void (await pglite.exec(script)),
@@ -99,6 +149,11 @@ async function openPglite(dataDir: string, queryEvents: boolean): Promise<Databa
       await pglite.close();
     },
   };
+}
+
+/** Channel names are spliced into LISTEN, which takes no parameters: only plain identifiers pass. */
+function requireChannel(channel: string): void {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`'${channel}' is not a plain lower-case channel name`);
 }
 
 function logOptions(queryEvents: boolean) {

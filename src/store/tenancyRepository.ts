@@ -110,7 +110,14 @@ const CLIENT = { id: true, customerId: true, family: true, name: true, scopes: t
 const ORDER = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
 
 export class TenancyRepository {
+  private readonly revocationListeners: ((clientId: string) => Promise<void> | void)[] = [];
+
   constructor(private readonly prisma: TenancyPrisma) {}
+
+  /** `listener` learns of each client this repository revokes, once the revocation is committed. */
+  onClientRevoked(listener: (clientId: string) => Promise<void> | void): void {
+    this.revocationListeners.push(listener);
+  }
 
   createCustomer(input: { name: string }): Promise<CustomerRecord> {
     return this.prisma.customer.create({ data: { id: newId('cus'), name: input.name }, select: CUSTOMER });
@@ -189,7 +196,9 @@ export class TenancyRepository {
   /** Revokes a client: it can get no new tokens. Revoking twice is harmless and keeps the first instant; null for an unknown id. */
   async revokeClient(clientId: string): Promise<ClientRecord | null> {
     await this.prisma.apiClient.updateMany({ where: { id: clientId, revokedAt: null }, data: { revokedAt: new Date() } });
-    return this.findClient(clientId);
+    const client = await this.findClient(clientId);
+    if (client) for (const listener of this.revocationListeners) await listener(clientId);
+    return client;
   }
 
   /**

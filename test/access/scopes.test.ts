@@ -1,4 +1,6 @@
-import { grantScopes, parseScopes, scopeCovers } from '../../src/access/scopes';
+import { grantScopes, parseScopes, type Permission, permits, permittedTypes, scopeCovers } from '../../src/access/scopes';
+
+const LETTERS: Permission[] = ['c', 'r', 'u', 'd', 's'];
 
 describe('scopes', () => {
   test('a wildcard scope covers narrower SMART scopes, v1 and v2 syntax', () => {
@@ -24,5 +26,24 @@ describe('scopes', () => {
   test('requested scopes are granted as asked, or the uncovered ones are reported', () => {
     expect(grantScopes(parseScopes('system/Patient.rs system/Patient.rs'), ['system/*.cruds'])).toEqual({ granted: ['system/Patient.rs'], denied: [] });
     expect(grantScopes(parseScopes('system/Patient.rs admin'), ['system/*.rs'])).toEqual({ granted: [], denied: ['admin'] });
+  });
+
+  test('permits reads v1 and v2 letters per type: read = r+s, write = c+u+d, * = all', () => {
+    expect(LETTERS.filter((p) => permits(['system/Patient.read'], p, 'Patient'))).toEqual(['r', 's']);
+    expect(LETTERS.filter((p) => permits(['system/*.write'], p, 'Observation'))).toEqual(['c', 'u', 'd']);
+    expect(LETTERS.filter((p) => permits(['system/Observation.*'], p, 'Observation'))).toEqual(['c', 'r', 'u', 'd', 's']);
+    expect(LETTERS.filter((p) => permits(['system/Patient.rs', 'system/*.c'], p, 'Patient'))).toEqual(['c', 'r', 's']);
+    expect(permits(['system/Patient.cruds'], 'r', 'Observation')).toBe(false);
+    expect(permits(['openid', 'system/Patient.'], 'r', 'Patient')).toBe(false);
+  });
+
+  test('patient/ and user/ scopes grant nothing yet: their compartment limit is not enforced', () => {
+    expect(permits(['patient/*.cruds', 'user/Patient.rs'], 'r', 'Patient')).toBe(false);
+  });
+
+  test('permittedTypes lists the types a caller may read or search, or * for a wildcard', () => {
+    expect(permittedTypes(['system/Patient.rs', 'system/Observation.c', 'system/Encounter.s'], ['r', 's'])).toEqual(['Encounter', 'Patient']);
+    expect(permittedTypes(['system/Patient.rs', 'system/*.read'], ['r', 's'])).toBe('*');
+    expect(permittedTypes(['system/*.write'], ['r', 's'])).toEqual([]);
   });
 });

@@ -32,6 +32,11 @@ export function fakeSource(resources: Resource[]) {
       if (matches.length > count) bundle.link = [{ relation: 'next', url: `http://fake/${type}?_cursor=next` }];
       return bundle;
     },
+    // Recorded as the `_id` search the real service runs.
+    async readMany(type, ids) {
+      const bundle = await source.search(type, [['_id', ids.join(',')], ['_count', String(ids.length)]]);
+      return (bundle.entry ?? []).map((e) => e.resource as Resource);
+    },
     create: async (_t, r) => r,
     update: async (_t, _id, r) => r,
     delete: async () => undefined,
