@@ -27,6 +27,8 @@ export interface TestServer {
   app: FastifyInstance;
   database: TestDatabase;
   adminToken: string;
+  /** The server's DATA_DIR (its token signing keys live there). */
+  dataDir: string;
   admin<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   provision(options?: { fhirVersion?: FhirVersion; name?: string; defaultSourceOrg?: string }): Promise<Tenant>;
   /** Resolves when every write so far is visible on the aggregated endpoint. */
@@ -104,6 +106,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     app,
     database,
     adminToken,
+    dataDir,
     admin,
     provision,
     async waitForAggregation() {
