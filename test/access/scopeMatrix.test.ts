@@ -101,9 +101,9 @@ async function fillPool(size: number): Promise<void> {
 /** What a refused interaction must leave untouched: the fixture's current version and what carries its identifier. */
 async function snapshot(f: Fixture): Promise<Json> {
   const read = await call(tenant.token, `Patient/${f.id}`);
-  const patients = await call(tenant.token, `Patient?identifier=${CELL}|${f.n}&_total=accurate`);
-  const observations = await call(tenant.token, `Observation?identifier=${CELL}|${f.n}&_total=accurate`);
-  return { read: [read.status, read.body.meta?.versionId, read.body.gender], patients: patients.body.total, observations: observations.body.total };
+  const carrying = await call(tenant.token, `?_type=Patient,Observation&identifier=${CELL}|${f.n}&_count=100`);
+  const found = (carrying.body.entry ?? []).map((e: Json) => `${e.resource.resourceType}/${e.resource.id}/${e.resource.meta.versionId}`).sort();
+  return { read: [read.status, read.body.meta?.versionId, read.body.gender], found };
 }
 
 const INTERACTIONS: Interaction[] = [
@@ -241,20 +241,24 @@ test.each(cells)('$name', async ({ interaction, scopes, allowed }) => {
   const f = interaction.writes ? await fixture() : shared;
   const before = interaction.writes ? await snapshot(f) : undefined;
   const out = await interaction.run(tokens.get(scopes) as string, f);
-  if (interaction.door === 'GraphQL') {
-    if (allowed) {
-      expect(out.graphqlError).toBeUndefined();
-      expect(out.status).toBe(200);
-    } else {
-      expect(out.graphqlError?.extensions).toMatchObject({ code: 'FORBIDDEN', resource: { resourceType: 'OperationOutcome', issue: [{ code: 'forbidden' }] } });
-    }
-  } else if (allowed) {
-    expect(interaction.ok).toContain(out.status);
-  } else {
-    expect({ status: out.status, resourceType: out.body.resourceType, code: out.body.issue?.[0]?.code }).toEqual({ status: 403, resourceType: 'OperationOutcome', code: 'forbidden' });
-    expect(out.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+  if (allowed) {
+    if (interaction.door === 'GraphQL') expect({ status: out.status, error: out.graphqlError }).toEqual({ status: 200, error: undefined });
+    else expect(interaction.ok).toContain(out.status);
+    return;
   }
-  if (before && !allowed) expect(await snapshot(f)).toEqual(before);
+  // Refused: what the caller is told, and (for writes) the state seen with the all-scopes token, in one comparison.
+  const after = before ? await snapshot(f) : undefined;
+  if (interaction.door === 'GraphQL') {
+    const ext = out.graphqlError?.extensions ?? {};
+    expect({ code: ext.code, outcome: ext.resource?.resourceType, issue: ext.resource?.issue?.[0]?.code, state: after }).toEqual({
+      code: 'FORBIDDEN', outcome: 'OperationOutcome', issue: 'forbidden', state: before,
+    });
+  } else {
+    const challenge = out.headers.get('www-authenticate') ?? '';
+    expect({ status: out.status, outcome: out.body.resourceType, issue: out.body.issue?.[0]?.code, insufficientScope: challenge.includes('error="insufficient_scope"'), state: after }).toEqual({
+      status: 403, outcome: 'OperationOutcome', issue: 'forbidden', insufficientScope: true, state: before,
+    });
+  }
 });
 
 describe('Bundles are checked entry by entry', () => {
