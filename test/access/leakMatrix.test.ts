@@ -172,10 +172,15 @@ const DOORS: Door[] = [
     probe: (c, t) => rest(c, `Practitioner?_has:Patient:general-practitioner:_has:Observation:subject:code=${q(t.code)}&_total=accurate`),
     appears: matched,
   },
+  { name: '_has by _id', probe: (c, t) => rest(c, `Patient?_has:Observation:subject:_id=${t.id}&_total=accurate`), appears: matched },
   { name: '_include:iterate', probe: (c, t) => rest(c, `Observation?_id=${t.anchorId}&_include=Observation:has-member&_include:iterate=Observation:subject`), needsAnchor: true },
   {
     name: '_revinclude:iterate',
     probe: (c) => rest(c, `Practitioner?_id=${practitionerId}&_revinclude=Patient:general-practitioner&_revinclude:iterate=Observation:subject`),
+  },
+  {
+    name: '_revinclude then _include:iterate',
+    probe: (c, t) => rest(c, `Patient?_id=${t.patientId}&_revinclude=Observation:subject&_include:iterate=Observation:has-member`),
   },
   { name: '_total=accurate', probe: (c, t) => rest(c, `Observation?code=${q(t.code)}&_total=accurate`) },
   { name: '_summary=count', probe: (c, t) => rest(c, `Observation?code=${q(t.code)}&_summary=count`), appears: matched },
@@ -186,6 +191,12 @@ const DOORS: Door[] = [
     name: 'POST _search',
     probe: (c, t) =>
       rest(c, 'Observation/_search', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `code=${q(t.code)}&_total=accurate` }),
+  },
+  {
+    name: 'POST _search with _has',
+    probe: (c, t) =>
+      rest(c, 'Patient/_search', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `_has:Observation:subject:code=${q(t.code)}&_total=accurate` }),
+    appears: matched,
   },
   { name: 'GraphQL read', probe: (c, t) => graphql(c, `{ Observation(id: "${t.id}") { id } }`) },
   { name: 'GraphQL list', probe: (c, t) => graphql(c, `{ ObservationList(code: "${t.code}") { id } }`) },
@@ -255,7 +266,7 @@ beforeAll(async () => {
       ...(o.members ? { hasMember: o.members.map((m) => ({ reference: `Observation/${m.replace(/_/g, '-')}` })) } : {}),
     });
   }
-  // One transaction per customer (A and B first, so the merged Patient and Practitioner keep their ids).
+  // One transaction per customer.
   for (const [key, resources] of writes) {
     const bundle = { resourceType: 'Bundle', type: 'transaction', entry: resources.map((r) => ({ resource: r, request: { method: 'PUT', url: `${r.resourceType}/${r.id}` } })) };
     const res = await tenants[key].fetch(tenants[key].baseUrl, { method: 'POST', body: JSON.stringify(bundle) });
