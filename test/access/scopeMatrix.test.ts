@@ -167,10 +167,10 @@ const INTERACTIONS: Interaction[] = [
         body: JSON.stringify({ resourceType: 'Observation', identifier: [{ system: CELL, value: f.n }], status: 'final', code: { text: 'x' }, subject: { reference: `Patient/${f.id}` } }),
       }),
   },
-  { name: 'GraphQL read', needs: [['Patient', 'r']], writes: false, door: 'GraphQL', ok: [200], run: (t, f) => graphql(t, 'query ($ep: ID, $id: ID!) { Patient(id: $id, _endpoint: $ep) { id } }', { id: f.id }) },
-  { name: 'GraphQL list', needs: [['Patient', 's']], writes: false, door: 'GraphQL', ok: [200], run: (t, f) => graphql(t, `query ($ep: ID) { PatientList(identifier: "${CELL}|${f.n}", _endpoint: $ep) { id } }`) },
+  { name: 'read', needs: [['Patient', 'r']], writes: false, door: 'GraphQL', ok: [200], run: (t, f) => graphql(t, 'query ($ep: ID, $id: ID!) { Patient(id: $id, _endpoint: $ep) { id } }', { id: f.id }) },
+  { name: 'list', needs: [['Patient', 's']], writes: false, door: 'GraphQL', ok: [200], run: (t, f) => graphql(t, `query ($ep: ID) { PatientList(identifier: "${CELL}|${f.n}", _endpoint: $ep) { id } }`) },
   {
-    name: 'GraphQL PatientCreate',
+    name: 'PatientCreate',
     needs: [['Patient', 'c']],
     writes: true,
     door: 'GraphQL',
@@ -178,7 +178,7 @@ const INTERACTIONS: Interaction[] = [
     run: (t, f) => graphql(t, `mutation ($ep: ID) { PatientCreate(res: { identifier: [{ system: "${CELL}", value: "${f.n}" }] }, _endpoint: $ep) { id } }`),
   },
   {
-    name: 'GraphQL PatientUpdate',
+    name: 'PatientUpdate',
     needs: [['Patient', 'u']],
     writes: true,
     door: 'GraphQL',
@@ -186,16 +186,16 @@ const INTERACTIONS: Interaction[] = [
     run: (t, f) => graphql(t, `mutation ($ep: ID, $id: ID!) { PatientUpdate(id: $id, res: { id: $id, identifier: [{ system: "${CELL}", value: "${f.n}" }], gender: "male" }, _endpoint: $ep) { id } }`, { id: f.id }),
   },
   {
-    name: 'GraphQL PatientDelete',
+    name: 'PatientDelete',
     needs: [['Patient', 'd']],
     writes: true,
     door: 'GraphQL',
     ok: [200],
     run: (t, f) => graphql(t, 'mutation ($ep: ID, $id: ID!) { PatientDelete(id: $id, _endpoint: $ep) { issue { severity } } }', { id: f.id }),
   },
-  { name: 'aggregated read', needs: [['Patient', 'r']], writes: false, door: 'aggregated', ok: [200], run: (t, f) => call(t, `Patient/${f.aggregatedId}`, {}, `${server.url}/fhir/aggregated`) },
-  { name: 'aggregated search', needs: [['Patient', 's']], writes: false, door: 'aggregated', ok: [200], run: (t) => call(t, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`) },
-  { name: 'aggregated GraphQL list', needs: [['Patient', 's']], writes: false, door: 'GraphQL', ok: [200], run: (t) => graphql(t, `{ PatientList(identifier: "${NHS}|9000000042") { id } }`) },
+  { name: 'read', needs: [['Patient', 'r']], writes: false, door: 'aggregated', ok: [200], run: (t, f) => call(t, `Patient/${f.aggregatedId}`, {}, `${server.url}/fhir/aggregated`) },
+  { name: 'search', needs: [['Patient', 's']], writes: false, door: 'aggregated', ok: [200], run: (t) => call(t, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`) },
+  { name: 'list of the aggregated record', needs: [['Patient', 's']], writes: false, door: 'GraphQL', ok: [200], run: (t) => graphql(t, `{ PatientList(identifier: "${NHS}|9000000042") { id } }`) },
 ];
 
 async function client(scopes: string): Promise<{ clientId: string; clientSecret: string }> {
