@@ -1,0 +1,339 @@
+import { randomUUID } from 'node:crypto';
+import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+
+/**
+ * The leak matrix (DESIGN §4): every door of the aggregated record × every kind of caller × every kind of
+ * data. A hidden resource H must never appear, and no status, total, entry count, link or message may differ
+ * from the answer about a "ghost" — the same shape of query for an id/code/value that exists nowhere. A
+ * visible resource must appear. One world, built once; one test per cell.
+ *
+ * The world, all about one merged Patient P (A's and B's feeds share its NHS number) unless said otherwise:
+ * - A supplies Observations labelled GENERAL, MENTAL, SOCIAL and one unlabelled, plus `r`, a Patient only A
+ *   knows; B supplies SEXUAL, MENTAL, unlabelled, and `q`, a Patient only B knows; G and N each supply
+ *   one Observation about a Patient of their own.
+ * - P granted A SEXUAL_HEALTH, B GENERAL_HEALTH, G MENTAL_HEALTH, N SOCIAL_CARE.
+ * - "Panels" (Observation.hasMember) of each label point at their source's Observations, so a visible
+ *   resource refers to a hidden one (chains, _include, Reference.resource).
+ * - Every Patient's general practitioner is the one merged (shared) Practitioner.
+ */
+const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
+const LABEL = 'http://fhir.patientsknowbest.com/codesystem/privacy-label';
+const GP = 'https://example.org/gp';
+const CODE = 'urn:x';
+type Json = Record<string, any>;
+type CallerKey = 'A' | 'B' | 'G' | 'N';
+type Label = 'GENERAL_HEALTH' | 'MENTAL_HEALTH' | 'SEXUAL_HEALTH' | 'SOCIAL_CARE';
+
+interface ObsSpec {
+  key: string;
+  source: CallerKey;
+  patient: string;
+  label?: Label;
+  members?: string[];
+}
+
+const A_P = ['A_gen', 'A_mental', 'A_social', 'A_none'];
+const B_P = ['B_sex', 'B_mental', 'B_none'];
+const OBSERVATIONS: ObsSpec[] = [
+  { key: 'A_gen', source: 'A', patient: 'p', label: 'GENERAL_HEALTH' },
+  { key: 'A_mental', source: 'A', patient: 'p', label: 'MENTAL_HEALTH' },
+  { key: 'A_social', source: 'A', patient: 'p', label: 'SOCIAL_CARE' },
+  { key: 'A_none', source: 'A', patient: 'p' },
+  { key: 'A_r', source: 'A', patient: 'r', label: 'GENERAL_HEALTH' },
+  { key: 'B_sex', source: 'B', patient: 'p', label: 'SEXUAL_HEALTH' },
+  { key: 'B_mental', source: 'B', patient: 'p', label: 'MENTAL_HEALTH' },
+  { key: 'B_none', source: 'B', patient: 'p' },
+  { key: 'B_q', source: 'B', patient: 'q', label: 'GENERAL_HEALTH' },
+  { key: 'G_own', source: 'G', patient: 's', label: 'MENTAL_HEALTH' },
+  { key: 'N_own', source: 'N', patient: 't', label: 'MENTAL_HEALTH' },
+  { key: 'A_panel_gen', source: 'A', patient: 'p', label: 'GENERAL_HEALTH', members: A_P },
+  { key: 'A_panel_mental', source: 'A', patient: 'p', label: 'MENTAL_HEALTH', members: A_P },
+  { key: 'A_panel_social', source: 'A', patient: 'p', label: 'SOCIAL_CARE', members: A_P },
+  { key: 'B_panel_sex', source: 'B', patient: 'p', label: 'SEXUAL_HEALTH', members: B_P },
+  { key: 'A_panel_r', source: 'A', patient: 'r', label: 'GENERAL_HEALTH', members: ['A_r'] },
+  { key: 'B_panel_q', source: 'B', patient: 'q', label: 'GENERAL_HEALTH', members: ['B_q'] },
+  { key: 'G_panel', source: 'G', patient: 's', label: 'MENTAL_HEALTH', members: ['G_own'] },
+  { key: 'N_panel', source: 'N', patient: 't', label: 'MENTAL_HEALTH', members: ['N_own'] },
+];
+const PATIENTS: Record<CallerKey, { id: string; nhs: string }[]> = {
+  A: [{ id: 'p', nhs: '9000000001' }, { id: 'r', nhs: '9000000002' }],
+  B: [{ id: 'p', nhs: '9000000001' }, { id: 'q', nhs: '9000000003' }],
+  G: [{ id: 's', nhs: '9000000004' }],
+  N: [{ id: 't', nhs: '9000000005' }],
+};
+const GRANTS: Record<CallerKey, Label> = { A: 'SEXUAL_HEALTH', B: 'GENERAL_HEALTH', G: 'MENTAL_HEALTH', N: 'SOCIAL_CARE' };
+
+/** DESIGN §4 first cut, as the expectation: own source, a granted label on P, or (unlabelled) all four labels. */
+function visible(caller: CallerKey, o: ObsSpec): boolean {
+  if (o.source === caller) return true;
+  if (o.patient !== 'p') return false;
+  return o.label !== undefined && GRANTS[caller] === o.label;
+}
+
+const CALLERS: { key: CallerKey; name: string; data: Record<string, string> }[] = [
+  { key: 'A', name: 'owner of the data', data: { 'own source': 'A_mental', 'other source': 'B_q', 'labelled granted': 'B_sex', 'labelled not granted': 'B_mental', unlabelled: 'B_none' } },
+  { key: 'B', name: 'other customer', data: { 'own source': 'B_mental', 'other source': 'A_r', 'labelled granted': 'A_gen', 'labelled not granted': 'A_mental', unlabelled: 'A_none' } },
+  { key: 'G', name: 'grantee with the label', data: { 'own source': 'G_own', 'other source': 'B_q', 'labelled granted': 'A_mental', 'labelled not granted': 'A_gen', unlabelled: 'A_none' } },
+  { key: 'N', name: 'grantee without the label', data: { 'own source': 'N_own', 'other source': 'B_q', 'labelled granted': 'A_social', 'labelled not granted': 'A_mental', unlabelled: 'A_none' } },
+];
+
+/** What a probe is about: the resource's aggregated id and its unique search values (or a ghost's). */
+interface Target {
+  id: string;
+  code: string;
+  valueString: string;
+  date: string;
+  quantity: string;
+  profile: string;
+  /** Aggregated id of its Patient. */
+  patientId: string;
+  /** A panel the caller can see that has H as a member, if any. */
+  anchorId?: string;
+}
+interface Answer {
+  /** What was asked (path, query or body): only values that occur here are the probe's own. */
+  request: string;
+  status: number;
+  body: Json;
+}
+interface Door {
+  name: string;
+  probe(caller: Tenant, t: Target): Promise<Answer>;
+  /** Whether H shows in the answer; default: H's id among the answer's resources. */
+  appears?(answer: Answer, t: Target): boolean;
+  /** A door that goes through a visible panel needs one to exist for the cell to say anything. */
+  needsAnchor?: boolean;
+}
+
+let server: TestServer;
+const tenants = {} as Record<CallerKey, Tenant>;
+const targets = new Map<string, Target>();
+let practitionerId = '';
+let ghostSeq = 0;
+
+async function aggregatedId(t: Tenant, type: string, id: string): Promise<string> {
+  const outcome = (await (await t.fetch(`${type}/${id}/$aggregation-status`)).json()) as Json;
+  const m = new RegExp(`is aggregated as ${type}/([^ .,;]+)`).exec(outcome.issue?.[0]?.diagnostics ?? '');
+  if (!m) throw new Error(`${type}/${id} was not aggregated: ${JSON.stringify(outcome)}`);
+  return m[1];
+}
+
+const rest = (caller: Tenant, path: string, init?: RequestInit) => answer(`${path} ${init?.body ?? ''}`, server.aggregated(caller, path, init));
+async function answer(request: string, pending: Promise<Response>): Promise<Answer> {
+  const res = await pending;
+  const text = await res.text();
+  let body: Json;
+  try {
+    body = JSON.parse(text) as Json;
+  } catch {
+    body = { text };
+  }
+  return { request, status: res.status, body };
+}
+const graphql = (caller: Tenant, query: string) =>
+  answer(query, fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${caller.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) }));
+const q = (v: string) => encodeURIComponent(v);
+
+/** Resource ids an answer shows: a resource, a Bundle's entries, or every `id` in GraphQL data. */
+function shownIds(body: Json): string[] {
+  if (body.resourceType === 'Bundle') return (body.entry ?? []).map((e: Json) => e.resource?.id).filter(Boolean);
+  if (body.resourceType && body.resourceType !== 'OperationOutcome') return [body.id];
+  const ids: string[] = [];
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (k === 'id' && typeof x === 'string' ? ids.push(x) : walk(x));
+  };
+  walk(body.data);
+  return ids;
+}
+const matched = (a: Answer) => (a.body.total ?? 0) > 0 || shownIds(a.body).length > 0;
+
+const DOORS: Door[] = [
+  { name: 'read', probe: (c, t) => rest(c, `Observation/${t.id}`) },
+  { name: 'vread', probe: (c, t) => rest(c, `Observation/${t.id}/_history/1`) },
+  { name: 'search token', probe: (c, t) => rest(c, `Observation?code=${q(t.code)}`) },
+  { name: 'search string', probe: (c, t) => rest(c, `Observation?value-string:exact=${q(t.valueString)}`) },
+  { name: 'search date', probe: (c, t) => rest(c, `Observation?date=${t.date}`) },
+  { name: 'search quantity', probe: (c, t) => rest(c, `Observation?component-value-quantity=${t.quantity}`) },
+  { name: 'search uri', probe: (c, t) => rest(c, `Observation?_profile=${q(t.profile)}`) },
+  { name: 'search reference', probe: (c, t) => rest(c, `Observation?subject=Patient/${t.patientId}&code=${q(t.code)}`) },
+  { name: 'search composite', probe: (c, t) => rest(c, `Observation?code-value-string=${q(`${t.code}$${t.valueString}`)}`) },
+  { name: 'search _id', probe: (c, t) => rest(c, `Observation?_id=${t.id}`) },
+  { name: 'chain', probe: (c, t) => rest(c, `Observation?code=${q(t.code)}&subject:Patient.general-practitioner:Practitioner.identifier=${q(`${GP}|GP-1`)}`) },
+  {
+    name: 'chain through it',
+    probe: (c, t) => rest(c, `Observation?has-member:Observation.code=${q(t.code)}`),
+    appears: (a, t) => shownIds(a.body).includes(t.anchorId as string),
+    needsAnchor: true,
+  },
+  { name: '_has', probe: (c, t) => rest(c, `Patient?_has:Observation:subject:code=${q(t.code)}&_summary=count`), appears: matched },
+  {
+    name: '_has two deep',
+    probe: (c, t) => rest(c, `Practitioner?_has:Patient:general-practitioner:_has:Observation:subject:code=${q(t.code)}&_total=accurate`),
+    appears: matched,
+  },
+  { name: '_has by _id', probe: (c, t) => rest(c, `Patient?_has:Observation:subject:_id=${t.id}&_total=accurate`), appears: matched },
+  { name: '_include:iterate', probe: (c, t) => rest(c, `Observation?_id=${t.anchorId}&_include=Observation:has-member&_include:iterate=Observation:subject`), needsAnchor: true },
+  {
+    name: '_revinclude:iterate',
+    probe: (c) => rest(c, `Practitioner?_id=${practitionerId}&_revinclude=Patient:general-practitioner&_revinclude:iterate=Observation:subject`),
+  },
+  {
+    name: '_revinclude then _include:iterate',
+    probe: (c, t) => rest(c, `Patient?_id=${t.patientId}&_revinclude=Observation:subject&_include:iterate=Observation:has-member`),
+  },
+  { name: '_total=accurate', probe: (c, t) => rest(c, `Observation?code=${q(t.code)}&_total=accurate`) },
+  { name: '_summary=count', probe: (c, t) => rest(c, `Observation?code=${q(t.code)}&_summary=count`), appears: matched },
+  { name: 'history instance', probe: (c, t) => rest(c, `Observation/${t.id}/_history`) },
+  { name: 'history type', probe: (c) => rest(c, 'Observation/_history?_count=1000') },
+  { name: 'history system', probe: (c) => rest(c, '_history?_count=1000') },
+  {
+    name: 'POST _search',
+    probe: (c, t) =>
+      rest(c, 'Observation/_search', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `code=${q(t.code)}&_total=accurate` }),
+  },
+  {
+    name: 'POST _search with _has',
+    probe: (c, t) =>
+      rest(c, 'Patient/_search', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `_has:Observation:subject:code=${q(t.code)}&_total=accurate` }),
+    appears: matched,
+  },
+  { name: 'GraphQL read', probe: (c, t) => graphql(c, `{ Observation(id: "${t.id}") { id } }`) },
+  { name: 'GraphQL list', probe: (c, t) => graphql(c, `{ ObservationList(code: "${t.code}") { id } }`) },
+  { name: 'GraphQL connection count', probe: (c, t) => graphql(c, `{ ObservationConnection(code: "${t.code}") { count edges { resource { id } } } }`), appears: (a) => a.body.data?.ObservationConnection?.count > 0 },
+  {
+    name: 'GraphQL Reference.resource',
+    probe: (c, t) => graphql(c, `{ Observation(id: "${t.anchorId}") { hasMember { resource(optional: true) { ... on Observation { id } } } } }`),
+    needsAnchor: true,
+  },
+  { name: 'GraphQL reverse reference', probe: (c, t) => graphql(c, `{ Patient(id: "${t.patientId}") { ObservationList(_reference: subject) { id } } }`) },
+  {
+    name: '$graphql system',
+    probe: (c, t) => rest(c, '$graphql', { method: 'POST', body: JSON.stringify({ query: `{ ObservationList(code: "${t.code}") { id } ObservationConnection(code: "${t.code}") { count } }` }) }),
+  },
+  { name: '$graphql instance', probe: (c, t) => rest(c, `Observation/${t.id}/$graphql?query=${q('{ id code { text } }')}`) },
+];
+
+/**
+ * The answer with the probe's own values (H's or the ghost's, those the request used) replaced by
+ * placeholders, and per-response noise dropped. Values the request did not use stay: a visible panel's
+ * hasMember names H's id whether or not H can be seen, and that is the panel's content, not a leak.
+ */
+function normalise(a: Answer, t: Target): Omit<Answer, 'request'> {
+  const values: [string, string][] = [
+    [t.id, '<id>'], [t.code, '<code>'], [t.valueString, '<string>'], [t.date, '<date>'], [t.quantity, '<quantity>'], [t.profile, '<profile>'],
+  ];
+  const request = decodeURIComponent(a.request.replace(/\+/g, ' '));
+  let text = JSON.stringify(a.body, (k, v) => (k === 'lastUpdated' || k === 'timestamp' ? undefined : v));
+  for (const [value, placeholder] of values.filter(([v]) => request.includes(v)).sort((x, y) => y[0].length - x[0].length)) {
+    const forms = new Set([value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2), JSON.stringify(value).slice(1, -1)]);
+    for (const form of forms) text = text.split(form).join(placeholder);
+  }
+  const body = JSON.parse(text) as Json;
+  // A searchset's own id is new on every response.
+  if (body.resourceType === 'Bundle') delete body.id;
+  return { status: a.status, body };
+}
+
+function ghostOf(t: Target): Target {
+  const n = ++ghostSeq;
+  // Aggregated ids are UUIDs: a fresh one exists nowhere.
+  return { ...t, id: randomUUID(), code: `${CODE}|GHOST-${n}`, valueString: `ghost-${n}`, date: `1999-12-${String((n % 28) + 1).padStart(2, '0')}`, quantity: `${90000 + n}.5`, profile: `https://example.org/profile/ghost-${n}` };
+}
+
+beforeAll(async () => {
+  server = await startTestServer();
+  const writes = new Map<CallerKey, Json[]>();
+  for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) {
+    tenants[key] = await server.provision({ name: `Customer ${key}`, defaultSourceOrg: 'Organization/org' });
+    writes.set(key, [
+      { resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: `ORG-${key}` }], name: `Org ${key}` },
+      { resourceType: 'Practitioner', id: 'dr', identifier: [{ system: GP, value: 'GP-1' }], name: [{ family: 'Shared' }] },
+      ...PATIENTS[key].map((p) => ({ resourceType: 'Patient', id: p.id, identifier: [{ system: NHS, value: p.nhs }], generalPractitioner: [{ reference: 'Practitioner/dr' }] })),
+    ]);
+  }
+  for (const [i, o] of OBSERVATIONS.entries()) {
+    writes.get(o.source)?.push({
+      resourceType: 'Observation',
+      id: o.key.replace(/_/g, '-'),
+      meta: { profile: [`https://example.org/profile/${o.key}`], ...(o.label ? { security: [{ system: LABEL, code: o.label }] } : {}) },
+      status: 'final',
+      code: { coding: [{ system: CODE, code: `SECRET-${o.key}` }], text: o.key },
+      subject: { reference: `Patient/${o.patient}` },
+      effectiveDateTime: `2001-01-${String(i + 1).padStart(2, '0')}`,
+      valueString: `secret-${o.key}`,
+      component: [{ code: { coding: [{ system: CODE, code: 'dose' }] }, valueQuantity: { value: 7000 + i + 0.5, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' } }],
+      ...(o.members ? { hasMember: o.members.map((m) => ({ reference: `Observation/${m.replace(/_/g, '-')}` })) } : {}),
+    });
+  }
+  // One transaction per customer.
+  for (const [key, resources] of writes) {
+    const bundle = { resourceType: 'Bundle', type: 'transaction', entry: resources.map((r) => ({ resource: r, request: { method: 'PUT', url: `${r.resourceType}/${r.id}` } })) };
+    const res = await tenants[key].fetch(tenants[key].baseUrl, { method: 'POST', body: JSON.stringify(bundle) });
+    if (res.status !== 200) throw new Error(`${key}: ${res.status} ${await res.text()}`);
+  }
+  await server.waitForAggregation();
+
+  const patientIds = new Map<string, string>();
+  for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) {
+    for (const p of PATIENTS[key]) patientIds.set(p.id, await aggregatedId(tenants[key], 'Patient', p.id));
+  }
+  practitionerId = await aggregatedId(tenants.A, 'Practitioner', 'dr');
+  for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) {
+    await server.admin('POST', '/admin/consents', { patientId: patientIds.get('p'), grantee: tenants[key].customerId, label: GRANTS[key] });
+  }
+  for (const [i, o] of OBSERVATIONS.entries()) {
+    targets.set(o.key, {
+      id: await aggregatedId(tenants[o.source], 'Observation', o.key.replace(/_/g, '-')),
+      code: `${CODE}|SECRET-${o.key}`,
+      valueString: `secret-${o.key}`,
+      date: `2001-01-${String(i + 1).padStart(2, '0')}`,
+      quantity: `${7000 + i}.5`,
+      profile: `https://example.org/profile/${o.key}`,
+      patientId: patientIds.get(o.patient) as string,
+    });
+  }
+}, 120_000);
+afterAll(() => server?.close());
+
+const spec = (key: string) => OBSERVATIONS.find((o) => o.key === key) as ObsSpec;
+/** A panel visible to the caller that has the resource as a member. */
+const anchorFor = (caller: CallerKey, key: string) => OBSERVATIONS.find((o) => o.members?.includes(key) && visible(caller, o))?.key;
+
+const cells = DOORS.flatMap((door) =>
+  CALLERS.flatMap((caller) =>
+    Object.entries(caller.data)
+      .filter(([, key]) => !door.needsAnchor || anchorFor(caller.key, key))
+      .map(([data, key]) => {
+        const shown = visible(caller.key, spec(key));
+        return { name: `${door.name} × ${caller.name} × ${data}: ${shown ? 'visible' : 'hidden'}`, door, caller: caller.key, key, shown };
+      }),
+  ),
+);
+
+test('the world is as the matrix assumes: each caller sees exactly its expected Observations', async () => {
+  for (const caller of CALLERS) {
+    const bundle = (await (await server.aggregated(tenants[caller.key], 'Observation?_count=1000&_elements=id')).json()) as Json;
+    const ids = new Set(shownIds(bundle));
+    const expected = OBSERVATIONS.filter((o) => visible(caller.key, o)).map((o) => targets.get(o.key)?.id);
+    expect({ caller: caller.name, ids: [...ids].sort() }).toEqual({ caller: caller.name, ids: expected.sort() });
+  }
+});
+
+test.each(cells)('$name', async ({ door, caller, key, shown }) => {
+  const anchorKey = anchorFor(caller, key);
+  const h: Target = { ...(targets.get(key) as Target), anchorId: anchorKey ? targets.get(anchorKey)?.id : 'no-anchor' };
+  const tenant = tenants[caller];
+  const real = await door.probe(tenant, h);
+  const appears = door.appears ? door.appears(real, h) : shownIds(real.body).includes(h.id);
+  if (shown) {
+    expect(appears).toBe(true);
+    return;
+  }
+  // First the whole answer against a ghost's (its diff shows what differs: a total, an entry, a message).
+  const ghost = ghostOf(h);
+  const none = await door.probe(tenant, ghost);
+  expect(normalise(real, h)).toEqual(normalise(none, ghost));
+  expect(shownIds(real.body)).not.toContain(h.id);
+  expect(appears).toBe(false);
+});

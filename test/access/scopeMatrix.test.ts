@@ -1,0 +1,368 @@
+import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+
+/**
+ * The scope matrix: each interaction × SMART scope set → allowed, or 403 (OperationOutcome `forbidden`,
+ * `WWW-Authenticate: … error="insufficient_scope"`) and nothing written, as seen afterwards with a token
+ * that holds every scope. Permissions per interaction (SMART v2 letters): read/vread/instance history r,
+ * search/type history s, create c, update/patch u, delete d, conditional create c+s, conditional update
+ * u+s, conditional delete d+s. v1 scopes mean: `.read` = rs, `.write` = cud, `.*` = cruds.
+ * Then Bundles (a transaction is refused whole, a batch entry by entry), the token endpoint's narrowing,
+ * and searches that reach through a type the token has no scope for.
+ */
+type Json = Record<string, any>;
+const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
+const CELL = 'urn:cell';
+
+/** The scope sets, each a client of the same customer; `narrowed` ones are asked for with `scope=` from a `system/*.cruds` client. */
+const SCOPE_SETS: { scopes: string; narrowed?: boolean }[] = [
+  { scopes: 'system/Patient.read' },
+  { scopes: 'system/*.write' },
+  { scopes: 'system/Observation.*' },
+  { scopes: 'system/Patient.rs', narrowed: true },
+  { scopes: 'system/*.cruds' },
+  { scopes: 'system/Patient.r', narrowed: true },
+  { scopes: 'system/Patient.s' },
+  { scopes: 'system/Patient.cud', narrowed: true },
+];
+
+/** The expectation, written out independently of the server's scope code. */
+function permits(scopes: string, type: string, permission: string): boolean {
+  return scopes.split(' ').some((scope) => {
+    const m = /^system\/([A-Za-z]+|\*)\.(read|write|\*|[cruds]+)$/.exec(scope);
+    if (!m || (m[1] !== '*' && m[1] !== type)) return false;
+    const letters = ({ read: 'rs', write: 'cud', '*': 'cruds' } as Record<string, string>)[m[2]] ?? m[2];
+    return letters.includes(permission);
+  });
+}
+
+/** A fresh Patient per write cell (written with the all-scopes token), carrying identifier `urn:cell|<n>`. */
+interface Fixture {
+  n: string;
+  id: string;
+  aggregatedId: string;
+}
+interface Outcome {
+  status: number;
+  body: Json;
+  headers: Headers;
+  /** GraphQL: the error of the field, when refused. */
+  graphqlError?: Json;
+}
+interface Interaction {
+  name: string;
+  needs: [type: string, permission: string][];
+  /** Writes need a fixture of their own; reads share one. */
+  writes: boolean;
+  door: 'REST' | 'GraphQL' | 'aggregated';
+  run(token: string, f: Fixture): Promise<Outcome>;
+  ok: number[];
+}
+
+let server: TestServer;
+let tenant: Tenant;
+let shared: Fixture;
+const tokens = new Map<string, string>();
+let seq = 0;
+
+async function call(token: string, path: string, init: RequestInit = {}, base = tenant.baseUrl): Promise<Outcome> {
+  const res = await fetch(`${base}/${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json', ...(init.headers as Record<string, string>) },
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {}, headers: res.headers };
+}
+async function graphql(token: string, query: string, variables: Json = {}): Promise<Outcome> {
+  const res = await fetch(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables: { ep: tenant.endpointId, ...variables } }),
+  });
+  const body = (await res.json()) as Json;
+  return { status: res.status, body, headers: res.headers, graphqlError: body.errors?.[0] };
+}
+const patient = (n: string, extra: Json = {}) => ({ resourceType: 'Patient', identifier: [{ system: CELL, value: n }], gender: 'female', ...extra });
+
+const pool: Fixture[] = [];
+/** Each write cell's own Patient, from those written in one transaction before the cells run. */
+async function fixture(): Promise<Fixture> {
+  const f = pool.pop();
+  if (!f) throw new Error('the fixture pool is empty');
+  return f;
+}
+async function fillPool(size: number): Promise<void> {
+  const ns = Array.from({ length: size }, () => `c${++seq}`);
+  const bundle = { resourceType: 'Bundle', type: 'transaction', entry: ns.map((n) => ({ resource: patient(n), request: { method: 'POST', url: 'Patient' } })) };
+  const res = await call(tenant.token, '', { method: 'POST', body: JSON.stringify(bundle) });
+  if (res.status !== 200) throw new Error(`fixtures: ${res.status} ${JSON.stringify(res.body)}`);
+  res.body.entry.forEach((e: Json, i: number) => pool.push({ n: ns[i], id: /Patient\/([^/]+)/.exec(e.response.location)?.[1] as string, aggregatedId: '' }));
+}
+
+/** What a refused interaction must leave untouched: the fixture's current version and what carries its identifier. */
+async function snapshot(f: Fixture): Promise<Json> {
+  const read = await call(tenant.token, `Patient/${f.id}`);
+  const carrying = await call(tenant.token, `?_type=Patient,Observation&identifier=${CELL}|${f.n}&_count=100`);
+  const found = (carrying.body.entry ?? []).map((e: Json) => `${e.resource.resourceType}/${e.resource.id}/${e.resource.meta.versionId}`).sort();
+  return { read: [read.status, read.body.meta?.versionId, read.body.gender], found };
+}
+
+const INTERACTIONS: Interaction[] = [
+  { name: 'read', needs: [['Patient', 'r']], writes: false, door: 'REST', ok: [200], run: (t, f) => call(t, `Patient/${f.id}`) },
+  { name: 'vread', needs: [['Patient', 'r']], writes: false, door: 'REST', ok: [200], run: (t, f) => call(t, `Patient/${f.id}/_history/1`) },
+  { name: 'history instance', needs: [['Patient', 'r']], writes: false, door: 'REST', ok: [200], run: (t, f) => call(t, `Patient/${f.id}/_history`) },
+  { name: 'search', needs: [['Patient', 's']], writes: false, door: 'REST', ok: [200], run: (t, f) => call(t, `Patient?identifier=${CELL}|${f.n}`) },
+  {
+    name: 'POST _search',
+    needs: [['Patient', 's']],
+    writes: false,
+    door: 'REST',
+    ok: [200],
+    run: (t, f) => call(t, 'Patient/_search', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `identifier=${CELL}|${f.n}` }),
+  },
+  { name: 'history type', needs: [['Patient', 's']], writes: false, door: 'REST', ok: [200], run: (t) => call(t, 'Patient/_history') },
+  { name: 'search Observation', needs: [['Observation', 's']], writes: false, door: 'REST', ok: [200], run: (t, f) => call(t, `Observation?identifier=${CELL}|${f.n}`) },
+  { name: 'create', needs: [['Patient', 'c']], writes: true, door: 'REST', ok: [201], run: (t, f) => call(t, 'Patient', { method: 'POST', body: JSON.stringify(patient(f.n)) }) },
+  {
+    name: 'conditional create',
+    needs: [['Patient', 'c'], ['Patient', 's']],
+    writes: true,
+    door: 'REST',
+    ok: [201],
+    run: (t, f) =>
+      call(t, 'Patient', {
+        method: 'POST',
+        headers: { 'if-none-exist': `identifier=${CELL}|${f.n}-new` },
+        body: JSON.stringify(patient(f.n, { identifier: [{ system: CELL, value: f.n }, { system: CELL, value: `${f.n}-new` }] })),
+      }),
+  },
+  { name: 'update', needs: [['Patient', 'u']], writes: true, door: 'REST', ok: [200], run: (t, f) => call(t, `Patient/${f.id}`, { method: 'PUT', body: JSON.stringify(patient(f.n, { id: f.id, gender: 'male' })) }) },
+  {
+    name: 'patch',
+    needs: [['Patient', 'u']],
+    writes: true,
+    door: 'REST',
+    ok: [200],
+    run: (t, f) =>
+      call(t, `Patient/${f.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: JSON.stringify([{ op: 'replace', path: '/gender', value: 'other' }]) }),
+  },
+  { name: 'delete', needs: [['Patient', 'd']], writes: true, door: 'REST', ok: [200, 204], run: (t, f) => call(t, `Patient/${f.id}`, { method: 'DELETE' }) },
+  {
+    name: 'conditional update',
+    needs: [['Patient', 'u'], ['Patient', 's']],
+    writes: true,
+    door: 'REST',
+    ok: [200],
+    run: (t, f) => call(t, `Patient?identifier=${CELL}|${f.n}`, { method: 'PUT', body: JSON.stringify(patient(f.n, { gender: 'male' })) }),
+  },
+  { name: 'conditional delete', needs: [['Patient', 'd'], ['Patient', 's']], writes: true, door: 'REST', ok: [200, 204], run: (t, f) => call(t, `Patient?identifier=${CELL}|${f.n}`, { method: 'DELETE' }) },
+  {
+    name: 'create Observation',
+    needs: [['Observation', 'c']],
+    writes: true,
+    door: 'REST',
+    ok: [201],
+    run: (t, f) =>
+      call(t, 'Observation', {
+        method: 'POST',
+        body: JSON.stringify({ resourceType: 'Observation', identifier: [{ system: CELL, value: f.n }], status: 'final', code: { text: 'x' }, subject: { reference: `Patient/${f.id}` } }),
+      }),
+  },
+  { name: 'read', needs: [['Patient', 'r']], writes: false, door: 'GraphQL', ok: [200], run: (t, f) => graphql(t, 'query ($ep: ID, $id: ID!) { Patient(id: $id, _endpoint: $ep) { id } }', { id: f.id }) },
+  { name: 'list', needs: [['Patient', 's']], writes: false, door: 'GraphQL', ok: [200], run: (t, f) => graphql(t, `query ($ep: ID) { PatientList(identifier: "${CELL}|${f.n}", _endpoint: $ep) { id } }`) },
+  {
+    name: 'PatientCreate',
+    needs: [['Patient', 'c']],
+    writes: true,
+    door: 'GraphQL',
+    ok: [200],
+    run: (t, f) => graphql(t, `mutation ($ep: ID) { PatientCreate(res: { identifier: [{ system: "${CELL}", value: "${f.n}" }] }, _endpoint: $ep) { id } }`),
+  },
+  {
+    name: 'PatientUpdate',
+    needs: [['Patient', 'u']],
+    writes: true,
+    door: 'GraphQL',
+    ok: [200],
+    run: (t, f) => graphql(t, `mutation ($ep: ID, $id: ID!) { PatientUpdate(id: $id, res: { id: $id, identifier: [{ system: "${CELL}", value: "${f.n}" }], gender: "male" }, _endpoint: $ep) { id } }`, { id: f.id }),
+  },
+  {
+    name: 'PatientDelete',
+    needs: [['Patient', 'd']],
+    writes: true,
+    door: 'GraphQL',
+    ok: [200],
+    run: (t, f) => graphql(t, 'mutation ($ep: ID, $id: ID!) { PatientDelete(id: $id, _endpoint: $ep) { issue { severity } } }', { id: f.id }),
+  },
+  { name: 'read', needs: [['Patient', 'r']], writes: false, door: 'aggregated', ok: [200], run: (t, f) => call(t, `Patient/${f.aggregatedId}`, {}, `${server.url}/fhir/aggregated`) },
+  { name: 'search', needs: [['Patient', 's']], writes: false, door: 'aggregated', ok: [200], run: (t) => call(t, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`) },
+  { name: 'list of the aggregated record', needs: [['Patient', 's']], writes: false, door: 'GraphQL', ok: [200], run: (t) => graphql(t, `{ PatientList(identifier: "${NHS}|9000000042") { id } }`) },
+];
+
+async function client(scopes: string): Promise<{ clientId: string; clientSecret: string }> {
+  const c = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: tenant.customerId, family: 'fhir', scopes });
+  return { clientId: c.client_id, clientSecret: c.client_secret };
+}
+async function tokenRequest(c: { clientId: string; clientSecret: string }, scope?: string): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${server.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, ...(scope ? { scope } : {}) }).toString(),
+  });
+  return { status: res.status, body: (await res.json()) as Json };
+}
+
+beforeAll(async () => {
+  server = await startTestServer();
+  tenant = await server.provision({ name: 'Scoped', defaultSourceOrg: 'Organization/org' });
+  const everything = await client('system/*.cruds');
+  for (const set of SCOPE_SETS) {
+    const issued = set.narrowed ? await tokenRequest(everything, set.scopes) : await tokenRequest(await client(set.scopes));
+    if (issued.status !== 200) throw new Error(`${set.scopes}: ${issued.status} ${JSON.stringify(issued.body)}`);
+    tokens.set(set.scopes, issued.body.access_token);
+  }
+  await call(tenant.token, 'Organization/org', { method: 'PUT', body: JSON.stringify({ resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'SC' }] }) });
+  await fillPool(1 + INTERACTIONS.filter((i) => i.writes).length * SCOPE_SETS.length);
+  shared = await fixture();
+  await call(tenant.token, `Patient/${shared.id}`, { method: 'PUT', body: JSON.stringify(patient(shared.n, { id: shared.id, identifier: [{ system: CELL, value: shared.n }, { system: NHS, value: '9000000042' }] })) });
+  await server.waitForAggregation();
+  const agg = await call(tenant.token, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`);
+  shared.aggregatedId = agg.body.entry[0].resource.id;
+}, 120_000);
+afterAll(() => server?.close());
+
+const cells = INTERACTIONS.flatMap((interaction) =>
+  SCOPE_SETS.map(({ scopes }) => {
+    const allowed = interaction.needs.every(([type, p]) => permits(scopes, type, p));
+    return { name: `${interaction.door} ${interaction.name} × ${scopes}: ${allowed ? 'allowed' : '403'}`, interaction, scopes, allowed };
+  }),
+);
+
+test.each(cells)('$name', async ({ interaction, scopes, allowed }) => {
+  const f = interaction.writes ? await fixture() : shared;
+  const before = interaction.writes ? await snapshot(f) : undefined;
+  const out = await interaction.run(tokens.get(scopes) as string, f);
+  if (allowed) {
+    if (interaction.door === 'GraphQL') expect({ status: out.status, error: out.graphqlError }).toEqual({ status: 200, error: undefined });
+    else expect(interaction.ok).toContain(out.status);
+    return;
+  }
+  // Refused: what the caller is told, and (for writes) the state seen with the all-scopes token, in one comparison.
+  const after = before ? await snapshot(f) : undefined;
+  if (interaction.door === 'GraphQL') {
+    const ext = out.graphqlError?.extensions ?? {};
+    expect({ code: ext.code, outcome: ext.resource?.resourceType, issue: ext.resource?.issue?.[0]?.code, state: after }).toEqual({
+      code: 'FORBIDDEN', outcome: 'OperationOutcome', issue: 'forbidden', state: before,
+    });
+  } else {
+    const challenge = out.headers.get('www-authenticate') ?? '';
+    expect({ status: out.status, outcome: out.body.resourceType, issue: out.body.issue?.[0]?.code, insufficientScope: challenge.includes('error="insufficient_scope"'), state: after }).toEqual({
+      status: 403, outcome: 'OperationOutcome', issue: 'forbidden', insufficientScope: true, state: before,
+    });
+  }
+});
+
+describe('Bundles are checked entry by entry', () => {
+  const bundle = (type: 'transaction' | 'batch', n: string) => ({
+    resourceType: 'Bundle',
+    type,
+    entry: [
+      { fullUrl: `urn:uuid:${n}-p`, resource: patient(n), request: { method: 'POST', url: 'Patient' } },
+      {
+        resource: { resourceType: 'Observation', identifier: [{ system: CELL, value: n }], status: 'final', code: { text: 'x' }, subject: { reference: `urn:uuid:${n}-p` } },
+        request: { method: 'POST', url: 'Observation' },
+      },
+    ],
+  });
+  const counts = async (n: string) => {
+    const p = await call(tenant.token, `Patient?identifier=${CELL}|${n}&_total=accurate`);
+    const o = await call(tenant.token, `Observation?identifier=${CELL}|${n}&_total=accurate`);
+    return [p.body.total, o.body.total];
+  };
+
+  test('a transaction with one forbidden entry is 403 and writes nothing', async () => {
+    const n = `tx${++seq}`;
+    const out = await call(tokens.get('system/*.write') as string, '', { method: 'POST', body: JSON.stringify(bundle('transaction', n)) });
+    expect(out.status).toBe(200);
+    expect(await counts(n)).toEqual([1, 1]);
+    const m = `tx${++seq}`;
+    const scoped = await tokenRequest(await client('system/Patient.c'));
+    const refused = await call(scoped.body.access_token, '', { method: 'POST', body: JSON.stringify(bundle('transaction', m)) });
+    expect(refused.status).toBe(403);
+    expect(refused.body.issue?.[0]?.code).toBe('forbidden');
+    expect(JSON.stringify(refused.body)).toContain('Bundle.entry[1]');
+    expect(await counts(m)).toEqual([0, 0]);
+  });
+
+  test('a batch fails only the forbidden entry', async () => {
+    const n = `b${++seq}`;
+    const scoped = await tokenRequest(await client('system/Patient.c'));
+    const out = await call(scoped.body.access_token, '', { method: 'POST', body: JSON.stringify({ ...bundle('batch', n), entry: bundle('batch', n).entry.map((e, i) => (i === 1 ? { ...e, resource: { ...e.resource, subject: undefined } } : e)) }) });
+    expect(out.status).toBe(200);
+    expect(out.body.entry.map((e: Json) => e.response.status.slice(0, 3))).toEqual(['201', '403']);
+    expect(out.body.entry[1].response.outcome?.issue?.[0]?.code).toBe('forbidden');
+    expect(await counts(n)).toEqual([1, 0]);
+  });
+});
+
+describe('the token endpoint', () => {
+  test('a narrower scope is granted as asked; a wider one is invalid_scope', async () => {
+    const c = await client('system/Patient.rs');
+    const narrow = await tokenRequest(c, 'system/Patient.r');
+    expect(narrow).toMatchObject({ status: 200, body: { scope: 'system/Patient.r' } });
+    const wide = await tokenRequest(c, 'system/Patient.cruds');
+    expect(wide).toMatchObject({ status: 400, body: { error: 'invalid_scope' } });
+    expect((await tokenRequest(c, 'system/Observation.rs')).body.error).toBe('invalid_scope');
+  });
+});
+
+describe('a search reaching through a type without scope matches nothing', () => {
+  let obsCode: string;
+  beforeAll(async () => {
+    obsCode = `OBS-${++seq}`;
+    const res = await call(tenant.token, 'Observation', {
+      method: 'POST',
+      body: JSON.stringify({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'urn:x', code: obsCode }] }, subject: { reference: `Patient/${shared.id}` } }),
+    });
+    if (res.status !== 201) throw new Error(JSON.stringify(res.body));
+    await server.waitForAggregation();
+  });
+  const get = async (token: string, path: string, base?: string) => (await call(token, path, {}, base ?? `${server.url}/fhir/aggregated`)).body;
+
+  test.each([
+    ['aggregated', '_has'],
+    ['customer', '_has'],
+  ])('%s %s:Observation with system/Patient.rs: the same total as for a code that does not exist', async (where, _has) => {
+    const token = tokens.get('system/Patient.rs') as string;
+    const base = where === 'customer' ? tenant.baseUrl : undefined;
+    const hit = await get(token, `Patient?${_has}:Observation:subject:code=urn:x|${obsCode}&_summary=count`, base);
+    const none = await get(token, `Patient?${_has}:Observation:subject:code=urn:x|NO-SUCH-CODE&_summary=count`, base);
+    expect({ status: 200, total: hit.total }).toEqual({ status: 200, total: none.total });
+    // The same token with Observation scope does find it: the probe could have matched.
+    expect((await get(tenant.token, `Patient?_has:Observation:subject:code=urn:x|${obsCode}&_summary=count`, base)).total).toBe(1);
+  });
+
+  test('_revinclude of Observation with system/Patient.rs includes no Observation', async () => {
+    const bundle = await get(tokens.get('system/Patient.rs') as string, `Patient?_id=${shared.aggregatedId}&_revinclude=Observation:subject`);
+    expect(bundle.entry.map((e: Json) => e.resource.resourceType)).toEqual(['Patient']);
+    const full = await get(tenant.token, `Patient?_id=${shared.aggregatedId}&_revinclude=Observation:subject`);
+    expect(full.entry.map((e: Json) => e.resource.resourceType)).toContain('Observation');
+  });
+
+  test('_include of Patient with system/Observation.* includes no Patient', async () => {
+    const bundle = await get(tokens.get('system/Observation.*') as string, `Observation?code=urn:x|${obsCode}&_include=Observation:subject`);
+    expect(bundle.entry.map((e: Json) => e.resource.resourceType)).toEqual(['Observation']);
+  });
+
+  test('a chain through Patient with system/Observation.* matches nothing', async () => {
+    const hit = await get(tokens.get('system/Observation.*') as string, `Observation?code=urn:x|${obsCode}&subject:Patient.identifier=${NHS}|9000000042&_total=accurate`);
+    expect(hit.total).toBe(0);
+    expect((await get(tenant.token, `Observation?code=urn:x|${obsCode}&subject:Patient.identifier=${NHS}|9000000042&_total=accurate`)).total).toBe(1);
+  });
+
+  test('GraphQL reverse reference to Observation with system/Patient.rs shows no Observation', async () => {
+    const out = await graphql(tokens.get('system/Patient.rs') as string, `{ Patient(id: "${shared.aggregatedId}") { id ObservationList(_reference: subject) { id } } }`);
+    expect(out.body.data?.Patient?.ObservationList ?? []).toEqual([]);
+    const full = await graphql(tenant.token, `{ Patient(id: "${shared.aggregatedId}") { id ObservationList(_reference: subject) { id } } }`);
+    expect(full.body.data.Patient.ObservationList).toHaveLength(1);
+  });
+});
