@@ -10,6 +10,7 @@ import type { GraphqlContext } from './graphql/fhirSchema';
 import { GraphqlDoor, type GraphqlRequest } from './graphql/graphqlDoor';
 import { createLoaders } from './graphql/loaders';
 import { serviceSource } from './graphql/serviceSource';
+import { withCostBudget } from './graphql/costBudget';
 import type { TokenService } from './access/tokens';
 import type { Config } from './config';
 import { capabilityStatement } from './fhir/capabilityStatement';
@@ -178,7 +179,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
   const views = new AggregationViews(db.sql);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
-    const source = serviceSource(authorization.for(caller));
+    // Every GraphQL door's data source counts what it fetches against the cost limit (costBudget.ts).
+    const source = withCostBudget(serviceSource(authorization.for(caller)), config.graphql.maxCost);
     return {
       source,
       loaders: createLoaders(source),
