@@ -17,6 +17,14 @@ export interface Caller {
   expiresAt?: number;
 }
 
+declare const authorised: unique symbol;
+
+/**
+ * A caller the authorisation point (src/service/authorization.ts) has checked for one store: token family,
+ * revocation and endpoint ownership. Only that module makes one, and a FhirService takes nothing less.
+ */
+export type AuthorisedCaller = Caller & { readonly [authorised]: true };
+
 /**
  * The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1); the scheme is case-insensitive.
  * Undefined when there is no header or it is not a Bearer credential.

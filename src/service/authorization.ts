@@ -1,4 +1,4 @@
-import { bearerToken, type Caller } from '../access/caller';
+import { type AuthorisedCaller, bearerToken, type Caller } from '../access/caller';
 import type { RevokedClients } from '../access/revokedClients';
 import { AGGREGATED_STORE } from '../aggregator/outbox';
 import type { TokenService } from '../access/tokens';
@@ -57,23 +57,23 @@ export class Authorization {
 
   /** The caller's service on one of its customer's endpoints; 404 for any other endpoint id. */
   async customer(caller: Caller, endpointId: string): Promise<CustomerAccess> {
-    requireFhirFamily(caller);
+    const authorised = requireFhirFamily(caller);
     const endpoint = await this.deps.endpoint(endpointId);
     if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
     // Its owner learns why; to anyone else it stays indistinguishable from a missing one (above).
     if (!endpoint.enabled) throw forbidden(`FHIR endpoint '${endpointId}' is disabled`);
     const baseUrl = `${this.deps.publicUrl()}/fhir/customer/${endpoint.id}`;
-    return { endpoint, baseUrl, service: new FhirService(this.deps.services, { store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion, caller }) };
+    return { endpoint, baseUrl, service: new FhirService(this.deps.services, { store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion, caller: authorised }) };
   }
 
   /** The caller's service on the aggregated record, under its access predicate. */
   async aggregated(caller: Caller): Promise<AggregatedAccess> {
-    requireFhirFamily(caller);
+    const authorised = requireFhirFamily(caller);
     const accessFilter = await this.deps.aggregatedFilter(caller);
     return {
       baseUrl: `${this.deps.publicUrl()}/fhir/aggregated`,
       supported: this.deps.supported,
-      service: new FhirService(this.deps.services, { store: AGGREGATED_STORE, fhirVersion: 'R4', caller, accessFilter }),
+      service: new FhirService(this.deps.services, { store: AGGREGATED_STORE, fhirVersion: 'R4', caller: authorised, accessFilter }),
     };
   }
 
@@ -83,8 +83,10 @@ export class Authorization {
   }
 }
 
-function requireFhirFamily(caller: Caller): void {
+/** (a) for every store: a `fhir`-family client of a customer. The checked caller is marked as such. */
+function requireFhirFamily(caller: Caller): AuthorisedCaller {
   if (caller.family !== 'fhir' || caller.admin || !caller.customerId) throw forbidden('FHIR data needs a token from /oauth2/token');
+  return caller as AuthorisedCaller;
 }
 
 /** RFC 6750 §3.1: a revoked token is an invalid one. */

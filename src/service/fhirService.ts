@@ -1,4 +1,4 @@
-import type { Caller } from '../access/caller';
+import type { AuthorisedCaller } from '../access/caller';
 import { allOf, requireScope, requireSomeSearch, typeRestriction } from '../access/scopeGuard';
 import type { Permission } from '../access/scopes';
 import { applyPatch, parsePatch } from '../fhir/jsonPatch';
@@ -23,7 +23,7 @@ export interface StoreBinding {
    * Who is calling, already authenticated and allowed on this store (service/authorization.ts): every
    * interaction checks the caller's SMART scopes for its type before it touches the store.
    */
-  caller: Caller;
+  caller: AuthorisedCaller;
   /** What the caller may see (aggregated endpoint): hidden resources read as missing. */
   accessFilter?: AccessFilter;
 }
