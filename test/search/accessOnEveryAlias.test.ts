@@ -87,6 +87,12 @@ test('_has on a hidden Observation counts nothing, as for a code that does not e
   expect(await count('SHARED')).toBe(1);
   expect(await count('SECRET')).toBe(0);
   expect(await count('NO-SUCH-CODE')).toBe(0);
+  // Sorted and paged one at a time: no entry and no next link, as for the code that does not exist.
+  for (const code of ['SECRET', 'NO-SUCH-CODE']) {
+    const page = await agg(a, `Patient?_has:Observation:subject:code=${CODE}|${code}&_sort=-_lastUpdated&_count=1`);
+    expect(ids(page)).toEqual([]);
+    expect(page.link.map((l: Json) => l.relation)).toEqual(['self']);
+  }
 });
 
 test('_has by the hidden Observation\'s id matches nothing; _total=accurate agrees', async () => {

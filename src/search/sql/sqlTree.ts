@@ -196,10 +196,6 @@ export interface SelectParts {
 export class SelectQuery implements SqlNode {
   constructor(readonly parts: SelectParts) {}
 
-  with(parts: Partial<SelectParts>): SelectQuery {
-    return new SelectQuery({ ...this.parts, ...parts });
-  }
-
   render(ctx: SqlContext): string {
     const { columns, from, joins = [], where = [], distinct, distinctOn, orderBy = [], limit, offset } = this.parts;
     const guarded = ctx.accessFilter
