@@ -98,7 +98,7 @@ interface Answer {
 }
 interface Door {
   name: string;
-  probe(caller: Tenant, t: Target): Promise<Answer>;
+  probe(caller: Tenant, t: Target): Ask;
   /** Whether H shows in the answer; default: H's id among the answer's resources. */
   appears?(answer: Answer, t: Target): boolean;
   /** A door that goes through a visible panel needs one to exist for the cell to say anything. */
@@ -118,7 +118,20 @@ async function aggregatedId(t: Tenant, type: string, id: string): Promise<string
   return m[1];
 }
 
-const rest = (caller: Tenant, path: string, init?: RequestInit) => answer(`${path} ${init?.body ?? ''}`, server.aggregated(caller, path, init));
+/** A request ready to send; `request` is what it asks (path, query or body). */
+interface Ask {
+  request: string;
+  send(): Promise<Answer>;
+}
+const rest = (caller: Tenant, path: string, init?: RequestInit): Ask => {
+  const request = `${path} ${init?.body ?? ''}`;
+  return { request, send: () => answer(request, server.aggregated(caller, path, init)) };
+};
+const graphql = (caller: Tenant, query: string): Ask => ({
+  request: query,
+  send: () =>
+    answer(query, fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${caller.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) })),
+});
 async function answer(request: string, pending: Promise<Response>): Promise<Answer> {
   const res = await pending;
   const text = await res.text();
@@ -130,8 +143,6 @@ async function answer(request: string, pending: Promise<Response>): Promise<Answ
   }
   return { request, status: res.status, body };
 }
-const graphql = (caller: Tenant, query: string) =>
-  answer(query, fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${caller.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) }));
 const q = (v: string) => encodeURIComponent(v);
 
 /** Resource ids an answer shows: a resource, a Bundle's entries, or every `id` in GraphQL data. */
@@ -324,16 +335,17 @@ test.each(cells)('$name', async ({ door, caller, key, shown }) => {
   const anchorKey = anchorFor(caller, key);
   const h: Target = { ...(targets.get(key) as Target), anchorId: anchorKey ? targets.get(anchorKey)?.id : 'no-anchor' };
   const tenant = tenants[caller];
-  const real = await door.probe(tenant, h);
+  const real = await door.probe(tenant, h).send();
   const appears = door.appears ? door.appears(real, h) : shownIds(real.body).includes(h.id);
   if (shown) {
     expect(appears).toBe(true);
     return;
   }
   // First the whole answer against a ghost's (its diff shows what differs: a total, an entry, a message).
+  // A request that names nothing of H's (history, _revinclude from the Practitioner…) is the ghost's too.
   const ghost = ghostOf(h);
-  const none = await door.probe(tenant, ghost);
-  expect(normalise(real, h)).toEqual(normalise(none, ghost));
+  const ask = door.probe(tenant, ghost);
+  if (ask.request !== real.request) expect(normalise(real, h)).toEqual(normalise(await ask.send(), ghost));
   expect(shownIds(real.body)).not.toContain(h.id);
   expect(appears).toBe(false);
 });

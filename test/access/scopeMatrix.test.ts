@@ -81,6 +81,14 @@ async function graphql(token: string, query: string, variables: Json = {}): Prom
   const body = (await res.json()) as Json;
   return { status: res.status, body, headers: res.headers, graphqlError: body.errors?.[0] };
 }
+/**
+ * A `$graphql` answer as a GraphQL outcome: its first error, or, when the operation was refused before
+ * GraphQL ran (the instance read of `Patient/x/$graphql`), the REST 403 as that error would carry it.
+ */
+function viaOperation(out: Outcome): Outcome {
+  if (out.body.resourceType === 'OperationOutcome' && out.status === 403) return { ...out, status: 200, graphqlError: { extensions: { code: 'FORBIDDEN', resource: out.body } } };
+  return { ...out, graphqlError: out.body.errors?.[0] };
+}
 const patient = (n: string, extra: Json = {}) => ({ resourceType: 'Patient', identifier: [{ system: CELL, value: n }], gender: 'female', ...extra });
 
 const pool: Fixture[] = [];
@@ -192,6 +200,22 @@ const INTERACTIONS: Interaction[] = [
     door: 'GraphQL',
     ok: [200],
     run: (t, f) => graphql(t, 'mutation ($ep: ID, $id: ID!) { PatientDelete(id: $id, _endpoint: $ep) { issue { severity } } }', { id: f.id }),
+  },
+  {
+    name: '$graphql system list',
+    needs: [['Patient', 's']],
+    writes: false,
+    door: 'GraphQL',
+    ok: [200],
+    run: async (t, f) => viaOperation(await call(t, `$graphql?query=${encodeURIComponent(`{ PatientList(identifier: "${CELL}|${f.n}") { id } }`)}`)),
+  },
+  {
+    name: '$graphql instance',
+    needs: [['Patient', 'r']],
+    writes: false,
+    door: 'GraphQL',
+    ok: [200],
+    run: async (t, f) => viaOperation(await call(t, `Patient/${f.id}/$graphql?query=${encodeURIComponent('{ id gender }')}`)),
   },
   { name: 'read', needs: [['Patient', 'r']], writes: false, door: 'aggregated', ok: [200], run: (t, f) => call(t, `Patient/${f.aggregatedId}`, {}, `${server.url}/fhir/aggregated`) },
   { name: 'search', needs: [['Patient', 's']], writes: false, door: 'aggregated', ok: [200], run: (t) => call(t, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`) },
