@@ -15,6 +15,16 @@ export interface Caller {
   admin: boolean;
   /** When the credential stops being valid (seconds since the epoch), if it does. */
   expiresAt?: number;
+  /** The customer's organisation the client acts for (token claim `org`). */
+  organizationId?: string;
+  /** The team the client is bound to, if any (claim `team`): a team's web UI. */
+  teamId?: string;
+  /** The practitioner the client is bound to, if any (claim `practitioner`): a practitioner-facing app. */
+  practitionerId?: string;
+  /** A patient-scoped token (NHS Login): the aggregated Patient it speaks for (claim `patient`). */
+  patientId?: string;
+  /** An emergency access asserted for one patient (claim `btg`), until `until` (seconds since the epoch). */
+  breakGlass?: { patientId: string; reason: string; until: number };
 }
 
 declare const authorised: unique symbol;

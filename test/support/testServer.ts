@@ -29,6 +29,8 @@ export interface TestServer {
   adminToken: string;
   /** The server's data folder (its signing keys live there). */
   dataDir: string;
+  /** The server's own token service: tests mint tokens for subjects whose door is elsewhere. */
+  tokens: TokenService;
   admin<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   provision(options?: { fhirVersion?: FhirVersion; name?: string; defaultSourceOrg?: string }): Promise<Tenant>;
   /** Resolves when every write so far is visible on the aggregated endpoint. */
@@ -107,6 +109,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     database,
     adminToken,
     dataDir,
+    tokens,
     admin,
     provision,
     async waitForAggregation() {
