@@ -206,6 +206,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     mountFhir<EndpointContext>(scope, {
       prefix: '/fhir/customer/:endpointId',
       routes: customerRoutes(),
+      fhirVersion: (ctx) => ctx.fhirVersion ?? 'R4',
       context: async (request: FastifyRequest) => {
         const caller = callerOf(request);
         const { endpointId } = request.params as { endpointId: string };
@@ -214,6 +215,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         return {
           service,
           baseUrl,
+          fhirVersion: version,
           bundleMaxEntries: config.bundleMaxEntries,
           capabilityStatement: () => customerCapability(version, baseUrl),
           aggregationStatus: (type: string, id: string) => aggregationStatus(db.sql, endpoint.id, type, id),

@@ -12,8 +12,19 @@ import { complexTypeOf, jsonPrimitiveOf, type ComplexType, type ElementDef, type
 interface PropertySchema {
   $ref?: string;
   type?: string;
-  items?: { $ref?: string };
+  pattern?: string;
+  enum?: string[];
+  items?: PropertySchema;
   const?: string;
+}
+
+/** Codes with a required binding, and the choices of `Extension.value[x]`, are written out inline. */
+function inlinePrimitive(p: PropertySchema): TypeRef | undefined {
+  if (p.enum) return { kind: 'primitive', code: 'code', json: 'string' };
+  if (p.type === 'boolean') return { kind: 'primitive', code: 'boolean', json: 'boolean' };
+  if (p.type === 'number') return { kind: 'primitive', code: p.pattern?.includes('\\.') ? 'decimal' : 'integer', json: 'number' };
+  if (p.type === 'string') return { kind: 'primitive', code: 'string', json: 'string' };
+  return undefined;
 }
 
 export function stu3ElementModel(): ElementModel {
@@ -40,11 +51,13 @@ export function stu3ElementModel(): ElementModel {
         const elements: ElementDef[] = [];
         for (const [name, p] of Object.entries(properties)) {
           if (name === 'resourceType' || name.startsWith('_')) continue;
-          const ref = (p.$ref ?? p.items?.$ref)?.replace('#/definitions/', '');
-          if (!ref) continue;
+          const item = p.type === 'array' && p.items ? p.items : p;
+          const ref = item.$ref?.replace('#/definitions/', '');
+          const type = ref ? typeOf(ref) : inlinePrimitive(item);
+          if (!type) continue;
           // The schema types Element.id as a string and Extension.url as a uri: in XML both are attributes.
           const attribute = (name === 'id' && !isResource) || (name === 'url' && key === 'Extension');
-          elements.push({ name, repeats: p.type === 'array', attribute, variants: [{ key: name, type: typeOf(ref) }] });
+          elements.push({ name, repeats: p.type === 'array', attribute, variants: [{ key: name, type }] });
         }
         type = complexTypeOf(key, elements);
         types.set(key, type);
