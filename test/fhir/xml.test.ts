@@ -228,7 +228,7 @@ describe('XML that is not FHIR is a 400 saying what and where', () => {
     ['a repeated single element', patient('<gender value="male"/><gender value="female"/>'), /<gender> repeats/, 'Patient.gender'],
     ['an element with neither value nor extension', patient('<name><given/></name>'), /neither a value nor extensions/, 'Patient.name[0].given[0]'],
     ['a resource outside the FHIR namespace', '<Patient><id value="x"/></Patient>', /not in the FHIR namespace/, 'Patient'],
-    ['an unknown resource type', '<Patriot xmlns="http://hl7.org/fhir"/>', /'Patriot' is not a FHIR R4 resource type/, 'Patriot'],
+    ['an unknown resource type', '<Patriot xmlns="http://hl7.org/fhir"/>', /'Patriot' \(line 1\) is not a FHIR R4 resource type/, 'Patriot'],
     ['a narrative outside the XHTML namespace', patient('<text><status value="generated"/><div>x</div></text>'), /must be in the namespace http:\/\/www.w3.org\/1999\/xhtml/, 'Patient.text.div'],
   ])('%s', (_what, xml, message, expression) => {
     const err = error(() => fhirXmlToJson(xml, 'R4'));
