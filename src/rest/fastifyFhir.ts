@@ -19,8 +19,6 @@ export interface FhirMount<C> {
   fhirVersion?(context: C): FhirVersion;
 }
 
-export { negotiate } from './fhirFormat';
-
 function splitQuery(url: string): { query: [string, string][]; format?: string; pretty: boolean } {
   const i = url.indexOf('?');
   const all = i < 0 ? [] : [...new URLSearchParams(url.slice(i + 1)).entries()];
