@@ -189,8 +189,8 @@ describe('the rules of the XML format', () => {
     expect(xml).toContain('<id value="r"/><name id="n1"><extension url="http://x"><valueString value="y"/></extension><family value="F"/></name>');
   });
 
-  test('the narrative is carried verbatim, entities and whitespace included, in the XHTML namespace', () => {
-    const div = '<div xmlns="http://www.w3.org/1999/xhtml">\n  <p title="a &amp; b">Caf\u00e9 &lt;3 <b>bold</b></p>\n  <!-- kept -->\n</div>';
+  test('the narrative is carried verbatim, entities, comments, xml:space and whitespace included, in the XHTML namespace', () => {
+    const div = '<div xmlns="http://www.w3.org/1999/xhtml">\n  <p title="a &amp; b">Caf\u00e9 &lt;3 <b>bold</b></p>\n  <pre xml:space="preserve">  x\n\ty </pre>\n  <!-- kept -->\n</div>';
     const xml = `<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/>${div}</text></Patient>`;
     const json = fhirXmlToJson(xml, 'R4') as any;
     expect(json.text.div).toBe(div);

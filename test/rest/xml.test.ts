@@ -91,6 +91,7 @@ describe('which format the answer is in', () => {
     ['Accept: application/xml', '', { accept: 'application/xml' }, 'application/xml'],
     ['Accept: the DSTU2 name application/xml+fhir', '', { accept: 'application/xml+fhir' }, 'application/fhir+xml'],
     ['Accept with qualities preferring XML', '', { accept: 'application/fhir+json;q=0.5, application/fhir+xml;q=0.9' }, 'application/fhir+xml'],
+    ['the Accept header of the HAPI client set to XML', '', { accept: 'application/fhir+xml;q=1.0, application/fhir+json;q=1.0, application/xml+fhir;q=0.9, application/json+fhir;q=0.9' }, 'application/fhir+xml'],
     ['Accept with qualities preferring JSON', '', { accept: 'application/fhir+xml;q=0.4, application/fhir+json' }, 'application/fhir+json'],
     ['no Accept', '', {}, 'application/fhir+json'],
   ])('%s', async (_what, query, headers, type) => {
