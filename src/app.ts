@@ -226,6 +226,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         if (!endpoint) throw notFound(`No FHIR endpoint '${endpointId}'`);
         return customerCapability(endpoint.fhirVersion as FhirVersion, `${config.publicUrl}/fhir/customer/${endpoint.id}`);
       },
+      fhirVersion: (ctx) => ctx.fhirVersion ?? 'R4',
       context: async (request: FastifyRequest) => {
         const caller = callerOf(request);
         const { endpointId } = request.params as { endpointId: string };
@@ -233,6 +234,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         return {
           service,
           baseUrl,
+          fhirVersion: endpoint.fhirVersion as FhirVersion,
           bundleMaxEntries: config.bundleMaxEntries,
           aggregationStatus: (type: string, id: string) => aggregationStatus(db.sql, endpoint.id, type, id),
           graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, endpoint.id), instance),

@@ -77,7 +77,7 @@ export function capabilityStatement(options: CapabilityOptions): Resource {
     software: { name: options.software.name, version: options.software.version },
     implementation: { description: options.title, url: options.baseUrl },
     fhirVersion: FHIR_VERSION_NUMBER[options.fhirVersion],
-    format: ['application/fhir+json', 'application/json'],
+    format: ['application/fhir+json', 'application/json', 'application/fhir+xml', 'application/xml'],
     ...(write && options.fhirVersion === 'R4' ? { patchFormat: ['application/json-patch+json'] } : {}),
     rest: [
       {

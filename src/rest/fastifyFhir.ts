@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, OperationOutcomeError, operationOutcome } from '../fhir/outcome';
-import type { Resource } from '../fhir/types';
+import { badRequest, OperationOutcomeError } from '../fhir/outcome';
+import type { FhirVersion, Resource } from '../fhir/types';
 import { type FhirRequest, type FhirResponse, type HttpMethod, ok } from './fhirHttp';
+import { isXmlMediaType, JSON_TYPES, negotiate, requestBody, responsePayload, XML_TYPES, XmlBody } from './fhirFormat';
 import type { RouteTable } from './routeTable';
 
 /**
@@ -19,28 +20,8 @@ export interface FhirMount<C> {
   metadata(request: FastifyRequest): Promise<Resource>;
   /** Authenticates and resolves the endpoint; throws an OperationOutcomeError to refuse. */
   context(request: FastifyRequest): Promise<C>;
-}
-
-const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
-const FORMAT_ALIASES: Record<string, string> = {
-  json: 'application/fhir+json',
-  'application/json': 'application/json',
-  'application/fhir+json': 'application/fhir+json',
-  'text/json': 'application/json',
-};
-
-/** The media type to answer with, from `_format` (which wins) or `Accept`; 406 when only XML/RDF is acceptable. */
-export function negotiate(format: string | undefined, accept: string | undefined): string {
-  if (format !== undefined) {
-    const type = FORMAT_ALIASES[format.split(';')[0].trim()];
-    if (!type) throw new OperationOutcomeError(406, operationOutcome([{ severity: 'error', code: 'not-supported', diagnostics: `_format '${format}' is not supported: this server speaks JSON only`, expression: ['_format'] }]));
-    return type;
-  }
-  if (!accept) return 'application/fhir+json';
-  const ranges = accept.split(',').map((r) => r.split(';')[0].trim().toLowerCase());
-  if (ranges.some((r) => r === 'application/fhir+json' || r === '*/*' || r === 'application/*' || r === '')) return 'application/fhir+json';
-  if (ranges.some((r) => r === 'application/json' || r === 'text/json')) return 'application/json';
-  throw new OperationOutcomeError(406, operationOutcome([{ severity: 'error', code: 'not-supported', diagnostics: `Cannot answer in '${accept}': this server speaks application/fhir+json and application/json` }]));
+  /** The FHIR version of the endpoint, for reading and writing XML; R4 when not given. */
+  fhirVersion?(context: C): FhirVersion;
 }
 
 function splitQuery(url: string): { query: [string, string][]; format?: string; pretty: boolean } {
@@ -51,15 +32,23 @@ function splitQuery(url: string): { query: [string, string][]; format?: string; 
   return { query: all.filter(([k]) => k !== '_format' && k !== '_pretty'), format, pretty };
 }
 
-export function sendOutcome(reply: FastifyReply, err: OperationOutcomeError, mediaType = 'application/fhir+json'): FastifyReply {
-  return reply
-    .status(err.status)
-    .headers(err.headers)
-    .type(`${mediaType}; charset=utf-8`)
-    .send(JSON.stringify(err.outcome));
+/** The format a request asked for, or JSON when what it asked for cannot be had (the answer is then an error anyway). */
+function askedFor(request: FastifyRequest): string {
+  try {
+    const preferred = isXmlMediaType(request.headers['content-type']) ? 'application/fhir+xml' : 'application/fhir+json';
+    return negotiate(splitQuery(request.raw.url ?? '').format, request.headers.accept, preferred);
+  } catch {
+    return 'application/fhir+json';
+  }
 }
 
-/** Installs JSON body parsing for FHIR media types (and forms for `_search`) in the caller's plugin scope. */
+/** An OperationOutcome in the format negotiated for the request (XML when XML was asked for). */
+export function sendOutcome(reply: FastifyReply, err: OperationOutcomeError, mediaType = askedFor(reply.request)): FastifyReply {
+  const { type, payload } = responsePayload(err.outcome, mediaType, 'R4', false);
+  return reply.status(err.status).headers(err.headers).type(`${type}; charset=utf-8`).send(payload);
+}
+
+/** Installs JSON and XML body parsing for FHIR media types (and forms for `_search`) in the caller's plugin scope. */
 export function installFhirParsers(app: FastifyInstance, bodyLimit: number): void {
   app.removeContentTypeParser(['application/json']);
   app.addContentTypeParser(JSON_TYPES, { parseAs: 'string', bodyLimit }, (_req, body, done) => {
@@ -71,16 +60,18 @@ export function installFhirParsers(app: FastifyInstance, bodyLimit: number): voi
       done(badRequest(`The body is not valid JSON: ${(e as Error).message}`));
     }
   });
+  // XML is read once the endpoint's FHIR version is known (mountFhir).
+  app.addContentTypeParser(XML_TYPES, { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, new XmlBody(body as string)));
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
 }
 
-function fhirRequestOf(request: FastifyRequest, path: string, query: [string, string][]): FhirRequest {
+function fhirRequestOf(request: FastifyRequest, path: string, query: [string, string][], version: FhirVersion): FhirRequest {
   return {
     method: request.method as HttpMethod,
     path,
     query,
     headers: request.headers as Record<string, string | undefined>,
-    body: request.body,
+    body: requestBody(request.body, version),
     contentType: request.headers['content-type']?.split(';')[0].trim().toLowerCase(),
   };
 }
@@ -90,16 +81,25 @@ export function mountFhir<C>(app: FastifyInstance, mount: FhirMount<C>): void {
     const { query, format, pretty } = splitQuery(request.raw.url ?? '');
     let mediaType = 'application/fhir+json';
     try {
-      mediaType = negotiate(format, request.headers.accept);
+      const xmlIn = request.body instanceof XmlBody;
+      mediaType = negotiate(format, request.headers.accept, xmlIn ? 'application/fhir+xml' : 'application/fhir+json');
       const params = request.params as Record<string, string>;
       const path = (params['*'] ?? '').replace(/\/+$/, '');
-      const response: FhirResponse =
-        path === 'metadata' && (request.method === 'GET' || request.method === 'HEAD')
-          ? ok(await mount.metadata(request))
-          : await mount.routes.handle(fhirRequestOf(request, path, query), await mount.context(request));
+      let response: FhirResponse;
+      let version: FhirVersion = 'R4';
+      if (path === 'metadata' && (request.method === 'GET' || request.method === 'HEAD')) {
+        const statement = await mount.metadata(request);
+        version = String(statement.fhirVersion).startsWith('3.') ? 'STU3' : 'R4';
+        response = ok(statement);
+      } else {
+        const ctx = await mount.context(request);
+        version = mount.fhirVersion?.(ctx) ?? 'R4';
+        response = await mount.routes.handle(fhirRequestOf(request, path, query, version), ctx);
+      }
       reply.status(response.status).headers(response.headers);
       if (response.body === undefined || response.status === 304) return reply.send();
-      return reply.type(`${mediaType}; charset=utf-8`).send(pretty ? JSON.stringify(response.body, null, 2) : JSON.stringify(response.body));
+      const { type, payload } = responsePayload(response.body, mediaType, version, pretty);
+      return reply.type(`${type}; charset=utf-8`).send(payload);
     } catch (err) {
       if (err instanceof OperationOutcomeError) return sendOutcome(reply, err, mediaType);
       throw err;

@@ -1,5 +1,5 @@
 import { badRequest, informational, methodNotAllowed, preconditionFailed } from '../fhir/outcome';
-import type { Bundle, BundleEntry, Resource } from '../fhir/types';
+import type { Bundle, BundleEntry, FhirVersion, Resource } from '../fhir/types';
 import type { FhirService, WriteOutcome } from '../service/fhirService';
 import { parseQuery } from '../service/fhirService';
 import { BundleProcessor } from '../service/bundleProcessor';
@@ -18,6 +18,8 @@ export interface EndpointContext {
   aggregationStatus?(type: string, id: string): Promise<Resource>;
   /** Absolute URL of the endpoint root, no trailing slash. */
   baseUrl: string;
+  /** The endpoint's FHIR version (R4 when not given): XML bodies are read and written by its definitions. */
+  fhirVersion?: FhirVersion;
 }
 
 type Handler = (req: FhirRequest, p: RouteParams, ctx: EndpointContext) => Promise<FhirResponse>;

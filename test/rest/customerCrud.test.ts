@@ -143,11 +143,12 @@ describe('customer endpoint: create, read, update, vread, history, patch, delete
     expect((await tenant.fetch(`Patient/${id}`, { headers: { 'if-none-match': 'W/"0"' } })).status).toBe(200);
   });
 
-  test('_format and Accept select application/json; XML is 406', async () => {
+  test('_format and Accept select application/json; RDF is 406', async () => {
     const { id } = await create();
     expect((await tenant.fetch(`Patient/${id}?_format=application/json`)).headers.get('content-type')).toMatch(/^application\/json/);
     expect((await tenant.fetch(`Patient/${id}`, { headers: { accept: 'application/json' } })).headers.get('content-type')).toMatch(/^application\/json/);
-    expect((await tenant.fetch(`Patient/${id}`, { headers: { accept: 'application/fhir+xml' } })).status).toBe(406);
+    expect((await tenant.fetch(`Patient/${id}`, { headers: { accept: 'text/turtle' } })).status).toBe(406);
+    expect((await tenant.fetch(`Patient/${id}?_format=ttl`)).status).toBe(406);
   });
 
   test('/metadata is a CapabilityStatement listing Patient with its interactions', async () => {

@@ -83,8 +83,8 @@ describe('bad input gets a 4xx OperationOutcome and changes nothing', () => {
     expect(o.status).toBe(413);
   });
 
-  test('XML bodies are 415', async () => {
-    const o = await outcome(await tenant.fetch('Patient', { method: 'POST', headers: { 'content-type': 'application/fhir+xml' }, body: '<Patient/>' }));
+  test('bodies in neither JSON nor XML are 415', async () => {
+    const o = await outcome(await tenant.fetch('Patient', { method: 'POST', headers: { 'content-type': 'text/turtle' }, body: '[] a fhir:Patient .' }));
     expect(o.status).toBe(415);
   });
 
