@@ -1,4 +1,4 @@
-import { loadConfig } from '../config';
+import { ConfigError, loadConfig } from '../config';
 import { createSearchIndexer } from '../search/indexer';
 import { openDatabase } from '../store/db';
 import { migrate } from '../store/migrator';
@@ -32,6 +32,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error(err);
+  // A bad configuration is the operator's to fix: its messages, without a stack trace.
+  console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });
