@@ -60,6 +60,11 @@ export class ThreadedAggregationWorker {
     clearTimeout(timer);
   }
 
+  /** Whether the worker thread runs (readiness); false between a crash and its restart. */
+  get alive(): boolean {
+    return this.thread !== undefined && !this.stopping;
+  }
+
   /** Items were just enqueued in this process: the thread stops waiting for its next poll. */
   notify(): void {
     this.thread?.postMessage('wake' satisfies WorkerThreadCommand);

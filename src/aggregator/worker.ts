@@ -87,6 +87,11 @@ export class AggregationWorker {
     })();
   }
 
+  /** Whether the worker's loops run (readiness). */
+  get alive(): boolean {
+    return this.running;
+  }
+
   /** Wakes an idle worker at once (a write in this process has just enqueued items) instead of at its next poll. */
   notify(): void {
     for (const wake of this.sleepers) wake();
