@@ -81,7 +81,7 @@ function acquireLock() {
       } catch {
         // released meanwhile
       }
-      if (Date.now() > deadline) throw new Error(`${lockDir} is held by another build; remove it if no build is running`);
+      if (Date.now() > deadline) throw new Error(`${lockDir} is held by another build; remove it if no build is running`, { cause: err });
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     }
   }

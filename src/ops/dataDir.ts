@@ -11,7 +11,8 @@ export async function ensureDataDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;
   const { mode } = await stat(dir);
   // A folder we do not own (EPERM) keeps its mode: the files inside are owner-only in any case.
-  if ((mode & 0o077) !== 0) await chmod(dir, mode & 0o700).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPERM') throw err;
-  });
+  if ((mode & 0o077) !== 0)
+    await chmod(dir, mode & 0o700).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPERM') throw err;
+    });
 }

@@ -51,7 +51,12 @@ export class Metrics {
     this.queueDepth = new Gauge({ name: 'tributary_aggregation_queue_depth', help: 'Work items waiting to be aggregated (not parked)', registers });
     this.parked = new Gauge({ name: 'tributary_aggregation_parked_items', help: 'Work items parked after repeated failures (see $aggregation-status)', registers });
     this.oldestAge = new Gauge({ name: 'tributary_aggregation_lag_seconds', help: 'Age of the oldest waiting work item: how far the aggregated view is behind', registers });
-    this.pool = new Gauge({ name: 'tributary_db_pool_connections', help: 'Database connections for requests by state (PostgreSQL; max is the pool size)', labelNames: ['state'], registers });
+    this.pool = new Gauge({
+      name: 'tributary_db_pool_connections',
+      help: 'Database connections for requests by state (PostgreSQL; max is the pool size)',
+      labelNames: ['state'],
+      registers,
+    });
   }
 
   /** `route` is the route's pattern (Fastify's routeOptions.url), so the label set stays bounded. */

@@ -96,9 +96,7 @@ describe('operations endpoints', () => {
   });
 
   test('/readyz is 503 naming a migration the database lacks', async () => {
-    const [last] = await server.database.db.sql.query<{ migration_name: string }[]>(
-      `SELECT migration_name FROM "_prisma_migrations" ORDER BY migration_name DESC LIMIT 1`,
-    );
+    const [last] = await server.database.db.sql.query<{ migration_name: string }[]>(`SELECT migration_name FROM "_prisma_migrations" ORDER BY migration_name DESC LIMIT 1`);
     await server.database.db.sql.execute(`UPDATE "_prisma_migrations" SET rolled_back_at = now() WHERE migration_name = $1`, last.migration_name);
     try {
       const res = await fetch(`${server.url}/readyz`);

@@ -125,57 +125,67 @@ describe('the README quick start', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 
-  test('starts as written: the install step, then the server on $PORT with a data folder that does not exist yet', async () => {
-    expect(quickStart.start[0]).toBe('npm install');
-    expect(existsSync(path.join(dir, 'data'))).toBe(false);
-    const startedAt = Date.now();
-    // Its own process group, so that stopping it stops npm, the build and the server alike.
-    server = spawn('bash', ['-c', quickStart.start.slice(1).join('\n')], { cwd: dir, env: shellEnv(port), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    const started = server;
-    started.stdout?.on('data', (d) => (serverOutput = (serverOutput + String(d)).slice(-20_000)));
-    started.stderr?.on('data', (d) => (serverOutput = (serverOutput + String(d)).slice(-20_000)));
-    for (;;) {
-      const health = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-      if (health?.ok) break;
-      if (started.exitCode !== null) throw new Error(`npm start exited with ${started.exitCode}:\n${serverOutput}`);
-      if (Date.now() - startedAt > START_TIMEOUT_MS) throw new Error(`npm start did not answer within ${START_TIMEOUT_MS} ms:\n${serverOutput}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    // The data folder holds the database and secrets: the owner's only.
-    expect(statSync(path.join(dir, 'data')).mode & 0o777).toBe(0o700);
-    expect(statSync(path.join(dir, 'data/admin-credential.json')).mode & 0o777).toBe(0o600);
-  }, START_TIMEOUT_MS + 10_000);
+  test(
+    'starts as written: the install step, then the server on $PORT with a data folder that does not exist yet',
+    async () => {
+      expect(quickStart.start[0]).toBe('npm install');
+      expect(existsSync(path.join(dir, 'data'))).toBe(false);
+      const startedAt = Date.now();
+      // Its own process group, so that stopping it stops npm, the build and the server alike.
+      server = spawn('bash', ['-c', quickStart.start.slice(1).join('\n')], { cwd: dir, env: shellEnv(port), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      const started = server;
+      started.stdout?.on('data', (d) => (serverOutput = (serverOutput + String(d)).slice(-20_000)));
+      started.stderr?.on('data', (d) => (serverOutput = (serverOutput + String(d)).slice(-20_000)));
+      for (;;) {
+        const health = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+        if (health?.ok) break;
+        if (started.exitCode !== null) throw new Error(`npm start exited with ${started.exitCode}:\n${serverOutput}`);
+        if (Date.now() - startedAt > START_TIMEOUT_MS) throw new Error(`npm start did not answer within ${START_TIMEOUT_MS} ms:\n${serverOutput}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // The data folder holds the database and secrets: the owner's only.
+      expect(statSync(path.join(dir, 'data')).mode & 0o777).toBe(0o700);
+      expect(statSync(path.join(dir, 'data/admin-credential.json')).mode & 0o777).toBe(0o600);
+    },
+    START_TIMEOUT_MS + 10_000,
+  );
 
-  test('the walkthrough runs as pasted and every request answers the status the README announces', async () => {
-    if (!server || server.exitCode !== null) throw new Error('the server is not running (see the test before)');
-    const expected = [...quickStart.walkthrough.matchAll(/#[^\n]*→ (\d{3})/g)].map((m) => Number(m[1]));
-    expect(expected.length).toBeGreaterThanOrEqual(10);
+  test(
+    'the walkthrough runs as pasted and every request answers the status the README announces',
+    async () => {
+      if (!server || server.exitCode !== null) throw new Error('the server is not running (see the test before)');
+      const expected = [...quickStart.walkthrough.matchAll(/#[^\n]*→ (\d{3})/g)].map((m) => Number(m[1]));
+      expect(expected.length).toBeGreaterThanOrEqual(10);
 
-    let result: { stdout: string; stderr: string };
-    try {
-      result = await run('bash', ['-eo', 'pipefail', '-c', quickStart.walkthrough], {
-        cwd: dir,
-        env: shellEnv(port),
-        timeout: WALKTHROUGH_TIMEOUT_MS,
-        maxBuffer: 64 * 1024 * 1024,
-      });
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      throw new Error(`the walkthrough failed (exit ${e.code}):\n${e.stderr}\n--- stdout (end) ---\n${e.stdout?.slice(-4000)}\n--- server ---\n${serverOutput.slice(-4000)}`);
-    }
-    const statuses = [...result.stdout.matchAll(/HTTP\/[\d.]+ (\d{3})/g)].map((m) => Number(m[1]));
-    expect(statuses).toEqual(expected);
+      let result: { stdout: string; stderr: string };
+      try {
+        result = await run('bash', ['-eo', 'pipefail', '-c', quickStart.walkthrough], {
+          cwd: dir,
+          env: shellEnv(port),
+          timeout: WALKTHROUGH_TIMEOUT_MS,
+          maxBuffer: 64 * 1024 * 1024,
+        });
+      } catch (err) {
+        const e = err as { code: number; stdout: string; stderr: string };
+        throw new Error(`the walkthrough failed (exit ${e.code}):\n${e.stderr}\n--- stdout (end) ---\n${e.stdout?.slice(-4000)}\n--- server ---\n${serverOutput.slice(-4000)}`, {
+          cause: err,
+        });
+      }
+      const statuses = [...result.stdout.matchAll(/HTTP\/[\d.]+ (\d{3})/g)].map((m) => Number(m[1]));
+      expect(statuses).toEqual(expected);
 
-    // The merged record has the patient the walkthrough created.
-    const responses = result.stdout.split(/(?=HTTP\/[\d.]+ \d{3})/);
-    const aggregated = responses.find((r) => /^HTTP[^\n]*\n[\s\S]*?\r?\n\r?\n\{"resourceType":"Bundle"[^\n]*\/fhir\/aggregated\/Patient\?identifier=/.test(r));
-    expect(aggregated).toBeDefined();
-    const bundle = JSON.parse(aggregated!.slice(aggregated!.indexOf('{'))) as { entry?: { resource: { identifier?: { value?: string }[] } }[] };
-    expect(bundle.entry?.map((e) => e.resource.identifier?.[0]?.value)).toEqual(['12345']);
-    // (curl -si prints no newline after a body: the version follows the search's JSON on its line)
-    expect(result.stdout).toMatch(/(^|\})4\.0\.1$/m);
+      // The merged record has the patient the walkthrough created.
+      const responses = result.stdout.split(/(?=HTTP\/[\d.]+ \d{3})/);
+      const aggregated = responses.find((r) => /^HTTP[^\n]*\n[\s\S]*?\r?\n\r?\n\{"resourceType":"Bundle"[^\n]*\/fhir\/aggregated\/Patient\?identifier=/.test(r));
+      expect(aggregated).toBeDefined();
+      const bundle = JSON.parse(aggregated!.slice(aggregated!.indexOf('{'))) as { entry?: { resource: { identifier?: { value?: string }[] } }[] };
+      expect(bundle.entry?.map((e) => e.resource.identifier?.[0]?.value)).toEqual(['12345']);
+      // (curl -si prints no newline after a body: the version follows the search's JSON on its line)
+      expect(result.stdout).toMatch(/(^|\})4\.0\.1$/m);
 
-    // Secrets stay in the shell or under DATA_DIR: the start and the walkthrough add nothing else to the checkout.
-    expect(checkoutFiles(dir, ['node_modules', 'dist', 'data'])).toEqual(initialFiles);
-  }, WALKTHROUGH_TIMEOUT_MS + 10_000);
+      // Secrets stay in the shell or under DATA_DIR: the start and the walkthrough add nothing else to the checkout.
+      expect(checkoutFiles(dir, ['node_modules', 'dist', 'data'])).toEqual(initialFiles);
+    },
+    WALKTHROUGH_TIMEOUT_MS + 10_000,
+  );
 });
