@@ -39,6 +39,7 @@ import type { TenancyRepository } from './store/tenancyRepository';
 import { Metrics } from './ops/metrics';
 import { mountMetrics } from './ops/metricsEndpoint';
 import { ReadinessCheck } from './ops/readiness';
+import { logFailedItem } from './ops/logger';
 
 export interface AppDeps {
   config: Config;
@@ -114,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             metrics.aggregationBatchFailed();
             app.log.warn({ err: message }, 'aggregation batch failed; it will be retried');
           },
+          onItemFailed: (failure) => logFailedItem(app.log, failure),
           onBatchDone: (items) => {
             metrics.aggregatedItems(items);
             admission?.nudge();
@@ -127,6 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             metrics.aggregationBatchFailed();
             app.log.warn({ err }, 'aggregation batch failed; it will be retried');
           },
+          onItemFailed: (failure) => logFailedItem(app.log, failure),
           onBatchDone: (items) => {
             metrics.aggregatedItems(items);
             admission?.nudge();
