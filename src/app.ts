@@ -38,7 +38,7 @@ import { aggregatedRoutes, type AggregatedContext } from './rest/aggregatedRoute
 import type { TenancyRepository } from './store/tenancyRepository';
 import { Metrics } from './ops/metrics';
 import { mountMetrics } from './ops/metricsEndpoint';
-import { ReadinessCheck } from './ops/readiness';
+import { ReadinessCheck, within } from './ops/readiness';
 import { logFailedItem } from './ops/logger';
 
 export interface AppDeps {
@@ -138,7 +138,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (config.aggregationWorker) worker.start();
   app.addHook('onClose', async () => worker.stop());
   // Liveness answers without the database (an outage must not get a healthy process restarted); readiness asks it.
-  app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag().catch(() => null) }));
+  app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await within(worker.lag(), 1000).catch(() => null) }));
   const readiness = new ReadinessCheck({ sql: db.sql, workerAlive: config.aggregationWorker ? () => worker.alive : undefined });
   app.get('/readyz', async (_request, reply) => {
     const result = await readiness.check();

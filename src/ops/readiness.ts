@@ -28,6 +28,19 @@ export interface Readiness {
   checks: { database: Check; migrations: Check; worker: Check };
 }
 
+/** `promise`, or a rejection once `ms` have passed: a database that hangs must not hang a probe. */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class ReadinessCheck {
   private shipped?: Promise<string[]>;
 
@@ -42,18 +55,11 @@ export class ReadinessCheck {
   }
 
   private async database(): Promise<Check> {
-    const timeoutMs = this.deps.timeoutMs ?? 2000;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
     try {
-      await Promise.race([this.deps.sql.query('SELECT 1'), timeout]);
+      await within(this.deps.sql.query('SELECT 1'), this.deps.timeoutMs ?? 2000);
       return { ok: true };
     } catch (err) {
       return { ok: false, detail: (err as Error).message };
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -62,8 +68,9 @@ export class ReadinessCheck {
       entries.filter((e) => e.isDirectory()).map((e) => e.name),
     );
     try {
-      const applied = await this.deps.sql.query<{ migration_name: string }[]>(
-        `SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+      const applied = await within(
+        this.deps.sql.query<{ migration_name: string }[]>(`SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`),
+        this.deps.timeoutMs ?? 2000,
       );
       const done = new Set(applied.map((r) => r.migration_name));
       const pending = (await this.shipped).filter((name) => !done.has(name)).sort();
