@@ -84,7 +84,13 @@ describe('operations endpoints', () => {
     expect(Number(family(families, 'nodejs_heap_size_used_bytes').metrics[0].value)).toBeGreaterThan(0);
     if (server.database.url) {
       const pool = family(families, 'tributary_db_pool_connections').metrics;
-      expect(pool.find((m) => m.labels?.state === 'max')?.value).toBe('10');
+      const state = (name: string) => Number(pool.find((m) => m.labels?.state === name)?.value);
+      // The test database's pool (test/support/testDatabase.ts) has 5 connections.
+      expect(state('max')).toBe(5);
+      expect(state('total')).toBeGreaterThanOrEqual(1);
+      expect(state('total')).toBeLessThanOrEqual(state('max'));
+      expect(state('idle')).toBeLessThanOrEqual(state('total'));
+      expect(state('waiting')).toBe(0);
     }
   });
 
