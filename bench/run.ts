@@ -16,7 +16,7 @@ import { memoryFigure } from './scenarios/memory';
  *
  *   --quick                 smoke run (< 3 minutes): small datasets, short loads
  *   --scenario NAME         one scenario (repeat or comma-separate for several): ingest, aggregate, read,
- *                           graphql, search, memory
+ *                           graphql, search, memory, start
  *   --store LIST            postgres,pglite (default both; PostgreSQL from DATABASE_URL, default
  *                           postgresql://postgres@127.0.0.1:5432/, where a fresh database is created and dropped)
  *   --patients N            patients ingested on PostgreSQL (default 500; quick 30)

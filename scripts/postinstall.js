@@ -2,7 +2,8 @@
 'use strict';
 /**
  * `npm install` hook: generates the Prisma client (offline, see prisma-generate.js) and, when the dev
- * dependencies are there, the typed GraphQL documents from schema/ (GraphQL Code Generator).
+ * dependencies are there, the typed GraphQL documents from schema/ (GraphQL Code Generator) and the compiled
+ * server and CLI in dist/ (scripts/build.js).
  */
 const { spawnSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -18,3 +19,5 @@ run([path.join(__dirname, 'prisma-generate.js')]);
 // The package's exports hide its bin from require.resolve: find it by path.
 const codegen = path.join(root, 'node_modules/@graphql-codegen/cli/cjs/bin.js');
 if (existsSync(codegen)) run([codegen, '--config', 'codegen.yml', '--silent']);
+// Compile now, so the first `npm start` and every `npm run admin` run JavaScript at once (see build.js).
+if (existsSync(path.join(root, 'node_modules/typescript'))) run([path.join(__dirname, 'build.js'), '--if-stale']);

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * Runs a TypeScript entry point: `node scripts/run-ts.js src/cli/admin.ts [args…]`.
- * With dev dependencies installed it runs the source through `tsx`, so the CLI never lags behind an edit
+ * Runs a TypeScript entry point of the developer tools: `node scripts/run-ts.js bench/run.ts [args…]`.
+ * With dev dependencies installed it runs the source through `tsx`, so the tool never lags behind an edit
  * and needs no build. Production installs (`npm ci --omit=dev`) have no tsx: there it runs the compiled
  * `dist/<same path>.js` from `npm run build` (which `npm start` performs). Exit code and signals pass through.
  */

@@ -42,6 +42,10 @@ import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
 import { aggregatedRoutes, type AggregatedContext } from './rest/aggregatedRoutes';
 import type { TenancyRepository } from './store/tenancyRepository';
+import { Metrics } from './ops/metrics';
+import { mountMetrics } from './ops/metricsEndpoint';
+import { ReadinessCheck, within } from './ops/readiness';
+import { logFailedItem } from './ops/logger';
 
 export interface AppDeps {
   config: Config;
@@ -101,6 +105,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
+  // Requests by route pattern (bounded label set), status and latency; unmatched URLs share one label.
+  const metrics = new Metrics({ lag: () => worker.lag(), pool: () => db.sql.poolStats?.() });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.observeRequest(request.method, request.routeOptions.url ?? '(unmatched)', reply.statusCode, reply.elapsedTime / 1000);
+  });
+
   const concurrency = config.aggregationConcurrency ?? (db.kind === 'postgres' ? 2 : 1);
   const worker =
     db.url && config.aggregationThread
@@ -109,19 +119,40 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           poolSize: concurrency + 1,
           concurrency,
           batchSize: config.aggregationBatchSize,
-          onBatchError: (message) => app.log.warn({ err: message }, 'aggregation batch failed; it will be retried'),
-          onBatchDone: () => admission?.nudge(),
+          onBatchError: (message) => {
+            metrics.aggregationBatchFailed();
+            app.log.warn({ err: message }, 'aggregation batch failed; it will be retried');
+          },
+          onItemFailed: (failure) => logFailedItem(app.log, failure),
+          onBatchDone: (items) => {
+            metrics.aggregatedItems(items);
+            admission?.nudge();
+          },
           onThreadError: (err) => app.log.error({ err }, 'aggregation thread failed; it is restarted'),
         })
       : new AggregationWorker(db.sql, aggregator, {
           concurrency,
           batchSize: config.aggregationBatchSize,
-          onBatchError: (err) => app.log.warn({ err }, 'aggregation batch failed; it will be retried'),
-          onBatchDone: () => admission?.nudge(),
+          onBatchError: (err) => {
+            metrics.aggregationBatchFailed();
+            app.log.warn({ err }, 'aggregation batch failed; it will be retried');
+          },
+          onItemFailed: (failure) => logFailedItem(app.log, failure),
+          onBatchDone: (items) => {
+            metrics.aggregatedItems(items);
+            admission?.nudge();
+          },
         });
   if (config.aggregationWorker) worker.start();
   app.addHook('onClose', async () => worker.stop());
-  app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));
+  // Liveness answers without the database (an outage must not get a healthy process restarted); readiness asks it.
+  app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await within(worker.lag(), 1000).catch(() => null) }));
+  const readiness = new ReadinessCheck({ sql: db.sql, workerAlive: config.aggregationWorker ? () => worker.alive : undefined });
+  app.get('/readyz', async (_request, reply) => {
+    const result = await readiness.check();
+    return reply.code(result.ready ? 200 : 503).send(result);
+  });
+  mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
   await app.register(oauthRoutes({ tenancy, tokens }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.

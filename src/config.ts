@@ -1,4 +1,8 @@
-/** Server configuration, read once from the environment at start. */
+/**
+ * Server configuration, read once from the environment at start and checked as a whole: every bad variable
+ * gets its own message naming it, the value and what is expected, and the process stops before opening
+ * anything (`ConfigError`, whose message lists them all).
+ */
 export interface Config {
   port: number;
   host: string;
@@ -10,7 +14,7 @@ export interface Config {
   publicUrl: string;
   /** Largest request body accepted, in bytes (larger → 413). */
   bodyLimit: number;
-  logLevel: string;
+  logLevel: LogLevel;
   poolSize: number;
   /** Most entries a batch or transaction Bundle may carry (more → 413). */
   bundleMaxEntries: number;
@@ -29,65 +33,156 @@ export interface Config {
   aggregationMaxBacklog: number;
   /** How long a write waits for the backlog to shrink before it is answered 503 with Retry-After. */
   aggregationAdmitWaitMs: number;
+  /** Bearer token Prometheus presents on /metrics (else the admin token is accepted there). */
+  metricsToken?: string;
+  /** Serve /metrics on a listener of its own, on this port (and `host`), instead of the main port. */
+  metricsPort?: number;
   graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
   /** Browser origins allowed by CORS (CORS_ORIGINS, comma-separated exact origins, or `*`); none by default. */
   corsOrigins: string[];
 }
 
-function int(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${value}'`);
-  return n;
-}
+export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
-function flag(value: string | undefined, fallback: boolean): boolean {
-  if (value === undefined || value === '') return fallback;
-  return !['off', 'false', '0', 'no'].includes(value.toLowerCase());
-}
+const FLAG_VALUES: Record<string, boolean> = { on: true, true: true, '1': true, yes: true, off: false, false: false, '0': false, no: false };
 
-/** Exact origins (`https://app.example`), or `*`: a near miss such as a trailing slash would never match. */
-function origins(value: string | undefined): string[] {
-  const list = (value ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
-  for (const o of list) {
-    let origin: string | undefined;
-    try {
-      origin = new URL(o).origin;
-    } catch {
-      origin = undefined;
-    }
-    if (o !== '*' && origin !== o) throw new Error(`CORS_ORIGINS must be '*' or origins such as https://app.example, got '${o}'`);
+/** Every problem found in the environment, one line each. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
   }
-  return list;
 }
 
+/** Hides a password in a connection URL before it is shown in a message. */
+function redact(value: string): string {
+  return value.replace(/\/\/([^@/]*)@/, (_, user: string) => `//${user.split(':')[0]}${user.includes(':') ? ':***' : ''}@`);
+}
+
+/** Reads variables, noting a problem for each bad one and returning the default in its place. */
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+  string(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  int(name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+    const value = this.string(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+      this.problems.push(`${name}='${value}' must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  flag(name: string, fallback: boolean): boolean {
+    const value = this.string(name);
+    if (value === undefined) return fallback;
+    const known = FLAG_VALUES[value.toLowerCase()];
+    if (known === undefined) {
+      this.problems.push(`${name}='${value}' must be on or off (also true/false, yes/no, 1/0)`);
+      return fallback;
+    }
+    return known;
+  }
+
+  oneOf<T extends string>(name: string, values: readonly T[], fallback: T): T {
+    const value = this.string(name);
+    if (value === undefined) return fallback;
+    if (!(values as readonly string[]).includes(value)) {
+      this.problems.push(`${name}='${value}' must be one of ${values.join(', ')}`);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  url(name: string, protocols: string[], example: string): string | undefined {
+    const value = this.string(name);
+    if (value === undefined) return undefined;
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    // A socket connection names its folder in ?host= instead (postgresql:///db?host=/var/run/postgresql).
+    if (!url || !protocols.includes(url.protocol) || !(url.hostname || url.searchParams.get('host'))) {
+      this.problems.push(`${name}='${redact(value)}' is not a ${protocols.map((p) => `${p}//`).join(' or ')} URL with a host (e.g. ${example})`);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** Exact origins (`https://app.example`), or `*`: a near miss such as a trailing slash would never match. */
+  origins(name: string): string[] {
+    const list = (this.string(name) ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+    for (const o of list) {
+      let origin: string | undefined;
+      try {
+        origin = new URL(o).origin;
+      } catch {
+        origin = undefined;
+      }
+      if (o !== '*' && origin !== o) this.problems.push(`${name} must be '*' or origins such as https://app.example, got '${o}'`);
+    }
+    return list;
+  }
+
+  secret(name: string, minLength: number): string | undefined {
+    const value = this.string(name);
+    if (value !== undefined && value.length < minLength) {
+      this.problems.push(`${name} must be at least ${minLength} characters (it has ${value.length})`);
+      return undefined;
+    }
+    return value;
+  }
+}
+
+/** Reads and checks the configuration; throws a `ConfigError` listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const port = int(env.PORT, 4000, 'PORT');
-  const host = env.HOST ?? '0.0.0.0';
-  return {
+  const read = new EnvReader(env);
+  const port = read.int('PORT', 4000, 0, 65535);
+  const host = read.string('HOST') ?? '0.0.0.0';
+  const aggregationWorker = read.flag('AGGREGATION_WORKER', true);
+  const concurrency = read.int('AGGREGATION_CONCURRENCY', 0, 1);
+  const production = env.NODE_ENV === 'production';
+  const metricsPort = read.int('METRICS_PORT', 0, 1, 65535);
+  const config: Config = {
     port,
     host,
-    dataDir: env.DATA_DIR ?? './data',
-    databaseUrl: env.DATABASE_URL || undefined,
-    publicUrl: (env.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
-    bodyLimit: int(env.BODY_LIMIT_BYTES, 16 * 1024 * 1024, 'BODY_LIMIT_BYTES'),
-    logLevel: env.LOG_LEVEL ?? 'info',
-    poolSize: int(env.DATABASE_POOL_SIZE, 10, 'DATABASE_POOL_SIZE'),
-    bundleMaxEntries: int(env.BUNDLE_MAX_ENTRIES, 10_000, 'BUNDLE_MAX_ENTRIES'),
+    dataDir: read.string('DATA_DIR') ?? './data',
+    databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], 'postgresql://user:password@localhost:5432/tributary'),
+    publicUrl: (read.url('PUBLIC_URL', ['http:', 'https:'], 'https://fhir.example.org') ?? `http://localhost:${port}`).replace(/\/+$/, ''),
+    bodyLimit: read.int('BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    poolSize: read.int('DATABASE_POOL_SIZE', 10, 1),
+    bundleMaxEntries: read.int('BUNDLE_MAX_ENTRIES', 10_000, 1),
+    metricsToken: read.secret('METRICS_TOKEN', 16),
+    metricsPort: metricsPort || undefined,
     graphql: {
-      maxDepth: int(env.GRAPHQL_MAX_DEPTH, 15, 'GRAPHQL_MAX_DEPTH'),
-      maxAliases: int(env.GRAPHQL_MAX_ALIASES, 50, 'GRAPHQL_MAX_ALIASES'),
-      maxCost: int(env.GRAPHQL_MAX_COST, 50_000, 'GRAPHQL_MAX_COST'),
+      maxDepth: read.int('GRAPHQL_MAX_DEPTH', 15),
+      maxAliases: read.int('GRAPHQL_MAX_ALIASES', 50),
+      maxCost: read.int('GRAPHQL_MAX_COST', 50_000),
       // On by default in development; production turns them on explicitly.
-      introspection: flag(env.GRAPHQL_INTROSPECTION, env.NODE_ENV !== 'production'),
-      sandbox: flag(env.GRAPHQL_SANDBOX, env.NODE_ENV !== 'production'),
+      introspection: read.flag('GRAPHQL_INTROSPECTION', !production),
+      sandbox: read.flag('GRAPHQL_SANDBOX', !production),
     },
-    corsOrigins: origins(env.CORS_ORIGINS),
-    aggregationConcurrency: env.AGGREGATION_CONCURRENCY ? Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')) : undefined,
-    aggregationThread: flag(env.AGGREGATION_THREAD, true),
-    aggregationBatchSize: Math.max(1, int(env.AGGREGATION_BATCH_SIZE, 100, 'AGGREGATION_BATCH_SIZE')),
-    aggregationMaxBacklog: int(env.AGGREGATION_MAX_BACKLOG, flag(env.AGGREGATION_WORKER, true) ? 500 : 0, 'AGGREGATION_MAX_BACKLOG'),
-    aggregationAdmitWaitMs: int(env.AGGREGATION_ADMIT_WAIT_MS, 30_000, 'AGGREGATION_ADMIT_WAIT_MS'),
-    aggregationWorker: flag(env.AGGREGATION_WORKER, true),
+    corsOrigins: read.origins('CORS_ORIGINS'),
+    aggregationConcurrency: concurrency || undefined,
+    aggregationThread: read.flag('AGGREGATION_THREAD', true),
+    aggregationBatchSize: read.int('AGGREGATION_BATCH_SIZE', 100, 1),
+    aggregationMaxBacklog: read.int('AGGREGATION_MAX_BACKLOG', aggregationWorker ? 500 : 0),
+    aggregationAdmitWaitMs: read.int('AGGREGATION_ADMIT_WAIT_MS', 30_000),
+    aggregationWorker,
   };
+  // Read where they are used (the token service), checked here so that every problem shows at once.
+  read.int('TOKEN_TTL_SECONDS', 300, 1);
+  if (read.problems.length) throw new ConfigError(read.problems);
+  return config;
 }

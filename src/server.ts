@@ -1,16 +1,19 @@
 import path from 'node:path';
 import { buildApp } from './app';
-import { loadConfig } from './config';
+import { ConfigError, loadConfig } from './config';
 import { loadAdminCredential } from './access/adminCredential';
 import { TokenService } from './access/tokens';
 import { openDatabase } from './store/db';
 import { migrate } from './store/migrator';
 import { warmValidation } from './fhir/validation';
 import { TenancyRepository } from './store/tenancyRepository';
+import { ensureDataDir } from './ops/dataDir';
 
 /** `npm start`: open the store, apply pending migrations, serve. Wiring only. */
 async function main(): Promise<void> {
   const config = loadConfig();
+  // A first start creates the data folder (PGlite creates only its own sub-folder, not the parents).
+  await ensureDataDir(config.dataDir);
   // The embedded store gets its own folder beside the admin credential and signing keys.
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite'), poolSize: config.poolSize });
   const { applied } = await migrate(db);
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error(err);
+  // A bad configuration is the operator's to fix: its messages, without a stack trace.
+  console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });

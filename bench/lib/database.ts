@@ -16,7 +16,7 @@ export async function freshDatabase(adminUrl: string): Promise<BenchDatabase> {
   try {
     await admin.connect();
   } catch (err) {
-    throw new Error(`cannot reach PostgreSQL at ${adminUrl.replace(/:[^:@/]*@/, ':***@')} (${(err as Error).message}); set DATABASE_URL, or use --store pglite`);
+    throw new Error(`cannot reach PostgreSQL at ${adminUrl.replace(/:[^:@/]*@/, ':***@')} (${(err as Error).message}); set DATABASE_URL, or use --store pglite`, { cause: err });
   }
   let version: string;
   try {

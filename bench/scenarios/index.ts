@@ -5,11 +5,13 @@ import { ingestScenario } from './ingest';
 import { memoryScenario } from './memory';
 import { readScenario } from './read';
 import { searchScenario } from './search';
+import { startScenario } from './start';
 
 /**
  * Every scenario, in the order they run: ingest first (it loads the dataset while the aggregate scenario
  * observes the pipeline), reads and GraphQL on that dataset, search last because it grows the dataset,
- * memory's summary at the end. A new capability adds its scenario here.
+ * memory's summary at the end; start measures fresh server processes of its own. A new capability adds its
+ * scenario here.
  */
 export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   ingest: ingestScenario,
@@ -18,6 +20,7 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   graphql: graphqlScenario,
   search: searchScenario,
   memory: memoryScenario,
+  start: startScenario,
 };
 
 export type { BenchContext, Figure } from './context';

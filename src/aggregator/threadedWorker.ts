@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Sql } from '../store/sql';
-import { type Lag, outboxLag, waitUntilIdle } from './worker';
+import { type FailedItem, type Lag, outboxLag, waitUntilIdle } from './worker';
 import type { WorkerThreadCommand, WorkerThreadData, WorkerThreadMessage } from './workerThread';
 
 /**
@@ -12,6 +12,7 @@ import type { WorkerThreadCommand, WorkerThreadData, WorkerThreadMessage } from 
 export interface ThreadedWorkerOptions extends WorkerThreadData {
   onBatchError?: (message: string) => void;
   onBatchDone?: (items: number) => void;
+  onItemFailed?: (failure: FailedItem) => void;
   onThreadError?: (err: Error) => void;
 }
 
@@ -28,7 +29,7 @@ export class ThreadedAggregationWorker {
 
   start(): void {
     if (this.thread || this.stopping) return;
-    const { onBatchError, onBatchDone, onThreadError, ...data } = this.options;
+    const { onBatchError, onBatchDone, onItemFailed, onThreadError, ...data } = this.options;
     // Built, the thread runs the .js beside this file; from the sources (tests, tsx) it registers the
     // TypeScript loader first.
     const entry = path.join(__dirname, `workerThread${path.extname(__filename)}`);
@@ -38,6 +39,7 @@ export class ThreadedAggregationWorker {
     thread.on('message', (message: WorkerThreadMessage) => {
       if (message.kind === 'batchError') onBatchError?.(message.message);
       else if (message.kind === 'batchDone') onBatchDone?.(message.items);
+      else if (message.kind === 'itemFailed') onItemFailed?.(message.failure);
     });
     thread.on('error', (err) => onThreadError?.(err));
     thread.on('exit', (code) => {
@@ -58,6 +60,11 @@ export class ThreadedAggregationWorker {
     const timer = setTimeout(() => void thread.terminate(), 20_000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** Whether the worker thread runs (readiness); false between a crash and its restart. */
+  get alive(): boolean {
+    return this.thread !== undefined && !this.stopping;
   }
 
   /** Items were just enqueued in this process: the thread stops waiting for its next poll. */

@@ -22,10 +22,23 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Told about a batch that failed as a whole (it is retried). */
   onBatchError?: (err: unknown) => void;
+  /** Told about a work item whose aggregation failed (it is retried with back-off, or parked): for the logs. */
+  onItemFailed?: (failure: FailedItem) => void;
   /** Called after a batch has committed, with the number of items it took. */
   onBatchDone?: (items: number) => void;
   /** Test hook: called after an item is processed, before the batch commits. */
   afterItem?: (item: OutboxItem) => Promise<void>;
+}
+
+/** A failed work item, as logged: its outbox id and resource, so the log line leads to `$aggregation-status`. */
+export interface FailedItem {
+  workItemId: string;
+  store: string;
+  type: string;
+  resourceId: string;
+  attempts: number;
+  parked: boolean;
+  error: string;
 }
 
 const refOf = (item: OutboxItem): UpstreamRef => ({ store: item.store, type: item.type, id: item.res_id });
@@ -85,6 +98,11 @@ export class AggregationWorker {
         }
       }
     })();
+  }
+
+  /** Whether the worker's loops run (readiness). */
+  get alive(): boolean {
+    return this.running;
   }
 
   /** Wakes an idle worker at once (a write in this process has just enqueued items) instead of at its next poll. */
@@ -192,6 +210,7 @@ export class AggregationWorker {
       `UPDATE agg_outbox SET attempts = $2, last_error = $3, parked = $4, available_at = clock_timestamp() + ($5::int * interval '1 millisecond') WHERE id = $1::bigint`,
       String(item.id), attempts, (err.stack ?? err.message).slice(0, 2000), attempts >= this.maxAttempts, backoffMs,
     );
+    this.options.onItemFailed?.({ workItemId: String(item.id), store: item.store, type: item.type, resourceId: item.res_id, attempts, parked: attempts >= this.maxAttempts, error: err.message });
   }
 
   lag(): Promise<Lag> {

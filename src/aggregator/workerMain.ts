@@ -1,4 +1,5 @@
-import { loadConfig } from '../config';
+import { ConfigError, loadConfig } from '../config';
+import { createLogger, logFailedItem } from '../ops/logger';
 import { createSearchIndexer } from '../search/indexer';
 import { openDatabase } from '../store/db';
 import { migrate } from '../store/migrator';
@@ -10,28 +11,48 @@ import { AggregationWorker } from './worker';
 /**
  * `npm run worker`: the aggregation worker as its own process, so several can share the queue (run the
  * servers with AGGREGATION_WORKER=off). Needs PostgreSQL: the embedded store belongs to the server process.
+ * Logs the server's way (JSON lines, LOG_LEVEL), with the work item's id on each failure.
  */
 async function main(): Promise<void> {
   const config = loadConfig();
+  const log = createLogger(config.logLevel, { component: 'aggregation-worker' });
   if (!config.databaseUrl) throw new Error('npm run worker needs DATABASE_URL (PostgreSQL); the embedded store runs its worker inside the server');
   const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.poolSize });
-  await migrate(db);
+  const { applied } = await migrate(db);
+  if (applied.length) log.info({ applied }, 'applied migrations');
   const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
-  const worker = new AggregationWorker(db.sql, new Aggregator(repo), { concurrency: config.aggregationConcurrency ?? 2, batchSize: config.aggregationBatchSize });
+  const worker = new AggregationWorker(db.sql, new Aggregator(repo), {
+    concurrency: config.aggregationConcurrency ?? 2,
+    batchSize: config.aggregationBatchSize,
+    onBatchError: (err) => log.warn({ err }, 'aggregation batch failed; it will be retried'),
+    onBatchDone: (items) => log.debug({ items }, 'aggregation batch committed'),
+    onItemFailed: (failure) => logFailedItem(log, failure),
+  });
   worker.start();
-  console.log(JSON.stringify({ msg: 'aggregation worker started', store: db.kind }));
-  const report = setInterval(async () => console.log(JSON.stringify({ msg: 'lag', ...(await worker.lag()) })), 10_000);
-  const stop = async () => {
+  log.info({ store: db.kind }, 'aggregation worker started');
+  const report = setInterval(async () => {
+    try {
+      log.info({ lag: await worker.lag() }, 'aggregation lag');
+    } catch (err) {
+      log.warn({ err }, 'cannot read the aggregation lag');
+    }
+  }, 10_000);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'aggregation worker stopping');
     clearInterval(report);
     await worker.stop();
     await db.close();
     process.exit(0);
   };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
 main().catch((err) => {
-  console.error(err);
+  // A bad configuration is the operator's to fix: its messages, without a stack trace.
+  console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });

@@ -7,7 +7,7 @@ import { postgresSql } from '../store/sql';
 import { Aggregator } from './aggregator';
 import { createOutboxHook } from './outbox';
 import { SUPPORTED_TYPES } from './rules';
-import { AggregationWorker } from './worker';
+import { AggregationWorker, type FailedItem } from './worker';
 
 /**
  * The aggregation worker on a thread of its own inside the server process (see threadedWorker.ts): its own
@@ -20,7 +20,7 @@ export interface WorkerThreadData {
   batchSize: number;
 }
 
-export type WorkerThreadMessage = { kind: 'started' } | { kind: 'batchError'; message: string } | { kind: 'batchDone'; items: number } | { kind: 'stopped' };
+export type WorkerThreadMessage = { kind: 'started' } | { kind: 'batchError'; message: string } | { kind: 'batchDone'; items: number } | { kind: 'itemFailed'; failure: FailedItem } | { kind: 'stopped' };
 
 /** What the thread is told: `wake` after the main thread enqueued items, `stop` to finish. */
 export type WorkerThreadCommand = 'wake' | 'stop';
@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     batchSize: data.batchSize,
     onBatchError: (err) => send({ kind: 'batchError', message: (err as Error).stack ?? String(err) }),
     onBatchDone: (items) => send({ kind: 'batchDone', items }),
+    onItemFailed: (failure) => send({ kind: 'itemFailed', failure }),
   });
   port.on('message', async (message: WorkerThreadCommand) => {
     if (message === 'wake') return worker.notify();

@@ -87,7 +87,7 @@ export async function runImport(api: AdminApi, options: ImportOptions): Promise<
   };
 
   const loadRequest = async (file: string, bundle: Bundle) => {
-    let entries = [...(bundle.entry ?? [])];
+    const entries = [...(bundle.entry ?? [])];
     for (let retry = 0; retry <= MAX_RETRIES_PER_REQUEST && entries.length; retry++) {
       const { status, body } = await post({ ...bundle, entry: entries });
       if (status === 200) {

@@ -51,7 +51,7 @@ export function requestsOf(file: string, text: string): Bundle[] {
   try {
     json = JSON.parse(text) as Resource;
   } catch (err) {
-    throw new Error(`not JSON (${(err as Error).message})`);
+    throw new Error(`not JSON (${(err as Error).message})`, { cause: err });
   }
   if (json.resourceType !== 'Bundle') return [toTransaction([{ resource: json }])];
   const bundle = json as Bundle;

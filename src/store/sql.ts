@@ -32,7 +32,17 @@ export interface SqlClient extends Sql {
   transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Called with the text of every statement (tests that count them). */
   onQuery(listener: (sql: string) => void): void;
+  /** Connection pool use (metrics); absent for the embedded store, which is one connection. */
+  poolStats?(): PoolStats;
   close(): Promise<void>;
+}
+
+export interface PoolStats {
+  /** Open connections, idle ones, requests waiting for one, and the pool's size. */
+  total: number;
+  idle: number;
+  waiting: number;
+  max: number;
 }
 
 /** Statements a transaction starts with: a lock wait never hangs a request or a worker for ever. */
@@ -91,6 +101,7 @@ export async function postgresSql(url: string, poolSize: number): Promise<SqlCli
       }
     },
     onQuery: events.add,
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: poolSize }),
     close: () => pool.end(),
   };
 }

@@ -6,10 +6,15 @@ import type { TestServer } from './testServer';
 const run = promisify(execFile);
 export const ROOT = path.resolve(__dirname, '../..');
 
-/** The admin CLI exactly as `npm run admin --` runs it, in its own process, against a test server. */
+// `npm run admin` compiles first when the sources changed (scripts/build.js); once per test file is enough.
+let built: Promise<unknown> | undefined;
+
+/** The admin CLI exactly as `npm run admin --` runs it (compiled), in its own process, against a test server. */
 export async function runAdminCli(server: TestServer, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  built ??= run(process.execPath, ['scripts/build.js', '--if-stale'], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+  await built;
   try {
-    const { stdout, stderr } = await run(process.execPath, ['scripts/run-ts.js', 'src/cli/admin.ts', ...args], {
+    const { stdout, stderr } = await run(process.execPath, ['dist/src/cli/admin.js', ...args], {
       cwd: ROOT,
       env: { ...process.env, TRIBUTARY_URL: server.url, ADMIN_TOKEN: server.adminToken, NODE_OPTIONS: '' },
       maxBuffer: 50 * 1024 * 1024,
