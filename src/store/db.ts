@@ -136,7 +136,10 @@ async function openPglite(dataDir: string, queryEvents: boolean): Promise<Databa
       requireChannel(channel);
       // One in-process connection: it is never dropped, so there is nothing to re-establish.
       const unlisten = await pglite.listen(channel, onMessage);
-      return async () => unlisten();
+      // A store closed first (an outage, a test closing it) has no listener left to remove.
+      return async () => {
+        if (!pglite.closed) await unlisten();
+      };
     },
     async withSession(fn) {
       return fn({
