@@ -215,7 +215,10 @@ export class TokenService {
 
   private verifyUncached(family: TokenFamily, token: string): Caller {
     const parts = token.split('.');
-    if (parts.length !== 3 || !parts.every((p) => BASE64URL.test(p))) throw invalidToken('The access token is not a signed JWT (header.payload.signature)');
+    // An empty signature is let through to here so that `alg: none` is refused by name, below.
+    if (parts.length !== 3 || !BASE64URL.test(parts[0]) || !BASE64URL.test(parts[1]) || !/^[A-Za-z0-9_-]*$/.test(parts[2])) {
+      throw invalidToken('The access token is not a signed JWT (header.payload.signature)');
+    }
     const header = decode(parts[0]);
     if (!header) throw invalidToken('The access token header is not a JSON object');
     if (header.alg !== SIGNING_ALGORITHM) throw invalidToken(`The access token must be signed with ${SIGNING_ALGORITHM}, not '${String(header.alg)}'`);
