@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { loadSigningKeys, SIGNING_KEYS_FILE, SigningKeyFile } from '../../src/access/signingKeys';
 import { TokenService } from '../../src/access/tokens';
 
@@ -69,6 +69,7 @@ describe('signing keys', () => {
     const a = new TokenService({ publicUrl: 'http://x', ttlSeconds: 60, keys: await SigningKeyFile.open({ dataDir: dir, env: {} }), now: () => clock });
     const b = new TokenService({ publicUrl: 'http://x', ttlSeconds: 60, keys: await SigningKeyFile.open({ dataDir: dir, env: {} }), now: () => clock });
     const old = a.issue('fhir', subject).access_token;
+    const oldKey = (await loadSigningKeys({ dataDir: dir, env: {} })).fhir.current;
     const [rotated] = await a.rotate('fhir');
     expect(rotated.kid).not.toBe(rotated.previousKid);
     const fresh = a.issue('fhir', subject).access_token;
@@ -81,6 +82,11 @@ describe('signing keys', () => {
     expect(a.jwks('legacy').keys).toHaveLength(1);
     clock += 120_000;
     expect(a.jwks('fhir').keys.map((k) => k.kid)).toEqual([rotated.kid]);
+    // Past its grace the old key verifies nothing, even a token (made by someone holding it) that has not expired.
+    const iat = Math.floor(clock / 1000);
+    const late = await new SignJWT({ ...decodeJwt(old), iat, exp: iat + 60 }).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: oldKey.kid }).sign(oldKey.privateKey);
+    expect(() => a.verify('fhir', late)).toThrow(expect.objectContaining({ status: 401 }));
+    expect(a.verify('fhir', a.issue('fhir', subject).access_token).clientId).toBe('cli-a');
   });
 
   test('TOKEN_TTL_SECONDS sets the token lifetime', async () => {

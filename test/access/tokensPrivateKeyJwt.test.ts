@@ -106,8 +106,11 @@ test('a replayed assertion (same jti) is refused, though everything else about i
 });
 
 test('exp more than five minutes ahead, or past, is refused', async () => {
-  await refused(await assertion({ exp: now() + 600 }), /at most 5 minutes ahead/);
-  await refused(await assertion({ exp: now() - 120 }), /expired/);
+  const jti = randomUUID();
+  await refused(await assertion({ exp: now() + 600, jti }), /at most 5 minutes ahead/);
+  await refused(await assertion({ exp: now() - 120, jti }), /expired/);
+  // Refusals record nothing: the jti is still unused.
+  expect((await requestToken(await assertion({ jti }))).status).toBe(200);
 });
 
 test('an audience other than this token endpoint is refused, the other family’s token endpoint included', async () => {
@@ -123,6 +126,13 @@ test('a key that was not registered, another algorithm, or iss ≠ sub is refuse
   await refused(await assertion({ sub: t.clientId }), /iss and sub/);
   // A client without registered keys (the tenant's, secret-based) cannot use an assertion.
   await refused(await assertion({ iss: t.clientId, sub: t.clientId }), /no public keys registered/);
+});
+
+test('a revoked client’s assertion is refused', async () => {
+  const other = await server.admin<{ client_id: string }>('POST', '/admin/clients', { customerId: t.customerId, family: 'fhir', jwks: { keys: [rsa.publicJwk] } });
+  expect((await requestToken(await assertion({ iss: other.client_id, sub: other.client_id }))).status).toBe(200);
+  await server.admin('POST', `/admin/clients/${other.client_id}/revoke`);
+  await refused(await assertion({ iss: other.client_id, sub: other.client_id }), /revoked/);
 });
 
 test('registration refuses a private key, a key unable to verify RS384/ES384, and a malformed set; nothing is created', async () => {
