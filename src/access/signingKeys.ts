@@ -177,9 +177,13 @@ export class SigningKeyFile {
       return false; // A file mid-replacement or removed: keep the keys we have.
     }
     const next = {} as SigningKeys;
-    for (const family of TOKEN_FAMILIES) {
-      const stored = value[family];
-      next[family] = this.envKeys[family] ?? (Array.isArray(stored) && stored.length ? familyKeys(stored, this.file) : this.keys[family]);
+    try {
+      for (const family of TOKEN_FAMILIES) {
+        const stored = value[family];
+        next[family] = this.envKeys[family] ?? (Array.isArray(stored) && stored.length ? familyKeys(stored, this.file) : this.keys[family]);
+      }
+    } catch {
+      return false; // A damaged file must not take the running server's keys with it; the next start says what is wrong.
     }
     this.keys = next;
     this.stamp = stamp;
