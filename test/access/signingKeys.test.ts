@@ -89,6 +89,15 @@ describe('signing keys', () => {
     expect(a.verify('fhir', a.issue('fhir', subject).access_token).clientId).toBe('cli-a');
   });
 
+  test('a key file damaged under a running server leaves its keys in place: tokens still verify, unknown ones are a 401', async () => {
+    const service = await TokenService.create({ publicUrl: 'http://x', dataDir: dir, env: {} });
+    const token = service.issue('fhir', subject).access_token;
+    await writeFile(path.join(dir, SIGNING_KEYS_FILE), JSON.stringify({ fhir: [{ jwk: { kty: 'EC' }, createdAt: 'x' }] }));
+    const stranger = new TokenService({ publicUrl: 'http://x', keys: await loadSigningKeys() }).issue('fhir', subject).access_token;
+    expect(() => service.verify('fhir', stranger)).toThrow(expect.objectContaining({ status: 401 }));
+    expect(service.verify('fhir', token).clientId).toBe('cli-a');
+  });
+
   test('TOKEN_TTL_SECONDS sets the token lifetime', async () => {
     const service = await TokenService.create({ publicUrl: 'http://x', env: { TOKEN_TTL_SECONDS: '60' } });
     expect(service.issue('fhir', subject).expires_in).toBe(60);
