@@ -11,6 +11,7 @@ import { GraphqlDoor, type GraphqlRequest } from './graphql/graphqlDoor';
 import { createLoaders } from './graphql/loaders';
 import { serviceSource } from './graphql/serviceSource';
 import { withCostBudget } from './graphql/costBudget';
+import { AssertionJtis } from './access/assertionJtis';
 import type { TokenService } from './access/tokens';
 import type { Config } from './config';
 import { capabilityStatement } from './fhir/capabilityStatement';
@@ -41,6 +42,7 @@ import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
 import { aggregatedRoutes, type AggregatedContext } from './rest/aggregatedRoutes';
+import { wellKnownRoutes } from './rest/wellKnownRoutes';
 import type { TenancyRepository } from './store/tenancyRepository';
 import { Metrics } from './ops/metrics';
 import { mountMetrics } from './ops/metricsEndpoint';
@@ -153,7 +155,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(result.ready ? 200 : 503).send(result);
   });
   mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
-  await app.register(oauthRoutes({ tenancy, tokens }));
+  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl }));
+  await app.register(wellKnownRoutes({ tokens, publicUrl: () => config.publicUrl }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.
   const endpoints = new TtlCache((id: string) => tenancy.getEndpoint(id), 30_000);

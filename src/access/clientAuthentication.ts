@@ -4,7 +4,7 @@ import { invalidClient, OAuthError } from './oauthError';
  * How a client proves who it is at the token endpoint. Client secrets may come in HTTP Basic
  * (client_secret_basic, RFC 6749 §2.3.1) or in the form (client_secret_post); exactly one method per request
  * (RFC 6749 §2.3). `private_key_jwt` (RFC 7523 §2.2, as SMART Backend Services uses it) is recognised here
- * so that adding its verifier later is the only change needed.
+ * and its assertion verified in clientAssertion.ts.
  */
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
 
@@ -58,5 +58,5 @@ export function presentedClient(authorization: string | undefined, form: Record<
     }
     return { method: 'private_key_jwt', clientId: form.client_id, assertion: form.client_assertion };
   }
-  throw invalidClient('Client authentication is required: HTTP Basic (client_secret_basic) or client_id and client_secret in the body', true);
+  throw invalidClient('Client authentication is required: HTTP Basic (client_secret_basic), client_id and client_secret in the body, or a client_assertion (private_key_jwt)', true);
 }

@@ -1,5 +1,7 @@
 import type { ClientRecord, TenancyRepository } from '../store/tenancyRepository';
+import type { AssertionJtis } from './assertionJtis';
 import type { TokenFamily } from './caller';
+import { authenticateAssertion } from './clientAssertion';
 import { presentedClient, type PresentedClient } from './clientAuthentication';
 import { invalidClient, OAuthError } from './oauthError';
 import { grantScopes, isScopeToken, parseScopes } from './scopes';
@@ -19,13 +21,17 @@ export interface TokenRequest {
 export interface TokenEndpointDeps {
   tenancy: TenancyRepository;
   tokens: TokenService;
+  /** Client assertion ids seen (private_key_jwt replay protection). */
+  jtis: AssertionJtis;
+  /** Absolute base URL of the server, read per request: a client assertion's audience is the token URL. */
+  publicUrl(): string;
 }
 
 const TOKEN_PATHS: Record<TokenFamily, string> = { fhir: '/oauth2/token', legacy: '/legacy/oauth2/token' };
 
 export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest): Promise<IssuedToken> {
   const presented = presentedClient(request.authorization, request.form);
-  const client = await authenticate(deps, presented);
+  const client = await authenticate(deps, presented, family);
 
   const grantType = request.form.grant_type;
   if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');
@@ -46,10 +52,10 @@ export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: To
   return deps.tokens.issue(family, { clientId: client.clientId, customerId: client.customerId, scopes: granted });
 }
 
-async function authenticate(deps: TokenEndpointDeps, presented: PresentedClient): Promise<ClientRecord> {
+async function authenticate(deps: TokenEndpointDeps, presented: PresentedClient, family: TokenFamily): Promise<ClientRecord> {
   if (presented.method === 'private_key_jwt') {
-    // The seam for SMART Backend Services: verify the assertion against the client's registered JWKS here.
-    throw invalidClient('private_key_jwt client authentication is not supported yet', false);
+    const tokenUrl = deps.publicUrl().replace(/\/+$/, '') + TOKEN_PATHS[family];
+    return authenticateAssertion({ findClient: (id) => deps.tenancy.findClient(id), jtis: deps.jtis }, { assertion: presented.assertion, clientId: presented.clientId, tokenUrl });
   }
   const basic = presented.method === 'client_secret_basic';
   const client = await deps.tenancy.authenticateClient(presented.clientId, presented.secret);

@@ -1,3 +1,4 @@
+import { checkClientJwks, type ClientJwks } from '../access/clientJwks';
 import { isSmartScope } from '../access/scopes';
 import { PRIVACY_LABELS } from '../aggregator/rules';
 import { badRequest } from '../fhir/outcome';
@@ -51,6 +52,19 @@ export function nameField(value: unknown, field: string, required: boolean): str
 export function fhirVersionField(value: unknown): FhirVersion {
   if (!FHIR_VERSIONS.includes(value as FhirVersion)) throw badRequest(`'fhirVersion' must be one of ${FHIR_VERSIONS.join(', ')}`, 'fhirVersion');
   return value as FhirVersion;
+}
+
+/** The public keys of a private_key_jwt client (access/clientJwks.ts); null when absent. */
+export function jwksField(value: unknown): ClientJwks | null {
+  if (isAbsent(value)) return null;
+  const checked = checkClientJwks(value);
+  if ('error' in checked) throw badRequest(checked.error, 'jwks');
+  return checked.jwks;
+}
+
+/** A token family when given, else undefined (an operation on both). */
+export function optionalFamily(value: unknown): ClientFamily | undefined {
+  return isAbsent(value) || value === '' ? undefined : familyField(value);
 }
 
 export function familyField(value: unknown): ClientFamily {

@@ -9,10 +9,12 @@ import {
   familyField,
   fhirVersionField,
   idField,
+  jwksField,
   labelField,
   millisecondsField,
   nameField,
   onlyFields,
+  optionalFamily,
   optionalId,
   scopesField,
   sourceOrgField,
@@ -65,6 +67,13 @@ export interface ClientFields {
   name: string;
   /** A space-separated string or a list. */
   scopes: string | string[];
+  /** Public keys (a JWKS) for private_key_jwt client authentication. */
+  jwks: unknown;
+}
+
+export interface KeyRotationFields {
+  /** fhir or legacy; both when absent. */
+  family: string;
 }
 
 export type ConsentFields = Grant;
@@ -151,17 +160,36 @@ export class AdminService {
     return this.deps.tokens.issue('fhir', { clientId: 'admin', customerId: endpoint.customerId, scopes: ['system/*.cruds'] });
   }
 
+  // Token signing keys
+
+  /**
+   * A new signing key for a family's access tokens (both families when none is named); the replaced key keeps
+   * verifying until the tokens it signed have expired, so nobody's token stops working.
+   */
+  async rotateSigningKeys(input: Untrusted<KeyRotationFields>): Promise<{ rotated: Awaited<ReturnType<TokenService['rotate']>> }> {
+    onlyFields(input, ['family']);
+    const family = optionalFamily(input.family);
+    if (!this.deps.tokens) throw notFound('This server does not sign tokens');
+    try {
+      return { rotated: await this.deps.tokens.rotate(family) };
+    } catch (err) {
+      // Keys given in the environment are rotated by changing it (signingKeys.ts).
+      throw conflict((err as Error).message);
+    }
+  }
+
   // API clients
 
   /** A new client and its secret, the only time the secret exists in plain text. */
   async createClient(input: Untrusted<ClientFields>): Promise<NewClient> {
-    onlyFields(input, ['customerId', 'family', 'name', 'scopes']);
+    onlyFields(input, ['customerId', 'family', 'name', 'scopes', 'jwks']);
     const customerId = idField(input.customerId, 'customerId');
     const family = familyField(input.family);
     const name = nameField(input.name, 'name', false);
     const scopes = input.scopes === undefined || input.scopes === null ? defaultScopes(family) : scopesField(input.scopes);
+    const jwks = jwksField(input.jwks);
     await this.requireCustomer(customerId);
-    return this.deps.tenancy.createClient({ customerId, family, name, scopes });
+    return this.deps.tenancy.createClient({ customerId, family, name, scopes, jwks });
   }
 
   /** All clients, or one customer's (404 for an unknown customer), revoked ones included; never their secrets. */

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { AdminApi } from './adminApi';
 import { usageError } from './cliError';
 import { runImport } from './importCommand';
@@ -52,7 +53,23 @@ export const OPTIONS: Record<string, string> = {
   label: 'privacy label: GENERAL_HEALTH, MENTAL_HEALTH, SEXUAL_HEALTH or SOCIAL_CARE',
   'timeout-ms': 'how long to wait, in milliseconds (default 30000)',
   concurrency: 'requests in flight (default 4)',
+  jwks: 'a JSON file holding the public keys (JWKS) the client signs its private_key_jwt assertions with',
 };
+
+/** The JSON content of a file named by an option; a usage error names the option when it cannot be read. */
+async function jsonFile(file: string, option: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw usageError(`${option}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw usageError(`${option}: ${file} is not valid JSON`);
+  }
+}
 
 /** `--scopes`, or its older spelling `--scope`; both given must agree. */
 function scopesOption(options: OptionValues): string | undefined {
@@ -141,12 +158,25 @@ export const COMMANDS: AdminCommand[] = [
   },
   {
     words: ['client', 'create'],
-    usage: '--customer ID --family fhir|legacy [--name NAME] [--scopes "SCOPES"]',
-    summary: 'create an API client; prints client_id and client_secret (the secret is shown only this once)',
-    options: ['customer', 'family', 'name', 'scopes', 'scope'],
+    usage: '--customer ID --family fhir|legacy [--name NAME] [--scopes "SCOPES"] [--jwks FILE]',
+    summary: 'create an API client; prints client_id and client_secret (the secret is shown only this once); --jwks registers public keys for private_key_jwt',
+    options: ['customer', 'family', 'name', 'scopes', 'scope', 'jwks'],
     required: ['customer', 'family'],
-    run: ({ api, options }) =>
-      api.call('POST', '/admin/clients', { customerId: options.customer, family: options.family, name: options.name, scopes: scopesOption(options) }),
+    run: async ({ api, options }) =>
+      api.call('POST', '/admin/clients', {
+        customerId: options.customer,
+        family: options.family,
+        name: options.name,
+        scopes: scopesOption(options),
+        jwks: options.jwks === undefined ? undefined : await jsonFile(options.jwks, '--jwks'),
+      }),
+  },
+  {
+    words: ['keys', 'rotate'],
+    usage: '[--family fhir|legacy]',
+    summary: 'make a new access-token signing key (both families unless one is named); the old key verifies until its tokens expire',
+    options: ['family'],
+    run: ({ api, options }) => api.call('POST', '/admin/keys/rotate', options.family === undefined ? {} : { family: options.family }),
   },
   {
     words: ['client', 'list'],

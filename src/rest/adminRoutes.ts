@@ -93,6 +93,8 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
     app.post('/admin/clients/:id/revoke', async (request) => clientView(await admin.revokeClient(param(request))));
     app.post('/admin/clients/:id/secret', async (request) => newClientView(await admin.rotateClientSecret(param(request))));
 
+    app.post('/admin/keys/rotate', async (request) => admin.rotateSigningKeys(request.body === undefined || request.body === null ? {} : objectBody(request.body)));
+
     app.post('/admin/consents', async (request, reply) => {
       const grant = await admin.grantConsent(objectBody(request.body));
       reply.status(201);

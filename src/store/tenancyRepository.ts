@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenFamily } from '../access/caller';
+import type { ClientJwks } from '../access/clientJwks';
 import { generateSecret, hashSecret, unmatchableHash, verifySecret } from '../access/secrets';
 import type { FhirVersion } from '../fhir/types';
 import type { PrismaClient } from '../generated/prisma/client';
@@ -38,6 +39,8 @@ export interface ClientRecord {
   scopes: string[];
   createdAt: Date;
   revokedAt: Date | null;
+  /** The public keys of its private_key_jwt assertions, if it registered any. */
+  jwks: ClientJwks | null;
 }
 
 /** A client as just created: the only time its secret exists in plain text. */
@@ -64,6 +67,7 @@ export interface NewClientInput {
   family: ClientFamily;
   name: string | null;
   scopes: string[];
+  jwks?: ClientJwks | null;
 }
 
 type TenancyPrisma = Pick<PrismaClient, 'customer' | 'endpoint' | 'apiClient'>;
@@ -92,7 +96,7 @@ function toEndpoint(row: { id: string; customerId: string; fhirVersion: string; 
   return { ...row, fhirVersion: row.fhirVersion as FhirVersion };
 }
 
-function toClient(row: { id: string; customerId: string | null; family: string; name: string | null; scopes: string; createdAt: Date; revokedAt: Date | null }): ClientRecord {
+function toClient(row: { id: string; customerId: string | null; family: string; name: string | null; scopes: string; createdAt: Date; revokedAt: Date | null; jwks: unknown }): ClientRecord {
   return {
     clientId: row.id,
     customerId: row.customerId,
@@ -101,12 +105,13 @@ function toClient(row: { id: string; customerId: string | null; family: string; 
     scopes: row.scopes.split(' ').filter((s) => s !== ''),
     createdAt: row.createdAt,
     revokedAt: row.revokedAt,
+    jwks: (row.jwks as ClientJwks | null) ?? null,
   };
 }
 
 const CUSTOMER = { id: true, name: true, createdAt: true } as const;
 const ENDPOINT = { id: true, customerId: true, fhirVersion: true, name: true, defaultSourceOrg: true, enabled: true, createdAt: true } as const;
-const CLIENT = { id: true, customerId: true, family: true, name: true, scopes: true, createdAt: true, revokedAt: true } as const;
+const CLIENT = { id: true, customerId: true, family: true, name: true, scopes: true, createdAt: true, revokedAt: true, jwks: true } as const;
 const ORDER = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
 
 export class TenancyRepository {
@@ -166,6 +171,7 @@ export class TenancyRepository {
         secretHash: await hashSecret(clientSecret),
         scopes: [...new Set(input.scopes)].join(' '),
         name: input.name,
+        ...(input.jwks ? { jwks: input.jwks as object } : {}),
       },
       select: CLIENT,
     });

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { AssertionJtis } from '../../src/access/assertionJtis';
 import { TokenService } from '../../src/access/tokens';
 import { loadSigningKeys } from '../../src/access/signingKeys';
 import { AdminService } from '../../src/admin/adminService';
@@ -23,7 +24,7 @@ export async function buildAccessApp(): Promise<AccessApp> {
   const tenancy = new TenancyRepository(t.db.prisma);
   const tokens = new TokenService({ publicUrl: PUBLIC_URL, keys: await loadSigningKeys() });
   const app = Fastify({ logger: false });
-  await app.register(oauthRoutes({ tenancy, tokens }));
+  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(t.db.sql), publicUrl: () => PUBLIC_URL }));
   await app.register(adminRoutes({ admin: new AdminService({ tenancy }), adminToken: ADMIN_TOKEN, publicUrl: PUBLIC_URL }));
   await app.ready();
   return {

@@ -1,9 +1,8 @@
-import jwt from 'jsonwebtoken';
 import { TokenService } from '../../src/access/tokens';
 import { buildApp } from '../../src/app';
-import { loadSigningKeys } from '../../src/access/signingKeys';
 import { loadConfig } from '../../src/config';
 import { TenancyRepository } from '../../src/store/tenancyRepository';
+import { forgeToken } from '../support/forgeToken';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -29,13 +28,12 @@ async function newClient(): Promise<{ id: string; token: string }> {
 }
 
 test('a token without exp is refused with 401 invalid_token, though correctly signed', async () => {
-  const keys = await loadSigningKeys({ dataDir: server.dataDir });
   const claims = { sub: t.clientId, client_id: t.clientId, customer_id: t.customerId, scope: 'system/*.cruds', jti: 'no-exp', iat: Math.floor(Date.now() / 1000) };
   const sign = (extra: Record<string, unknown>) =>
-    jwt.sign({ ...claims, ...extra }, keys.fhir, { algorithm: 'HS256', issuer: 'http://127.0.0.1/oauth2', audience: 'http://127.0.0.1/fhir', header: { alg: 'HS256', typ: 'at+jwt' } });
+    forgeToken(server.dataDir, 'fhir', { ...claims, iss: 'http://127.0.0.1/oauth2', aud: 'http://127.0.0.1/fhir', ...extra });
   // The same claims with an exp are accepted: the refusal is about exp alone.
-  expect((await fetch(`${t.baseUrl}/Patient`, { headers: bearer(sign({ exp: claims.iat + 60 })) })).status).toBe(200);
-  const res = await fetch(`${t.baseUrl}/Patient`, { headers: bearer(sign({})) });
+  expect((await fetch(`${t.baseUrl}/Patient`, { headers: bearer(await sign({ exp: claims.iat + 60 })) })).status).toBe(200);
+  const res = await fetch(`${t.baseUrl}/Patient`, { headers: bearer(await sign({})) });
   expect(res.status).toBe(401);
   expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
   expect(((await res.json()) as Json).resourceType).toBe('OperationOutcome');

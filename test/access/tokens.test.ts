@@ -1,4 +1,4 @@
-import jwt from 'jsonwebtoken';
+import { decodeJwt, decodeProtectedHeader, SignJWT, UnsecuredJWT } from 'jose';
 import { loadSigningKeys } from '../../src/access/signingKeys';
 import { TokenService } from '../../src/access/tokens';
 import { OperationOutcomeError } from '../../src/fhir/outcome';
@@ -29,9 +29,10 @@ describe('TokenService', () => {
   });
 
   test('the token is a JWT with issuer, audience, jti, iat and exp', () => {
-    const claims = jwt.decode(tokens.issue('legacy', subject).access_token, { complete: true });
-    expect(claims?.header).toMatchObject({ alg: 'HS256', typ: 'at+jwt' });
-    expect(claims?.payload).toMatchObject({
+    const token = tokens.issue('legacy', subject).access_token;
+    expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'ES256', typ: 'at+jwt', kid: expect.any(String) });
+    const payload = decodeJwt(token);
+    expect(payload).toMatchObject({
       iss: 'https://trib.example/legacy/oauth2',
       aud: 'https://trib.example/legacy',
       sub: 'cli-abc',
@@ -39,7 +40,7 @@ describe('TokenService', () => {
       iat: clock / 1000,
       exp: clock / 1000 + 300,
     });
-    expect(typeof (claims?.payload as jwt.JwtPayload).jti).toBe('string');
+    expect(typeof payload.jti).toBe('string');
   });
 
   test('a token of one family is refused by the other, with 401 and an invalid_token challenge', () => {
@@ -54,9 +55,9 @@ describe('TokenService', () => {
   test('the other family is refused even when re-signed with the right key: issuer and audience differ', async () => {
     const keys = await loadSigningKeys();
     const service = new TokenService({ publicUrl: 'https://trib.example', keys });
-    const payload = jwt.decode(service.issue('legacy', subject).access_token) as jwt.JwtPayload;
-    const forged = jwt.sign(payload, keys.fhir, { algorithm: 'HS256' });
-    expect(refusal(() => service.verify('fhir', forged)).outcome.issue[0].diagnostics).toMatch(/issuer|audience/);
+    const payload = decodeJwt(service.issue('legacy', subject).access_token);
+    const forged = await new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: keys.fhir.current.kid }).sign(keys.fhir.current.privateKey);
+    expect(refusal(() => service.verify('fhir', forged)).outcome.issue[0].diagnostics).toMatch(/issued by|meant for/);
   });
 
   test('a token expires after its lifetime', () => {
@@ -73,9 +74,14 @@ describe('TokenService', () => {
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString());
     const tampered = [h, Buffer.from(JSON.stringify({ ...payload, customer_id: 'cus-other' })).toString('base64url'), s].join('.');
     expect(refusal(() => tokens.verify('fhir', tampered)).status).toBe(401);
-    const unsigned = jwt.sign(payload, '', { algorithm: 'none' });
+    const unsigned = new UnsecuredJWT(payload).encode();
     expect(refusal(() => tokens.verify('fhir', unsigned)).status).toBe(401);
     expect(refusal(() => tokens.verify('fhir', 'not-a-jwt')).status).toBe(401);
+  });
+
+  test('subject claims of the access model (org, team, practitioner, patient, btg) come back on the caller', () => {
+    const full = { ...subject, organizationId: 'org-a', teamId: 'team-a', practitionerId: 'prac-a', patientId: 'pat-1', breakGlass: { patientId: 'pat-1', reason: 'unconscious', until: clock / 1000 + 60 } };
+    expect(tokens.verify('fhir', tokens.issue('fhir', full).access_token)).toEqual({ family: 'fhir', ...full, admin: false, expiresAt: clock / 1000 + 300 });
   });
 
   test('tokens from a service with other keys are refused', async () => {

@@ -1,5 +1,5 @@
-import jwt from 'jsonwebtoken';
-import { loadSigningKeys } from '../../src/access/signingKeys';
+import { decodeJwt } from 'jose';
+import { forgeToken } from '../support/forgeToken';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -182,12 +182,11 @@ describe('6. provenance names only the caller’s own members', () => {
 
 describe('7. tokens', () => {
   test('a token without exp, signed with the server’s own key, is refused with 401', async () => {
-    const keys = await loadSigningKeys({ dataDir: server.dataDir });
-    const claims = jwt.decode(a.token) as jwt.JwtPayload;
+    const claims = decodeJwt(a.token);
     const { exp: _exp, ...rest } = claims;
-    const forever = jwt.sign(rest, keys.fhir, { algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt' } });
+    const forever = await forgeToken(server.dataDir, 'fhir', rest);
     // The same claims with an exp are accepted: the key and the claims are right.
-    const control = jwt.sign({ ...rest, exp: Math.floor(Date.now() / 1000) + 60 }, keys.fhir, { algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt' } });
+    const control = await forgeToken(server.dataDir, 'fhir', { ...rest, exp: Math.floor(Date.now() / 1000) + 60 });
     expect((await fetch(`${a.baseUrl}/Patient/p`, { headers: { authorization: `Bearer ${control}` } })).status).toBe(200);
     const res = await fetch(`${a.baseUrl}/Patient/p`, { headers: { authorization: `Bearer ${forever}` } });
     expect(res.status).toBe(401);
