@@ -24,6 +24,9 @@ import { installFhirParsers, mountFhir, sendOutcome } from './rest/fastifyFhir';
 import type { EndpointContext } from './rest/interactions';
 import { adminRoutes } from './rest/adminRoutes';
 import { oauthRoutes } from './rest/oauthRoutes';
+import { NhsLoginIdTokens } from './access/nhsLoginIdTokens';
+import { patientsByNhsNumber } from './aggregator/patientsByNhsNumber';
+import { patientOwnRecord } from './aggregator/patientOwnRecord';
 import { Authorization } from './service/authorization';
 import type { FhirServiceDeps } from './service/fhirService';
 import type { ResourceValidator, SearchPort } from './service/ports';
@@ -122,7 +125,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (config.aggregationWorker) worker.start();
   app.addHook('onClose', async () => worker.stop());
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await worker.lag() }));
-  await app.register(oauthRoutes({ tenancy, tokens }));
+  const nhsLogin = config.nhsLogin ? { idTokens: await NhsLoginIdTokens.create(config.nhsLogin), patientsByNhsNumber: patientsByNhsNumber(db.sql) } : undefined;
+  await app.register(oauthRoutes({ tenancy, tokens, nhsLogin }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.
   const endpoints = new TtlCache((id: string) => tenancy.getEndpoint(id), 30_000);
@@ -171,7 +175,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     tokens,
     revoked,
     endpoint: (id) => endpoints.get(id),
-    aggregatedFilter: async (caller) => accessFilterFor(await identities.get(caller.customerId as string)),
+    aggregatedFilter: async (caller) =>
+      caller.patientId !== undefined ? patientOwnRecord(caller.patientId) : accessFilterFor(await identities.get(caller.customerId as string)),
     supported: aggregator.supported,
     publicUrl: () => config.publicUrl,
   });

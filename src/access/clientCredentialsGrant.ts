@@ -24,8 +24,7 @@ export interface TokenEndpointDeps {
 const TOKEN_PATHS: Record<TokenFamily, string> = { fhir: '/oauth2/token', legacy: '/legacy/oauth2/token' };
 
 export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest): Promise<IssuedToken> {
-  const presented = presentedClient(request.authorization, request.form);
-  const client = await authenticate(deps, presented);
+  const client = await authenticateClient(deps, request.authorization, request.form);
 
   const grantType = request.form.grant_type;
   if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');
@@ -46,7 +45,9 @@ export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: To
   return deps.tokens.issue(family, { clientId: client.clientId, customerId: client.customerId, scopes: granted });
 }
 
-async function authenticate(deps: TokenEndpointDeps, presented: PresentedClient): Promise<ClientRecord> {
+/** The client a token request authenticates as (shared by every grant); throws invalid_client. */
+export async function authenticateClient(deps: TokenEndpointDeps, authorization: string | undefined, form: Record<string, string>): Promise<ClientRecord> {
+  const presented: PresentedClient = presentedClient(authorization, form);
   if (presented.method === 'private_key_jwt') {
     // The seam for SMART Backend Services: verify the assertion against the client's registered JWKS here.
     throw invalidClient('private_key_jwt client authentication is not supported yet', false);

@@ -18,6 +18,8 @@ export interface TokenSubject {
   clientId: string;
   customerId: string;
   scopes: string[];
+  /** The aggregated Patient a patient-scoped token speaks for (claim `patient`; NHS Login token exchange). */
+  patientId?: string;
 }
 
 /** The access token response of RFC 6749 §5.1. */
@@ -51,6 +53,7 @@ interface AccessTokenClaims {
   client_id: string;
   customer_id: string;
   scope: string;
+  patient?: string;
   jti: string;
   iat: number;
   exp: number;
@@ -110,6 +113,7 @@ export class TokenService {
       client_id: subject.clientId,
       customer_id: subject.customerId,
       scope: subject.scopes.join(' '),
+      ...(subject.patientId !== undefined ? { patient: subject.patientId } : {}),
       jti: randomUUID(),
       iat,
       exp: iat + this.ttlSeconds,
@@ -155,6 +159,7 @@ export class TokenService {
     }
     // RFC 9068 §2.2: exp and iat are required; a token that never expires could not be revoked by waiting.
     if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') throw invalidToken('The access token lacks exp or iat (RFC 9068 requires both)');
+    if (payload.patient !== undefined && (typeof payload.patient !== 'string' || payload.patient === '')) throw invalidToken('The access token names its patient wrongly');
     return {
       family,
       clientId: payload.sub,
@@ -162,6 +167,7 @@ export class TokenService {
       scopes: payload.scope.split(' ').filter((s) => s !== ''),
       admin: false,
       expiresAt: payload.exp,
+      ...(typeof payload.patient === 'string' ? { patientId: payload.patient } : {}),
     };
   }
 }
