@@ -130,6 +130,23 @@ describe('the exchange', () => {
     expect(write.status).toBe(403);
   });
 
+  test('over GraphQL too: its own Patient, no one else\'s, and no customer endpoint', async () => {
+    const { body } = await exchange({ subject_token: await idToken() });
+    const graphql = async (query: string): Promise<Json> => {
+      const res = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${body.access_token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ query }),
+      });
+      return (await res.json()) as Json;
+    };
+    const list = await graphql('{ PatientList { id } }');
+    expect(list.data.PatientList.map((p: Json) => p.id)).toEqual([annId]);
+    const endpoint = await graphql(`{ PatientList(_endpoint: "${supplier.endpointId}") { id } }`);
+    expect(endpoint.data?.PatientList ?? null).toBeNull();
+    expect(endpoint.errors[0].extensions.code).toBe('FORBIDDEN');
+  });
+
   test('a narrower patient/ scope may be asked for; system/ scopes or more than read and search may not', async () => {
     const narrow = await exchange({ subject_token: await idToken(), scope: 'patient/Patient.rs' });
     expect(narrow.status).toBe(200);
