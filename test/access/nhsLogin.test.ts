@@ -6,7 +6,10 @@ import { createHmac } from 'node:crypto';
 import { exportJWK, exportSPKI, generateKeyPair, type KeyLike, SignJWT } from 'jose';
 import { NhsLoginIdTokens } from '../../src/access/nhsLoginIdTokens';
 import { OAuthError } from '../../src/access/oauthError';
+import { tokenExchange } from '../../src/access/tokenExchange';
+import type { TokenService } from '../../src/access/tokens';
 import { loadConfig } from '../../src/config';
+import type { TenancyRepository } from '../../src/store/tenancyRepository';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -288,6 +291,15 @@ describe('the issuer keys at a JWKS URL', () => {
 });
 
 describe('configuration', () => {
+  test('without NHS Login configured, token exchange is an unsupported grant', async () => {
+    const client = { clientId: 'app', customerId: 'cus-1', family: 'fhir', name: null, scopes: ['patient/*.rs'], createdAt: new Date(), revokedAt: null };
+    const tenancy = { authenticateClient: async (id: string, secret: string) => (id === 'app' && secret === 's' ? client : null) } as unknown as TenancyRepository;
+    const request = { form: { grant_type: EXCHANGE, client_id: 'app', client_secret: 's', subject_token_type: ID_TOKEN, subject_token: 'x' } };
+    await expect(tokenExchange({ tenancy, tokens: {} as TokenService }, 'fhir', request)).rejects.toMatchObject({
+      error: 'unsupported_grant_type', description: expect.stringMatching(/NHS_LOGIN_ISSUER/),
+    });
+  });
+
   test('NHS Login needs its issuer and exactly one key source, as https URLs (http on loopback only)', () => {
     expect(loadConfig({}).nhsLogin).toBeUndefined();
     expect(loadConfig({ NHS_LOGIN_ISSUER: ISSUER, NHS_LOGIN_JWKS_URL: `${ISSUER}/.well-known/jwks.json` }).nhsLogin).toEqual({ issuer: ISSUER, jwksUrl: `${ISSUER}/.well-known/jwks.json` });
