@@ -25,6 +25,9 @@ import { installFhirParsers, mountFhir, sendOutcome } from './rest/fastifyFhir';
 import type { EndpointContext } from './rest/interactions';
 import { adminRoutes } from './rest/adminRoutes';
 import { oauthRoutes } from './rest/oauthRoutes';
+import { NhsLoginIdTokens } from './access/nhsLoginIdTokens';
+import { patientsByNhsNumber } from './aggregator/patientsByNhsNumber';
+import { patientOwnRecord } from './aggregator/patientOwnRecord';
 import { Authorization } from './service/authorization';
 import type { FhirServiceDeps } from './service/fhirService';
 import type { ResourceValidator, SearchPort } from './service/ports';
@@ -155,7 +158,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(result.ready ? 200 : 503).send(result);
   });
   mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
-  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl }));
+  const nhsLogin = config.nhsLogin ? { idTokens: await NhsLoginIdTokens.create(config.nhsLogin), patientsByNhsNumber: patientsByNhsNumber(db.sql) } : undefined;
+  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin }));
   await app.register(wellKnownRoutes({ tokens, publicUrl: () => config.publicUrl }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.
@@ -205,7 +209,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     tokens,
     revoked,
     endpoint: (id) => endpoints.get(id),
-    aggregatedFilter: async (caller) => accessFilterFor(await identities.get(caller.customerId as string)),
+    aggregatedFilter: async (caller) =>
+      caller.patientId !== undefined ? patientOwnRecord(caller.patientId) : accessFilterFor(await identities.get(caller.customerId as string)),
     supported: aggregator.supported,
     publicUrl: () => config.publicUrl,
   });

@@ -40,6 +40,20 @@ export interface Config {
   graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
   /** Browser origins allowed by CORS (CORS_ORIGINS, comma-separated exact origins, or `*`); none by default. */
   corsOrigins: string[];
+  /** NHS Login as an identity provider for patient apps (token exchange at /oauth2/token); off when unset. */
+  nhsLogin?: NhsLoginConfig;
+}
+
+/** Where NHS Login ID tokens come from and how their signatures are checked. */
+export interface NhsLoginConfig {
+  /** NHS_LOGIN_ISSUER: the exact `iss` of its ID tokens, e.g. https://auth.login.nhs.uk. */
+  issuer: string;
+  /** NHS_LOGIN_JWKS_URL: the issuer's published keys (https, or http on a loopback address for a local issuer). */
+  jwksUrl?: string;
+  /** NHS_LOGIN_JWKS_FILE: the issuer's keys as a local JWKS file, instead of a URL. */
+  jwksFile?: string;
+  /** NHS_LOGIN_AUDIENCE: the `aud` NHS Login puts in ID tokens (the client id registered there); default: our client's id. */
+  audience?: string;
 }
 
 export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -144,6 +158,33 @@ class EnvReader {
   }
 }
 
+function absoluteUrl(value: string, name: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`${name} must be an absolute URL, got '${value}'`);
+  }
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new Error(`${name} must be an https URL (http only on a loopback address), got '${value}'`);
+  return url;
+}
+
+/** NHS Login is configured by its issuer plus exactly one key source; any NHS_LOGIN_* without the rest is a mistake. */
+function nhsLogin(env: NodeJS.ProcessEnv): NhsLoginConfig | undefined {
+  const issuer = env.NHS_LOGIN_ISSUER || undefined;
+  const jwksUrl = env.NHS_LOGIN_JWKS_URL || undefined;
+  const jwksFile = env.NHS_LOGIN_JWKS_FILE || undefined;
+  const audience = env.NHS_LOGIN_AUDIENCE || undefined;
+  if (!issuer && !jwksUrl && !jwksFile && !audience) return undefined;
+  if (!issuer) throw new Error('NHS_LOGIN_ISSUER is required when any other NHS_LOGIN_* setting is given');
+  // The issuer is compared with `iss` exactly (OpenID Connect Core §3.1.3.7), so it is kept as written.
+  absoluteUrl(issuer, 'NHS_LOGIN_ISSUER');
+  if (!jwksUrl === !jwksFile) throw new Error('NHS Login needs exactly one of NHS_LOGIN_JWKS_URL and NHS_LOGIN_JWKS_FILE');
+  if (jwksUrl) absoluteUrl(jwksUrl, 'NHS_LOGIN_JWKS_URL');
+  return { issuer, ...(jwksUrl ? { jwksUrl } : {}), ...(jwksFile ? { jwksFile } : {}), ...(audience ? { audience } : {}) };
+}
+
 /** Reads and checks the configuration; throws a `ConfigError` listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const read = new EnvReader(env);
@@ -181,6 +222,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     aggregationAdmitWaitMs: read.int('AGGREGATION_ADMIT_WAIT_MS', 30_000),
     aggregationWorker,
   };
+  try {
+    const nhs = nhsLogin(env);
+    if (nhs) config.nhsLogin = nhs;
+  } catch (err) {
+    read.problems.push((err as Error).message);
+  }
   // Read where they are used (the token service), checked here so that every problem shows at once.
   read.int('TOKEN_TTL_SECONDS', 300, 1);
   if (read.problems.length) throw new ConfigError(read.problems);

@@ -30,8 +30,7 @@ export interface TokenEndpointDeps {
 const TOKEN_PATHS: Record<TokenFamily, string> = { fhir: '/oauth2/token', legacy: '/legacy/oauth2/token' };
 
 export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest): Promise<IssuedToken> {
-  const presented = presentedClient(request.authorization, request.form);
-  const client = await authenticate(deps, presented, family);
+  const client = await authenticateClient(deps, request.authorization, request.form, family);
 
   const grantType = request.form.grant_type;
   if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');
@@ -52,7 +51,9 @@ export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: To
   return deps.tokens.issue(family, { clientId: client.clientId, customerId: client.customerId, scopes: granted });
 }
 
-async function authenticate(deps: TokenEndpointDeps, presented: PresentedClient, family: TokenFamily): Promise<ClientRecord> {
+/** The client a token request authenticates as (shared by every grant); throws invalid_client. */
+export async function authenticateClient(deps: TokenEndpointDeps, authorization: string | undefined, form: Record<string, string>, family: TokenFamily): Promise<ClientRecord> {
+  const presented: PresentedClient = presentedClient(authorization, form);
   if (presented.method === 'private_key_jwt') {
     const tokenUrl = deps.publicUrl().replace(/\/+$/, '') + TOKEN_PATHS[family];
     return authenticateAssertion({ findClient: (id) => deps.tenancy.findClient(id), jtis: deps.jtis }, { assertion: presented.assertion, clientId: presented.clientId, tokenUrl });

@@ -63,14 +63,27 @@ export function grantScopes(requested: string[] | undefined, held: string[]): { 
 export type Permission = 'c' | 'r' | 'u' | 'd' | 's';
 
 /**
- * Whether `scopes` allow `permission` on resources of `type`. Only `system/` scopes grant anything for
- * now: `patient/` and `user/` scopes also limit a caller to a patient or a user, which this server does
- * not yet know how to enforce, so granting their letters would grant too much.
+ * Whose data a caller's scopes speak for. A client's `system/` scopes grant their letters; a patient-scoped
+ * token (NHS Login, claim `patient`) is granted by its `patient/` scopes alone, and only their read and
+ * search letters: a patient app reads its patient's record and writes nothing (the access predicate keeps
+ * it to that patient's compartment). `user/` scopes grant nothing yet: no user identity is established.
  */
-export function permits(scopes: readonly string[], permission: Permission, type: string): boolean {
+export interface ScopeContext {
+  /** The caller speaks for one patient (its token carries the `patient` claim). */
+  patient?: boolean;
+}
+
+/** The letters one SMART scope grants in `context`: none for a scope of another context. */
+function granted(s: { context: string; permissions: string }, context: ScopeContext): string {
+  if (context.patient) return s.context === 'patient' ? s.permissions.replace(/[cud]/g, '') : '';
+  return s.context === 'system' ? s.permissions : '';
+}
+
+/** Whether `scopes` allow `permission` on resources of `type` (see ScopeContext for which scopes count). */
+export function permits(scopes: readonly string[], permission: Permission, type: string, context: ScopeContext = {}): boolean {
   return scopes.some((scope) => {
     const s = smart(scope);
-    return s !== undefined && s.context === 'system' && (s.type === '*' || s.type === type) && s.permissions.includes(permission);
+    return s !== undefined && (s.type === '*' || s.type === type) && granted(s, context).includes(permission);
   });
 }
 
@@ -78,11 +91,11 @@ export function permits(scopes: readonly string[], permission: Permission, type:
  * The resource types on which `scopes` allow any of `permissions`: `'*'` when a wildcard scope does,
  * else the (possibly empty) list of named types.
  */
-export function permittedTypes(scopes: readonly string[], permissions: readonly Permission[]): '*' | string[] {
+export function permittedTypes(scopes: readonly string[], permissions: readonly Permission[], context: ScopeContext = {}): '*' | string[] {
   const types = new Set<string>();
   for (const scope of scopes) {
     const s = smart(scope);
-    if (!s || s.context !== 'system' || !permissions.some((p) => s.permissions.includes(p))) continue;
+    if (!s || !permissions.some((p) => granted(s, context).includes(p))) continue;
     if (s.type === '*') return '*';
     types.add(s.type);
   }

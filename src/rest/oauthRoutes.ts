@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenFamily } from '../access/caller';
-import { clientCredentialsGrant, type TokenEndpointDeps } from '../access/clientCredentialsGrant';
+import { clientCredentialsGrant } from '../access/clientCredentialsGrant';
 import { OAuthError } from '../access/oauthError';
+import { TOKEN_EXCHANGE_GRANT, tokenExchange, type TokenExchangeDeps } from '../access/tokenExchange';
 
 /**
  * The two token endpoints, `POST /oauth2/token` (fhir family) and `POST /legacy/oauth2/token` (legacy):
- * a thin HTTP adapter over `clientCredentialsGrant`. Bodies must be application/x-www-form-urlencoded
+ * a thin HTTP adapter over the grants, chosen by `grant_type`: `clientCredentialsGrant`, and `tokenExchange`
+ * (RFC 8693; NHS Login ID token → patient-scoped token). Bodies must be application/x-www-form-urlencoded
  * (RFC 6749 §4.4.2); every answer, error or not, carries `Cache-Control: no-store` and `Pragma: no-cache`
  * (RFC 6749 §5.1), and errors are RFC 6749 §5.2 JSON rather than OperationOutcomes.
  */
@@ -26,7 +28,7 @@ function sendError(reply: FastifyReply, err: OAuthError): FastifyReply {
   return reply.status(err.status).headers(err.headers).type('application/json; charset=utf-8').send(err.body);
 }
 
-export function oauthRoutes(deps: TokenEndpointDeps): FastifyPluginAsync {
+export function oauthRoutes(deps: TokenExchangeDeps): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     // In this scope every body arrives as a string and the handler decides; a JSON or XML token request
     // is then an OAuth invalid_request rather than a framework error in some other format.
@@ -51,7 +53,8 @@ export function oauthRoutes(deps: TokenEndpointDeps): FastifyPluginAsync {
         const contentType = request.headers['content-type']?.split(';')[0].trim().toLowerCase();
         if (contentType !== FORM) throw new OAuthError('invalid_request', `A token request must be ${FORM} (RFC 6749 §4.4.2)`);
         const form = parseForm(typeof request.body === 'string' ? request.body : '');
-        return clientCredentialsGrant(deps, family, { authorization: request.headers.authorization, form });
+        const tokenRequest = { authorization: request.headers.authorization, form };
+        return form.grant_type === TOKEN_EXCHANGE_GRANT ? tokenExchange(deps, family, tokenRequest) : clientCredentialsGrant(deps, family, tokenRequest);
       });
       app.route({
         method: ['GET', 'PUT', 'PATCH', 'DELETE'],

@@ -58,6 +58,9 @@ export class Authorization {
   /** The caller's service on one of its customer's endpoints; 404 for any other endpoint id. */
   async customer(caller: Caller, endpointId: string): Promise<CustomerAccess> {
     const authorised = requireFhirFamily(caller);
+    // A patient app speaks for one patient, whose data it reads on the aggregated record; a customer
+    // endpoint holds every patient's data as the customer sent it.
+    if (caller.patientId !== undefined) throw forbidden('A patient-scoped token reads the aggregated record (/fhir/aggregated) only');
     const endpoint = await this.deps.endpoint(endpointId);
     if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
     // Its owner learns why; to anyone else it stays indistinguishable from a missing one (above).

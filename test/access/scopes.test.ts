@@ -37,8 +37,21 @@ describe('scopes', () => {
     expect(permits(['openid', 'system/Patient.'], 'r', 'Patient')).toBe(false);
   });
 
-  test('patient/ and user/ scopes grant nothing yet: their compartment limit is not enforced', () => {
+  test('patient/ and user/ scopes grant nothing to a client that speaks for no patient', () => {
     expect(permits(['patient/*.cruds', 'user/Patient.rs'], 'r', 'Patient')).toBe(false);
+    expect(permittedTypes(['patient/*.rs'], ['r', 's'])).toEqual([]);
+  });
+
+  test('a patient-scoped token is granted reads and searches by its patient/ scopes only, never writes', () => {
+    const patient = { patient: true };
+    expect(LETTERS.filter((p) => permits(['patient/*.cruds'], p, 'Observation', patient))).toEqual(['r', 's']);
+    expect(LETTERS.filter((p) => permits(['patient/Patient.read'], p, 'Patient', patient))).toEqual(['r', 's']);
+    expect(permits(['patient/Patient.rs'], 'r', 'Observation', patient)).toBe(false);
+    // A system/ scope on a patient's token would reach every patient's data: it counts for nothing.
+    expect(permits(['system/*.cruds'], 'r', 'Patient', patient)).toBe(false);
+    expect(permittedTypes(['patient/*.rs', 'system/*.cruds'], ['r', 's'], patient)).toBe('*');
+    expect(permittedTypes(['patient/Patient.rs', 'system/*.cruds'], ['r', 's'], patient)).toEqual(['Patient']);
+    expect(permittedTypes(['patient/*.cud'], ['r', 's'], patient)).toEqual([]);
   });
 
   test('permittedTypes lists the types a caller may read or search, or * for a wildcard', () => {
