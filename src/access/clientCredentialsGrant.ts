@@ -43,7 +43,14 @@ export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: To
   const { granted, denied } = grantScopes(requested, client.scopes);
   if (denied.length) throw new OAuthError('invalid_scope', `Not granted to this client: ${denied.join(' ')}`);
 
-  return deps.tokens.issue(family, { clientId: client.clientId, customerId: client.customerId, scopes: granted });
+  return deps.tokens.issue(family, {
+    clientId: client.clientId,
+    customerId: client.customerId,
+    scopes: granted,
+    organizationId: client.organizationId,
+    teamId: client.teamId,
+    practitionerId: client.practitionerId,
+  });
 }
 
 async function authenticate(deps: TokenEndpointDeps, presented: PresentedClient): Promise<ClientRecord> {
@@ -55,5 +62,8 @@ async function authenticate(deps: TokenEndpointDeps, presented: PresentedClient)
   const client = await deps.tenancy.authenticateClient(presented.clientId, presented.secret);
   if (!client) throw invalidClient('Unknown client or wrong secret', basic);
   if (client.revokedAt) throw invalidClient('This client has been revoked', basic);
+  // Issue 13: a client acting for a disabled organisation, team or practitioner gets no tokens.
+  const disabled = await deps.tenancy.organizations.disabledBinding(client);
+  if (disabled) throw invalidClient(`The ${disabled} this client acts for is disabled`, basic);
   return client;
 }

@@ -18,6 +18,12 @@ export interface TokenSubject {
   clientId: string;
   customerId: string;
   scopes: string[];
+  /** Whom the client acts for (issue 13); each becomes a claim of the same meaning as the Caller's field. */
+  organizationId?: string | null;
+  teamId?: string | null;
+  practitionerId?: string | null;
+  patientId?: string | null;
+  breakGlass?: { patientId: string; reason: string; until: number } | null;
 }
 
 /** The access token response of RFC 6749 §5.1. */
@@ -54,6 +60,11 @@ interface AccessTokenClaims {
   jti: string;
   iat: number;
   exp: number;
+  org?: string;
+  team?: string;
+  practitioner?: string;
+  patient?: string;
+  btg?: { patient: string; reason: string; until: number };
 }
 
 const PATHS: Record<TokenFamily, { issuer: string; audience: string }> = {
@@ -113,6 +124,11 @@ export class TokenService {
       jti: randomUUID(),
       iat,
       exp: iat + this.ttlSeconds,
+      ...(subject.organizationId ? { org: subject.organizationId } : {}),
+      ...(subject.teamId ? { team: subject.teamId } : {}),
+      ...(subject.practitionerId ? { practitioner: subject.practitionerId } : {}),
+      ...(subject.patientId ? { patient: subject.patientId } : {}),
+      ...(subject.breakGlass ? { btg: { patient: subject.breakGlass.patientId, reason: subject.breakGlass.reason, until: subject.breakGlass.until } } : {}),
     };
     const accessToken = jwt.sign(claims, this.keys[family], {
       algorithm: 'HS256',
@@ -155,7 +171,7 @@ export class TokenService {
     }
     // RFC 9068 §2.2: exp and iat are required; a token that never expires could not be revoked by waiting.
     if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') throw invalidToken('The access token lacks exp or iat (RFC 9068 requires both)');
-    return {
+    const caller: Caller = {
       family,
       clientId: payload.sub,
       customerId: payload.customer_id,
@@ -163,7 +179,31 @@ export class TokenService {
       admin: false,
       expiresAt: payload.exp,
     };
+    for (const [claim, field] of ID_CLAIMS) {
+      const value = payload[claim];
+      if (value === undefined) continue;
+      if (typeof value !== 'string' || value === '') throw invalidToken(`The access token's '${claim}' claim must be an id`);
+      caller[field] = value;
+    }
+    if (payload.btg !== undefined) caller.breakGlass = breakGlassClaim(payload.btg);
+    return caller;
   }
+}
+
+/** The claims naming whom a token acts for, and the Caller fields they fill. */
+const ID_CLAIMS = [
+  ['org', 'organizationId'],
+  ['team', 'teamId'],
+  ['practitioner', 'practitionerId'],
+  ['patient', 'patientId'],
+] as const;
+
+function breakGlassClaim(value: unknown): NonNullable<Caller['breakGlass']> {
+  const btg = value as { patient?: unknown; reason?: unknown; until?: unknown } | null;
+  if (!btg || typeof btg !== 'object' || typeof btg.patient !== 'string' || typeof btg.reason !== 'string' || typeof btg.until !== 'number') {
+    throw invalidToken("The access token's 'btg' claim must name a patient, a reason and an end");
+  }
+  return { patientId: btg.patient, reason: btg.reason, until: btg.until };
 }
 
 /** RFC 6750 §3: a refused bearer token says why in `WWW-Authenticate`. */
