@@ -4,6 +4,7 @@ import { bearerToken } from '../access/caller';
 import type { AdminService } from '../admin/adminService';
 import { badRequest, OperationOutcomeError, operationOutcome, unauthorized } from '../fhir/outcome';
 import type { ClientFamily, ClientRecord, EndpointRecord, NewClient } from '../store/tenancyRepository';
+import { organizationRoutes } from './organizationRoutes';
 
 /**
  * The admin API the admin CLI calls: JSON in, JSON out, under `/admin`, guarded by the admin credential
@@ -92,6 +93,8 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
     app.delete('/admin/clients/:id', async (request) => clientView(await admin.revokeClient(param(request))));
     app.post('/admin/clients/:id/revoke', async (request) => clientView(await admin.revokeClient(param(request))));
     app.post('/admin/clients/:id/secret', async (request) => newClientView(await admin.rotateClientSecret(param(request))));
+
+    organizationRoutes(app, admin.organizations);
 
     app.post('/admin/consents', async (request, reply) => {
       const grant = await admin.grantConsent(objectBody(request.body));
