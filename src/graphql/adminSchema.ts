@@ -144,9 +144,12 @@ export class AdminResolver {
     @Arg('family', () => String, { description: 'fhir or legacy' }) family: string,
     @Arg('name', () => String, { nullable: true }) name: string | undefined,
     @Arg('scopes', () => [String], { nullable: true, description: 'SMART scopes, e.g. ["system/Patient.rs"] (default system/*.cruds)' }) scopes: string[] | undefined,
+    @Arg('organizationId', () => ID, { nullable: true, description: 'Default: the customer’s default organisation' }) organizationId: string | undefined,
+    @Arg('teamId', () => ID, { nullable: true, description: 'A team of the organisation the client acts as (its web UI)' }) teamId: string | undefined,
+    @Arg('practitionerId', () => ID, { nullable: true, description: 'A practitioner of the organisation the client acts as (their app)' }) practitionerId: string | undefined,
     @Ctx() ctx: GraphqlContext,
   ) {
-    return admin(ctx).clientCreate({ customerId, family, name, scopes });
+    return admin(ctx).clientCreate({ customerId, organizationId, teamId, practitionerId, family, name, scopes });
   }
   @Mutation(() => ApiClient, { description: 'The client gets no new tokens; issued ones run out within their short lifetime' })
   adminClientRevoke(@Arg('clientId', () => ID) clientId: string, @Ctx() ctx: GraphqlContext) {
