@@ -138,6 +138,23 @@ test('a client may not act for what is not its organisation’s, nor be bound to
   expect(foreignMember.body.issue[0].expression).toEqual(['practitionerId']);
 });
 
+test("a tenant's token cannot read or change organisations, teams or practitioners", async () => {
+  const tenant = await server.provision();
+  for (const [method, path] of [
+    ['GET', '/admin/organizations'],
+    ['GET', '/admin/teams'],
+    ['GET', '/admin/practitioners'],
+    ['POST', '/admin/organizations'],
+  ]) {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/json' },
+      body: method === 'POST' ? JSON.stringify({ customerId: tenant.customerId, name: 'Mine' }) : undefined,
+    });
+    expect({ path, status: res.status }).toEqual({ path, status: 401 });
+  }
+});
+
 describe('disabling refuses new tokens and the tokens already issued, from the next request on', () => {
   const cases: [string, (ids: Json) => string][] = [
     ['organisation', (ids) => `/admin/organizations/${ids.organizationId}/disable`],
