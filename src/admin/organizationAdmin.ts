@@ -239,7 +239,7 @@ export class OrganizationAdmin {
     onlyFields(input, ['practitionerId']);
     const practitioner = await this.getPractitioner(input.practitionerId);
     if (practitioner.organizationId !== team.organizationId) {
-      throw badRequest(`Practitioner '${practitioner.id}' is not a practitioner of team '${team.id}''s organization '${team.organizationId}'`, 'practitionerId');
+      throw badRequest(`Practitioner '${practitioner.id}' is not a practitioner of organization '${team.organizationId}' of team '${team.id}'`, 'practitionerId');
     }
     return { team, practitionerId: practitioner.id };
   }

@@ -12,7 +12,8 @@ import type { AccessFilter } from './ports';
  * The one authorisation point below the doors (DESIGN §4; issue 12). REST, batch and transaction entries,
  * `$graphql` and `/graphql` all get their `FhirService`s here and nowhere else, and a `FhirService` cannot be
  * built without the caller it acts for. The checks, in order:
- * (a) the token: verified for the `fhir` family, not expired (`exp` required), its client not revoked;
+ * (a) the token: verified for the `fhir` family, not expired (`exp` required), its client not revoked and
+ *     the organisation, team or practitioner it acts for not disabled (legacy family: `authenticateLegacy`);
  *     the endpoint: owned by the caller's customer (someone else's endpoint looks like a missing one);
  * (b) SMART scopes, per interaction and type, inside FhirService (access/scopeGuard.ts);
  * (c) the access predicate: the caller's types and, on aggregated data, what it may see
