@@ -204,11 +204,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await revoked.start();
   app.addHook('onClose', async () => revoked.stop());
   tenancy.onClientRevoked((clientId) => revoked.revoked(clientId));
+  // An organisation's public id never changes; a disabled one is refused by `revoked` before this is asked.
+  const organizationPublicIds = new TtlCache(async (id: string) => (await tenancy.organizations.getOrganization(id))?.publicId ?? null, 600_000);
   const authorization = new Authorization({
     services: serviceDeps,
     tokens,
     revoked,
     endpoint: (id) => endpoints.get(id),
+    organizationPublicId: (id) => organizationPublicIds.get(id),
     aggregatedFilter: async (caller) =>
       caller.patientId !== undefined ? patientOwnRecord(caller.patientId) : accessFilterFor(await identities.get(caller.customerId as string)),
     supported: aggregator.supported,

@@ -48,7 +48,14 @@ export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: To
   const { granted, denied } = grantScopes(requested, client.scopes);
   if (denied.length) throw new OAuthError('invalid_scope', `Not granted to this client: ${denied.join(' ')}`);
 
-  return deps.tokens.issue(family, { clientId: client.clientId, customerId: client.customerId, scopes: granted });
+  return deps.tokens.issue(family, {
+    clientId: client.clientId,
+    customerId: client.customerId,
+    scopes: granted,
+    organizationId: client.organizationId,
+    teamId: client.teamId,
+    practitionerId: client.practitionerId,
+  });
 }
 
 /** The client a token request authenticates as (shared by every grant); throws invalid_client. */
@@ -62,5 +69,8 @@ export async function authenticateClient(deps: TokenEndpointDeps, authorization:
   const client = await deps.tenancy.authenticateClient(presented.clientId, presented.secret);
   if (!client) throw invalidClient('Unknown client or wrong secret', basic);
   if (client.revokedAt) throw invalidClient('This client has been revoked', basic);
+  // Issue 13: a client acting for a disabled organisation, team or practitioner gets no tokens.
+  const disabled = await deps.tenancy.organizations.disabledBinding(client);
+  if (disabled) throw invalidClient(`The ${disabled} this client acts for is disabled`, basic);
   return client;
 }

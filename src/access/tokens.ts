@@ -32,11 +32,12 @@ export interface TokenSubject {
   clientId: string;
   customerId: string;
   scopes: string[];
-  organizationId?: string;
-  teamId?: string;
-  practitionerId?: string;
-  patientId?: string;
-  breakGlass?: { patientId: string; reason: string; until: number };
+  /** Whom the client acts for (issue 13); each becomes a claim of the same meaning as the Caller's field. */
+  organizationId?: string | null;
+  teamId?: string | null;
+  practitionerId?: string | null;
+  patientId?: string | null;
+  breakGlass?: { patientId: string; reason: string; until: number } | null;
 }
 
 /** The access token response of RFC 6749 §5.1. */
@@ -185,12 +186,12 @@ export class TokenService {
       jti: randomUUID(),
       iat,
       exp: iat + this.ttlSeconds,
+      ...(subject.organizationId ? { org: subject.organizationId } : {}),
+      ...(subject.teamId ? { team: subject.teamId } : {}),
+      ...(subject.practitionerId ? { practitioner: subject.practitionerId } : {}),
+      ...(subject.patientId ? { patient: subject.patientId } : {}),
+      ...(subject.breakGlass ? { btg: { patient: subject.breakGlass.patientId, reason: subject.breakGlass.reason, until: subject.breakGlass.until } } : {}),
     };
-    if (subject.organizationId !== undefined) claims.org = subject.organizationId;
-    if (subject.teamId !== undefined) claims.team = subject.teamId;
-    if (subject.practitionerId !== undefined) claims.practitioner = subject.practitionerId;
-    if (subject.patientId !== undefined) claims.patient = subject.patientId;
-    if (subject.breakGlass !== undefined) claims.btg = { patient: subject.breakGlass.patientId, reason: subject.breakGlass.reason, until: subject.breakGlass.until };
     const key = this.keys[family].current;
     const header = { alg: SIGNING_ALGORITHM, typ: 'at+jwt', kid: key.kid };
     const input = `${encode(header)}.${encode(claims)}`;
@@ -257,7 +258,7 @@ export class TokenService {
     };
     for (const [claim, field] of [['org', 'organizationId'], ['team', 'teamId'], ['practitioner', 'practitionerId'], ['patient', 'patientId']] as const) {
       if (payload[claim] === undefined) continue;
-      if (typeof payload[claim] !== 'string') throw invalidToken(`The access token claim '${claim}' is not a string`);
+      if (typeof payload[claim] !== 'string' || payload[claim] === '') throw invalidToken(`The access token's '${claim}' claim must be an id`);
       caller[field] = payload[claim];
     }
     if (payload.btg !== undefined) {

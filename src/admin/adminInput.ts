@@ -117,3 +117,13 @@ export function millisecondsField(value: unknown, field: string, fallback: numbe
   if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw badRequest(`'${field}' must be a number of milliseconds`, field);
   return n;
 }
+
+/** A team's alias: how a message names the team ($process-message team-alias); null when absent. */
+const ALIAS = /^[A-Za-z0-9][A-Za-z0-9\-_.]{0,63}$/;
+export function aliasField(value: unknown): string | null {
+  if (isAbsent(value)) return null;
+  if (typeof value !== 'string' || !ALIAS.test(value)) {
+    throw badRequest(`'alias' must be 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit`, 'alias');
+  }
+  return value;
+}

@@ -20,6 +20,7 @@ import {
   sourceOrgField,
   type Untrusted,
 } from './adminInput';
+import { OrganizationAdmin } from './organizationAdmin';
 
 /**
  * The admin operations — customers, endpoints, clients, consents, aggregation housekeeping — for every door:
@@ -62,7 +63,13 @@ export interface EndpointUpdateFields {
 }
 
 export interface ClientFields {
+  /** May be left out when `organizationId` is given. */
   customerId: string;
+  /** Default: the customer's default organisation. */
+  organizationId: string;
+  /** At most one of these two, of the client's organisation. */
+  teamId: string;
+  practitionerId: string;
   family: string;
   name: string;
   /** A space-separated string or a list. */
@@ -86,7 +93,12 @@ export interface UpdatedEndpoint extends EndpointRecord {
 const ENDPOINT_UPDATE = ['name', 'defaultSourceOrg', 'enabled'] as const;
 
 export class AdminService {
-  constructor(private readonly deps: AdminServiceDeps) {}
+  /** Organisations, teams, practitioners and team membership (organizationAdmin.ts). */
+  readonly organizations: OrganizationAdmin;
+
+  constructor(private readonly deps: AdminServiceDeps) {
+    this.organizations = new OrganizationAdmin(deps.tenancy.organizations, (id) => deps.tenancy.getCustomer(id));
+  }
 
   // Customers
 
@@ -180,16 +192,18 @@ export class AdminService {
 
   // API clients
 
-  /** A new client and its secret, the only time the secret exists in plain text. */
+  /**
+   * A new client and its secret, the only time the secret exists in plain text. It acts for an organisation
+   * (default: its customer's default one), optionally bound to one team or practitioner of it.
+   */
   async createClient(input: Untrusted<ClientFields>): Promise<NewClient> {
-    onlyFields(input, ['customerId', 'family', 'name', 'scopes', 'jwks']);
-    const customerId = idField(input.customerId, 'customerId');
+    onlyFields(input, ['customerId', 'organizationId', 'teamId', 'practitionerId', 'family', 'name', 'scopes', 'jwks']);
     const family = familyField(input.family);
     const name = nameField(input.name, 'name', false);
     const scopes = input.scopes === undefined || input.scopes === null ? defaultScopes(family) : scopesField(input.scopes);
     const jwks = jwksField(input.jwks);
-    await this.requireCustomer(customerId);
-    return this.deps.tenancy.createClient({ customerId, family, name, scopes, jwks });
+    const binding = await this.organizations.clientBinding(input);
+    return this.deps.tenancy.createClient({ ...binding, family, name, scopes, jwks });
   }
 
   /** All clients, or one customer's (404 for an unknown customer), revoked ones included; never their secrets. */

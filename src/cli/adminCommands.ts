@@ -48,6 +48,10 @@ export const OPTIONS: Record<string, string> = {
   endpoint: 'an endpoint id (ep-…)',
   enabled: 'true or false: whether the endpoint accepts FHIR requests',
   client: 'an API client id (cli-…)',
+  organization: 'an organisation id (org-…)',
+  team: 'a team id (team-…)',
+  practitioner: 'a practitioner id (prac-…)',
+  alias: "a team's alias, unique within its organisation (how messages name the team)",
   patient: 'an aggregated Patient id',
   grantee: 'who is granted: an aggregated Organization id or a customer id',
   label: 'privacy label: GENERAL_HEALTH, MENTAL_HEALTH, SEXUAL_HEALTH or SOCIAL_CARE',
@@ -158,13 +162,17 @@ export const COMMANDS: AdminCommand[] = [
   },
   {
     words: ['client', 'create'],
-    usage: '--customer ID --family fhir|legacy [--name NAME] [--scopes "SCOPES"] [--jwks FILE]',
-    summary: 'create an API client; prints client_id and client_secret (the secret is shown only this once); --jwks registers public keys for private_key_jwt',
-    options: ['customer', 'family', 'name', 'scopes', 'scope', 'jwks'],
-    required: ['customer', 'family'],
+    usage: '--customer ID|--organization ID --family fhir|legacy [--team ID|--practitioner ID] [--name NAME] [--scopes "SCOPES"] [--jwks FILE]',
+    summary:
+      "create an API client acting for an organisation (default: the customer's default one), optionally bound to one of its teams or practitioners; prints client_id and client_secret (the secret is shown only this once); --jwks registers public keys for private_key_jwt",
+    options: ['customer', 'organization', 'team', 'practitioner', 'family', 'name', 'scopes', 'scope', 'jwks'],
+    required: ['family'],
     run: async ({ api, options }) =>
       api.call('POST', '/admin/clients', {
         customerId: options.customer,
+        organizationId: options.organization,
+        teamId: options.team,
+        practitionerId: options.practitioner,
         family: options.family,
         name: options.name,
         scopes: scopesOption(options),
@@ -203,6 +211,120 @@ export const COMMANDS: AdminCommand[] = [
     run: ({ api, options }) => api.call('POST', `/admin/clients/${encodeURIComponent(options.client as string)}/secret`),
   },
 ];
+
+const path = (kind: string, id: string | undefined, rest = '') => `/admin/${kind}/${encodeURIComponent(id as string)}${rest}`;
+const listQuery = (name: string, value: string | undefined) => (value ? `?${name}=${encodeURIComponent(value)}` : '');
+
+// Organisations, teams and practitioners (issue 13). Body fields go to the server unchecked, so it refuses a
+// bad or missing one in the same words as the other admin doors; only the id in the path is required here.
+COMMANDS.push(
+  {
+    words: ['organization', 'create'],
+    usage: '--customer ID --name NAME',
+    summary: 'create an organisation of a customer (with its default team); prints its id and public id',
+    options: ['customer', 'name'],
+    run: ({ api, options }) => api.call('POST', '/admin/organizations', { customerId: options.customer, name: options.name }),
+  },
+  {
+    words: ['organization', 'list'],
+    usage: '[--customer ID]',
+    summary: 'list organisations, all or one customer’s',
+    options: ['customer'],
+    run: ({ api, options }) => api.call('GET', `/admin/organizations${listQuery('customerId', options.customer)}`),
+  },
+  {
+    words: ['organization', 'update'],
+    usage: '--organization ID --name NAME',
+    summary: "rename an organisation",
+    options: ['organization', 'name'],
+    required: ['organization'],
+    run: ({ api, options }) => api.call('PATCH', path('organizations', options.organization), { name: options.name }),
+  },
+  {
+    words: ['organization', 'disable'],
+    usage: '--organization ID',
+    summary: 'disable an organisation for good: its clients get no tokens, and their tokens are refused from the next request on',
+    options: ['organization'],
+    required: ['organization'],
+    run: ({ api, options }) => api.call('POST', path('organizations', options.organization, '/disable')),
+  },
+  {
+    words: ['team', 'create'],
+    usage: '--organization ID --name NAME [--alias ALIAS]',
+    summary: 'create a team of an organisation',
+    options: ['organization', 'name', 'alias'],
+    run: ({ api, options }) => api.call('POST', '/admin/teams', { organizationId: options.organization, name: options.name, alias: options.alias }),
+  },
+  {
+    words: ['team', 'list'],
+    usage: '[--organization ID]',
+    summary: 'list teams (with their practitioners), all or one organisation’s',
+    options: ['organization'],
+    run: ({ api, options }) => api.call('GET', `/admin/teams${listQuery('organizationId', options.organization)}`),
+  },
+  {
+    words: ['team', 'update'],
+    usage: "--team ID [--name NAME] [--alias ALIAS]",
+    summary: "change a team's name or alias (--alias '' clears it)",
+    options: ['team', 'name', 'alias'],
+    required: ['team'],
+    run: ({ api, options }) => api.call('PATCH', path('teams', options.team), { name: options.name, alias: clearable(options.alias) }),
+  },
+  {
+    words: ['team', 'disable'],
+    usage: '--team ID',
+    summary: 'disable a team for good: clients bound to it get no tokens, and their tokens are refused from the next request on',
+    options: ['team'],
+    required: ['team'],
+    run: ({ api, options }) => api.call('POST', path('teams', options.team, '/disable')),
+  },
+  {
+    words: ['team', 'add-member'],
+    usage: '--team ID --practitioner ID',
+    summary: 'add a practitioner of the same organisation to a team',
+    options: ['team', 'practitioner'],
+    required: ['team'],
+    run: ({ api, options }) => api.call('POST', path('teams', options.team, '/members'), { practitionerId: options.practitioner }),
+  },
+  {
+    words: ['team', 'remove-member'],
+    usage: '--team ID --practitioner ID',
+    summary: 'remove a practitioner from a team',
+    options: ['team', 'practitioner'],
+    required: ['team', 'practitioner'],
+    run: ({ api, options }) => api.call('DELETE', path('teams', options.team, `/members/${encodeURIComponent(options.practitioner as string)}`)),
+  },
+  {
+    words: ['practitioner', 'create'],
+    usage: '--organization ID --name NAME',
+    summary: 'create a practitioner of an organisation',
+    options: ['organization', 'name'],
+    run: ({ api, options }) => api.call('POST', '/admin/practitioners', { organizationId: options.organization, name: options.name }),
+  },
+  {
+    words: ['practitioner', 'list'],
+    usage: '[--organization ID]',
+    summary: 'list practitioners (with their teams), all or one organisation’s',
+    options: ['organization'],
+    run: ({ api, options }) => api.call('GET', `/admin/practitioners${listQuery('organizationId', options.organization)}`),
+  },
+  {
+    words: ['practitioner', 'update'],
+    usage: '--practitioner ID --name NAME',
+    summary: 'rename a practitioner',
+    options: ['practitioner', 'name'],
+    required: ['practitioner'],
+    run: ({ api, options }) => api.call('PATCH', path('practitioners', options.practitioner), { name: options.name }),
+  },
+  {
+    words: ['practitioner', 'disable'],
+    usage: '--practitioner ID',
+    summary: 'disable a practitioner for good: clients bound to it get no tokens, and their tokens are refused from the next request on',
+    options: ['practitioner'],
+    required: ['practitioner'],
+    run: ({ api, options }) => api.call('POST', path('practitioners', options.practitioner, '/disable')),
+  },
+);
 
 const consent = (o: OptionValues) => ({ patientId: o.patient, grantee: o.grantee, label: o.label });
 COMMANDS.push(

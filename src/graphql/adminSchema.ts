@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Arg, Ctx, Field, ID, Int, Mutation, ObjectType, Query, Resolver } from 'type-graphql';
 import { unauthorized } from '../fhir/outcome';
 import type { GraphqlContext } from './fhirSchema';
+import type { OrganizationOps } from './organizationSchema';
 
 /**
  * The GraphQL admin door (type-graphql): queries and mutations for the admin token, each one call of
@@ -12,6 +13,7 @@ import type { GraphqlContext } from './fhirSchema';
 export class Customer {
   @Field(() => ID) id!: string;
   @Field(() => String) name!: string;
+  @Field(() => ID, { nullable: true, description: 'The organisation its clients act for unless told otherwise' }) defaultOrganizationId!: string | null;
   @Field(() => String, { description: 'ISO 8601 instant' }) createdAt!: string;
 }
 
@@ -37,6 +39,9 @@ export class ApiClient {
   @Field(() => String) family!: string;
   @Field(() => String, { nullable: true }) name!: string | null;
   @Field(() => [String]) scopes!: string[];
+  @Field(() => ID, { nullable: true, description: 'The organisation it acts for (token claim org)' }) organizationId!: string | null;
+  @Field(() => ID, { nullable: true, description: 'The team it is bound to, if any (token claim team)' }) teamId!: string | null;
+  @Field(() => ID, { nullable: true, description: 'The practitioner it is bound to, if any (token claim practitioner)' }) practitionerId!: string | null;
   @Field(() => String, { description: 'ISO 8601 instant' }) createdAt!: string;
   @Field(() => String, { nullable: true, description: 'ISO 8601 instant; a revoked client gets no new tokens' }) revokedAt!: string | null;
   @Field(() => String, { nullable: true, description: 'Shown once, when the client is created or its secret rotated' }) clientSecret?: string;
@@ -59,12 +64,21 @@ export interface AdminOps {
   endpointUpdate(id: string, input: { name?: unknown; defaultSourceOrg?: unknown; enabled?: unknown }): Promise<CustomerEndpoint>;
   endpointDisable(id: string): Promise<CustomerEndpoint>;
   clients(customerId?: string): Promise<ApiClient[]>;
-  clientCreate(input: { customerId: unknown; family: unknown; name?: unknown; scopes?: unknown }): Promise<ApiClient>;
+  clientCreate(input: {
+    customerId?: unknown;
+    organizationId?: unknown;
+    teamId?: unknown;
+    practitionerId?: unknown;
+    family: unknown;
+    name?: unknown;
+    scopes?: unknown;
+  }): Promise<ApiClient>;
   clientRevoke(clientId: string): Promise<ApiClient>;
   clientRotateSecret(clientId: string): Promise<ApiClient>;
   consents(patientId?: string): Promise<ConsentGrant[]>;
   consentGrant(grant: ConsentGrant): Promise<ConsentGrant>;
   consentRevoke(grant: ConsentGrant): Promise<boolean>;
+  organizations: OrganizationOps;
 }
 
 const admin = (ctx: GraphqlContext): AdminOps => {
@@ -122,15 +136,20 @@ export class AdminResolver {
   adminEndpointDisable(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphqlContext) {
     return admin(ctx).endpointDisable(id);
   }
-  @Mutation(() => ApiClient, { description: 'A new client; its clientSecret is shown only in this answer' })
+  @Mutation(() => ApiClient, {
+    description: 'A new client; its clientSecret is shown only in this answer. It acts for organizationId (default: the customer’s default organisation), optionally bound to one of its teams or practitioners',
+  })
   adminClientCreate(
-    @Arg('customerId', () => ID) customerId: string,
+    @Arg('customerId', () => ID, { nullable: true, description: 'May be left out when organizationId is given' }) customerId: string | undefined,
     @Arg('family', () => String, { description: 'fhir or legacy' }) family: string,
     @Arg('name', () => String, { nullable: true }) name: string | undefined,
     @Arg('scopes', () => [String], { nullable: true, description: 'SMART scopes, e.g. ["system/Patient.rs"] (default system/*.cruds)' }) scopes: string[] | undefined,
+    @Arg('organizationId', () => ID, { nullable: true, description: 'Default: the customer’s default organisation' }) organizationId: string | undefined,
+    @Arg('teamId', () => ID, { nullable: true, description: 'A team of the organisation the client acts as (its web UI)' }) teamId: string | undefined,
+    @Arg('practitionerId', () => ID, { nullable: true, description: 'A practitioner of the organisation the client acts as (their app)' }) practitionerId: string | undefined,
     @Ctx() ctx: GraphqlContext,
   ) {
-    return admin(ctx).clientCreate({ customerId, family, name, scopes });
+    return admin(ctx).clientCreate({ customerId, organizationId, teamId, practitionerId, family, name, scopes });
   }
   @Mutation(() => ApiClient, { description: 'The client gets no new tokens; issued ones run out within their short lifetime' })
   adminClientRevoke(@Arg('clientId', () => ID) clientId: string, @Ctx() ctx: GraphqlContext) {

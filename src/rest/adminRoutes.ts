@@ -4,6 +4,7 @@ import { bearerToken } from '../access/caller';
 import type { AdminService } from '../admin/adminService';
 import { badRequest, OperationOutcomeError, operationOutcome, unauthorized } from '../fhir/outcome';
 import type { ClientFamily, ClientRecord, EndpointRecord, NewClient } from '../store/tenancyRepository';
+import { organizationRoutes } from './organizationRoutes';
 
 /**
  * The admin API the admin CLI calls: JSON in, JSON out, under `/admin`, guarded by the admin credential
@@ -94,6 +95,8 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
     app.post('/admin/clients/:id/secret', async (request) => newClientView(await admin.rotateClientSecret(param(request))));
 
     app.post('/admin/keys/rotate', async (request) => admin.rotateSigningKeys(request.body === undefined || request.body === null ? {} : objectBody(request.body)));
+
+    organizationRoutes(app, admin.organizations);
 
     app.post('/admin/consents', async (request, reply) => {
       const grant = await admin.grantConsent(objectBody(request.body));

@@ -2,7 +2,7 @@ import { type AuthorisedCaller, bearerToken, type Caller } from '../access/calle
 import type { RevokedClients } from '../access/revokedClients';
 import { AGGREGATED_STORE } from '../aggregator/outbox';
 import type { TokenService } from '../access/tokens';
-import { forbidden, notFound, OperationOutcomeError, unauthorized } from '../fhir/outcome';
+import { badRequest, forbidden, notFound, OperationOutcomeError, unauthorized } from '../fhir/outcome';
 import type { FhirVersion } from '../fhir/types';
 import type { EndpointRecord } from '../store/tenancyRepository';
 import { FhirService, type FhirServiceDeps } from './fhirService';
@@ -12,7 +12,8 @@ import type { AccessFilter } from './ports';
  * The one authorisation point below the doors (DESIGN §4; issue 12). REST, batch and transaction entries,
  * `$graphql` and `/graphql` all get their `FhirService`s here and nowhere else, and a `FhirService` cannot be
  * built without the caller it acts for. The checks, in order:
- * (a) the token: verified for the `fhir` family, not expired (`exp` required), its client not revoked;
+ * (a) the token: verified for the `fhir` family, not expired (`exp` required), its client not revoked and
+ *     the organisation, team or practitioner it acts for not disabled (legacy family: `authenticateLegacy`);
  *     the endpoint: owned by the caller's customer (someone else's endpoint looks like a missing one);
  * (b) SMART scopes, per interaction and type, inside FhirService (access/scopeGuard.ts);
  * (c) the access predicate: the caller's types and, on aggregated data, what it may see
@@ -27,6 +28,8 @@ export interface AuthorizationDeps {
   aggregatedFilter(caller: Caller): Promise<AccessFilter>;
   /** Types the aggregated record holds. */
   supported: ReadonlySet<string>;
+  /** The public id (uuid) of an organisation, null when there is none; for the legacy family's X-Org-Public-Id. */
+  organizationPublicId(organizationId: string): Promise<string | null>;
   /** Absolute base URL of the server; read per call, as it may be settled only once the server listens. */
   publicUrl(): string;
 }
@@ -51,8 +54,35 @@ export class Authorization {
     const token = bearerToken(authorization);
     if (!token) throw unauthorized('A bearer token from /oauth2/token is required');
     const caller = this.deps.tokens.verify('fhir', token);
-    if (this.deps.revoked.has(caller.clientId)) throw revokedToken();
+    this.refuseStopped(caller);
     return caller;
+  }
+
+  /**
+   * The caller of a legacy-family request (issue 13 item 6): its `legacy` token (401 without one, or with one
+   * not valid here), and the organisation it names in `X-Org-Public-Id`, which must be the public id of the
+   * organisation its client acts for: 400 when the header is missing or not a UUID, 403 when it names another.
+   */
+  async authenticateLegacy(authorization: string | undefined, xOrgPublicId: string | string[] | undefined): Promise<Caller> {
+    const token = bearerToken(authorization);
+    if (!token) throw unauthorized('A bearer token from /legacy/oauth2/token is required');
+    const caller = this.deps.tokens.verify('legacy', token);
+    this.refuseStopped(caller);
+    if (xOrgPublicId === undefined || xOrgPublicId === '') throw badRequest('The X-Org-Public-Id header is required: the public id of your organisation', 'X-Org-Public-Id');
+    if (typeof xOrgPublicId !== 'string' || !UUID.test(xOrgPublicId.trim())) {
+      throw badRequest('The X-Org-Public-Id header must be one UUID: the public id of your organisation', 'X-Org-Public-Id');
+    }
+    const publicId = caller.organizationId ? await this.deps.organizationPublicId(caller.organizationId) : null;
+    if (!publicId || publicId.toLowerCase() !== xOrgPublicId.trim().toLowerCase()) {
+      throw forbidden("X-Org-Public-Id is not the public id of this client's organisation");
+    }
+    return caller;
+  }
+
+  /** A verified token whose client was revoked, or whose organisation, team or practitioner was disabled, is refused. */
+  private refuseStopped(caller: Caller): void {
+    const refusal = this.deps.revoked.refusal(caller);
+    if (refusal) throw revokedToken(refusal === 'client' ? 'The access token was revoked with its client' : `The ${refusal} this access token acts for is disabled`);
   }
 
   /** The caller's service on one of its customer's endpoints; 404 for any other endpoint id. */
@@ -92,10 +122,12 @@ function requireFhirFamily(caller: Caller): AuthorisedCaller {
   return caller as AuthorisedCaller;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** RFC 6750 §3.1: a revoked token is an invalid one. */
-function revokedToken(): OperationOutcomeError {
-  const base = unauthorized('The access token was revoked with its client');
+function revokedToken(description: string): OperationOutcomeError {
+  const base = unauthorized(description);
   return new OperationOutcomeError(base.status, base.outcome, {
-    'WWW-Authenticate': 'Bearer realm="tributary", error="invalid_token", error_description="The access token was revoked with its client"',
+    'WWW-Authenticate': `Bearer realm="tributary", error="invalid_token", error_description="${description}"`,
   });
 }

@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import type { TokenFamily } from '../access/caller';
 import type { ClientJwks } from '../access/clientJwks';
 import { generateSecret, hashSecret, unmatchableHash, verifySecret } from '../access/secrets';
 import type { FhirVersion } from '../fhir/types';
 import type { PrismaClient } from '../generated/prisma/client';
+import { newId } from './newId';
+import { OrganizationRepository } from './organizationRepository';
 
 /**
  * Customers, their endpoints (one per inbound feed) and their API clients, as stored. Inputs arrive
@@ -16,6 +17,8 @@ export const FHIR_VERSIONS: readonly FhirVersion[] = ['R4', 'STU3'];
 export interface CustomerRecord {
   id: string;
   name: string;
+  /** The organisation its clients act for unless told otherwise (created with the customer). */
+  defaultOrganizationId: string | null;
   createdAt: Date;
 }
 
@@ -37,6 +40,11 @@ export interface ClientRecord {
   family: ClientFamily;
   name: string | null;
   scopes: string[];
+  /** The organisation it acts for (token claim `org`). */
+  organizationId: string | null;
+  /** The one team (claim `team`) or practitioner (claim `practitioner`) of it the client is bound to, if any. */
+  teamId: string | null;
+  practitionerId: string | null;
   createdAt: Date;
   revokedAt: Date | null;
   /** The public keys of its private_key_jwt assertions, if it registered any. */
@@ -64,68 +72,79 @@ export interface EndpointChanges {
 
 export interface NewClientInput {
   customerId: string;
+  organizationId: string;
+  teamId: string | null;
+  practitionerId: string | null;
   family: ClientFamily;
   name: string | null;
   scopes: string[];
   jwks?: ClientJwks | null;
 }
 
-type TenancyPrisma = Pick<PrismaClient, 'customer' | 'endpoint' | 'apiClient'>;
-
-// Lower-case RFC 4648 base32: URL-safe, unambiguous when read aloud, and valid inside FHIR ids.
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
-
-/** `<prefix>-` + 16 base32 characters (80 random bits); hyphens keep ids valid FHIR ids should they ever become one. */
-function newId(prefix: string): string {
-  const bytes = randomBytes(10);
-  let bits = 0;
-  let value = 0;
-  let out = '';
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  return `${prefix}-${out}`;
-}
+type TenancyPrisma = Pick<PrismaClient, 'customer' | 'endpoint' | 'apiClient' | 'organization' | 'team' | 'practitioner' | 'teamMember' | '$transaction'>;
 
 function toEndpoint(row: { id: string; customerId: string; fhirVersion: string; name: string | null; defaultSourceOrg: string | null; enabled: boolean; createdAt: Date }): EndpointRecord {
   return { ...row, fhirVersion: row.fhirVersion as FhirVersion };
 }
 
-function toClient(row: { id: string; customerId: string | null; family: string; name: string | null; scopes: string; createdAt: Date; revokedAt: Date | null; jwks: unknown }): ClientRecord {
+interface ClientRow {
+  id: string;
+  customerId: string | null;
+  family: string;
+  name: string | null;
+  scopes: string;
+  organizationId: string | null;
+  teamId: string | null;
+  practitionerId: string | null;
+  createdAt: Date;
+  revokedAt: Date | null;
+  jwks: unknown;
+}
+
+function toClient(row: ClientRow): ClientRecord {
   return {
     clientId: row.id,
     customerId: row.customerId,
     family: row.family as ClientFamily,
     name: row.name,
     scopes: row.scopes.split(' ').filter((s) => s !== ''),
+    organizationId: row.organizationId,
+    teamId: row.teamId,
+    practitionerId: row.practitionerId,
     createdAt: row.createdAt,
     revokedAt: row.revokedAt,
     jwks: (row.jwks as ClientJwks | null) ?? null,
   };
 }
 
-const CUSTOMER = { id: true, name: true, createdAt: true } as const;
+const CUSTOMER = { id: true, name: true, defaultOrganizationId: true, createdAt: true } as const;
 const ENDPOINT = { id: true, customerId: true, fhirVersion: true, name: true, defaultSourceOrg: true, enabled: true, createdAt: true } as const;
-const CLIENT = { id: true, customerId: true, family: true, name: true, scopes: true, createdAt: true, revokedAt: true, jwks: true } as const;
+const CLIENT = { id: true, customerId: true, family: true, name: true, scopes: true, organizationId: true, teamId: true, practitionerId: true, createdAt: true, revokedAt: true, jwks: true } as const;
 const ORDER = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
 
 export class TenancyRepository {
   private readonly revocationListeners: ((clientId: string) => Promise<void> | void)[] = [];
+  /** Organisations, teams, practitioners and team membership. */
+  readonly organizations: OrganizationRepository;
 
-  constructor(private readonly prisma: TenancyPrisma) {}
+  constructor(private readonly prisma: TenancyPrisma) {
+    this.organizations = new OrganizationRepository(prisma, this.revocationListeners);
+  }
 
-  /** `listener` learns of each client this repository revokes, once the revocation is committed. */
-  onClientRevoked(listener: (clientId: string) => Promise<void> | void): void {
+  /**
+   * `listener` learns of each client this repository revokes, and of each organisation, team and
+   * practitioner it disables, once that is committed: from then on their tokens are refused.
+   */
+  onClientRevoked(listener: (id: string) => Promise<void> | void): void {
     this.revocationListeners.push(listener);
   }
 
-  createCustomer(input: { name: string }): Promise<CustomerRecord> {
-    return this.prisma.customer.create({ data: { id: newId('cus'), name: input.name }, select: CUSTOMER });
+  /** A customer with its default organisation and that organisation's default team. */
+  async createCustomer(input: { name: string }): Promise<CustomerRecord> {
+    const id = newId('cus');
+    const { writes } = this.organizations.organizationWrites({ customerId: id, name: input.name }, true);
+    await this.prisma.$transaction([this.prisma.customer.create({ data: { id, name: input.name }, select: { id: true } }), ...writes]);
+    return (await this.getCustomer(id)) as CustomerRecord;
   }
 
   listCustomers(): Promise<CustomerRecord[]> {
@@ -167,6 +186,9 @@ export class TenancyRepository {
       data: {
         id: newId('cli'),
         customerId: input.customerId,
+        organizationId: input.organizationId,
+        teamId: input.teamId,
+        practitionerId: input.practitionerId,
         family: input.family,
         secretHash: await hashSecret(clientSecret),
         scopes: [...new Set(input.scopes)].join(' '),
