@@ -6,6 +6,7 @@ import { badRequest, notFound, tooManyMatches } from '../fhir/outcome';
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
 import type { HistoryOptions, HistoryPage, ResourceRepository, StoredVersion, Tx } from '../store/resourceRepository';
 import type { AccessFilter, Admission, ResourceValidator, SearchPort } from './ports';
+import { writeGuard } from './writeGuard';
 
 export interface FhirServiceDeps {
   repo: ResourceRepository;
@@ -99,8 +100,10 @@ export class FhirService {
     this.requireScope(type, ...permissions);
   }
 
+  /** Every write's resource: valid for the store's FHIR version, and nothing a client may not set (writeGuard.ts). */
   private validate(body: unknown, type: string): Resource {
     this.deps.validator.assertValid(this.binding.fhirVersion, body, type);
+    writeGuard(body as Resource, this.store);
     return body as Resource;
   }
 

@@ -1,3 +1,7 @@
+import { createOutboxHook } from '../../src/aggregator/outbox';
+import type { Resource } from '../../src/fhir/types';
+import { createSearchIndexer } from '../../src/search/indexer';
+import { ResourceRepository } from '../../src/store/resourceRepository';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -18,6 +22,13 @@ async function put(t: Tenant, resource: Json): Promise<void> {
   const res = await t.fetch(`${resource.resourceType}/${resource.id}`, { method: 'PUT', body: JSON.stringify(resource) });
   if (res.status >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.status} ${await res.text()}`);
 }
+/**
+ * Stores a resource below the door, as the server's own repository does: a row written before the write guard
+ * refused client-sent source codings (service/writeGuard.ts), which the aggregation must still strip.
+ */
+async function storeBelowTheDoor(t: Tenant, resource: Resource & { id: string }): Promise<void> {
+  await new ResourceRepository(server.database.db.sql, [createSearchIndexer(), createOutboxHook()]).update(t.endpointId, resource);
+}
 async function agg(t: Tenant, path: string): Promise<Json> {
   const res = await server.aggregated(t, path);
   return { status: res.status, ...((await res.json()) as Json) };
@@ -34,7 +45,7 @@ beforeAll(async () => {
     identifier: [{ system: NHS, value: '9449305552' }], name: [{ family: 'Smith', given: ['Ann'] }], birthDate: '1970-01-01',
     managingOrganization: { reference: 'Organization/orgA' },
   });
-  await put(a, {
+  await storeBelowTheDoor(a, {
     resourceType: 'MedicationStatement', id: 'msA', status: 'active', medicationCodeableConcept: { text: 'aspirin' }, subject: { reference: 'Patient/pa' },
     meta: { security: [{ system: LABEL, code: 'GENERAL_HEALTH' }, { system: SRC_ORG, code: 'forged' }] },
   });
