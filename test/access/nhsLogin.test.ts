@@ -294,7 +294,10 @@ describe('the issuer keys at a JWKS URL', () => {
 describe('configuration', () => {
   test('without NHS Login configured, token exchange is an unsupported grant', async () => {
     const client = { clientId: 'app', customerId: 'cus-1', family: 'fhir', name: null, scopes: ['patient/*.rs'], createdAt: new Date(), revokedAt: null };
-    const tenancy = { authenticateClient: async (id: string, secret: string) => (id === 'app' && secret === 's' ? client : null) } as unknown as TenancyRepository;
+    const tenancy = {
+      authenticateClient: async (id: string, secret: string) => (id === 'app' && secret === 's' ? client : null),
+      organizations: { disabledBinding: async () => null },
+    } as unknown as TenancyRepository;
     const request = { form: { grant_type: EXCHANGE, client_id: 'app', client_secret: 's', subject_token_type: ID_TOKEN, subject_token: 'x' } };
     await expect(tokenExchange({ tenancy, tokens: {} as TokenService, jtis: {} as AssertionJtis, publicUrl: () => 'http://127.0.0.1' }, 'fhir', request)).rejects.toMatchObject({
       error: 'unsupported_grant_type', description: expect.stringMatching(/NHS_LOGIN_ISSUER/),
