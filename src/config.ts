@@ -32,6 +32,8 @@ export interface Config {
   graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
   /** Browser origins allowed by CORS (CORS_ORIGINS, comma-separated exact origins, or `*`); none by default. */
   corsOrigins: string[];
+  /** AUDIT=off stops the audit log (src/audit/); on by default. */
+  audit: boolean;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -83,6 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sandbox: flag(env.GRAPHQL_SANDBOX, env.NODE_ENV !== 'production'),
     },
     corsOrigins: origins(env.CORS_ORIGINS),
+    audit: flag(env.AUDIT, true),
     aggregationConcurrency: env.AGGREGATION_CONCURRENCY ? Math.max(1, int(env.AGGREGATION_CONCURRENCY, 1, 'AGGREGATION_CONCURRENCY')) : undefined,
     aggregationThread: flag(env.AGGREGATION_THREAD, true),
     aggregationBatchSize: Math.max(1, int(env.AGGREGATION_BATCH_SIZE, 100, 'AGGREGATION_BATCH_SIZE')),

@@ -18,6 +18,8 @@ export interface TokenSubject {
   clientId: string;
   customerId: string;
   scopes: string[];
+  /** A patient-scoped token: the aggregated Patient it speaks for (claim `patient`). */
+  patientId?: string;
 }
 
 /** The access token response of RFC 6749 §5.1. */
@@ -51,6 +53,7 @@ interface AccessTokenClaims {
   client_id: string;
   customer_id: string;
   scope: string;
+  patient?: string;
   jti: string;
   iat: number;
   exp: number;
@@ -110,6 +113,7 @@ export class TokenService {
       client_id: subject.clientId,
       customer_id: subject.customerId,
       scope: subject.scopes.join(' '),
+      ...(subject.patientId ? { patient: subject.patientId } : {}),
       jti: randomUUID(),
       iat,
       exp: iat + this.ttlSeconds,
@@ -162,6 +166,7 @@ export class TokenService {
       scopes: payload.scope.split(' ').filter((s) => s !== ''),
       admin: false,
       expiresAt: payload.exp,
+      ...(typeof payload.patient === 'string' ? { patientId: payload.patient } : {}),
     };
   }
 }

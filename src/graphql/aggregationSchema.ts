@@ -4,6 +4,7 @@ import type { GraphQLSchema } from 'graphql';
 import { unauthorized } from '../fhir/outcome';
 import type { AggregationView } from '../aggregator/views';
 import { AdminResolver } from './adminSchema';
+import { AuditResolver } from './auditSchema';
 import type { GraphqlContext } from './fhirSchema';
 
 /**
@@ -72,6 +73,6 @@ class AggregationResolver {
 let built: GraphQLSchema | undefined;
 
 export function buildAggregationSchema(): GraphQLSchema {
-  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver], validate: false });
+  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver, AuditResolver], validate: false });
   return built;
 }

@@ -51,7 +51,7 @@ export function oauthRoutes(deps: TokenEndpointDeps): FastifyPluginAsync {
         const contentType = request.headers['content-type']?.split(';')[0].trim().toLowerCase();
         if (contentType !== FORM) throw new OAuthError('invalid_request', `A token request must be ${FORM} (RFC 6749 §4.4.2)`);
         const form = parseForm(typeof request.body === 'string' ? request.body : '');
-        return clientCredentialsGrant(deps, family, { authorization: request.headers.authorization, form });
+        return clientCredentialsGrant(deps, family, { authorization: request.headers.authorization, form, address: request.ip });
       });
       app.route({
         method: ['GET', 'PUT', 'PATCH', 'DELETE'],

@@ -1,0 +1,156 @@
+import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+
+/**
+ * The audit log through the real server: every read, search, write, token issue and failure leaves a BALP
+ * AuditEvent the admin can search by patient and date; a request whose audit cannot be written fails loudly.
+ */
+jest.setTimeout(60_000);
+
+type AuditEvent = {
+  resourceType: string;
+  subtype: { code: string }[];
+  action: string;
+  outcome: string;
+  recorded: string;
+  agent: { who: { identifier?: { value: string }; reference?: string }; requestor: boolean; network?: { address: string } }[];
+  entity?: { what?: { reference: string }; role?: { code: string }; query?: string }[];
+};
+type Bundle = { entry?: { resource: AuditEvent }[]; link?: { relation: string; url: string }[] };
+
+let server: TestServer;
+let tenant: Tenant;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  tenant = await server.provision();
+});
+afterAll(async () => server?.close());
+
+const auditEvents = async (query: string): Promise<AuditEvent[]> => {
+  const bundle = await server.admin<Bundle>('GET', `/admin/AuditEvent?${query}`);
+  return (bundle.entry ?? []).map((e) => e.resource);
+};
+const byClient = (q = '') => auditEvents(`agent=${tenant.clientId}&_count=200${q}`);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const json = async (res: Response | Promise<Response>): Promise<any> => (await res).json();
+const references = (e: AuditEvent) => (e.entity ?? []).map((x) => x.what?.reference).filter(Boolean);
+
+test('a token issue is audited with the client and its address', async () => {
+  const events = await byClient();
+  const issued = events.find((e) => e.subtype[0].code === 'token-issue');
+  expect(issued).toBeDefined();
+  expect(issued?.outcome).toBe('0');
+  expect(issued?.agent[0].who.identifier?.value).toBe(tenant.clientId);
+  expect(issued?.agent[0].network?.address).toBe('127.0.0.1');
+});
+
+test('a refused token request is audited as a failure', async () => {
+  await fetch(`${server.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: tenant.clientId, client_secret: 'wrong' }).toString(),
+  });
+  const failed = (await byClient()).filter((e) => e.subtype[0].code === 'token-issue' && e.outcome === '4');
+  expect(failed).toHaveLength(1);
+});
+
+test('a write, a read, a search and a failed read each leave their event', async () => {
+  const created = await json(tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Audited' }] }) }));
+  expect((await tenant.fetch(`Patient/${created.id}`)).status).toBe(200);
+  expect((await tenant.fetch('Patient?family=Audited')).status).toBe(200);
+  expect((await tenant.fetch('Patient/no-such-patient')).status).toBe(404);
+
+  const events = await byClient();
+  const create = events.find((e) => e.subtype[0].code === 'create');
+  expect(create).toMatchObject({ action: 'C', outcome: '0' });
+  expect(references(create as AuditEvent)).toEqual([`Patient/${created.id}/_history/1`]);
+
+  const read = events.find((e) => e.subtype[0].code === 'read' && e.outcome === '0');
+  expect(read?.action).toBe('R');
+  expect(references(read as AuditEvent)).toEqual([`Patient/${created.id}/_history/1`]);
+
+  const search = events.find((e) => e.subtype[0].code === 'search-type');
+  expect(search?.action).toBe('E');
+  expect(references(search as AuditEvent)).toEqual([`Patient/${created.id}`]);
+  const query = search?.entity?.find((x) => x.role?.code === '24')?.query;
+  expect(Buffer.from(query as string, 'base64').toString()).toBe('Patient?family=Audited');
+
+  const missing = events.find((e) => e.subtype[0].code === 'read' && e.outcome === '4');
+  expect(references(missing as AuditEvent)).toEqual(['Patient/no-such-patient']);
+});
+
+test('reads of the aggregated record are searchable by patient and date, and the patient sees who accessed', async () => {
+  const patient = await json(tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', identifier: [{ system: 'urn:nhs', value: 'audit-1' }], name: [{ family: 'Compartment' }] }) }));
+  await tenant.fetch('Observation', {
+    method: 'POST',
+    body: JSON.stringify({ resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${patient.id}` } }),
+  });
+  await server.waitForAggregation();
+  const found = await json(server.aggregated(tenant, 'Patient?family=Compartment'));
+  const aggregatedId = found.entry[0].resource.id as string;
+  const observations = await json(server.aggregated(tenant, `Observation?subject=Patient/${aggregatedId}`));
+  expect(observations.entry).toHaveLength(1);
+
+  const before = new Date(Date.now() - 60_000).toISOString();
+  const forPatient = await auditEvents(`patient=${aggregatedId}&date=ge${before}`);
+  // The Patient search and the Observation search: the Observation's patient comes from its agg_access row.
+  expect(forPatient.map((e) => e.subtype[0].code).sort()).toEqual(['search-type', 'search-type']);
+  expect(forPatient.every((e) => references(e).includes(`Patient/${aggregatedId}`))).toBe(true);
+  expect(await auditEvents(`patient=${aggregatedId}&date=lt${before}`)).toEqual([]);
+  expect(await auditEvents(`patient=someone-else`)).toEqual([]);
+
+  const patientToken = server.tokens.issue('fhir', { clientId: 'nhs-login-app', customerId: tenant.customerId, scopes: ['patient/*.rs'], patientId: aggregatedId } as never);
+  const res = await fetch(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${(patientToken as { access_token: string }).access_token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query: '{ myRecordAccess { agent action subtype recorded outcome what purpose } }' }),
+  });
+  const body = await json(res);
+  expect(body.errors).toBeUndefined();
+  const agents = body.data.myRecordAccess.map((a: { agent: string }) => a.agent);
+  expect(agents).toContain(tenant.clientId);
+  expect(body.data.myRecordAccess[0].what.length).toBeGreaterThan(0);
+});
+
+test('admins search audit in GraphQL', async () => {
+  const res = await fetch(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query: `{ auditEvents(agent: "${tenant.clientId}", action: "C") { id subtype outcome agent what } }` }),
+  });
+  const body = await json(res);
+  expect(body.errors).toBeUndefined();
+  expect(body.data.auditEvents.length).toBeGreaterThanOrEqual(1);
+  expect(body.data.auditEvents.every((e: { subtype: string }) => e.subtype === 'create')).toBe(true);
+});
+
+test('bad audit search parameters are a 400 naming them', async () => {
+  const res = await fetch(`${server.url}/admin/AuditEvent?date=yesterday`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+  expect(res.status).toBe(400);
+  expect(JSON.stringify(await res.json())).toContain('date');
+});
+
+test('a read whose audit cannot be written is refused loudly, not served unaudited', async () => {
+  const created = await json(tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient' }) }));
+  await server.database.db.sql.execute('ALTER TABLE "audit_event" RENAME TO "audit_event_away"');
+  try {
+    const res = await tenant.fetch(`Patient/${created.id}`);
+    expect(res.status).toBe(503);
+    expect(JSON.stringify(await res.json())).toContain('audit log');
+  } finally {
+    await server.database.db.sql.execute('ALTER TABLE "audit_event_away" RENAME TO "audit_event"');
+  }
+  expect((await tenant.fetch(`Patient/${created.id}`)).status).toBe(200);
+});
+
+test('AUDIT=off records nothing', async () => {
+  const quiet = await startTestServer({ AUDIT: 'off' });
+  try {
+    const t = await quiet.provision();
+    await t.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient' }) });
+    const bundle = await quiet.admin<Bundle>('GET', '/admin/AuditEvent');
+    expect(bundle.entry ?? []).toEqual([]);
+  } finally {
+    await quiet.close();
+  }
+});
