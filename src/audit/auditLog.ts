@@ -86,10 +86,10 @@ export class AuditLog implements AuditSink {
        SELECT e.id, e.recorded, p.ids, e.client, e.action, e.subtype, e.outcome,
               CASE WHEN cardinality(p.ids) = 0 THEN e.body
                    ELSE jsonb_set(e.body, '{entity}', COALESCE(e.body->'entity', '[]'::jsonb) || (
-                     SELECT jsonb_agg(jsonb_build_object(
+                     SELECT COALESCE(jsonb_agg(jsonb_build_object(
                        'what', jsonb_build_object('reference', 'Patient/' || x),
                        'type', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/audit-entity-type', 'code', '1', 'display', 'Person'),
-                       'role', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/object-role', 'code', '1', 'display', 'Patient')))
+                       'role', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/object-role', 'code', '1', 'display', 'Patient'))), '[]'::jsonb)
                      FROM unnest(p.ids) AS x
                      WHERE NOT (e.refs @> ARRAY['Patient/' || x])))
               END
