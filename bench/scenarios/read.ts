@@ -63,7 +63,37 @@ export async function readScenario(ctx: BenchContext): Promise<void> {
         target: 'p99 < 20 ms',
       });
     }
+    await auditCost(ctx, ids.Observation.map((id) => ({ url: `${t.base}/Observation/${id}`, headers: bearer(t) })), duration);
   } finally {
     await floor.stop();
   }
+}
+
+/**
+ * The audit log's price on reads (issue 13: it must not halve read throughput): the same Observation read
+ * load with AUDIT=off, then AUDIT=on (each a restart of the same server on the same data), reported as the
+ * ratio on/off. The server is left with the audit on, its default.
+ */
+async function auditCost(ctx: BenchContext, requests: { url: string; headers: Record<string, string> }[], duration: number): Promise<void> {
+  const connections = ctx.settings.concurrency;
+  const warmup = Math.min(2_000, Math.max(300, duration / 4));
+  const measure = async (audit: 'on' | 'off') => {
+    await ctx.server.restart({ AUDIT: audit });
+    await runCannon({ requests, connections, durationMs: warmup });
+    return runCannon({ requests, connections, durationMs: duration });
+  };
+  const off = await measure('off');
+  const on = await measure('on');
+  const failures = on.errors + on.statusErrors + off.errors + off.statusErrors;
+  report(ctx, {
+    id: 'read.audit.ratio',
+    scenario: 'read',
+    metric: `GET Observation/{id} throughput with the audit log on, against AUDIT=off (${connections} connections; p99 on ${ms(on.p99)}, off ${ms(off.p99)})`,
+    value: round(on.rps),
+    unit: 'req/s',
+    floor: round(off.rps),
+    ratio: ratio(on.rps, off.rps),
+    target: '≥ 50% of AUDIT=off',
+    ...(failures ? { note: `${failures} failed requests (first HTTP ${on.firstFailureStatus ?? off.firstFailureStatus ?? 'error'})` } : {}),
+  });
 }
