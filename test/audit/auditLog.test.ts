@@ -114,6 +114,37 @@ test('reads of the aggregated record are searchable by patient and date, and the
   expect(body.data.myRecordAccess[0].what.length).toBeGreaterThan(0);
 });
 
+test('each entry of a transaction Bundle is audited, and a consent change too', async () => {
+  const bundle = {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [
+      { resource: { resourceType: 'Patient', id: 'tx-p' }, request: { method: 'PUT', url: 'Patient/tx-p' } },
+      { resource: { resourceType: 'Practitioner', id: 'tx-dr' }, request: { method: 'PUT', url: 'Practitioner/tx-dr' } },
+    ],
+  };
+  expect((await tenant.fetch(tenant.baseUrl, { method: 'POST', body: JSON.stringify(bundle) })).status).toBe(200);
+  const writes = (await byClient()).filter((e) => e.subtype[0].code === 'create').flatMap(references);
+  expect(writes).toEqual(expect.arrayContaining(['Patient/tx-p/_history/1', 'Practitioner/tx-dr/_history/1']));
+
+  await server.admin('POST', '/admin/consents', { patientId: 'agg-patient-1', grantee: tenant.customerId, label: 'MENTAL_HEALTH' });
+  const consent = await auditEvents('patient=agg-patient-1');
+  expect(consent.map((e) => [e.subtype[0].code, e.action, e.outcome])).toEqual([['consent-grant', 'C', '0']]);
+});
+
+test('a GraphQL query leaves one event per service call it makes, naming what it returned', async () => {
+  const since = new Date().toISOString();
+  const res = await tenant.fetch('$graphql', { method: 'POST', body: JSON.stringify({ query: '{ PatientList(family: "Audited") { id } }' }) });
+  const body = await json(res);
+  expect(body.errors).toBeUndefined();
+  const ids = body.data.PatientList.map((p: { id: string }) => `Patient/${p.id}`);
+  expect(ids.length).toBeGreaterThan(0);
+  const events = await byClient(`&date=ge${since}`);
+  expect(events).toHaveLength(1);
+  expect(events[0].subtype[0].code).toBe('search-type');
+  expect(references(events[0])).toEqual(ids);
+});
+
 test('admins search audit in GraphQL', async () => {
   const res = await fetch(`${server.url}/graphql`, {
     method: 'POST',
