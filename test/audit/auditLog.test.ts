@@ -157,6 +157,18 @@ test('admins search audit in GraphQL', async () => {
   expect(body.data.auditEvents.every((e: { subtype: string }) => e.subtype === 'create')).toBe(true);
 });
 
+test('only the admin searches the audit log, and only a patient token lists its own record accesses', async () => {
+  expect((await fetch(`${server.url}/admin/AuditEvent`, { headers: { authorization: `Bearer ${tenant.token}` } })).status).toBe(401);
+  const ask = async (token: string, query: string) =>
+    json(fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) }));
+  const asClient = await ask(tenant.token, '{ auditEvents { id } }');
+  expect(asClient.data).toBeNull();
+  expect(JSON.stringify(asClient.errors)).toContain('admin token');
+  const notPatient = await ask(tenant.token, '{ myRecordAccess { id } }');
+  expect(notPatient.data).toBeNull();
+  expect(JSON.stringify(notPatient.errors)).toContain('patient-scoped token');
+});
+
 test('bad audit search parameters are a 400 naming them', async () => {
   const res = await fetch(`${server.url}/admin/AuditEvent?date=yesterday`, { headers: { authorization: `Bearer ${server.adminToken}` } });
   expect(res.status).toBe(400);
