@@ -3,6 +3,8 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { isAdminToken } from './access/adminCredential';
 import { bearerToken, type Caller } from './access/caller';
 import { AdminService } from './admin/adminService';
+import { AuditLog, type AuditSink, NO_AUDIT } from './audit/auditLog';
+import { auditQueryOf, AuditSearch, summarise } from './audit/auditSearch';
 import { RevokedClients } from './access/revokedClients';
 import { AggregationViews } from './aggregator/views';
 import { adminOps } from './graphql/adminOps';
@@ -84,6 +86,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const serviceDeps: FhirServiceDeps = { repo, validator, search, admission };
   const aggregator = new Aggregator(repo);
   const identities = new CallerIdentities(db.sql);
+  // Every read, search, history, write, token and consent change is audited unless AUDIT=off (src/audit/).
+  const audit: AuditSink = config.audit
+    ? new AuditLog(db.sql, { serverUrl: () => config.publicUrl, onError: (err) => app.log.error({ err }, 'the audit log could not be written; requests are refused') })
+    : NO_AUDIT;
+  const auditEvents = new AuditSearch(db.sql);
   const grants = new ConsentGrants(db.sql);
 
   const app = Fastify({
@@ -159,7 +166,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
   const nhsLogin = config.nhsLogin ? { idTokens: await NhsLoginIdTokens.create(config.nhsLogin), patientsByNhsNumber: patientsByNhsNumber(db.sql) } : undefined;
-  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin }));
+  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit }));
   await app.register(wellKnownRoutes({ tokens, publicUrl: () => config.publicUrl }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.
@@ -172,6 +179,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onEndpointChanged: (id) => endpoints.delete(id),
     aggregation: worker,
     analyze: async () => void (await db.sql.execute('ANALYZE')),
+    audit,
+    auditEvents,
   });
   await app.register(adminRoutes({ admin, adminToken: deps.adminToken, publicUrl: config.publicUrl }));
 
@@ -216,8 +225,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       caller.patientId !== undefined ? patientOwnRecord(caller.patientId) : accessFilterFor(await identities.get(caller.customerId as string)),
     supported: aggregator.supported,
     publicUrl: () => config.publicUrl,
+    audit,
   });
-  const callerOf = (request: FastifyRequest): Caller => authorization.authenticate(request.headers.authorization);
+  const callerOf = (request: FastifyRequest): Caller => ({ ...authorization.authenticate(request.headers.authorization), address: request.ip });
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
   const views = new AggregationViews(db.sql);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
@@ -228,6 +238,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       loaders: createLoaders(source),
       origin: new WeakMap(),
       defaultEndpoint,
+      // A patient-scoped caller may list who accessed its own record (and nobody else's).
+      audit: caller.patientId
+        ? { myRecordAccess: async (count) => (await auditEvents.find(auditQueryOf({ patient: caller.patientId, ...(count ? { _count: String(count) } : {}) }))).rows.map(summarise) }
+        : undefined,
       aggregation: {
         // The same checks as REST: the caller must be able to read the aggregated resource / own the endpoint.
         aggregation: async (type, id) => {
@@ -246,7 +260,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       throw unauthorized('The admin token cannot read FHIR data: use a token from /oauth2/token');
     };
     const source = { read: refuse, readMany: refuse, search: refuse, create: refuse, update: refuse, delete: refuse };
-    return { source, loaders: createLoaders(source), origin: new WeakMap(), admin: adminOps(admin) };
+    return {
+      source,
+      loaders: createLoaders(source),
+      origin: new WeakMap(),
+      admin: adminOps(admin),
+      audit: { auditEvents: async (args) => (await admin.auditEvents(args)).map(summarise) },
+    };
   };
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);

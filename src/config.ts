@@ -42,6 +42,8 @@ export interface Config {
   corsOrigins: string[];
   /** NHS Login as an identity provider for patient apps (token exchange at /oauth2/token); off when unset. */
   nhsLogin?: NhsLoginConfig;
+  /** AUDIT=off stops the audit log (src/audit/); on by default. */
+  audit: boolean;
 }
 
 /** Where NHS Login ID tokens come from and how their signatures are checked. */
@@ -214,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       introspection: read.flag('GRAPHQL_INTROSPECTION', !production),
       sandbox: read.flag('GRAPHQL_SANDBOX', !production),
     },
+    audit: read.flag('AUDIT', true),
     corsOrigins: read.origins('CORS_ORIGINS'),
     aggregationConcurrency: concurrency || undefined,
     aggregationThread: read.flag('AGGREGATION_THREAD', true),

@@ -63,7 +63,42 @@ export async function readScenario(ctx: BenchContext): Promise<void> {
         target: 'p99 < 20 ms',
       });
     }
+    await auditCost(ctx, ids.Observation.map((id) => ({ url: `${t.base}/Observation/${id}`, headers: bearer(t) })), duration);
   } finally {
     await floor.stop();
   }
+}
+
+/**
+ * The audit log's price on reads (issue 13: it must not halve read throughput): the same Observation read
+ * load with AUDIT=off and AUDIT=on (each a restart of the same server on the same data), alternated over two
+ * rounds so that a shared machine's drifting load does not land on one side, reported as the ratio of the
+ * totals on/off. The server is left with the audit on, its default.
+ */
+async function auditCost(ctx: BenchContext, requests: { url: string; headers: Record<string, string> }[], duration: number): Promise<void> {
+  const connections = ctx.settings.concurrency;
+  const warmup = Math.min(2_000, Math.max(300, duration / 4));
+  const measure = async (audit: 'on' | 'off') => {
+    await ctx.server.restart({ AUDIT: audit });
+    await runCannon({ requests, connections, durationMs: warmup });
+    return runCannon({ requests, connections, durationMs: duration });
+  };
+  const runs: { off: Awaited<ReturnType<typeof measure>>; on: Awaited<ReturnType<typeof measure>> }[] = [];
+  for (let round = 0; round < 2; round++) runs.push({ off: await measure('off'), on: await measure('on') });
+  const sum = (side: 'on' | 'off', f: (r: Awaited<ReturnType<typeof measure>>) => number) => runs.reduce((n, r) => n + f(r[side]), 0);
+  const on = sum('on', (r) => r.rps) / runs.length;
+  const off = sum('off', (r) => r.rps) / runs.length;
+  const failures = sum('on', (r) => r.errors + r.statusErrors) + sum('off', (r) => r.errors + r.statusErrors);
+  const rounds = runs.map((r) => `${round(r.on.rps)}/${round(r.off.rps)}`).join(', ');
+  report(ctx, {
+    id: 'read.audit.ratio',
+    scenario: 'read',
+    metric: `GET Observation/{id} throughput with the audit log on, against AUDIT=off (${connections} connections; on/off per round: ${rounds} req/s; p99 on ${ms(runs[runs.length - 1].on.p99)}, off ${ms(runs[runs.length - 1].off.p99)})`,
+    value: round(on),
+    unit: 'req/s',
+    floor: round(off),
+    ratio: ratio(on, off),
+    target: '≥ 50% of AUDIT=off',
+    ...(failures ? { note: `${failures} failed requests` } : {}),
+  });
 }

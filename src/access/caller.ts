@@ -25,6 +25,8 @@ export interface Caller {
   patientId?: string;
   /** An emergency access asserted for one patient (claim `btg`), until `until` (seconds since the epoch). */
   breakGlass?: { patientId: string; reason: string; until: number };
+  /** The network address the request came from (the door sets it; the audit log records it). */
+  address?: string;
 }
 
 declare const authorised: unique symbol;

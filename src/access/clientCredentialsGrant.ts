@@ -1,3 +1,4 @@
+import type { AuditSink } from '../audit/auditLog';
 import type { ClientRecord, TenancyRepository } from '../store/tenancyRepository';
 import type { AssertionJtis } from './assertionJtis';
 import type { TokenFamily } from './caller';
@@ -16,6 +17,8 @@ export interface TokenRequest {
   authorization?: string;
   /** The form parameters (already checked to be single-valued). */
   form: Record<string, string>;
+  /** The network address of the requester (recorded in the audit log). */
+  address?: string;
 }
 
 export interface TokenEndpointDeps {
@@ -25,12 +28,38 @@ export interface TokenEndpointDeps {
   jtis: AssertionJtis;
   /** Absolute base URL of the server, read per request: a client assertion's audience is the token URL. */
   publicUrl(): string;
+  /** Every token issued or refused leaves an audit event; the token is only handed out once it is recorded. */
+  audit?: AuditSink;
 }
 
 const TOKEN_PATHS: Record<TokenFamily, string> = { fhir: '/oauth2/token', legacy: '/legacy/oauth2/token' };
 
 export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest): Promise<IssuedToken> {
+  let clientId: string | undefined;
+  let customerId: string | undefined;
+  try {
+    const issued = await grant(deps, family, request, (client) => ({ clientId, customerId } = { clientId: client.clientId, customerId: client.customerId ?? undefined }));
+    await deps.audit?.record({
+      subtype: 'token-issue',
+      caller: { clientId: clientId as string, customerId, address: request.address },
+      entities: [{ type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' }, description: `${family} access token`, detail: [{ type: 'scope', valueString: issued.scope ?? '' }] }],
+    });
+    return issued;
+  } catch (err) {
+    if (!(err instanceof OAuthError) || !deps.audit) throw err;
+    await deps.audit.record({
+      subtype: 'token-issue',
+      caller: { clientId: clientId ?? request.form.client_id ?? 'unknown', customerId, address: request.address },
+      status: err.status,
+      detail: err.message,
+    });
+    throw err;
+  }
+}
+
+async function grant(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest, onClient: (client: ClientRecord) => void): Promise<IssuedToken> {
   const client = await authenticateClient(deps, request.authorization, request.form, family);
+  onClient(client);
 
   const grantType = request.form.grant_type;
   if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');

@@ -1,6 +1,9 @@
 import { defaultScopes } from '../access/scopes';
 import type { IssuedToken, TokenService } from '../access/tokens';
 import type { ConsentGrants, Grant } from '../aggregator/access';
+import type { AuditSink } from '../audit/auditLog';
+import { auditQueryOf, type AuditRow, type AuditSearch } from '../audit/auditSearch';
+import type { Bundle } from '../fhir/types';
 import type { Lag } from '../aggregator/worker';
 import { conflict, notFound, OperationOutcomeError, operationOutcome, badRequest } from '../fhir/outcome';
 import type { ClientRecord, CustomerRecord, EndpointChanges, EndpointRecord, NewClient, TenancyRepository } from '../store/tenancyRepository';
@@ -43,6 +46,10 @@ export interface AdminServiceDeps {
   aggregation?: { lag(): Promise<Lag>; waitForIdle(timeoutMs?: number): Promise<Lag> };
   /** Refreshes planner statistics (after bulk loads, before autovacuum gets there). */
   analyze?: () => Promise<void>;
+  /** Consent changes leave an audit event (the change is answered only once it is recorded). */
+  audit?: AuditSink;
+  /** Searches the audit log (GET /admin/AuditEvent, GraphQL auditEvents). */
+  auditEvents?: AuditSearch;
 }
 
 export interface CustomerFields {
@@ -232,12 +239,41 @@ export class AdminService {
 
   // Consents
 
-  grantConsent(input: Untrusted<ConsentFields>): Promise<Grant> {
-    return this.grants().grant(consentOf(input));
+  async grantConsent(input: Untrusted<ConsentFields>): Promise<Grant> {
+    const consent = consentOf(input);
+    const granted = await this.grants().grant(consent);
+    await this.auditConsent('consent-grant', consent);
+    return granted;
   }
 
   async revokeConsent(input: Untrusted<ConsentFields>): Promise<{ revoked: boolean }> {
-    return this.grants().revoke(consentOf(input));
+    const consent = consentOf(input);
+    const result = await this.grants().revoke(consent);
+    if (result.revoked) await this.auditConsent('consent-revoke', consent);
+    return result;
+  }
+
+  private async auditConsent(subtype: 'consent-grant' | 'consent-revoke', consent: Grant): Promise<void> {
+    await this.deps.audit?.record({
+      subtype,
+      caller: { clientId: 'admin' },
+      patients: [consent.patientId],
+      entities: [{ type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '4', display: 'Domain Resource' }, description: `label '${consent.label}' to ${consent.grantee}`, detail: [{ type: 'grantee', valueString: consent.grantee }, { type: 'label', valueString: consent.label }] }],
+    });
+  }
+
+  // Audit
+
+  /** Admin search of the audit log (patient, date, agent, action, paging): a searchset Bundle of AuditEvents. */
+  searchAuditEvents(query: Record<string, unknown>, baseUrl: string): Promise<Bundle> {
+    if (!this.deps.auditEvents) throw new OperationOutcomeError(501, operationOutcome([{ severity: 'error', code: 'not-supported', diagnostics: 'The audit log is not available here' }]));
+    return this.deps.auditEvents.search(auditQueryOf(query), baseUrl);
+  }
+
+  /** The same search, one page of rows (GraphQL auditEvents). */
+  async auditEvents(query: Record<string, unknown>): Promise<AuditRow[]> {
+    if (!this.deps.auditEvents) return [];
+    return (await this.deps.auditEvents.find(auditQueryOf(query))).rows;
   }
 
   listConsents(patientId?: unknown): Promise<Grant[]> {

@@ -5,6 +5,7 @@ import { unauthorized } from '../fhir/outcome';
 import type { AggregationView } from '../aggregator/views';
 import { AdminResolver } from './adminSchema';
 import { OrganizationResolver } from './organizationSchema';
+import { AuditResolver } from './auditSchema';
 import type { GraphqlContext } from './fhirSchema';
 
 /**
@@ -73,6 +74,6 @@ class AggregationResolver {
 let built: GraphQLSchema | undefined;
 
 export function buildAggregationSchema(): GraphQLSchema {
-  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver, OrganizationResolver], validate: false });
+  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver, OrganizationResolver, AuditResolver], validate: false });
   return built;
 }

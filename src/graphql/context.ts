@@ -1,6 +1,7 @@
 import type { Resource } from '../fhir/types';
 import type { AdminOps } from './adminSchema';
 import type { AggregationOps } from './aggregationSchema';
+import type { AuditOps } from './auditSchema';
 import type { GraphqlDataSource } from './dataSource';
 import type { Loaders } from './loaders';
 
@@ -24,6 +25,8 @@ export interface GraphqlContext {
   /** Aggregation views (FHIR callers) and admin operations (admin caller), see aggregationSchema.ts. */
   aggregation?: AggregationOps;
   admin?: AdminOps;
+  /** The audit log: the admin's search, a patient's own record accesses (auditSchema.ts). */
+  audit?: AuditOps;
   /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
   slices?: Map<string, string>;
 }

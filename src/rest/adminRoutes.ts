@@ -106,6 +106,12 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
     app.delete('/admin/consents', async (request) => admin.revokeConsent(objectBody(request.body)));
     app.get('/admin/consents', async (request) => ({ consents: await admin.listConsents(query(request).patientId) }));
 
+    // The audit log as FHIR: a searchset Bundle of BALP AuditEvents (patient, date, agent, action, _count).
+    app.get('/admin/AuditEvent', async (request, reply) => {
+      const bundle = await admin.searchAuditEvents(query(request), `${base ?? ''}/admin`);
+      return reply.type('application/fhir+json; charset=utf-8').send(JSON.stringify(bundle));
+    });
+
     app.post('/admin/analyze', async () => admin.analyze());
     app.get('/admin/aggregation', async () => admin.aggregationLag());
     app.post('/admin/aggregation/wait', async (request) => admin.waitForAggregation(query(request).timeoutMs));

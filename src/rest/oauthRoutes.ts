@@ -53,7 +53,7 @@ export function oauthRoutes(deps: TokenExchangeDeps): FastifyPluginAsync {
         const contentType = request.headers['content-type']?.split(';')[0].trim().toLowerCase();
         if (contentType !== FORM) throw new OAuthError('invalid_request', `A token request must be ${FORM} (RFC 6749 §4.4.2)`);
         const form = parseForm(typeof request.body === 'string' ? request.body : '');
-        const tokenRequest = { authorization: request.headers.authorization, form };
+        const tokenRequest = { authorization: request.headers.authorization, form, address: request.ip };
         return form.grant_type === TOKEN_EXCHANGE_GRANT ? tokenExchange(deps, family, tokenRequest) : clientCredentialsGrant(deps, family, tokenRequest);
       });
       app.route({

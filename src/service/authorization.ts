@@ -5,7 +5,9 @@ import type { TokenService } from '../access/tokens';
 import { badRequest, forbidden, notFound, OperationOutcomeError, unauthorized } from '../fhir/outcome';
 import type { FhirVersion } from '../fhir/types';
 import type { EndpointRecord } from '../store/tenancyRepository';
-import { FhirService, type FhirServiceDeps } from './fhirService';
+import { AuditedFhirService } from '../audit/auditedFhirService';
+import type { AuditSink } from '../audit/auditLog';
+import { FhirService, type FhirServiceDeps, type StoreBinding } from './fhirService';
 import type { AccessFilter } from './ports';
 
 /**
@@ -32,6 +34,8 @@ export interface AuthorizationDeps {
   organizationPublicId(organizationId: string): Promise<string | null>;
   /** Absolute base URL of the server; read per call, as it may be settled only once the server listens. */
   publicUrl(): string;
+  /** The audit log: when enabled, every service handed out records each interaction (src/audit/). */
+  audit?: AuditSink;
 }
 
 export interface CustomerAccess {
@@ -96,7 +100,7 @@ export class Authorization {
     // Its owner learns why; to anyone else it stays indistinguishable from a missing one (above).
     if (!endpoint.enabled) throw forbidden(`FHIR endpoint '${endpointId}' is disabled`);
     const baseUrl = `${this.deps.publicUrl()}/fhir/customer/${endpoint.id}`;
-    return { endpoint, baseUrl, service: new FhirService(this.deps.services, { store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion, caller: authorised }) };
+    return { endpoint, baseUrl, service: this.service({ store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion, caller: authorised }) };
   }
 
   /** The caller's service on the aggregated record, under its access predicate. */
@@ -106,8 +110,14 @@ export class Authorization {
     return {
       baseUrl: `${this.deps.publicUrl()}/fhir/aggregated`,
       supported: this.deps.supported,
-      service: new FhirService(this.deps.services, { store: AGGREGATED_STORE, fhirVersion: 'R4', caller: authorised, accessFilter }),
+      service: this.service({ store: AGGREGATED_STORE, fhirVersion: 'R4', caller: authorised, accessFilter }),
     };
+  }
+
+  /** Every service is made here: audited unless the audit log is off. */
+  private service(binding: StoreBinding): FhirService {
+    const audit = this.deps.audit;
+    return audit?.enabled ? new AuditedFhirService(this.deps.services, binding, audit) : new FhirService(this.deps.services, binding);
   }
 
   /** The same two, bound to one caller (what the GraphQL context takes). */

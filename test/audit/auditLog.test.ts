@@ -1,0 +1,201 @@
+import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+
+/**
+ * The audit log through the real server: every read, search, write, token issue and failure leaves a BALP
+ * AuditEvent the admin can search by patient and date; a request whose audit cannot be written fails loudly.
+ */
+jest.setTimeout(60_000);
+
+type AuditEvent = {
+  resourceType: string;
+  subtype: { code: string }[];
+  action: string;
+  outcome: string;
+  recorded: string;
+  agent: { who: { identifier?: { value: string }; reference?: string }; requestor: boolean; network?: { address: string } }[];
+  entity?: { what?: { reference: string }; role?: { code: string }; query?: string }[];
+};
+type Bundle = { entry?: { resource: AuditEvent }[]; link?: { relation: string; url: string }[] };
+
+let server: TestServer;
+let tenant: Tenant;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  tenant = await server.provision();
+});
+afterAll(async () => server?.close());
+
+const auditEvents = async (query: string): Promise<AuditEvent[]> => {
+  const bundle = await server.admin<Bundle>('GET', `/admin/AuditEvent?${query}`);
+  return (bundle.entry ?? []).map((e) => e.resource);
+};
+const byClient = (q = '') => auditEvents(`agent=${tenant.clientId}&_count=200${q}`);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const json = async (res: Response | Promise<Response>): Promise<any> => (await res).json();
+const references = (e: AuditEvent) => (e.entity ?? []).map((x) => x.what?.reference).filter(Boolean);
+
+test('a token issue is audited with the client and its address', async () => {
+  const events = await byClient();
+  const issued = events.find((e) => e.subtype[0].code === 'token-issue');
+  expect(issued).toBeDefined();
+  expect(issued?.outcome).toBe('0');
+  expect(issued?.agent[0].who.identifier?.value).toBe(tenant.clientId);
+  expect(issued?.agent[0].network?.address).toBe('127.0.0.1');
+});
+
+test('a refused token request is audited as a failure', async () => {
+  await fetch(`${server.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: tenant.clientId, client_secret: 'wrong' }).toString(),
+  });
+  const failed = (await byClient()).filter((e) => e.subtype[0].code === 'token-issue' && e.outcome === '4');
+  expect(failed).toHaveLength(1);
+});
+
+test('a write, a read, a search and a failed read each leave their event', async () => {
+  const created = await json(tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Audited' }] }) }));
+  expect((await tenant.fetch(`Patient/${created.id}`)).status).toBe(200);
+  expect((await tenant.fetch('Patient?family=Audited')).status).toBe(200);
+  expect((await tenant.fetch('Patient/no-such-patient')).status).toBe(404);
+
+  const events = await byClient();
+  const create = events.find((e) => e.subtype[0].code === 'create');
+  expect(create).toMatchObject({ action: 'C', outcome: '0' });
+  expect(references(create as AuditEvent)).toEqual([`Patient/${created.id}/_history/1`]);
+
+  const read = events.find((e) => e.subtype[0].code === 'read' && e.outcome === '0');
+  expect(read?.action).toBe('R');
+  expect(references(read as AuditEvent)).toEqual([`Patient/${created.id}/_history/1`]);
+
+  const search = events.find((e) => e.subtype[0].code === 'search-type');
+  expect(search?.action).toBe('E');
+  expect(references(search as AuditEvent)).toEqual([`Patient/${created.id}`]);
+  const query = search?.entity?.find((x) => x.role?.code === '24')?.query;
+  expect(Buffer.from(query as string, 'base64').toString()).toBe('Patient?family=Audited');
+
+  const missing = events.find((e) => e.subtype[0].code === 'read' && e.outcome === '4');
+  expect(references(missing as AuditEvent)).toEqual(['Patient/no-such-patient']);
+});
+
+test('reads of the aggregated record are searchable by patient and date, and the patient sees who accessed', async () => {
+  const tenant = await server.provision({ name: 'Aggregating customer', defaultSourceOrg: 'Organization/org' });
+  const put = (r: { resourceType: string; id: string }) => tenant.fetch(`${r.resourceType}/${r.id}`, { method: 'PUT', body: JSON.stringify(r) });
+  await put({ resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'AUD01' }], name: 'Audit GP' } as never);
+  await put({ resourceType: 'Patient', id: 'p', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: '9990001113' }], name: [{ family: 'Compartment' }], managingOrganization: { reference: 'Organization/org' } } as never);
+  await put({ resourceType: 'Observation', id: 'o', status: 'final', code: { text: 'pulse' }, subject: { reference: 'Patient/p' } } as never);
+  await server.waitForAggregation();
+  const status = await json(tenant.fetch('Patient/p/$aggregation-status'));
+  const aggregatedId = /is aggregated as Patient\/([^ .,;]+)/.exec(status.issue?.[0]?.diagnostics ?? '')?.[1] as string;
+  expect(aggregatedId).toBeDefined();
+  expect((await server.aggregated(tenant, `Patient/${aggregatedId}`)).status).toBe(200);
+  const observations = await json(server.aggregated(tenant, `Observation?subject=Patient/${aggregatedId}`));
+  expect(observations.entry).toHaveLength(1);
+
+  const before = new Date(Date.now() - 60_000).toISOString();
+  const forPatient = await auditEvents(`patient=${aggregatedId}&date=ge${before}`);
+  // The Patient read and the Observation search: the Observation's patient comes from its agg_access row.
+  expect(forPatient.map((e) => e.subtype[0].code).sort()).toEqual(['read', 'search-type']);
+  expect(forPatient.every((e) => references(e).some((r) => r?.startsWith(`Patient/${aggregatedId}`)))).toBe(true);
+  expect(await auditEvents(`patient=${aggregatedId}&date=lt${before}`)).toEqual([]);
+  expect(await auditEvents(`patient=someone-else`)).toEqual([]);
+
+  const patientToken = server.tokens.issue('fhir', { clientId: 'nhs-login-app', customerId: tenant.customerId, scopes: ['patient/*.rs'], patientId: aggregatedId } as never);
+  const res = await fetch(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${(patientToken as { access_token: string }).access_token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query: '{ myRecordAccess { agent action subtype recorded outcome what purpose } }' }),
+  });
+  const body = await json(res);
+  expect(body.errors).toBeUndefined();
+  const agents = body.data.myRecordAccess.map((a: { agent: string }) => a.agent);
+  expect(agents).toContain(tenant.clientId);
+  expect(body.data.myRecordAccess[0].what.length).toBeGreaterThan(0);
+});
+
+test('each entry of a transaction Bundle is audited, and a consent change too', async () => {
+  const bundle = {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [
+      { resource: { resourceType: 'Patient', id: 'tx-p' }, request: { method: 'PUT', url: 'Patient/tx-p' } },
+      { resource: { resourceType: 'Practitioner', id: 'tx-dr' }, request: { method: 'PUT', url: 'Practitioner/tx-dr' } },
+    ],
+  };
+  expect((await tenant.fetch(tenant.baseUrl, { method: 'POST', body: JSON.stringify(bundle) })).status).toBe(200);
+  const writes = (await byClient()).filter((e) => e.subtype[0].code === 'create').flatMap(references);
+  expect(writes).toEqual(expect.arrayContaining(['Patient/tx-p/_history/1', 'Practitioner/tx-dr/_history/1']));
+
+  await server.admin('POST', '/admin/consents', { patientId: 'agg-patient-1', grantee: tenant.customerId, label: 'MENTAL_HEALTH' });
+  const consent = await auditEvents('patient=agg-patient-1');
+  expect(consent.map((e) => [e.subtype[0].code, e.action, e.outcome])).toEqual([['consent-grant', 'C', '0']]);
+});
+
+test('a GraphQL query leaves one event per service call it makes, naming what it returned', async () => {
+  const since = new Date().toISOString();
+  const res = await tenant.fetch('$graphql', { method: 'POST', body: JSON.stringify({ query: '{ PatientList(family: "Audited") { id } }' }) });
+  const body = await json(res);
+  expect(body.errors).toBeUndefined();
+  const ids = body.data.PatientList.map((p: { id: string }) => `Patient/${p.id}`);
+  expect(ids.length).toBeGreaterThan(0);
+  const events = await byClient(`&date=ge${since}`);
+  expect(events).toHaveLength(1);
+  expect(events[0].subtype[0].code).toBe('search-type');
+  expect(references(events[0])).toEqual(ids);
+});
+
+test('admins search audit in GraphQL', async () => {
+  const res = await fetch(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query: `{ auditEvents(agent: "${tenant.clientId}", action: "C") { id subtype outcome agent what } }` }),
+  });
+  const body = await json(res);
+  expect(body.errors).toBeUndefined();
+  expect(body.data.auditEvents.length).toBeGreaterThanOrEqual(1);
+  expect(body.data.auditEvents.every((e: { subtype: string }) => e.subtype === 'create')).toBe(true);
+});
+
+test('only the admin searches the audit log, and only a patient token lists its own record accesses', async () => {
+  expect((await fetch(`${server.url}/admin/AuditEvent`, { headers: { authorization: `Bearer ${tenant.token}` } })).status).toBe(401);
+  const ask = async (token: string, query: string) =>
+    json(fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) }));
+  const asClient = await ask(tenant.token, '{ auditEvents { id } }');
+  expect(asClient.data).toBeNull();
+  expect(JSON.stringify(asClient.errors)).toContain('admin token');
+  const notPatient = await ask(tenant.token, '{ myRecordAccess { id } }');
+  expect(notPatient.data).toBeNull();
+  expect(JSON.stringify(notPatient.errors)).toContain('patient-scoped token');
+});
+
+test('bad audit search parameters are a 400 naming them', async () => {
+  const res = await fetch(`${server.url}/admin/AuditEvent?date=yesterday`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+  expect(res.status).toBe(400);
+  expect(JSON.stringify(await res.json())).toContain('date');
+});
+
+test('a read whose audit cannot be written is refused loudly, not served unaudited', async () => {
+  const created = await json(tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient' }) }));
+  await server.database.db.sql.execute('ALTER TABLE "audit_event" RENAME TO "audit_event_away"');
+  try {
+    const res = await tenant.fetch(`Patient/${created.id}`);
+    expect(res.status).toBe(503);
+    expect(JSON.stringify(await res.json())).toContain('audit log');
+  } finally {
+    await server.database.db.sql.execute('ALTER TABLE "audit_event_away" RENAME TO "audit_event"');
+  }
+  expect((await tenant.fetch(`Patient/${created.id}`)).status).toBe(200);
+});
+
+test('AUDIT=off records nothing', async () => {
+  const quiet = await startTestServer({ AUDIT: 'off' });
+  try {
+    const t = await quiet.provision();
+    await t.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient' }) });
+    const bundle = await quiet.admin<Bundle>('GET', '/admin/AuditEvent');
+    expect(bundle.entry ?? []).toEqual([]);
+  } finally {
+    await quiet.close();
+  }
+});
