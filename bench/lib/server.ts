@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -81,8 +81,11 @@ export interface StartOptions {
   port?: number;
 }
 
+/** A private EC P-256 JWK, as TOKEN_SIGNING_KEYS_* take it. */
+const signingKey = (): string => JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }));
+
 /** Shared by every server process of one bench run so tokens verify on all of them (documented variables). */
-export const TOKEN_SECRETS = { TOKEN_SECRET_FHIR: randomBytes(24).toString('base64url'), TOKEN_SECRET_LEGACY: randomBytes(24).toString('base64url') };
+export const TOKEN_SECRETS = { TOKEN_SIGNING_KEYS_FHIR: signingKey(), TOKEN_SIGNING_KEYS_LEGACY: signingKey() };
 
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   if (!existsSync(SERVER_ENTRY)) throw new Error(`${SERVER_ENTRY} is missing: run 'npm run build' first`);
