@@ -44,7 +44,11 @@ export interface BenchOptions {
   command: string;
 }
 
-const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string | undefined): string[] =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 function positive(name: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${v}'`);
@@ -96,7 +100,11 @@ export function parseOptions(argv: string[]): BenchOptions {
     settings: {
       postgres: { ...common, patients: values.patients ? positive('patients', values.patients) : quick ? 30 : 500, sizes: sizes(values.sizes, quick ? [100] : [4200]) },
       // The embedded store is one process and one connection: a dataset for its figures, not a scale test.
-      pglite: { ...common, patients: values['pglite-patients'] ? positive('pglite-patients', values['pglite-patients']) : quick ? 5 : 20, sizes: sizes(values['pglite-sizes'], []) },
+      pglite: {
+        ...common,
+        patients: values['pglite-patients'] ? positive('pglite-patients', values['pglite-patients']) : quick ? 5 : 20,
+        sizes: sizes(values['pglite-sizes'], []),
+      },
     },
     outDir: values.out ?? path.join(ROOT, 'bench/results'),
     build: !values['no-build'],
@@ -115,7 +123,16 @@ export async function runStore(store: StoreKind, options: BenchOptions): Promise
   const env: Record<string, string> = { ...(db ? { DATABASE_URL: db.url } : {}), ...(settings.aggregation ? {} : { AGGREGATION_WORKER: 'off' }) };
   const figures: Figure[] = [];
   const seconds: Record<string, number> = {};
-  const ctx = { store, databaseUrl: db?.url, settings, figures, dataset: { patients: 0, resources: 0 }, idleRssMb: null, features: new Map(), log: (m: string) => log(`[${store}] ${m}`) } as Omit<BenchContext, 'server'> as BenchContext;
+  const ctx = {
+    store,
+    databaseUrl: db?.url,
+    settings,
+    figures,
+    dataset: { patients: 0, resources: 0 },
+    idleRssMb: null,
+    features: new Map(),
+    log: (m: string) => log(`[${store}] ${m}`),
+  } as Omit<BenchContext, 'server'> as BenchContext;
   try {
     ctx.server = await startServer({ env });
     // Settle after start before taking the idle figure (schema compiled, pools open).

@@ -18,7 +18,7 @@ import type { TokenService } from './access/tokens';
 import type { Config } from './config';
 import { capabilityStatement } from './fhir/capabilityStatement';
 import { isResourceType, resourceTypes } from './fhir/definitions';
-import { forbidden, notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
+import { notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
 import type { FhirVersion, Resource } from './fhir/types';
 import { assertValidResource } from './fhir/validation';
 import { corsOptions } from './rest/corsOptions';
@@ -221,8 +221,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     revoked,
     endpoint: (id) => endpoints.get(id),
     organizationPublicId: (id) => organizationPublicIds.get(id),
-    aggregatedFilter: async (caller) =>
-      caller.patientId !== undefined ? patientOwnRecord(caller.patientId) : accessFilterFor(await identities.get(caller.customerId as string)),
+    aggregatedFilter: async (caller) => (caller.patientId !== undefined ? patientOwnRecord(caller.patientId) : accessFilterFor(await identities.get(caller.customerId as string))),
     supported: aggregator.supported,
     publicUrl: () => config.publicUrl,
     audit,
@@ -240,7 +239,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       defaultEndpoint,
       // A patient-scoped caller may list who accessed its own record (and nobody else's).
       audit: caller.patientId
-        ? { myRecordAccess: async (count) => (await auditEvents.find(auditQueryOf({ patient: caller.patientId, ...(count ? { _count: String(count) } : {}) }))).rows.map(summarise) }
+        ? {
+            myRecordAccess: async (count) => (await auditEvents.find(auditQueryOf({ patient: caller.patientId, ...(count ? { _count: String(count) } : {}) }))).rows.map(summarise),
+          }
         : undefined,
       aggregation: {
         // The same checks as REST: the caller must be able to read the aggregated resource / own the endpoint.

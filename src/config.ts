@@ -137,7 +137,10 @@ class EnvReader {
 
   /** Exact origins (`https://app.example`), or `*`: a near miss such as a trailing slash would never match. */
   origins(name: string): string[] {
-    const list = (this.string(name) ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+    const list = (this.string(name) ?? '')
+      .split(',')
+      .map((o) => o.trim())
+      .filter((o) => o !== '');
     for (const o of list) {
       let origin: string | undefined;
       try {

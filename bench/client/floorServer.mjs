@@ -20,14 +20,18 @@ if (kind === 'pg') {
   const { PGlite } = await import('@electric-sql/pglite');
   const db = new PGlite(target);
   await db.waitReady;
-  await db.exec('CREATE TABLE IF NOT EXISTS resource (pk BIGSERIAL PRIMARY KEY, store TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, content JSONB); CREATE UNIQUE INDEX IF NOT EXISTS resource_key ON resource (store, type, id)');
+  await db.exec(
+    'CREATE TABLE IF NOT EXISTS resource (pk BIGSERIAL PRIMARY KEY, store TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, content JSONB); CREATE UNIQUE INDEX IF NOT EXISTS resource_key ON resource (store, type, id)',
+  );
   const rows = JSON.parse(readFileSync(rowsFile, 'utf8'));
   for (let i = 0; i < rows.length; i += 500) {
     const slice = rows.slice(i, i + 500);
-    await db.query(
-      'INSERT INTO resource (store, type, id, content) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) ON CONFLICT DO NOTHING',
-      [slice.map((r) => r.store), slice.map((r) => r.type), slice.map((r) => r.id), slice.map((r) => JSON.stringify(r.content))],
-    );
+    await db.query('INSERT INTO resource (store, type, id, content) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) ON CONFLICT DO NOTHING', [
+      slice.map((r) => r.store),
+      slice.map((r) => r.type),
+      slice.map((r) => r.id),
+      slice.map((r) => JSON.stringify(r.content)),
+    ]);
   }
   query = async (params) => (await db.query(SELECT, params)).rows;
 }

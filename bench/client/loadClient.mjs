@@ -27,34 +27,31 @@ function once(index, req, retries = 0) {
   return new Promise((resolve) => {
     const u = new URL(req.url);
     const t0 = performance.now();
-    const r = http.request(
-      { agent, method: req.method ?? 'GET', hostname: u.hostname, port: u.port, path: u.pathname + u.search, headers: req.headers ?? {} },
-      (res) => {
-        // Throttled (the server's aggregation is behind): wait as told and send the same request again.
-        if ((res.statusCode === 503 || res.statusCode === 429) && retries < 120) {
-          res.resume();
-          res.on('end', () => {
-            throttled++;
-            setTimeout(() => once(index, req, retries + 1).then(resolve), 1000 * Math.min(30, Number(res.headers['retry-after']) || 1));
-          });
-          return;
-        }
-        const failed = res.statusCode >= 400;
-        let text = '';
-        res.on('data', (c) => {
-          if (failed && text.length < 2000) text += c;
-        });
+    const r = http.request({ agent, method: req.method ?? 'GET', hostname: u.hostname, port: u.port, path: u.pathname + u.search, headers: req.headers ?? {} }, (res) => {
+      // Throttled (the server's aggregation is behind): wait as told and send the same request again.
+      if ((res.statusCode === 503 || res.statusCode === 429) && retries < 120) {
+        res.resume();
         res.on('end', () => {
-          latencies.push(performance.now() - t0);
-          if (failed) {
-            statusErrors++;
-            failedIndices.push(index);
-            if (failures.length < 50) failures.push({ index, status: res.statusCode, body: text.slice(0, 500) });
-          }
-          resolve();
+          throttled++;
+          setTimeout(() => once(index, req, retries + 1).then(resolve), 1000 * Math.min(30, Number(res.headers['retry-after']) || 1));
         });
-      },
-    );
+        return;
+      }
+      const failed = res.statusCode >= 400;
+      let text = '';
+      res.on('data', (c) => {
+        if (failed && text.length < 2000) text += c;
+      });
+      res.on('end', () => {
+        latencies.push(performance.now() - t0);
+        if (failed) {
+          statusErrors++;
+          failedIndices.push(index);
+          if (failures.length < 50) failures.push({ index, status: res.statusCode, body: text.slice(0, 500) });
+        }
+        resolve();
+      });
+    });
     r.on('error', (err) => {
       errors++;
       failedIndices.push(index);
@@ -98,6 +95,18 @@ const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))] : null);
 process.stdout.write(
-  JSON.stringify({ count: latencies.length, errors, statusErrors, throttled, seconds, rps: latencies.length / seconds, p50: pct(50), p95: pct(95), p99: pct(99), failures, failedIndices }) + '\n',
+  JSON.stringify({
+    count: latencies.length,
+    errors,
+    statusErrors,
+    throttled,
+    seconds,
+    rps: latencies.length / seconds,
+    p50: pct(50),
+    p95: pct(95),
+    p99: pct(99),
+    failures,
+    failedIndices,
+  }) + '\n',
 );
 agent.destroy();

@@ -16,7 +16,9 @@ let texts: string[] | undefined;
 function sources(): string[] {
   if (texts) return texts;
   if (!existsSync(SYNTHEA_R4)) throw new Error(`Synthea data not found at ${SYNTHEA_R4}`);
-  const files = readdirSync(SYNTHEA_R4).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(SYNTHEA_R4)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   if (!files.length) throw new Error(`no Synthea bundles in ${SYNTHEA_R4}`);
   texts = files.map((f) => readFileSync(path.join(SYNTHEA_R4, f), 'utf8'));
   return texts;

@@ -40,7 +40,14 @@ async function runners(store: StoreKind, databaseUrl: string | undefined, n: num
 }
 
 /** Resources/s for inserting the bodies of patients `from`..`to` into one jsonb table (insert time only). */
-export async function ingestFloor(store: StoreKind, databaseUrl: string | undefined, from: number, to: number, concurrency = 4, batch = 250): Promise<{ rate: number; resources: number }> {
+export async function ingestFloor(
+  store: StoreKind,
+  databaseUrl: string | undefined,
+  from: number,
+  to: number,
+  concurrency = 4,
+  batch = 250,
+): Promise<{ rate: number; resources: number }> {
   const { all, cleanup } = await runners(store, databaseUrl, concurrency);
   try {
     await all[0].query('DROP TABLE IF EXISTS bench_floor');
@@ -81,7 +88,11 @@ export interface FloorServer {
  * Starts the read floor in its own process. On PostgreSQL it reads the server's own `resource` table; on
  * PGlite (one process per store) it gets its own store loaded with `rows`.
  */
-export async function startFloorServer(store: StoreKind, databaseUrl: string | undefined, rows: { store: string; type: string; id: string; content: unknown }[]): Promise<FloorServer> {
+export async function startFloorServer(
+  store: StoreKind,
+  databaseUrl: string | undefined,
+  rows: { store: string; type: string; id: string; content: unknown }[],
+): Promise<FloorServer> {
   const port = await freePort();
   const dir = store === 'pglite' ? mkdtempSync(path.join(tmpdir(), 'bench-floor-read-')) : undefined;
   const args = [path.join(__dirname, '../client/floorServer.mjs'), String(port)];

@@ -36,7 +36,10 @@ function runChild(script: string, spec: unknown, feed?: (stdin: NodeJS.WritableS
     const dir = mkdtempSync(path.join(tmpdir(), 'bench-load-'));
     const file = path.join(dir, 'spec.json');
     writeFileSync(file, JSON.stringify(spec));
-    const child = spawn(process.execPath, [path.join(__dirname, '../client', script), `@${file}`], { stdio: [feed ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const child = spawn(process.execPath, [path.join(__dirname, '../client', script), `@${file}`], {
+      stdio: [feed ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
     let out = '';
     let err = '';
     child.stdout?.on('data', (d) => (out += String(d)));
@@ -48,10 +51,13 @@ function runChild(script: string, spec: unknown, feed?: (stdin: NodeJS.WritableS
     });
     if (feed && child.stdin) {
       child.stdin.on('error', () => undefined);
-      feed(child.stdin).then(() => child.stdin?.end(), (e: Error) => {
-        child.kill();
-        reject(e);
-      });
+      feed(child.stdin).then(
+        () => child.stdin?.end(),
+        (e: Error) => {
+          child.kill();
+          reject(e);
+        },
+      );
     }
   });
 }

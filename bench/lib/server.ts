@@ -105,7 +105,18 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     child = spawn(process.execPath, [...nodeArgs, SERVER_ENTRY], {
       cwd: ROOT,
       // As deployed: NODE_ENV=production (graphql-js skips its development-mode checks on every value).
-      env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', ...TOKEN_SECRETS, ...env },
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        NODE_OPTIONS: '',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATA_DIR: dataDir,
+        ADMIN_TOKEN: adminToken,
+        LOG_LEVEL: 'warn',
+        ...TOKEN_SECRETS,
+        ...env,
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const started = child;
@@ -208,7 +219,11 @@ export function serverApi(url: string, adminToken: string): Pick<RunningServer, 
     async tenant(name) {
       const customer = await admin<{ id: string }>('POST', '/admin/customers', { name });
       // A default source organisation lets the aggregator attribute resources without managingOrganization.
-      const endpoint = await admin<{ id: string }>('POST', '/admin/endpoints', { customerId: customer.id, fhirVersion: 'R4', defaultSourceOrg: `Organization/${name.replace(/\W+/g, '-')}` });
+      const endpoint = await admin<{ id: string }>('POST', '/admin/endpoints', {
+        customerId: customer.id,
+        fhirVersion: 'R4',
+        defaultSourceOrg: `Organization/${name.replace(/\W+/g, '-')}`,
+      });
       const client = await admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: customer.id, family: 'fhir' });
       return {
         customerId: customer.id,

@@ -74,7 +74,11 @@ export class AggregationObserver {
   /** Writes one probe; returns its id (and records it) or undefined when the write failed. */
   private async writeProbe(record = true): Promise<{ id: string; committedAt: number } | undefined> {
     const t = await this.token();
-    const res = await fetch(`${t.base}/Patient`, { method: 'POST', headers: { ...bearer(t), 'content-type': 'application/fhir+json' }, body: JSON.stringify(probeBody(this.nextProbe++)) });
+    const res = await fetch(`${t.base}/Patient`, {
+      method: 'POST',
+      headers: { ...bearer(t), 'content-type': 'application/fhir+json' },
+      body: JSON.stringify(probeBody(this.nextProbe++)),
+    });
     const committedAt = Date.now();
     await res.arrayBuffer();
     const id = (res.headers.get('location') ?? '').split('/Patient/')[1]?.split('/')[0];
@@ -192,7 +196,9 @@ export async function aggregateScenario(ctx: BenchContext): Promise<void> {
   const parked = obs.probes.filter((p) => p.parked).length;
   const loaded = summarize(lags);
   const idle = summarize(obs.idleLags);
-  const probeNote = [unseen ? `${unseen} of ${lags.length} probes still pending after the drain timeout (counted as lower bounds)` : '', parked ? `${parked} probes parked` : ''].filter(Boolean).join('; ');
+  const probeNote = [unseen ? `${unseen} of ${lags.length} probes still pending after the drain timeout (counted as lower bounds)` : '', parked ? `${parked} probes parked` : '']
+    .filter(Boolean)
+    .join('; ');
   report(ctx, {
     id: 'aggregate.lag.p50',
     scenario: 'aggregate',

@@ -136,7 +136,9 @@ export function transactions(ctx: BenchContext): Promise<Availability> {
     const bundle = {
       resourceType: 'Bundle',
       type: 'transaction',
-      entry: [{ fullUrl: 'urn:uuid:6b0e1c5e-0000-4000-8000-000000000001', resource: { resourceType: 'Basic', code: { text: 'bench probe' } }, request: { method: 'POST', url: 'Basic' } }],
+      entry: [
+        { fullUrl: 'urn:uuid:6b0e1c5e-0000-4000-8000-000000000001', resource: { resourceType: 'Basic', code: { text: 'bench probe' } }, request: { method: 'POST', url: 'Basic' } },
+      ],
     };
     const res = await fetch(t.base, { method: 'POST', headers: { ...bearer(t), 'content-type': 'application/fhir+json' }, body: JSON.stringify(bundle) });
     const json = (await res.json().catch(() => undefined)) as { resourceType?: string; type?: string } | undefined;
@@ -259,7 +261,9 @@ export async function sampleIds(ctx: BenchContext, type: 'Patient' | 'Observatio
   const t = await tenant(ctx);
   if ((await search(ctx)).available) {
     const { json } = await getJson(`${t.base}/${type}?_count=${n}`, bearer(t));
-    const ids = ((json?.entry ?? []) as { resource?: { resourceType?: string; id?: string } }[]).filter((e) => e.resource?.resourceType === type).map((e) => e.resource?.id as string);
+    const ids = ((json?.entry ?? []) as { resource?: { resourceType?: string; id?: string } }[])
+      .filter((e) => e.resource?.resourceType === type)
+      .map((e) => e.resource?.id as string);
     if (ids.length) return ids;
   }
   const ids: string[] = [];

@@ -42,7 +42,11 @@ export async function graphqlScenario(ctx: BenchContext): Promise<void> {
   const queued = await settle(ctx);
   const data = await ensureDataset(ctx, Math.min(ctx.settings.patients, 10));
   const t = await tenant(ctx);
-  const probe = await fetch(`${ctx.server.url}/graphql`, { method: 'POST', headers: { ...bearer(t), 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) }).catch(() => undefined);
+  const probe = await fetch(`${ctx.server.url}/graphql`, {
+    method: 'POST',
+    headers: { ...bearer(t), 'content-type': 'application/json' },
+    body: JSON.stringify({ query: '{ __typename }' }),
+  }).catch(() => undefined);
   const searchable = data.available ? await search(ctx) : data;
   const reason = !probe || probe.status === 404 ? 'the server has no /graphql' : !searchable.available ? searchable.reason : '';
   if (reason) {
@@ -52,16 +56,26 @@ export async function graphqlScenario(ctx: BenchContext): Promise<void> {
   const patients = await candidates(ctx);
   if (!patients.length) throw new Error('no patients to query');
   const typical = patients[Math.floor(patients.length / 2)];
-  const gql = (id: string, base = ctx.server.url, who: Tenant = t) => ({ method: 'POST', url: `${base}/graphql`, headers: { ...bearer(who), 'content-type': 'application/json' }, body: JSON.stringify({ query: QUERY, variables: { ep: t.endpointId, id } }) });
+  const gql = (id: string, base = ctx.server.url, who: Tenant = t) => ({
+    method: 'POST',
+    url: `${base}/graphql`,
+    headers: { ...bearer(who), 'content-type': 'application/json' },
+    body: JSON.stringify({ query: QUERY, variables: { ep: t.endpointId, id } }),
+  });
   const rest = (id: string, base = t.base, who: Tenant = t) => ({ url: `${base}/${restQuery(id)}`, headers: bearer(who) });
 
   // Same data both ways? Count what each returns for the typical record.
   const one = gql(typical.id);
-  const g = (await (await fetch(one.url, { method: one.method, headers: one.headers, body: one.body })).json()) as { data?: { Patient?: { ObservationList?: unknown[]; MedicationRequestList?: unknown[] } }; errors?: { message: string }[] };
+  const g = (await (await fetch(one.url, { method: one.method, headers: one.headers, body: one.body })).json()) as {
+    data?: { Patient?: { ObservationList?: unknown[]; MedicationRequestList?: unknown[] } };
+    errors?: { message: string }[];
+  };
   if (g.errors?.length) throw new Error(`GraphQL errors: ${g.errors[0].message}`);
   const r = await getJson(rest(typical.id).url, bearer(t));
   const restTypes = ((r.json?.entry ?? []) as { resource: { resourceType: string } }[]).map((e) => e.resource.resourceType);
-  const same = (g.data?.Patient?.ObservationList?.length ?? 0) === restTypes.filter((x) => x === 'Observation').length && (g.data?.Patient?.MedicationRequestList?.length ?? 0) === restTypes.filter((x) => x === 'MedicationRequest').length;
+  const same =
+    (g.data?.Patient?.ObservationList?.length ?? 0) === restTypes.filter((x) => x === 'Observation').length &&
+    (g.data?.Patient?.MedicationRequestList?.length ?? 0) === restTypes.filter((x) => x === 'MedicationRequest').length;
 
   const duration = durationMs(ctx, 3_000, 10_000);
   const warmup = Math.min(2_000, Math.max(300, duration / 4));

@@ -18,7 +18,15 @@ export async function measuredIngest(ctx: BenchContext): Promise<(IngestRun & { 
   const load = await loadPatients(ctx, from, from + ctx.settings.patients);
   if (observer instanceof AggregationObserver) observer.ingestEnded((await aggregationLag(ctx).catch(() => null))?.queueDepth);
   await analyze(ctx);
-  ctx.ingest = { from, to: from + ctx.settings.patients, resources: load.resources, seconds: load.seconds, rate: load.resources / load.seconds, failed: load.failed, failures: load.failures };
+  ctx.ingest = {
+    from,
+    to: from + ctx.settings.patients,
+    resources: load.resources,
+    seconds: load.seconds,
+    rate: load.resources / load.seconds,
+    failed: load.failed,
+    failures: load.failures,
+  };
   if (observer instanceof AggregationObserver) {
     ctx.log('ingest: waiting for the aggregation to catch up');
     ctx.aggregation = await observer.finish(ctx.settings.drainTimeoutMs, ctx.settings.quick ? 5 : 20);

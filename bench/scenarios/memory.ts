@@ -21,5 +21,13 @@ export function memoryFigure(ctx: BenchContext, scenario: string, peakMb: number
 export async function memoryScenario(ctx: BenchContext): Promise<void> {
   const peaks = ctx.figures.filter((f) => f.id.startsWith('memory.') && typeof f.value === 'number').map((f) => f.value as number);
   const peak = peaks.length ? Math.max(...peaks) : ctx.server.peakRssMb();
-  report(ctx, { id: 'memory.run', scenario: 'memory', metric: 'server peak RSS over the run (floor: idle after start)', value: peak, unit: 'MB', floor: ctx.idleRssMb, ratio: ratio(peak, ctx.idleRssMb) });
+  report(ctx, {
+    id: 'memory.run',
+    scenario: 'memory',
+    metric: 'server peak RSS over the run (floor: idle after start)',
+    value: peak,
+    unit: 'MB',
+    floor: ctx.idleRssMb,
+    ratio: ratio(peak, ctx.idleRssMb),
+  });
 }

@@ -24,7 +24,9 @@ export async function readScenario(ctx: BenchContext): Promise<void> {
     for (const [type, list] of Object.entries(ids)) {
       for (const id of list) rows.push({ store: t.endpointId, type, id, content: (await getJson(`${t.base}/${type}/${id}`, bearer(t))).json });
     }
-    resourceBodies(0, Math.min(ctx.dataset.patients, 20)).forEach((body, i) => rows.push({ store: t.endpointId, type: (JSON.parse(body) as { resourceType: string }).resourceType, id: `filler-${i}`, content: JSON.parse(body) }));
+    resourceBodies(0, Math.min(ctx.dataset.patients, 20)).forEach((body, i) =>
+      rows.push({ store: t.endpointId, type: (JSON.parse(body) as { resourceType: string }).resourceType, id: `filler-${i}`, content: JSON.parse(body) }),
+    );
   }
   const floor = await startFloorServer(ctx.store, ctx.databaseUrl, rows);
   try {
@@ -63,7 +65,11 @@ export async function readScenario(ctx: BenchContext): Promise<void> {
         target: 'p99 < 20 ms',
       });
     }
-    await auditCost(ctx, ids.Observation.map((id) => ({ url: `${t.base}/Observation/${id}`, headers: bearer(t) })), duration);
+    await auditCost(
+      ctx,
+      ids.Observation.map((id) => ({ url: `${t.base}/Observation/${id}`, headers: bearer(t) })),
+      duration,
+    );
   } finally {
     await floor.stop();
   }

@@ -1,6 +1,22 @@
 import { runCannon } from '../lib/load';
 import { ms, ratio, round } from '../lib/stats';
-import { type BenchContext, analyze, backlogNote, bearer, durationMs, ensureDataset, getJson, loadPatients, notAvailable, report, sampleIds, search, settle, tenant, why } from './context';
+import {
+  type BenchContext,
+  analyze,
+  backlogNote,
+  bearer,
+  durationMs,
+  ensureDataset,
+  getJson,
+  loadPatients,
+  notAvailable,
+  report,
+  sampleIds,
+  search,
+  settle,
+  tenant,
+  why,
+} from './context';
 
 /**
  * search: token, string, date range, reference, chain and _include searches (one page of 20) at each
@@ -33,7 +49,11 @@ async function measureAt(ctx: BenchContext, patients: number, queries: Record<st
   const ids = await sampleIds(ctx, 'Patient', 20);
   const floorRequests = ids.map((id) => ({ url: `${t.base}/Patient/${id}`, headers: bearer(t) }));
   // Warm up (a restarted server has a cold JIT and cold caches) before the floor is timed.
-  await runCannon({ requests: [...floorRequests, ...Object.values(queries).map((q) => ({ url: `${t.base}/${q}`, headers: bearer(t) }))], connections: CONNECTIONS, durationMs: Math.max(500, duration / 2) });
+  await runCannon({
+    requests: [...floorRequests, ...Object.values(queries).map((q) => ({ url: `${t.base}/${q}`, headers: bearer(t) }))],
+    connections: CONNECTIONS,
+    durationMs: Math.max(500, duration / 2),
+  });
   const floor = await runCannon({ requests: floorRequests, connections: CONNECTIONS, durationMs: duration });
   const out: Record<string, Result | undefined> = {};
   for (const [shape, query] of Object.entries(queries)) {
@@ -76,7 +96,9 @@ export async function searchScenario(ctx: BenchContext): Promise<void> {
   // every size so the figures compare the same queries.
   const t = await tenant(ctx);
   const probe = await getJson(`${t.base}/Observation?_count=1&_include=Observation:subject`, bearer(t));
-  const patient = ((probe.json?.entry ?? []) as { resource: { resourceType: string; id: string; name?: { family?: string }[] } }[]).find((e) => e.resource.resourceType === 'Patient')?.resource;
+  const patient = ((probe.json?.entry ?? []) as { resource: { resourceType: string; id: string; name?: { family?: string }[] } }[]).find(
+    (e) => e.resource.resourceType === 'Patient',
+  )?.resource;
   const patientId = patient?.id ?? (await sampleIds(ctx, 'Patient', 1))[0];
   const family = (patient?.name?.[0]?.family ?? 'Smi').slice(0, 3);
   const queries = shapes(patientId, family);

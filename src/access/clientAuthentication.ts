@@ -9,8 +9,7 @@ import { invalidClient, OAuthError } from './oauthError';
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
 
 export type PresentedClient =
-  | { method: 'client_secret_basic' | 'client_secret_post'; clientId: string; secret: string }
-  | { method: 'private_key_jwt'; clientId?: string; assertion: string };
+  { method: 'client_secret_basic' | 'client_secret_post'; clientId: string; secret: string } | { method: 'private_key_jwt'; clientId?: string; assertion: string };
 
 const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
@@ -58,5 +57,8 @@ export function presentedClient(authorization: string | undefined, form: Record<
     }
     return { method: 'private_key_jwt', clientId: form.client_id, assertion: form.client_assertion };
   }
-  throw invalidClient('Client authentication is required: HTTP Basic (client_secret_basic), client_id and client_secret in the body, or a client_assertion (private_key_jwt)', true);
+  throw invalidClient(
+    'Client authentication is required: HTTP Basic (client_secret_basic), client_id and client_secret in the body, or a client_assertion (private_key_jwt)',
+    true,
+  );
 }

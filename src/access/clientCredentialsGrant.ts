@@ -42,7 +42,13 @@ export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: To
     await deps.audit?.record({
       subtype: 'token-issue',
       caller: { clientId: clientId as string, customerId, address: request.address },
-      entities: [{ type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' }, description: `${family} access token`, detail: [{ type: 'scope', valueString: issued.scope ?? '' }] }],
+      entities: [
+        {
+          type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+          description: `${family} access token`,
+          detail: [{ type: 'scope', valueString: issued.scope ?? '' }],
+        },
+      ],
     });
     return issued;
   } catch (err) {

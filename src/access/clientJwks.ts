@@ -37,7 +37,8 @@ export function checkClientJwks(value: unknown): JwksCheck {
     if (!PUBLIC_MEMBERS[kty]) return { error: `${where}.kty must be RSA (RS384) or EC (ES384)` };
     const unknown = Object.keys(jwk).filter((m) => !PUBLIC_MEMBERS[kty].includes(m) && !OPTIONAL_MEMBERS.includes(m));
     if (unknown.length) return { error: `${where} has unknown members: ${unknown.join(', ')}` };
-    if (jwk.alg !== undefined && jwk.alg !== ALGORITHM[kty]) return { error: `${where}.alg must be ${ALGORITHM[kty]} for a ${kty} key (the token endpoint accepts RS384 and ES384)` };
+    if (jwk.alg !== undefined && jwk.alg !== ALGORITHM[kty])
+      return { error: `${where}.alg must be ${ALGORITHM[kty]} for a ${kty} key (the token endpoint accepts RS384 and ES384)` };
     if (jwk.use !== undefined && jwk.use !== 'sig') return { error: `${where}.use must be 'sig'` };
     if (kty === 'EC' && jwk.crv !== 'P-384') return { error: `${where}.crv must be P-384 (ES384)` };
     if (jwk.kid !== undefined) {

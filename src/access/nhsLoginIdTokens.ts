@@ -37,7 +37,7 @@ export class NhsLoginIdTokens {
       try {
         jwks = JSON.parse(await readFile(config.jwksFile, 'utf8')) as JSONWebKeySet;
       } catch (err) {
-        throw new Error(`NHS_LOGIN_JWKS_FILE '${config.jwksFile}' is not a readable JWKS: ${(err as Error).message}`);
+        throw new Error(`NHS_LOGIN_JWKS_FILE '${config.jwksFile}' is not a readable JWKS: ${(err as Error).message}`, { cause: err });
       }
       if (!jwks || !Array.isArray(jwks.keys)) throw new Error(`NHS_LOGIN_JWKS_FILE '${config.jwksFile}' has no "keys" array`);
       return new NhsLoginIdTokens(config, createLocalJWKSet(jwks), now);

@@ -21,7 +21,11 @@ export class RevokedClients {
 
   /** Listens first, then loads, so a revocation made in between is not missed. */
   async start(): Promise<void> {
-    this.unlisten = await this.db.listen(REVOCATION_CHANNEL, (id) => this.ids.add(id), () => void this.load().catch(() => undefined));
+    this.unlisten = await this.db.listen(
+      REVOCATION_CHANNEL,
+      (id) => this.ids.add(id),
+      () => void this.load().catch(() => undefined),
+    );
     await this.load();
   }
 

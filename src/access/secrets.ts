@@ -14,9 +14,7 @@ const KEY_LENGTH = 32;
 const MAX_N = 1 << 20;
 
 function scrypt(secret: string, salt: Buffer, keyLength: number, options: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scryptCallback(secret, salt, keyLength, options, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+  return new Promise((resolve, reject) => scryptCallback(secret, salt, keyLength, options, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
 /** 32 random bytes, base64url: 256 bits, safe in URLs, forms and Basic credentials without escaping. */

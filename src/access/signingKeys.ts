@@ -70,7 +70,7 @@ function toSigningKey(jwk: JsonWebKey & { kid?: string }, where: string, verifyU
   try {
     privateKey = createPrivateKey({ key: jwk, format: 'jwk' });
   } catch (err) {
-    throw new Error(`${where}: not a usable private key (${(err as Error).message})`);
+    throw new Error(`${where}: not a usable private key (${(err as Error).message})`, { cause: err });
   }
   const publicKey = createPublicKey(privateKey);
   const pub = publicKey.export({ format: 'jwk' });
@@ -119,7 +119,9 @@ function completed(value: StoredKeys): { keys: Record<TokenFamily, StoredKey[]>;
 function refuseRetiredEnv(env: NodeJS.ProcessEnv): void {
   for (const family of TOKEN_FAMILIES) {
     if (env[RETIRED_ENV[family]]) {
-      throw new Error(`${RETIRED_ENV[family]} is no longer used: tokens are signed with ES256 key pairs; remove it, and set ${ENV[family]} (a private EC P-256 JWK) or share DATA_DIR instead`);
+      throw new Error(
+        `${RETIRED_ENV[family]} is no longer used: tokens are signed with ES256 key pairs; remove it, and set ${ENV[family]} (a private EC P-256 JWK) or share DATA_DIR instead`,
+      );
     }
   }
 }
@@ -198,17 +200,15 @@ export class SigningKeyFile {
     if (this.envKeys[family]) throw new Error(`The ${family} signing keys come from ${ENV[family]}: rotate them by changing it`);
     const fresh = newStoredKey();
     if (this.file) {
-      let value: StoredKeys = {};
+      let value: StoredKeys;
       try {
         value = JSON.parse(readFileSync(this.file, 'utf8')) as StoredKeys;
-      } catch {
-        throw new Error(`${this.file} cannot be read; keys not rotated`);
+      } catch (err) {
+        throw new Error(`${this.file} cannot be read; keys not rotated`, { cause: err });
       }
       const { keys } = completed(value);
       keys[family] = [
-        ...keys[family]
-          .map((k) => (k.verifyUntil === undefined ? { ...k, verifyUntil: nowSeconds + graceSeconds } : k))
-          .filter((k) => (k.verifyUntil as number) > nowSeconds),
+        ...keys[family].map((k) => (k.verifyUntil === undefined ? { ...k, verifyUntil: nowSeconds + graceSeconds } : k)).filter((k) => (k.verifyUntil as number) > nowSeconds),
         fresh,
       ];
       await writeOwnerOnlyJson(this.file, keys);

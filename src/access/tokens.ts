@@ -243,7 +243,8 @@ export class TokenService {
     if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') throw invalidToken('The access token lacks exp or iat (RFC 9068 requires both)');
     if (payload.exp <= nowSeconds) throw invalidToken('The access token has expired');
     if (signingKey.verifyUntil !== undefined && signingKey.verifyUntil < nowSeconds) throw invalidToken('The access token was signed by a key retired since');
-    if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS)) throw invalidToken('The access token is not valid yet (nbf)');
+    if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS))
+      throw invalidToken('The access token is not valid yet (nbf)');
     if (payload.iat > nowSeconds + CLOCK_SKEW_SECONDS) throw invalidToken('The access token was issued in the future (iat)');
     if (typeof payload.sub !== 'string' || typeof payload.customer_id !== 'string' || typeof payload.scope !== 'string') {
       throw invalidToken('The access token lacks its client, customer or scope');
@@ -256,7 +257,12 @@ export class TokenService {
       admin: false,
       expiresAt: payload.exp,
     };
-    for (const [claim, field] of [['org', 'organizationId'], ['team', 'teamId'], ['practitioner', 'practitionerId'], ['patient', 'patientId']] as const) {
+    for (const [claim, field] of [
+      ['org', 'organizationId'],
+      ['team', 'teamId'],
+      ['practitioner', 'practitionerId'],
+      ['patient', 'patientId'],
+    ] as const) {
       if (payload[claim] === undefined) continue;
       if (typeof payload[claim] !== 'string' || payload[claim] === '') throw invalidToken(`The access token's '${claim}' claim must be an id`);
       caller[field] = payload[claim];

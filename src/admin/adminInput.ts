@@ -99,7 +99,10 @@ export function scopesField(value: unknown): string[] {
   const list = (parts as string[]).flatMap((s) => s.split(' ')).filter((s) => s !== '');
   const bad = list.filter((s) => !isSmartScope(s));
   if (bad.length) {
-    throw badRequest(`'scopes': ${bad.map((s) => JSON.stringify(s)).join(', ')} ${bad.length > 1 ? 'are not SMART scopes' : 'is not a SMART scope'} (e.g. system/*.cruds, system/Patient.rs)`, 'scopes');
+    throw badRequest(
+      `'scopes': ${bad.map((s) => JSON.stringify(s)).join(', ')} ${bad.length > 1 ? 'are not SMART scopes' : 'is not a SMART scope'} (e.g. system/*.cruds, system/Patient.rs)`,
+      'scopes',
+    );
   }
   if (list.length === 0) throw badRequest(`'scopes' must name at least one scope`, 'scopes');
   return [...new Set(list)];

@@ -258,7 +258,17 @@ export class AdminService {
       subtype,
       caller: { clientId: 'admin' },
       patients: [consent.patientId],
-      entities: [{ type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '4', display: 'Domain Resource' }, description: `label '${consent.label}' to ${consent.grantee}`, detail: [{ type: 'grantee', valueString: consent.grantee }, { type: 'label', valueString: consent.label }] }],
+      entities: [
+        {
+          type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+          role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '4', display: 'Domain Resource' },
+          description: `label '${consent.label}' to ${consent.grantee}`,
+          detail: [
+            { type: 'grantee', valueString: consent.grantee },
+            { type: 'label', valueString: consent.label },
+          ],
+        },
+      ],
     });
   }
 
@@ -266,7 +276,8 @@ export class AdminService {
 
   /** Admin search of the audit log (patient, date, agent, action, paging): a searchset Bundle of AuditEvents. */
   searchAuditEvents(query: Record<string, unknown>, baseUrl: string): Promise<Bundle> {
-    if (!this.deps.auditEvents) throw new OperationOutcomeError(501, operationOutcome([{ severity: 'error', code: 'not-supported', diagnostics: 'The audit log is not available here' }]));
+    if (!this.deps.auditEvents)
+      throw new OperationOutcomeError(501, operationOutcome([{ severity: 'error', code: 'not-supported', diagnostics: 'The audit log is not available here' }]));
     return this.deps.auditEvents.search(auditQueryOf(query), baseUrl);
   }
 

@@ -206,7 +206,8 @@ export class OrganizationAdmin {
     const teamId = optionalId(input.teamId, 'teamId') ?? null;
     const practitionerId = optionalId(input.practitionerId, 'practitionerId') ?? null;
     if (givenCustomer === undefined && givenOrganization === undefined) throw badRequest(`'customerId' or 'organizationId' is required`, ['customerId', 'organizationId']);
-    if (teamId !== null && practitionerId !== null) throw badRequest(`Bind a client to a team or to a practitioner, not both: give 'teamId' or 'practitionerId'`, ['teamId', 'practitionerId']);
+    if (teamId !== null && practitionerId !== null)
+      throw badRequest(`Bind a client to a team or to a practitioner, not both: give 'teamId' or 'practitionerId'`, ['teamId', 'practitionerId']);
 
     let organizationId = givenOrganization;
     if (organizationId === undefined) {

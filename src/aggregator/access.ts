@@ -69,9 +69,7 @@ export class ConsentGrants {
 
   async grant(grant: Grant): Promise<Grant> {
     this.check(grant);
-    await this.sql.execute(
-      `INSERT INTO agg_grant (patient_id, grantee, label) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, grant.patientId, grant.grantee, grant.label,
-    );
+    await this.sql.execute(`INSERT INTO agg_grant (patient_id, grantee, label) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, grant.patientId, grant.grantee, grant.label);
     return grant;
   }
 
@@ -83,7 +81,8 @@ export class ConsentGrants {
 
   async list(patientId?: string): Promise<Grant[]> {
     const rows = await this.sql.query<{ patient_id: string; grantee: string; label: string }[]>(
-      `SELECT patient_id, grantee, label FROM agg_grant WHERE $1::text IS NULL OR patient_id = $1 ORDER BY patient_id, grantee, label`, patientId ?? null,
+      `SELECT patient_id, grantee, label FROM agg_grant WHERE $1::text IS NULL OR patient_id = $1 ORDER BY patient_id, grantee, label`,
+      patientId ?? null,
     );
     return rows.map((r) => ({ patientId: r.patient_id, grantee: r.grantee, label: r.label }));
   }

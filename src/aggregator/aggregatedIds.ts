@@ -89,7 +89,17 @@ export class AggregatedIds {
 
   private lookup(tx: Tx, refs: UpstreamRef[]) {
     return tx.query<
-      { store: string; type: string; id: string; status: string | null; agg_id: string | null; reason: string | null; replaced_by: string | null; managing: string | null; pending: boolean }[]
+      {
+        store: string;
+        type: string;
+        id: string;
+        status: string | null;
+        agg_id: string | null;
+        reason: string | null;
+        replaced_by: string | null;
+        managing: string | null;
+        pending: boolean;
+      }[]
     >(
       `SELECT t.store, t.type, t.id, m.status, m.agg_id, m.reason, g.replaced_by,
               CASE WHEN t.type = 'Patient' THEN m.content->'managingOrganization'->>'reference' END AS managing,

@@ -113,13 +113,21 @@ export class AggregationPass {
   /** Records why a merged-type member is not aggregated, taking it out of its group if it was in one. */
   private async excludeMember(tx: Tx, ref: UpstreamRef, exclusion: Exclusion, dependsOn: string[]): Promise<void> {
     const [before] = await tx.query<{ status: string; agg_id: string | null }[]>(
-      `SELECT status, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 FOR UPDATE`, ref.store, ref.type, ref.id,
+      `SELECT status, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 FOR UPDATE`,
+      ref.store,
+      ref.type,
+      ref.id,
     );
     await tx.execute(
       `INSERT INTO agg_member (store, type, res_id, status, reason, expression, depends_on) VALUES ($1, $2, $3, 'excluded', $4, $5, $6::text[])
        ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'excluded', reason = $4, expression = $5, agg_id = NULL, content = NULL,
          depends_on = $6::text[], updated_at = clock_timestamp()`,
-      ref.store, ref.type, ref.id, exclusion.reason, exclusion.expression ?? null, dependsOn,
+      ref.store,
+      ref.type,
+      ref.id,
+      exclusion.reason,
+      exclusion.expression ?? null,
+      dependsOn,
     );
     await setWaiting(tx, [{ ref, target: exclusion.waitingFor }]);
     this.ids.forget(ref);
@@ -133,7 +141,10 @@ export class AggregationPass {
    */
   private async remove(tx: Tx, ref: UpstreamRef): Promise<void> {
     const [before] = await tx.query<{ status: string; agg_id: string | null }[]>(
-      `SELECT status, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 FOR UPDATE`, ref.store, ref.type, ref.id,
+      `SELECT status, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 FOR UPDATE`,
+      ref.store,
+      ref.type,
+      ref.id,
     );
     if (!before) return;
     if (MERGED_TYPES[ref.type]) {
@@ -143,7 +154,9 @@ export class AggregationPass {
     await tx.execute(
       `UPDATE agg_member SET status = 'excluded', reason = 'deleted on its endpoint', expression = NULL, content = NULL, updated_at = clock_timestamp()
         WHERE store = $1 AND type = $2 AND res_id = $3`,
-      ref.store, ref.type, ref.id,
+      ref.store,
+      ref.type,
+      ref.id,
     );
     await setWaiting(tx, [{ ref }]);
     this.ids.forget(ref);

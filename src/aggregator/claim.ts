@@ -38,7 +38,7 @@ export async function claimBatch(tx: Tx, batchSize: number): Promise<OutboxItem[
   const lanes: string[] = [];
   let claimed = 0;
   // Lanes another worker holds are skipped; a few statements at most, since each takes a batch's worth.
-  for (let start = 0; start < heads.length && claimed < batchSize; ) {
+  for (let start = 0; start < heads.length && claimed < batchSize;) {
     const chunk: string[] = [];
     for (let need = batchSize - claimed; start < heads.length && need > 0; start++) {
       chunk.push(heads[start].lane);

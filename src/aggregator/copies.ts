@@ -52,7 +52,9 @@ export class Copies {
     const candidates = items.map((upstream): Candidate => {
       if (MERGED_TYPES[upstream.type]) throw new Error(`${upstream.type} is a merged type, not copied`);
       const prepared = prepare(upstream, this.supported);
-      return isExclusion(prepared) ? { upstream, key: keyOf(upstream), exclusion: prepared, dependsOn: [], wasIncluded: false } : { upstream, key: keyOf(upstream), prepared, dependsOn: [], wasIncluded: false };
+      return isExclusion(prepared)
+        ? { upstream, key: keyOf(upstream), exclusion: prepared, dependsOn: [], wasIncluded: false }
+        : { upstream, key: keyOf(upstream), prepared, dependsOn: [], wasIncluded: false };
     });
     const local = new Map(candidates.map((c) => [keyOf(c.upstream), c]));
     const inBatch = (store: string, target: string) => local.get(`${store}|${target.replace('/', '|')}`);
@@ -106,7 +108,7 @@ export class Copies {
    * referring to a deferred target (or to a deferred candidate) is deferred, not excluded.
    */
   private decide(candidates: Candidate[], inBatch: (store: string, target: string) => Candidate | undefined, resolved: Map<string, Map<string, Resolution>>): void {
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const c of candidates) {
         if (c.exclusion || c.deferred || !c.prepared) continue;
@@ -120,7 +122,7 @@ export class Copies {
             c.deferred = later;
             break;
           }
-          const why = other ? other.exclusion?.reason : resolved.get(store)?.get(ref)?.id ? undefined : resolved.get(store)?.get(ref)?.why ?? 'unknown';
+          const why = other ? other.exclusion?.reason : resolved.get(store)?.get(ref)?.id ? undefined : (resolved.get(store)?.get(ref)?.why ?? 'unknown');
           if (why !== undefined) {
             c.exclusion = { reason: `${site.expression} refers to ${ref}, which is not in the aggregated record (${why})`, expression: site.expression, waitingFor: ref };
             break;
@@ -161,7 +163,10 @@ export class Copies {
   }
 
   private async write(
-    tx: Tx, candidates: Candidate[], inBatch: (store: string, target: string) => Candidate | undefined, resolved: Map<string, Map<string, Resolution>>,
+    tx: Tx,
+    candidates: Candidate[],
+    inBatch: (store: string, target: string) => Candidate | undefined,
+    resolved: Map<string, Map<string, Resolution>>,
   ): Promise<void> {
     const idOf = (store: string, ref: string) => inBatch(store, ref)?.aggId ?? resolved.get(store)?.get(ref)?.id;
     const creates: (Resource & { id: string })[] = [];
@@ -200,7 +205,10 @@ export class Copies {
     await writeAccess(tx, access);
     await writeMembers(tx, candidates);
     // Only an excluded resource waits: rows exist for those excluded before, and are written for those now.
-    await setWaiting(tx, candidates.filter((c) => c.wasExcluded || c.exclusion?.waitingFor).map((c) => ({ ref: c.upstream, target: c.exclusion?.waitingFor })));
+    await setWaiting(
+      tx,
+      candidates.filter((c) => c.wasExcluded || c.exclusion?.waitingFor).map((c) => ({ ref: c.upstream, target: c.exclusion?.waitingFor })),
+    );
     await enqueueDependents(tx, {
       changed: candidates.filter((c) => c.wasIncluded && c.exclusion).map((c) => c.upstream),
       arrived: candidates.filter((c) => !c.wasIncluded && !c.exclusion).map((c) => c.upstream),

@@ -35,12 +35,19 @@ export class Groups {
   async join(tx: Tx, upstream: Upstream, prepared: Resource, dependsOn: string[]): Promise<void> {
     const { store, type, id } = upstream;
     const [previous] = await tx.query<{ agg_id: string; content: Resource | null }[]>(
-      `SELECT agg_id, content FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 AND status = 'included'`, store, type, id,
+      `SELECT agg_id, content FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3 AND status = 'included'`,
+      store,
+      type,
+      id,
     );
     const resource = type === 'Organization' ? keepFirstIdentifierExtensions(previous?.content ?? undefined, prepared) : prepared;
     const keys = [...new Set(groupKeys(resource))];
     const matched = await tx.query<{ agg_id: string }[]>(
-      `SELECT DISTINCT k.agg_id FROM agg_key k WHERE k.type = $1 AND k.key = ANY($2::text[]) AND NOT (k.store = $3 AND k.res_id = $4)`, type, keys, store, id,
+      `SELECT DISTINCT k.agg_id FROM agg_key k WHERE k.type = $1 AND k.key = ANY($2::text[]) AND NOT (k.store = $3 AND k.res_id = $4)`,
+      type,
+      keys,
+      store,
+      id,
     );
     const candidates = [...new Set([...matched.map((m) => m.agg_id), ...(previous ? [previous.agg_id] : [])])];
     const moved: UpstreamRef[] = [];
@@ -51,7 +58,9 @@ export class Groups {
     } else {
       // The oldest aggregated id survives a merge of groups.
       const groups = await tx.query<{ agg_id: string }[]>(
-        `SELECT agg_id FROM agg_group WHERE type = $1 AND agg_id = ANY($2::text[]) ORDER BY created_at, agg_id`, type, candidates,
+        `SELECT agg_id FROM agg_group WHERE type = $1 AND agg_id = ANY($2::text[]) ORDER BY created_at, agg_id`,
+        type,
+        candidates,
       );
       survivor = groups[0]?.agg_id ?? candidates[0];
       for (const absorbed of candidates.filter((c) => c !== survivor && matched.some((m) => m.agg_id === c))) {
@@ -60,16 +69,20 @@ export class Groups {
     }
     await tx.execute(`DELETE FROM agg_key WHERE store = $1 AND type = $2 AND res_id = $3`, store, type, id);
     if (keys.length) {
-      await tx.execute(
-        `INSERT INTO agg_key (type, key, store, res_id, agg_id) SELECT $1, k, $2, $3, $4 FROM unnest($5::text[]) AS k`, type, store, id, survivor, keys,
-      );
+      await tx.execute(`INSERT INTO agg_key (type, key, store, res_id, agg_id) SELECT $1, k, $2, $3, $4 FROM unnest($5::text[]) AS k`, type, store, id, survivor, keys);
     }
     await tx.execute(
       `INSERT INTO agg_member (store, type, res_id, status, agg_id, content, upstream_updated, depends_on)
        VALUES ($1, $2, $3, 'included', $4, $5::jsonb, $6::timestamptz, $7::text[])
        ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'included', reason = NULL, expression = NULL, agg_id = $4, content = $5::jsonb,
          upstream_updated = $6::timestamptz, depends_on = $7::text[], updated_at = clock_timestamp()`,
-      store, type, id, survivor, JSON.stringify(resource), upstream.lastUpdated.toISOString(), dependsOn,
+      store,
+      type,
+      id,
+      survivor,
+      JSON.stringify(resource),
+      upstream.lastUpdated.toISOString(),
+      dependsOn,
     );
     await setWaiting(tx, [{ ref: upstream }]);
     moved.push(...(await this.regroup(tx, type, survivor)));
@@ -92,7 +105,10 @@ export class Groups {
     this.ids.reset();
     await tx.execute(`UPDATE agg_key SET agg_id = $3 WHERE type = $1 AND agg_id = $2`, type, absorbed, survivor);
     const moved = await tx.query<{ store: string; res_id: string }[]>(
-      `UPDATE agg_member SET agg_id = $3 WHERE type = $1 AND agg_id = $2 AND status = 'included' RETURNING store, res_id`, type, absorbed, survivor,
+      `UPDATE agg_member SET agg_id = $3 WHERE type = $1 AND agg_id = $2 AND status = 'included' RETURNING store, res_id`,
+      type,
+      absorbed,
+      survivor,
     );
     await tx.execute(`UPDATE agg_group SET replaced_by = $3 WHERE type = $1 AND (agg_id = $2 OR replaced_by = $2)`, type, absorbed, survivor);
     if (type === 'Patient') {
@@ -101,9 +117,16 @@ export class Groups {
       const pk = await this.write(tx, 'Patient', absorbed, stub);
       // Whoever may see the surviving Patient may follow the link to it.
       const customers = await tx.query<{ customer_id: string }[]>(
-        `SELECT DISTINCT e.customer_id FROM agg_member m JOIN endpoint e ON e.id = m.store WHERE m.type = 'Patient' AND m.agg_id = $1 AND m.status = 'included'`, survivor,
+        `SELECT DISTINCT e.customer_id FROM agg_member m JOIN endpoint e ON e.id = m.store WHERE m.type = 'Patient' AND m.agg_id = $1 AND m.status = 'included'`,
+        survivor,
       );
-      await this.setAccess(tx, pk, 'patient', survivor, customers.map((c) => c.customer_id));
+      await this.setAccess(
+        tx,
+        pk,
+        'patient',
+        survivor,
+        customers.map((c) => c.customer_id),
+      );
     } else {
       await this.repo.delete(AGGREGATED_STORE, type, absorbed, tx);
     }
@@ -118,7 +141,8 @@ export class Groups {
   private async regroup(tx: Tx, type: string, aggId: string): Promise<UpstreamRef[]> {
     const members = await tx.query<MemberRow[]>(
       `SELECT store, res_id, agg_id, content, upstream_updated, joined_at FROM agg_member WHERE type = $1 AND agg_id = $2 AND status = 'included' ORDER BY joined_at, store, res_id`,
-      type, aggId,
+      type,
+      aggId,
     );
     if (!members.length) {
       await this.repo.delete(AGGREGATED_STORE, type, aggId, tx);
@@ -159,10 +183,14 @@ export class Groups {
   private async writeGroup(tx: Tx, type: string, aggId: string, members: MemberRow[]): Promise<void> {
     const list: Member[] = members.map((m) => ({ resource: m.content, lastUpdated: new Date(m.upstream_updated).toISOString(), store: m.store, id: m.res_id }));
     const pk = await this.write(tx, type, aggId, mergeGroup(type, list));
-    const customers = await tx.query<{ customer_id: string }[]>(
-      `SELECT DISTINCT customer_id FROM endpoint WHERE id = ANY($1::text[])`, [...new Set(members.map((m) => m.store))],
+    const customers = await tx.query<{ customer_id: string }[]>(`SELECT DISTINCT customer_id FROM endpoint WHERE id = ANY($1::text[])`, [...new Set(members.map((m) => m.store))]);
+    await this.setAccess(
+      tx,
+      pk,
+      type === 'Patient' ? 'patient' : 'shared',
+      type === 'Patient' ? aggId : null,
+      customers.map((c) => c.customer_id),
     );
-    await this.setAccess(tx, pk, type === 'Patient' ? 'patient' : 'shared', type === 'Patient' ? aggId : null, customers.map((c) => c.customer_id));
   }
 
   /** Writes an aggregated resource when its content changed (so versions move only then); returns its row pk. */
@@ -177,7 +205,10 @@ export class Groups {
     await tx.execute(
       `INSERT INTO agg_access (resource_pk, kind, patient_id, source_customers) VALUES ($1::bigint, $2, $3, $4::text[])
        ON CONFLICT (resource_pk) DO UPDATE SET kind = $2, patient_id = $3, source_org = NULL, source_customers = $4::text[], label = NULL`,
-      String(pk), kind, patientId, customers,
+      String(pk),
+      kind,
+      patientId,
+      customers,
     );
   }
 }

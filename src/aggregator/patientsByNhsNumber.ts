@@ -17,7 +17,10 @@ export function patientsByNhsNumber(sql: SqlClient): (nhsNumber: string) => Prom
       `SELECT DISTINCT r.id FROM search_token t JOIN resource r ON r.pk = t.resource_pk
        WHERE t.key = $1::bigint AND t.code = $2 AND t.system = $3 AND r.store = $4 AND r.type = 'Patient' AND NOT r.deleted
        ORDER BY r.id LIMIT 2`,
-      key, nhsNumber, NHS_NUMBER_SYSTEM, AGGREGATED_STORE,
+      key,
+      nhsNumber,
+      NHS_NUMBER_SYSTEM,
+      AGGREGATED_STORE,
     );
     return rows.map((r) => r.id);
   };

@@ -17,12 +17,45 @@ export const PRIVACY_LABELS = ['GENERAL_HEALTH', 'MENTAL_HEALTH', 'SEXUAL_HEALTH
 
 /** The aggregation's CapabilityStatement: PKB's published list (DESIGN §3.1). */
 export const SUPPORTED_TYPES: readonly string[] = [
-  'AllergyIntolerance', 'Appointment', 'CarePlan', 'CareTeam', 'ChargeItem', 'Communication', 'Composition', 'Condition', 'Consent',
-  'Device', 'DeviceRequest', 'DeviceUseStatement', 'DiagnosticReport', 'DocumentReference', 'Encounter', 'EpisodeOfCare', 'Flag',
-  'HealthcareService', 'Immunization', 'ImmunizationRecommendation', 'Location', 'Medication', 'MedicationAdministration',
-  'MedicationDispense', 'MedicationRequest', 'MedicationStatement', 'NutritionOrder', 'Observation', 'Organization', 'Patient',
-  'Person', 'Practitioner', 'PractitionerRole', 'Procedure', 'Questionnaire', 'QuestionnaireResponse', 'RelatedPerson',
-  'ServiceRequest', 'Specimen',
+  'AllergyIntolerance',
+  'Appointment',
+  'CarePlan',
+  'CareTeam',
+  'ChargeItem',
+  'Communication',
+  'Composition',
+  'Condition',
+  'Consent',
+  'Device',
+  'DeviceRequest',
+  'DeviceUseStatement',
+  'DiagnosticReport',
+  'DocumentReference',
+  'Encounter',
+  'EpisodeOfCare',
+  'Flag',
+  'HealthcareService',
+  'Immunization',
+  'ImmunizationRecommendation',
+  'Location',
+  'Medication',
+  'MedicationAdministration',
+  'MedicationDispense',
+  'MedicationRequest',
+  'MedicationStatement',
+  'NutritionOrder',
+  'Observation',
+  'Organization',
+  'Patient',
+  'Person',
+  'Practitioner',
+  'PractitionerRole',
+  'Procedure',
+  'Questionnaire',
+  'QuestionnaireResponse',
+  'RelatedPerson',
+  'ServiceRequest',
+  'Specimen',
 ];
 
 export type GroupingRule = 'identifier' | 'code' | 'link-target' | 'practitioner-organization';
@@ -124,8 +157,10 @@ export function checkInclusion(resource: Resource, supported: ReadonlySet<string
     const links = resource.link as { target?: { reference?: string } }[] | undefined;
     if (!Array.isArray(links) || !links.some((l) => l.target?.reference)) return { reason: 'Person needs link.target', expression: 'Person.link.target' };
   } else if (rule === 'practitioner-organization') {
-    if (!(resource.practitioner as { reference?: string } | undefined)?.reference) return { reason: 'PractitionerRole needs practitioner', expression: 'PractitionerRole.practitioner' };
-    if (!(resource.organization as { reference?: string } | undefined)?.reference) return { reason: 'PractitionerRole needs organization', expression: 'PractitionerRole.organization' };
+    if (!(resource.practitioner as { reference?: string } | undefined)?.reference)
+      return { reason: 'PractitionerRole needs practitioner', expression: 'PractitionerRole.practitioner' };
+    if (!(resource.organization as { reference?: string } | undefined)?.reference)
+      return { reason: 'PractitionerRole needs organization', expression: 'PractitionerRole.organization' };
   }
   return undefined;
 }
@@ -196,7 +231,7 @@ export function mergeGroup(type: string, members: Member[]): Resource {
     if (['id', 'meta', 'extension', 'contained', 'text'].includes(element.name)) continue;
     if (type === 'Patient' && element.name === 'managingOrganization') continue;
     if (element.repeats) {
-      const all = ordered.flatMap((r) => ((r[element.name] as unknown[] | undefined) ?? []));
+      const all = ordered.flatMap((r) => (r[element.name] as unknown[] | undefined) ?? []);
       if (all.length) values.set(element.name, all);
     } else {
       if (type === 'Practitioner') continue;

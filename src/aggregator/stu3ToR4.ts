@@ -25,18 +25,20 @@ const asArray = (r: Json, key: string) => {
 };
 
 /** STU3 Dosage.dose[x]/rate[x] moved under Dosage.doseAndRate in R4. */
-const dosage = (key: string): Mapper => (r) => {
-  for (const d of (r[key] as Json[] | undefined) ?? []) {
-    const entry: Json = {};
-    for (const k of Object.keys(d)) {
-      if (/^(dose|rate)(Quantity|Range|SimpleQuantity|Ratio)$/.test(k)) {
-        entry[k.replace('SimpleQuantity', 'Quantity')] = d[k];
-        delete d[k];
+const dosage =
+  (key: string): Mapper =>
+  (r) => {
+    for (const d of (r[key] as Json[] | undefined) ?? []) {
+      const entry: Json = {};
+      for (const k of Object.keys(d)) {
+        if (/^(dose|rate)(Quantity|Range|SimpleQuantity|Ratio)$/.test(k)) {
+          entry[k.replace('SimpleQuantity', 'Quantity')] = d[k];
+          delete d[k];
+        }
       }
+      if (Object.keys(entry).length) d.doseAndRate = [entry];
     }
-    if (Object.keys(entry).length) d.doseAndRate = [entry];
-  }
-};
+  };
 
 const MAPPERS: Record<string, Mapper[]> = {
   Condition: [

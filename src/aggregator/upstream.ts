@@ -46,7 +46,16 @@ export async function loadUpstream(tx: Tx, refs: UpstreamRef[]): Promise<Map<str
   return new Map(
     rows.map((r) => [
       keyOf(r),
-      { store: r.store, type: r.type, id: r.id, content: r.content, lastUpdated: new Date(r.last_updated), fhirVersion: r.fhir_version, defaultSourceOrg: r.default_source_org, customerId: r.customer_id },
+      {
+        store: r.store,
+        type: r.type,
+        id: r.id,
+        content: r.content,
+        lastUpdated: new Date(r.last_updated),
+        fhirVersion: r.fhir_version,
+        defaultSourceOrg: r.default_source_org,
+        customerId: r.customer_id,
+      },
     ]),
   );
 }

@@ -41,9 +41,15 @@ export class AggregationViews {
          FROM agg_member m JOIN endpoint e ON e.id = m.store
          LEFT JOIN resource r ON r.store = m.store AND r.type = m.type AND r.id = m.res_id
         WHERE m.type = $1 AND m.agg_id = $2 AND m.status = 'included' ORDER BY m.joined_at, m.store, m.res_id`,
-      type, aggId,
+      type,
+      aggId,
     );
-    const members: Member[] = rows.map((r) => ({ resource: r.content, lastUpdated: r.upstream_updated ? new Date(r.upstream_updated).toISOString() : '', store: r.store, id: r.res_id }));
+    const members: Member[] = rows.map((r) => ({
+      resource: r.content,
+      lastUpdated: r.upstream_updated ? new Date(r.upstream_updated).toISOString() : '',
+      store: r.store,
+      id: r.res_id,
+    }));
     // A caller without a customer (none today) sees no member by name.
     const visible = rows.filter((r) => callerCustomerId !== undefined && r.customer_id === callerCustomerId);
     const visibleStores = new Set(visible.map((r) => r.store));
@@ -62,14 +68,19 @@ export class AggregationViews {
       otherSources: rows.length - visible.length,
       // Provenance is computed over every member (it is what the merge did), then hidden members are masked.
       elementSources: MERGED_TYPES[type]
-        ? elementSources(type, members).map((s) => (visibleStores.has(s.store) ? { element: s.element, endpoint: s.store, upstreamId: s.id } : { element: s.element, endpoint: null, upstreamId: null }))
+        ? elementSources(type, members).map((s) =>
+            visibleStores.has(s.store) ? { element: s.element, endpoint: s.store, upstreamId: s.id } : { element: s.element, endpoint: null, upstreamId: null },
+          )
         : [],
     };
   }
 
   async status(store: string, type: string, id: string): Promise<{ status: string; reason: string | null; expression: string | null; aggregatedId: string | null } | null> {
     const [row] = await this.sql.query<{ status: string; reason: string | null; expression: string | null; agg_id: string | null }[]>(
-      `SELECT status, reason, expression, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3`, store, type, id,
+      `SELECT status, reason, expression, agg_id FROM agg_member WHERE store = $1 AND type = $2 AND res_id = $3`,
+      store,
+      type,
+      id,
     );
     return row ? { status: row.status, reason: row.reason, expression: row.expression, aggregatedId: row.agg_id } : null;
   }

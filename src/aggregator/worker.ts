@@ -127,62 +127,68 @@ export class AggregationWorker {
    * resources and the outbox, which were committed durably.
    */
   async runOnce(): Promise<number> {
-    return this.sql.transaction(async (tx) => {
-      const items = await claimBatch(tx, this.batchSize);
-      if (!items.length) return 0;
-      const pass = this.aggregator.begin();
-      const done: string[] = [];
-      const later: string[] = [];
-      // Several writes to one resource: processing it once brings it up to date.
-      const unique = new Map<string, OutboxItem>();
-      for (const item of items) {
-        const key = keyOf(refOf(item));
-        if (unique.has(key)) done.push(String(item.id));
-        else unique.set(key, item);
-      }
-      const held = await tryLockUpstream(tx, [...unique.keys()]);
-      for (const [key, item] of unique) {
-        if (held.has(key)) continue;
-        later.push(String(item.id));
-        unique.delete(key);
-      }
-      const upstream = await this.aggregator.loadUpstream(tx, [...unique.values()].map(refOf));
-      const setWise: { item: OutboxItem; upstream: Upstream }[] = [];
-      const single: OutboxItem[] = [];
-      for (const [key, item] of unique) {
-        const found = upstream.get(key);
-        if (this.aggregator.copiesSetWise(refOf(item), found)) setWise.push({ item, upstream: found });
-        else single.push(item);
-      }
-      const settle = (item: OutboxItem, outcome: Outcome) => {
-        if (outcome === 'done') done.push(String(item.id));
-        else if (outcome === 'deferred') later.push(String(item.id));
-      };
-      for (const item of single) settle(item, await this.processOne(tx, item, pass));
-      if (setWise.length) {
-        await tx.execute('SAVEPOINT agg_set');
-        try {
-          const deferred = new Set((await pass.copyMany(tx, setWise.map((s) => s.upstream))).map(keyOf));
-          for (const { item } of setWise) if (!deferred.has(keyOf(refOf(item)))) await this.options.afterItem?.(item);
-          await tx.execute('RELEASE SAVEPOINT agg_set');
-          for (const { item } of setWise) settle(item, deferred.has(keyOf(refOf(item))) ? 'deferred' : 'done');
-        } catch (err) {
-          if ((err as { crash?: boolean }).crash) throw err;
-          await tx.execute('ROLLBACK TO SAVEPOINT agg_set');
-          pass.reset();
-          for (const { item } of setWise) settle(item, await this.processOne(tx, item, pass));
+    return this.sql.transaction(
+      async (tx) => {
+        const items = await claimBatch(tx, this.batchSize);
+        if (!items.length) return 0;
+        const pass = this.aggregator.begin();
+        const done: string[] = [];
+        const later: string[] = [];
+        // Several writes to one resource: processing it once brings it up to date.
+        const unique = new Map<string, OutboxItem>();
+        for (const item of items) {
+          const key = keyOf(refOf(item));
+          if (unique.has(key)) done.push(String(item.id));
+          else unique.set(key, item);
         }
-      }
-      if (done.length) await tx.execute(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
-      if (later.length) {
-        await tx.execute(
-          `UPDATE agg_outbox SET available_at = clock_timestamp() + ($2::int * interval '1 millisecond') WHERE id = ANY($1::bigint[])`,
-          later,
-          DEFER_MS,
-        );
-      }
-      return items.length;
-    }, { synchronousCommit: false });
+        const held = await tryLockUpstream(tx, [...unique.keys()]);
+        for (const [key, item] of unique) {
+          if (held.has(key)) continue;
+          later.push(String(item.id));
+          unique.delete(key);
+        }
+        const upstream = await this.aggregator.loadUpstream(tx, [...unique.values()].map(refOf));
+        const setWise: { item: OutboxItem; upstream: Upstream }[] = [];
+        const single: OutboxItem[] = [];
+        for (const [key, item] of unique) {
+          const found = upstream.get(key);
+          if (this.aggregator.copiesSetWise(refOf(item), found)) setWise.push({ item, upstream: found });
+          else single.push(item);
+        }
+        const settle = (item: OutboxItem, outcome: Outcome) => {
+          if (outcome === 'done') done.push(String(item.id));
+          else if (outcome === 'deferred') later.push(String(item.id));
+        };
+        for (const item of single) settle(item, await this.processOne(tx, item, pass));
+        if (setWise.length) {
+          await tx.execute('SAVEPOINT agg_set');
+          try {
+            const deferred = new Set(
+              (
+                await pass.copyMany(
+                  tx,
+                  setWise.map((s) => s.upstream),
+                )
+              ).map(keyOf),
+            );
+            for (const { item } of setWise) if (!deferred.has(keyOf(refOf(item)))) await this.options.afterItem?.(item);
+            await tx.execute('RELEASE SAVEPOINT agg_set');
+            for (const { item } of setWise) settle(item, deferred.has(keyOf(refOf(item))) ? 'deferred' : 'done');
+          } catch (err) {
+            if ((err as { crash?: boolean }).crash) throw err;
+            await tx.execute('ROLLBACK TO SAVEPOINT agg_set');
+            pass.reset();
+            for (const { item } of setWise) settle(item, await this.processOne(tx, item, pass));
+          }
+        }
+        if (done.length) await tx.execute(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
+        if (later.length) {
+          await tx.execute(`UPDATE agg_outbox SET available_at = clock_timestamp() + ($2::int * interval '1 millisecond') WHERE id = ANY($1::bigint[])`, later, DEFER_MS);
+        }
+        return items.length;
+      },
+      { synchronousCommit: false },
+    );
   }
 
   /** One item under a savepoint; a failure is rolled back alone and recorded. */
@@ -208,9 +214,21 @@ export class AggregationWorker {
     const backoffMs = Math.min(60_000, 200 * 2 ** attempts);
     await tx.execute(
       `UPDATE agg_outbox SET attempts = $2, last_error = $3, parked = $4, available_at = clock_timestamp() + ($5::int * interval '1 millisecond') WHERE id = $1::bigint`,
-      String(item.id), attempts, (err.stack ?? err.message).slice(0, 2000), attempts >= this.maxAttempts, backoffMs,
+      String(item.id),
+      attempts,
+      (err.stack ?? err.message).slice(0, 2000),
+      attempts >= this.maxAttempts,
+      backoffMs,
     );
-    this.options.onItemFailed?.({ workItemId: String(item.id), store: item.store, type: item.type, resourceId: item.res_id, attempts, parked: attempts >= this.maxAttempts, error: err.message });
+    this.options.onItemFailed?.({
+      workItemId: String(item.id),
+      store: item.store,
+      type: item.type,
+      resourceId: item.res_id,
+      attempts,
+      parked: attempts >= this.maxAttempts,
+      error: err.message,
+    });
   }
 
   lag(): Promise<Lag> {

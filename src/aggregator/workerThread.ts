@@ -20,7 +20,8 @@ export interface WorkerThreadData {
   batchSize: number;
 }
 
-export type WorkerThreadMessage = { kind: 'started' } | { kind: 'batchError'; message: string } | { kind: 'batchDone'; items: number } | { kind: 'itemFailed'; failure: FailedItem } | { kind: 'stopped' };
+export type WorkerThreadMessage =
+  { kind: 'started' } | { kind: 'batchError'; message: string } | { kind: 'batchDone'; items: number } | { kind: 'itemFailed'; failure: FailedItem } | { kind: 'stopped' };
 
 /** What the thread is told: `wake` after the main thread enqueued items, `stop` to finish. */
 export type WorkerThreadCommand = 'wake' | 'stop';

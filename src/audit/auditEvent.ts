@@ -14,8 +14,20 @@ import type { Resource } from '../fhir/types';
  * resources' `agg_access` rows join the ones known here.
  */
 export type AuditSubtype =
-  | 'read' | 'vread' | 'search-type' | 'search-system' | 'history-instance' | 'history-type' | 'history-system'
-  | 'create' | 'update' | 'patch' | 'delete' | 'token-issue' | 'consent-grant' | 'consent-revoke';
+  | 'read'
+  | 'vread'
+  | 'search-type'
+  | 'search-system'
+  | 'history-instance'
+  | 'history-type'
+  | 'history-system'
+  | 'create'
+  | 'update'
+  | 'patch'
+  | 'delete'
+  | 'token-issue'
+  | 'consent-grant'
+  | 'consent-revoke';
 
 export type AuditAction = 'C' | 'R' | 'U' | 'D' | 'E';
 /** FHIR R4 AuditEvent.outcome. */
@@ -58,8 +70,20 @@ export interface AuditActivity {
 }
 
 const ACTION: Record<AuditSubtype, AuditAction> = {
-  read: 'R', vread: 'R', 'search-type': 'E', 'search-system': 'E', 'history-instance': 'R', 'history-type': 'E', 'history-system': 'E',
-  create: 'C', update: 'U', patch: 'U', delete: 'D', 'token-issue': 'E', 'consent-grant': 'C', 'consent-revoke': 'D',
+  read: 'R',
+  vread: 'R',
+  'search-type': 'E',
+  'search-system': 'E',
+  'history-instance': 'R',
+  'history-type': 'E',
+  'history-system': 'E',
+  create: 'C',
+  update: 'U',
+  patch: 'U',
+  delete: 'D',
+  'token-issue': 'E',
+  'consent-grant': 'C',
+  'consent-revoke': 'D',
 };
 
 const REST = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' };
@@ -70,9 +94,27 @@ const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
 const ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 const PARTICIPATION = 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType';
 /** Identifier systems of our own tenancy ids. */
-export const IDS = { client: 'urn:tributary:client', organization: 'urn:tributary:organization', team: 'urn:tributary:team', practitioner: 'urn:tributary:practitioner', server: 'urn:tributary:server' };
+export const IDS = {
+  client: 'urn:tributary:client',
+  organization: 'urn:tributary:organization',
+  team: 'urn:tributary:team',
+  practitioner: 'urn:tributary:practitioner',
+  server: 'urn:tributary:server',
+};
 
-const FHIR_INTERACTIONS = new Set<AuditSubtype>(['read', 'vread', 'search-type', 'search-system', 'history-instance', 'history-type', 'history-system', 'create', 'update', 'patch', 'delete']);
+const FHIR_INTERACTIONS = new Set<AuditSubtype>([
+  'read',
+  'vread',
+  'search-type',
+  'search-system',
+  'history-instance',
+  'history-type',
+  'history-system',
+  'create',
+  'update',
+  'patch',
+  'delete',
+]);
 
 export function outcomeOf(status = 200): AuditOutcome {
   return status < 400 ? '0' : status < 500 ? '4' : '8';
@@ -110,7 +152,12 @@ export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEnt
     if (caller.teamId) agent.push(onBehalf(IDS.team, caller.teamId, false, 'team'));
     if (caller.organizationId) agent.push(onBehalf(IDS.organization, caller.organizationId, false, 'organization'));
   }
-  agent.push({ type: { coding: [coding(DCM, '110152', 'Destination Role ID')] }, who: { identifier: { system: IDS.server, value: serverUrl } }, requestor: false, network: { address: serverUrl, type: '5' } });
+  agent.push({
+    type: { coding: [coding(DCM, '110152', 'Destination Role ID')] },
+    who: { identifier: { system: IDS.server, value: serverUrl } },
+    requestor: false,
+    network: { address: serverUrl, type: '5' },
+  });
 
   const entity: Record<string, unknown>[] = [];
   for (const r of activity.resources ?? []) {
@@ -132,7 +179,13 @@ export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEnt
   const body: Record<string, unknown> = {
     resourceType: 'AuditEvent',
     id,
-    meta: { profile: [FHIR_INTERACTIONS.has(activity.subtype) ? 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.OAUTHaccessTokenUse.Minimal' : 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit'] },
+    meta: {
+      profile: [
+        FHIR_INTERACTIONS.has(activity.subtype)
+          ? 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.OAUTHaccessTokenUse.Minimal'
+          : 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit',
+      ],
+    },
     type: REST,
     subtype: [FHIR_INTERACTIONS.has(activity.subtype) ? coding(INTERACTION, activity.subtype) : coding(LOCAL, activity.subtype)],
     action,
@@ -140,7 +193,11 @@ export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEnt
     outcome,
     ...(activity.detail ? { outcomeDesc: activity.detail } : {}),
     agent,
-    source: { site: serverUrl, observer: { identifier: { system: IDS.server, value: serverUrl }, display: 'Tributary' }, type: [coding('http://terminology.hl7.org/CodeSystem/security-source-type', '4', 'Application Server')] },
+    source: {
+      site: serverUrl,
+      observer: { identifier: { system: IDS.server, value: serverUrl }, display: 'Tributary' },
+      type: [coding('http://terminology.hl7.org/CodeSystem/security-source-type', '4', 'Application Server')],
+    },
     ...(entity.length ? { entity } : {}),
   };
   return { id, recorded, store: activity.store, refs, patients: [...patients], client: caller?.clientId, action, subtype: activity.subtype, outcome, body };

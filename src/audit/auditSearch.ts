@@ -107,7 +107,10 @@ export class AuditSearch {
     return {
       resourceType: 'Bundle',
       type: 'searchset',
-      link: [{ relation: 'self', url: link(query.cursor && Buffer.from(`${query.cursor.recorded}|${query.cursor.id}`).toString('base64url')) }, ...(next ? [{ relation: 'next', url: link(next) }] : [])],
+      link: [
+        { relation: 'self', url: link(query.cursor && Buffer.from(`${query.cursor.recorded}|${query.cursor.id}`).toString('base64url')) },
+        ...(next ? [{ relation: 'next', url: link(next) }] : []),
+      ],
       entry: rows.map((r) => ({ fullUrl: `${baseUrl}/AuditEvent/${r.id}`, resource: r.body, search: { mode: 'match' } })),
     } as Bundle;
   }
@@ -132,7 +135,11 @@ type Body = {
   action?: string;
   outcome?: string;
   outcomeDesc?: string;
-  agent?: { who?: { identifier?: { value?: string }; reference?: string }; type?: { coding?: { code?: string }[] }; purposeOfUse?: { text?: string; coding?: { code?: string }[] }[] }[];
+  agent?: {
+    who?: { identifier?: { value?: string }; reference?: string };
+    type?: { coding?: { code?: string }[] };
+    purposeOfUse?: { text?: string; coding?: { code?: string }[] }[];
+  }[];
   entity?: { what?: { reference?: string } }[];
 };
 

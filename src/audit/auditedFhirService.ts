@@ -76,54 +76,114 @@ export class AuditedFhirService extends FhirService {
   }
 
   override read(type: string, id: string): Promise<StoredVersion> {
-    return this.audited('read', { type, resources: [{ type, id }] }, () => super.read(type, id), (s) => ({ resources: [ref(s)] }));
+    return this.audited(
+      'read',
+      { type, resources: [{ type, id }] },
+      () => super.read(type, id),
+      (s) => ({ resources: [ref(s)] }),
+    );
   }
 
   override vread(type: string, id: string, versionId: string): Promise<StoredVersion> {
-    return this.audited('vread', { type, resources: [{ type, id, versionId }] }, () => super.vread(type, id, versionId), (s) => ({ resources: [ref(s)] }));
+    return this.audited(
+      'vread',
+      { type, resources: [{ type, id, versionId }] },
+      () => super.vread(type, id, versionId),
+      (s) => ({ resources: [ref(s)] }),
+    );
   }
 
   override create(type: string, body: unknown, options: { ifNoneExist?: string } = {}): Promise<WriteOutcome> {
-    return this.audited('create', { type }, () => super.create(type, body, options), (w) => ({ subtype: w.created ? 'create' : 'read', resources: [ref(w.stored)] }));
+    return this.audited(
+      'create',
+      { type },
+      () => super.create(type, body, options),
+      (w) => ({ subtype: w.created ? 'create' : 'read', resources: [ref(w.stored)] }),
+    );
   }
 
   override createMany(resources: { type: string; id: string; body: unknown }[], onInvalid?: (index: number) => void): Promise<StoredVersion[]> {
-    return this.audited('create', { type: resources[0]?.type }, () => super.createMany(resources, onInvalid), (stored) => ({ resources: stored.map(ref) }));
+    return this.audited(
+      'create',
+      { type: resources[0]?.type },
+      () => super.createMany(resources, onInvalid),
+      (stored) => ({ resources: stored.map(ref) }),
+    );
   }
 
   override update(type: string, id: string, body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
-    return this.audited('update', { type, resources: [{ type, id }] }, () => super.update(type, id, body, options), (w) => ({ subtype: w.created ? 'create' : 'update', resources: [ref(w.stored)] }));
+    return this.audited(
+      'update',
+      { type, resources: [{ type, id }] },
+      () => super.update(type, id, body, options),
+      (w) => ({ subtype: w.created ? 'create' : 'update', resources: [ref(w.stored)] }),
+    );
   }
 
   override conditionalUpdate(type: string, query: [string, string][], body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
-    return this.audited('update', { type, query }, () => super.conditionalUpdate(type, query, body, options), (w) => ({ subtype: w.created ? 'create' : 'update', resources: [ref(w.stored)] }));
+    return this.audited(
+      'update',
+      { type, query },
+      () => super.conditionalUpdate(type, query, body, options),
+      (w) => ({ subtype: w.created ? 'create' : 'update', resources: [ref(w.stored)] }),
+    );
   }
 
   override patch(type: string, id: string, body: unknown, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
-    return this.audited('patch', { type, resources: [{ type, id }] }, () => super.patch(type, id, body, options), (w) => ({ resources: [ref(w.stored)] }));
+    return this.audited(
+      'patch',
+      { type, resources: [{ type, id }] },
+      () => super.patch(type, id, body, options),
+      (w) => ({ resources: [ref(w.stored)] }),
+    );
   }
 
   override delete(type: string, id: string): Promise<StoredVersion | undefined> {
-    return this.audited('delete', { type, resources: [{ type, id }] }, () => super.delete(type, id), (s) => ({ resources: [s ? ref(s) : { type, id }] }));
+    return this.audited(
+      'delete',
+      { type, resources: [{ type, id }] },
+      () => super.delete(type, id),
+      (s) => ({ resources: [s ? ref(s) : { type, id }] }),
+    );
   }
 
   override conditionalDelete(type: string, query: [string, string][]): Promise<StoredVersion | undefined> {
-    return this.audited('delete', { type, query }, () => super.conditionalDelete(type, query), (s) => ({ resources: s ? [ref(s)] : [] }));
+    return this.audited(
+      'delete',
+      { type, query },
+      () => super.conditionalDelete(type, query),
+      (s) => ({ resources: s ? [ref(s)] : [] }),
+    );
   }
 
   override history(scope: { type?: string; id?: string }, options: HistoryOptions): Promise<HistoryPage> {
     const subtype: AuditSubtype = scope.id ? 'history-instance' : scope.type ? 'history-type' : 'history-system';
     const asked = scope.type && scope.id ? [{ type: scope.type, id: scope.id }] : [];
-    return this.audited(subtype, { type: scope.type, resources: asked }, () => super.history(scope, options), (page) => ({ resources: page.entries.map(ref) }));
+    return this.audited(
+      subtype,
+      { type: scope.type, resources: asked },
+      () => super.history(scope, options),
+      (page) => ({ resources: page.entries.map(ref) }),
+    );
   }
 
   override search(type: string | undefined, params: [string, string][], options: { baseUrl: string; handling?: 'strict' | 'lenient' }): Promise<Bundle> {
-    return this.audited(type ? 'search-type' : 'search-system', { type, query: params }, () => super.search(type, params, options), (b) => ({ resources: bundleResources(b) }));
+    return this.audited(
+      type ? 'search-type' : 'search-system',
+      { type, query: params },
+      () => super.search(type, params, options),
+      (b) => ({ resources: bundleResources(b) }),
+    );
   }
 
   /** GraphQL reference resolution: reads, audited as one read event naming every resource returned. */
   override readMany(type: string, ids: string[], baseUrl: string): Promise<Resource[]> {
-    return this.audited('read', { type, resources: ids.map((id) => ({ type, id })) }, () => super.readMany(type, ids, baseUrl), (rs) => ({ resources: rs.map((r) => ({ type: r.resourceType, id: r.id as string })) }));
+    return this.audited(
+      'read',
+      { type, resources: ids.map((id) => ({ type, id })) },
+      () => super.readMany(type, ids, baseUrl),
+      (rs) => ({ resources: rs.map((r) => ({ type: r.resourceType, id: r.id as string })) }),
+    );
   }
 }
 

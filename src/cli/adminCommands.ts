@@ -117,7 +117,7 @@ export const COMMANDS: AdminCommand[] = [
   {
     words: ['endpoint', 'create'],
     usage: '--customer ID --fhir-version R4|STU3 [--name NAME] [--default-source-org Organization/ID]',
-    summary: "create a FHIR endpoint (one per inbound feed) for a customer",
+    summary: 'create a FHIR endpoint (one per inbound feed) for a customer',
     options: ['customer', 'fhir-version', 'name', 'default-source-org'],
     required: ['customer', 'fhir-version'],
     run: ({ api, options }) =>
@@ -130,7 +130,7 @@ export const COMMANDS: AdminCommand[] = [
   },
   {
     words: ['endpoint', 'update'],
-    usage: "--endpoint ID [--name NAME] [--default-source-org Organization/ID] [--enabled true|false]",
+    usage: '--endpoint ID [--name NAME] [--default-source-org Organization/ID] [--enabled true|false]',
     summary: "change an endpoint's name, default source organisation (re-aggregates its resources) or enabled flag ('' clears)",
     options: ['endpoint', 'name', 'default-source-org', 'enabled'],
     required: ['endpoint'],
@@ -235,7 +235,7 @@ COMMANDS.push(
   {
     words: ['organization', 'update'],
     usage: '--organization ID --name NAME',
-    summary: "rename an organisation",
+    summary: 'rename an organisation',
     options: ['organization', 'name'],
     required: ['organization'],
     run: ({ api, options }) => api.call('PATCH', path('organizations', options.organization), { name: options.name }),
@@ -264,7 +264,7 @@ COMMANDS.push(
   },
   {
     words: ['team', 'update'],
-    usage: "--team ID [--name NAME] [--alias ALIAS]",
+    usage: '--team ID [--name NAME] [--alias ALIAS]',
     summary: "change a team's name or alias (--alias '' clears it)",
     options: ['team', 'name', 'alias'],
     required: ['team'],

@@ -36,9 +36,7 @@ export async function resolveAdminConnection(inputs: ConnectionInputs): Promise<
 
   const token = inputs.token || env.ADMIN_TOKEN || (await credentialFile())?.token;
   if (!token) {
-    throw new CliError(
-      `No admin token: pass --token, set ADMIN_TOKEN, or run where the server's ${file} is readable (the server creates it at first start)`,
-    );
+    throw new CliError(`No admin token: pass --token, set ADMIN_TOKEN, or run where the server's ${file} is readable (the server creates it at first start)`);
   }
   return { url: url.replace(/\/+$/, ''), token };
 }

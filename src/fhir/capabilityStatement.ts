@@ -50,7 +50,16 @@ export function capabilityStatement(options: CapabilityOptions): Resource {
       ...(options.conditional?.update !== undefined ? { conditionalUpdate: options.conditional.update } : {}),
       ...(options.conditional?.delete ? { conditionalDelete: options.conditional.delete } : {}),
       ...(options.conditional?.read ? { conditionalRead: options.conditional.read } : {}),
-      ...(params.length ? { searchParam: params.map((p) => ({ name: p.name, type: p.type, ...(p.definition ? { definition: p.definition } : {}), ...(p.documentation ? { documentation: p.documentation } : {}) })) } : {}),
+      ...(params.length
+        ? {
+            searchParam: params.map((p) => ({
+              name: p.name,
+              type: p.type,
+              ...(p.definition ? { definition: p.definition } : {}),
+              ...(p.documentation ? { documentation: p.documentation } : {}),
+            })),
+          }
+        : {}),
     };
   });
   const security = options.security

@@ -47,9 +47,7 @@ export function jsonSchema(version: FhirVersion): JsonSchemaDocument {
   let schema = schemas.get(version);
   if (!schema) {
     schema =
-      version === 'R4'
-        ? readR4Definition<JsonSchemaDocument>('fhir.schema.json')
-        : (JSON.parse(gunzipSync(readFileSync(stu3SchemaPath())).toString('utf8')) as JsonSchemaDocument);
+      version === 'R4' ? readR4Definition<JsonSchemaDocument>('fhir.schema.json') : (JSON.parse(gunzipSync(readFileSync(stu3SchemaPath())).toString('utf8')) as JsonSchemaDocument);
     schemas.set(version, schema);
   }
   return schema;

@@ -30,7 +30,10 @@ export function parsePatch(body: unknown): PatchOperation[] {
 function pointer(path: string, where: string): string[] {
   if (path === '') return [];
   if (!path.startsWith('/')) throw badRequest(`${where}: '${path}' is not a JSON Pointer`, where);
-  return path.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return path
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 type Container = Record<string, unknown> | unknown[];

@@ -151,9 +151,7 @@ function derivedParameters(map: Map<string, SearchParamDef>): void {
     const mine = parts.get(def.code) as string[];
     const remaining = new Set(mine);
     const from: string[] = [];
-    const candidates = indexed
-      .filter((q) => shapeOf(q) === shapeOf(def))
-      .sort((a, b) => (parts.get(b.code) as string[]).length - (parts.get(a.code) as string[]).length);
+    const candidates = indexed.filter((q) => shapeOf(q) === shapeOf(def)).sort((a, b) => (parts.get(b.code) as string[]).length - (parts.get(a.code) as string[]).length);
     for (const q of candidates) {
       const theirs = parts.get(q.code) as string[];
       if (theirs.every((p) => remaining.has(p))) {

@@ -13,9 +13,9 @@ let summaries: Map<string, Set<string>> | undefined;
 function summaryElements(type: string): Set<string> {
   if (!summaries) {
     summaries = new Map();
-    const bundle = readR4Definition<{ entry: { resource: { resourceType: string; id: string; kind?: string; snapshot?: { element: { path: string; isSummary?: boolean; min?: number }[] } } }[] }>(
-      'profiles-resources.json',
-    );
+    const bundle = readR4Definition<{
+      entry: { resource: { resourceType: string; id: string; kind?: string; snapshot?: { element: { path: string; isSummary?: boolean; min?: number }[] } } }[];
+    }>('profiles-resources.json');
     for (const { resource } of bundle.entry) {
       if (resource.resourceType !== 'StructureDefinition' || resource.kind !== 'resource' || !resource.snapshot) continue;
       const top = new Set<string>();

@@ -155,7 +155,12 @@ export function assertValidResource(version: FhirVersion, body: unknown, expecte
     const diagnostics = `${where}: ${describe(error)}`;
     if (seen.has(diagnostics)) continue;
     seen.add(diagnostics);
-    issues.push({ severity: 'error', code: error.keyword === 'required' ? 'required' : error.keyword === 'additionalProperties' ? 'structure' : 'value', diagnostics, expression: [where] });
+    issues.push({
+      severity: 'error',
+      code: error.keyword === 'required' ? 'required' : error.keyword === 'additionalProperties' ? 'structure' : 'value',
+      diagnostics,
+      expression: [where],
+    });
     if (issues.length === MAX_ISSUES) break;
   }
   if (!issues.length) issues.push({ severity: 'error', code: 'structure', diagnostics: `${type} does not conform to the FHIR ${version} schema`, expression: [type] });

@@ -137,7 +137,8 @@ export class AdminResolver {
     return admin(ctx).endpointDisable(id);
   }
   @Mutation(() => ApiClient, {
-    description: 'A new client; its clientSecret is shown only in this answer. It acts for organizationId (default: the customer’s default organisation), optionally bound to one of its teams or practitioners',
+    description:
+      'A new client; its clientSecret is shown only in this answer. It acts for organizationId (default: the customer’s default organisation), optionally bound to one of its teams or practitioners',
   })
   adminClientCreate(
     @Arg('customerId', () => ID, { nullable: true, description: 'May be left out when organizationId is given' }) customerId: string | undefined,
@@ -159,10 +160,20 @@ export class AdminResolver {
   adminClientRotateSecret(@Arg('clientId', () => ID) clientId: string, @Ctx() ctx: GraphqlContext) {
     return admin(ctx).clientRotateSecret(clientId);
   }
-  @Mutation(() => ConsentGrant) adminConsentGrant(@Arg('patientId', () => ID) patientId: string, @Arg('grantee', () => String) grantee: string, @Arg('label', () => String) label: string, @Ctx() ctx: GraphqlContext) {
+  @Mutation(() => ConsentGrant) adminConsentGrant(
+    @Arg('patientId', () => ID) patientId: string,
+    @Arg('grantee', () => String) grantee: string,
+    @Arg('label', () => String) label: string,
+    @Ctx() ctx: GraphqlContext,
+  ) {
     return admin(ctx).consentGrant({ patientId, grantee, label });
   }
-  @Mutation(() => Boolean) adminConsentRevoke(@Arg('patientId', () => ID) patientId: string, @Arg('grantee', () => String) grantee: string, @Arg('label', () => String) label: string, @Ctx() ctx: GraphqlContext) {
+  @Mutation(() => Boolean) adminConsentRevoke(
+    @Arg('patientId', () => ID) patientId: string,
+    @Arg('grantee', () => String) grantee: string,
+    @Arg('label', () => String) label: string,
+    @Ctx() ctx: GraphqlContext,
+  ) {
     return admin(ctx).consentRevoke({ patientId, grantee, label });
   }
 }

@@ -34,7 +34,7 @@ class Aggregation {
   @Field(() => String) resourceType!: string;
   @Field(() => ID) id!: string;
   @Field(() => String, { description: 'The grouping rule, or "copied one-to-one"' }) rule!: string;
-  @Field(() => [AggregationMember], { description: "The members from your own endpoints" }) members!: AggregationMember[];
+  @Field(() => [AggregationMember], { description: 'The members from your own endpoints' }) members!: AggregationMember[];
   @Field(() => Int, { description: "How many members come from other customers' endpoints (not named)" }) otherSources!: number;
   @Field(() => [ElementSource]) elementSources!: ElementSource[];
 }
@@ -66,7 +66,12 @@ class AggregationResolver {
   }
 
   @Query(() => AggregationStatus, { description: 'Aggregation status and exclusion reason of a resource on one of your endpoints' })
-  aggregationStatus(@Arg('endpoint', () => ID) endpoint: string, @Arg('resourceType', () => String) resourceType: string, @Arg('id', () => ID) id: string, @Ctx() ctx: GraphqlContext) {
+  aggregationStatus(
+    @Arg('endpoint', () => ID) endpoint: string,
+    @Arg('resourceType', () => String) resourceType: string,
+    @Arg('id', () => ID) id: string,
+    @Ctx() ctx: GraphqlContext,
+  ) {
     return ops(ctx).status(endpoint, resourceType, id);
   }
 }

@@ -29,7 +29,9 @@ function joinRoot(name: string, parts: (GraphQLObjectType | null | undefined)[])
 
 export function composeSchema(fhir: GraphQLSchema, own: GraphQLSchema): GraphQLSchema {
   const taken = new Set(ownTypes(fhir).map((t) => t.name));
-  const clashes = ownTypes(own).filter((t) => taken.has(t.name)).map((t) => t.name);
+  const clashes = ownTypes(own)
+    .filter((t) => taken.has(t.name))
+    .map((t) => t.name);
   if (clashes.length) throw new Error(`GraphQL type names already used by the FHIR schema: ${clashes.join(', ')}`);
   const query = joinRoot('Query', [fhir.getQueryType(), own.getQueryType()]);
   const mutation = joinRoot('Mutation', [fhir.getMutationType(), own.getMutationType()]);

@@ -24,7 +24,11 @@ function pagingParams(args: { _count?: number; _offset?: number; _cursor?: strin
   return params;
 }
 
-export function connectionField(name: string, type: GraphQLObjectType, endpointArg: GraphQLFieldConfig<unknown, GraphqlContext>['args']): GraphQLFieldConfig<unknown, GraphqlContext> {
+export function connectionField(
+  name: string,
+  type: GraphQLObjectType,
+  endpointArg: GraphQLFieldConfig<unknown, GraphqlContext>['args'],
+): GraphQLFieldConfig<unknown, GraphqlContext> {
   const edge = new GraphQLObjectType({ name: `${name}Edge`, fields: { mode: { type: GraphQLString }, score: { type: GraphQLFloat }, resource: { type } } });
   const connection = new GraphQLObjectType({
     name: `${name}Connection`,

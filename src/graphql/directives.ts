@@ -93,7 +93,9 @@ class Reshaper {
       delete out[key];
       const repeating = Array.isArray(value);
       const parts: [string, unknown][] =
-        slice === undefined ? [['', value]] : (repeating ? (value as unknown[]) : value == null ? [] : [value]).map((item, i) => [`.${this.label(slice, fieldPath, item, i)}`, item]);
+        slice === undefined
+          ? [['', value]]
+          : (repeating ? (value as unknown[]) : value == null ? [] : [value]).map((item, i) => [`.${this.label(slice, fieldPath, item, i)}`, item]);
       const singles = flatten ? this.singletons(field.selectionSet) : new Set<string>();
       for (const [suffix, item] of parts) {
         if (!flatten) {

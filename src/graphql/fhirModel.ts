@@ -43,8 +43,26 @@ interface StructureDefinition {
 const ALIASES: Record<string, string> = { SimpleQuantity: 'Quantity', MoneyQuantity: 'Money' };
 
 export const PRIMITIVES = new Set([
-  'base64Binary', 'boolean', 'canonical', 'code', 'date', 'dateTime', 'decimal', 'id', 'instant', 'integer', 'markdown', 'oid',
-  'positiveInt', 'string', 'time', 'unsignedInt', 'uri', 'url', 'uuid', 'xhtml',
+  'base64Binary',
+  'boolean',
+  'canonical',
+  'code',
+  'date',
+  'dateTime',
+  'decimal',
+  'id',
+  'instant',
+  'integer',
+  'markdown',
+  'oid',
+  'positiveInt',
+  'string',
+  'time',
+  'unsignedInt',
+  'uri',
+  'url',
+  'uuid',
+  'xhtml',
 ]);
 
 const cap = (s: string) => s[0].toUpperCase() + s.slice(1);

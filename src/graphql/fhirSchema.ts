@@ -1,7 +1,26 @@
 import {
-  GraphQLError, GraphQLBoolean, GraphQLDirective, DirectiveLocation, GraphQLEnumType, GraphQLFloat, GraphQLID, GraphQLInputObjectType, GraphQLInt,
-  GraphQLInterfaceType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, GraphQLSchema, GraphQLString, Kind as AstKind,
-  specifiedDirectives, type GraphQLFieldConfig, type GraphQLInputType, type GraphQLOutputType, type ValueNode,
+  GraphQLError,
+  GraphQLBoolean,
+  GraphQLDirective,
+  DirectiveLocation,
+  GraphQLEnumType,
+  GraphQLFloat,
+  GraphQLID,
+  GraphQLInputObjectType,
+  GraphQLInt,
+  GraphQLInterfaceType,
+  GraphQLList,
+  GraphQLNonNull,
+  GraphQLObjectType,
+  GraphQLScalarType,
+  GraphQLSchema,
+  GraphQLString,
+  Kind as AstKind,
+  specifiedDirectives,
+  type GraphQLFieldConfig,
+  type GraphQLInputType,
+  type GraphQLOutputType,
+  type ValueNode,
 } from 'graphql';
 import type { Resource } from '../fhir/types';
 import { buildAggregationSchema } from './aggregationSchema';
@@ -66,9 +85,17 @@ function scalarFor(type: string): GraphQLScalarType {
 
 /** The data re-organisation directives (graphql.html#flattening), applied to results in directives.ts. */
 export const DIRECTIVES = [
-  new GraphQLDirective({ name: 'flatten', locations: [DirectiveLocation.FIELD, DirectiveLocation.FRAGMENT_SPREAD, DirectiveLocation.INLINE_FRAGMENT], description: "Merge the field's content into its parent (graphql.html#directives)" }),
+  new GraphQLDirective({
+    name: 'flatten',
+    locations: [DirectiveLocation.FIELD, DirectiveLocation.FRAGMENT_SPREAD, DirectiveLocation.INLINE_FRAGMENT],
+    description: "Merge the field's content into its parent (graphql.html#directives)",
+  }),
   new GraphQLDirective({ name: 'first', locations: [DirectiveLocation.FIELD], description: 'Only the first element of a list' }),
-  new GraphQLDirective({ name: 'singleton', locations: [DirectiveLocation.FIELD], description: 'Under @flatten: collate to one value, not a list (an error if there are several)' }),
+  new GraphQLDirective({
+    name: 'singleton',
+    locations: [DirectiveLocation.FIELD],
+    description: 'Under @flatten: collate to one value, not a list (an error if there are several)',
+  }),
   new GraphQLDirective({
     name: 'slice',
     locations: [DirectiveLocation.FIELD],
@@ -101,7 +128,13 @@ function generate(): GraphQLSchema {
 
   const resourceInterface: GraphQLInterfaceType = new GraphQLInterfaceType({
     name: 'Resource',
-    fields: () => ({ id: { type: GraphQLID }, resourceType: { type: GraphQLString }, meta: { type: objectType('Meta') }, implicitRules: { type: GraphQLString }, language: { type: GraphQLString } }),
+    fields: () => ({
+      id: { type: GraphQLID },
+      resourceType: { type: GraphQLString },
+      meta: { type: objectType('Meta') },
+      implicitRules: { type: GraphQLString },
+      language: { type: GraphQLString },
+    }),
     resolveType: (value: Resource) => value.resourceType,
   });
   const resourceType = new GraphQLEnumType({
@@ -165,9 +198,16 @@ function generate(): GraphQLSchema {
           const fields: Record<string, { type: GraphQLInputType }> = {};
           if (t.kind === 'resource') fields.resourceType = { type: GraphQLString };
           for (const f of t.fields) {
-            const base: GraphQLInputType = f.primitive ? (f.name === 'id' && t.kind === 'resource' ? GraphQLID : scalarFor(f.type)) : f.type === 'Resource' ? JSONScalar : (inputs.get(f.type) ?? JSONScalar);
+            const base: GraphQLInputType = f.primitive
+              ? f.name === 'id' && t.kind === 'resource'
+                ? GraphQLID
+                : scalarFor(f.type)
+              : f.type === 'Resource'
+                ? JSONScalar
+                : (inputs.get(f.type) ?? JSONScalar);
             fields[f.name] = { type: f.list ? new GraphQLList(base) : base };
-            if (f.primitive) fields[`_${f.name}`] = { type: f.list ? new GraphQLList(inputs.get('Element') as GraphQLInputObjectType) : (inputs.get('Element') as GraphQLInputObjectType) };
+            if (f.primitive)
+              fields[`_${f.name}`] = { type: f.list ? new GraphQLList(inputs.get('Element') as GraphQLInputObjectType) : (inputs.get('Element') as GraphQLInputObjectType) };
           }
           return fields;
         },

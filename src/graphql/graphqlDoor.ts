@@ -4,7 +4,19 @@ import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDi
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { execute, GraphQLError, GraphQLObjectType, GraphQLSchema, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
+import {
+  execute,
+  GraphQLError,
+  GraphQLObjectType,
+  GraphQLSchema,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLFormattedError,
+} from 'graphql';
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 import { applyOutputDirectives, usesOutputDirectives } from './directives';
@@ -35,7 +47,16 @@ export interface GraphqlRequest {
 /** graphql.html#errors: each error carries its OperationOutcome in `extensions.resource`. */
 function outcomeExtensions(err: unknown): Record<string, unknown> | undefined {
   if (!(err instanceof OperationOutcomeError)) return undefined;
-  const code = err.status === 404 || err.status === 410 ? 'NOT_FOUND' : err.status === 401 ? 'UNAUTHENTICATED' : err.status === 403 ? 'FORBIDDEN' : err.status < 500 ? 'BAD_USER_INPUT' : 'INTERNAL_SERVER_ERROR';
+  const code =
+    err.status === 404 || err.status === 410
+      ? 'NOT_FOUND'
+      : err.status === 401
+        ? 'UNAUTHENTICATED'
+        : err.status === 403
+          ? 'FORBIDDEN'
+          : err.status < 500
+            ? 'BAD_USER_INPUT'
+            : 'INTERNAL_SERVER_ERROR';
   return { code, status: err.status, resource: err.outcome };
 }
 
@@ -118,7 +139,11 @@ export class GraphqlDoor {
       const fhir = buildFhirOnlySchema();
       const root = fhir.getType(type);
       if (!(root instanceof GraphQLObjectType)) throw badRequest(`${type} has no GraphQL type`);
-      schema = new GraphQLSchema({ query: root, types: Object.values(fhir.getTypeMap()).filter((t) => !t.name.startsWith('__') && t.name !== 'Query' && t.name !== 'Mutation'), directives: fhir.getDirectives() });
+      schema = new GraphQLSchema({
+        query: root,
+        types: Object.values(fhir.getTypeMap()).filter((t) => !t.name.startsWith('__') && t.name !== 'Query' && t.name !== 'Mutation'),
+        directives: fhir.getDirectives(),
+      });
       this.instanceSchemas.set(type, schema);
     }
     return schema;
@@ -151,10 +176,29 @@ export class GraphqlDoor {
     const refused = limitError(this.options.limits, schema, document, request.operationName, request.variables);
     if (refused) return { errors: [refused] };
     if (instance) fromEndpoint(context, instance, context.defaultEndpoint);
-    const result = (await execute({ schema, document, rootValue: instance, contextValue: context, variableValues: request.variables, operationName: request.operationName ?? undefined })) as ExecutionResult;
+    const result = (await execute({
+      schema,
+      document,
+      rootValue: instance,
+      contextValue: context,
+      variableValues: request.variables,
+      operationName: request.operationName ?? undefined,
+    })) as ExecutionResult;
     const formatted: ExecutionResult = {
       ...result,
-      ...(result.errors ? { errors: result.errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, path: e.path, originalError: e.originalError, extensions: { ...e.extensions, ...outcomeExtensions(e.originalError) } })) } : {}),
+      ...(result.errors
+        ? {
+            errors: result.errors.map(
+              (e) =>
+                new GraphQLError(e.message, {
+                  nodes: e.nodes,
+                  path: e.path,
+                  originalError: e.originalError,
+                  extensions: { ...e.extensions, ...outcomeExtensions(e.originalError) },
+                }),
+            ),
+          }
+        : {}),
     };
     if (formatted.data && usesOutputDirectives(document)) {
       const shaped = applyOutputDirectives(formatted.data, document, { operationName: request.operationName, variables: request.variables, slices: context.slices });

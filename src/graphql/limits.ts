@@ -100,7 +100,13 @@ function measure(selectionSet: SelectionSetNode, parent: GraphQLNamedType | unde
  * undefined. A document whose operation or variables are not valid is let through: execution refuses it
  * with its own error, having run nothing.
  */
-export function limitError(limits: QueryLimits, schema: GraphQLSchema, document: DocumentNode, operationName: string | null | undefined, variables: Record<string, unknown> | null | undefined): GraphQLError | undefined {
+export function limitError(
+  limits: QueryLimits,
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+  variables: Record<string, unknown> | null | undefined,
+): GraphQLError | undefined {
   const operation = getOperationAST(document, operationName ?? undefined);
   if (!operation) return undefined;
   const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
@@ -112,7 +118,13 @@ export function limitError(limits: QueryLimits, schema: GraphQLSchema, document:
     const message = `The operation's ${what} is ${value}, over the limit of ${max}`;
     return new GraphQLError(message, {
       nodes: [operation],
-      extensions: { code: 'QUERY_TOO_COMPLEX', [what]: value, limit: max, status: 400, resource: operationOutcome([{ severity: 'error', code: 'too-costly', diagnostics: message }]) },
+      extensions: {
+        code: 'QUERY_TOO_COMPLEX',
+        [what]: value,
+        limit: max,
+        status: 400,
+        resource: operationOutcome([{ severity: 'error', code: 'too-costly', diagnostics: message }]),
+      },
     });
   };
   if (m.depth > limits.maxDepth) return over('depth', m.depth, limits.maxDepth);

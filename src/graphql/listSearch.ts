@@ -28,7 +28,9 @@ export function hasNext(bundle: Bundle): boolean {
 export function tooMany(type: string): OperationOutcomeError {
   return new OperationOutcomeError(
     400,
-    operationOutcome([{ severity: 'error', code: 'too-costly', diagnostics: `More than ${LIST_MAX} ${type} resources match: give _count (and _offset), or use ${type}Connection to page` }]),
+    operationOutcome([
+      { severity: 'error', code: 'too-costly', diagnostics: `More than ${LIST_MAX} ${type} resources match: give _count (and _offset), or use ${type}Connection to page` },
+    ]),
   );
 }
 

@@ -125,10 +125,18 @@ export class OrganizationResolver {
   adminTeamAddMember(@Arg('teamId', () => ID) teamId: string, @Arg('practitionerId', () => ID) practitionerId: string, @Ctx() ctx: GraphqlContext) {
     return ops(ctx).teamAddMember(teamId, { practitionerId });
   }
-  @Mutation(() => CustomerTeam) adminTeamRemoveMember(@Arg('teamId', () => ID) teamId: string, @Arg('practitionerId', () => ID) practitionerId: string, @Ctx() ctx: GraphqlContext) {
+  @Mutation(() => CustomerTeam) adminTeamRemoveMember(
+    @Arg('teamId', () => ID) teamId: string,
+    @Arg('practitionerId', () => ID) practitionerId: string,
+    @Ctx() ctx: GraphqlContext,
+  ) {
     return ops(ctx).teamRemoveMember(teamId, { practitionerId });
   }
-  @Mutation(() => CustomerPractitioner) adminPractitionerCreate(@Arg('organizationId', () => ID) organizationId: string, @Arg('name', () => String) name: string, @Ctx() ctx: GraphqlContext) {
+  @Mutation(() => CustomerPractitioner) adminPractitionerCreate(
+    @Arg('organizationId', () => ID) organizationId: string,
+    @Arg('name', () => String) name: string,
+    @Ctx() ctx: GraphqlContext,
+  ) {
     return ops(ctx).practitionerCreate({ organizationId, name });
   }
   @Mutation(() => CustomerPractitioner) adminPractitionerUpdate(@Arg('id', () => ID) id: string, @Arg('name', () => String) name: string, @Ctx() ctx: GraphqlContext) {

@@ -145,9 +145,7 @@ export const searchPost: Handler = async (req, p, ctx) => {
 
 function searchWith(req: FhirRequest, type: string | undefined, params: [string, string][], ctx: EndpointContext): Promise<FhirResponse> {
   const handling = parsePrefer(req.headers.prefer).handling ?? 'lenient';
-  return ctx.service
-    .search(type, params, { baseUrl: ctx.baseUrl, handling })
-    .then((bundle) => ok(bundle));
+  return ctx.service.search(type, params, { baseUrl: ctx.baseUrl, handling }).then((bundle) => ok(bundle));
 }
 
 function historyOptions(req: FhirRequest) {
@@ -168,11 +166,7 @@ function historyEntry(ctx: EndpointContext, v: StoredVersion): BundleEntry {
   const url = `${v.type}/${v.id}`;
   const entry: BundleEntry = { fullUrl: `${ctx.baseUrl}/${url}` };
   if (v.resource) entry.resource = v.resource;
-  entry.request = v.deleted
-    ? { method: 'DELETE', url }
-    : v.versionId === 1
-      ? { method: 'POST', url: v.type }
-      : { method: 'PUT', url };
+  entry.request = v.deleted ? { method: 'DELETE', url } : v.versionId === 1 ? { method: 'POST', url: v.type } : { method: 'PUT', url };
   entry.response = {
     status: v.deleted ? '204' : v.versionId === 1 ? '201' : '200',
     etag: weakEtag(v.versionId),

@@ -34,9 +34,7 @@ export function organizationRoutes(app: FastifyInstance, admin: OrganizationAdmi
   app.patch('/admin/teams/:id', async (request) => admin.updateTeam(params(request).id, objectBody(request.body)));
   app.post('/admin/teams/:id/disable', async (request) => admin.disableTeam(params(request).id));
   app.post('/admin/teams/:id/members', async (request) => admin.addTeamMember(params(request).id, objectBody(request.body)));
-  app.delete('/admin/teams/:id/members/:practitionerId', async (request) =>
-    admin.removeTeamMember(params(request).id, { practitionerId: params(request).practitionerId }),
-  );
+  app.delete('/admin/teams/:id/members/:practitionerId', async (request) => admin.removeTeamMember(params(request).id, { practitionerId: params(request).practitionerId }));
 
   app.post('/admin/practitioners', async (request, reply) => {
     reply.status(201);

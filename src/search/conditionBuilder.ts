@@ -67,7 +67,13 @@ export class ConditionBuilder implements PredicateContext {
 
   lookup(table: string, scope: Scope, code: string, where: (column: (name: string) => Column) => SqlNode, suffix = ''): IndexLookup {
     const t = new Table(table, this.nextIndexAlias());
-    return new IndexLookup(t, scope.type, scope.alias, this.keyCondition(t.column('key'), scope.store, scope.type, code, suffix), where((name) => t.column(name)));
+    return new IndexLookup(
+      t,
+      scope.type,
+      scope.alias,
+      this.keyCondition(t.column('key'), scope.store, scope.type, code, suffix),
+      where((name) => t.column(name)),
+    );
   }
 
   /** The predicate for one `name=value` pair (value may hold comma-separated alternatives). */

@@ -15,13 +15,26 @@ export interface IndexRows {
   number: [param: string, value: string][];
   quantity: [param: string, value: string, system: string | null, code: string | null][];
   uri: [param: string, value: string][];
-  composite: [param: string, system1: string | null, code1: string | null, system2: string | null, code2: string | null, number2: string | null, low2: string | null, high2: string | null][];
+  composite: [
+    param: string,
+    system1: string | null,
+    code1: string | null,
+    system2: string | null,
+    code2: string | null,
+    number2: string | null,
+    low2: string | null,
+    high2: string | null,
+  ][];
 }
 
 export const MAX_STRING = 512;
 
 export function normalizeString(s: string): string {
-  return s.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase().slice(0, MAX_STRING);
+  return s
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .slice(0, MAX_STRING);
 }
 
 type Obj = Record<string, unknown>;
@@ -141,7 +154,10 @@ function addComposite(rows: IndexRows, step: IndexStep, element: unknown, resour
   const { def, components } = step;
   if (!components) return;
   const [first, second] = components;
-  const firsts = first.extract(element, resource).flatMap(tokenValues).filter((t) => t.code !== null);
+  const firsts = first
+    .extract(element, resource)
+    .flatMap(tokenValues)
+    .filter((t) => t.code !== null);
   const values = second.extract(element, resource);
   for (const a of firsts) {
     for (const v of values) {

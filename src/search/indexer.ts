@@ -85,7 +85,10 @@ export function createSearchIndexer(_options: SearchIndexerOptions = {}): WriteH
     if (statement) await tx.execute(statement.sql, ...statement.params);
   };
   hook.many = async (tx: Tx, changes: ResourceChange[]) => {
-    const statement = indexStatement(changes.map(item), changes.some((c) => c.kind !== 'create'));
+    const statement = indexStatement(
+      changes.map(item),
+      changes.some((c) => c.kind !== 'create'),
+    );
     if (statement) await tx.execute(statement.sql, ...statement.params);
   };
   return hook;

@@ -12,8 +12,26 @@ import type { IndexLookup } from './predicates/indexLookup';
 import { splitEscaped } from './predicates/searchValue';
 import { UnknownParameter } from './predicates/unknownParameter';
 import {
-  Aliased, AnyOf, Binary, Conjunction, Constant, Disjunction, eq, Fn, InSubquery, IsNull, Not, type OrderKey, Param, renderSql,
-  RESOURCE_TABLE, SelectQuery, type SqlNode, Star, Table, Unnest,
+  Aliased,
+  AnyOf,
+  Binary,
+  Conjunction,
+  Constant,
+  Disjunction,
+  eq,
+  Fn,
+  InSubquery,
+  IsNull,
+  Not,
+  type OrderKey,
+  Param,
+  renderSql,
+  RESOURCE_TABLE,
+  SelectQuery,
+  type SqlNode,
+  Star,
+  Table,
+  Unnest,
 } from './sql/sqlTree';
 
 /**
@@ -25,7 +43,24 @@ const DEFAULT_COUNT = 20;
 const MAX_COUNT = 1000;
 const MAX_INCLUDE_ROUNDS = 4;
 const MAX_INCLUDED = 5000;
-const CONTROL = new Set(['_count', '_sort', '_include', '_revinclude', '_total', '_summary', '_elements', '_cursor', '_offset', '_type', '_include:iterate', '_revinclude:iterate', '_format', '_pretty', '_contained', '_containedType']);
+const CONTROL = new Set([
+  '_count',
+  '_sort',
+  '_include',
+  '_revinclude',
+  '_total',
+  '_summary',
+  '_elements',
+  '_cursor',
+  '_offset',
+  '_type',
+  '_include:iterate',
+  '_revinclude:iterate',
+  '_format',
+  '_pretty',
+  '_contained',
+  '_containedType',
+]);
 
 interface Row {
   pk: bigint;
@@ -135,19 +170,22 @@ export class SearchService implements SearchPort {
 
   private typesOf(query: SearchQuery): string[] {
     if (query.resourceType) return [query.resourceType];
-    const listed = query.params.filter(([n]) => n === '_type').flatMap(([, v]) => v.split(',')).filter((t) => t !== '');
+    const listed = query.params
+      .filter(([n]) => n === '_type')
+      .flatMap(([, v]) => v.split(','))
+      .filter((t) => t !== '');
     return listed;
   }
 
-  async findMatches(
-    query: { store: string; resourceType: string; params: [string, string][]; accessFilter?: AccessFilter },
-    limit: number,
-    tx?: Tx,
-  ): Promise<MatchRef[]> {
+  async findMatches(query: { store: string; resourceType: string; params: [string, string][]; accessFilter?: AccessFilter }, limit: number, tx?: Tx): Promise<MatchRef[]> {
     if (!query.params.length) throw badRequest('Conditional interactions need search criteria');
     const plan = this.plan({ ...query, handling: 'strict' }, [query.resourceType]);
     const select = new SelectQuery({
-      columns: [R.column('type'), R.column('id'), R.column('version_id')], from: R, where: plan.where, orderBy: [{ expr: R.column('pk') }], limit,
+      columns: [R.column('type'), R.column('id'), R.column('version_id')],
+      from: R,
+      where: plan.where,
+      orderBy: [{ expr: R.column('pk') }],
+      limit,
     });
     const { text, values } = renderSql(select, query.accessFilter);
     const rows = await (tx ?? this.sql).query<{ type: string; id: string; version_id: number }[]>(text, ...values);
@@ -169,7 +207,10 @@ export class SearchService implements SearchPort {
     const total = single('_total') ?? (summary === 'count' ? 'accurate' : 'none');
     if (!['none', 'estimate', 'accurate'].includes(total)) throw badRequest(`_total must be none, estimate or accurate`, '_total');
     const elementsText = single('_elements');
-    const elements = elementsText?.split(',').map((e) => e.trim()).filter((e) => e !== '');
+    const elements = elementsText
+      ?.split(',')
+      .map((e) => e.trim())
+      .filter((e) => e !== '');
     const cursorText = single('_cursor');
     const offsetText = single('_offset');
 
@@ -295,14 +336,24 @@ export class SearchService implements SearchPort {
           if (!sources.length) continue;
           // A row's key already says which store, type and parameter it belongs to: the sources' own rows
           // (every reference of theirs, for `*`) are the ones to follow.
-          const conds: SqlNode[] = [new AnyOf(ref.column('resource_pk'), new Param(sources.map((r) => String(r.pk)), 'bigint[]'))];
+          const conds: SqlNode[] = [
+            new AnyOf(
+              ref.column('resource_pk'),
+              new Param(
+                sources.map((r) => String(r.pk)),
+                'bigint[]',
+              ),
+            ),
+          ];
           if (spec.param !== '*') conds.push(new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, [...new Set(sources.map((r) => r.type))], spec.param), 'bigint[]')));
           if (spec.target) conds.push(eq(ref.column('target_type'), new Param(spec.target)));
           select = new SelectQuery({
             distinct: true,
             columns: ROW_COLUMNS,
             from: ref,
-            joins: [{ table: R, on: [eq(R.column('store'), new Param(query.store)), eq(R.column('type'), ref.column('target_type')), eq(R.column('id'), ref.column('target_id'))] }],
+            joins: [
+              { table: R, on: [eq(R.column('store'), new Param(query.store)), eq(R.column('type'), ref.column('target_type')), eq(R.column('id'), ref.column('target_id'))] },
+            ],
             where: [...conds, LIVE_BY_ID],
             limit: MAX_INCLUDED,
           });
@@ -310,7 +361,20 @@ export class SearchService implements SearchPort {
           const targets = frontier.filter((r) => !spec.target || r.type === spec.target);
           if (!targets.length) continue;
           const sourceTypes = spec.source === '*' ? [...resourceTypes('R4')] : [spec.source];
-          const wanted = new Unnest([new Param(targets.map((r) => r.type), 'text[]'), new Param(targets.map((r) => r.id), 'text[]')], 'u', ['type', 'id']);
+          const wanted = new Unnest(
+            [
+              new Param(
+                targets.map((r) => r.type),
+                'text[]',
+              ),
+              new Param(
+                targets.map((r) => r.id),
+                'text[]',
+              ),
+            ],
+            'u',
+            ['type', 'id'],
+          );
           select = new SelectQuery({
             distinct: true,
             columns: ROW_COLUMNS,
@@ -335,7 +399,10 @@ export class SearchService implements SearchPort {
       }
       out.push(...found);
       if (out.length >= MAX_INCLUDED) {
-        throw new OperationOutcomeError(400, operationOutcome([{ severity: 'error', code: 'too-costly', diagnostics: `The includes would return more than ${MAX_INCLUDED} resources; narrow the search` }]));
+        throw new OperationOutcomeError(
+          400,
+          operationOutcome([{ severity: 'error', code: 'too-costly', diagnostics: `The includes would return more than ${MAX_INCLUDED} resources; narrow the search` }]),
+        );
       }
       frontier = found;
     }

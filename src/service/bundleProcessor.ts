@@ -138,7 +138,7 @@ function patchDocument(work: Work): unknown {
   try {
     return JSON.parse(Buffer.from(r.data, 'base64').toString('utf8'));
   } catch {
-    throw badRequest('The PATCH entry\'s Binary.data is not base64-encoded JSON');
+    throw badRequest("The PATCH entry's Binary.data is not base64-encoded JSON");
   }
 }
 
@@ -281,12 +281,14 @@ export class BundleProcessor {
           if (w !== creates[0]) continue;
           // Every plain create of the transaction in one batched insert.
           let failed = 0;
-          const stored = await svc.createMany(
-            creates.map((c) => ({ type: c.type, id: c.targetId as string, body: c.resource })),
-            (i) => (failed = i),
-          ).catch((err) => {
-            throw asEntryError(creates[failed], err);
-          });
+          const stored = await svc
+            .createMany(
+              creates.map((c) => ({ type: c.type, id: c.targetId as string, body: c.resource })),
+              (i) => (failed = i),
+            )
+            .catch((err) => {
+              throw asEntryError(creates[failed], err);
+            });
           stored.forEach((s, i) => {
             creates[i].response = responseOf(s, '201 Created');
             creates[i].result = s.resource ?? undefined;

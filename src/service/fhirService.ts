@@ -265,7 +265,11 @@ export class FhirService {
     if (type) this.allowed(type, 's');
     else {
       requireSomeSearch(this.binding.caller);
-      for (const listed of params.filter(([n]) => n === '_type').flatMap(([, v]) => v.split(',')).filter((t) => t !== '')) this.allowed(listed, 's');
+      for (const listed of params
+        .filter(([n]) => n === '_type')
+        .flatMap(([, v]) => v.split(','))
+        .filter((t) => t !== ''))
+        this.allowed(listed, 's');
     }
     return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options, accessFilter: this.rows }, this.tx);
   }
@@ -278,7 +282,17 @@ export class FhirService {
     this.allowed(type, 'r');
     if (ids.length === 0) return [];
     const bundle = await this.deps.search.search(
-      { ...this.binding, resourceType: type, params: [['_id', ids.join(',')], ['_count', String(ids.length)]], baseUrl, handling: 'strict', accessFilter: this.rows },
+      {
+        ...this.binding,
+        resourceType: type,
+        params: [
+          ['_id', ids.join(',')],
+          ['_count', String(ids.length)],
+        ],
+        baseUrl,
+        handling: 'strict',
+        accessFilter: this.rows,
+      },
       this.tx,
     );
     return (bundle.entry ?? []).filter((e) => (e.search?.mode ?? 'match') === 'match' && e.resource).map((e) => e.resource as Resource);

@@ -60,7 +60,13 @@ function checkResource(resource: Resource, path: string, forbidden: OperationOut
       }
     });
     if (labels.length > 1) {
-      invalid.push(issue('invalid', `${path}.meta.security carries ${labels.length} privacy labels; a data point has at most one`, labels.map((i) => `${path}.meta.security[${i}]`)));
+      invalid.push(
+        issue(
+          'invalid',
+          `${path}.meta.security carries ${labels.length} privacy labels; a data point has at most one`,
+          labels.map((i) => `${path}.meta.security[${i}]`),
+        ),
+      );
     }
   }
   if (resource.resourceType === 'Patient' && Array.isArray(resource.link)) {

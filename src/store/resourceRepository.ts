@@ -90,7 +90,6 @@ export function servedOrder(content: Resource): Resource {
 
 /** Stamps the server-owned meta elements; everything else in `meta` is the client's. */
 function stamp(resource: Resource, id: string, versionId: number, lastUpdated: Date): Resource {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { resourceType, id: _clientId, meta, ...rest } = resource;
   return {
     resourceType,
@@ -125,12 +124,7 @@ export class ResourceRepository {
   }
 
   async read(store: string, type: string, id: string, sql: Sql = this.sql): Promise<StoredVersion> {
-    const rows = await sql.query<Row[]>(
-      `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`,
-      store,
-      type,
-      id,
-    );
+    const rows = await sql.query<Row[]>(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`, store, type, id);
     if (rows.length === 0) throw notFound(`${type}/${id} is not known`);
     const found = toStored(rows[0]);
     if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);
@@ -146,12 +140,7 @@ export class ResourceRepository {
 
   /** The current row, deleted or not; undefined when the id never existed. */
   async find(store: string, type: string, id: string, sql: Sql = this.sql): Promise<StoredVersion | undefined> {
-    const rows = await sql.query<Row[]>(
-      `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`,
-      store,
-      type,
-      id,
-    );
+    const rows = await sql.query<Row[]>(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`, store, type, id);
     return rows.length ? toStored(rows[0]) : undefined;
   }
 
@@ -234,12 +223,7 @@ export class ResourceRepository {
    * Update, or create with the client's id when there is none (FHIR create-on-PUT). `ifMatch` is the
    * version the client last saw; a mismatch (or an If-Match on a resource that does not exist) is a 412.
    */
-  async update(
-    store: string,
-    resource: Resource & { id: string },
-    options: { ifMatch?: number } = {},
-    tx?: Tx,
-  ): Promise<{ stored: StoredVersion; created: boolean }> {
+  async update(store: string, resource: Resource & { id: string }, options: { ifMatch?: number } = {}, tx?: Tx): Promise<{ stored: StoredVersion; created: boolean }> {
     return this.inTx(tx, async (t) => {
       const type = resource.resourceType;
       const current = await this.lockCurrent(t, store, type, resource.id);
@@ -248,9 +232,7 @@ export class ResourceRepository {
           throw preconditionFailed(`If-Match W/"${options.ifMatch}" given but ${type}/${resource.id} does not exist`);
         }
         if (current.versionId !== options.ifMatch) {
-          throw preconditionFailed(
-            `Version conflict: If-Match W/"${options.ifMatch}" but ${type}/${resource.id} is at version ${current.versionId}`,
-          );
+          throw preconditionFailed(`Version conflict: If-Match W/"${options.ifMatch}" but ${type}/${resource.id} is at version ${current.versionId}`);
         }
       }
       const now = new Date();
@@ -275,7 +257,14 @@ export class ResourceRepository {
         JSON.stringify(body),
       );
       const stored = await this.record(t, current.deleted ? 'create' : 'update', {
-        pk: current.pk, store, type, id: resource.id, versionId, lastUpdated: now, deleted: false, resource: body,
+        pk: current.pk,
+        store,
+        type,
+        id: resource.id,
+        versionId,
+        lastUpdated: now,
+        deleted: false,
+        resource: body,
       });
       return { stored, created: current.deleted };
     });
@@ -348,19 +337,12 @@ export class ResourceRepository {
   }
 
   private async lockCurrent(t: Tx, store: string, type: string, id: string): Promise<StoredVersion | undefined> {
-    const rows = await t.query<Row[]>(
-      `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3 FOR UPDATE`,
-      store,
-      type,
-      id,
-    );
+    const rows = await t.query<Row[]>(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3 FOR UPDATE`, store, type, id);
     return rows.length ? toStored(rows[0]) : undefined;
   }
 
   /** Inserts a current row; undefined when (store, type, id) already exists (a concurrent create won). */
-  private async insertCurrent(
-    t: Tx, store: string, type: string, id: string, versionId: number, now: Date, body: Resource,
-  ): Promise<bigint | undefined> {
+  private async insertCurrent(t: Tx, store: string, type: string, id: string, versionId: number, now: Date, body: Resource): Promise<bigint | undefined> {
     const rows = await t.query<{ pk: bigint }[]>(
       `INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
        VALUES ($1, $2, $3, $4, $5::timestamptz, false, $6::jsonb)

@@ -83,7 +83,15 @@ export interface NewClientInput {
 
 type TenancyPrisma = Pick<PrismaClient, 'customer' | 'endpoint' | 'apiClient' | 'organization' | 'team' | 'practitioner' | 'teamMember' | '$transaction'>;
 
-function toEndpoint(row: { id: string; customerId: string; fhirVersion: string; name: string | null; defaultSourceOrg: string | null; enabled: boolean; createdAt: Date }): EndpointRecord {
+function toEndpoint(row: {
+  id: string;
+  customerId: string;
+  fhirVersion: string;
+  name: string | null;
+  defaultSourceOrg: string | null;
+  enabled: boolean;
+  createdAt: Date;
+}): EndpointRecord {
   return { ...row, fhirVersion: row.fhirVersion as FhirVersion };
 }
 
@@ -119,7 +127,19 @@ function toClient(row: ClientRow): ClientRecord {
 
 const CUSTOMER = { id: true, name: true, defaultOrganizationId: true, createdAt: true } as const;
 const ENDPOINT = { id: true, customerId: true, fhirVersion: true, name: true, defaultSourceOrg: true, enabled: true, createdAt: true } as const;
-const CLIENT = { id: true, customerId: true, family: true, name: true, scopes: true, organizationId: true, teamId: true, practitionerId: true, createdAt: true, revokedAt: true, jwks: true } as const;
+const CLIENT = {
+  id: true,
+  customerId: true,
+  family: true,
+  name: true,
+  scopes: true,
+  organizationId: true,
+  teamId: true,
+  practitionerId: true,
+  createdAt: true,
+  revokedAt: true,
+  jwks: true,
+} as const;
 const ORDER = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
 
 export class TenancyRepository {

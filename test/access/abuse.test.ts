@@ -46,7 +46,9 @@ async function footprint(t: Tenant): Promise<Json> {
   let next: string | undefined = '_history?_count=100';
   while (next) {
     const bundle = await json(await t.fetch(next));
-    versions.push(...(bundle.entry ?? []).map((e: Json) => `${e.resource?.resourceType ?? e.request?.url}/${e.resource?.id ?? ''}/${e.resource?.meta?.versionId ?? e.response?.status}`));
+    versions.push(
+      ...(bundle.entry ?? []).map((e: Json) => `${e.resource?.resourceType ?? e.request?.url}/${e.resource?.id ?? ''}/${e.resource?.meta?.versionId ?? e.response?.status}`),
+    );
     next = bundle.link?.find((l: Json) => l.relation === 'next')?.url;
   }
   const counts: Json = {};
@@ -118,8 +120,19 @@ const ABUSES: Abuse[] = [
     name: 'two privacy labels on one data point',
     status: 400,
     expression: 'Observation.meta.security[1]',
-    resource: () => observation({ meta: { security: [{ system: LABEL, code: 'GENERAL_HEALTH' }, { system: LABEL, code: 'MENTAL_HEALTH' }] } }),
-    patch: securityPatch([{ system: LABEL, code: 'GENERAL_HEALTH' }, { system: LABEL, code: 'MENTAL_HEALTH' }]),
+    resource: () =>
+      observation({
+        meta: {
+          security: [
+            { system: LABEL, code: 'GENERAL_HEALTH' },
+            { system: LABEL, code: 'MENTAL_HEALTH' },
+          ],
+        },
+      }),
+    patch: securityPatch([
+      { system: LABEL, code: 'GENERAL_HEALTH' },
+      { system: LABEL, code: 'MENTAL_HEALTH' },
+    ]),
   },
   {
     name: 'a replaced-by link',
@@ -147,7 +160,9 @@ const ABUSES: Abuse[] = [
 function expectRefusal(status: number, body: Json, abuse: Abuse): void {
   expect({ status, resourceType: body.resourceType }).toEqual({ status: abuse.status, resourceType: 'OperationOutcome' });
   expect(body.issue).toEqual(
-    expect.arrayContaining([expect.objectContaining({ severity: 'error', code: abuse.status === 403 ? 'forbidden' : 'invalid', expression: expect.arrayContaining([abuse.expression]) })]),
+    expect.arrayContaining([
+      expect.objectContaining({ severity: 'error', code: abuse.status === 403 ? 'forbidden' : 'invalid', expression: expect.arrayContaining([abuse.expression]) }),
+    ]),
   );
 }
 
@@ -199,9 +214,24 @@ describe.each(ABUSES)('mass assignment: $name', (abuse) => {
 
 describe('mass assignment through GraphQL mutations', () => {
   test.each([
-    ['a source coding (403)', 403, 'Observation.meta.security[0]', `ObservationCreate(res: { status: "final", code: { text: "x" }, meta: { security: [{ system: "${SYS}source-organization", code: "org-x" }] } }, _endpoint: $ep) { id }`],
-    ['two privacy labels (400)', 400, 'Observation.meta.security[1]', `ObservationCreate(res: { status: "final", code: { text: "x" }, meta: { security: [{ system: "${LABEL}", code: "GENERAL_HEALTH" }, { system: "${LABEL}", code: "SOCIAL_CARE" }] } }, _endpoint: $ep) { id }`],
-    ['a replaced-by link on update (403)', 403, 'Patient.link[0].type', `PatientUpdate(id: "pa", res: { id: "pa", link: [{ other: { reference: "Patient/pa" }, type: "replaced-by" }] }, _endpoint: $ep) { id }`],
+    [
+      'a source coding (403)',
+      403,
+      'Observation.meta.security[0]',
+      `ObservationCreate(res: { status: "final", code: { text: "x" }, meta: { security: [{ system: "${SYS}source-organization", code: "org-x" }] } }, _endpoint: $ep) { id }`,
+    ],
+    [
+      'two privacy labels (400)',
+      400,
+      'Observation.meta.security[1]',
+      `ObservationCreate(res: { status: "final", code: { text: "x" }, meta: { security: [{ system: "${LABEL}", code: "GENERAL_HEALTH" }, { system: "${LABEL}", code: "SOCIAL_CARE" }] } }, _endpoint: $ep) { id }`,
+    ],
+    [
+      'a replaced-by link on update (403)',
+      403,
+      'Patient.link[0].type',
+      `PatientUpdate(id: "pa", res: { id: "pa", link: [{ other: { reference: "Patient/pa" }, type: "replaced-by" }] }, _endpoint: $ep) { id }`,
+    ],
   ])('%s', async (_name, status, expression, mutation) => {
     await unchanged(async () => {
       const result = await graphql(a, `mutation ($ep: ID) { ${mutation} }`, { ep: a.endpointId });
@@ -212,11 +242,25 @@ describe('mass assignment through GraphQL mutations', () => {
 
   test("a reference into another customer's endpoint answers the same whether that endpoint exists or not", async () => {
     const refusal = async (endpointId: string) => {
-      const result = await graphql(a, `mutation ($ep: ID, $ref: String) { ObservationCreate(res: { status: "final", code: { text: "x" }, subject: { reference: $ref } }, _endpoint: $ep) { id } }`, {
-        ep: a.endpointId,
-        ref: `${server.url}/fhir/customer/${endpointId}/Patient/pb`,
-      });
-      return JSON.parse(JSON.stringify(result.errors?.[0].extensions ?? null).split(endpointId).join('EP'));
+      const result = await graphql(
+        a,
+        `
+          mutation ($ep: ID, $ref: String) {
+            ObservationCreate(res: { status: "final", code: { text: "x" }, subject: { reference: $ref } }, _endpoint: $ep) {
+              id
+            }
+          }
+        `,
+        {
+          ep: a.endpointId,
+          ref: `${server.url}/fhir/customer/${endpointId}/Patient/pb`,
+        },
+      );
+      return JSON.parse(
+        JSON.stringify(result.errors?.[0].extensions ?? null)
+          .split(endpointId)
+          .join('EP'),
+      );
     };
     await unchanged(async () => {
       const real = await refusal(b.endpointId);
@@ -230,12 +274,24 @@ describe('what a client may still write', () => {
   test('one privacy label, other security codings, own-store absolute references and other Patient links are accepted', async () => {
     const labelled = await a.fetch('Observation', {
       method: 'POST',
-      body: JSON.stringify(observation({ meta: { security: [{ system: LABEL, code: 'SOCIAL_CARE' }, { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] } })),
+      body: JSON.stringify(
+        observation({
+          meta: {
+            security: [
+              { system: LABEL, code: 'SOCIAL_CARE' },
+              { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+            ],
+          },
+        }),
+      ),
     });
     expect(labelled.status).toBe(201);
     const ownAbsolute = await a.fetch('Observation', { method: 'POST', body: JSON.stringify(observation({ subject: { reference: `${a.baseUrl}/Patient/pa` } })) });
     expect(ownAbsolute.status).toBe(201);
-    const seeAlso = await a.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', link: [{ other: { reference: 'Patient/pa' }, type: 'seealso' }] }) });
+    const seeAlso = await a.fetch('Patient', {
+      method: 'POST',
+      body: JSON.stringify({ resourceType: 'Patient', link: [{ other: { reference: 'Patient/pa' }, type: 'seealso' }] }),
+    });
     expect(seeAlso.status).toBe(201);
   });
 });
@@ -298,7 +354,11 @@ describe("IDOR: another customer's ids answer exactly like ids that exist nowher
     const bBefore = await footprint(b);
     const deleted = await a.fetch('Observation/ob', { method: 'DELETE' });
     expect(deleted.status).toBeLessThan(300);
-    const patched = await a.fetch('Observation/ob', { method: 'PATCH', body: JSON.stringify([{ op: 'add', path: '/status', value: 'cancelled' }]), headers: { 'content-type': 'application/json-patch+json' } });
+    const patched = await a.fetch('Observation/ob', {
+      method: 'PATCH',
+      body: JSON.stringify([{ op: 'add', path: '/status', value: 'cancelled' }]),
+      headers: { 'content-type': 'application/json-patch+json' },
+    });
     expect(patched.status).toBe(404);
     expect(await footprint(b)).toEqual(bBefore);
     expect((await json(await b.fetch('Observation/ob'))).status).toBe('final');
@@ -312,7 +372,7 @@ describe("IDOR: another customer's ids answer exactly like ids that exist nowher
     }
   });
 
-  test('GraphQL fields with another customer\'s endpoint or hidden ids answer like missing ones', async () => {
+  test("GraphQL fields with another customer's endpoint or hidden ids answer like missing ones", async () => {
     const same = async (query: string, variables: (id: string) => Json, real: string, ghost: string) => {
       const mask = (result: Json, id: string) => JSON.parse(JSON.stringify(result).split(id).join('ID'));
       const other = mask(await graphql(a, query, variables(real)), real);
@@ -343,7 +403,12 @@ describe("IDOR: another customer's ids answer exactly like ids that exist nowher
     expect([400, 401]).toContain(other.status);
     expect(other.body.error).toBe('invalid_client');
     expect(other).toEqual(await answer(await tokenFor('cli-ghost'), 'cli-ghost'));
-    for (const [method, path] of [['POST', '/admin/clients/ID/revoke'], ['POST', '/admin/clients/ID/secret'], ['DELETE', '/admin/clients/ID'], ['GET', '/admin/endpoints/ID']] as const) {
+    for (const [method, path] of [
+      ['POST', '/admin/clients/ID/revoke'],
+      ['POST', '/admin/clients/ID/secret'],
+      ['DELETE', '/admin/clients/ID'],
+      ['GET', '/admin/endpoints/ID'],
+    ] as const) {
       const call = (id: string) => fetch(`${server.url}${path.replace('ID', id)}`, { method, headers: { authorization: `Bearer ${a.token}` } });
       const real = await answer(await call(path.includes('endpoints') ? b.endpointId : b.clientId), b.clientId, b.endpointId);
       expect(real.status).toBe(401);

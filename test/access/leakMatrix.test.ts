@@ -56,8 +56,14 @@ const OBSERVATIONS: ObsSpec[] = [
   { key: 'N_panel', source: 'N', patient: 't', label: 'MENTAL_HEALTH', members: ['N_own'] },
 ];
 const PATIENTS: Record<CallerKey, { id: string; nhs: string }[]> = {
-  A: [{ id: 'p', nhs: '9000000001' }, { id: 'r', nhs: '9000000002' }],
-  B: [{ id: 'p', nhs: '9000000001' }, { id: 'q', nhs: '9000000003' }],
+  A: [
+    { id: 'p', nhs: '9000000001' },
+    { id: 'r', nhs: '9000000002' },
+  ],
+  B: [
+    { id: 'p', nhs: '9000000001' },
+    { id: 'q', nhs: '9000000003' },
+  ],
   G: [{ id: 's', nhs: '9000000004' }],
   N: [{ id: 't', nhs: '9000000005' }],
 };
@@ -71,10 +77,26 @@ function visible(caller: CallerKey, o: ObsSpec): boolean {
 }
 
 const CALLERS: { key: CallerKey; name: string; data: Record<string, string> }[] = [
-  { key: 'A', name: 'owner of the data', data: { 'own source': 'A_mental', 'other source': 'B_q', 'labelled granted': 'B_sex', 'labelled not granted': 'B_mental', unlabelled: 'B_none' } },
-  { key: 'B', name: 'other customer', data: { 'own source': 'B_mental', 'other source': 'A_r', 'labelled granted': 'A_gen', 'labelled not granted': 'A_mental', unlabelled: 'A_none' } },
-  { key: 'G', name: 'grantee with the label', data: { 'own source': 'G_own', 'other source': 'B_q', 'labelled granted': 'A_mental', 'labelled not granted': 'A_gen', unlabelled: 'A_none' } },
-  { key: 'N', name: 'grantee without the label', data: { 'own source': 'N_own', 'other source': 'B_q', 'labelled granted': 'A_social', 'labelled not granted': 'A_mental', unlabelled: 'A_none' } },
+  {
+    key: 'A',
+    name: 'owner of the data',
+    data: { 'own source': 'A_mental', 'other source': 'B_q', 'labelled granted': 'B_sex', 'labelled not granted': 'B_mental', unlabelled: 'B_none' },
+  },
+  {
+    key: 'B',
+    name: 'other customer',
+    data: { 'own source': 'B_mental', 'other source': 'A_r', 'labelled granted': 'A_gen', 'labelled not granted': 'A_mental', unlabelled: 'A_none' },
+  },
+  {
+    key: 'G',
+    name: 'grantee with the label',
+    data: { 'own source': 'G_own', 'other source': 'B_q', 'labelled granted': 'A_mental', 'labelled not granted': 'A_gen', unlabelled: 'A_none' },
+  },
+  {
+    key: 'N',
+    name: 'grantee without the label',
+    data: { 'own source': 'N_own', 'other source': 'B_q', 'labelled granted': 'A_social', 'labelled not granted': 'A_mental', unlabelled: 'A_none' },
+  },
 ];
 
 /** What a probe is about: the resource's aggregated id and its unique search values (or a ghost's). */
@@ -130,7 +152,10 @@ const rest = (caller: Tenant, path: string, init?: RequestInit): Ask => {
 const graphql = (caller: Tenant, query: string): Ask => ({
   request: query,
   send: () =>
-    answer(query, fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${caller.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) })),
+    answer(
+      query,
+      fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${caller.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) }),
+    ),
 });
 async function answer(request: string, pending: Promise<Response>): Promise<Answer> {
   const res = await pending;
@@ -152,7 +177,11 @@ function shownIds(body: Json): string[] {
   const ids: string[] = [];
   const walk = (v: unknown) => {
     if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (k === 'id' && typeof x === 'string' ? ids.push(x) : walk(x));
+    else if (v && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'id' && typeof x === 'string') ids.push(x);
+        else walk(x);
+      }
   };
   walk(body.data);
   return ids;
@@ -206,12 +235,20 @@ const DOORS: Door[] = [
   {
     name: 'POST _search with _has',
     probe: (c, t) =>
-      rest(c, 'Patient/_search', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `_has:Observation:subject:code=${q(t.code)}&_total=accurate` }),
+      rest(c, 'Patient/_search', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `_has:Observation:subject:code=${q(t.code)}&_total=accurate`,
+      }),
     appears: matched,
   },
   { name: 'GraphQL read', probe: (c, t) => graphql(c, `{ Observation(id: "${t.id}") { id } }`) },
   { name: 'GraphQL list', probe: (c, t) => graphql(c, `{ ObservationList(code: "${t.code}") { id } }`) },
-  { name: 'GraphQL connection count', probe: (c, t) => graphql(c, `{ ObservationConnection(code: "${t.code}") { count edges { resource { id } } } }`), appears: (a) => a.body.data?.ObservationConnection?.count > 0 },
+  {
+    name: 'GraphQL connection count',
+    probe: (c, t) => graphql(c, `{ ObservationConnection(code: "${t.code}") { count edges { resource { id } } } }`),
+    appears: (a) => a.body.data?.ObservationConnection?.count > 0,
+  },
   {
     name: 'GraphQL Reference.resource',
     probe: (c, t) => graphql(c, `{ Observation(id: "${t.anchorId}") { hasMember { resource(optional: true) { ... on Observation { id } } } } }`),
@@ -220,7 +257,8 @@ const DOORS: Door[] = [
   { name: 'GraphQL reverse reference', probe: (c, t) => graphql(c, `{ Patient(id: "${t.patientId}") { ObservationList(_reference: subject) { id } } }`) },
   {
     name: '$graphql system',
-    probe: (c, t) => rest(c, '$graphql', { method: 'POST', body: JSON.stringify({ query: `{ ObservationList(code: "${t.code}") { id } ObservationConnection(code: "${t.code}") { count } }` }) }),
+    probe: (c, t) =>
+      rest(c, '$graphql', { method: 'POST', body: JSON.stringify({ query: `{ ObservationList(code: "${t.code}") { id } ObservationConnection(code: "${t.code}") { count } }` }) }),
   },
   { name: '$graphql instance', probe: (c, t) => rest(c, `Observation/${t.id}/$graphql?query=${q('{ id code { text } }')}`) },
 ];
@@ -232,7 +270,12 @@ const DOORS: Door[] = [
  */
 function normalise(a: Answer, t: Target): Omit<Answer, 'request'> {
   const values: [string, string][] = [
-    [t.id, '<id>'], [t.code, '<code>'], [t.valueString, '<string>'], [t.date, '<date>'], [t.quantity, '<quantity>'], [t.profile, '<profile>'],
+    [t.id, '<id>'],
+    [t.code, '<code>'],
+    [t.valueString, '<string>'],
+    [t.date, '<date>'],
+    [t.quantity, '<quantity>'],
+    [t.profile, '<profile>'],
   ];
   const request = decodeURIComponent(a.request.replace(/\+/g, ' '));
   let text = JSON.stringify(a.body, (k, v) => (k === 'lastUpdated' || k === 'timestamp' ? undefined : v));
@@ -249,7 +292,15 @@ function normalise(a: Answer, t: Target): Omit<Answer, 'request'> {
 function ghostOf(t: Target): Target {
   const n = ++ghostSeq;
   // Aggregated ids are UUIDs: a fresh one exists nowhere.
-  return { ...t, id: randomUUID(), code: `${CODE}|GHOST-${n}`, valueString: `ghost-${n}`, date: `1999-12-${String((n % 28) + 1).padStart(2, '0')}`, quantity: `${90000 + n}.5`, profile: `https://example.org/profile/ghost-${n}` };
+  return {
+    ...t,
+    id: randomUUID(),
+    code: `${CODE}|GHOST-${n}`,
+    valueString: `ghost-${n}`,
+    date: `1999-12-${String((n % 28) + 1).padStart(2, '0')}`,
+    quantity: `${90000 + n}.5`,
+    profile: `https://example.org/profile/ghost-${n}`,
+  };
 }
 
 beforeAll(async () => {

@@ -42,8 +42,15 @@ let bobId: string;
 async function idToken(claims: Json = {}, options: { key?: KeyLike; alg?: string; kid?: string } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const payload: Json = {
-    iss: ISSUER, aud: app.client_id, sub: 'nhs-login-subject-1', iat: now, exp: now + 300,
-    nhs_number: ANN, identity_proofing_level: 'P9', vot: 'P9.Cp.Cd', ...claims,
+    iss: ISSUER,
+    aud: app.client_id,
+    sub: 'nhs-login-subject-1',
+    iat: now,
+    exp: now + 300,
+    nhs_number: ANN,
+    identity_proofing_level: 'P9',
+    vot: 'P9.Cp.Cd',
+    ...claims,
   };
   for (const k of Object.keys(payload)) if (payload[k] === undefined) delete payload[k];
   return new SignJWT(payload).setProtectedHeader({ alg: options.alg ?? 'RS512', kid: options.kid ?? 'k1' }).sign(options.key ?? issuerKey);
@@ -58,7 +65,11 @@ async function exchange(form: Record<string, string>, family = ''): Promise<{ st
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
-      grant_type: EXCHANGE, client_id: app.client_id, client_secret: app.client_secret, subject_token_type: ID_TOKEN, ...form,
+      grant_type: EXCHANGE,
+      client_id: app.client_id,
+      client_secret: app.client_secret,
+      subject_token_type: ID_TOKEN,
+      ...form,
     }).toString(),
   });
   return { status: res.status, body: (await res.json()) as Json };
@@ -134,7 +145,7 @@ describe('the exchange', () => {
     expect(write.status).toBe(403);
   });
 
-  test('over GraphQL too: its own Patient, no one else\'s, and no customer endpoint', async () => {
+  test("over GraphQL too: its own Patient, no one else's, and no customer endpoint", async () => {
     const { body } = await exchange({ subject_token: await idToken() });
     const graphql = async (query: string): Promise<Json> => {
       const res = await fetch(`${server.url}/graphql`, {
@@ -189,7 +200,7 @@ describe('refusals', () => {
     expect(ours).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: expect.stringMatching(/issuer/) } });
   });
 
-  test('a forged ID token (right issuer and kid, someone else\'s key) is refused', async () => {
+  test("a forged ID token (right issuer and kid, someone else's key) is refused", async () => {
     const { status, body } = await exchange({ subject_token: await idToken({}, { key: otherKey }) });
     expect(status).toBe(400);
     expect(body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/signature/) });
@@ -208,7 +219,7 @@ describe('refusals', () => {
     expect(body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/aud/) });
   });
 
-  test('alg none and HS256 keyed with the issuer\'s public key (algorithm confusion) are refused', async () => {
+  test("alg none and HS256 keyed with the issuer's public key (algorithm confusion) are refused", async () => {
     const now = Math.floor(Date.now() / 1000);
     const claims = { iss: ISSUER, aud: app.client_id, sub: 's', iat: now, exp: now + 300, nhs_number: ANN, identity_proofing_level: 'P9' };
     const unsigned = `${b64url({ alg: 'none', kid: 'k1' })}.${b64url(claims)}.`;
@@ -223,11 +234,13 @@ describe('refusals', () => {
   test('a missing or malformed subject_token or token type is invalid_request', async () => {
     const token = await idToken();
     expect(await exchange({ subject_token: token, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' })).toMatchObject({
-      status: 400, body: { error: 'invalid_request', error_description: expect.stringMatching(/subject_token_type/) },
+      status: 400,
+      body: { error: 'invalid_request', error_description: expect.stringMatching(/subject_token_type/) },
     });
     expect(await exchange({ subject_token: '' })).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
     expect(await exchange({ subject_token: token, requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' })).toMatchObject({
-      status: 400, body: { error: 'invalid_request' },
+      status: 400,
+      body: { error: 'invalid_request' },
     });
     expect(await exchange({ subject_token: 'not-a-jwt' })).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
   });
@@ -237,7 +250,10 @@ describe('refusals', () => {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({
-        grant_type: EXCHANGE, client_id: supplier.clientId, client_secret: supplier.clientSecret, subject_token_type: ID_TOKEN,
+        grant_type: EXCHANGE,
+        client_id: supplier.clientId,
+        client_secret: supplier.clientSecret,
+        subject_token_type: ID_TOKEN,
         subject_token: await idToken({ aud: supplier.clientId }),
       }).toString(),
     });
@@ -300,13 +316,17 @@ describe('configuration', () => {
     } as unknown as TenancyRepository;
     const request = { form: { grant_type: EXCHANGE, client_id: 'app', client_secret: 's', subject_token_type: ID_TOKEN, subject_token: 'x' } };
     await expect(tokenExchange({ tenancy, tokens: {} as TokenService, jtis: {} as AssertionJtis, publicUrl: () => 'http://127.0.0.1' }, 'fhir', request)).rejects.toMatchObject({
-      error: 'unsupported_grant_type', description: expect.stringMatching(/NHS_LOGIN_ISSUER/),
+      error: 'unsupported_grant_type',
+      description: expect.stringMatching(/NHS_LOGIN_ISSUER/),
     });
   });
 
   test('NHS Login needs its issuer and exactly one key source, as https URLs (http on loopback only)', () => {
     expect(loadConfig({}).nhsLogin).toBeUndefined();
-    expect(loadConfig({ NHS_LOGIN_ISSUER: ISSUER, NHS_LOGIN_JWKS_URL: `${ISSUER}/.well-known/jwks.json` }).nhsLogin).toEqual({ issuer: ISSUER, jwksUrl: `${ISSUER}/.well-known/jwks.json` });
+    expect(loadConfig({ NHS_LOGIN_ISSUER: ISSUER, NHS_LOGIN_JWKS_URL: `${ISSUER}/.well-known/jwks.json` }).nhsLogin).toEqual({
+      issuer: ISSUER,
+      jwksUrl: `${ISSUER}/.well-known/jwks.json`,
+    });
     expect(() => loadConfig({ NHS_LOGIN_JWKS_FILE: '/tmp/jwks.json' })).toThrow(/NHS_LOGIN_ISSUER is required/);
     expect(() => loadConfig({ NHS_LOGIN_ISSUER: ISSUER })).toThrow(/exactly one/);
     expect(() => loadConfig({ NHS_LOGIN_ISSUER: ISSUER, NHS_LOGIN_JWKS_FILE: '/tmp/a', NHS_LOGIN_JWKS_URL: `${ISSUER}/jwks` })).toThrow(/exactly one/);

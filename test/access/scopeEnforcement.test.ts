@@ -119,7 +119,11 @@ describe('REST on a customer endpoint', () => {
   });
 
   test('a client cannot be granted more than it was registered with: invalid_scope', async () => {
-    const client = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: t.customerId, family: 'fhir', scopes: 'system/Patient.rs' });
+    const client = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', {
+      customerId: t.customerId,
+      family: 'fhir',
+      scopes: 'system/Patient.rs',
+    });
     const res = await fetch(`${server.url}/oauth2/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -164,7 +168,7 @@ describe('batch and transaction Bundles', () => {
     });
     expect(tx.status).toBe(403);
     expect(((await tx.json()) as Json).issue[0].diagnostics).toContain('Bundle.entry[0]');
-    expect((await (await t.fetch('Patient?identifier=urn:test|cond-1')).json() as Json).entry ?? []).toEqual([]);
+    expect(((await (await t.fetch('Patient?identifier=urn:test|cond-1')).json()) as Json).entry ?? []).toEqual([]);
   });
 
   test('in a batch only the entry outside the scopes fails, with 403', async () => {
@@ -183,10 +187,30 @@ describe('GraphQL', () => {
 
   test('$graphql on a customer endpoint: a list of a type the token does not cover is FORBIDDEN', async () => {
     const token = await tokenWith('system/Patient.rs');
-    const result = await graphql(token, `${t.baseUrl}/$graphql`, `{ ObservationList(code: "pulse") { id } }`);
+    const result = await graphql(
+      token,
+      `${t.baseUrl}/$graphql`,
+      `
+        {
+          ObservationList(code: "pulse") {
+            id
+          }
+        }
+      `,
+    );
     expect(forbidden(result)).toBeDefined();
     expect(forbidden(result).extensions.resource?.resourceType ?? 'OperationOutcome').toBe('OperationOutcome');
-    const allowed = await graphql(token, `${t.baseUrl}/$graphql`, `{ PatientList(gender: "female") { id } }`);
+    const allowed = await graphql(
+      token,
+      `${t.baseUrl}/$graphql`,
+      `
+        {
+          PatientList(gender: "female") {
+            id
+          }
+        }
+      `,
+    );
     expect(allowed.errors).toBeUndefined();
   });
 
@@ -213,7 +237,11 @@ describe('GraphQL', () => {
   test('a /graphql mutation outside the scopes is FORBIDDEN and writes nothing', async () => {
     const token = await tokenWith('system/Patient.rs');
     const before = await countOf('Observation');
-    const result = await graphql(token, `${server.url}/graphql`, `mutation { ObservationCreate(res: { status: "final", code: { text: "pulse" } }, _endpoint: "${t.endpointId}") { id } }`);
+    const result = await graphql(
+      token,
+      `${server.url}/graphql`,
+      `mutation { ObservationCreate(res: { status: "final", code: { text: "pulse" } }, _endpoint: "${t.endpointId}") { id } }`,
+    );
     expect(forbidden(result)).toBeDefined();
     expect(await countOf('Observation')).toBe(before);
     const del = await graphql(token, `${server.url}/graphql`, `mutation { PatientDelete(id: "${patientId}", _endpoint: "${t.endpointId}") { issue { diagnostics } } }`);
@@ -231,7 +259,17 @@ describe('the aggregated endpoint', () => {
     const search = await agg('Observation');
     expect(search.status).toBe(403);
     expect(search.headers.get('www-authenticate')).toContain('scope="system/Observation.s"');
-    const result = await graphql(token, `${server.url}/fhir/aggregated/$graphql`, `{ ObservationList { id } }`);
+    const result = await graphql(
+      token,
+      `${server.url}/fhir/aggregated/$graphql`,
+      `
+        {
+          ObservationList {
+            id
+          }
+        }
+      `,
+    );
     expect(result.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
   });
 });

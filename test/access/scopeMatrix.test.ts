@@ -132,7 +132,10 @@ const INTERACTIONS: Interaction[] = [
   { name: 'create', needs: [['Patient', 'c']], writes: true, door: 'REST', ok: [201], run: (t, f) => call(t, 'Patient', { method: 'POST', body: JSON.stringify(patient(f.n)) }) },
   {
     name: 'conditional create',
-    needs: [['Patient', 'c'], ['Patient', 's']],
+    needs: [
+      ['Patient', 'c'],
+      ['Patient', 's'],
+    ],
     writes: true,
     door: 'REST',
     ok: [201],
@@ -140,10 +143,24 @@ const INTERACTIONS: Interaction[] = [
       call(t, 'Patient', {
         method: 'POST',
         headers: { 'if-none-exist': `identifier=${CELL}|${f.n}-new` },
-        body: JSON.stringify(patient(f.n, { identifier: [{ system: CELL, value: f.n }, { system: CELL, value: `${f.n}-new` }] })),
+        body: JSON.stringify(
+          patient(f.n, {
+            identifier: [
+              { system: CELL, value: f.n },
+              { system: CELL, value: `${f.n}-new` },
+            ],
+          }),
+        ),
       }),
   },
-  { name: 'update', needs: [['Patient', 'u']], writes: true, door: 'REST', ok: [200], run: (t, f) => call(t, `Patient/${f.id}`, { method: 'PUT', body: JSON.stringify(patient(f.n, { id: f.id, gender: 'male' })) }) },
+  {
+    name: 'update',
+    needs: [['Patient', 'u']],
+    writes: true,
+    door: 'REST',
+    ok: [200],
+    run: (t, f) => call(t, `Patient/${f.id}`, { method: 'PUT', body: JSON.stringify(patient(f.n, { id: f.id, gender: 'male' })) }),
+  },
   {
     name: 'patch',
     needs: [['Patient', 'u']],
@@ -151,18 +168,35 @@ const INTERACTIONS: Interaction[] = [
     door: 'REST',
     ok: [200],
     run: (t, f) =>
-      call(t, `Patient/${f.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: JSON.stringify([{ op: 'replace', path: '/gender', value: 'other' }]) }),
+      call(t, `Patient/${f.id}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json-patch+json' },
+        body: JSON.stringify([{ op: 'replace', path: '/gender', value: 'other' }]),
+      }),
   },
   { name: 'delete', needs: [['Patient', 'd']], writes: true, door: 'REST', ok: [200, 204], run: (t, f) => call(t, `Patient/${f.id}`, { method: 'DELETE' }) },
   {
     name: 'conditional update',
-    needs: [['Patient', 'u'], ['Patient', 's']],
+    needs: [
+      ['Patient', 'u'],
+      ['Patient', 's'],
+    ],
     writes: true,
     door: 'REST',
     ok: [200],
     run: (t, f) => call(t, `Patient?identifier=${CELL}|${f.n}`, { method: 'PUT', body: JSON.stringify(patient(f.n, { gender: 'male' })) }),
   },
-  { name: 'conditional delete', needs: [['Patient', 'd'], ['Patient', 's']], writes: true, door: 'REST', ok: [200, 204], run: (t, f) => call(t, `Patient?identifier=${CELL}|${f.n}`, { method: 'DELETE' }) },
+  {
+    name: 'conditional delete',
+    needs: [
+      ['Patient', 'd'],
+      ['Patient', 's'],
+    ],
+    writes: true,
+    door: 'REST',
+    ok: [200, 204],
+    run: (t, f) => call(t, `Patient?identifier=${CELL}|${f.n}`, { method: 'DELETE' }),
+  },
   {
     name: 'create Observation',
     needs: [['Observation', 'c']],
@@ -172,11 +206,31 @@ const INTERACTIONS: Interaction[] = [
     run: (t, f) =>
       call(t, 'Observation', {
         method: 'POST',
-        body: JSON.stringify({ resourceType: 'Observation', identifier: [{ system: CELL, value: f.n }], status: 'final', code: { text: 'x' }, subject: { reference: `Patient/${f.id}` } }),
+        body: JSON.stringify({
+          resourceType: 'Observation',
+          identifier: [{ system: CELL, value: f.n }],
+          status: 'final',
+          code: { text: 'x' },
+          subject: { reference: `Patient/${f.id}` },
+        }),
       }),
   },
-  { name: 'read', needs: [['Patient', 'r']], writes: false, door: 'GraphQL', ok: [200], run: (t, f) => graphql(t, 'query ($ep: ID, $id: ID!) { Patient(id: $id, _endpoint: $ep) { id } }', { id: f.id }) },
-  { name: 'list', needs: [['Patient', 's']], writes: false, door: 'GraphQL', ok: [200], run: (t, f) => graphql(t, `query ($ep: ID) { PatientList(identifier: "${CELL}|${f.n}", _endpoint: $ep) { id } }`) },
+  {
+    name: 'read',
+    needs: [['Patient', 'r']],
+    writes: false,
+    door: 'GraphQL',
+    ok: [200],
+    run: (t, f) => graphql(t, 'query ($ep: ID, $id: ID!) { Patient(id: $id, _endpoint: $ep) { id } }', { id: f.id }),
+  },
+  {
+    name: 'list',
+    needs: [['Patient', 's']],
+    writes: false,
+    door: 'GraphQL',
+    ok: [200],
+    run: (t, f) => graphql(t, `query ($ep: ID) { PatientList(identifier: "${CELL}|${f.n}", _endpoint: $ep) { id } }`),
+  },
   {
     name: 'PatientCreate',
     needs: [['Patient', 'c']],
@@ -191,7 +245,12 @@ const INTERACTIONS: Interaction[] = [
     writes: true,
     door: 'GraphQL',
     ok: [200],
-    run: (t, f) => graphql(t, `mutation ($ep: ID, $id: ID!) { PatientUpdate(id: $id, res: { id: $id, identifier: [{ system: "${CELL}", value: "${f.n}" }], gender: "male" }, _endpoint: $ep) { id } }`, { id: f.id }),
+    run: (t, f) =>
+      graphql(
+        t,
+        `mutation ($ep: ID, $id: ID!) { PatientUpdate(id: $id, res: { id: $id, identifier: [{ system: "${CELL}", value: "${f.n}" }], gender: "male" }, _endpoint: $ep) { id } }`,
+        { id: f.id },
+      ),
   },
   {
     name: 'PatientDelete',
@@ -217,9 +276,30 @@ const INTERACTIONS: Interaction[] = [
     ok: [200],
     run: async (t, f) => viaOperation(await call(t, `Patient/${f.id}/$graphql?query=${encodeURIComponent('{ id gender }')}`)),
   },
-  { name: 'read', needs: [['Patient', 'r']], writes: false, door: 'aggregated', ok: [200], run: (t, f) => call(t, `Patient/${f.aggregatedId}`, {}, `${server.url}/fhir/aggregated`) },
-  { name: 'search', needs: [['Patient', 's']], writes: false, door: 'aggregated', ok: [200], run: (t) => call(t, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`) },
-  { name: 'list of the aggregated record', needs: [['Patient', 's']], writes: false, door: 'GraphQL', ok: [200], run: (t) => graphql(t, `{ PatientList(identifier: "${NHS}|9000000042") { id } }`) },
+  {
+    name: 'read',
+    needs: [['Patient', 'r']],
+    writes: false,
+    door: 'aggregated',
+    ok: [200],
+    run: (t, f) => call(t, `Patient/${f.aggregatedId}`, {}, `${server.url}/fhir/aggregated`),
+  },
+  {
+    name: 'search',
+    needs: [['Patient', 's']],
+    writes: false,
+    door: 'aggregated',
+    ok: [200],
+    run: (t) => call(t, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`),
+  },
+  {
+    name: 'list of the aggregated record',
+    needs: [['Patient', 's']],
+    writes: false,
+    door: 'GraphQL',
+    ok: [200],
+    run: (t) => graphql(t, `{ PatientList(identifier: "${NHS}|9000000042") { id } }`),
+  },
 ];
 
 async function client(scopes: string): Promise<{ clientId: string; clientSecret: string }> {
@@ -244,10 +324,24 @@ beforeAll(async () => {
     if (issued.status !== 200) throw new Error(`${set.scopes}: ${issued.status} ${JSON.stringify(issued.body)}`);
     tokens.set(set.scopes, issued.body.access_token);
   }
-  await call(tenant.token, 'Organization/org', { method: 'PUT', body: JSON.stringify({ resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'SC' }] }) });
+  await call(tenant.token, 'Organization/org', {
+    method: 'PUT',
+    body: JSON.stringify({ resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'SC' }] }),
+  });
   await fillPool(1 + INTERACTIONS.filter((i) => i.writes).length * SCOPE_SETS.length);
   shared = await fixture();
-  await call(tenant.token, `Patient/${shared.id}`, { method: 'PUT', body: JSON.stringify(patient(shared.n, { id: shared.id, identifier: [{ system: CELL, value: shared.n }, { system: NHS, value: '9000000042' }] })) });
+  await call(tenant.token, `Patient/${shared.id}`, {
+    method: 'PUT',
+    body: JSON.stringify(
+      patient(shared.n, {
+        id: shared.id,
+        identifier: [
+          { system: CELL, value: shared.n },
+          { system: NHS, value: '9000000042' },
+        ],
+      }),
+    ),
+  });
   await server.waitForAggregation();
   const agg = await call(tenant.token, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`);
   shared.aggregatedId = agg.body.entry[0].resource.id;
@@ -275,12 +369,25 @@ test.each(cells)('$name', async ({ interaction, scopes, allowed }) => {
   if (interaction.door === 'GraphQL') {
     const ext = out.graphqlError?.extensions ?? {};
     expect({ code: ext.code, outcome: ext.resource?.resourceType, issue: ext.resource?.issue?.[0]?.code, state: after }).toEqual({
-      code: 'FORBIDDEN', outcome: 'OperationOutcome', issue: 'forbidden', state: before,
+      code: 'FORBIDDEN',
+      outcome: 'OperationOutcome',
+      issue: 'forbidden',
+      state: before,
     });
   } else {
     const challenge = out.headers.get('www-authenticate') ?? '';
-    expect({ status: out.status, outcome: out.body.resourceType, issue: out.body.issue?.[0]?.code, insufficientScope: challenge.includes('error="insufficient_scope"'), state: after }).toEqual({
-      status: 403, outcome: 'OperationOutcome', issue: 'forbidden', insufficientScope: true, state: before,
+    expect({
+      status: out.status,
+      outcome: out.body.resourceType,
+      issue: out.body.issue?.[0]?.code,
+      insufficientScope: challenge.includes('error="insufficient_scope"'),
+      state: after,
+    }).toEqual({
+      status: 403,
+      outcome: 'OperationOutcome',
+      issue: 'forbidden',
+      insufficientScope: true,
+      state: before,
     });
   }
 });
@@ -320,7 +427,10 @@ describe('Bundles are checked entry by entry', () => {
   test('a batch fails only the forbidden entry', async () => {
     const n = `b${++seq}`;
     const scoped = await tokenRequest(await client('system/Patient.c'));
-    const out = await call(scoped.body.access_token, '', { method: 'POST', body: JSON.stringify({ ...bundle('batch', n), entry: bundle('batch', n).entry.map((e, i) => (i === 1 ? { ...e, resource: { ...e.resource, subject: undefined } } : e)) }) });
+    const out = await call(scoped.body.access_token, '', {
+      method: 'POST',
+      body: JSON.stringify({ ...bundle('batch', n), entry: bundle('batch', n).entry.map((e, i) => (i === 1 ? { ...e, resource: { ...e.resource, subject: undefined } } : e)) }),
+    });
     expect(out.status).toBe(200);
     expect(out.body.entry.map((e: Json) => e.response.status.slice(0, 3))).toEqual(['201', '403']);
     expect(out.body.entry[1].response.outcome?.issue?.[0]?.code).toBe('forbidden');
@@ -345,7 +455,12 @@ describe('a search reaching through a type without scope matches nothing', () =>
     obsCode = `OBS-${++seq}`;
     const res = await call(tenant.token, 'Observation', {
       method: 'POST',
-      body: JSON.stringify({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'urn:x', code: obsCode }] }, subject: { reference: `Patient/${shared.id}` } }),
+      body: JSON.stringify({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: 'urn:x', code: obsCode }] },
+        subject: { reference: `Patient/${shared.id}` },
+      }),
     });
     if (res.status !== 201) throw new Error(JSON.stringify(res.body));
     await server.waitForAggregation();

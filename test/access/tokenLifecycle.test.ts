@@ -29,8 +29,7 @@ async function newClient(): Promise<{ id: string; token: string }> {
 
 test('a token without exp is refused with 401 invalid_token, though correctly signed', async () => {
   const claims = { sub: t.clientId, client_id: t.clientId, customer_id: t.customerId, scope: 'system/*.cruds', jti: 'no-exp', iat: Math.floor(Date.now() / 1000) };
-  const sign = (extra: Record<string, unknown>) =>
-    forgeToken(server.dataDir, 'fhir', { ...claims, iss: 'http://127.0.0.1/oauth2', aud: 'http://127.0.0.1/fhir', ...extra });
+  const sign = (extra: Record<string, unknown>) => forgeToken(server.dataDir, 'fhir', { ...claims, iss: 'http://127.0.0.1/oauth2', aud: 'http://127.0.0.1/fhir', ...extra });
   // The same claims with an exp are accepted: the refusal is about exp alone.
   expect((await fetch(`${t.baseUrl}/Patient`, { headers: bearer(await sign({ exp: claims.iat + 60 })) })).status).toBe(200);
   const res = await fetch(`${t.baseUrl}/Patient`, { headers: bearer(await sign({})) });
@@ -46,7 +45,11 @@ test("a revoked client's token is refused on the next request, over REST and Gra
   const res = await fetch(`${t.baseUrl}/Patient`, { headers: bearer(client.token) });
   expect(res.status).toBe(401);
   expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
-  const gql = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { ...bearer(client.token), 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ PatientList(_endpoint: "${t.endpointId}") { id } }` }) });
+  const gql = await fetch(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { ...bearer(client.token), 'content-type': 'application/json' },
+    body: JSON.stringify({ query: `{ PatientList(_endpoint: "${t.endpointId}") { id } }` }),
+  });
   expect(gql.status).toBe(401);
   // Other clients of the same customer are unaffected.
   expect((await fetch(`${t.baseUrl}/Patient`, { headers: bearer(t.token) })).status).toBe(200);

@@ -80,7 +80,14 @@ describe('TokenService', () => {
   });
 
   test('subject claims of the access model (org, team, practitioner, patient, btg) come back on the caller', () => {
-    const full = { ...subject, organizationId: 'org-a', teamId: 'team-a', practitionerId: 'prac-a', patientId: 'pat-1', breakGlass: { patientId: 'pat-1', reason: 'unconscious', until: clock / 1000 + 60 } };
+    const full = {
+      ...subject,
+      organizationId: 'org-a',
+      teamId: 'team-a',
+      practitionerId: 'prac-a',
+      patientId: 'pat-1',
+      breakGlass: { patientId: 'pat-1', reason: 'unconscious', until: clock / 1000 + 60 },
+    };
     expect(tokens.verify('fhir', tokens.issue('fhir', full).access_token)).toEqual({ family: 'fhir', ...full, admin: false, expiresAt: clock / 1000 + 300 });
   });
 

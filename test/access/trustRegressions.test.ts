@@ -38,20 +38,24 @@ async function scopedToken(srv: TestServer, t: Tenant, scopes: string): Promise<
 }
 
 beforeAll(async () => {
-  [server, strict] = await Promise.all([
-    startTestServer(),
-    startTestServer({ GRAPHQL_INTROSPECTION: 'off', GRAPHQL_MAX_COST: '500', CORS_ORIGINS: ORIGIN }),
-  ]);
+  [server, strict] = await Promise.all([startTestServer(), startTestServer({ GRAPHQL_INTROSPECTION: 'off', GRAPHQL_MAX_COST: '500', CORS_ORIGINS: ORIGIN })]);
   a = await server.provision({ name: 'Trust A', defaultSourceOrg: 'Organization/org' });
   b = await server.provision({ name: 'Trust B', defaultSourceOrg: 'Organization/org' });
-  for (const [t, ods] of [[a, 'AAA'], [b, 'BBB']] as const) {
+  for (const [t, ods] of [
+    [a, 'AAA'],
+    [b, 'BBB'],
+  ] as const) {
     await put(t, { resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: ods }], name: `Trust ${ods}` });
     await put(t, { resourceType: 'Patient', id: 'p', identifier: [{ system: NHS, value: '9000000011' }], name: [{ family: `Family-${ods}` }] });
   }
   // B's secret: a mental-health Observation the patient granted nobody.
   await put(b, {
-    resourceType: 'Observation', id: 'secret', meta: { security: [{ system: LABEL, code: 'MENTAL_HEALTH' }] }, status: 'final',
-    code: { coding: [{ system: 'urn:x', code: 'SECRET' }] }, subject: { reference: 'Patient/p' },
+    resourceType: 'Observation',
+    id: 'secret',
+    meta: { security: [{ system: LABEL, code: 'MENTAL_HEALTH' }] },
+    status: 'final',
+    code: { coding: [{ system: 'urn:x', code: 'SECRET' }] },
+    subject: { reference: 'Patient/p' },
   });
   s = await strict.provision({ name: 'Strict', defaultSourceOrg: 'Organization/org' });
   await put(s, { resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'SSS' }] });
@@ -68,7 +72,13 @@ describe('1. scopes are checked', () => {
     const res = await fetch(`${a.baseUrl}/Observation`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' },
-      body: JSON.stringify({ resourceType: 'Observation', identifier: [{ system: 'urn:fault', value: '1' }], status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/p' } }),
+      body: JSON.stringify({
+        resourceType: 'Observation',
+        identifier: [{ system: 'urn:fault', value: '1' }],
+        status: 'final',
+        code: { text: 'x' },
+        subject: { reference: 'Patient/p' },
+      }),
     });
     expect(res.status).toBe(403);
     expect(res.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
@@ -139,7 +149,10 @@ describe('4. the cost limit counts variables', () => {
 
 describe('5. CORS', () => {
   const preflight = (srv: TestServer, origin: string) =>
-    fetch(`${srv.url}/fhir/aggregated/Patient`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    fetch(`${srv.url}/fhir/aggregated/Patient`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+    });
 
   test('CORS_ORIGINS=https://app.example: a preflight from that origin gets 204 and Access-Control-Allow-Origin', async () => {
     const res = await preflight(strict, ORIGIN);
@@ -174,7 +187,9 @@ describe('6. provenance names only the caller’s own members', () => {
   });
 
   test('the other members are only counted (otherSources)', async () => {
-    const res = await json(post(`${server.url}/graphql`, a.token, { query: `query ($id: ID!) { aggregation(resourceType: "Patient", id: $id) { otherSources } }`, variables: { id: patientId } }));
+    const res = await json(
+      post(`${server.url}/graphql`, a.token, { query: `query ($id: ID!) { aggregation(resourceType: "Patient", id: $id) { otherSources } }`, variables: { id: patientId } }),
+    );
     expect(res.errors).toBeUndefined();
     expect(res.data.aggregation.otherSources).toBe(1);
   });

@@ -57,28 +57,106 @@ test('the CLI creates an organisation, a team with a member, and a client bound 
 }, 180_000);
 
 test('GraphQL manages organisations, teams and practitioners and binds a client', async () => {
-  const { data } = await graphql.mutate(gql`mutation { adminCustomerCreate(name: "GraphQL Health") { id defaultOrganizationId } }`);
+  const { data } = await graphql.mutate(gql`
+    mutation {
+      adminCustomerCreate(name: "GraphQL Health") {
+        id
+        defaultOrganizationId
+      }
+    }
+  `);
   const organizationId = data!.adminCustomerCreate.defaultOrganizationId;
-  const team = (await graphql.mutate(gql`mutation ($o: ID!) { adminTeamCreate(organizationId: $o, name: "UI", alias: "ui") { id alias } }`, { o: organizationId })).data!.adminTeamCreate;
-  const practitioner = (await graphql.mutate(gql`mutation ($o: ID!) { adminPractitionerCreate(organizationId: $o, name: "Dr G") { id } }`, { o: organizationId })).data!
-    .adminPractitionerCreate;
-  const member = await graphql.mutate(gql`mutation ($t: ID!, $p: ID!) { adminTeamAddMember(teamId: $t, practitionerId: $p) { practitionerIds } }`, { t: team.id, p: practitioner.id });
+  const team = (
+    await graphql.mutate(
+      gql`
+        mutation ($o: ID!) {
+          adminTeamCreate(organizationId: $o, name: "UI", alias: "ui") {
+            id
+            alias
+          }
+        }
+      `,
+      { o: organizationId },
+    )
+  ).data!.adminTeamCreate;
+  const practitioner = (
+    await graphql.mutate(
+      gql`
+        mutation ($o: ID!) {
+          adminPractitionerCreate(organizationId: $o, name: "Dr G") {
+            id
+          }
+        }
+      `,
+      { o: organizationId },
+    )
+  ).data!.adminPractitionerCreate;
+  const member = await graphql.mutate(
+    gql`
+      mutation ($t: ID!, $p: ID!) {
+        adminTeamAddMember(teamId: $t, practitionerId: $p) {
+          practitionerIds
+        }
+      }
+    `,
+    { t: team.id, p: practitioner.id },
+  );
   expect(member.data!.adminTeamAddMember.practitionerIds).toEqual([practitioner.id]);
   const client = await graphql.mutate(
-    gql`mutation ($o: ID!, $p: ID!) { adminClientCreate(organizationId: $o, practitionerId: $p, family: "fhir") { clientId customerId organizationId teamId practitionerId } }`,
+    gql`
+      mutation ($o: ID!, $p: ID!) {
+        adminClientCreate(organizationId: $o, practitionerId: $p, family: "fhir") {
+          clientId
+          customerId
+          organizationId
+          teamId
+          practitionerId
+        }
+      }
+    `,
     { o: organizationId, p: practitioner.id },
   );
   expect(client.data!.adminClientCreate).toMatchObject({ customerId: data!.adminCustomerCreate.id, organizationId, teamId: null, practitionerId: practitioner.id });
 
-  const listed = await graphql.query(gql`query ($o: ID) { adminTeams(organizationId: $o) { id alias practitionerIds } adminPractitioners(organizationId: $o) { id teamIds } }`, { o: organizationId });
+  const listed = await graphql.query(
+    gql`
+      query ($o: ID) {
+        adminTeams(organizationId: $o) {
+          id
+          alias
+          practitionerIds
+        }
+        adminPractitioners(organizationId: $o) {
+          id
+          teamIds
+        }
+      }
+    `,
+    { o: organizationId },
+  );
   expect(listed.data.adminTeams.map((t: Json) => t.alias)).toEqual([null, 'ui']);
   expect(listed.data.adminPractitioners).toEqual([{ id: practitioner.id, teamIds: [team.id] }]);
-  const disabled = await graphql.mutate(gql`mutation ($o: ID!) { adminOrganizationDisable(id: $o) { disabledAt } }`, { o: organizationId });
+  const disabled = await graphql.mutate(
+    gql`
+      mutation ($o: ID!) {
+        adminOrganizationDisable(id: $o) {
+          disabledAt
+        }
+      }
+    `,
+    { o: organizationId },
+  );
   expect(disabled.data!.adminOrganizationDisable.disabledAt).toEqual(expect.any(String));
 
   // Not for tenants' tokens.
   const tenant = await server.provision();
-  const asTenant = await graphqlClient(server.url, tenant.token).query(gql`query { adminOrganizations { id } }`);
+  const asTenant = await graphqlClient(server.url, tenant.token).query(gql`
+    query {
+      adminOrganizations {
+        id
+      }
+    }
+  `);
   expect(asTenant.errors?.[0].extensions).toMatchObject({ status: 401 });
 });
 
@@ -94,7 +172,16 @@ test('the same bad input gets the same refusal from the CLI, the admin API and G
   const teamCli = await runAdminCli(server, 'client', 'create', '--customer', a.id, '--team', foreignTeam.id, '--family', 'fhir');
   expect(teamCli.code).toBe(1);
   expect(teamCli.stderr).toContain(`400: ${team.diagnostics} (teamId)`);
-  const teamGraphql = await graphql.mutate(gql`mutation ($c: ID!, $t: ID!) { adminClientCreate(customerId: $c, teamId: $t, family: "fhir") { clientId } }`, { c: a.id, t: foreignTeam.id });
+  const teamGraphql = await graphql.mutate(
+    gql`
+      mutation ($c: ID!, $t: ID!) {
+        adminClientCreate(customerId: $c, teamId: $t, family: "fhir") {
+          clientId
+        }
+      }
+    `,
+    { c: a.id, t: foreignTeam.id },
+  );
   expect(teamGraphql.errors?.[0].message).toBe(team.diagnostics);
   expect(teamGraphql.errors?.[0].extensions).toMatchObject({ status: 400 });
 
@@ -103,7 +190,16 @@ test('the same bad input gets the same refusal from the CLI, the admin API and G
   expect(member).toMatchObject({ status: 400, expression: ['practitionerId'] });
   const memberCli = await runAdminCli(server, 'team', 'add-member', '--team', foreignTeam.id, '--practitioner', practitioner.id);
   expect(memberCli.stderr).toContain(`400: ${member.diagnostics} (practitionerId)`);
-  const memberGraphql = await graphql.mutate(gql`mutation ($t: ID!, $p: ID!) { adminTeamAddMember(teamId: $t, practitionerId: $p) { id } }`, { t: foreignTeam.id, p: practitioner.id });
+  const memberGraphql = await graphql.mutate(
+    gql`
+      mutation ($t: ID!, $p: ID!) {
+        adminTeamAddMember(teamId: $t, practitionerId: $p) {
+          id
+        }
+      }
+    `,
+    { t: foreignTeam.id, p: practitioner.id },
+  );
   expect(memberGraphql.errors?.[0].message).toBe(member.diagnostics);
 
   // A malformed alias.
@@ -111,7 +207,16 @@ test('the same bad input gets the same refusal from the CLI, the admin API and G
   expect(alias).toMatchObject({ status: 400, expression: ['alias'] });
   const aliasCli = await runAdminCli(server, 'team', 'create', '--organization', other.id, '--name', 'X', '--alias', 'no spaces please');
   expect(aliasCli.stderr).toContain(`400: ${alias.diagnostics} (alias)`);
-  const aliasGraphql = await graphql.mutate(gql`mutation ($o: ID!) { adminTeamCreate(organizationId: $o, name: "X", alias: "no spaces please") { id } }`, { o: other.id });
+  const aliasGraphql = await graphql.mutate(
+    gql`
+      mutation ($o: ID!) {
+        adminTeamCreate(organizationId: $o, name: "X", alias: "no spaces please") {
+          id
+        }
+      }
+    `,
+    { o: other.id },
+  );
   expect(aliasGraphql.errors?.[0].message).toBe(alias.diagnostics);
 
   // A missing name.
@@ -119,6 +224,15 @@ test('the same bad input gets the same refusal from the CLI, the admin API and G
   expect(name).toMatchObject({ status: 400, diagnostics: `'name' is required` });
   const nameCli = await runAdminCli(server, 'practitioner', 'create', '--organization', other.id);
   expect(nameCli.stderr).toContain(`400: ${name.diagnostics} (name)`);
-  const nameGraphql = await graphql.mutate(gql`mutation ($o: ID!) { adminPractitionerCreate(organizationId: $o, name: "  ") { id } }`, { o: other.id });
+  const nameGraphql = await graphql.mutate(
+    gql`
+      mutation ($o: ID!) {
+        adminPractitionerCreate(organizationId: $o, name: "  ") {
+          id
+        }
+      }
+    `,
+    { o: other.id },
+  );
   expect(nameGraphql.errors?.[0].extensions).toMatchObject({ status: 400 });
 }, 180_000);

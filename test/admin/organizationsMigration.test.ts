@@ -11,7 +11,8 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'migrations-'));
-  for (const name of readdirSync(resolveMigrationsDir()).filter((n) => n < ORGANIZATIONS)) cpSync(path.join(resolveMigrationsDir(), name), path.join(dir, name), { recursive: true });
+  for (const name of readdirSync(resolveMigrationsDir()).filter((n) => n < ORGANIZATIONS))
+    cpSync(path.join(resolveMigrationsDir(), name), path.join(dir, name), { recursive: true });
   db = await openDatabase({ dataDir: 'memory://' });
   await migrate(db, dir);
 });
@@ -22,7 +23,9 @@ afterAll(async () => {
 
 test('existing customers get a default organisation with a default team, and their clients act for it', async () => {
   await db.sql.execute(`INSERT INTO customer (id, name) VALUES ('cus-old1', 'Old One'), ('cus-old2', 'Old Two')`);
-  await db.sql.execute(`INSERT INTO api_client (id, customer_id, family, secret_hash) VALUES ('cli-a', 'cus-old1', 'fhir', 'x'), ('cli-b', 'cus-old2', 'legacy', 'x'), ('cli-c', NULL, 'fhir', 'x')`);
+  await db.sql.execute(
+    `INSERT INTO api_client (id, customer_id, family, secret_hash) VALUES ('cli-a', 'cus-old1', 'fhir', 'x'), ('cli-b', 'cus-old2', 'legacy', 'x'), ('cli-c', NULL, 'fhir', 'x')`,
+  );
 
   expect((await migrate(db)).applied).toContain(ORGANIZATIONS);
 

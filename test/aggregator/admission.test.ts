@@ -40,7 +40,11 @@ test('writes wait while the aggregation is behind, then get 503 with Retry-After
 test('a transaction larger than the limit still goes through when nothing else is queued', async () => {
   await server.database.db.sql.execute('DELETE FROM agg_outbox');
   await new Promise((r) => setTimeout(r, 100));
-  const entry = (n: number) => ({ fullUrl: `urn:uuid:00000000-0000-4000-8000-00000000000${n}`, resource: JSON.parse(patient(10 + n)), request: { method: 'POST', url: 'Patient' } });
+  const entry = (n: number) => ({
+    fullUrl: `urn:uuid:00000000-0000-4000-8000-00000000000${n}`,
+    resource: JSON.parse(patient(10 + n)),
+    request: { method: 'POST', url: 'Patient' },
+  });
   const res = await t.fetch('', { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [0, 1, 2, 3, 4].map(entry) }) });
   expect(res.status).toBe(200);
 });

@@ -41,25 +41,55 @@ beforeAll(async () => {
   b = await server.provision({ name: 'Trust B' });
   await put(a, { resourceType: 'Organization', id: 'orgA', identifier: [{ system: ODS, value: 'AAA' }], name: 'Trust A' });
   await put(a, {
-    resourceType: 'Patient', id: 'pa', extension: [{ url: 'https://example.org/pref', valueString: 'from-A' }],
-    identifier: [{ system: NHS, value: '9449305552' }], name: [{ family: 'Smith', given: ['Ann'] }], birthDate: '1970-01-01',
+    resourceType: 'Patient',
+    id: 'pa',
+    extension: [{ url: 'https://example.org/pref', valueString: 'from-A' }],
+    identifier: [{ system: NHS, value: '9449305552' }],
+    name: [{ family: 'Smith', given: ['Ann'] }],
+    birthDate: '1970-01-01',
     managingOrganization: { reference: 'Organization/orgA' },
   });
   await storeBelowTheDoor(a, {
-    resourceType: 'MedicationStatement', id: 'msA', status: 'active', medicationCodeableConcept: { text: 'aspirin' }, subject: { reference: 'Patient/pa' },
-    meta: { security: [{ system: LABEL, code: 'GENERAL_HEALTH' }, { system: SRC_ORG, code: 'forged' }] },
+    resourceType: 'MedicationStatement',
+    id: 'msA',
+    status: 'active',
+    medicationCodeableConcept: { text: 'aspirin' },
+    subject: { reference: 'Patient/pa' },
+    meta: {
+      security: [
+        { system: LABEL, code: 'GENERAL_HEALTH' },
+        { system: SRC_ORG, code: 'forged' },
+      ],
+    },
   });
-  await put(a, { resourceType: 'MedicationStatement', id: 'msBad', status: 'active', medicationCodeableConcept: { text: 'x' }, subject: { identifier: { system: NHS, value: '9449305552' } } });
+  await put(a, {
+    resourceType: 'MedicationStatement',
+    id: 'msBad',
+    status: 'active',
+    medicationCodeableConcept: { text: 'x' },
+    subject: { identifier: { system: NHS, value: '9449305552' } },
+  });
   // B writes later, so B is the most recently updated upstream.
   await new Promise((r) => setTimeout(r, 20));
   await put(b, { resourceType: 'Organization', id: 'orgB', identifier: [{ system: ODS, value: 'BBB' }], name: 'Trust B' });
   await put(b, {
-    resourceType: 'Patient', id: 'pb', extension: [{ url: 'https://example.org/pref', valueString: 'from-B' }],
-    identifier: [{ system: NHS, value: '9449305552' }, { system: 'https://b.example/mrn', value: 'B-77' }],
-    name: [{ family: 'Smith', given: ['Annie'] }], birthDate: '1970-01-02', managingOrganization: { reference: 'Organization/orgB' },
+    resourceType: 'Patient',
+    id: 'pb',
+    extension: [{ url: 'https://example.org/pref', valueString: 'from-B' }],
+    identifier: [
+      { system: NHS, value: '9449305552' },
+      { system: 'https://b.example/mrn', value: 'B-77' },
+    ],
+    name: [{ family: 'Smith', given: ['Annie'] }],
+    birthDate: '1970-01-02',
+    managingOrganization: { reference: 'Organization/orgB' },
   });
   await put(b, {
-    resourceType: 'MedicationStatement', id: 'msB', status: 'active', medicationCodeableConcept: { text: 'sertraline' }, subject: { reference: 'Patient/pb' },
+    resourceType: 'MedicationStatement',
+    id: 'msB',
+    status: 'active',
+    medicationCodeableConcept: { text: 'sertraline' },
+    subject: { reference: 'Patient/pb' },
     meta: { security: [{ system: LABEL, code: 'MENTAL_HEALTH' }] },
   });
   await server.waitForAggregation();
@@ -71,8 +101,15 @@ test('the two feeds appear as one Patient merged by the rules', async () => {
   const patients = matches(bundle);
   expect(patients).toHaveLength(1);
   const p = patients[0];
-  expect(p.identifier).toEqual([{ system: NHS, value: '9449305552' }, { system: 'https://b.example/mrn', value: 'B-77' }, { system: NHS, value: '9449305552' }]);
-  expect(p.name).toEqual([{ family: 'Smith', given: ['Annie'] }, { family: 'Smith', given: ['Ann'] }]);
+  expect(p.identifier).toEqual([
+    { system: NHS, value: '9449305552' },
+    { system: 'https://b.example/mrn', value: 'B-77' },
+    { system: NHS, value: '9449305552' },
+  ]);
+  expect(p.name).toEqual([
+    { family: 'Smith', given: ['Annie'] },
+    { family: 'Smith', given: ['Ann'] },
+  ]);
   expect(p.birthDate).toBe('1970-01-02');
   expect(p.extension).toEqual([{ url: 'https://example.org/pref', valueString: 'from-B' }]);
   expect(p.managingOrganization).toBeUndefined();
@@ -93,7 +130,10 @@ test('MedicationStatements point at the aggregated Patient and carry their sourc
 });
 
 test('each customer sees its own data; a consent grant opens the other label', async () => {
-  const texts = async (t: Tenant) => matches(await agg(t, 'MedicationStatement?_total=accurate')).map((s: Json) => s.medicationCodeableConcept.text).sort();
+  const texts = async (t: Tenant) =>
+    matches(await agg(t, 'MedicationStatement?_total=accurate'))
+      .map((s: Json) => s.medicationCodeableConcept.text)
+      .sort();
   expect(await texts(a)).toEqual(['aspirin']);
   expect(await texts(b)).toEqual(['sertraline']);
   expect((await agg(a, 'MedicationStatement?_total=accurate')).total).toBe(1);
@@ -165,7 +205,14 @@ test('groups that merge keep the oldest id; the absorbed id answers with a repla
   const second = matches(await agg(b, 'Patient?identifier=https://b.example/mrn|C-2'))[0];
   expect(first.id).not.toBe(second.id);
   // A third record carrying both identifiers joins the two groups.
-  await put(b, { resourceType: 'Patient', id: 'c3', identifier: [{ system: NHS, value: '111' }, { system: 'https://b.example/mrn', value: 'C-2' }] });
+  await put(b, {
+    resourceType: 'Patient',
+    id: 'c3',
+    identifier: [
+      { system: NHS, value: '111' },
+      { system: 'https://b.example/mrn', value: 'C-2' },
+    ],
+  });
   await server.waitForAggregation();
   const merged = matches(await agg(a, `Patient?identifier=${NHS}|111`));
   expect(merged.map((p: Json) => p.id)).toEqual([first.id]);
@@ -177,7 +224,15 @@ test('an STU3 feed is mapped to R4', async () => {
   const s = await server.provision({ fhirVersion: 'STU3', defaultSourceOrg: 'Organization/o3' });
   await put(s, { resourceType: 'Organization', id: 'o3', identifier: [{ system: ODS, value: 'S3' }], name: 'STU3 trust' });
   await put(s, { resourceType: 'Patient', id: 'p3', identifier: [{ system: NHS, value: '333' }] });
-  await put(s, { resourceType: 'Condition', id: 'c', clinicalStatus: 'active', verificationStatus: 'confirmed', code: { text: 'asthma' }, subject: { reference: 'Patient/p3' }, assertedDate: '2020-02-02' });
+  await put(s, {
+    resourceType: 'Condition',
+    id: 'c',
+    clinicalStatus: 'active',
+    verificationStatus: 'confirmed',
+    code: { text: 'asthma' },
+    subject: { reference: 'Patient/p3' },
+    assertedDate: '2020-02-02',
+  });
   await server.waitForAggregation();
   const conditions = matches(await agg(s, 'Condition?code:text=asthma'));
   expect(conditions).toHaveLength(1);

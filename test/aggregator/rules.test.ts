@@ -43,8 +43,14 @@ describe('merge (DESIGN §3 worked example)', () => {
   const B = {
     resource: {
       resourceType: 'Patient',
-      extension: [{ url: 'pref', valueString: 'from-B' }, { url: 'pref', valueString: 'second-in-B' }],
-      identifier: [{ system: 'nhs', value: '9449305552' }, { system: 'b-mrn', value: 'B-77' }],
+      extension: [
+        { url: 'pref', valueString: 'from-B' },
+        { url: 'pref', valueString: 'second-in-B' },
+      ],
+      identifier: [
+        { system: 'nhs', value: '9449305552' },
+        { system: 'b-mrn', value: 'B-77' },
+      ],
       name: [{ family: 'Smith', given: ['Annie'] }],
       birthDate: '1970-01-02',
       _birthDate: { extension: [{ url: 'on-primitive', valueString: 'dropped' }] },
@@ -58,8 +64,15 @@ describe('merge (DESIGN §3 worked example)', () => {
     expect(mergeGroup('Patient', [A, B])).toEqual({
       resourceType: 'Patient',
       extension: [{ url: 'pref', valueString: 'from-B' }],
-      identifier: [{ system: 'nhs', value: '9449305552' }, { system: 'b-mrn', value: 'B-77' }, { system: 'nhs', value: '9449305552' }],
-      name: [{ family: 'Smith', given: ['Annie'] }, { family: 'Smith', given: ['Ann'] }],
+      identifier: [
+        { system: 'nhs', value: '9449305552' },
+        { system: 'b-mrn', value: 'B-77' },
+        { system: 'nhs', value: '9449305552' },
+      ],
+      name: [
+        { family: 'Smith', given: ['Annie'] },
+        { family: 'Smith', given: ['Ann'] },
+      ],
       birthDate: '1970-01-02',
     });
   });
@@ -83,7 +96,10 @@ describe('merge (DESIGN §3 worked example)', () => {
     });
     expect(mergeGroup('Practitioner', [p('male', 'Old', '2020'), p('female', 'New', '2021')])).toEqual({
       resourceType: 'Practitioner',
-      identifier: [{ system: 'gmc', value: '1' }, { system: 'gmc', value: '1' }],
+      identifier: [
+        { system: 'gmc', value: '1' },
+        { system: 'gmc', value: '1' },
+      ],
       name: [{ family: 'New' }, { family: 'Old' }],
     });
   });
@@ -106,7 +122,15 @@ describe('merge (DESIGN §3 worked example)', () => {
 
 test('source tracking replaces client-supplied codings of our systems', () => {
   const r = withSourceTracking(
-    { resourceType: 'Observation', meta: { security: [{ system: SOURCE_SYSTEM.organization, code: 'forged' }, { system: 'other', code: 'keep' }] } },
+    {
+      resourceType: 'Observation',
+      meta: {
+        security: [
+          { system: SOURCE_SYSTEM.organization, code: 'forged' },
+          { system: 'other', code: 'keep' },
+        ],
+      },
+    },
     { organization: 'org-1', patient: 'pat-1' },
   );
   expect(r.meta?.security).toEqual([

@@ -44,49 +44,56 @@ async function until(condition: () => Promise<boolean>, timeoutMs: number): Prom
   }
 }
 
-(onPostgres ? test : test.skip)('a killed worker process loses no item; two workers finish the queue without doubles', async () => {
-  for (const file of readdirSync(SYNTHEA).filter((f) => f.endsWith('.json')).sort().slice(0, 4)) {
-    const res = await tenant.fetch('', { method: 'POST', body: readFileSync(path.join(SYNTHEA, file), 'utf8') });
-    expect(res.status).toBe(200);
-  }
-  const total = await queued();
-  expect(total).toBeGreaterThan(500);
+(onPostgres ? test : test.skip)(
+  'a killed worker process loses no item; two workers finish the queue without doubles',
+  async () => {
+    for (const file of readdirSync(SYNTHEA)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .slice(0, 4)) {
+      const res = await tenant.fetch('', { method: 'POST', body: readFileSync(path.join(SYNTHEA, file), 'utf8') });
+      expect(res.status).toBe(200);
+    }
+    const total = await queued();
+    expect(total).toBeGreaterThan(500);
 
-  const doomed = startWorker();
-  await until(async () => (await queued()) < total - 100, 60_000);
-  doomed.kill('SIGKILL');
-  await new Promise((r) => doomed.once('exit', r));
-  expect(await queued()).toBeGreaterThan(0);
+    const doomed = startWorker();
+    await until(async () => (await queued()) < total - 100, 60_000);
+    doomed.kill('SIGKILL');
+    await new Promise((r) => doomed.once('exit', r));
+    expect(await queued()).toBeGreaterThan(0);
 
-  const workers = [startWorker(), startWorker()];
-  try {
-    await until(async () => (await queued()) === 0, 120_000);
-  } finally {
-    for (const w of workers) w.kill('SIGTERM');
-    await Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
-  }
+    const workers = [startWorker(), startWorker()];
+    try {
+      await until(async () => (await queued()) === 0, 120_000);
+    } finally {
+      for (const w of workers) w.kill('SIGTERM');
+      await Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
+    }
 
-  const sql = server.database.db.sql;
-  const [members] = await sql.query<{ included: bigint; distinct_ids: bigint; upstream: bigint }[]>(
-    `SELECT count(*) FILTER (WHERE status = 'included') AS included, count(DISTINCT agg_id) FILTER (WHERE status = 'included') AS distinct_ids,
+    const sql = server.database.db.sql;
+    const [members] = await sql.query<{ included: bigint; distinct_ids: bigint; upstream: bigint }[]>(
+      `SELECT count(*) FILTER (WHERE status = 'included') AS included, count(DISTINCT agg_id) FILTER (WHERE status = 'included') AS distinct_ids,
             (SELECT count(*) FROM resource WHERE store = $1) AS upstream
        FROM agg_member WHERE store = $1 AND type NOT IN ('Patient', 'Practitioner', 'Organization')`,
-    tenant.endpointId,
-  );
-  // Every upstream resource was seen; each included copy has its own aggregated id…
-  const [seen] = await sql.query<{ n: bigint }[]>(`SELECT count(*) AS n FROM agg_member WHERE store = $1`, tenant.endpointId);
-  expect(Number(seen.n)).toBe(Number(members.upstream));
-  expect(Number(members.distinct_ids)).toBe(Number(members.included));
-  // …and exactly one aggregated resource: none doubled, none orphaned.
-  const [copies] = await sql.query<{ n: bigint }[]>(
-    `SELECT count(*) AS n FROM resource WHERE store = 'aggregated' AND NOT deleted AND type NOT IN ('Patient', 'Practitioner', 'Organization')`,
-  );
-  expect(Number(copies.n)).toBe(Number(members.included));
-  const [groups] = await sql.query<{ resources: bigint; groups: bigint }[]>(
-    `SELECT (SELECT count(*) FROM resource WHERE store = 'aggregated' AND NOT deleted AND type IN ('Patient', 'Practitioner', 'Organization')) AS resources,
+      tenant.endpointId,
+    );
+    // Every upstream resource was seen; each included copy has its own aggregated id…
+    const [seen] = await sql.query<{ n: bigint }[]>(`SELECT count(*) AS n FROM agg_member WHERE store = $1`, tenant.endpointId);
+    expect(Number(seen.n)).toBe(Number(members.upstream));
+    expect(Number(members.distinct_ids)).toBe(Number(members.included));
+    // …and exactly one aggregated resource: none doubled, none orphaned.
+    const [copies] = await sql.query<{ n: bigint }[]>(
+      `SELECT count(*) AS n FROM resource WHERE store = 'aggregated' AND NOT deleted AND type NOT IN ('Patient', 'Practitioner', 'Organization')`,
+    );
+    expect(Number(copies.n)).toBe(Number(members.included));
+    const [groups] = await sql.query<{ resources: bigint; groups: bigint }[]>(
+      `SELECT (SELECT count(*) FROM resource WHERE store = 'aggregated' AND NOT deleted AND type IN ('Patient', 'Practitioner', 'Organization')) AS resources,
             (SELECT count(DISTINCT (type, agg_id)) FROM agg_member WHERE status = 'included' AND type IN ('Patient', 'Practitioner', 'Organization')) AS groups`,
-  );
-  expect(Number(groups.resources)).toBe(Number(groups.groups));
-  const [parked] = await sql.query<{ n: bigint }[]>(`SELECT count(*) AS n FROM agg_outbox WHERE parked`);
-  expect(Number(parked.n)).toBe(0);
-}, 240_000);
+    );
+    expect(Number(groups.resources)).toBe(Number(groups.groups));
+    const [parked] = await sql.query<{ n: bigint }[]>(`SELECT count(*) AS n FROM agg_outbox WHERE parked`);
+    expect(Number(parked.n)).toBe(0);
+  },
+  240_000,
+);

@@ -31,7 +31,6 @@ const auditEvents = async (query: string): Promise<AuditEvent[]> => {
   return (bundle.entry ?? []).map((e) => e.resource);
 };
 const byClient = (q = '') => auditEvents(`agent=${tenant.clientId}&_count=200${q}`);
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = async (res: Response | Promise<Response>): Promise<any> => (await res).json();
 const references = (e: AuditEvent) => (e.entity ?? []).map((x) => x.what?.reference).filter(Boolean);
 
@@ -83,7 +82,13 @@ test('reads of the aggregated record are searchable by patient and date, and the
   const tenant = await server.provision({ name: 'Aggregating customer', defaultSourceOrg: 'Organization/org' });
   const put = (r: { resourceType: string; id: string }) => tenant.fetch(`${r.resourceType}/${r.id}`, { method: 'PUT', body: JSON.stringify(r) });
   await put({ resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'AUD01' }], name: 'Audit GP' } as never);
-  await put({ resourceType: 'Patient', id: 'p', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: '9990001113' }], name: [{ family: 'Compartment' }], managingOrganization: { reference: 'Organization/org' } } as never);
+  await put({
+    resourceType: 'Patient',
+    id: 'p',
+    identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: '9990001113' }],
+    name: [{ family: 'Compartment' }],
+    managingOrganization: { reference: 'Organization/org' },
+  } as never);
   await put({ resourceType: 'Observation', id: 'o', status: 'final', code: { text: 'pulse' }, subject: { reference: 'Patient/p' } } as never);
   await server.waitForAggregation();
   const status = await json(tenant.fetch('Patient/p/$aggregation-status'));

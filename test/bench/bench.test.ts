@@ -10,9 +10,7 @@ import { parseOptions, runBench } from '../../bench/run';
  */
 test('a tiny bench run produces every figure on both stores and saves them', async () => {
   const out = mkdtempSync(path.join(tmpdir(), 'bench-results-'));
-  const options = parseOptions([
-    '--quick', '--patients', '2', '--sizes', '3', '--pglite-patients', '2', '--duration-ms', '500', '--out', out, '--no-build',
-  ]);
+  const options = parseOptions(['--quick', '--patients', '2', '--sizes', '3', '--pglite-patients', '2', '--duration-ms', '500', '--out', out, '--no-build']);
   const { runs } = await runBench({ ...options, build: true });
   expect(runs.map((r) => r.store)).toEqual(['postgres', 'pglite']);
   for (const { figures, file } of runs) {

@@ -128,7 +128,16 @@ test('the same bad input gets the same refusal from the CLI, the admin API and G
   const viaCli = await admin(server, 'client', 'create', '--customer', t.customerId, '--family', 'fhir', '--scopes', 'bad scope!');
   expect(viaCli.code).toBe(1);
   expect(viaCli.stderr).toContain(`400: ${scopes.diagnostics} (scopes)`);
-  const viaGraphql = await graphql.mutate(gql`mutation ($c: ID!) { adminClientCreate(customerId: $c, family: "fhir", scopes: ["bad scope!"]) { clientId } }`, { c: t.customerId });
+  const viaGraphql = await graphql.mutate(
+    gql`
+      mutation ($c: ID!) {
+        adminClientCreate(customerId: $c, family: "fhir", scopes: ["bad scope!"]) {
+          clientId
+        }
+      }
+    `,
+    { c: t.customerId },
+  );
   expect(viaGraphql.errors?.[0].message).toBe(scopes.diagnostics);
   expect(viaGraphql.errors?.[0].extensions).toMatchObject({ status: 400 });
 
@@ -137,9 +146,27 @@ test('the same bad input gets the same refusal from the CLI, the admin API and G
   const orgCli = await admin(server, 'endpoint', 'update', '--endpoint', t.endpointId, '--default-source-org', 'Patient/1');
   expect(orgCli.code).toBe(1);
   expect(orgCli.stderr).toContain(`400: ${org.diagnostics} (defaultSourceOrg)`);
-  const orgGraphql = await graphql.mutate(gql`mutation ($id: ID!) { adminEndpointUpdate(id: $id, defaultSourceOrg: "Patient/1") { id } }`, { id: t.endpointId });
+  const orgGraphql = await graphql.mutate(
+    gql`
+      mutation ($id: ID!) {
+        adminEndpointUpdate(id: $id, defaultSourceOrg: "Patient/1") {
+          id
+        }
+      }
+    `,
+    { id: t.endpointId },
+  );
   expect(orgGraphql.errors?.[0].message).toBe(org.diagnostics);
-  const created = await graphql.mutate(gql`mutation ($c: ID!) { adminEndpointCreate(customerId: $c, fhirVersion: "R4", defaultSourceOrg: "Patient/1") { id } }`, { c: t.customerId });
+  const created = await graphql.mutate(
+    gql`
+      mutation ($c: ID!) {
+        adminEndpointCreate(customerId: $c, fhirVersion: "R4", defaultSourceOrg: "Patient/1") {
+          id
+        }
+      }
+    `,
+    { c: t.customerId },
+  );
   expect(created.errors?.[0].message).toBe(org.diagnostics);
 
   const enabled = await rest('PATCH', `/admin/endpoints/${t.endpointId}`, { enabled: 'maybe' });

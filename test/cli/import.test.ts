@@ -20,47 +20,58 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-(have('synthea-r4') ? test : test.skip)('three Synthea R4 bundles load completely; counts per type match what search finds', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'import-r4-'));
-  const files = readdirSync(path.join(DATA, 'synthea-r4')).filter((f) => f.endsWith('.json')).sort().slice(0, 3);
-  const expected: Record<string, number> = {};
-  for (const f of files) {
-    const text = readFileSync(path.join(DATA, 'synthea-r4', f), 'utf8');
-    writeFileSync(path.join(dir, f), text);
-    for (const e of JSON.parse(text).entry) expected[e.resource.resourceType] = (expected[e.resource.resourceType] ?? 0) + 1;
-  }
-  const tenant = await server.provision();
-  const result = await importCli(server, '--endpoint', tenant.endpointId, dir);
-  expect(result.code).toBe(0);
-  const summary = JSON.parse(result.stdout);
-  expect(summary.rejected).toEqual([]);
-  expect(summary.files).toBe(3);
-  expect(summary.byType).toEqual(expected);
-  expect(summary.loaded).toBe(Object.values(expected).reduce((a, b) => a + b, 0));
-  expect(result.stderr).toMatch(/files 3\/3 +resources \d+ +\d+\/s/);
-  for (const [type, n] of Object.entries(expected)) {
-    const bundle = (await (await tenant.fetch(`${type}?_total=accurate&_count=0`)).json()) as { total: number };
-    expect([type, bundle.total]).toEqual([type, n]);
-  }
-}, 180_000);
+(have('synthea-r4') ? test : test.skip)(
+  'three Synthea R4 bundles load completely; counts per type match what search finds',
+  async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'import-r4-'));
+    const files = readdirSync(path.join(DATA, 'synthea-r4'))
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .slice(0, 3);
+    const expected: Record<string, number> = {};
+    for (const f of files) {
+      const text = readFileSync(path.join(DATA, 'synthea-r4', f), 'utf8');
+      writeFileSync(path.join(dir, f), text);
+      for (const e of JSON.parse(text).entry) expected[e.resource.resourceType] = (expected[e.resource.resourceType] ?? 0) + 1;
+    }
+    const tenant = await server.provision();
+    const result = await importCli(server, '--endpoint', tenant.endpointId, dir);
+    expect(result.code).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.rejected).toEqual([]);
+    expect(summary.files).toBe(3);
+    expect(summary.byType).toEqual(expected);
+    expect(summary.loaded).toBe(Object.values(expected).reduce((a, b) => a + b, 0));
+    expect(result.stderr).toMatch(/files 3\/3 +resources \d+ +\d+\/s/);
+    for (const [type, n] of Object.entries(expected)) {
+      const bundle = (await (await tenant.fetch(`${type}?_total=accurate&_count=0`)).json()) as { total: number };
+      expect([type, bundle.total]).toEqual([type, n]);
+    }
+  },
+  180_000,
+);
 
-(have('synthea-stu3') ? test : test.skip)('STU3 collection bundles load into an STU3 endpoint; invalid resources are rejected with their reason, the rest load', async () => {
-  const tenant = await server.provision({ fhirVersion: 'STU3' });
-  const files = ['Abshire_Cary_26.json', 'Abshire_Marylynn_9.json'].map((f) => path.join(DATA, 'synthea-stu3', f));
-  const entries = files.reduce((n, f) => n + JSON.parse(readFileSync(f, 'utf8')).entry.length, 0);
-  const result = await importCli(server, '--endpoint', tenant.endpointId, ...files);
-  expect(result.code).toBe(0);
-  const summary = JSON.parse(result.stdout);
-  expect(summary.rejected).toHaveLength(3);
-  for (const r of summary.rejected) {
-    expect(r.resourceType).toBe('Procedure');
-    expect(r.status).toBe(400);
-    expect(r.reason).toContain('reasonReference');
-  }
-  expect(summary.loaded).toBe(entries - 3);
-  const patients = (await (await tenant.fetch('Patient?_total=accurate&_count=0')).json()) as { total: number };
-  expect(patients.total).toBe(2);
-}, 180_000);
+(have('synthea-stu3') ? test : test.skip)(
+  'STU3 collection bundles load into an STU3 endpoint; invalid resources are rejected with their reason, the rest load',
+  async () => {
+    const tenant = await server.provision({ fhirVersion: 'STU3' });
+    const files = ['Abshire_Cary_26.json', 'Abshire_Marylynn_9.json'].map((f) => path.join(DATA, 'synthea-stu3', f));
+    const entries = files.reduce((n, f) => n + JSON.parse(readFileSync(f, 'utf8')).entry.length, 0);
+    const result = await importCli(server, '--endpoint', tenant.endpointId, ...files);
+    expect(result.code).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(summary.rejected).toHaveLength(3);
+    for (const r of summary.rejected) {
+      expect(r.resourceType).toBe('Procedure');
+      expect(r.status).toBe(400);
+      expect(r.reason).toContain('reasonReference');
+    }
+    expect(summary.loaded).toBe(entries - 3);
+    const patients = (await (await tenant.fetch('Patient?_total=accurate&_count=0')).json()) as { total: number };
+    expect(patients.total).toBe(2);
+  },
+  180_000,
+);
 
 test('an unknown endpoint is an error naming it; a missing path is a clear error', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'import-x-'));

@@ -15,11 +15,14 @@ function outcomeOf(fn: () => unknown): OperationOutcomeError {
 
 describe('JSON Patch', () => {
   test('replace, add to an array end and remove apply in order', () => {
-    const out = applyPatch(patient, parsePatch([
-      { op: 'replace', path: '/active', value: false },
-      { op: 'add', path: '/name/0/given/-', value: 'Marie' },
-      { op: 'remove', path: '/name/0/family' },
-    ]));
+    const out = applyPatch(
+      patient,
+      parsePatch([
+        { op: 'replace', path: '/active', value: false },
+        { op: 'add', path: '/name/0/given/-', value: 'Marie' },
+        { op: 'remove', path: '/name/0/family' },
+      ]),
+    );
     expect(out).toEqual({ resourceType: 'Patient', id: 'p1', name: [{ given: ['Ann', 'Marie'] }], active: false });
   });
 
@@ -29,10 +32,13 @@ describe('JSON Patch', () => {
   });
 
   test('move and copy take their value from "from"', () => {
-    const out = applyPatch({ a: { b: 1 }, c: [] as number[] }, parsePatch([
-      { op: 'copy', from: '/a/b', path: '/c/0' },
-      { op: 'move', from: '/a/b', path: '/d' },
-    ]));
+    const out = applyPatch(
+      { a: { b: 1 }, c: [] as number[] },
+      parsePatch([
+        { op: 'copy', from: '/a/b', path: '/c/0' },
+        { op: 'move', from: '/a/b', path: '/d' },
+      ]),
+    );
     expect(out).toEqual({ a: {}, c: [1], d: 1 });
   });
 
@@ -49,15 +55,25 @@ describe('JSON Patch', () => {
 
   test('a body that is not an operation list is a 400 saying which operation is wrong', () => {
     expect(outcomeOf(() => parsePatch({ op: 'add' })).status).toBe(400);
-    const err = outcomeOf(() => parsePatch([{ op: 'replace', path: '/a', value: 1 }, { op: 'frobnicate', path: '/a' }]));
+    const err = outcomeOf(() =>
+      parsePatch([
+        { op: 'replace', path: '/a', value: 1 },
+        { op: 'frobnicate', path: '/a' },
+      ]),
+    );
     expect(err.status).toBe(400);
     expect(err.outcome.issue[0].expression).toEqual(['patch[1].op']);
   });
 
   test('~1 and ~0 escape slash and tilde in pointers', () => {
-    expect(applyPatch({ 'a/b': 1, 'c~d': 2 }, parsePatch([
-      { op: 'replace', path: '/a~1b', value: 3 },
-      { op: 'remove', path: '/c~0d' },
-    ]))).toEqual({ 'a/b': 3 });
+    expect(
+      applyPatch(
+        { 'a/b': 1, 'c~d': 2 },
+        parsePatch([
+          { op: 'replace', path: '/a~1b', value: 3 },
+          { op: 'remove', path: '/c~0d' },
+        ]),
+      ),
+    ).toEqual({ 'a/b': 3 });
   });
 });

@@ -48,7 +48,11 @@ function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value && typeof value === 'object') {
     const object = value as Record<string, unknown>;
-    return Object.fromEntries(Object.keys(object).sort().map((k) => [k, canonical(object[k])]));
+    return Object.fromEntries(
+      Object.keys(object)
+        .sort()
+        .map((k) => [k, canonical(object[k])]),
+    );
   }
   return value;
 }
@@ -135,14 +139,13 @@ describe('the rules of the XML format', () => {
       name: [{ given: ['Ann', null, 'Bea'], _given: [null, { extension: [{ url: 'http://x/absent', valueCode: 'unknown' }] }, { id: 'g3' }] }],
     };
     const xml = fhirJsonToXml(patient, 'R4');
-    expect(xml).toContain(
-      '<name><given value="Ann"/><given><extension url="http://x/absent"><valueCode value="unknown"/></extension></given><given id="g3" value="Bea"/></name>',
-    );
+    expect(xml).toContain('<name><given value="Ann"/><given><extension url="http://x/absent"><valueCode value="unknown"/></extension></given><given id="g3" value="Bea"/></name>');
     expect(fhirXmlToJson(xml, 'R4')).toEqual(patient);
   });
 
   test('a primitive with only an extension has no value, and its JSON only the _name twin', () => {
-    const xml = '<Patient xmlns="http://hl7.org/fhir"><birthDate><extension url="http://hl7.org/fhir/StructureDefinition/data-absent-reason"><valueCode value="masked"/></extension></birthDate></Patient>';
+    const xml =
+      '<Patient xmlns="http://hl7.org/fhir"><birthDate><extension url="http://hl7.org/fhir/StructureDefinition/data-absent-reason"><valueCode value="masked"/></extension></birthDate></Patient>';
     expect(fhirXmlToJson(xml, 'R4')).toEqual({
       resourceType: 'Patient',
       _birthDate: { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'masked' }] },
@@ -175,12 +178,22 @@ describe('the rules of the XML format', () => {
       type: 'collection',
       entry: [
         { resource: { resourceType: 'Observation', contained: [{ resourceType: 'Patient', id: 'p' }], status: 'final', code: { text: 'x' }, subject: { reference: '#p' } } },
-        { resource: { resourceType: 'Parameters', parameter: [{ name: 'r', resource: { resourceType: 'Patient', active: false } }, { name: 'v', valueDecimal: 0.5 }] } },
+        {
+          resource: {
+            resourceType: 'Parameters',
+            parameter: [
+              { name: 'r', resource: { resourceType: 'Patient', active: false } },
+              { name: 'v', valueDecimal: 0.5 },
+            ],
+          },
+        },
       ],
     };
     const xml = fhirJsonToXml(bundle, 'R4');
     expect(xml).toContain('<entry><resource><Observation><contained><Patient><id value="p"/></Patient></contained><status value="final"/>');
-    expect(xml).toContain('<parameter><name value="r"/><resource><Patient><active value="false"/></Patient></resource></parameter><parameter><name value="v"/><valueDecimal value="0.5"/></parameter>');
+    expect(xml).toContain(
+      '<parameter><name value="r"/><resource><Patient><active value="false"/></Patient></resource></parameter><parameter><name value="v"/><valueDecimal value="0.5"/></parameter>',
+    );
     expect(fhirXmlToJson(xml, 'R4', { numbers: 'native' })).toEqual(bundle);
   });
 
@@ -190,7 +203,8 @@ describe('the rules of the XML format', () => {
   });
 
   test('the narrative is carried verbatim, entities, comments, xml:space and whitespace included, in the XHTML namespace', () => {
-    const div = '<div xmlns="http://www.w3.org/1999/xhtml">\n  <p title="a &amp; b">Caf\u00e9 &lt;3 <b>bold</b></p>\n  <pre xml:space="preserve">  x\n\ty </pre>\n  <!-- kept -->\n</div>';
+    const div =
+      '<div xmlns="http://www.w3.org/1999/xhtml">\n  <p title="a &amp; b">Caf\u00e9 &lt;3 <b>bold</b></p>\n  <pre xml:space="preserve">  x\n\ty </pre>\n  <!-- kept -->\n</div>';
     const xml = `<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/>${div}</text></Patient>`;
     const json = fhirXmlToJson(xml, 'R4') as any;
     expect(json.text.div).toBe(div);
@@ -222,14 +236,29 @@ describe('XML that is not FHIR is a 400 saying what and where', () => {
   test.each([
     ['an unknown element', patient('<nickname value="x"/>'), /Unknown element <nickname> \(line 1\) in Patient/, 'Patient.nickname'],
     ['a bad boolean', patient('<active value="yes"/>'), /'yes' is not a boolean/, 'Patient.active'],
-    ['a bad decimal', '<Observation xmlns="http://hl7.org/fhir"><valueQuantity><value value="1,5"/></valueQuantity></Observation>', /'1,5' is not a valid decimal/, 'Observation.valueQuantity.value'],
+    [
+      'a bad decimal',
+      '<Observation xmlns="http://hl7.org/fhir"><valueQuantity><value value="1,5"/></valueQuantity></Observation>',
+      /'1,5' is not a valid decimal/,
+      'Observation.valueQuantity.value',
+    ],
     ['text instead of a value attribute', patient('<gender>male</gender>'), /text content/, 'Patient.gender'],
-    ['two types of one choice', patient('<deceasedBoolean value="true"/><deceasedDateTime value="2020"/>'), /more than one of deceasedBoolean, deceasedDateTime/, 'Patient.deceased'],
+    [
+      'two types of one choice',
+      patient('<deceasedBoolean value="true"/><deceasedDateTime value="2020"/>'),
+      /more than one of deceasedBoolean, deceasedDateTime/,
+      'Patient.deceased',
+    ],
     ['a repeated single element', patient('<gender value="male"/><gender value="female"/>'), /<gender> repeats/, 'Patient.gender'],
     ['an element with neither value nor extension', patient('<name><given/></name>'), /neither a value nor extensions/, 'Patient.name[0].given[0]'],
     ['a resource outside the FHIR namespace', '<Patient><id value="x"/></Patient>', /not in the FHIR namespace/, 'Patient'],
     ['an unknown resource type', '<Patriot xmlns="http://hl7.org/fhir"/>', /'Patriot' \(line 1\) is not a FHIR R4 resource type/, 'Patriot'],
-    ['a narrative outside the XHTML namespace', patient('<text><status value="generated"/><div>x</div></text>'), /must be in the namespace http:\/\/www.w3.org\/1999\/xhtml/, 'Patient.text.div'],
+    [
+      'a narrative outside the XHTML namespace',
+      patient('<text><status value="generated"/><div>x</div></text>'),
+      /must be in the namespace http:\/\/www.w3.org\/1999\/xhtml/,
+      'Patient.text.div',
+    ],
   ])('%s', (_what, xml, message, expression) => {
     const err = error(() => fhirXmlToJson(xml, 'R4'));
     expect(err.status).toBe(400);
@@ -244,8 +273,14 @@ describe('XML that is not FHIR is a 400 saying what and where', () => {
   });
 
   test.each([
-    ['an external entity (XXE)', '<?xml version="1.0"?><!DOCTYPE Patient [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><Patient xmlns="http://hl7.org/fhir"><id value="&xxe;"/></Patient>'],
-    ['entity expansion (billion laughs)', '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><Patient xmlns="http://hl7.org/fhir"><id value="&lol2;"/></Patient>'],
+    [
+      'an external entity (XXE)',
+      '<?xml version="1.0"?><!DOCTYPE Patient [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><Patient xmlns="http://hl7.org/fhir"><id value="&xxe;"/></Patient>',
+    ],
+    [
+      'entity expansion (billion laughs)',
+      '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><Patient xmlns="http://hl7.org/fhir"><id value="&lol2;"/></Patient>',
+    ],
     ['a plain DOCTYPE', '<!DOCTYPE Patient><Patient xmlns="http://hl7.org/fhir"/>'],
   ])('a document type declaration is refused: %s', (_what, xml) => {
     const err = error(() => fhirXmlToJson(xml, 'R4'));
@@ -269,7 +304,14 @@ describe('STU3', () => {
   });
 
   test('STU3 shapes: Condition.clinicalStatus is a code, assertedDate exists', () => {
-    const condition = { resourceType: 'Condition', clinicalStatus: 'active', verificationStatus: 'confirmed', code: { text: 'x' }, subject: { reference: 'Patient/1' }, assertedDate: '2017-01-01' };
+    const condition = {
+      resourceType: 'Condition',
+      clinicalStatus: 'active',
+      verificationStatus: 'confirmed',
+      code: { text: 'x' },
+      subject: { reference: 'Patient/1' },
+      assertedDate: '2017-01-01',
+    };
     const xml = fhirJsonToXml(condition, 'STU3');
     expect(xml).toContain('<clinicalStatus value="active"/><verificationStatus value="confirmed"/>');
     expect(fhirXmlToJson(xml, 'STU3')).toEqual(condition);
@@ -284,10 +326,12 @@ describe('STU3', () => {
   });
 });
 
-test.each(readdirSync(path.join(DATA, 'synthea-r4')).filter((f) => f.endsWith('.json')).sort().slice(0, 3))(
-  'Synthea R4 %s goes JSON → XML → JSON unchanged',
-  (file) => {
-    const json = parseFhirJson(readFileSync(path.join(DATA, 'synthea-r4', file), 'utf8'));
-    expect(canonical(fhirXmlToJson(fhirJsonToXml(json, 'R4'), 'R4'))).toEqual(canonical(json));
-  },
-);
+test.each(
+  readdirSync(path.join(DATA, 'synthea-r4'))
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .slice(0, 3),
+)('Synthea R4 %s goes JSON → XML → JSON unchanged', (file) => {
+  const json = parseFhirJson(readFileSync(path.join(DATA, 'synthea-r4', file), 'utf8'));
+  expect(canonical(fhirXmlToJson(fhirJsonToXml(json, 'R4'), 'R4'))).toEqual(canonical(json));
+});

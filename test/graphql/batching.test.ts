@@ -30,14 +30,41 @@ async function statementsFor(n: number): Promise<number> {
   const res = await t.fetch('', { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
   expect(res.status).toBe(200);
   const client = graphqlClient(server.url, t.token);
-  const query = gql`query ($ep: ID) { Patient(id: "p", _endpoint: $ep) { id MedicationStatementList(_reference: subject, _count: 1000) { status medicationReference { resource { ... on Medication { code { text } } } } subject { resource { ... on Patient { id } } } } } }`;
+  const query = gql`
+    query ($ep: ID) {
+      Patient(id: "p", _endpoint: $ep) {
+        id
+        MedicationStatementList(_reference: subject, _count: 1000) {
+          status
+          medicationReference {
+            resource {
+              ... on Medication {
+                code {
+                  text
+                }
+              }
+            }
+          }
+          subject {
+            resource {
+              ... on Patient {
+                id
+              }
+            }
+          }
+        }
+      }
+    }
+  `;
   statements = 0;
   const { data, errors } = await client.query(query, { ep: t.endpointId });
   const used = statements;
   expect(errors).toBeUndefined();
   expect(data.Patient.MedicationStatementList).toHaveLength(n);
   expect(data.Patient.MedicationStatementList.every((ms: { subject: { resource: { id: string } } }) => ms.subject.resource.id === 'p')).toBe(true);
-  expect(new Set(data.Patient.MedicationStatementList.map((ms: { medicationReference: { resource: { code: { text: string } } } }) => ms.medicationReference.resource.code.text))).toEqual(new Set(['med 0', 'med 1', 'med 2']));
+  expect(
+    new Set(data.Patient.MedicationStatementList.map((ms: { medicationReference: { resource: { code: { text: string } } } }) => ms.medicationReference.resource.code.text)),
+  ).toEqual(new Set(['med 0', 'med 1', 'med 2']));
   return used;
 }
 
@@ -51,14 +78,43 @@ test('the statement count does not grow with the number of MedicationStatements'
 async function statementsForPatients(n: number): Promise<number> {
   const t = await server.provision();
   const entry = Array.from({ length: n }, (_, i) => [
-    { resource: { resourceType: 'Patient', id: `p${i}`, identifier: [{ system: 'urn:cohort', value: 'x' }], generalPractitioner: [{ reference: 'Practitioner/dr' }] }, request: { method: 'PUT', url: `Patient/p${i}` } },
-    ...[0, 1].map((j) => ({ resource: { resourceType: 'Observation', status: 'final', code: { text: `obs ${i}.${j}` }, subject: { reference: `Patient/p${i}` } }, request: { method: 'POST', url: 'Observation' } })),
+    {
+      resource: { resourceType: 'Patient', id: `p${i}`, identifier: [{ system: 'urn:cohort', value: 'x' }], generalPractitioner: [{ reference: 'Practitioner/dr' }] },
+      request: { method: 'PUT', url: `Patient/p${i}` },
+    },
+    ...[0, 1].map((j) => ({
+      resource: { resourceType: 'Observation', status: 'final', code: { text: `obs ${i}.${j}` }, subject: { reference: `Patient/p${i}` } },
+      request: { method: 'POST', url: 'Observation' },
+    })),
   ]).flat();
   entry.push({ resource: { resourceType: 'Practitioner', id: 'dr', name: [{ family: 'Shared' }] } as never, request: { method: 'PUT', url: 'Practitioner/dr' } });
   const res = await t.fetch('', { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
   expect(res.status).toBe(200);
   const client = graphqlClient(server.url, t.token);
-  const query = gql`query ($ep: ID) { PatientList(identifier: "urn:cohort|x", _endpoint: $ep) { id generalPractitioner { resource { ... on Practitioner { name { family } } } } ObservationList(_reference: subject) { code { text } subject { reference } } } }`;
+  const query = gql`
+    query ($ep: ID) {
+      PatientList(identifier: "urn:cohort|x", _endpoint: $ep) {
+        id
+        generalPractitioner {
+          resource {
+            ... on Practitioner {
+              name {
+                family
+              }
+            }
+          }
+        }
+        ObservationList(_reference: subject) {
+          code {
+            text
+          }
+          subject {
+            reference
+          }
+        }
+      }
+    }
+  `;
   statements = 0;
   const { data, errors } = await client.query(query, { ep: t.endpointId });
   const used = statements;

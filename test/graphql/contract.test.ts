@@ -28,7 +28,12 @@ test('the contract has the FHIR GraphQL shapes clients rely on', () => {
   const patient = (schema.getType('Patient') as GraphQLObjectType).getFields();
   expect(String(patient._birthDate.type)).toBe('Element');
   expect(patient.ObservationList.args.map((a) => `${a.name}: ${a.type}`)).toEqual(expect.arrayContaining(['_reference: Patient_Observation_reference!', '_count: Int']));
-  expect((schema.getType('Patient_Observation_reference') as GraphQLEnumType).getValues().map((v) => v.name).sort()).toEqual(['focus', 'patient', 'performer', 'subject']);
+  expect(
+    (schema.getType('Patient_Observation_reference') as GraphQLEnumType)
+      .getValues()
+      .map((v) => v.name)
+      .sort(),
+  ).toEqual(['focus', 'patient', 'performer', 'subject']);
   expect((schema.getType('Reference') as GraphQLObjectType).getFields().resource.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['type: ResourceType', 'optional: Boolean']);
   expect((schema.getType('ResourceType') as GraphQLEnumType).getValues()).toHaveLength(146);
   expect(schema.getDirectives().map((d) => d.name)).toEqual(expect.arrayContaining(['flatten', 'first', 'singleton', 'slice']));

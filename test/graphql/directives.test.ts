@@ -18,7 +18,13 @@ const run = (selection: string) => door.execute({ query: `{ Patient(id: "example
 
 test('@flatten puts the children of a repeating field in the parent as lists', async () => {
   const { data } = await run('{ identifier @flatten { system value } active name @flatten { text given family } }');
-  expect(data?.Patient).toEqual({ system: ['urn:oid:1.2.36.146.595.217.0.1'], value: ['12345'], active: true, given: ['Peter', 'James', 'Jim', 'Peter', 'James'], family: ['Chalmers', 'Windsor'] });
+  expect(data?.Patient).toEqual({
+    system: ['urn:oid:1.2.36.146.595.217.0.1'],
+    value: ['12345'],
+    active: true,
+    given: ['Peter', 'James', 'Jim', 'Peter', 'James'],
+    family: ['Chalmers', 'Windsor'],
+  });
 });
 
 test('@first takes the first element of each source list before flattening', async () => {

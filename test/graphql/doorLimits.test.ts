@@ -63,7 +63,11 @@ function expectTooCostly(result: { status: number; body: Json }) {
   expect([200, 400]).toContain(result.status);
   expect(result.body.data ?? undefined).toBeUndefined();
   expect(result.body.errors?.[0].message).toMatch(/cost is \d+, over the limit of 500/);
-  expect(result.body.errors[0].extensions).toMatchObject({ code: 'QUERY_TOO_COMPLEX', limit: 500, resource: { resourceType: 'OperationOutcome', issue: [{ code: 'too-costly' }] } });
+  expect(result.body.errors[0].extensions).toMatchObject({
+    code: 'QUERY_TOO_COMPLEX',
+    limit: 500,
+    resource: { resourceType: 'OperationOutcome', issue: [{ code: 'too-costly' }] },
+  });
 }
 
 describe.each(doors().map((d) => [d.name, d] as const))('%s', (_name, door) => {

@@ -28,13 +28,20 @@ export function fakeSource(resources: Resource[]) {
         else if (name === '_id') matches = matches.filter((r) => values.includes(r.id as string));
         else if (REFERENCE_FIELDS[name]) matches = matches.filter((r) => values.includes((r[REFERENCE_FIELDS[name]] as { reference?: string } | undefined)?.reference ?? ''));
       }
-      const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset', entry: matches.slice(0, count).map((r) => ({ resource: structuredClone(r), search: { mode: 'match' } })) };
+      const bundle: Bundle = {
+        resourceType: 'Bundle',
+        type: 'searchset',
+        entry: matches.slice(0, count).map((r) => ({ resource: structuredClone(r), search: { mode: 'match' } })),
+      };
       if (matches.length > count) bundle.link = [{ relation: 'next', url: `http://fake/${type}?_cursor=next` }];
       return bundle;
     },
     // Recorded as the `_id` search the real service runs.
     async readMany(type, ids) {
-      const bundle = await source.search(type, [['_id', ids.join(',')], ['_count', String(ids.length)]]);
+      const bundle = await source.search(type, [
+        ['_id', ids.join(',')],
+        ['_count', String(ids.length)],
+      ]);
       return (bundle.entry ?? []).map((e) => e.resource as Resource);
     },
     create: async (_t, r) => r,

@@ -29,7 +29,11 @@ test.each([
   ['`_count` from a variable', 'query ($n: Int) { PatientList(_count: $n) { id ObservationList(_reference: subject) { id } } }', { n: 1000 }],
   ["`_count` from a variable's default", 'query ($n: Int = 1000) { PatientList(_count: $n) { id ObservationList(_reference: subject) { id } } }', {}],
   ['a list inside a fragment', 'query ($n: Int) { PatientList(_count: $n) { ...f } } fragment f on Patient { ObservationList(_reference: subject, _count: $n) { id } }', { n: 30 }],
-  ['a list skipped by a variable (counted all the same)', 'query ($n: Int, $s: Boolean!) { PatientList(_count: $n) @skip(if: $s) { ObservationList(_reference: subject) { id } } }', { n: 100, s: true }],
+  [
+    'a list skipped by a variable (counted all the same)',
+    'query ($n: Int, $s: Boolean!) { PatientList(_count: $n) @skip(if: $s) { ObservationList(_reference: subject) { id } } }',
+    { n: 100, s: true },
+  ],
 ])('%s counts towards the cost; nothing is read', async (_what, query, variables) => {
   const f = data();
   const result = await door.execute({ query, variables }, f.context());

@@ -22,16 +22,35 @@ async function put(t: Tenant, resource: Json) {
 // Only the fields the view had before the fix, so this shows the leak on that code too.
 const MEMBERS = gql`
   query ($id: ID!) {
-    aggregation(resourceType: "Patient", id: $id) { members { endpoint customer upstreamId } elementSources { element endpoint upstreamId } }
+    aggregation(resourceType: "Patient", id: $id) {
+      members {
+        endpoint
+        customer
+        upstreamId
+      }
+      elementSources {
+        element
+        endpoint
+        upstreamId
+      }
+    }
   }
 `;
 const VIEW = gql`
   query ($id: ID!) {
     aggregation(resourceType: "Patient", id: $id) {
       rule
-      members { endpoint customer upstreamId }
+      members {
+        endpoint
+        customer
+        upstreamId
+      }
       otherSources
-      elementSources { element endpoint upstreamId }
+      elementSources {
+        element
+        endpoint
+        upstreamId
+      }
     }
   }
 `;
@@ -46,7 +65,14 @@ beforeAll(async () => {
   // B writes later, so B's Patient is the most recent member and supplies the single-valued elements.
   await new Promise((r) => setTimeout(r, 20));
   await put(b, { resourceType: 'Organization', id: 'orgB', identifier: [{ system: 'ods', value: 'BBB' }], name: 'Trust B' });
-  await put(b, { resourceType: 'Patient', id: 'pb-secret', identifier: [{ system: NHS, value: '9449305552' }], name: [{ family: 'Smith' }], gender: 'female', birthDate: '1970-01-02' });
+  await put(b, {
+    resourceType: 'Patient',
+    id: 'pb-secret',
+    identifier: [{ system: NHS, value: '9449305552' }],
+    name: [{ family: 'Smith' }],
+    gender: 'female',
+    birthDate: '1970-01-02',
+  });
   await put(b, { resourceType: 'Observation', id: 'ob', status: 'final', code: { text: 'height' }, subject: { reference: 'Patient/pb-secret' } });
   await server.waitForAggregation();
   const found = (await (await server.aggregated(a, `Patient?identifier=${NHS}|9449305552`)).json()) as Json;
@@ -77,7 +103,10 @@ test.each([
   // Elements the other customer supplied are attributed to no endpoint and no upstream id.
   const sources = data.aggregation.elementSources as Json[];
   expect(sources.length).toBeGreaterThan(0);
-  for (const s of sources) expect([JSON.stringify({ endpoint: me().endpointId, upstreamId: mine }), JSON.stringify({ endpoint: null, upstreamId: null })]).toContain(JSON.stringify({ endpoint: s.endpoint, upstreamId: s.upstreamId }));
+  for (const s of sources)
+    expect([JSON.stringify({ endpoint: me().endpointId, upstreamId: mine }), JSON.stringify({ endpoint: null, upstreamId: null })]).toContain(
+      JSON.stringify({ endpoint: s.endpoint, upstreamId: s.upstreamId }),
+    );
   const text = JSON.stringify({ data, rest });
   for (const secret of [them().endpointId, them().customerId, theirs]) expect(text).not.toContain(secret);
 });

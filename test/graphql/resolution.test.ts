@@ -7,25 +7,47 @@ import { fakeSource } from './fakeSource';
 const door = new GraphqlDoor({ limits: { maxDepth: 15, maxAliases: 50, maxCost: 50_000 }, introspection: true, sandbox: false });
 type Json = Record<string, any>;
 
-const patient = (id: string): Resource => ({ resourceType: 'Patient', id, contained: [{ resourceType: 'Practitioner', id: 'gp', name: [{ family: 'Contained' }] }], generalPractitioner: [{ reference: '#gp' }] });
-const observation = (id: string, subject: string): Resource => ({ resourceType: 'Observation', id, status: 'final', code: { text: id }, subject: { reference: `Patient/${subject}` } });
+const patient = (id: string): Resource => ({
+  resourceType: 'Patient',
+  id,
+  contained: [{ resourceType: 'Practitioner', id: 'gp', name: [{ family: 'Contained' }] }],
+  generalPractitioner: [{ reference: '#gp' }],
+});
+const observation = (id: string, subject: string): Resource => ({
+  resourceType: 'Observation',
+  id,
+  status: 'final',
+  code: { text: id },
+  subject: { reference: `Patient/${subject}` },
+});
 
 describe('Reference.resource', () => {
   const data = fakeSource([
     patient('p1'),
     { resourceType: 'Practitioner', id: 'dr', name: [{ family: 'Stored' }] },
-    { resourceType: 'Observation', id: 'o', status: 'final', code: {}, subject: { reference: 'Patient/p1' }, performer: [{ reference: 'Practitioner/dr' }, { reference: 'Practitioner/gone' }, { display: 'a nurse' }] },
+    {
+      resourceType: 'Observation',
+      id: 'o',
+      status: 'final',
+      code: {},
+      subject: { reference: 'Patient/p1' },
+      performer: [{ reference: 'Practitioner/dr' }, { reference: 'Practitioner/gone' }, { display: 'a nurse' }],
+    },
   ]);
   const run = (query: string) => door.execute({ query }, data.context());
 
   test('follows a relative reference, and a #id to the containing resource', async () => {
-    const { data: out, errors } = await run('{ Observation(id: "o") { subject { resource { ... on Patient { id generalPractitioner { resource { ... on Practitioner { name { family } } } } } } } } }');
+    const { data: out, errors } = await run(
+      '{ Observation(id: "o") { subject { resource { ... on Patient { id generalPractitioner { resource { ... on Practitioner { name { family } } } } } } } } }',
+    );
     expect(errors).toBeUndefined();
     expect(out?.Observation).toEqual({ subject: { resource: { id: 'p1', generalPractitioner: [{ resource: { name: [{ family: 'Contained' }] } }] } } });
   });
 
   test('type: only follows references to that type; optional: true turns the unresolvable into null', async () => {
-    const { data: out, errors } = await run('{ Observation(id: "o") { subject { resource(type: Practitioner) { id } } performer { resource(optional: true) { ... on Practitioner { name { family } } } } } }');
+    const { data: out, errors } = await run(
+      '{ Observation(id: "o") { subject { resource(type: Practitioner) { id } } performer { resource(optional: true) { ... on Practitioner { name { family } } } } } }',
+    );
     expect(errors).toBeUndefined();
     expect(out?.Observation).toEqual({ subject: { resource: null }, performer: [{ resource: { name: [{ family: 'Stored' }] } }, { resource: null }, { resource: null }] });
   });
@@ -102,7 +124,10 @@ describe('references below a list', () => {
   test('are loaded in one search per type, and only those the query follows', async () => {
     const data = fakeSource(resources);
     const { data: out, errors } = await door.execute(
-      { query: '{ ObservationList { id performer { resource(type: Practitioner, optional: true) { ... on Practitioner { name { family } } } } subject @skip(if: true) { resource { id } } } }' },
+      {
+        query:
+          '{ ObservationList { id performer { resource(type: Practitioner, optional: true) { ... on Practitioner { name { family } } } } subject @skip(if: true) { resource { id } } } }',
+      },
       data.context(),
     );
     expect(errors).toBeUndefined();
@@ -141,6 +166,10 @@ describe('references below a list', () => {
     const edges = (out?.ObservationConnection as Json).edges as Json[];
     expect(edges[0].resource.performer[1].resource).toEqual({ name: 'Org' });
     expect(edges[0].resource.subject.resource.generalPractitioner[0].resource.name[0].family).toBe('Contained');
-    expect(searches(data).map(([type]) => type).sort()).toEqual(['Observation', 'Organization', 'Patient', 'Practitioner']);
+    expect(
+      searches(data)
+        .map(([type]) => type)
+        .sort(),
+    ).toEqual(['Observation', 'Organization', 'Patient', 'Practitioner']);
   });
 });

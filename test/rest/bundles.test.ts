@@ -32,7 +32,9 @@ async function total(query: string): Promise<number> {
 const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
 
 (haveSynthea ? test : test.skip)('a Synthea patient bundle posts as one transaction and reads and searches back with its references rewritten', async () => {
-  const file = readdirSync(SYNTHEA).filter((f) => f.endsWith('.json')).sort()[0];
+  const file = readdirSync(SYNTHEA)
+    .filter((f) => f.endsWith('.json'))
+    .sort()[0];
   const bundle = JSON.parse(readFileSync(path.join(SYNTHEA, file), 'utf8'));
   const { status, body } = await post(bundle);
   expect(status).toBe(200);
@@ -57,8 +59,16 @@ describe('transaction', () => {
       resourceType: 'Bundle',
       type: 'transaction',
       entry: [
-        { fullUrl: 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000001', resource: { resourceType: 'Observation', status: 'final', code: { text: 'placeholder-test' }, subject: { reference: 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000002' } }, request: { method: 'POST', url: 'Observation' } },
-        { fullUrl: 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000002', resource: { resourceType: 'Patient', identifier: [{ system: NHS, value: 'tx-1' }] }, request: { method: 'POST', url: 'Patient' } },
+        {
+          fullUrl: 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000001',
+          resource: { resourceType: 'Observation', status: 'final', code: { text: 'placeholder-test' }, subject: { reference: 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000002' } },
+          request: { method: 'POST', url: 'Observation' },
+        },
+        {
+          fullUrl: 'urn:uuid:aaaaaaaa-0000-4000-8000-000000000002',
+          resource: { resourceType: 'Patient', identifier: [{ system: NHS, value: 'tx-1' }] },
+          request: { method: 'POST', url: 'Patient' },
+        },
         { request: { method: 'GET', url: `Patient?identifier=${NHS}|tx-1` } },
       ],
     });
@@ -77,7 +87,11 @@ describe('transaction', () => {
       resourceType: 'Bundle',
       type: 'transaction',
       entry: [
-        { fullUrl: 'urn:uuid:bbbbbbbb-0000-4000-8000-000000000001', resource: { resourceType: 'Patient', name: [{ family: 'Rollback' }] }, request: { method: 'POST', url: 'Patient' } },
+        {
+          fullUrl: 'urn:uuid:bbbbbbbb-0000-4000-8000-000000000001',
+          resource: { resourceType: 'Patient', name: [{ family: 'Rollback' }] },
+          request: { method: 'POST', url: 'Patient' },
+        },
         { fullUrl: 'urn:uuid:bbbbbbbb-0000-4000-8000-000000000002', resource: { resourceType: 'Patient', gender: 'not-a-gender' }, request: { method: 'POST', url: 'Patient' } },
       ],
     });
@@ -97,8 +111,15 @@ describe('transaction', () => {
       resourceType: 'Bundle',
       type: 'transaction',
       entry: [
-        { fullUrl: 'urn:uuid:cccccccc-0000-4000-8000-000000000001', resource: { resourceType: 'Patient', identifier: [{ system: NHS, value: 'cond-1' }] }, request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${NHS}|cond-1` } },
-        { resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient?identifier=${NHS}|cond-1` } }, request: { method: 'POST', url: 'Observation' } },
+        {
+          fullUrl: 'urn:uuid:cccccccc-0000-4000-8000-000000000001',
+          resource: { resourceType: 'Patient', identifier: [{ system: NHS, value: 'cond-1' }] },
+          request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${NHS}|cond-1` },
+        },
+        {
+          resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient?identifier=${NHS}|cond-1` } },
+          request: { method: 'POST', url: 'Observation' },
+        },
       ],
     });
     expect(status).toBe(200);
@@ -113,7 +134,12 @@ describe('transaction', () => {
     const { status, body } = await post({
       resourceType: 'Bundle',
       type: 'transaction',
-      entry: [{ resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient?identifier=${NHS}|nobody` } }, request: { method: 'POST', url: 'Observation' } }],
+      entry: [
+        {
+          resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient?identifier=${NHS}|nobody` } },
+          request: { method: 'POST', url: 'Observation' },
+        },
+      ],
     });
     expect(status).toBe(404);
     expect(JSON.stringify(body)).toContain('Bundle.entry[0]');
@@ -164,7 +190,12 @@ describe('transaction', () => {
 
   test('concurrent transactions updating the same resource both apply, one version each', async () => {
     await t.fetch('Patient/race', { method: 'PUT', body: JSON.stringify({ resourceType: 'Patient', id: 'race' }) });
-    const tx = (gender: string) => post({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Patient', id: 'race', gender }, request: { method: 'PUT', url: 'Patient/race' } }] });
+    const tx = (gender: string) =>
+      post({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ resource: { resourceType: 'Patient', id: 'race', gender }, request: { method: 'PUT', url: 'Patient/race' } }],
+      });
     const results = await Promise.all([tx('male'), tx('female'), tx('other')]);
     expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
     const versions = results.map((r) => r.body.entry[0].response.etag).sort();

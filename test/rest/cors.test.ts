@@ -14,7 +14,11 @@ function preflight(url: string, origin: string, method = 'PUT', headers = 'autho
   return fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': headers } });
 }
 
-const list = (value: string | null) => (value ?? '').toLowerCase().split(',').map((s) => s.trim());
+const list = (value: string | null) =>
+  (value ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((s) => s.trim());
 
 async function corsFlag(t: Tenant, server: TestServer): Promise<unknown[]> {
   const customer = (await (await t.fetch('metadata')).json()) as Json;
@@ -54,7 +58,9 @@ describe('with CORS_ORIGINS set to two origins', () => {
     const created = await t.fetch('Patient', { method: 'POST', headers: { origin: APP }, body: JSON.stringify({ resourceType: 'Patient', gender: 'male' }) });
     expect(created.status).toBe(201);
     expect(created.headers.get('access-control-allow-origin')).toBe(APP);
-    expect(list(created.headers.get('access-control-expose-headers'))).toEqual(expect.arrayContaining(['location', 'etag', 'last-modified', 'content-location', 'www-authenticate']));
+    expect(list(created.headers.get('access-control-expose-headers'))).toEqual(
+      expect.arrayContaining(['location', 'etag', 'last-modified', 'content-location', 'www-authenticate']),
+    );
     const refused = await fetch(`${t.baseUrl}/Patient`, { headers: { origin: APP } });
     expect(refused.status).toBe(401);
     expect(refused.headers.get('access-control-allow-origin')).toBe(APP);

@@ -103,7 +103,10 @@ describe('customer endpoint: create, read, update, vread, history, patch, delete
     const res = await tenant.fetch(`Patient/${id}`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json-patch+json' },
-      body: JSON.stringify([{ op: 'replace', path: '/gender', value: 'unknown' }, { op: 'add', path: '/birthDate', value: '1970-01-01' }]),
+      body: JSON.stringify([
+        { op: 'replace', path: '/gender', value: 'unknown' },
+        { op: 'add', path: '/birthDate', value: '1970-01-01' },
+      ]),
     });
     expect(res.status).toBe(200);
     expect(await json(res)).toMatchObject({ id, gender: 'unknown', birthDate: '1970-01-01', meta: { versionId: '2' } });

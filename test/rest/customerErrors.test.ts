@@ -16,10 +16,7 @@ async function outcome(res: Response): Promise<{ status: number; diagnostics: st
 }
 
 async function countPatients(): Promise<number> {
-  const rows = await server.database.db.prisma.$queryRawUnsafe<{ n: bigint }[]>(
-    `SELECT count(*) AS n FROM resource WHERE store = $1 AND type = 'Patient'`,
-    tenant.endpointId,
-  );
+  const rows = await server.database.db.prisma.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM resource WHERE store = $1 AND type = 'Patient'`, tenant.endpointId);
   return Number(rows[0].n);
 }
 
@@ -56,7 +53,9 @@ describe('bad input gets a 4xx OperationOutcome and changes nothing', () => {
     const o = await outcome(await tenant.fetch('Patient', { method: 'POST', body: JSON.stringify(body) }));
     expect(o.status).toBe(400);
     expect(o.expression).toEqual(['Patient.contained[0].active']);
-    const unknown = await outcome(await tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', contained: [{ resourceType: 'Organisation', id: 'o' }] }) }));
+    const unknown = await outcome(
+      await tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', contained: [{ resourceType: 'Organisation', id: 'o' }] }) }),
+    );
     expect(unknown.status).toBe(400);
     expect(unknown.expression).toEqual(['Patient.contained[0].resourceType']);
     expect(unknown.diagnostics).toMatch(/'Organisation' is not a FHIR R4 resource type/);

@@ -91,7 +91,12 @@ describe('which format the answer is in', () => {
     ['Accept: application/xml', '', { accept: 'application/xml' }, 'application/xml'],
     ['Accept: the DSTU2 name application/xml+fhir', '', { accept: 'application/xml+fhir' }, 'application/fhir+xml'],
     ['Accept with qualities preferring XML', '', { accept: 'application/fhir+json;q=0.5, application/fhir+xml;q=0.9' }, 'application/fhir+xml'],
-    ['the Accept header of the HAPI client set to XML', '', { accept: 'application/fhir+xml;q=1.0, application/fhir+json;q=1.0, application/xml+fhir;q=0.9, application/json+fhir;q=0.9' }, 'application/fhir+xml'],
+    [
+      'the Accept header of the HAPI client set to XML',
+      '',
+      { accept: 'application/fhir+xml;q=1.0, application/fhir+json;q=1.0, application/xml+fhir;q=0.9, application/json+fhir;q=0.9' },
+      'application/fhir+xml',
+    ],
     ['Accept with qualities preferring JSON', '', { accept: 'application/fhir+xml;q=0.4, application/fhir+json' }, 'application/fhir+json'],
     ['no Accept', '', {}, 'application/fhir+json'],
   ])('%s', async (_what, query, headers, type) => {
@@ -103,7 +108,11 @@ describe('which format the answer is in', () => {
   });
 
   test('a resource created in XML without an Accept header is answered in XML', async () => {
-    const res = await r4.fetch('Patient', { method: 'POST', headers: { 'content-type': 'application/fhir+xml' }, body: '<Patient xmlns="http://hl7.org/fhir"><gender value="male"/></Patient>' });
+    const res = await r4.fetch('Patient', {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+xml' },
+      body: '<Patient xmlns="http://hl7.org/fhir"><gender value="male"/></Patient>',
+    });
     expect(res.status).toBe(201);
     expect((await xmlOf(res)).gender).toBe('male');
   });
@@ -165,7 +174,8 @@ describe('errors come back in XML when XML was asked for', () => {
   });
 
   test('an external entity (XXE) is refused with 400 and nothing of the file comes back', async () => {
-    const body = '<?xml version="1.0"?><!DOCTYPE Patient [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><Patient xmlns="http://hl7.org/fhir"><name><family value="&xxe;"/></name></Patient>';
+    const body =
+      '<?xml version="1.0"?><!DOCTYPE Patient [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><Patient xmlns="http://hl7.org/fhir"><name><family value="&xxe;"/></name></Patient>';
     const res = await r4.fetch('Patient', { method: 'POST', headers: XML, body });
     expect(res.status).toBe(400);
     const text = await res.text();
@@ -188,7 +198,8 @@ describe('an STU3 endpoint reads and writes STU3 XML', () => {
     expect(xml).toContain('<clinicalStatus value="active"/><verificationStatus value="confirmed"/>');
     expect(xml).toContain('<assertedDate value="2017-03-01"/>');
 
-    const r4Shape = '<Condition xmlns="http://hl7.org/fhir"><clinicalStatus><text value="active"/></clinicalStatus><subject><reference value="Patient/p1"/></subject><recordedDate value="2017-03-01"/></Condition>';
+    const r4Shape =
+      '<Condition xmlns="http://hl7.org/fhir"><clinicalStatus><text value="active"/></clinicalStatus><subject><reference value="Patient/p1"/></subject><recordedDate value="2017-03-01"/></Condition>';
     const refused = await stu3.fetch('Condition', { method: 'POST', headers: XML, body: r4Shape });
     expect(refused.status).toBe(400);
   });

@@ -35,7 +35,10 @@ async function agg(t: Tenant, path: string, init?: RequestInit): Promise<Json> {
   return body;
 }
 const ids = (bundle: Json, mode?: string) =>
-  (bundle.entry ?? []).filter((e: Json) => !mode || e.search?.mode === mode).map((e: Json) => e.resource.id).sort();
+  (bundle.entry ?? [])
+    .filter((e: Json) => !mode || e.search?.mode === mode)
+    .map((e: Json) => e.resource.id)
+    .sort();
 const label = (code: string) => ({ security: [{ system: LABEL, code }] });
 
 beforeAll(async () => {
@@ -43,22 +46,65 @@ beforeAll(async () => {
   a = await server.provision({ name: 'Trust A' });
   b = await server.provision({ name: 'Trust B' });
   await put(a, { resourceType: 'Organization', id: 'orgA', identifier: [{ system: ODS, value: 'AAA' }], name: 'Trust A' });
-  await put(a, { resourceType: 'Patient', id: 'pa', identifier: [{ system: NHS, value: '9449305552' }], name: [{ family: 'Smith' }], managingOrganization: { reference: 'Organization/orgA' } });
-  await put(a, { resourceType: 'Observation', id: 'own', meta: label('GENERAL_HEALTH'), status: 'final', code: { coding: [{ system: CODE, code: 'OWN' }] }, subject: { reference: 'Patient/pa' } });
+  await put(a, {
+    resourceType: 'Patient',
+    id: 'pa',
+    identifier: [{ system: NHS, value: '9449305552' }],
+    name: [{ family: 'Smith' }],
+    managingOrganization: { reference: 'Organization/orgA' },
+  });
+  await put(a, {
+    resourceType: 'Observation',
+    id: 'own',
+    meta: label('GENERAL_HEALTH'),
+    status: 'final',
+    code: { coding: [{ system: CODE, code: 'OWN' }] },
+    subject: { reference: 'Patient/pa' },
+  });
   await put(b, { resourceType: 'Organization', id: 'orgB', identifier: [{ system: ODS, value: 'BBB' }], name: 'Trust B' });
-  await put(b, { resourceType: 'Patient', id: 'pb', identifier: [{ system: NHS, value: '9449305552' }], name: [{ family: 'Smith' }], managingOrganization: { reference: 'Organization/orgB' } });
-  await put(b, { resourceType: 'Observation', id: 'secret', meta: label('MENTAL_HEALTH'), status: 'final', code: { coding: [{ system: CODE, code: 'SECRET' }] }, subject: { reference: 'Patient/pb' } });
   await put(b, {
-    resourceType: 'Observation', id: 'shared', meta: label('GENERAL_HEALTH'), status: 'final', code: { coding: [{ system: CODE, code: 'SHARED' }] },
-    subject: { reference: 'Patient/pb' }, derivedFrom: [{ reference: 'Observation/secret' }],
+    resourceType: 'Patient',
+    id: 'pb',
+    identifier: [{ system: NHS, value: '9449305552' }],
+    name: [{ family: 'Smith' }],
+    managingOrganization: { reference: 'Organization/orgB' },
   });
   await put(b, {
-    resourceType: 'DiagnosticReport', id: 'report', meta: label('MENTAL_HEALTH'), status: 'final', code: { coding: [{ system: CODE, code: 'DRSECRET' }] },
-    subject: { reference: 'Patient/pb' }, result: [{ reference: 'Observation/shared' }],
+    resourceType: 'Observation',
+    id: 'secret',
+    meta: label('MENTAL_HEALTH'),
+    status: 'final',
+    code: { coding: [{ system: CODE, code: 'SECRET' }] },
+    subject: { reference: 'Patient/pb' },
+  });
+  await put(b, {
+    resourceType: 'Observation',
+    id: 'shared',
+    meta: label('GENERAL_HEALTH'),
+    status: 'final',
+    code: { coding: [{ system: CODE, code: 'SHARED' }] },
+    subject: { reference: 'Patient/pb' },
+    derivedFrom: [{ reference: 'Observation/secret' }],
+  });
+  await put(b, {
+    resourceType: 'DiagnosticReport',
+    id: 'report',
+    meta: label('MENTAL_HEALTH'),
+    status: 'final',
+    code: { coding: [{ system: CODE, code: 'DRSECRET' }] },
+    subject: { reference: 'Patient/pb' },
+    result: [{ reference: 'Observation/shared' }],
   });
   await server.waitForAggregation();
   // A second version of the hidden Observation, so its history has a superseded side too.
-  await put(b, { resourceType: 'Observation', id: 'secret', meta: label('MENTAL_HEALTH'), status: 'amended', code: { coding: [{ system: CODE, code: 'SECRET' }] }, subject: { reference: 'Patient/pb' } });
+  await put(b, {
+    resourceType: 'Observation',
+    id: 'secret',
+    meta: label('MENTAL_HEALTH'),
+    status: 'amended',
+    code: { coding: [{ system: CODE, code: 'SECRET' }] },
+    subject: { reference: 'Patient/pb' },
+  });
   await server.waitForAggregation();
 
   const one = async (path: string) => {
@@ -95,7 +141,7 @@ test('_has on a hidden Observation counts nothing, as for a code that does not e
   }
 });
 
-test('_has by the hidden Observation\'s id matches nothing; _total=accurate agrees', async () => {
+test("_has by the hidden Observation's id matches nothing; _total=accurate agrees", async () => {
   const bundle = await agg(a, `Patient?_has:Observation:subject:_id=${secret}&_total=accurate`);
   expect(ids(bundle)).toEqual([]);
   expect(bundle.total).toBe(0);
@@ -132,9 +178,9 @@ test('_include and _revinclude, with :iterate, bring in no hidden resource', asy
   expect(ids(iterated, 'include')).not.toContain(secret);
   expect(ids(iterated, 'include')).not.toContain(report);
   // B sees all three through the same search.
-  expect(ids(await agg(b, `Patient?_id=${patient}&_revinclude=Observation:subject&_include:iterate=Observation:derived-from&_revinclude:iterate=DiagnosticReport:result`), 'include')).toEqual(
-    expect.arrayContaining([shared, secret, report]),
-  );
+  expect(
+    ids(await agg(b, `Patient?_id=${patient}&_revinclude=Observation:subject&_include:iterate=Observation:derived-from&_revinclude:iterate=DiagnosticReport:result`), 'include'),
+  ).toEqual(expect.arrayContaining([shared, secret, report]));
 });
 
 test('POST _search applies the filter to _has as GET does', async () => {

@@ -15,32 +15,55 @@ const fixtures: Record<string, unknown>[] = [
   { resourceType: 'Practitioner', id: 'dr1', name: [{ family: 'Okafor', given: ['Ada'] }] },
   { resourceType: 'Practitioner', id: 'dr2', name: [{ family: 'Lee', given: ['Sam'] }] },
   {
-    resourceType: 'Patient', id: 'p1', gender: 'male', birthDate: '1970-05-01', active: true,
-    identifier: [{ system: NHS, value: '9000000001' }], name: [{ family: 'Smith', given: ['John'] }],
-    address: [{ city: 'Leeds' }], generalPractitioner: [{ reference: 'Practitioner/dr1' }],
+    resourceType: 'Patient',
+    id: 'p1',
+    gender: 'male',
+    birthDate: '1970-05-01',
+    active: true,
+    identifier: [{ system: NHS, value: '9000000001' }],
+    name: [{ family: 'Smith', given: ['John'] }],
+    address: [{ city: 'Leeds' }],
+    generalPractitioner: [{ reference: 'Practitioner/dr1' }],
     meta: { tag: [{ system: 'urn:tags', code: 'vip' }] },
   },
   {
-    resourceType: 'Patient', id: 'p2', gender: 'female', birthDate: '1985-11-20',
-    identifier: [{ system: NHS, value: '9000000002' }], name: [{ family: 'Smithson', given: ['Jane'] }],
-    address: [{ city: 'York' }], generalPractitioner: [{ reference: 'Practitioner/dr2' }],
+    resourceType: 'Patient',
+    id: 'p2',
+    gender: 'female',
+    birthDate: '1985-11-20',
+    identifier: [{ system: NHS, value: '9000000002' }],
+    name: [{ family: 'Smithson', given: ['Jane'] }],
+    address: [{ city: 'York' }],
+    generalPractitioner: [{ reference: 'Practitioner/dr2' }],
   },
   { resourceType: 'Patient', id: 'p3', gender: 'female', name: [{ family: 'Zoë', given: ['Ann'] }], address: [{ city: 'Leeds' }] },
   { resourceType: 'Patient', id: 'p4', gender: 'other', birthDate: '2001', name: [{ family: 'Brown' }] },
   {
-    resourceType: 'Observation', id: 'o1', status: 'final', subject: { reference: 'Patient/p1' },
+    resourceType: 'Observation',
+    id: 'o1',
+    status: 'final',
+    subject: { reference: 'Patient/p1' },
     code: { coding: [{ system: LOINC, code: '29463-7', display: 'Body weight' }], text: 'Weight' },
-    valueQuantity: { value: 80, unit: 'kg', system: UCUM, code: 'kg' }, effectiveDateTime: '2024-03-10T09:30:00Z',
+    valueQuantity: { value: 80, unit: 'kg', system: UCUM, code: 'kg' },
+    effectiveDateTime: '2024-03-10T09:30:00Z',
   },
   {
-    resourceType: 'Observation', id: 'o2', status: 'final', subject: { reference: 'Patient/p1' },
+    resourceType: 'Observation',
+    id: 'o2',
+    status: 'final',
+    subject: { reference: 'Patient/p1' },
     code: { coding: [{ system: LOINC, code: '29463-7' }] },
-    valueQuantity: { value: 65.5, unit: 'kg', system: UCUM, code: 'kg' }, effectivePeriod: { start: '2023-01-01', end: '2023-01-31' },
+    valueQuantity: { value: 65.5, unit: 'kg', system: UCUM, code: 'kg' },
+    effectivePeriod: { start: '2023-01-01', end: '2023-01-31' },
   },
   {
-    resourceType: 'Observation', id: 'o3', status: 'preliminary', subject: { reference: 'Patient/p2' },
+    resourceType: 'Observation',
+    id: 'o3',
+    status: 'preliminary',
+    subject: { reference: 'Patient/p2' },
     code: { coding: [{ system: LOINC, code: '8302-2', display: 'Body height' }] },
-    valueQuantity: { value: 170, unit: 'cm', system: UCUM, code: 'cm' }, effectiveDateTime: '2024-03-11',
+    valueQuantity: { value: 170, unit: 'cm', system: UCUM, code: 'cm' },
+    effectiveDateTime: '2024-03-11',
   },
   { resourceType: 'RiskAssessment', id: 'ra1', status: 'final', subject: { reference: 'Patient/p1' }, prediction: [{ probabilityDecimal: 0.25 }] },
   { resourceType: 'RiskAssessment', id: 'ra2', status: 'final', subject: { reference: 'Patient/p2' }, prediction: [{ probabilityDecimal: 0.8 }] },
@@ -74,7 +97,10 @@ async function search(query: string, headers: Record<string, string> = {}): Prom
 
 async function ids(query: string): Promise<string[]> {
   const bundle = await search(query);
-  return (bundle.entry ?? []).filter((e) => e.search.mode === 'match').map((e) => e.resource.id).sort();
+  return (bundle.entry ?? [])
+    .filter((e) => e.search.mode === 'match')
+    .map((e) => e.resource.id)
+    .sort();
 }
 
 describe('parameter types', () => {
@@ -175,7 +201,10 @@ describe('chains and reverse chains', () => {
 describe('parameters defined as unions of others (combo-*) match what either part matches', () => {
   let own: Tenant;
   const bp = {
-    resourceType: 'Observation', id: 'bp', status: 'final', subject: { reference: 'Patient/q1' },
+    resourceType: 'Observation',
+    id: 'bp',
+    status: 'final',
+    subject: { reference: 'Patient/q1' },
     code: { coding: [{ system: LOINC, code: '85354-9', display: 'Blood pressure panel' }] },
     component: [
       { code: { coding: [{ system: LOINC, code: '8480-6' }] }, valueQuantity: { value: 120, unit: 'mmHg', system: UCUM, code: 'mm[Hg]' } },
@@ -183,11 +212,18 @@ describe('parameters defined as unions of others (combo-*) match what either par
     ],
   };
   const hr = {
-    resourceType: 'Observation', id: 'hr', status: 'final', subject: { reference: 'Patient/q1' },
-    code: { coding: [{ system: LOINC, code: '8867-4' }] }, valueQuantity: { value: 150, unit: '/min', system: UCUM, code: '/min' },
+    resourceType: 'Observation',
+    id: 'hr',
+    status: 'final',
+    subject: { reference: 'Patient/q1' },
+    code: { coding: [{ system: LOINC, code: '8867-4' }] },
+    valueQuantity: { value: 150, unit: '/min', system: UCUM, code: '/min' },
   };
   const smoker = {
-    resourceType: 'Observation', id: 'smoker', status: 'final', code: { coding: [{ system: LOINC, code: '72166-2' }] },
+    resourceType: 'Observation',
+    id: 'smoker',
+    status: 'final',
+    code: { coding: [{ system: LOINC, code: '72166-2' }] },
     valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '8517006' }] },
   };
   beforeAll(async () => {
@@ -342,11 +378,20 @@ describe('conditional interactions on full search', () => {
   test('conditional update by identifier updates the one match, creates when none, 412 on several', async () => {
     const up = await t.fetch(`Patient?identifier=${NHS}|9000000002`, {
       method: 'PUT',
-      body: JSON.stringify({ resourceType: 'Patient', identifier: [{ system: NHS, value: '9000000002' }], gender: 'female', birthDate: '1985-11-20', name: [{ family: 'Smithson' }] }),
+      body: JSON.stringify({
+        resourceType: 'Patient',
+        identifier: [{ system: NHS, value: '9000000002' }],
+        gender: 'female',
+        birthDate: '1985-11-20',
+        name: [{ family: 'Smithson' }],
+      }),
     });
     expect(up.status).toBe(200);
     expect(((await up.json()) as { id: string }).id).toBe('p2');
-    const created = await t.fetch(`Patient?identifier=${NHS}|9999`, { method: 'PUT', body: JSON.stringify({ resourceType: 'Patient', identifier: [{ system: NHS, value: '9999' }] }) });
+    const created = await t.fetch(`Patient?identifier=${NHS}|9999`, {
+      method: 'PUT',
+      body: JSON.stringify({ resourceType: 'Patient', identifier: [{ system: NHS, value: '9999' }] }),
+    });
     expect(created.status).toBe(201);
     const several = await t.fetch('Patient?gender=female', { method: 'PUT', body: JSON.stringify({ resourceType: 'Patient' }) });
     expect(several.status).toBe(412);

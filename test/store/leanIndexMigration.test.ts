@@ -31,10 +31,19 @@ test('rows written before the migration are searchable and their versions readab
   const v1 = { resourceType: 'Patient', id: 'p', meta: { versionId: '1', lastUpdated: '2026-01-01T00:00:00.000Z' }, gender: 'male' };
   const v2 = { ...v1, meta: { versionId: '2', lastUpdated: '2026-01-02T00:00:00.000Z' }, gender: 'female', name: [{ family: 'Old' }] };
   const [{ pk }] = await db.prisma.$queryRawUnsafe<{ pk: bigint }[]>(
-    `INSERT INTO resource (store, type, id, version_id, last_updated, content) VALUES ($1, 'Patient', 'p', 2, '2026-01-02', $2::jsonb) RETURNING pk`, store, JSON.stringify(v2));
+    `INSERT INTO resource (store, type, id, version_id, last_updated, content) VALUES ($1, 'Patient', 'p', 2, '2026-01-02', $2::jsonb) RETURNING pk`,
+    store,
+    JSON.stringify(v2),
+  );
   for (const v of [v1, v2]) {
-    await db.prisma.$executeRawUnsafe(`INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, content) VALUES ($1, $2, $3, 'Patient', 'p', $4::timestamptz, $5::jsonb)`,
-      pk, Number(v.meta.versionId), store, v.meta.lastUpdated, JSON.stringify(v));
+    await db.prisma.$executeRawUnsafe(
+      `INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, content) VALUES ($1, $2, $3, 'Patient', 'p', $4::timestamptz, $5::jsonb)`,
+      pk,
+      Number(v.meta.versionId),
+      store,
+      v.meta.lastUpdated,
+      JSON.stringify(v),
+    );
   }
   await db.prisma.$executeRawUnsafe(`INSERT INTO search_token (resource_pk, store, type, param, system, code) VALUES ($1, $2, 'Patient', 'gender', NULL, 'female')`, pk, store);
   await db.prisma.$executeRawUnsafe(`INSERT INTO search_string (resource_pk, store, type, param, value, exact) VALUES ($1, $2, 'Patient', 'name', 'old', 'Old')`, pk, store);

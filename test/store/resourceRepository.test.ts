@@ -77,9 +77,7 @@ describe('ResourceRepository', () => {
 
   test('concurrent create-on-PUT of one id yields one resource with consecutive versions', async () => {
     if (t.db.kind !== 'postgres') return; // PGlite has one connection: nothing runs concurrently there
-    const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => repo.update(STORE, { resourceType: 'Patient', id: 'p-race', birthDate: `200${i}` })),
-    );
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => repo.update(STORE, { resourceType: 'Patient', id: 'p-race', birthDate: `200${i}` })));
     expect(results.filter((r) => r.created)).toHaveLength(1);
     expect(results.map((r) => r.stored.versionId).sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });

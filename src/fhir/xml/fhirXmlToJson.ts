@@ -135,7 +135,8 @@ class XmlReader {
     const extension = this.model.complexType('Extension');
     if (!extension) throw new Error('No definition for Extension');
     const extensions = item.children.map((child, i) => {
-      if (child.name !== 'extension' || child.uri !== FHIR_NS) throw badRequest(`<${child.name}> (line ${child.line}) is not allowed in the primitive ${path}: only extensions are`, path);
+      if (child.name !== 'extension' || child.uri !== FHIR_NS)
+        throw badRequest(`<${child.name}> (line ${child.line}) is not allowed in the primitive ${path}: only extensions are`, path);
       const value: Record<string, unknown> = {};
       this.fill(value, child, extension, `${path}.extension[${i}]`);
       return value;

@@ -23,7 +23,9 @@ export function chainPredicate(ctx: PredicateContext, scope: Scope, def: SearchP
     return new SelectQuery({
       columns: [ref.column('resource_pk')],
       from: ref,
-      joins: [{ table: hop, on: [eq(hop.column('store'), new Param(scope.store)), eq(hop.column('type'), ref.column('target_type')), eq(hop.column('id'), ref.column('target_id'))] }],
+      joins: [
+        { table: hop, on: [eq(hop.column('store'), new Param(scope.store)), eq(hop.column('type'), ref.column('target_type')), eq(hop.column('id'), ref.column('target_id'))] },
+      ],
       where: [
         ctx.keyCondition(ref.column('key'), scope.store, scope.type, def.code),
         eq(ref.column('target_type'), new Param(target)),

@@ -7,11 +7,17 @@ import { dateValue, type Prefix } from './searchValue';
 /** Date parameters (search.html#date): each alternative's prefix against the indexed [low, high] range. */
 export function datePredicate(ctx: PredicateContext, { scope, def, name, modifier, alternatives }: PredicateInput): IndexLookup {
   noModifier(name, modifier);
-  return ctx.lookup('search_date', scope, def.code, (col) =>
-    new Disjunction(alternatives.map((a) => {
-      const { prefix, range } = dateValue(name, a);
-      return dateComparison(prefix, col('low'), col('high'), range);
-    })),
+  return ctx.lookup(
+    'search_date',
+    scope,
+    def.code,
+    (col) =>
+      new Disjunction(
+        alternatives.map((a) => {
+          const { prefix, range } = dateValue(name, a);
+          return dateComparison(prefix, col('low'), col('high'), range);
+        }),
+      ),
   );
 }
 

@@ -24,12 +24,7 @@ export function hasPredicate(ctx: PredicateContext, scope: Scope, name: string, 
       columns: [ref.column('target_id')],
       from: ref,
       joins: [{ table: referrer, on: [eq(referrer.column('pk'), ref.column('resource_pk'))] }],
-      where: [
-        ctx.keyCondition(ref.column('key'), scope.store, type, refParam),
-        eq(ref.column('target_type'), new Param(scope.type)),
-        new Not(referrer.column('deleted')),
-        inner,
-      ],
+      where: [ctx.keyCondition(ref.column('key'), scope.store, type, refParam), eq(ref.column('target_type'), new Param(scope.type)), new Not(referrer.column('deleted')), inner],
     }),
   );
 }

@@ -30,4 +30,3 @@ export class IndexLookup implements SqlNode {
     return new InSubquery(new Column(this.owner, 'pk'), this.rows()).render(ctx);
   }
 }
-

@@ -17,17 +17,23 @@ export function referencePredicate(ctx: PredicateContext, { scope, def, name, mo
   const typed = modifier && /^[A-Z]/.test(modifier) ? modifier : undefined;
   if (modifier && !typed) throw badRequest(`Modifier ':${modifier}' is not valid for reference parameter '${def.code}'`, name);
   if (typed && def.target.length && !def.target.includes(typed)) throw badRequest(`'${def.code}' cannot refer to a ${typed}`, name);
-  return ctx.lookup('search_reference', scope, def.code, (col) =>
-    new Disjunction(alternatives.map((raw) => {
-      const value = splitEscaped(raw, '\u0000')[0];
-      const target = (type: string, id: string) => new Conjunction([eq(col('target_type'), new Param(type)), eq(col('target_id'), new Param(id))]);
-      if (!value.includes('/')) return typed ? target(typed, value) : eq(col('target_id'), new Param(value));
-      const ref = parseReference(value);
-      if (ref.targetType) {
-        if (typed && ref.targetType !== typed) throw badRequest(`'${value}' is not a ${typed} reference`, name);
-        return target(ref.targetType, ref.targetId as string);
-      }
-      return eq(col('url'), new Param(value));
-    })),
+  return ctx.lookup(
+    'search_reference',
+    scope,
+    def.code,
+    (col) =>
+      new Disjunction(
+        alternatives.map((raw) => {
+          const value = splitEscaped(raw, '\u0000')[0];
+          const target = (type: string, id: string) => new Conjunction([eq(col('target_type'), new Param(type)), eq(col('target_id'), new Param(id))]);
+          if (!value.includes('/')) return typed ? target(typed, value) : eq(col('target_id'), new Param(value));
+          const ref = parseReference(value);
+          if (ref.targetType) {
+            if (typed && ref.targetType !== typed) throw badRequest(`'${value}' is not a ${typed} reference`, name);
+            return target(ref.targetType, ref.targetId as string);
+          }
+          return eq(col('url'), new Param(value));
+        }),
+      ),
   );
 }

@@ -11,12 +11,18 @@ export function stringPredicate(ctx: PredicateContext, { scope, def, name, modif
   if (modifier && modifier !== 'exact' && modifier !== 'contains') {
     throw badRequest(`Modifier ':${modifier}' is not valid for string parameter '${def.code}' (use :exact, :contains or :missing)`, name);
   }
-  return ctx.lookup('search_string', scope, def.code, (col) =>
-    new Disjunction(values.map((v) => {
-      // :exact goes through the normalised value (the indexed column) and then compares as sent.
-      if (modifier === 'exact') return new Conjunction([eq(col('value'), new Param(normalizeString(v))), eq(col('exact'), new Param(v.slice(0, MAX_STRING)))]);
-      const pattern = modifier === 'contains' ? `%${likePrefix(normalizeString(v))}%` : `${likePrefix(normalizeString(v))}%`;
-      return new Binary(col('value'), 'LIKE', new Param(pattern));
-    })),
+  return ctx.lookup(
+    'search_string',
+    scope,
+    def.code,
+    (col) =>
+      new Disjunction(
+        values.map((v) => {
+          // :exact goes through the normalised value (the indexed column) and then compares as sent.
+          if (modifier === 'exact') return new Conjunction([eq(col('value'), new Param(normalizeString(v))), eq(col('exact'), new Param(v.slice(0, MAX_STRING)))]);
+          const pattern = modifier === 'contains' ? `%${likePrefix(normalizeString(v))}%` : `${likePrefix(normalizeString(v))}%`;
+          return new Binary(col('value'), 'LIKE', new Param(pattern));
+        }),
+      ),
   );
 }

@@ -7,8 +7,11 @@ import { likePrefix, splitEscaped } from './searchValue';
 /** Token parameters (search.html#token): `code`, `system|code`, `|code`, `system|`; `:not` and `:text`. */
 export function tokenPredicate(ctx: PredicateContext, { scope, def, name, modifier, alternatives }: PredicateInput): SqlNode {
   if (modifier === 'text') {
-    return ctx.lookup('search_token', scope, def.code, (col) =>
-      new Disjunction(alternatives.map((a) => new Binary(col('text'), 'LIKE', new Param(likePrefix(normalizeString(a)) + '%')))),
+    return ctx.lookup(
+      'search_token',
+      scope,
+      def.code,
+      (col) => new Disjunction(alternatives.map((a) => new Binary(col('text'), 'LIKE', new Param(likePrefix(normalizeString(a)) + '%')))),
     );
   }
   if (modifier && modifier !== 'not') {

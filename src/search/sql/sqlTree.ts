@@ -35,7 +35,10 @@ export function renderSql(node: SqlNode, accessFilter?: AccessFilter): { text: s
 export const RESOURCE_TABLE = 'resource';
 
 export class Column implements SqlNode {
-  constructor(readonly alias: string, readonly name: string) {}
+  constructor(
+    readonly alias: string,
+    readonly name: string,
+  ) {}
   render(): string {
     return `${this.alias}.${this.name}`;
   }
@@ -43,7 +46,10 @@ export class Column implements SqlNode {
 
 /** A bind parameter, cast when PostgreSQL cannot infer its type. */
 export class Param implements SqlNode {
-  constructor(readonly value: unknown, readonly cast?: 'bigint' | 'bigint[]' | 'text' | 'text[]' | 'timestamptz' | 'numeric' | 'int') {}
+  constructor(
+    readonly value: unknown,
+    readonly cast?: 'bigint' | 'bigint[]' | 'text' | 'text[]' | 'timestamptz' | 'numeric' | 'int',
+  ) {}
   render(ctx: SqlContext): string {
     const placeholder = ctx.bind(this.value);
     return this.cast ? `${placeholder}::${this.cast}` : placeholder;
@@ -67,7 +73,10 @@ export class Star implements SqlNode {
 }
 
 export class Fn implements SqlNode {
-  constructor(readonly name: 'count' | 'min' | 'max' | 'replace' | 'unnest', readonly args: SqlNode[]) {}
+  constructor(
+    readonly name: 'count' | 'min' | 'max' | 'replace' | 'unnest',
+    readonly args: SqlNode[],
+  ) {}
   render(ctx: SqlContext): string {
     return `${this.name}(${this.args.map((a) => a.render(ctx)).join(', ')})`;
   }
@@ -76,7 +85,11 @@ export class Fn implements SqlNode {
 export type BinaryOperator = '=' | '<' | '>' | '<=' | '>=' | 'LIKE' | '||';
 
 export class Binary implements SqlNode {
-  constructor(readonly left: SqlNode, readonly op: BinaryOperator, readonly right: SqlNode) {}
+  constructor(
+    readonly left: SqlNode,
+    readonly op: BinaryOperator,
+    readonly right: SqlNode,
+  ) {}
   render(ctx: SqlContext): string {
     return `${this.left.render(ctx)} ${this.op} ${this.right.render(ctx)}`;
   }
@@ -86,14 +99,20 @@ export const eq = (left: SqlNode, right: SqlNode) => new Binary(left, '=', right
 
 /** `left = ANY(array)`. */
 export class AnyOf implements SqlNode {
-  constructor(readonly left: SqlNode, readonly array: SqlNode) {}
+  constructor(
+    readonly left: SqlNode,
+    readonly array: SqlNode,
+  ) {}
   render(ctx: SqlContext): string {
     return `${this.left.render(ctx)} = ANY(${this.array.render(ctx)})`;
   }
 }
 
 export class IsNull implements SqlNode {
-  constructor(readonly expr: SqlNode, readonly negated = false) {}
+  constructor(
+    readonly expr: SqlNode,
+    readonly negated = false,
+  ) {}
   render(ctx: SqlContext): string {
     return `${this.expr.render(ctx)} IS ${this.negated ? 'NOT ' : ''}NULL`;
   }
@@ -128,7 +147,10 @@ export class Not implements SqlNode {
 
 /** `left IN (query)`, or `(a, b) IN (query)` for several columns. */
 export class InSubquery implements SqlNode {
-  constructor(readonly left: SqlNode | SqlNode[], readonly query: SqlNode) {}
+  constructor(
+    readonly left: SqlNode | SqlNode[],
+    readonly query: SqlNode,
+  ) {}
   render(ctx: SqlContext): string {
     const left = Array.isArray(this.left) ? `(${this.left.map((l) => l.render(ctx)).join(', ')})` : this.left.render(ctx);
     return `${left} IN (${this.query.render(ctx)})`;
@@ -144,14 +166,20 @@ export class Exists implements SqlNode {
 
 /** The caller's access filter on the `resource` row `alias`; added by SelectQuery, never by a feature. */
 class AccessCondition implements SqlNode {
-  constructor(readonly filter: AccessFilter, readonly alias: string) {}
+  constructor(
+    readonly filter: AccessFilter,
+    readonly alias: string,
+  ) {}
   render(ctx: SqlContext): string {
     return `(${this.filter.condition(this.alias, (value) => ctx.bind(value))})`;
   }
 }
 
 export class Table {
-  constructor(readonly name: string, readonly alias: string) {}
+  constructor(
+    readonly name: string,
+    readonly alias: string,
+  ) {}
   column(name: string): Column {
     return new Column(this.alias, name);
   }
@@ -162,7 +190,11 @@ export class Table {
 
 /** `unnest(a, b, …) AS alias(c1, c2, …)`: rows from parallel arrays. */
 export class Unnest {
-  constructor(readonly arrays: SqlNode[], readonly alias: string, readonly columns: string[]) {}
+  constructor(
+    readonly arrays: SqlNode[],
+    readonly alias: string,
+    readonly columns: string[],
+  ) {}
   column(name: string): Column {
     return new Column(this.alias, name);
   }
@@ -198,9 +230,7 @@ export class SelectQuery implements SqlNode {
 
   render(ctx: SqlContext): string {
     const { columns, from, joins = [], where = [], distinct, distinctOn, orderBy = [], limit, offset } = this.parts;
-    const guarded = ctx.accessFilter
-      ? [from, ...joins.map((j) => j.table)].filter((t): t is Table => t instanceof Table && t.name === RESOURCE_TABLE)
-      : [];
+    const guarded = ctx.accessFilter ? [from, ...joins.map((j) => j.table)].filter((t): t is Table => t instanceof Table && t.name === RESOURCE_TABLE) : [];
     const head = distinctOn ? `DISTINCT ON (${distinctOn.map((d) => d.render(ctx)).join(', ')}) ` : distinct ? 'DISTINCT ' : '';
     let text = `SELECT ${head}${columns.map((c) => c.render(ctx)).join(', ')} FROM ${from.render(ctx)}`;
     for (const join of joins) text += ` JOIN ${join.table.render()} ON ${join.on.map((c) => c.render(ctx)).join(' AND ')}`;
@@ -225,7 +255,10 @@ export class Union implements SqlNode {
 
 /** An expression with a column name: `count(*) AS n`. */
 export class Aliased implements SqlNode {
-  constructor(readonly expr: SqlNode, readonly name: string) {}
+  constructor(
+    readonly expr: SqlNode,
+    readonly name: string,
+  ) {}
   render(ctx: SqlContext): string {
     return `${this.expr.render(ctx)} AS ${this.name}`;
   }
