@@ -33,7 +33,10 @@ import { createSearchIndexer } from './search/indexer';
 import { SearchService } from './search/searchService';
 import { searchParametersFor } from './fhir/searchParameters';
 import { TtlCache } from './store/ttlCache';
-import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from './aggregator/access';
+import { accessFilter as accessFilterFor, CallerAccessLoader } from './aggregator/access';
+import { BreakGlass } from './consent/breakGlass';
+import { ConsentRegistry } from './consent/consentRegistry';
+import { PatientControls } from './consent/patientControls';
 import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { createOutboxHook, requeueStore } from './aggregator/outbox';
@@ -78,8 +81,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       : undefined;
   const serviceDeps: FhirServiceDeps = { repo, validator, search, admission };
   const aggregator = new Aggregator(repo);
-  const identities = new CallerIdentities(db.sql);
-  const grants = new ConsentGrants(db.sql);
+  // Read per request, never cached: a grant, revoke or freeze counts on the next request.
+  const callerAccess = new CallerAccessLoader(db.sql);
+  const grants = new ConsentRegistry(db.sql, repo);
+  const breakGlass = new BreakGlass({ sql: db.sql, repo, tokens, seconds: config.breakGlassSeconds });
+  const patientControls = new PatientControls({ consents: grants, breakGlass });
 
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
@@ -160,6 +166,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const admin = new AdminService({
     tenancy,
     grants,
+    breakGlassEvents: (patientId) => breakGlass.list(patientId),
     tokens,
     requeueEndpoint: (id) => requeueStore(db.sql, id),
     onEndpointChanged: (id) => endpoints.delete(id),
@@ -202,7 +209,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     tokens,
     revoked,
     endpoint: (id) => endpoints.get(id),
-    aggregatedFilter: async (caller) => accessFilterFor(await identities.get(caller.customerId as string)),
+    aggregatedFilter: async (caller) => accessFilterFor(await callerAccess.load(caller)),
     supported: aggregator.supported,
     publicUrl: () => config.publicUrl,
   });
@@ -217,6 +224,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       loaders: createLoaders(source),
       origin: new WeakMap(),
       defaultEndpoint,
+      consent: patientControls.for(caller),
       aggregation: {
         // The same checks as REST: the caller must be able to read the aggregated resource / own the endpoint.
         aggregation: async (type, id) => {
@@ -235,7 +243,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       throw unauthorized('The admin token cannot read FHIR data: use a token from /oauth2/token');
     };
     const source = { read: refuse, readMany: refuse, search: refuse, create: refuse, update: refuse, delete: refuse };
-    return { source, loaders: createLoaders(source), origin: new WeakMap(), admin: adminOps(admin) };
+    const adminCaller: Caller = { family: 'admin', clientId: 'admin', scopes: [], admin: true };
+    return { source, loaders: createLoaders(source), origin: new WeakMap(), admin: adminOps(admin), consent: patientControls.for(adminCaller) };
   };
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);

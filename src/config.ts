@@ -40,6 +40,8 @@ export interface Config {
   graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
   /** Browser origins allowed by CORS (CORS_ORIGINS, comma-separated exact origins, or `*`); none by default. */
   corsOrigins: string[];
+  /** How long a break-the-glass access (and its token) lasts, in seconds (BREAK_THE_GLASS_SECONDS, default 4 hours). */
+  breakGlassSeconds: number;
 }
 
 export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -174,6 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sandbox: read.flag('GRAPHQL_SANDBOX', !production),
     },
     corsOrigins: read.origins('CORS_ORIGINS'),
+    breakGlassSeconds: read.int('BREAK_THE_GLASS_SECONDS', 4 * 60 * 60, 1),
     aggregationConcurrency: concurrency || undefined,
     aggregationThread: read.flag('AGGREGATION_THREAD', true),
     aggregationBatchSize: read.int('AGGREGATION_BATCH_SIZE', 100, 1),

@@ -18,6 +18,12 @@ export interface TokenSubject {
   clientId: string;
   customerId: string;
   scopes: string[];
+  /** What the client acts as and for (claims `org`, `team`, `practitioner`, `patient`, `btg`; see Caller). */
+  organizationId?: string;
+  teamId?: string;
+  practitionerId?: string;
+  patientId?: string;
+  breakGlass?: { patientId: string; reason: string; until: number };
 }
 
 /** The access token response of RFC 6749 §5.1. */
@@ -54,6 +60,11 @@ interface AccessTokenClaims {
   jti: string;
   iat: number;
   exp: number;
+  org?: string;
+  team?: string;
+  practitioner?: string;
+  patient?: string;
+  btg?: { patient: string; reason: string; until: number };
 }
 
 const PATHS: Record<TokenFamily, { issuer: string; audience: string }> = {
@@ -103,8 +114,10 @@ export class TokenService {
     return `${this.issuer(family)}/token`;
   }
 
-  issue(family: TokenFamily, subject: TokenSubject): IssuedToken {
+  /** `ttlSeconds` overrides the token's life (a break-the-glass token lives for its window). */
+  issue(family: TokenFamily, subject: TokenSubject, options: { ttlSeconds?: number } = {}): IssuedToken {
     const iat = Math.floor(this.now() / 1000);
+    const ttl = Math.max(1, Math.floor(options.ttlSeconds ?? this.ttlSeconds));
     const claims: AccessTokenClaims = {
       sub: subject.clientId,
       client_id: subject.clientId,
@@ -112,7 +125,12 @@ export class TokenService {
       scope: subject.scopes.join(' '),
       jti: randomUUID(),
       iat,
-      exp: iat + this.ttlSeconds,
+      exp: iat + ttl,
+      ...(subject.organizationId ? { org: subject.organizationId } : {}),
+      ...(subject.teamId ? { team: subject.teamId } : {}),
+      ...(subject.practitionerId ? { practitioner: subject.practitionerId } : {}),
+      ...(subject.patientId ? { patient: subject.patientId } : {}),
+      ...(subject.breakGlass ? { btg: { patient: subject.breakGlass.patientId, reason: subject.breakGlass.reason, until: subject.breakGlass.until } } : {}),
     };
     const accessToken = jwt.sign(claims, this.keys[family], {
       algorithm: 'HS256',
@@ -120,7 +138,7 @@ export class TokenService {
       audience: this.audience(family),
       header: { alg: 'HS256', typ: 'at+jwt' },
     });
-    return { access_token: accessToken, token_type: 'Bearer', expires_in: this.ttlSeconds, scope: claims.scope };
+    return { access_token: accessToken, token_type: 'Bearer', expires_in: ttl, scope: claims.scope };
   }
 
   /** The caller a token speaks for; throws a 401 OperationOutcomeError for any token this family did not issue or that has expired. */
@@ -162,8 +180,24 @@ export class TokenService {
       scopes: payload.scope.split(' ').filter((s) => s !== ''),
       admin: false,
       expiresAt: payload.exp,
+      ...optionalClaims(payload),
     };
   }
+}
+
+/** The access-model claims a token may carry, onto the Caller (only well-formed ones: we signed them). */
+function optionalClaims(payload: jwt.JwtPayload): Partial<Caller> {
+  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  const out: Partial<Caller> = {};
+  if (text(payload.org)) out.organizationId = payload.org;
+  if (text(payload.team)) out.teamId = payload.team;
+  if (text(payload.practitioner)) out.practitionerId = payload.practitioner;
+  if (text(payload.patient)) out.patientId = payload.patient;
+  const btg = payload.btg as { patient?: unknown; reason?: unknown; until?: unknown } | undefined;
+  if (btg && text(btg.patient) && typeof btg.reason === 'string' && typeof btg.until === 'number') {
+    out.breakGlass = { patientId: btg.patient as string, reason: btg.reason, until: btg.until };
+  }
+  return out;
 }
 
 /** RFC 6750 §3: a refused bearer token says why in `WWW-Authenticate`. */

@@ -1,6 +1,8 @@
 import { defaultScopes } from '../access/scopes';
 import type { IssuedToken, TokenService } from '../access/tokens';
-import type { ConsentGrants, Grant } from '../aggregator/access';
+import type { BreakGlassEvent } from '../consent/breakGlass';
+import type { ConsentInput, ConsentRegistry } from '../consent/consentRegistry';
+import type { ConsentRecord } from '../consent/consentResource';
 import type { Lag } from '../aggregator/worker';
 import { conflict, notFound, OperationOutcomeError, operationOutcome, badRequest } from '../fhir/outcome';
 import type { ClientRecord, CustomerRecord, EndpointChanges, EndpointRecord, NewClient, TenancyRepository } from '../store/tenancyRepository';
@@ -9,7 +11,6 @@ import {
   familyField,
   fhirVersionField,
   idField,
-  labelField,
   millisecondsField,
   nameField,
   onlyFields,
@@ -27,7 +28,9 @@ import {
  */
 export interface AdminServiceDeps {
   tenancy: TenancyRepository;
-  grants?: Pick<ConsentGrants, 'grant' | 'revoke' | 'list'>;
+  grants?: Pick<ConsentRegistry, 'grant' | 'revoke' | 'list' | 'withdrawAll' | 'setFrozen' | 'accessSettings'>;
+  /** A patient's break-the-glass events, for the admin to list. */
+  breakGlassEvents?: (patientId: string) => Promise<BreakGlassEvent[]>;
   /** Mints short-lived FHIR tokens for the admin's own tools (the bulk importer). */
   tokens?: TokenService;
   /**
@@ -67,7 +70,7 @@ export interface ClientFields {
   scopes: string | string[];
 }
 
-export type ConsentFields = Grant;
+export type ConsentFields = Required<ConsentInput>;
 
 /** An endpoint after an update, with how many of its resources were queued to be re-aggregated (0 when none). */
 export interface UpdatedEndpoint extends EndpointRecord {
@@ -190,16 +193,33 @@ export class AdminService {
 
   // Consents
 
-  grantConsent(input: Untrusted<ConsentFields>): Promise<Grant> {
+  grantConsent(input: Untrusted<ConsentFields>): Promise<ConsentRecord> {
     return this.grants().grant(consentOf(input));
   }
 
-  async revokeConsent(input: Untrusted<ConsentFields>): Promise<{ revoked: boolean }> {
+  revokeConsent(input: Untrusted<ConsentFields>): Promise<{ revoked: boolean; consent?: ConsentRecord }> {
     return this.grants().revoke(consentOf(input));
   }
 
-  listConsents(patientId?: unknown): Promise<Grant[]> {
-    return this.grants().list(optionalId(patientId, 'patientId'));
+  listConsents(filter: { patientId?: unknown; grantee?: unknown } = {}): Promise<ConsentRecord[]> {
+    return this.grants().list(filter);
+  }
+
+  /** Everything a patient shares, withdrawn at once (every consent inactive). */
+  withdrawConsents(patientId: unknown): Promise<ConsentRecord[]> {
+    return this.grants().withdrawAll(patientId);
+  }
+
+  /** A patient's own access: frozen or not (`frozen` absent: just read it). */
+  async patientAccess(patientId: unknown, input?: Untrusted<{ frozen: boolean }>): Promise<{ patientId: string; frozen: boolean; breakGlass: BreakGlassEvent[] }> {
+    let settings;
+    if (input !== undefined) {
+      onlyFields(input, ['frozen']);
+      settings = await this.grants().setFrozen(patientId, input.frozen);
+    } else {
+      settings = await this.grants().accessSettings(patientId);
+    }
+    return { ...settings, breakGlass: this.deps.breakGlassEvents ? await this.deps.breakGlassEvents(settings.patientId) : [] };
   }
 
   // Aggregation housekeeping
@@ -237,7 +257,8 @@ export class AdminService {
   }
 }
 
-function consentOf(input: Untrusted<ConsentFields>): Grant {
+/** Unknown fields are refused here; the registry validates the values (the same words for every door). */
+function consentOf(input: Untrusted<ConsentFields>): ConsentInput {
   onlyFields(input, ['patientId', 'grantee', 'label']);
-  return { patientId: idField(input.patientId, 'patientId'), grantee: idField(input.grantee, 'grantee'), label: labelField(input.label) };
+  return { patientId: input.patientId, grantee: input.grantee, label: input.label };
 }

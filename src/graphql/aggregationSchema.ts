@@ -4,6 +4,7 @@ import type { GraphQLSchema } from 'graphql';
 import { unauthorized } from '../fhir/outcome';
 import type { AggregationView } from '../aggregator/views';
 import { AdminResolver } from './adminSchema';
+import { ConsentResolver } from './consentSchema';
 import type { GraphqlContext } from './fhirSchema';
 
 /**
@@ -72,6 +73,6 @@ class AggregationResolver {
 let built: GraphQLSchema | undefined;
 
 export function buildAggregationSchema(): GraphQLSchema {
-  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver], validate: false });
+  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver, ConsentResolver], validate: false });
   return built;
 }

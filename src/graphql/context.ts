@@ -3,6 +3,7 @@ import type { AdminOps } from './adminSchema';
 import type { AggregationOps } from './aggregationSchema';
 import type { GraphqlDataSource } from './dataSource';
 import type { Loaders } from './loaders';
+import type { PatientControlsFor } from '../consent/patientControls';
 
 /**
  * Where a value the resolvers return came from: the customer endpoint (undefined: the aggregated record)
@@ -24,6 +25,8 @@ export interface GraphqlContext {
   /** Aggregation views (FHIR callers) and admin operations (admin caller), see aggregationSchema.ts. */
   aggregation?: AggregationOps;
   admin?: AdminOps;
+  /** Consent, the patient's own controls and break-the-glass, for this caller (consentSchema.ts). */
+  consent?: PatientControlsFor;
   /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
   slices?: Map<string, string>;
 }

@@ -99,7 +99,11 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
       return grant;
     });
     app.delete('/admin/consents', async (request) => admin.revokeConsent(objectBody(request.body)));
-    app.get('/admin/consents', async (request) => ({ consents: await admin.listConsents(query(request).patientId) }));
+    app.get('/admin/consents', async (request) => ({ consents: await admin.listConsents({ patientId: query(request).patientId, grantee: query(request).grantee }) }));
+    // The patient's own controls, for support staff acting on the patient's request.
+    app.post('/admin/patients/:id/withdraw-consents', async (request) => ({ consents: await admin.withdrawConsents(param(request)) }));
+    app.get('/admin/patients/:id/access', async (request) => admin.patientAccess(param(request)));
+    app.post('/admin/patients/:id/access', async (request) => admin.patientAccess(param(request), objectBody(request.body)));
 
     app.post('/admin/analyze', async () => admin.analyze());
     app.get('/admin/aggregation', async () => admin.aggregationLag());
