@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { actingAs } from '../support/accessModel';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -11,7 +12,7 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
  * - A supplies Observations labelled GENERAL, MENTAL, SOCIAL and one unlabelled, plus `r`, a Patient only A
  *   knows; B supplies SEXUAL, MENTAL, unlabelled, and `q`, a Patient only B knows; G and N each supply
  *   one Observation about a Patient of their own.
- * - P granted A SEXUAL_HEALTH, B GENERAL_HEALTH, G MENTAL_HEALTH, N SOCIAL_CARE.
+ * - P granted the teams A, B, G and N act as SEXUAL_HEALTH, GENERAL_HEALTH, MENTAL_HEALTH and SOCIAL_CARE.
  * - "Panels" (Observation.hasMember) of each label point at their source's Observations, so a visible
  *   resource refers to a hidden one (chains, _include, Reference.resource).
  * - Every Patient's general practitioner is the one merged (shared) Practitioner.
@@ -291,7 +292,9 @@ beforeAll(async () => {
   }
   practitionerId = await aggregatedId(tenants.A, 'Practitioner', 'dr');
   for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) {
-    await server.admin('POST', '/admin/consents', { patientId: patientIds.get('p'), grantee: tenants[key].customerId, label: GRANTS[key] });
+    // Each customer's client acts as its team; P grants the team the label.
+    tenants[key] = actingAs(server, tenants[key], { teamId: `team-${key.toLowerCase()}` });
+    await server.admin('POST', '/admin/consents', { patientId: patientIds.get('p'), grantee: `CareTeam/team-${key.toLowerCase()}`, label: GRANTS[key] });
   }
   for (const [i, o] of OBSERVATIONS.entries()) {
     targets.set(o.key, {

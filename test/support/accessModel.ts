@@ -32,3 +32,19 @@ export async function addTeam(server: TestServer, team: { id: string; organizati
   else await sql.execute(`INSERT INTO team (id, organization_id) VALUES ($1, $2)`, team.id, team.organizationId);
   for (const p of team.members ?? []) await sql.execute(`INSERT INTO team_member (team_id, practitioner_id) VALUES ($1, $2)`, team.id, p);
 }
+
+/** A new customer's Patient, aggregated: its aggregated id (something for a consent to be about). */
+export async function aggregatedPatient(server: TestServer, nhsNumber: string): Promise<string> {
+  const t = await server.provision({ name: `Patient source ${nhsNumber}`, defaultSourceOrg: 'Organization/org' });
+  const org = { resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: `ORG-${nhsNumber}` }] };
+  const patient = { resourceType: 'Patient', id: 'pat', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhsNumber }] };
+  for (const r of [org, patient]) {
+    const res = await t.fetch(`${r.resourceType}/${r.id}`, { method: 'PUT', body: JSON.stringify(r) });
+    if (res.status >= 300) throw new Error(`${r.resourceType}: ${res.status} ${await res.text()}`);
+  }
+  await server.waitForAggregation();
+  const outcome = (await (await t.fetch('Patient/pat/$aggregation-status')).json()) as { issue?: { diagnostics?: string }[] };
+  const m = /is aggregated as Patient\/([^ .,;]+)/.exec(outcome.issue?.[0]?.diagnostics ?? '');
+  if (!m) throw new Error(`Patient was not aggregated: ${JSON.stringify(outcome)}`);
+  return m[1];
+}
