@@ -42,7 +42,9 @@ export function accessFilter(access: CallerAccess): AccessFilter {
         const granted = `c.patient_id = a.patient_id AND c.status = 'active' AND c.grantee = ANY(${grantees})`;
         any.push(`(a.kind = 'consent' AND a.grantee = ANY(${grantees}))`);
         any.push(`(a.kind = 'copied' AND a.label IS NOT NULL AND EXISTS (SELECT 1 FROM consent c WHERE ${granted} AND a.label = ANY(c.labels)))`);
-        any.push(`(a.kind = 'copied' AND a.label IS NULL AND (SELECT count(DISTINCT l.label) FROM consent c CROSS JOIN LATERAL unnest(c.labels) AS l(label) WHERE ${granted}) = 4)`);
+        any.push(
+          `(a.kind = 'copied' AND a.label IS NULL AND (SELECT count(DISTINCT l.label) FROM consent c CROSS JOIN LATERAL unnest(c.labels) AS l(label) WHERE ${granted}) = 4)`,
+        );
         any.push(`(a.kind = 'patient' AND EXISTS (SELECT 1 FROM consent c WHERE ${granted} AND cardinality(c.labels) > 0))`);
       }
       return `EXISTS (SELECT 1 FROM agg_access a WHERE a.resource_pk = ${r}.pk AND (${any.join('\n      OR ')}))`;

@@ -55,9 +55,7 @@ const event = (r: Row): BreakGlassEvent => ({
 export const DEFAULT_BREAK_GLASS_SECONDS = 4 * 60 * 60;
 
 export class BreakGlass {
-  constructor(
-    private readonly deps: { sql: SqlClient; repo: ResourceRepository; tokens: TokenService; seconds: number; now?: () => number },
-  ) {}
+  constructor(private readonly deps: { sql: SqlClient; repo: ResourceRepository; tokens: TokenService; seconds: number; now?: () => number }) {}
 
   /** Records the emergency and returns a token that opens the patient's record for the window. */
   async assert(caller: Caller, patient: unknown, reason: unknown): Promise<IssuedToken & { breakGlass: BreakGlassEvent }> {
@@ -75,8 +73,16 @@ export class BreakGlass {
     const [row] = await this.deps.sql.query<Row[]>(
       `INSERT INTO break_glass (id, patient_id, client_id, customer_id, organization_id, team_id, practitioner_id, reason, created_at, until)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), to_timestamp($10)) RETURNING *`,
-      `btg-${randomUUID()}`, patientId, caller.clientId, caller.customerId, caller.organizationId ?? null, caller.teamId ?? null,
-      caller.practitionerId ?? null, why, now, until,
+      `btg-${randomUUID()}`,
+      patientId,
+      caller.clientId,
+      caller.customerId,
+      caller.organizationId ?? null,
+      caller.teamId ?? null,
+      caller.practitionerId ?? null,
+      why,
+      now,
+      until,
     );
     const token = this.deps.tokens.issue(
       'fhir',

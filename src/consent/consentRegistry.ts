@@ -75,12 +75,16 @@ export class ConsentRegistry {
     return this.sql.transaction(async (tx) => {
       await tx.execute(
         `INSERT INTO consent (resource_id, patient_id, grantee, labels, status) VALUES ($1, $2, $3, '{}', 'inactive') ON CONFLICT (patient_id, grantee) DO NOTHING`,
-        `consent-${randomUUID()}`, patientId, grantee,
+        `consent-${randomUUID()}`,
+        patientId,
+        grantee,
       );
       const [row] = await tx.query<ConsentRow[]>(
         `UPDATE consent SET labels = ARRAY(SELECT DISTINCT unnest(labels || ARRAY[$3::text]) ORDER BY 1), status = 'active', updated_at = clock_timestamp()
           WHERE patient_id = $1 AND grantee = $2 RETURNING *`,
-        patientId, grantee, label,
+        patientId,
+        grantee,
+        label,
       );
       return this.publish(tx, row);
     });
@@ -96,7 +100,9 @@ export class ConsentRegistry {
         `UPDATE consent SET labels = array_remove(labels, $3::text), updated_at = clock_timestamp(),
                 status = CASE WHEN cardinality(array_remove(labels, $3::text)) = 0 THEN 'inactive' ELSE status END
           WHERE patient_id = $1 AND grantee = $2 AND status = 'active' AND $3::text = ANY(labels) RETURNING *`,
-        patientId, grantee, label,
+        patientId,
+        grantee,
+        label,
       );
       return row ? { revoked: true, consent: await this.publish(tx, row) } : { revoked: false };
     });
@@ -107,7 +113,8 @@ export class ConsentRegistry {
     const patientId = patientIdOf(patientIdInput);
     return this.sql.transaction(async (tx) => {
       const rows = await tx.query<ConsentRow[]>(
-        `UPDATE consent SET status = 'inactive', labels = '{}', updated_at = clock_timestamp() WHERE patient_id = $1 AND status = 'active' RETURNING *`, patientId,
+        `UPDATE consent SET status = 'inactive', labels = '{}', updated_at = clock_timestamp() WHERE patient_id = $1 AND status = 'active' RETURNING *`,
+        patientId,
       );
       const out: ConsentRecord[] = [];
       for (const row of rows) out.push(await this.publish(tx, row));
@@ -119,7 +126,9 @@ export class ConsentRegistry {
     const patientId = filter.patientId === undefined || filter.patientId === null || filter.patientId === '' ? null : patientIdOf(filter.patientId);
     const grantee = filter.grantee === undefined || filter.grantee === null || filter.grantee === '' ? null : granteeReference(filter.grantee);
     const rows = await this.sql.query<ConsentRow[]>(
-      `SELECT * FROM consent WHERE ($1::text IS NULL OR patient_id = $1) AND ($2::text IS NULL OR grantee = $2) ORDER BY patient_id, grantee`, patientId, grantee,
+      `SELECT * FROM consent WHERE ($1::text IS NULL OR patient_id = $1) AND ($2::text IS NULL OR grantee = $2) ORDER BY patient_id, grantee`,
+      patientId,
+      grantee,
     );
     return rows.map(record);
   }
@@ -129,7 +138,9 @@ export class ConsentRegistry {
     const patientId = patientIdOf(patientIdInput);
     if (typeof frozen !== 'boolean') throw badRequest("'frozen' must be true or false", 'frozen');
     await this.sql.execute(
-      `INSERT INTO patient_access (patient_id, frozen) VALUES ($1, $2) ON CONFLICT (patient_id) DO UPDATE SET frozen = $2, updated_at = clock_timestamp()`, patientId, frozen,
+      `INSERT INTO patient_access (patient_id, frozen) VALUES ($1, $2) ON CONFLICT (patient_id) DO UPDATE SET frozen = $2, updated_at = clock_timestamp()`,
+      patientId,
+      frozen,
     );
     return { patientId, frozen };
   }
@@ -152,7 +163,9 @@ export class ConsentRegistry {
     await tx.execute(
       `INSERT INTO agg_access (resource_pk, kind, patient_id, grantee) VALUES ($1::bigint, 'consent', $2, $3)
        ON CONFLICT (resource_pk) DO UPDATE SET kind = 'consent', patient_id = $2, grantee = $3, source_org = NULL, source_customers = '{}', label = NULL`,
-      String(stored.pk), consent.patientId, consent.grantee,
+      String(stored.pk),
+      consent.patientId,
+      consent.grantee,
     );
     return consent;
   }

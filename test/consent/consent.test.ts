@@ -154,7 +154,11 @@ describe('consent to teams and practitioners', () => {
       status: 'active',
       scope: { coding: [{ code: 'patient-privacy' }] },
       patient: { reference: `Patient/${p}` },
-      provision: { type: 'deny', actor: [{ reference: { reference: 'CareTeam/team-gen' } }], provision: [{ type: 'permit', securityLabel: [{ system: LABEL, code: 'GENERAL_HEALTH' }] }] },
+      provision: {
+        type: 'deny',
+        actor: [{ reference: { reference: 'CareTeam/team-gen' } }],
+        provision: [{ type: 'permit', securityLabel: [{ system: LABEL, code: 'GENERAL_HEALTH' }] }],
+      },
     });
     expect(typeof consent.dateTime).toBe('string');
     const byActor = (await (await server.aggregated(team, 'Consent?actor=CareTeam/team-gen&status=active')).json()) as Json;
@@ -166,7 +170,12 @@ describe('consent to teams and practitioners', () => {
     // The patient sees every one of theirs, in REST and GraphQL.
     const patient = actingAs(server, c, { patientId: p });
     const all = (await (await server.aggregated(patient, `Consent?patient=${p}&_count=50`)).json()) as Json;
-    expect(all.entry.map((e: Json) => e.resource.provision.actor[0].reference.reference).sort()).toEqual(['CareTeam/team-all', 'CareTeam/team-gen', 'CareTeam/team-mh', 'Practitioner/prac-1']);
+    expect(all.entry.map((e: Json) => e.resource.provision.actor[0].reference.reference).sort()).toEqual([
+      'CareTeam/team-all',
+      'CareTeam/team-gen',
+      'CareTeam/team-mh',
+      'Practitioner/prac-1',
+    ]);
     const listed = await gql(patient, `{ ConsentList(patient: "${p}") { id status } }`);
     expect(listed.data.ConsentList).toHaveLength(4);
     expect((await gql(c, `{ ConsentList(patient: "${p}") { id } }`)).data.ConsentList).toEqual([]);
