@@ -58,6 +58,8 @@ export class Authorization {
   /** The caller's service on one of its customer's endpoints; 404 for any other endpoint id. */
   async customer(caller: Caller, endpointId: string): Promise<CustomerAccess> {
     const authorised = requireFhirFamily(caller);
+    // A patient-scoped token speaks for one patient: a customer's feed holds everyone's data.
+    if (caller.patientId) throw forbidden('A patient-scoped token reads the aggregated record only (/fhir/aggregated)');
     const endpoint = await this.deps.endpoint(endpointId);
     if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
     // Its owner learns why; to anyone else it stays indistinguishable from a missing one (above).

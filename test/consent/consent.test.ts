@@ -209,6 +209,8 @@ describe('the patient', () => {
     expect(await seen(patient)).toEqual(['p-gen', 'p-mental', 'p-none', 'p-sex', 'p-social']);
     expect((await server.aggregated(patient, `Patient/${p}`)).status).toBe(200);
     expect((await server.aggregated(patient, `Patient/${q}`)).status).toBe(404);
+    // Not through the customer endpoints of the token's customer either: those hold everyone's data.
+    expect((await fetch(`${a.baseUrl}/Observation`, { headers: { authorization: `Bearer ${actingAs(server, a, { patientId: p }).token}` } })).status).toBe(403);
     const gqlSeen = await gql(patient, `{ ObservationList(_count: 50) { id } }`);
     expect(gqlSeen.data.ObservationList).toHaveLength(5);
   });
