@@ -21,3 +21,8 @@ const codegen = path.join(root, 'node_modules/@graphql-codegen/cli/cjs/bin.js');
 if (existsSync(codegen)) run([codegen, '--config', 'codegen.yml', '--silent']);
 // Compile now, so the first `npm start` and every `npm run admin` run JavaScript at once (see build.js).
 if (existsSync(path.join(root, 'node_modules/typescript'))) run([path.join(__dirname, 'build.js'), '--if-stale']);
+// Digest the large FHIR StructureDefinition bundles once (src/fhir/definitionDigest.ts), so starts skip their prose.
+const definitions = path.join(root, 'dist/src/fhir/definitions.js');
+if (existsSync(definitions)) {
+  run(['-e', `const d = require(${JSON.stringify(definitions)}); d.readR4Definition('profiles-types.json'); d.readR4Definition('profiles-resources.json');`]);
+}

