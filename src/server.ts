@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const { applied } = await migrate(db);
   // Compile the R4 schema now, not on the first write.
   warmValidation('R4');
-  const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, env: process.env });
+  const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, longestTtlSeconds: config.breakGlassSeconds, env: process.env });
   const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });
   const app = await buildApp({ config, db, tenancy: new TenancyRepository(db.prisma), tokens, adminToken: admin.token });
   if (applied.length) app.log.info({ applied }, 'applied migrations');
