@@ -95,7 +95,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Read per request, never cached: a grant, revoke or freeze counts on the next request.
   const callerAccess = new CallerAccessLoader(db.sql);
   const grants = new ConsentRegistry(db.sql, repo, audit);
-  const breakGlass = new BreakGlass({ sql: db.sql, repo, tokens, seconds: config.breakGlassSeconds });
+  const breakGlass = new BreakGlass({ sql: db.sql, repo, tokens, seconds: config.breakGlassSeconds, audit });
   const patientControls = new PatientControls({ consents: grants, breakGlass });
 
   const app = Fastify({
@@ -171,7 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
   const nhsLogin = config.nhsLogin ? { idTokens: await NhsLoginIdTokens.create(config.nhsLogin), patientsByNhsNumber: patientsByNhsNumber(db.sql) } : undefined;
-  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit }));
+  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit, breakGlass }));
   await app.register(wellKnownRoutes({ tokens, publicUrl: () => config.publicUrl }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.
@@ -231,7 +231,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     publicUrl: () => config.publicUrl,
     audit,
   });
-  const callerOf = (request: FastifyRequest): Caller => ({ ...authorization.authenticate(request.headers.authorization), address: request.ip });
+  const callerOf = (request: FastifyRequest): Promise<Caller> => authorization.authenticateRequest(request.headers.authorization, request.ip);
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
   const views = new AggregationViews(db.sql);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
@@ -280,7 +280,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);
     if (token && isAdminToken(token, deps.adminToken)) return adminContext();
-    return graphqlContext(callerOf(request));
+    return graphqlContext(await callerOf(request));
   });
 
   await app.register(async (scope) => {
@@ -299,7 +299,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
       fhirVersion: (ctx) => ctx.fhirVersion ?? 'R4',
       context: async (request: FastifyRequest) => {
-        const caller = callerOf(request);
+        const caller = await callerOf(request);
         const { endpointId } = request.params as { endpointId: string };
         const { endpoint, service, baseUrl } = await authorization.customer(caller, endpointId);
         return {
@@ -334,7 +334,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       routes: aggregatedRoutes(),
       metadata: async () => aggregatedCapability(),
       context: async (request: FastifyRequest) => {
-        const caller = callerOf(request);
+        const caller = await callerOf(request);
         const { service } = await authorization.aggregated(caller);
         return {
           service,

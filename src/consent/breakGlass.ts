@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Caller } from '../access/caller';
 import type { IssuedToken, TokenService } from '../access/tokens';
 import { AGGREGATED_STORE } from '../aggregator/outbox';
-import { badRequest, forbidden, notFound } from '../fhir/outcome';
+import { NO_AUDIT, type AuditSink } from '../audit/auditLog';
+import { badRequest, forbidden, notFound, OperationOutcomeError } from '../fhir/outcome';
 import type { ResourceRepository } from '../store/resourceRepository';
 import type { SqlClient } from '../store/sql';
 import { patientIdOf } from './consentRegistry';
@@ -11,7 +12,9 @@ import { patientIdOf } from './consentRegistry';
  * Break-the-glass (issue 13 item 4): a clinician's client asserts an emergency for one patient with a reason
  * and gets a token carrying the `btg` claim; the access filter opens every label of that patient until the
  * window (BREAK_THE_GLASS_SECONDS, default 4 hours) ends, and the token lives exactly that window.
- * Every assertion is recorded, so the patient can list them afterwards.
+ * Two doors ask for it: the GraphQL `breakTheGlass` mutation and the token endpoint's `break_glass`
+ * parameters. Every assertion is recorded, so the patient can list them afterwards, and audited (BALP
+ * purpose of use BTG with the reason); a refused one is audited with its outcome too.
  */
 export interface BreakGlassEvent {
   id: string;
@@ -55,10 +58,48 @@ const event = (r: Row): BreakGlassEvent => ({
 export const DEFAULT_BREAK_GLASS_SECONDS = 4 * 60 * 60;
 
 export class BreakGlass {
-  constructor(private readonly deps: { sql: SqlClient; repo: ResourceRepository; tokens: TokenService; seconds: number; now?: () => number }) {}
+  constructor(private readonly deps: { sql: SqlClient; repo: ResourceRepository; tokens: TokenService; seconds: number; audit?: AuditSink; now?: () => number }) {}
 
   /** Records the emergency and returns a token that opens the patient's record for the window. */
   async assert(caller: Caller, patient: unknown, reason: unknown): Promise<IssuedToken & { breakGlass: BreakGlassEvent }> {
+    const audit = this.deps.audit ?? NO_AUDIT;
+    let result: IssuedToken & { breakGlass: BreakGlassEvent };
+    try {
+      result = await this.assertNow(caller, patient, reason);
+    } catch (err) {
+      if (err instanceof OperationOutcomeError) {
+        const named = typeof patient === 'string' ? patient.replace(/^Patient\//, '') : '';
+        await audit.record({
+          subtype: 'break-the-glass',
+          caller: { ...caller, breakGlass: undefined },
+          patients: /^[A-Za-z0-9\-.]{1,64}$/.test(named) ? [named] : [],
+          status: err.status,
+          detail: err.message,
+        });
+      }
+      throw err;
+    }
+    const event = result.breakGlass;
+    await audit.record({
+      subtype: 'break-the-glass',
+      caller: { ...caller, breakGlass: { patientId: event.patientId, reason: event.reason, until: Date.parse(event.until) / 1000 } },
+      store: AGGREGATED_STORE,
+      resources: [{ type: 'Patient', id: event.patientId }],
+      entities: [
+        {
+          type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+          description: `break-the-glass until ${event.until}`,
+          detail: [
+            { type: 'reason', valueString: event.reason },
+            { type: 'until', valueString: event.until },
+          ],
+        },
+      ],
+    });
+    return result;
+  }
+
+  private async assertNow(caller: Caller, patient: unknown, reason: unknown): Promise<IssuedToken & { breakGlass: BreakGlassEvent }> {
     if (caller.family !== 'fhir' || caller.admin || !caller.customerId || caller.patientId) {
       throw forbidden('Break-the-glass needs a clinical client token from /oauth2/token');
     }

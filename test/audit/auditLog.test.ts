@@ -1,3 +1,4 @@
+import { aggregatedPatient } from '../support/accessModel';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -132,9 +133,15 @@ test('each entry of a transaction Bundle is audited, and a consent change too', 
   const writes = (await byClient()).filter((e) => e.subtype[0].code === 'create').flatMap(references);
   expect(writes).toEqual(expect.arrayContaining(['Patient/tx-p/_history/1', 'Practitioner/tx-dr/_history/1']));
 
-  await server.admin('POST', '/admin/consents', { patientId: 'agg-patient-1', grantee: tenant.customerId, label: 'MENTAL_HEALTH' });
-  const consent = await auditEvents('patient=agg-patient-1');
-  expect(consent.map((e) => [e.subtype[0].code, e.action, e.outcome])).toEqual([['consent-grant', 'C', '0']]);
+  const patientId = await aggregatedPatient(server, '9000000777');
+  await server.admin('POST', '/admin/consents', { patientId, grantee: 'team-audited', label: 'MENTAL_HEALTH' });
+  await expect(server.admin('POST', '/admin/consents', { patientId, grantee: 'team-audited', label: 'ALL' })).rejects.toThrow(/400/);
+  const consent = await auditEvents(`patient=${patientId}`);
+  // Newest first: the refused grant (the caller's failure, 4), then the grant.
+  expect(consent.map((e) => [e.subtype[0].code, e.action, e.outcome])).toEqual([
+    ['consent-grant', 'C', '4'],
+    ['consent-grant', 'C', '0'],
+  ]);
 });
 
 test('a GraphQL query leaves one event per service call it makes, naming what it returned', async () => {
