@@ -211,3 +211,21 @@ test('AUDIT=off records nothing', async () => {
     await quiet.close();
   }
 });
+
+test('refusals before any service are audited: a bad token (401), another customer’s endpoint (404), a missing scope (403)', async () => {
+  const since = new Date().toISOString();
+  const other = await server.provision({ name: 'Other customer' });
+  expect((await fetch(`${server.url}/fhir/aggregated/Patient`, { headers: { authorization: 'Bearer not-a-token' } })).status).toBe(401);
+  expect((await tenant.fetch(`${other.baseUrl}/Patient`)).status).toBe(404);
+  const narrow = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: tenant.customerId, family: 'fhir', scopes: 'system/Patient.rs' });
+  const narrowToken = await server.token(narrow.client_id, narrow.client_secret);
+  expect((await fetch(`${tenant.baseUrl}/Observation`, { headers: { authorization: `Bearer ${narrowToken}` } })).status).toBe(403);
+
+  const anonymous = await auditEvents(`agent=anonymous&date=ge${since}`);
+  expect(anonymous.map((e) => [e.subtype[0].code, e.outcome])).toEqual([['access-refused', '4']]);
+  const foreign = (await byClient(`&date=ge${since}`)).filter((e) => e.subtype[0].code === 'access-refused');
+  expect(foreign.map((e) => e.outcome)).toEqual(['4']);
+  expect(foreign[0].agent[0].network?.address).toBe('127.0.0.1');
+  const scope = await auditEvents(`agent=${narrow.client_id}&date=ge${since}`);
+  expect(scope.filter((e) => e.outcome === '4').map((e) => e.subtype[0].code)).toEqual(['search-type']);
+});
