@@ -16,8 +16,9 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
  * - "Panels" (Observation.hasMember) of each label point at their source's Observations, so a visible
  *   resource refers to a hidden one (chains, _include, Reference.resource).
  * - Every Patient's general practitioner is the one merged (shared) Practitioner.
- * - Two more callers: P itself (a patient-scoped token: all of P, nothing else) and G's client holding
- *   break-the-glass on P (its own data and all of P).
+ * - Three more callers: P itself (a patient-scoped token: all of P, nothing else), G's client holding
+ *   break-the-glass on P (its own data and all of P), and N's client acting as a practitioner to whom P
+ *   granted GENERAL_HEALTH (N's own data and P's GENERAL_HEALTH).
  */
 const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
 const LABEL = 'http://fhir.patientsknowbest.com/codesystem/privacy-label';
@@ -25,8 +26,8 @@ const GP = 'https://example.org/gp';
 const CODE = 'urn:x';
 type Json = Record<string, any>;
 type CallerKey = 'A' | 'B' | 'G' | 'N';
-/** The customers' clients, plus P's own patient-scoped token and G's client with break-the-glass on P. */
-type Viewer = CallerKey | 'P' | 'X';
+/** The customers' clients (each acting as its team), P's own patient-scoped token, G's client with break-the-glass on P, N's client acting as a practitioner. */
+type Viewer = CallerKey | 'P' | 'X' | 'D';
 type Label = 'GENERAL_HEALTH' | 'MENTAL_HEALTH' | 'SEXUAL_HEALTH' | 'SOCIAL_CARE';
 
 interface ObsSpec {
@@ -73,11 +74,14 @@ const PATIENTS: Record<CallerKey, { id: string; nhs: string }[]> = {
   N: [{ id: 't', nhs: '9000000005' }],
 };
 const GRANTS: Record<CallerKey, Label> = { A: 'SEXUAL_HEALTH', B: 'GENERAL_HEALTH', G: 'MENTAL_HEALTH', N: 'SOCIAL_CARE' };
+/** What P granted the practitioner N's client D acts as. */
+const PRACTITIONER_GRANT: Label = 'GENERAL_HEALTH';
 
 /** DESIGN §4 as the expectation: own source, a granted label on P, or (unlabelled) all four labels; P sees all of P; break-the-glass opens P. */
 function visible(caller: Viewer, o: ObsSpec): boolean {
   if (caller === 'P') return o.patient === 'p';
   if (caller === 'X') return o.source === 'G' || o.patient === 'p';
+  if (caller === 'D') return o.source === 'N' || (o.patient === 'p' && o.label === PRACTITIONER_GRANT);
   if (o.source === caller) return true;
   if (o.patient !== 'p') return false;
   return o.label !== undefined && GRANTS[caller] === o.label;
@@ -110,6 +114,11 @@ const CALLERS: { key: Viewer; name: string; data: Record<string, string> }[] = [
     data: { 'own record': 'B_mental', 'own record unlabelled': 'A_none', 'other patient': 'B_q', "other patient of the token's customer": 'A_r' },
   },
   { key: 'X', name: 'break-the-glass on P', data: { 'own source': 'G_own', 'labelled not granted': 'A_gen', unlabelled: 'B_none', 'other patient': 'B_q' } },
+  {
+    key: 'D',
+    name: 'practitioner granted a label',
+    data: { 'own source': 'N_own', 'labelled granted': 'A_gen', 'labelled not granted': 'A_mental', unlabelled: 'A_none', 'other patient': 'B_q' },
+  },
 ];
 
 /** What a probe is about: the resource's aggregated id and its unique search values (or a ghost's). */
@@ -359,6 +368,8 @@ beforeAll(async () => {
     tenants[key] = actingAs(server, tenants[key], { teamId: `team-${key.toLowerCase()}` });
     await server.admin('POST', '/admin/consents', { patientId: patientIds.get('p'), grantee: `CareTeam/team-${key.toLowerCase()}`, label: GRANTS[key] });
   }
+  tenants.D = actingAs(server, tenants.N, { practitionerId: 'prac-d' });
+  await server.admin('POST', '/admin/consents', { patientId: patientIds.get('p'), grantee: 'Practitioner/prac-d', label: PRACTITIONER_GRANT });
   // P's own token is minted from A's client: a patient-scoped token gets no source view of its customer.
   tenants.P = actingAs(server, tenants.A, { patientId: patientIds.get('p') });
   tenants.X = actingAs(server, tenants.G, {

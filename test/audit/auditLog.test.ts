@@ -217,7 +217,11 @@ test('refusals before any service are audited: a bad token (401), another custom
   const other = await server.provision({ name: 'Other customer' });
   expect((await fetch(`${server.url}/fhir/aggregated/Patient`, { headers: { authorization: 'Bearer not-a-token' } })).status).toBe(401);
   expect((await tenant.fetch(`${other.baseUrl}/Patient`)).status).toBe(404);
-  const narrow = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: tenant.customerId, family: 'fhir', scopes: 'system/Patient.rs' });
+  const narrow = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', {
+    customerId: tenant.customerId,
+    family: 'fhir',
+    scopes: 'system/Patient.rs',
+  });
   const narrowToken = await server.token(narrow.client_id, narrow.client_secret);
   expect((await fetch(`${tenant.baseUrl}/Observation`, { headers: { authorization: `Bearer ${narrowToken}` } })).status).toBe(403);
 
