@@ -277,4 +277,36 @@ describe('break-the-glass', () => {
     expect((await gql(patient, `mutation { breakTheGlass(patient: "${q}", reason: "curious") { access_token } }`)).errors?.[0].extensions).toMatchObject({ status: 403 });
     expect((await gql(patient, `{ patientAccess(patient: "${q}") { frozen } }`)).errors?.[0].extensions).toMatchObject({ status: 403 });
   });
+
+  test('at the token endpoint: bad break-the-glass parameters are an OAuth invalid_request, nothing recorded', async () => {
+    const before = ((await gql({ token: server.adminToken }, `{ patientAccess(patient: "${p}") { breakGlass { id } } }`)) as Json).data.patientAccess.breakGlass.length;
+    const ask = async (form: Record<string, string>, path = '/oauth2/token') => {
+      const res = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, ...form }).toString(),
+      });
+      return { status: res.status, body: (await res.json()) as Json };
+    };
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ break_glass: 'yes', btg_patient: p, btg_reason: 'why' }, /break_glass must be 'true'/],
+      [{ break_glass: 'true', btg_reason: 'why' }, /btg_patient is required/],
+      [{ break_glass: 'true', btg_patient: p, btg_reason: '   ' }, /btg_reason is required/],
+      [{ btg_patient: p, btg_reason: 'why' }, /break_glass must be 'true'/],
+      [{ break_glass: 'true', btg_patient: 'no-such-patient', btg_reason: 'why' }, /not in the aggregated record/],
+      [{ break_glass: 'true', btg_patient: 'Patient/../x', btg_reason: 'why' }, /not a FHIR id/],
+    ];
+    for (const [form, message] of cases) {
+      const { status, body } = await ask(form);
+      expect({ form, status, error: body.error }).toEqual({ form, status: 400, error: 'invalid_request' });
+      expect(body.error_description).toMatch(message);
+    }
+    const after = ((await gql({ token: server.adminToken }, `{ patientAccess(patient: "${p}") { breakGlass { id } } }`)) as Json).data.patientAccess.breakGlass.length;
+    expect(after).toBe(before);
+    // A good request is recorded and opens the record (with the client's own scopes).
+    const { status, body } = await ask({ break_glass: 'true', btg_patient: p, btg_reason: 'Collapsed at home', scope: 'system/Observation.rs' });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 4 * 60 * 60, scope: 'system/Observation.rs', break_glass_until: expect.any(String) });
+    expect(await seen({ ...c, token: body.access_token })).toEqual(['c-own', 'p-gen', 'p-mental', 'p-none', 'p-sex', 'p-social']);
+  });
 });
