@@ -29,7 +29,6 @@ import { adminRoutes } from './rest/adminRoutes';
 import { oauthRoutes } from './rest/oauthRoutes';
 import { NhsLoginIdTokens } from './access/nhsLoginIdTokens';
 import { patientsByNhsNumber } from './aggregator/patientsByNhsNumber';
-import { patientOwnRecord } from './aggregator/patientOwnRecord';
 import { Authorization } from './service/authorization';
 import type { FhirServiceDeps } from './service/fhirService';
 import type { ResourceValidator, SearchPort } from './service/ports';
@@ -39,7 +38,10 @@ import { createSearchIndexer } from './search/indexer';
 import { SearchService } from './search/searchService';
 import { searchParametersFor } from './fhir/searchParameters';
 import { TtlCache } from './store/ttlCache';
-import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from './aggregator/access';
+import { accessFilter as accessFilterFor, CallerAccessLoader } from './aggregator/access';
+import { BreakGlass } from './consent/breakGlass';
+import { ConsentRegistry } from './consent/consentRegistry';
+import { PatientControls } from './consent/patientControls';
 import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { createOutboxHook, requeueStore } from './aggregator/outbox';
@@ -85,13 +87,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       : undefined;
   const serviceDeps: FhirServiceDeps = { repo, validator, search, admission };
   const aggregator = new Aggregator(repo);
-  const identities = new CallerIdentities(db.sql);
   // Every read, search, history, write, token and consent change is audited unless AUDIT=off (src/audit/).
   const audit: AuditSink = config.audit
     ? new AuditLog(db.sql, { serverUrl: () => config.publicUrl, onError: (err) => app.log.error({ err }, 'the audit log could not be written; requests are refused') })
     : NO_AUDIT;
   const auditEvents = new AuditSearch(db.sql);
-  const grants = new ConsentGrants(db.sql);
+  // Read per request, never cached: a grant, revoke or freeze counts on the next request.
+  const callerAccess = new CallerAccessLoader(db.sql);
+  const grants = new ConsentRegistry(db.sql, repo, audit);
+  const breakGlass = new BreakGlass({ sql: db.sql, repo, tokens, seconds: config.breakGlassSeconds, audit });
+  const patientControls = new PatientControls({ consents: grants, breakGlass });
 
   const app = Fastify({
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
@@ -166,7 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
   const nhsLogin = config.nhsLogin ? { idTokens: await NhsLoginIdTokens.create(config.nhsLogin), patientsByNhsNumber: patientsByNhsNumber(db.sql) } : undefined;
-  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit }));
+  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit, breakGlass }));
   await app.register(wellKnownRoutes({ tokens, publicUrl: () => config.publicUrl }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.
@@ -174,12 +179,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const admin = new AdminService({
     tenancy,
     grants,
+    breakGlassEvents: (patientId) => breakGlass.list(patientId),
     tokens,
     requeueEndpoint: (id) => requeueStore(db.sql, id),
     onEndpointChanged: (id) => endpoints.delete(id),
     aggregation: worker,
     analyze: async () => void (await db.sql.execute('ANALYZE')),
-    audit,
     auditEvents,
   });
   await app.register(adminRoutes({ admin, adminToken: deps.adminToken, publicUrl: config.publicUrl }));
@@ -221,12 +226,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     revoked,
     endpoint: (id) => endpoints.get(id),
     organizationPublicId: (id) => organizationPublicIds.get(id),
-    aggregatedFilter: async (caller) => (caller.patientId !== undefined ? patientOwnRecord(caller.patientId) : accessFilterFor(await identities.get(caller.customerId as string))),
+    aggregatedFilter: async (caller) => accessFilterFor(await callerAccess.load(caller)),
     supported: aggregator.supported,
     publicUrl: () => config.publicUrl,
     audit,
   });
-  const callerOf = (request: FastifyRequest): Caller => ({ ...authorization.authenticate(request.headers.authorization), address: request.ip });
+  const callerOf = (request: FastifyRequest): Promise<Caller> => authorization.authenticateRequest(request.headers.authorization, request.ip);
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
   const views = new AggregationViews(db.sql);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
@@ -243,6 +248,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             myRecordAccess: async (count) => (await auditEvents.find(auditQueryOf({ patient: caller.patientId, ...(count ? { _count: String(count) } : {}) }))).rows.map(summarise),
           }
         : undefined,
+      consent: patientControls.for(caller),
       aggregation: {
         // The same checks as REST: the caller must be able to read the aggregated resource / own the endpoint.
         aggregation: async (type, id) => {
@@ -261,18 +267,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       throw unauthorized('The admin token cannot read FHIR data: use a token from /oauth2/token');
     };
     const source = { read: refuse, readMany: refuse, search: refuse, create: refuse, update: refuse, delete: refuse };
+    const adminCaller: Caller = { family: 'admin', clientId: 'admin', scopes: [], admin: true };
     return {
       source,
       loaders: createLoaders(source),
       origin: new WeakMap(),
       admin: adminOps(admin),
       audit: { auditEvents: async (args) => (await admin.auditEvents(args)).map(summarise) },
+      consent: patientControls.for(adminCaller),
     };
   };
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);
     if (token && isAdminToken(token, deps.adminToken)) return adminContext();
-    return graphqlContext(callerOf(request));
+    return graphqlContext(await callerOf(request));
   });
 
   await app.register(async (scope) => {
@@ -291,7 +299,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
       fhirVersion: (ctx) => ctx.fhirVersion ?? 'R4',
       context: async (request: FastifyRequest) => {
-        const caller = callerOf(request);
+        const caller = await callerOf(request);
         const { endpointId } = request.params as { endpointId: string };
         const { endpoint, service, baseUrl } = await authorization.customer(caller, endpointId);
         return {
@@ -326,7 +334,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       routes: aggregatedRoutes(),
       metadata: async () => aggregatedCapability(),
       context: async (request: FastifyRequest) => {
-        const caller = callerOf(request);
+        const caller = await callerOf(request);
         const { service } = await authorization.aggregated(caller);
         return {
           service,

@@ -44,6 +44,12 @@ export interface Config {
   nhsLogin?: NhsLoginConfig;
   /** AUDIT=off stops the audit log (src/audit/); on by default. */
   audit: boolean;
+  /**
+   * How long a break-the-glass access (and its token) lasts, in seconds (BREAK_THE_GLASS_SECONDS, default
+   * 4 hours; from a minute to a day: an emergency is not a standing grant, and a rotated signing key keeps
+   * verifying this long).
+   */
+  breakGlassSeconds: number;
 }
 
 /** Where NHS Login ID tokens come from and how their signatures are checked. */
@@ -221,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     audit: read.flag('AUDIT', true),
     corsOrigins: read.origins('CORS_ORIGINS'),
+    breakGlassSeconds: read.int('BREAK_THE_GLASS_SECONDS', 4 * 60 * 60, 60, 24 * 60 * 60),
     aggregationConcurrency: concurrency || undefined,
     aggregationThread: read.flag('AGGREGATION_THREAD', true),
     aggregationBatchSize: read.int('AGGREGATION_BATCH_SIZE', 100, 1),

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   // The embedded store gets its own folder beside the admin credential and signing keys.
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite'), poolSize: config.poolSize });
   const { applied } = await migrate(db);
-  const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, env: process.env });
+  const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, longestTtlSeconds: config.breakGlassSeconds, env: process.env });
   const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });
   const app = await buildApp({ config, db, tenancy: new TenancyRepository(db.prisma), tokens, adminToken: admin.token });
   if (applied.length) app.log.info({ applied }, 'applied migrations');

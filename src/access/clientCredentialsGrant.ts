@@ -1,4 +1,6 @@
 import type { AuditSink } from '../audit/auditLog';
+import type { BreakGlass } from '../consent/breakGlass';
+import { OperationOutcomeError } from '../fhir/outcome';
 import type { ClientRecord, TenancyRepository } from '../store/tenancyRepository';
 import type { AssertionJtis } from './assertionJtis';
 import type { TokenFamily } from './caller';
@@ -11,6 +13,8 @@ import type { IssuedToken, TokenService } from './tokens';
 /**
  * The token endpoint of one family, framework-free: the OAuth 2.0 client credentials grant
  * (RFC 6749 §4.4) for clients of that family. Throws OAuthError with the RFC 6749 §5.2 code for every refusal.
+ * A fhir-family request may assert break-the-glass (`break_glass=true`, `btg_patient`, `btg_reason`): the
+ * token then also opens every label of that patient for the window (consent/breakGlass.ts does the rest).
  */
 export interface TokenRequest {
   /** The `Authorization` header, if any. */
@@ -30,7 +34,11 @@ export interface TokenEndpointDeps {
   publicUrl(): string;
   /** Every token issued or refused leaves an audit event; the token is only handed out once it is recorded. */
   audit?: AuditSink;
+  /** Break-the-glass at token request; absent: the parameters are refused. */
+  breakGlass?: Pick<BreakGlass, 'assert'>;
 }
+
+const BREAK_GLASS_PARAMETERS = ['break_glass', 'btg_patient', 'btg_reason'];
 
 const TOKEN_PATHS: Record<TokenFamily, string> = { fhir: '/oauth2/token', legacy: '/legacy/oauth2/token' };
 
@@ -83,6 +91,7 @@ async function grant(deps: TokenEndpointDeps, family: TokenFamily, request: Toke
   const { granted, denied } = grantScopes(requested, client.scopes);
   if (denied.length) throw new OAuthError('invalid_scope', `Not granted to this client: ${denied.join(' ')}`);
 
+  if (BREAK_GLASS_PARAMETERS.some((p) => request.form[p] !== undefined)) return breakTheGlass(deps, family, request, client, granted);
   return deps.tokens.issue(family, {
     clientId: client.clientId,
     customerId: client.customerId,
@@ -91,6 +100,36 @@ async function grant(deps: TokenEndpointDeps, family: TokenFamily, request: Toke
     teamId: client.teamId,
     practitionerId: client.practitionerId,
   });
+}
+
+/** The emergency access token of a client that asserted break-the-glass for one patient, with why. */
+async function breakTheGlass(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest, client: ClientRecord, scopes: string[]): Promise<IssuedToken> {
+  if (request.form.break_glass !== 'true') throw new OAuthError('invalid_request', "break_glass must be 'true', with btg_patient and btg_reason");
+  if (family !== 'fhir' || !deps.breakGlass) throw new OAuthError('invalid_request', 'Break-the-glass is asserted at /oauth2/token (the fhir family) only');
+  if (!request.form.btg_patient) throw new OAuthError('invalid_request', 'btg_patient is required: the aggregated Patient id the emergency is about');
+  if (!request.form.btg_reason?.trim()) throw new OAuthError('invalid_request', 'btg_reason is required: say why the emergency access is needed');
+  try {
+    const { breakGlass, ...issued } = await deps.breakGlass.assert(
+      {
+        family: 'fhir',
+        clientId: client.clientId,
+        customerId: client.customerId ?? undefined,
+        scopes,
+        admin: false,
+        organizationId: client.organizationId ?? undefined,
+        teamId: client.teamId ?? undefined,
+        practitionerId: client.practitionerId ?? undefined,
+        address: request.address,
+      },
+      request.form.btg_patient,
+      request.form.btg_reason,
+    );
+    return { ...issued, break_glass_until: breakGlass.until } as IssuedToken;
+  } catch (err) {
+    // The token endpoint answers in OAuth terms: an unknown patient or a bad reason is an invalid request.
+    if (err instanceof OperationOutcomeError) throw new OAuthError('invalid_request', err.message);
+    throw err;
+  }
 }
 
 /** The client a token request authenticates as (shared by every grant); throws invalid_client. */

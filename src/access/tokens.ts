@@ -57,6 +57,11 @@ export interface TokenServiceOptions {
   /** Absolute base URL of the server, without a trailing slash; issuers and audiences derive from it. */
   publicUrl: string;
   ttlSeconds?: number;
+  /**
+   * The longest life a token may be given (`issue`'s ttlSeconds, e.g. a break-the-glass window): a replaced
+   * key verifies that long after a rotation. Defaults to ttlSeconds.
+   */
+  longestTtlSeconds?: number;
   keys: SigningKeys | SigningKeyFile;
   /** Clock in milliseconds, for tests. */
   now?: () => number;
@@ -66,6 +71,8 @@ export interface CreateTokenServiceOptions {
   publicUrl: string;
   /** Defaults to TOKEN_TTL_SECONDS from `env`, else 300. */
   ttlSeconds?: number;
+  /** See TokenServiceOptions.longestTtlSeconds. */
+  longestTtlSeconds?: number;
   /** Where signing keys are kept between restarts; omitted → keys for this process only. */
   dataDir?: string;
   env?: NodeJS.ProcessEnv;
@@ -95,6 +102,7 @@ const PATHS: Record<TokenFamily, { issuer: string; audience: string }> = {
 
 export class TokenService {
   readonly ttlSeconds: number;
+  readonly longestTtlSeconds: number;
   private readonly publicUrl: string;
   private readonly now: () => number;
   private readonly keyFile?: SigningKeyFile;
@@ -113,6 +121,7 @@ export class TokenService {
     this.publicUrl = options.publicUrl.replace(/\/+$/, '');
     this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
     if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1) throw new Error('token lifetime must be a positive whole number of seconds');
+    this.longestTtlSeconds = Math.max(this.ttlSeconds, options.longestTtlSeconds ?? 0);
     this.now = options.now ?? Date.now;
   }
 
@@ -125,7 +134,7 @@ export class TokenService {
       ttlSeconds = Number(env.TOKEN_TTL_SECONDS);
       if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new Error(`TOKEN_TTL_SECONDS must be a positive integer, got '${env.TOKEN_TTL_SECONDS}'`);
     }
-    return new TokenService({ publicUrl: options.publicUrl, ttlSeconds, keys });
+    return new TokenService({ publicUrl: options.publicUrl, ttlSeconds, longestTtlSeconds: options.longestTtlSeconds, keys });
   }
 
   issuer(family: TokenFamily): string {
@@ -165,17 +174,20 @@ export class TokenService {
     const nowSeconds = Math.floor(this.now() / 1000);
     for (const f of families) {
       const previousKid = this.keys[f].current.kid;
-      const key = await this.keyFile.rotate(f, this.ttlSeconds + CLOCK_SKEW_SECONDS, nowSeconds);
-      rotated.push({ family: f, kid: key.kid, previousKid, previousVerifiesUntil: new Date((nowSeconds + this.ttlSeconds + CLOCK_SKEW_SECONDS) * 1000).toISOString() });
+      const grace = this.longestTtlSeconds + CLOCK_SKEW_SECONDS;
+      const key = await this.keyFile.rotate(f, grace, nowSeconds);
+      rotated.push({ family: f, kid: key.kid, previousKid, previousVerifiesUntil: new Date((nowSeconds + grace) * 1000).toISOString() });
     }
     this.keys = this.keyFile.current;
     this.index();
     return rotated;
   }
 
-  issue(family: TokenFamily, subject: TokenSubject): IssuedToken {
+  /** `ttlSeconds` sets this token's life (a break-the-glass token lives for its window), at most longestTtlSeconds. */
+  issue(family: TokenFamily, subject: TokenSubject, options: { ttlSeconds?: number } = {}): IssuedToken {
     this.reloadIfChanged(ISSUE_RELOAD_INTERVAL_MS, 'issue');
     const iat = Math.floor(this.now() / 1000);
+    const ttl = Math.min(this.longestTtlSeconds, Math.max(1, Math.floor(options.ttlSeconds ?? this.ttlSeconds)));
     const claims: AccessTokenClaims = {
       iss: this.issuer(family),
       aud: this.audience(family),
@@ -185,7 +197,7 @@ export class TokenService {
       scope: subject.scopes.join(' '),
       jti: randomUUID(),
       iat,
-      exp: iat + this.ttlSeconds,
+      exp: iat + ttl,
       ...(subject.organizationId ? { org: subject.organizationId } : {}),
       ...(subject.teamId ? { team: subject.teamId } : {}),
       ...(subject.practitionerId ? { practitioner: subject.practitionerId } : {}),
@@ -197,7 +209,7 @@ export class TokenService {
     const input = `${encode(header)}.${encode(claims)}`;
     // JWS ECDSA signatures are the raw r‖s pair (RFC 7518 §3.4), not DER.
     const signature = signBytes('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
-    return { access_token: `${input}.${signature.toString('base64url')}`, token_type: 'Bearer', expires_in: this.ttlSeconds, scope: claims.scope };
+    return { access_token: `${input}.${signature.toString('base64url')}`, token_type: 'Bearer', expires_in: ttl, scope: claims.scope };
   }
 
   /** The caller a token speaks for; throws a 401 OperationOutcomeError for any token this family did not issue or that has expired. */

@@ -1,9 +1,10 @@
 import { defaultScopes } from '../access/scopes';
 import type { IssuedToken, TokenService } from '../access/tokens';
-import type { ConsentGrants, Grant } from '../aggregator/access';
-import type { AuditSink } from '../audit/auditLog';
 import { auditQueryOf, type AuditRow, type AuditSearch } from '../audit/auditSearch';
 import type { Bundle } from '../fhir/types';
+import type { BreakGlassEvent } from '../consent/breakGlass';
+import type { ConsentInput, ConsentRegistry } from '../consent/consentRegistry';
+import type { ConsentRecord } from '../consent/consentResource';
 import type { Lag } from '../aggregator/worker';
 import { conflict, notFound, OperationOutcomeError, operationOutcome, badRequest } from '../fhir/outcome';
 import type { ClientRecord, CustomerRecord, EndpointChanges, EndpointRecord, NewClient, TenancyRepository } from '../store/tenancyRepository';
@@ -13,7 +14,6 @@ import {
   fhirVersionField,
   idField,
   jwksField,
-  labelField,
   millisecondsField,
   nameField,
   onlyFields,
@@ -33,7 +33,9 @@ import { OrganizationAdmin } from './organizationAdmin';
  */
 export interface AdminServiceDeps {
   tenancy: TenancyRepository;
-  grants?: Pick<ConsentGrants, 'grant' | 'revoke' | 'list'>;
+  grants?: Pick<ConsentRegistry, 'grant' | 'revoke' | 'list' | 'withdrawAll' | 'setFrozen' | 'accessSettings'>;
+  /** A patient's break-the-glass events, for the admin to list. */
+  breakGlassEvents?: (patientId: string) => Promise<BreakGlassEvent[]>;
   /** Mints short-lived FHIR tokens for the admin's own tools (the bulk importer). */
   tokens?: TokenService;
   /**
@@ -46,8 +48,6 @@ export interface AdminServiceDeps {
   aggregation?: { lag(): Promise<Lag>; waitForIdle(timeoutMs?: number): Promise<Lag> };
   /** Refreshes planner statistics (after bulk loads, before autovacuum gets there). */
   analyze?: () => Promise<void>;
-  /** Consent changes leave an audit event (the change is answered only once it is recorded). */
-  audit?: AuditSink;
   /** Searches the audit log (GET /admin/AuditEvent, GraphQL auditEvents). */
   auditEvents?: AuditSearch;
 }
@@ -90,7 +90,7 @@ export interface KeyRotationFields {
   family: string;
 }
 
-export type ConsentFields = Grant;
+export type ConsentFields = Required<ConsentInput>;
 
 /** An endpoint after an update, with how many of its resources were queued to be re-aggregated (0 when none). */
 export interface UpdatedEndpoint extends EndpointRecord {
@@ -239,37 +239,33 @@ export class AdminService {
 
   // Consents
 
-  async grantConsent(input: Untrusted<ConsentFields>): Promise<Grant> {
-    const consent = consentOf(input);
-    const granted = await this.grants().grant(consent);
-    await this.auditConsent('consent-grant', consent);
-    return granted;
+  grantConsent(input: Untrusted<ConsentFields>): Promise<ConsentRecord> {
+    return this.grants().grant(consentOf(input));
   }
 
-  async revokeConsent(input: Untrusted<ConsentFields>): Promise<{ revoked: boolean }> {
-    const consent = consentOf(input);
-    const result = await this.grants().revoke(consent);
-    if (result.revoked) await this.auditConsent('consent-revoke', consent);
-    return result;
+  revokeConsent(input: Untrusted<ConsentFields>): Promise<{ revoked: boolean; consent?: ConsentRecord }> {
+    return this.grants().revoke(consentOf(input));
   }
 
-  private async auditConsent(subtype: 'consent-grant' | 'consent-revoke', consent: Grant): Promise<void> {
-    await this.deps.audit?.record({
-      subtype,
-      caller: { clientId: 'admin' },
-      patients: [consent.patientId],
-      entities: [
-        {
-          type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
-          role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '4', display: 'Domain Resource' },
-          description: `label '${consent.label}' to ${consent.grantee}`,
-          detail: [
-            { type: 'grantee', valueString: consent.grantee },
-            { type: 'label', valueString: consent.label },
-          ],
-        },
-      ],
-    });
+  listConsents(filter: { patientId?: unknown; grantee?: unknown } = {}): Promise<ConsentRecord[]> {
+    return this.grants().list(filter);
+  }
+
+  /** Everything a patient shares, withdrawn at once (every consent inactive). */
+  withdrawConsents(patientId: unknown): Promise<ConsentRecord[]> {
+    return this.grants().withdrawAll(patientId);
+  }
+
+  /** A patient's own access: frozen or not (`frozen` absent: just read it). */
+  async patientAccess(patientId: unknown, input?: Untrusted<{ frozen: boolean }>): Promise<{ patientId: string; frozen: boolean; breakGlass: BreakGlassEvent[] }> {
+    let settings;
+    if (input !== undefined) {
+      onlyFields(input, ['frozen']);
+      settings = await this.grants().setFrozen(patientId, input.frozen);
+    } else {
+      settings = await this.grants().accessSettings(patientId);
+    }
+    return { ...settings, breakGlass: this.deps.breakGlassEvents ? await this.deps.breakGlassEvents(settings.patientId) : [] };
   }
 
   // Audit
@@ -285,10 +281,6 @@ export class AdminService {
   async auditEvents(query: Record<string, unknown>): Promise<AuditRow[]> {
     if (!this.deps.auditEvents) return [];
     return (await this.deps.auditEvents.find(auditQueryOf(query))).rows;
-  }
-
-  listConsents(patientId?: unknown): Promise<Grant[]> {
-    return this.grants().list(optionalId(patientId, 'patientId'));
   }
 
   // Aggregation housekeeping
@@ -326,7 +318,8 @@ export class AdminService {
   }
 }
 
-function consentOf(input: Untrusted<ConsentFields>): Grant {
+/** Unknown fields are refused here; the registry validates the values (the same words for every door). */
+function consentOf(input: Untrusted<ConsentFields>): ConsentInput {
   onlyFields(input, ['patientId', 'grantee', 'label']);
-  return { patientId: idField(input.patientId, 'patientId'), grantee: idField(input.grantee, 'grantee'), label: labelField(input.label) };
+  return { patientId: input.patientId, grantee: input.grantee, label: input.label };
 }

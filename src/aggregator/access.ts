@@ -1,89 +1,88 @@
-import type { SqlClient } from '../store/sql';
-import { badRequest } from '../fhir/outcome';
+import type { Caller } from '../access/caller';
 import type { AccessFilter } from '../service/ports';
-import { TtlCache } from '../store/ttlCache';
-import { PRIVACY_LABELS } from './rules';
+import type { SqlClient } from '../store/sql';
 
 /**
- * Who may see which aggregated resource (DESIGN §4, first cut), as one SQL predicate over the resource row
- * `r`, so search paging, totals, includes and history can never reveal a hidden resource. A caller is a
- * customer plus the organisations it is the source for; it sees
- * - resources whose source is its own (it sent them, or their source organisation is one of its own),
- * - resources whose privacy label the patient granted to it (an unlabelled one needs all four labels),
- * - merged Patients it can see something of, or has a grant from, and the shared merged types.
+ * Who may see which aggregated resource (DESIGN §4), as one SQL predicate over the resource row `r` and its
+ * `agg_access` row `a`, so search paging, totals, includes and history can never reveal a hidden resource.
+ * A caller sees a resource when any of these holds:
+ * - self: it is in the compartment of the patient the (patient-scoped) caller speaks for, unless they froze it;
+ * - source view: the caller's customer supplied it;
+ * - consent: its privacy label is granted by its patient to one of the caller's grantees (its team, or its
+ *   practitioner and their teams, or every team of its organisation); an unlabelled data point needs all four
+ *   labels; a Consent resource is seen by its grantee;
+ * - break-the-glass: it belongs to the patient of the caller's unexpired emergency access;
+ * and anyone sees the shared merged types (Organization, Practitioner, …). A merged Patient is seen by whoever
+ * sees something of that patient or holds a grant from them.
  */
-export function accessFilter(identities: string[]): AccessFilter {
+export interface CallerAccess {
+  /** Source view: the customer whose supplied data the caller sees (absent for a patient-scoped caller). */
+  customerId?: string;
+  /** Consent grantees the caller acts as: `CareTeam/team-…`, `Practitioner/prac-…`. */
+  grantees: string[];
+  /** The patient whose whole compartment the caller sees (self access, not frozen). */
+  selfPatientId?: string;
+  /** The patient an unexpired break-the-glass opens. */
+  breakGlassPatientId?: string;
+}
+
+export function accessFilter(access: CallerAccess): AccessFilter {
   return {
     condition: (r, bind) => {
-      const ids = `${bind(identities)}::text[]`;
-      return `EXISTS (SELECT 1 FROM agg_access a WHERE a.resource_pk = ${r}.pk AND (
-      a.kind = 'shared'
-      OR a.source_customers && ${ids}
-      OR (a.kind = 'copied' AND (
-        a.source_org = ANY(${ids})
-        OR (a.label IS NOT NULL AND EXISTS (SELECT 1 FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.label = a.label AND g.grantee = ANY(${ids})))
-        OR (a.label IS NULL AND (SELECT count(DISTINCT g.label) FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.grantee = ANY(${ids})) = 4)))
-      OR (a.kind = 'patient' AND (
-        EXISTS (SELECT 1 FROM agg_grant g WHERE g.patient_id = a.patient_id AND g.grantee = ANY(${ids}))
-        OR EXISTS (SELECT 1 FROM agg_access x WHERE x.patient_id = a.patient_id AND x.kind = 'copied' AND (x.source_org = ANY(${ids}) OR x.source_customers && ${ids}))))))`;
+      const any = [`a.kind = 'shared'`];
+      if (access.selfPatientId) any.push(`a.patient_id = ${bind(access.selfPatientId)}`);
+      if (access.breakGlassPatientId) any.push(`(a.kind IN ('copied', 'patient') AND a.patient_id = ${bind(access.breakGlassPatientId)})`);
+      if (access.customerId) {
+        const customer = bind(access.customerId);
+        any.push(`${customer} = ANY(a.source_customers)`);
+        any.push(`(a.kind = 'patient' AND EXISTS (SELECT 1 FROM agg_access x WHERE x.patient_id = a.patient_id AND x.kind = 'copied' AND ${customer} = ANY(x.source_customers)))`);
+      }
+      if (access.grantees.length) {
+        const grantees = `${bind(access.grantees)}::text[]`;
+        const granted = `c.patient_id = a.patient_id AND c.status = 'active' AND c.grantee = ANY(${grantees})`;
+        any.push(`(a.kind = 'consent' AND a.grantee = ANY(${grantees}))`);
+        any.push(`(a.kind = 'copied' AND a.label IS NOT NULL AND EXISTS (SELECT 1 FROM consent c WHERE ${granted} AND a.label = ANY(c.labels)))`);
+        any.push(
+          `(a.kind = 'copied' AND a.label IS NULL AND (SELECT count(DISTINCT l.label) FROM consent c CROSS JOIN LATERAL unnest(c.labels) AS l(label) WHERE ${granted}) = 4)`,
+        );
+        any.push(`(a.kind = 'patient' AND EXISTS (SELECT 1 FROM consent c WHERE ${granted} AND cardinality(c.labels) > 0))`);
+      }
+      return `EXISTS (SELECT 1 FROM agg_access a WHERE a.resource_pk = ${r}.pk AND (${any.join('\n      OR ')}))`;
     },
   };
 }
 
-/** A customer's identities for the filter: itself and the organisations it is the source for. */
-export class CallerIdentities {
-  private readonly cache: TtlCache<string, string[]>;
+/**
+ * A caller's access, read fresh for every request (no cache: a grant, revoke or freeze counts on the next
+ * request). Grantees follow the binding of the client: a team acts with its own grants; a practitioner with
+ * theirs and their teams'; a client bound to neither with its organisation's, the union of its teams'.
+ */
+export class CallerAccessLoader {
+  constructor(
+    private readonly sql: SqlClient,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  constructor(private readonly sql: SqlClient) {
-    this.cache = new TtlCache((customerId) => this.load(customerId), 5_000);
+  async load(caller: Caller): Promise<CallerAccess> {
+    const breakGlassPatientId = caller.breakGlass && caller.breakGlass.until > this.now() / 1000 ? caller.breakGlass.patientId : undefined;
+    if (caller.patientId) {
+      // A patient-scoped token speaks for the patient alone: no source view, no grants of anyone's.
+      const frozen = await this.sql.query<{ frozen: boolean }[]>(`SELECT frozen FROM patient_access WHERE patient_id = $1`, caller.patientId);
+      return { grantees: [], selfPatientId: frozen[0]?.frozen ? undefined : caller.patientId, breakGlassPatientId };
+    }
+    return { customerId: caller.customerId, grantees: await this.grantees(caller), breakGlassPatientId };
   }
 
-  get(customerId: string): Promise<string[]> {
-    return this.cache.get(customerId);
-  }
-
-  private async load(customerId: string): Promise<string[]> {
-    const rows = await this.sql.query<{ org: string }[]>(
-      `SELECT DISTINCT source_org AS org FROM agg_access WHERE kind = 'copied' AND source_org IS NOT NULL AND $1 = ANY(source_customers)`,
-      customerId,
-    );
-    return [customerId, ...rows.map((r) => r.org)];
-  }
-}
-
-export interface Grant {
-  patientId: string;
-  grantee: string;
-  label: string;
-}
-
-/** Consent grants, managed through the admin API (GraphQL later). */
-export class ConsentGrants {
-  constructor(private readonly sql: SqlClient) {}
-
-  private check(grant: Grant): void {
-    if (!grant.patientId) throw badRequest("'patientId' is required", 'patientId');
-    if (!grant.grantee) throw badRequest("'grantee' is required (an aggregated Organization id or a customer id)", 'grantee');
-    if (!(PRIVACY_LABELS as readonly string[]).includes(grant.label)) throw badRequest(`'label' must be one of ${PRIVACY_LABELS.join(', ')}`, 'label');
-  }
-
-  async grant(grant: Grant): Promise<Grant> {
-    this.check(grant);
-    await this.sql.execute(`INSERT INTO agg_grant (patient_id, grantee, label) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, grant.patientId, grant.grantee, grant.label);
-    return grant;
-  }
-
-  async revoke(grant: Grant): Promise<{ revoked: boolean }> {
-    this.check(grant);
-    const n = await this.sql.execute(`DELETE FROM agg_grant WHERE patient_id = $1 AND grantee = $2 AND label = $3`, grant.patientId, grant.grantee, grant.label);
-    return { revoked: n > 0 };
-  }
-
-  async list(patientId?: string): Promise<Grant[]> {
-    const rows = await this.sql.query<{ patient_id: string; grantee: string; label: string }[]>(
-      `SELECT patient_id, grantee, label FROM agg_grant WHERE $1::text IS NULL OR patient_id = $1 ORDER BY patient_id, grantee, label`,
-      patientId ?? null,
-    );
-    return rows.map((r) => ({ patientId: r.patient_id, grantee: r.grantee, label: r.label }));
+  private async grantees(caller: Caller): Promise<string[]> {
+    if (caller.teamId) return [`CareTeam/${caller.teamId}`];
+    if (caller.practitionerId) {
+      const teams = await this.sql.query<{ team_id: string }[]>(`SELECT team_id FROM team_member WHERE practitioner_id = $1`, caller.practitionerId);
+      return [`Practitioner/${caller.practitionerId}`, ...teams.map((t) => `CareTeam/${t.team_id}`)];
+    }
+    if (caller.organizationId) {
+      const teams = await this.sql.query<{ id: string }[]>(`SELECT id FROM team WHERE organization_id = $1`, caller.organizationId);
+      return teams.map((t) => `CareTeam/${t.id}`);
+    }
+    return [];
   }
 }

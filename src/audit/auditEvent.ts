@@ -27,7 +27,9 @@ export type AuditSubtype =
   | 'delete'
   | 'token-issue'
   | 'consent-grant'
-  | 'consent-revoke';
+  | 'consent-revoke'
+  | 'break-the-glass'
+  | 'access-refused';
 
 export type AuditAction = 'C' | 'R' | 'U' | 'D' | 'E';
 /** FHIR R4 AuditEvent.outcome. */
@@ -84,6 +86,8 @@ const ACTION: Record<AuditSubtype, AuditAction> = {
   'token-issue': 'E',
   'consent-grant': 'C',
   'consent-revoke': 'D',
+  'break-the-glass': 'E',
+  'access-refused': 'E',
 };
 
 const REST = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' };

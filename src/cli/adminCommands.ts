@@ -53,7 +53,8 @@ export const OPTIONS: Record<string, string> = {
   practitioner: 'a practitioner id (prac-…)',
   alias: "a team's alias, unique within its organisation (how messages name the team)",
   patient: 'an aggregated Patient id',
-  grantee: 'who is granted: an aggregated Organization id or a customer id',
+  grantee: 'who is granted: a team (team-… or CareTeam/team-…) or a practitioner (prac-… or Practitioner/prac-…)',
+  frozen: "true or false: whether the patient's own access is frozen",
   label: 'privacy label: GENERAL_HEALTH, MENTAL_HEALTH, SEXUAL_HEALTH or SOCIAL_CARE',
   'timeout-ms': 'how long to wait, in milliseconds (default 30000)',
   concurrency: 'requests in flight (default 4)',
@@ -330,26 +331,50 @@ const consent = (o: OptionValues) => ({ patientId: o.patient, grantee: o.grantee
 COMMANDS.push(
   {
     words: ['consent', 'grant'],
-    usage: '--patient ID --grantee ID --label LABEL',
-    summary: "record a patient's consent: a privacy label granted to an organisation or customer",
+    usage: '--patient ID --grantee TEAM|PRACTITIONER --label LABEL',
+    summary: "record a patient's consent: a privacy label granted to a team or a practitioner",
     options: ['patient', 'grantee', 'label'],
     required: ['patient', 'grantee', 'label'],
     run: ({ api, options }) => api.call('POST', '/admin/consents', consent(options)),
   },
   {
     words: ['consent', 'revoke'],
-    usage: '--patient ID --grantee ID --label LABEL',
-    summary: 'withdraw a consent grant',
+    usage: '--patient ID --grantee TEAM|PRACTITIONER --label LABEL',
+    summary: 'revoke one granted label (the Consent turns inactive when none is left)',
     options: ['patient', 'grantee', 'label'],
     required: ['patient', 'grantee', 'label'],
     run: ({ api, options }) => api.call('DELETE', '/admin/consents', consent(options)),
   },
   {
     words: ['consent', 'list'],
-    usage: '[--patient ID]',
-    summary: 'list consent grants, all or one patient’s',
+    usage: '[--patient ID] [--grantee TEAM|PRACTITIONER]',
+    summary: 'list consents, all, one patient’s or one grantee’s',
+    options: ['patient', 'grantee'],
+    run: ({ api, options }) => {
+      const q = new URLSearchParams();
+      if (options.patient) q.set('patientId', options.patient as string);
+      if (options.grantee) q.set('grantee', options.grantee as string);
+      return api.call('GET', `/admin/consents${q.size ? `?${q}` : ''}`);
+    },
+  },
+  {
+    words: ['consent', 'withdraw-all'],
+    usage: '--patient ID',
+    summary: "withdraw all of a patient's sharing at once (every consent inactive)",
     options: ['patient'],
-    run: ({ api, options }) => api.call('GET', `/admin/consents${options.patient ? `?patientId=${encodeURIComponent(options.patient)}` : ''}`),
+    required: ['patient'],
+    run: ({ api, options }) => api.call('POST', `/admin/patients/${encodeURIComponent(options.patient as string)}/withdraw-consents`),
+  },
+  {
+    words: ['consent', 'access'],
+    usage: '--patient ID [--frozen true|false]',
+    summary: "show a patient's own access (frozen, break-the-glass events), or freeze/unfreeze it",
+    options: ['patient', 'frozen'],
+    required: ['patient'],
+    run: ({ api, options }) =>
+      options.frozen === undefined
+        ? api.call('GET', `/admin/patients/${encodeURIComponent(options.patient as string)}/access`)
+        : api.call('POST', `/admin/patients/${encodeURIComponent(options.patient as string)}/access`, { frozen: booleanOption(options.frozen) }),
   },
   {
     words: ['aggregation', 'status'],

@@ -54,7 +54,7 @@ export function adminOps(service: AdminService): AdminOps {
     clientCreate: async (input) => client(await service.createClient(input)),
     clientRevoke: async (clientId) => client(await service.revokeClient(clientId)),
     clientRotateSecret: async (clientId) => client(await service.rotateClientSecret(clientId)),
-    consents: (patientId) => service.listConsents(patientId),
+    consents: (patientId) => service.listConsents({ patientId }),
     consentGrant: (grant) => service.grantConsent(grant),
     consentRevoke: async (grant) => (await service.revokeConsent(grant)).revoked,
     organizations: organizationOps(service.organizations),

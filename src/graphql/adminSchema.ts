@@ -47,11 +47,14 @@ export class ApiClient {
   @Field(() => String, { nullable: true, description: 'Shown once, when the client is created or its secret rotated' }) clientSecret?: string;
 }
 
-@ObjectType()
+@ObjectType({ description: "A patient's consent to one grantee (the FHIR Consent resource `id`)" })
 export class ConsentGrant {
+  @Field(() => ID) id!: string;
   @Field(() => ID) patientId!: string;
-  @Field(() => String) grantee!: string;
-  @Field(() => String) label!: string;
+  @Field(() => String, { description: 'CareTeam/team-… or Practitioner/prac-…' }) grantee!: string;
+  @Field(() => [String]) labels!: string[];
+  @Field(() => String, { description: 'active or inactive' }) status!: string;
+  @Field(() => String, { description: 'ISO 8601 instant of the last change' }) dateTime!: string;
 }
 
 /** What the resolvers need, in GraphQL's shapes; adminOps.ts provides it over the admin service. */
@@ -76,8 +79,8 @@ export interface AdminOps {
   clientRevoke(clientId: string): Promise<ApiClient>;
   clientRotateSecret(clientId: string): Promise<ApiClient>;
   consents(patientId?: string): Promise<ConsentGrant[]>;
-  consentGrant(grant: ConsentGrant): Promise<ConsentGrant>;
-  consentRevoke(grant: ConsentGrant): Promise<boolean>;
+  consentGrant(grant: { patientId: string; grantee: string; label: string }): Promise<ConsentGrant>;
+  consentRevoke(grant: { patientId: string; grantee: string; label: string }): Promise<boolean>;
   organizations: OrganizationOps;
 }
 

@@ -4,6 +4,7 @@ import type { AggregationOps } from './aggregationSchema';
 import type { AuditOps } from './auditSchema';
 import type { GraphqlDataSource } from './dataSource';
 import type { Loaders } from './loaders';
+import type { PatientControlsFor } from '../consent/patientControls';
 
 /**
  * Where a value the resolvers return came from: the customer endpoint (undefined: the aggregated record)
@@ -27,6 +28,8 @@ export interface GraphqlContext {
   admin?: AdminOps;
   /** The audit log: the admin's search, a patient's own record accesses (auditSchema.ts). */
   audit?: AuditOps;
+  /** Consent, the patient's own controls and break-the-glass, for this caller (consentSchema.ts). */
+  consent?: PatientControlsFor;
   /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
   slices?: Map<string, string>;
 }

@@ -104,7 +104,11 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
       return grant;
     });
     app.delete('/admin/consents', async (request) => admin.revokeConsent(objectBody(request.body)));
-    app.get('/admin/consents', async (request) => ({ consents: await admin.listConsents(query(request).patientId) }));
+    app.get('/admin/consents', async (request) => ({ consents: await admin.listConsents({ patientId: query(request).patientId, grantee: query(request).grantee }) }));
+    // The patient's own controls, for support staff acting on the patient's request.
+    app.post('/admin/patients/:id/withdraw-consents', async (request) => ({ consents: await admin.withdrawConsents(param(request)) }));
+    app.get('/admin/patients/:id/access', async (request) => admin.patientAccess(param(request)));
+    app.post('/admin/patients/:id/access', async (request) => admin.patientAccess(param(request), objectBody(request.body)));
 
     // The audit log as FHIR: a searchset Bundle of BALP AuditEvents (patient, date, agent, action, _count).
     app.get('/admin/AuditEvent', async (request, reply) => {

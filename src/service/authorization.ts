@@ -20,6 +20,8 @@ import type { AccessFilter } from './ports';
  * (b) SMART scopes, per interaction and type, inside FhirService (access/scopeGuard.ts);
  * (c) the access predicate: the caller's types and, on aggregated data, what it may see
  *     (aggregator/access.ts), rendered into every row a query touches.
+ * A refusal at (a) — a bad or missing token, a wrong family, someone else's endpoint — is audited here
+ * (`access-refused`, with its status) before it is answered; (b) and later are audited by the service.
  */
 export interface AuthorizationDeps {
   services: FhirServiceDeps;
@@ -62,12 +64,39 @@ export class Authorization {
     return caller;
   }
 
+  /** `authenticate` for a door: a refusal is audited (with the requester's address) before it is thrown. */
+  async authenticateRequest(authorization: string | undefined, address?: string): Promise<Caller> {
+    try {
+      return { ...this.authenticate(authorization), address };
+    } catch (err) {
+      throw await this.refused(err, { clientId: 'anonymous', address }, 'fhir access token');
+    }
+  }
+
+  /** Records a refusal made before any service exists (the service audits its own); returns the error to throw. */
+  private async refused(err: unknown, caller: Pick<Caller, 'clientId' | 'customerId' | 'address'> & Partial<Caller>, what: string): Promise<unknown> {
+    if (err instanceof OperationOutcomeError && this.deps.audit?.enabled) {
+      await this.deps.audit.record({ subtype: 'access-refused', caller: { ...caller, breakGlass: undefined }, type: what, status: err.status, detail: err.message });
+    }
+    return err;
+  }
+
   /**
    * The caller of a legacy-family request (issue 13 item 6): its `legacy` token (401 without one, or with one
    * not valid here), and the organisation it names in `X-Org-Public-Id`, which must be the public id of the
    * organisation its client acts for: 400 when the header is missing or not a UUID, 403 when it names another.
    */
-  async authenticateLegacy(authorization: string | undefined, xOrgPublicId: string | string[] | undefined): Promise<Caller> {
+  async authenticateLegacy(authorization: string | undefined, xOrgPublicId: string | string[] | undefined, address?: string): Promise<Caller> {
+    let caller: Caller | undefined;
+    try {
+      caller = await this.legacyCaller(authorization, xOrgPublicId);
+      return { ...caller, address };
+    } catch (err) {
+      throw await this.refused(err, caller ? { ...caller, address } : { clientId: 'anonymous', address }, 'legacy access token');
+    }
+  }
+
+  private async legacyCaller(authorization: string | undefined, xOrgPublicId: string | string[] | undefined): Promise<Caller> {
     const token = bearerToken(authorization);
     if (!token) throw unauthorized('A bearer token from /legacy/oauth2/token is required');
     const caller = this.deps.tokens.verify('legacy', token);
@@ -91,6 +120,14 @@ export class Authorization {
 
   /** The caller's service on one of its customer's endpoints; 404 for any other endpoint id. */
   async customer(caller: Caller, endpointId: string): Promise<CustomerAccess> {
+    try {
+      return await this.customerNow(caller, endpointId);
+    } catch (err) {
+      throw await this.refused(err, caller, `endpoint ${endpointId}`);
+    }
+  }
+
+  private async customerNow(caller: Caller, endpointId: string): Promise<CustomerAccess> {
     const authorised = requireFhirFamily(caller);
     // A patient app speaks for one patient, whose data it reads on the aggregated record; a customer
     // endpoint holds every patient's data as the customer sent it.
@@ -105,7 +142,12 @@ export class Authorization {
 
   /** The caller's service on the aggregated record, under its access predicate. */
   async aggregated(caller: Caller): Promise<AggregatedAccess> {
-    const authorised = requireFhirFamily(caller);
+    let authorised: AuthorisedCaller;
+    try {
+      authorised = requireFhirFamily(caller);
+    } catch (err) {
+      throw await this.refused(err, caller, 'aggregated record');
+    }
     const accessFilter = await this.deps.aggregatedFilter(caller);
     return {
       baseUrl: `${this.deps.publicUrl()}/fhir/aggregated`,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { actingAs } from '../support/accessModel';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -11,10 +12,13 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
  * - A supplies Observations labelled GENERAL, MENTAL, SOCIAL and one unlabelled, plus `r`, a Patient only A
  *   knows; B supplies SEXUAL, MENTAL, unlabelled, and `q`, a Patient only B knows; G and N each supply
  *   one Observation about a Patient of their own.
- * - P granted A SEXUAL_HEALTH, B GENERAL_HEALTH, G MENTAL_HEALTH, N SOCIAL_CARE.
+ * - P granted the teams A, B, G and N act as SEXUAL_HEALTH, GENERAL_HEALTH, MENTAL_HEALTH and SOCIAL_CARE.
  * - "Panels" (Observation.hasMember) of each label point at their source's Observations, so a visible
  *   resource refers to a hidden one (chains, _include, Reference.resource).
  * - Every Patient's general practitioner is the one merged (shared) Practitioner.
+ * - Three more callers: P itself (a patient-scoped token: all of P, nothing else), G's client holding
+ *   break-the-glass on P (its own data and all of P), and N's client acting as a practitioner to whom P
+ *   granted GENERAL_HEALTH (N's own data and P's GENERAL_HEALTH).
  */
 const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
 const LABEL = 'http://fhir.patientsknowbest.com/codesystem/privacy-label';
@@ -22,6 +26,8 @@ const GP = 'https://example.org/gp';
 const CODE = 'urn:x';
 type Json = Record<string, any>;
 type CallerKey = 'A' | 'B' | 'G' | 'N';
+/** The customers' clients (each acting as its team), P's own patient-scoped token, G's client with break-the-glass on P, N's client acting as a practitioner. */
+type Viewer = CallerKey | 'P' | 'X' | 'D';
 type Label = 'GENERAL_HEALTH' | 'MENTAL_HEALTH' | 'SEXUAL_HEALTH' | 'SOCIAL_CARE';
 
 interface ObsSpec {
@@ -68,15 +74,20 @@ const PATIENTS: Record<CallerKey, { id: string; nhs: string }[]> = {
   N: [{ id: 't', nhs: '9000000005' }],
 };
 const GRANTS: Record<CallerKey, Label> = { A: 'SEXUAL_HEALTH', B: 'GENERAL_HEALTH', G: 'MENTAL_HEALTH', N: 'SOCIAL_CARE' };
+/** What P granted the practitioner N's client D acts as. */
+const PRACTITIONER_GRANT: Label = 'GENERAL_HEALTH';
 
-/** DESIGN §4 first cut, as the expectation: own source, a granted label on P, or (unlabelled) all four labels. */
-function visible(caller: CallerKey, o: ObsSpec): boolean {
+/** DESIGN §4 as the expectation: own source, a granted label on P, or (unlabelled) all four labels; P sees all of P; break-the-glass opens P. */
+function visible(caller: Viewer, o: ObsSpec): boolean {
+  if (caller === 'P') return o.patient === 'p';
+  if (caller === 'X') return o.source === 'G' || o.patient === 'p';
+  if (caller === 'D') return o.source === 'N' || (o.patient === 'p' && o.label === PRACTITIONER_GRANT);
   if (o.source === caller) return true;
   if (o.patient !== 'p') return false;
   return o.label !== undefined && GRANTS[caller] === o.label;
 }
 
-const CALLERS: { key: CallerKey; name: string; data: Record<string, string> }[] = [
+const CALLERS: { key: Viewer; name: string; data: Record<string, string> }[] = [
   {
     key: 'A',
     name: 'owner of the data',
@@ -96,6 +107,17 @@ const CALLERS: { key: CallerKey; name: string; data: Record<string, string> }[] 
     key: 'N',
     name: 'grantee without the label',
     data: { 'own source': 'N_own', 'other source': 'B_q', 'labelled granted': 'A_social', 'labelled not granted': 'A_mental', unlabelled: 'A_none' },
+  },
+  {
+    key: 'P',
+    name: 'the patient (self)',
+    data: { 'own record': 'B_mental', 'own record unlabelled': 'A_none', 'other patient': 'B_q', "other patient of the token's customer": 'A_r' },
+  },
+  { key: 'X', name: 'break-the-glass on P', data: { 'own source': 'G_own', 'labelled not granted': 'A_gen', unlabelled: 'B_none', 'other patient': 'B_q' } },
+  {
+    key: 'D',
+    name: 'practitioner granted a label',
+    data: { 'own source': 'N_own', 'labelled granted': 'A_gen', 'labelled not granted': 'A_mental', unlabelled: 'A_none', 'other patient': 'B_q' },
   },
 ];
 
@@ -128,7 +150,7 @@ interface Door {
 }
 
 let server: TestServer;
-const tenants = {} as Record<CallerKey, Tenant>;
+const tenants = {} as Record<Viewer, Tenant>;
 const targets = new Map<string, Target>();
 let practitionerId = '';
 let ghostSeq = 0;
@@ -342,8 +364,18 @@ beforeAll(async () => {
   }
   practitionerId = await aggregatedId(tenants.A, 'Practitioner', 'dr');
   for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) {
-    await server.admin('POST', '/admin/consents', { patientId: patientIds.get('p'), grantee: tenants[key].customerId, label: GRANTS[key] });
+    // Each customer's client acts as its team; P grants the team the label.
+    tenants[key] = actingAs(server, tenants[key], { teamId: `team-${key.toLowerCase()}` });
+    await server.admin('POST', '/admin/consents', { patientId: patientIds.get('p'), grantee: `CareTeam/team-${key.toLowerCase()}`, label: GRANTS[key] });
   }
+  tenants.D = actingAs(server, tenants.N, { practitionerId: 'prac-d' });
+  await server.admin('POST', '/admin/consents', { patientId: patientIds.get('p'), grantee: 'Practitioner/prac-d', label: PRACTITIONER_GRANT });
+  // P's own token is minted from A's client: a patient-scoped token gets no source view of its customer.
+  tenants.P = actingAs(server, tenants.A, { patientId: patientIds.get('p') });
+  tenants.X = actingAs(server, tenants.G, {
+    teamId: 'team-g',
+    breakGlass: { patientId: patientIds.get('p') as string, reason: 'leak matrix', until: Math.floor(Date.now() / 1000) + 3600 },
+  });
   for (const [i, o] of OBSERVATIONS.entries()) {
     targets.set(o.key, {
       id: await aggregatedId(tenants[o.source], 'Observation', o.key.replace(/_/g, '-')),
@@ -360,7 +392,7 @@ afterAll(() => server?.close());
 
 const spec = (key: string) => OBSERVATIONS.find((o) => o.key === key) as ObsSpec;
 /** A panel visible to the caller that has the resource as a member. */
-const anchorFor = (caller: CallerKey, key: string) => OBSERVATIONS.find((o) => o.members?.includes(key) && visible(caller, o))?.key;
+const anchorFor = (caller: Viewer, key: string) => OBSERVATIONS.find((o) => o.members?.includes(key) && visible(caller, o))?.key;
 
 const cells = DOORS.flatMap((door) =>
   CALLERS.flatMap((caller) =>

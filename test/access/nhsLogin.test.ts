@@ -127,8 +127,7 @@ describe('the exchange', () => {
     const as = (p: string, init: RequestInit = {}) =>
       fetch(`${server.url}${p}`, { ...init, headers: { authorization: `Bearer ${body.access_token}`, 'content-type': 'application/fhir+json' } });
 
-    // Holds with the interim own-Patient filter and must keep holding once the consent work's
-    // patient-compartment predicate replaces it (src/aggregator/patientOwnRecord.ts).
+    // The patient-compartment predicate (src/aggregator/access.ts, self access): its own record, no one else's.
     const own = await as(`/fhir/aggregated/Patient/${annId}`);
     expect(own.status).toBe(200);
     expect(((await own.json()) as Json).identifier).toContainEqual({ system: NHS, value: ANN });

@@ -2,6 +2,7 @@ import { createOutboxHook } from '../../src/aggregator/outbox';
 import type { Resource } from '../../src/fhir/types';
 import { createSearchIndexer } from '../../src/search/indexer';
 import { ResourceRepository } from '../../src/store/resourceRepository';
+import { actingAs } from '../support/accessModel';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -129,7 +130,7 @@ test('MedicationStatements point at the aggregated Patient and carry their sourc
   expect(ms.meta.security).toEqual(expect.arrayContaining([{ system: LABEL, code: 'GENERAL_HEALTH' }]));
 });
 
-test('each customer sees its own data; a consent grant opens the other label', async () => {
+test('each customer sees its own data; a consent grant to its team opens the other label', async () => {
   const texts = async (t: Tenant) =>
     matches(await agg(t, 'MedicationStatement?_total=accurate'))
       .map((s: Json) => s.medicationCodeableConcept.text)
@@ -141,11 +142,15 @@ test('each customer sees its own data; a consent grant opens the other label', a
   expect((await server.aggregated(a, `MedicationStatement/${hidden.id}`)).status).toBe(404);
 
   const patient = matches(await agg(a, `Patient?identifier=${NHS}|9449305552`))[0];
-  await server.admin('POST', '/admin/consents', { patientId: patient.id, grantee: a.customerId, label: 'MENTAL_HEALTH' });
-  expect(await texts(a)).toEqual(['aspirin', 'sertraline']);
-  expect((await server.aggregated(a, `MedicationStatement/${hidden.id}`)).status).toBe(200);
-  await server.admin('DELETE', '/admin/consents', { patientId: patient.id, grantee: a.customerId, label: 'MENTAL_HEALTH' });
+  const team = actingAs(server, a, { teamId: 'team-a' });
+  expect(await texts(team)).toEqual(['aspirin']);
+  await server.admin('POST', '/admin/consents', { patientId: patient.id, grantee: 'CareTeam/team-a', label: 'MENTAL_HEALTH' });
+  expect(await texts(team)).toEqual(['aspirin', 'sertraline']);
+  expect((await server.aggregated(team, `MedicationStatement/${hidden.id}`)).status).toBe(200);
+  // The grant is the team's: the customer's client acting as no one still sees its own data only.
   expect(await texts(a)).toEqual(['aspirin']);
+  await server.admin('DELETE', '/admin/consents', { patientId: patient.id, grantee: 'CareTeam/team-a', label: 'MENTAL_HEALTH' });
+  expect(await texts(team)).toEqual(['aspirin']);
 });
 
 test('an excluded resource shows its reason to its owner only', async () => {

@@ -1,3 +1,4 @@
+import { aggregatedPatient } from '../support/accessModel';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -132,9 +133,15 @@ test('each entry of a transaction Bundle is audited, and a consent change too', 
   const writes = (await byClient()).filter((e) => e.subtype[0].code === 'create').flatMap(references);
   expect(writes).toEqual(expect.arrayContaining(['Patient/tx-p/_history/1', 'Practitioner/tx-dr/_history/1']));
 
-  await server.admin('POST', '/admin/consents', { patientId: 'agg-patient-1', grantee: tenant.customerId, label: 'MENTAL_HEALTH' });
-  const consent = await auditEvents('patient=agg-patient-1');
-  expect(consent.map((e) => [e.subtype[0].code, e.action, e.outcome])).toEqual([['consent-grant', 'C', '0']]);
+  const patientId = await aggregatedPatient(server, '9000000777');
+  await server.admin('POST', '/admin/consents', { patientId, grantee: 'team-audited', label: 'MENTAL_HEALTH' });
+  await expect(server.admin('POST', '/admin/consents', { patientId, grantee: 'team-audited', label: 'ALL' })).rejects.toThrow(/400/);
+  const consent = await auditEvents(`patient=${patientId}`);
+  // Newest first: the refused grant (the caller's failure, 4), then the grant.
+  expect(consent.map((e) => [e.subtype[0].code, e.action, e.outcome])).toEqual([
+    ['consent-grant', 'C', '4'],
+    ['consent-grant', 'C', '0'],
+  ]);
 });
 
 test('a GraphQL query leaves one event per service call it makes, naming what it returned', async () => {
@@ -203,4 +210,26 @@ test('AUDIT=off records nothing', async () => {
   } finally {
     await quiet.close();
   }
+});
+
+test('refusals before any service are audited: a bad token (401), another customer’s endpoint (404), a missing scope (403)', async () => {
+  const since = new Date().toISOString();
+  const other = await server.provision({ name: 'Other customer' });
+  expect((await fetch(`${server.url}/fhir/aggregated/Patient`, { headers: { authorization: 'Bearer not-a-token' } })).status).toBe(401);
+  expect((await tenant.fetch(`${other.baseUrl}/Patient`)).status).toBe(404);
+  const narrow = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', {
+    customerId: tenant.customerId,
+    family: 'fhir',
+    scopes: 'system/Patient.rs',
+  });
+  const narrowToken = await server.token(narrow.client_id, narrow.client_secret);
+  expect((await fetch(`${tenant.baseUrl}/Observation`, { headers: { authorization: `Bearer ${narrowToken}` } })).status).toBe(403);
+
+  const anonymous = await auditEvents(`agent=anonymous&date=ge${since}`);
+  expect(anonymous.map((e) => [e.subtype[0].code, e.outcome])).toEqual([['access-refused', '4']]);
+  const foreign = (await byClient(`&date=ge${since}`)).filter((e) => e.subtype[0].code === 'access-refused');
+  expect(foreign.map((e) => e.outcome)).toEqual(['4']);
+  expect(foreign[0].agent[0].network?.address).toBe('127.0.0.1');
+  const scope = await auditEvents(`agent=${narrow.client_id}&date=ge${since}`);
+  expect(scope.filter((e) => e.outcome === '4').map((e) => e.subtype[0].code)).toEqual(['search-type']);
 });

@@ -1,5 +1,6 @@
 import { gql } from '@apollo/client/core';
 import { graphqlClient } from '../graphql/client';
+import { aggregatedPatient } from '../support/accessModel';
 import { runAdminCli } from '../support/runCli';
 import { startTestServer, type TestServer } from '../support/testServer';
 
@@ -56,15 +57,25 @@ test('--help lists the commands; a usage mistake exits 2; a refused request exit
   expect(refused.stderr).toMatch(/cus-nope/);
 }, 120_000);
 
-test('consent grants and aggregation status through the CLI', async () => {
-  const grant = await admin(server, 'consent', 'grant', '--patient', 'pat-1', '--grantee', 'cus-x', '--label', 'MENTAL_HEALTH');
+test('consents, withdraw-all, patient access and aggregation status through the CLI', async () => {
+  const p = await aggregatedPatient(server, '9000000092');
+  const grant = await admin(server, 'consent', 'grant', '--patient', p, '--grantee', 'team-x', '--label', 'MENTAL_HEALTH');
   expect(grant.code).toBe(0);
-  const list = JSON.parse((await admin(server, 'consent', 'list', '--patient', 'pat-1')).stdout);
-  expect(list.consents).toEqual([{ patientId: 'pat-1', grantee: 'cus-x', label: 'MENTAL_HEALTH' }]);
-  const bad = await admin(server, 'consent', 'grant', '--patient', 'pat-1', '--grantee', 'cus-x', '--label', 'EVERYTHING');
+  const list = JSON.parse((await admin(server, 'consent', 'list', '--patient', p)).stdout);
+  expect(list.consents).toMatchObject([{ patientId: p, grantee: 'CareTeam/team-x', labels: ['MENTAL_HEALTH'], status: 'active' }]);
+  const byGrantee = JSON.parse((await admin(server, 'consent', 'list', '--grantee', 'CareTeam/team-x')).stdout);
+  expect(byGrantee.consents.map((c: { patientId: string }) => c.patientId)).toEqual([p]);
+  const bad = await admin(server, 'consent', 'grant', '--patient', p, '--grantee', 'team-x', '--label', 'EVERYTHING');
   expect(bad.code).toBe(1);
   expect(bad.stderr).toContain('label');
-  expect((await admin(server, 'consent', 'revoke', '--patient', 'pat-1', '--grantee', 'cus-x', '--label', 'MENTAL_HEALTH')).code).toBe(0);
+  const revoked = JSON.parse((await admin(server, 'consent', 'revoke', '--patient', p, '--grantee', 'team-x', '--label', 'MENTAL_HEALTH')).stdout);
+  expect(revoked).toMatchObject({ revoked: true, consent: { status: 'inactive' } });
+  await admin(server, 'consent', 'grant', '--patient', p, '--grantee', 'prac-y', '--label', 'SOCIAL_CARE');
+  const withdrawn = JSON.parse((await admin(server, 'consent', 'withdraw-all', '--patient', p)).stdout);
+  expect(withdrawn.consents).toMatchObject([{ grantee: 'Practitioner/prac-y', status: 'inactive' }]);
+  const frozen = JSON.parse((await admin(server, 'consent', 'access', '--patient', p, '--frozen', 'true')).stdout);
+  expect(frozen).toEqual({ patientId: p, frozen: true, breakGlass: [] });
+  expect(JSON.parse((await admin(server, 'consent', 'access', '--patient', p)).stdout)).toMatchObject({ frozen: true });
   const status = JSON.parse((await admin(server, 'aggregation', 'wait')).stdout);
   expect(status).toMatchObject({ queueDepth: 0, parked: 0 });
 }, 120_000);

@@ -1,4 +1,5 @@
 import { gql } from '@apollo/client/core';
+import { aggregatedPatient } from '../support/accessModel';
 import { startTestServer, type TestServer } from '../support/testServer';
 import { graphqlClient } from './client';
 
@@ -203,43 +204,84 @@ test('rotating a client secret and revoking a client', async () => {
 });
 
 test('consents through GraphQL: grant, list, revoke, and a bad label refused', async () => {
-  await mutate(gql`
-    mutation {
-      adminConsentGrant(patientId: "gq-p", grantee: "cus-g", label: "SOCIAL_CARE") {
-        label
-      }
-    }
-  `);
-  const { adminConsents } = (
-    await admin.query(gql`
-      {
-        adminConsents(patientId: "gq-p") {
-          patientId
-          grantee
-          label
+  const p = await aggregatedPatient(server, '9000000091');
+  const granted = await mutate(
+    gql`
+      mutation ($p: ID!) {
+        adminConsentGrant(patientId: $p, grantee: "team-g", label: "SOCIAL_CARE") {
+          labels
+          status
         }
       }
-    `)
+    `,
+    { p },
+  );
+  expect(granted.adminConsentGrant).toEqual({ labels: ['SOCIAL_CARE'], status: 'active' });
+  const { adminConsents } = (
+    await admin.query(
+      gql`
+        query ($p: ID!) {
+          adminConsents(patientId: $p) {
+            patientId
+            grantee
+            labels
+            status
+          }
+        }
+      `,
+      { p },
+    )
   ).data;
-  expect(adminConsents).toEqual([{ patientId: 'gq-p', grantee: 'cus-g', label: 'SOCIAL_CARE' }]);
+  expect(adminConsents).toEqual([{ patientId: p, grantee: 'CareTeam/team-g', labels: ['SOCIAL_CARE'], status: 'active' }]);
   expect(
     (
-      await mutate(gql`
-        mutation {
-          adminConsentRevoke(patientId: "gq-p", grantee: "cus-g", label: "SOCIAL_CARE")
-        }
-      `)
+      await mutate(
+        gql`
+          mutation ($p: ID!) {
+            adminConsentRevoke(patientId: $p, grantee: "team-g", label: "SOCIAL_CARE")
+          }
+        `,
+        { p },
+      )
     ).adminConsentRevoke,
   ).toBe(true);
-  const bad = await admin.mutate(gql`
-    mutation {
-      adminConsentGrant(patientId: "gq-p", grantee: "cus-g", label: "ALL") {
-        label
+  const after = (
+    await admin.query(
+      gql`
+        query ($p: ID!) {
+          adminConsents(patientId: $p) {
+            status
+            labels
+          }
+        }
+      `,
+      { p },
+    )
+  ).data.adminConsents;
+  expect(after).toEqual([{ status: 'inactive', labels: [] }]);
+  const bad = await admin.mutate(
+    gql`
+      mutation ($p: ID!) {
+        adminConsentGrant(patientId: $p, grantee: "team-g", label: "ALL") {
+          id
+        }
       }
-    }
-  `);
+    `,
+    { p },
+  );
   expect(bad.errors?.[0].extensions).toMatchObject({ status: 400 });
   expect(bad.errors?.[0].message).toMatch(/'label' must be one of/);
+  const customer = await admin.mutate(
+    gql`
+      mutation ($p: ID!) {
+        adminConsentGrant(patientId: $p, grantee: "cus-g", label: "SOCIAL_CARE") {
+          id
+        }
+      }
+    `,
+    { p },
+  );
+  expect(customer.errors?.[0].message).toMatch(/'grantee' must be a team/);
 });
 
 test('admin mutations need the admin token', async () => {

@@ -21,6 +21,9 @@ describe('configuration checked at start', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({ port: 4000, dataDir: './data', logLevel: 'info', publicUrl: 'http://localhost:4000', aggregationWorker: true });
     expect(config.databaseUrl).toBeUndefined();
+    // Break-the-glass opens a record for four hours unless configured otherwise.
+    expect(config.breakGlassSeconds).toBe(4 * 60 * 60);
+    expect(loadConfig({ BREAK_THE_GLASS_SECONDS: '900' }).breakGlassSeconds).toBe(900);
   });
 
   test('every bad variable gets its own message naming it and what is expected', () => {
@@ -33,8 +36,9 @@ describe('configuration checked at start', () => {
       BODY_LIMIT_BYTES: '1e6',
       TOKEN_TTL_SECONDS: '0',
       METRICS_TOKEN: 'short',
+      BREAK_THE_GLASS_SECONDS: '604800',
     });
-    expect(problems).toHaveLength(8);
+    expect(problems).toHaveLength(9);
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^LOG_LEVEL='verbose' must be one of silent, .*debug/),
@@ -45,6 +49,7 @@ describe('configuration checked at start', () => {
         expect.stringMatching(/^BODY_LIMIT_BYTES='1e6' must be a whole number/),
         expect.stringMatching(/^TOKEN_TTL_SECONDS='0' must be a whole number ≥ 1/),
         expect.stringMatching(/^METRICS_TOKEN must be at least 16 characters/),
+        expect.stringMatching(/^BREAK_THE_GLASS_SECONDS='604800' must be a whole number from 60 to 86400/),
       ]),
     );
   });

@@ -1,3 +1,4 @@
+import { actingAs } from '../support/accessModel';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -116,7 +117,9 @@ beforeAll(async () => {
   secret = await one(`Observation?code=${CODE}|SECRET`);
   shared = await one(`Observation?code=${CODE}|SHARED`);
   report = await one(`DiagnosticReport?code=${CODE}|DRSECRET`);
-  await server.admin('POST', '/admin/consents', { patientId: patient, grantee: a.customerId, label: 'GENERAL_HEALTH' });
+  // A's client acts as its team, to which the patient granted the label.
+  a = actingAs(server, a, { teamId: 'team-a' });
+  await server.admin('POST', '/admin/consents', { patientId: patient, grantee: 'CareTeam/team-a', label: 'GENERAL_HEALTH' });
 }, 120_000);
 afterAll(() => server.close());
 

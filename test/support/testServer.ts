@@ -48,7 +48,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-test-'));
   const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
   const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...env }) };
-  const tokens = await TokenService.create({ dataDir, publicUrl: 'http://127.0.0.1', env: {} });
+  const tokens = await TokenService.create({ dataDir, publicUrl: 'http://127.0.0.1', longestTtlSeconds: config.breakGlassSeconds, env: {} });
   const app = await buildApp({ config, db: database.db, tenancy: new TenancyRepository(database.db.prisma), tokens, adminToken });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
