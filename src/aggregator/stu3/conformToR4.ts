@@ -35,7 +35,7 @@ function walk(node: Json, r4Type: ComplexType | undefined, stu3Type: ComplexType
     if (key === 'resourceType' || key === 'extension' || key === 'modifierExtension') continue;
     const name = key.startsWith('_') ? key.slice(1) : key;
     const known = r4Type.byKey.get(name);
-    if (!known) {
+    if (!known || !fits(known.type, node[name])) {
       if (key.startsWith('_') && node[name] !== undefined) continue; // moved with its value
       moved.push(...toExtensions(node[name], node[`_${name}`], stu3Type?.byKey.get(name), `${path}.${stu3Type?.byKey.get(name)?.element.name ?? name}`));
       delete node[name];
@@ -61,6 +61,14 @@ function walk(node: Json, r4Type: ComplexType | undefined, stu3Type: ComplexType
     }
   }
   addExtensions(node, ...moved);
+}
+
+/** Whether a value has the JSON shape of the R4 type (DeviceRequest.intent: a CodeableConcept in STU3, a code in R4). */
+function fits(type: TypeRef, value: unknown): boolean {
+  const first = Array.isArray(value) ? value.find((v) => v !== null) : value;
+  if (first === undefined || first === null) return true;
+  const isObject = typeof first === 'object' && Object.getPrototypeOf(first) === Object.prototype;
+  return type.kind === 'primitive' || type.kind === 'xhtml' ? !isObject : isObject;
 }
 
 /** STU3 values of one element that has no R4 home → its 3.0 extensions, one per value. */

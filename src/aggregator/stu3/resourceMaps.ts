@@ -108,6 +108,26 @@ const MAPS: Record<string, ResourceMap> = {
     move(r, 'assertedDate', 'recordedDate');
     contextToEncounter(r);
   },
+  Consent(r) {
+    move(r, 'consentingParty', 'performer');
+    if (typeof r.policyRule === 'string') r.policyRule = { coding: [{ system: 'urn:ietf:rfc:3986', code: r.policyRule }] };
+    // The STU3 root rule and its exceptions become R4's provision and nested provisions.
+    const provision: Json = {};
+    for (const key of ['period', 'actor', 'action', 'securityLabel', 'purpose', 'dataPeriod', 'data']) {
+      if (r[key] === undefined) continue;
+      provision[key] = r[key];
+      delete r[key];
+    }
+    if (r.except !== undefined) {
+      provision.provision = listOf<Json>(r.except).map((except) => {
+        const nested = { ...except };
+        if (nested.code !== undefined) nested.code = listOf(nested.code).map((coding) => ({ coding: [coding] }));
+        return nested;
+      });
+      delete r.except;
+    }
+    if (Object.keys(provision).length) r.provision = provision;
+  },
   Device(r) {
     const udi = r.udi as Json | undefined;
     if (udi) {
