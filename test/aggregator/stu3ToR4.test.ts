@@ -677,7 +677,7 @@ describe('STU3 → R4 as HAPI converts it', () => {
     try {
       assertValidResource('R4', mapped);
     } catch (err) {
-      throw new Error(`${(err as OperationOutcomeError).message}\n${JSON.stringify(mapped)}`);
+      throw new Error(`${(err as OperationOutcomeError).message}\n${JSON.stringify(mapped)}`, { cause: err });
     }
   });
 
