@@ -497,7 +497,7 @@ const cases: [string, Json, Json][] = [
     },
   ],
   [
-    'MedicationStatement: taken n → not-taken, status and taken in their extensions, reasonNotTaken → reasonCode, context stays',
+    'MedicationStatement: taken n → not-taken, status and taken in their extensions, context stays; reasonNotTaken → statusReason (HAPI: reasonCode)',
     {
       resourceType: 'MedicationStatement',
       status: 'active',
@@ -510,7 +510,7 @@ const cases: [string, Json, Json][] = [
     {
       resourceType: 'MedicationStatement',
       status: 'not-taken',
-      reasonCode: [cc('nt')],
+      statusReason: [cc('nt')],
       medicationCodeableConcept: cc('m'),
       subject: patient,
       context: encounter,

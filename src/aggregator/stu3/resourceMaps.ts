@@ -278,8 +278,10 @@ const MAPS: Record<string, ResourceMap> = {
       delete r.taken;
       delete r._taken;
     }
+    // HAPI appends reasonNotTaken to reasonCode, where a reader takes it for a reason the medication is taken;
+    // R4's home for why it is not taken is statusReason (as issue 15 asks).
     if (r.reasonNotTaken !== undefined) {
-      r.reasonCode = [...listOf(r.reasonCode), ...listOf(r.reasonNotTaken)];
+      r.statusReason = [...listOf(r.statusReason), ...listOf(r.reasonNotTaken)];
       delete r.reasonNotTaken;
     }
   },
