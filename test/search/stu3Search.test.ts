@@ -94,6 +94,25 @@ describe('an STU3 endpoint searches with STU3 parameters', () => {
     expect((await r4.fetch('Condition?context=Encounter/e1', strict)).status).toBe(400);
   });
 
+  test('composite parameters work on STU3 (components as R4 defines them): Observation?code-value-quantity', async () => {
+    const high = await create(stu3, {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] },
+      subject: { reference: 'Patient/p1' },
+      valueQuantity: { value: 150, unit: 'mmHg', system: 'http://unitsofmeasure.org', code: 'mm[Hg]' },
+    });
+    await create(stu3, {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] },
+      subject: { reference: 'Patient/p1' },
+      valueQuantity: { value: 110, unit: 'mmHg', system: 'http://unitsofmeasure.org', code: 'mm[Hg]' },
+    });
+    expect(await ids(await stu3.fetch('Observation?code-value-quantity=http://loinc.org|8480-6$gt140', strict))).toEqual([high]);
+    expect(await ids(await stu3.fetch('Observation?combo-code=http://loinc.org|8480-6&value-quantity=gt140', strict))).toEqual([high]);
+  });
+
   test('chains use the target type’s STU3 parameters', async () => {
     const encounter = await create(stu3, { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: 'Patient/p1' } });
     const withEncounter = await create(stu3, {
