@@ -628,14 +628,14 @@ const cases: [string, Json, Json][] = [
     { resourceType: 'Procedure', status: 'not-done', statusReason: cc('why'), subject: patient },
   ],
   [
-    'Questionnaire: item.options → answerValueSet, option → answerOption, enableWhen answer/hasAnswer → operator',
+    'Questionnaire: item.options → answerValueSet, option → answerOption, enableWhen answer/hasAnswer → operator, initial[x] → initial',
     {
       resourceType: 'Questionnaire',
       status: 'active',
       item: [
         { linkId: '1', type: 'choice', options: { reference: 'http://example.org/ValueSet/yn' } },
         { linkId: '2', type: 'choice', option: [{ valueString: 'a' }], enableWhen: [{ question: '1', answerString: 'yes' }] },
-        { linkId: '3', type: 'string', enableWhen: [{ question: '1', hasAnswer: true }] },
+        { linkId: '3', type: 'string', enableWhen: [{ question: '1', hasAnswer: true }], initialString: 'none' },
       ],
     },
     {
@@ -644,7 +644,7 @@ const cases: [string, Json, Json][] = [
       item: [
         { linkId: '1', type: 'choice', answerValueSet: 'http://example.org/ValueSet/yn' },
         { linkId: '2', type: 'choice', answerOption: [{ valueString: 'a' }], enableWhen: [{ question: '1', answerString: 'yes', operator: '=' }] },
-        { linkId: '3', type: 'string', enableWhen: [{ question: '1', operator: 'exists', answerBoolean: true }] },
+        { linkId: '3', type: 'string', enableWhen: [{ question: '1', operator: 'exists', answerBoolean: true }], initial: [{ valueString: 'none' }] },
       ],
     },
   ],

@@ -324,6 +324,15 @@ const MAPS: Record<string, ResourceMap> = {
           delete item.options;
         }
         move(item, 'option', 'answerOption');
+        // initial[x] (one value) → initial[{ value[x] }]
+        for (const key of Object.keys(item)) {
+          const m = /^(_?)initial([A-Z]\w*)$/.exec(key);
+          if (!m) continue;
+          const initial = ((item.initial as Json[] | undefined) ?? [{}])[0];
+          initial[`${m[1]}value${m[2]}`] = item[key];
+          item.initial = [initial];
+          delete item[key];
+        }
         for (const when of listOf<Json>(item.enableWhen)) {
           if (when.hasAnswer !== undefined) {
             when.operator = 'exists';
