@@ -107,7 +107,7 @@ const cases: [string, Json, Json][] = [
     },
   ],
   [
-    'Communication: definition → instantiatesCanonical, notDone → not-done + statusReason, context → encounter',
+    'Communication: definition → instantiatesCanonical, notDone → not-done + statusReason, context → encounter; kept: topic as about',
     {
       resourceType: 'Communication',
       status: 'completed',
@@ -116,6 +116,7 @@ const cases: [string, Json, Json][] = [
       notDoneReason: cc('nd'),
       subject: patient,
       context: encounter,
+      topic: [{ reference: 'Condition/c' }],
     },
     {
       resourceType: 'Communication',
@@ -124,6 +125,7 @@ const cases: [string, Json, Json][] = [
       statusReason: cc('nd'),
       subject: patient,
       encounter,
+      about: [{ reference: 'Condition/c' }],
     },
   ],
   [
@@ -197,24 +199,34 @@ const cases: [string, Json, Json][] = [
     },
   ],
   [
-    'Device: udi → udiCarrier and a udi-label-name deviceName, model → modelNumber',
-    { resourceType: 'Device', udi: { deviceIdentifier: '0123', name: 'Pump', carrierHRF: '(01)0123' }, model: 'M1', patient },
+    'Device: udi → udiCarrier and a udi-label-name deviceName, model → modelNumber, version → version[{value}]',
+    { resourceType: 'Device', udi: { deviceIdentifier: '0123', name: 'Pump', carrierHRF: '(01)0123' }, model: 'M1', version: '2.1', patient },
     {
       resourceType: 'Device',
       udiCarrier: [{ deviceIdentifier: '0123', carrierHRF: '(01)0123' }],
       deviceName: [{ name: 'Pump', type: 'udi-label-name' }],
       modelNumber: 'M1',
+      version: [{ value: '2.1' }],
       patient,
     },
   ],
   [
-    'DeviceRequest (no HAPI converter): same-named elements copied; kept: context, and intent (a CodeableConcept in STU3, a code in R4)',
-    { resourceType: 'DeviceRequest', status: 'active', intent: cc('order'), codeReference: { reference: 'Device/d' }, subject: patient, context: encounter },
+    'DeviceRequest (no HAPI converter): same-named elements copied, requester.agent → requester; kept: context, and intent (a CodeableConcept in STU3, a code in R4)',
+    {
+      resourceType: 'DeviceRequest',
+      status: 'active',
+      intent: cc('order'),
+      codeReference: { reference: 'Device/d' },
+      subject: patient,
+      context: encounter,
+      requester: { agent: { reference: 'Practitioner/a' } },
+    },
     {
       resourceType: 'DeviceRequest',
       status: 'active',
       codeReference: { reference: 'Device/d' },
       subject: patient,
+      requester: { reference: 'Practitioner/a' },
       extension: [
         { url: `${X}DeviceRequest.intent`, valueCodeableConcept: cc('order') },
         { url: `${X}DeviceRequest.context`, valueReference: encounter },
@@ -649,9 +661,23 @@ const cases: [string, Json, Json][] = [
     },
   ],
   [
-    'QuestionnaireResponse: parent → partOf, context → encounter',
-    { resourceType: 'QuestionnaireResponse', status: 'completed', subject: patient, parent: [{ reference: 'Procedure/p' }], context: encounter },
-    { resourceType: 'QuestionnaireResponse', status: 'completed', subject: patient, partOf: [{ reference: 'Procedure/p' }], encounter },
+    'QuestionnaireResponse: questionnaire → canonical, parent → partOf, context → encounter',
+    {
+      resourceType: 'QuestionnaireResponse',
+      questionnaire: { reference: 'http://example.org/Questionnaire/q' },
+      status: 'completed',
+      subject: patient,
+      parent: [{ reference: 'Procedure/p' }],
+      context: encounter,
+    },
+    {
+      resourceType: 'QuestionnaireResponse',
+      questionnaire: 'http://example.org/Questionnaire/q',
+      status: 'completed',
+      subject: patient,
+      partOf: [{ reference: 'Procedure/p' }],
+      encounter,
+    },
   ],
   [
     'RelatedPerson: unchanged',

@@ -91,6 +91,8 @@ const MAPS: Record<string, ResourceMap> = {
     recode(r, 'status', { suspended: 'on-hold', aborted: 'stopped' });
     notDone(r, 'notDoneReason');
     contextToEncounter(r);
+    // STU3 topic (References the communication is about; HAPI drops them) is R4's `about`; R4's topic is a CodeableConcept.
+    move(r, 'topic', 'about');
   },
   Composition(r) {
     move(r, 'class', 'category');
@@ -137,6 +139,14 @@ const MAPS: Record<string, ResourceMap> = {
       delete r.udi;
     }
     move(r, 'model', 'modelNumber');
+    if (r.version !== undefined || r._version !== undefined) {
+      r.version = [{ ...(r.version !== undefined ? { value: r.version } : {}), ...(r._version ? { _value: r._version } : {}) }];
+      delete r._version;
+    }
+  },
+  DeviceRequest(r) {
+    // No HAPI converter: the requester as MedicationRequest30_40 converts it.
+    agentToRequester(r, 'DeviceRequest');
   },
   DeviceUseStatement(r) {
     move(r, 'indication', 'reasonCode');
@@ -262,12 +272,7 @@ const MAPS: Record<string, ResourceMap> = {
   MedicationRequest(r) {
     referencesToCanonicals(r, 'definition', 'instantiatesCanonical');
     contextToEncounter(r);
-    const requester = r.requester as Json | undefined;
-    if (requester && requester.agent !== undefined) {
-      const agent = { ...(requester.agent as Json) };
-      if (requester.onBehalfOf !== undefined) addExtensions(agent, { url: stu3ExtensionUrl('MedicationRequest.requester.onBehalfOf'), valueReference: requester.onBehalfOf });
-      r.requester = agent;
-    }
+    agentToRequester(r, 'MedicationRequest');
   },
   MedicationStatement(r) {
     if (r.status !== undefined) addExtensions(r, valueExtension(stu3ExtensionUrl('MedicationStatement.status'), 'string', r.status));
@@ -346,10 +351,21 @@ const MAPS: Record<string, ResourceMap> = {
     items(r.item);
   },
   QuestionnaireResponse(r) {
+    const questionnaire = r.questionnaire as Json | undefined;
+    if (questionnaire && typeof questionnaire.reference === 'string') r.questionnaire = questionnaire.reference;
     move(r, 'parent', 'partOf');
     contextToEncounter(r);
   },
 };
+
+/** STU3 `requester {agent, onBehalfOf}` → the agent Reference, onBehalfOf in its 3.0 extension on it (MedicationRequest30_40). */
+function agentToRequester(r: Json, type: string): void {
+  const requester = r.requester as Json | undefined;
+  if (!requester || requester.agent === undefined) return;
+  const agent = { ...(requester.agent as Json) };
+  if (requester.onBehalfOf !== undefined) addExtensions(agent, { url: stu3ExtensionUrl(`${type}.requester.onBehalfOf`), valueReference: requester.onBehalfOf });
+  r.requester = agent;
+}
 
 function batchParts(batch: Json): Json[] {
   const parts: Json[] = [];
