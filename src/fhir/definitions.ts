@@ -43,14 +43,21 @@ function r4PackageVersion(): string {
   return (JSON.parse(readFileSync(path.join(R4_PACKAGE, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-function stu3SchemaPath(): string {
-  // Compiled code runs from dist/src/fhir; the data file stays in the source tree.
+function stu3Path(name: string): string {
+  // Compiled code runs from dist/src/fhir; the data files stay in the source tree.
   const candidates = [path.join(__dirname, 'stu3'), path.resolve(__dirname, '../../../src/fhir/stu3')];
   for (const dir of candidates) {
-    const file = path.join(dir, 'fhir.schema.json.gz');
+    const file = path.join(dir, name);
     if (existsSync(file)) return file;
   }
-  throw new Error('STU3 JSON schema (src/fhir/stu3/fhir.schema.json.gz) not found');
+  throw new Error(`STU3 definition file src/fhir/stu3/${name} not found`);
+}
+
+/** One of the gzipped STU3 definition files beside this module, parsed once per process. Read-only. */
+export function readStu3Definition<T>(file: string): T {
+  const key = `stu3/${file}`;
+  if (!read.has(key)) read.set(key, JSON.parse(gunzipSync(readFileSync(stu3Path(file))).toString('utf8')));
+  return read.get(key) as T;
 }
 
 const schemas = new Map<FhirVersion, JsonSchemaDocument>();
@@ -58,8 +65,7 @@ const schemas = new Map<FhirVersion, JsonSchemaDocument>();
 export function jsonSchema(version: FhirVersion): JsonSchemaDocument {
   let schema = schemas.get(version);
   if (!schema) {
-    schema =
-      version === 'R4' ? readR4Definition<JsonSchemaDocument>('fhir.schema.json') : (JSON.parse(gunzipSync(readFileSync(stu3SchemaPath())).toString('utf8')) as JsonSchemaDocument);
+    schema = version === 'R4' ? readR4Definition<JsonSchemaDocument>('fhir.schema.json') : readStu3Definition<JsonSchemaDocument>('fhir.schema.json.gz');
     schemas.set(version, schema);
   }
   return schema;

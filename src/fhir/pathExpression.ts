@@ -1,6 +1,8 @@
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4';
+import stu3Model from 'fhirpath/fhir-context/stu3';
 import { splitUnion } from './searchParameters';
+import type { FhirVersion } from './types';
 
 /**
  * Compiles a search parameter's FHIRPath expression into a function from a resource to the values it
@@ -134,8 +136,10 @@ function compileTerm(term: string): Step[] | undefined {
 
 const cache = new Map<string, Extractor>();
 
-export function compileExpression(expression: string): Extractor {
-  const hit = cache.get(expression);
+/** `version` picks the model HL7's engine resolves types with, for the expressions the direct walk does not cover. */
+export function compileExpression(expression: string, version: FhirVersion = 'R4'): Extractor {
+  const key = version === 'R4' ? expression : `${version}|${expression}`;
+  const hit = cache.get(key);
   if (hit) return hit;
   let extractor: Extractor;
   const terms = splitUnion(expression).map(compileTerm);
@@ -153,7 +157,7 @@ export function compileExpression(expression: string): Extractor {
       return out;
     };
   } else {
-    const compiled = fhirpath.compile(expression, r4Model as never, { resolveInternalTypes: true });
+    const compiled = fhirpath.compile(expression, (version === 'R4' ? r4Model : stu3Model) as never, { resolveInternalTypes: true });
     extractor = (resource) => {
       try {
         return compiled(resource as never) as unknown[];
@@ -163,6 +167,6 @@ export function compileExpression(expression: string): Extractor {
       }
     };
   }
-  cache.set(expression, extractor);
+  cache.set(key, extractor);
   return extractor;
 }

@@ -6,6 +6,7 @@
  */
 import { badRequest } from '../fhir/outcome';
 import { indexedAs, searchParameter } from '../fhir/searchParameters';
+import type { FhirVersion } from '../fhir/types';
 import { indexKey } from './indexKey';
 import { chainPredicate } from './predicates/chainPredicate';
 import { compositePredicate } from './predicates/compositePredicate';
@@ -42,6 +43,9 @@ export class ConditionBuilder implements PredicateContext {
   private resourceAliases = 0;
   private indexAliases = 0;
 
+  /** `version`: the searched store's FHIR version, whose search parameters apply. */
+  constructor(readonly version: FhirVersion = 'R4') {}
+
   /**
    * The condition for `name=value` on the scope's rows, and the index lookup it is when it is exactly one
    * positive lookup on those rows (no chain, no :not, no :missing): such a lookup can drive the query in pk order.
@@ -61,7 +65,7 @@ export class ConditionBuilder implements PredicateContext {
   }
 
   keyCondition(column: Column, store: string, type: string, code: string, suffix = ''): SqlNode {
-    const keys = indexedAs(type, code).map((c) => indexKey(store, type, `${c}${suffix}`));
+    const keys = indexedAs(type, code, this.version).map((c) => indexKey(store, type, `${c}${suffix}`));
     return keys.length === 1 ? eq(column, new Param(keys[0], 'bigint')) : new AnyOf(column, new Param(keys, 'bigint[]'));
   }
 
@@ -82,7 +86,7 @@ export class ConditionBuilder implements PredicateContext {
     const { code, modifier, chain } = parseName(name);
     if (code === '_id') return idPredicate(scope, modifier, value);
     if (code === '_lastUpdated') return lastUpdatedPredicate(scope, value);
-    const def = searchParameter(scope.type, code);
+    const def = searchParameter(scope.type, code, this.version);
     if (!def) throw new UnknownParameter(name, `Unknown search parameter '${code}' for ${scope.type}`);
     if (chain) return chainPredicate(this, scope, def, modifier, chain, value);
     if (modifier === 'missing') return missingPredicate(this, scope, def, name, value);
@@ -97,7 +101,7 @@ export class ConditionBuilder implements PredicateContext {
   sortKey(scope: Scope, code: string, descending: boolean): SqlNode {
     if (code === '_id') return new Column(scope.alias, 'id');
     if (code === '_lastUpdated') return new Column(scope.alias, 'last_updated');
-    const def = searchParameter(scope.type, code);
+    const def = searchParameter(scope.type, code, this.version);
     if (!def) throw new UnknownParameter(`_sort=${code}`, `Unknown search parameter '${code}' for ${scope.type} in _sort`);
     const columns: Record<string, string> = {
       string: 'value',

@@ -1,6 +1,6 @@
 import { compileExpression } from '../fhir/pathExpression';
 import { componentType, searchParameterMap, type SearchParamDef, ROW_PARAMETERS } from '../fhir/searchParameters';
-import type { Resource } from '../fhir/types';
+import type { FhirVersion, Resource } from '../fhir/types';
 import { parseDateRange } from './dateRange';
 
 /**
@@ -175,12 +175,12 @@ function addComposite(rows: IndexRows, step: IndexStep, element: unknown, resour
  * written from the resource root (`%resource.referenceSeq.chromosome`, MolecularSequence's variant
  * coordinates) is evaluated on the resource instead.
  */
-function compileRelative(expression: string): Relative {
+function compileRelative(expression: string, version: FhirVersion): Relative {
   const parts = expression.split('|').map((p) => p.trim());
   const fromRoot = parts.filter((p) => p.startsWith('%resource.')).map((p) => `Resource.${p.slice('%resource.'.length)}`);
   const relative = parts.filter((p) => !p.startsWith('%resource.')).map((p) => `Resource.${p}`);
-  const onRoot = fromRoot.length ? compileExpression(fromRoot.join(' | ')) : undefined;
-  const onElement = relative.length ? compileExpression(relative.join(' | ')) : undefined;
+  const onRoot = fromRoot.length ? compileExpression(fromRoot.join(' | '), version) : undefined;
+  const onElement = relative.length ? compileExpression(relative.join(' | '), version) : undefined;
   return (element, resource) => [...(onElement?.(element) ?? []), ...(onRoot?.(resource) ?? [])];
 }
 
@@ -194,21 +194,22 @@ interface IndexStep {
 
 const plans = new Map<string, IndexStep[]>();
 
-/** The parameters of `type` that get rows of their own (not row columns, not unions of others), compiled once. */
-function indexPlan(type: string): IndexStep[] {
-  let plan = plans.get(type);
+/** The parameters of `type` (FHIR `version`) that get rows of their own (not row columns, not unions of others), compiled once. */
+function indexPlan(type: string, version: FhirVersion): IndexStep[] {
+  const key = `${version}|${type}`;
+  let plan = plans.get(key);
   if (plan) return plan;
   plan = [];
-  for (const def of searchParameterMap(type).values()) {
+  for (const def of searchParameterMap(type, version).values()) {
     if (ROW_PARAMETERS.has(def.code) || !def.expression || def.derivedFrom) continue;
     const [first, second] = def.components ?? [];
     const components: IndexStep['components'] =
-      first && second && componentType(first.definition) === 'token'
-        ? [{ extract: compileRelative(first.expression) }, { kind: componentType(second.definition), extract: compileRelative(second.expression) }]
+      first && second && componentType(first.definition, version) === 'token'
+        ? [{ extract: compileRelative(first.expression, version) }, { kind: componentType(second.definition, version), extract: compileRelative(second.expression, version) }]
         : undefined;
-    plan.push({ def, extract: compileExpression(def.expression), ...(components ? { components } : {}) });
+    plan.push({ def, extract: compileExpression(def.expression, version), ...(components ? { components } : {}) });
   }
-  plans.set(type, plan);
+  plans.set(key, plan);
   return plan;
 }
 
@@ -216,13 +217,14 @@ function indexPlan(type: string): IndexStep[] {
  * Compiles the index plans of `types` now, so that the first write of each type after a start (or on a
  * fresh worker thread) does not pay for reading the definitions and compiling their expressions.
  */
-export function warmIndexing(types: readonly string[]): void {
-  for (const type of types) indexPlan(type);
+export function warmIndexing(types: readonly string[], version: FhirVersion = 'R4'): void {
+  for (const type of types) indexPlan(type, version);
 }
 
-export function indexRows(resource: Resource): IndexRows {
+/** The index rows of `resource` under the search parameters of FHIR `version` (its store's). */
+export function indexRows(resource: Resource, version: FhirVersion = 'R4'): IndexRows {
   const rows = emptyRows();
-  for (const step of indexPlan(resource.resourceType)) {
+  for (const step of indexPlan(resource.resourceType, version)) {
     const { def } = step;
     const values = step.extract(resource);
     if (!values.length) continue;

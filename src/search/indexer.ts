@@ -70,8 +70,8 @@ export function indexStatement(items: IndexItem[], replace: boolean): { sql: str
   return { sql: `WITH ${ctes.join(', ')} SELECT 1`, params };
 }
 
-function item(change: ResourceChange): IndexItem {
-  return { pk: change.pk, store: change.store, type: change.type, rows: change.resource && !change.deleted ? indexRows(change.resource) : undefined };
+function item(change: ResourceChange, version: FhirVersion): IndexItem {
+  return { pk: change.pk, store: change.store, type: change.type, rows: change.resource && !change.deleted ? indexRows(change.resource, version) : undefined };
 }
 
 export interface SearchIndexerOptions {
@@ -79,14 +79,33 @@ export interface SearchIndexerOptions {
   fhirVersionOf?(store: string, tx: Tx): Promise<FhirVersion>;
 }
 
-export function createSearchIndexer(_options: SearchIndexerOptions = {}): WriteHook {
+/**
+ * A store's FHIR version: an endpoint's own; the aggregated record, or any store that is no endpoint, is R4.
+ * Remembered per process: an endpoint's version is fixed when it is created, before anything is written to it.
+ */
+function endpointVersions(): (store: string, tx: Tx) => Promise<FhirVersion> {
+  const known = new Map<string, FhirVersion>();
+  return async (store, tx) => {
+    const hit = known.get(store);
+    if (hit) return hit;
+    const [row] = await tx.query<{ fhir_version: string }[]>('SELECT fhir_version FROM endpoint WHERE id = $1', store);
+    const version: FhirVersion = row?.fhir_version === 'STU3' ? 'STU3' : 'R4';
+    known.set(store, version);
+    return version;
+  };
+}
+
+export function createSearchIndexer(options: SearchIndexerOptions = {}): WriteHook {
+  const versionOf = options.fhirVersionOf ?? endpointVersions();
   const hook: WriteHook = async (tx: Tx, change: ResourceChange) => {
-    const statement = indexStatement([item(change)], change.kind !== 'create');
+    const statement = indexStatement([item(change, await versionOf(change.store, tx))], change.kind !== 'create');
     if (statement) await tx.execute(statement.sql, ...statement.params);
   };
   hook.many = async (tx: Tx, changes: ResourceChange[]) => {
+    const versions = new Map<string, FhirVersion>();
+    for (const c of changes) if (!versions.has(c.store)) versions.set(c.store, await versionOf(c.store, tx));
     const statement = indexStatement(
-      changes.map(item),
+      changes.map((c) => item(c, versions.get(c.store) as FhirVersion)),
       changes.some((c) => c.kind !== 'create'),
     );
     if (statement) await tx.execute(statement.sql, ...statement.params);

@@ -3,7 +3,7 @@ import { badRequest, OperationOutcomeError, operationOutcome, type OperationOutc
 import { resourceTypes } from '../fhir/definitions';
 import { indexedAs, searchParameter, searchParameterMap } from '../fhir/searchParameters';
 import { applySummary, type SummaryMode } from '../fhir/summary';
-import type { Bundle, BundleEntry, Resource } from '../fhir/types';
+import type { Bundle, BundleEntry, FhirVersion, Resource } from '../fhir/types';
 import type { AccessFilter, MatchRef, SearchPort, SearchQuery } from '../service/ports';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
 import { ConditionBuilder } from './conditionBuilder';
@@ -111,10 +111,11 @@ function intParam(name: string, value: string, max: number): number {
 const LIVE_BY_ID = new IsNull(R.column('content'), true);
 
 /** The index keys of reference parameter `param` (`*`: every reference parameter) of each source type. */
-function referenceKeys(store: string, types: string[], param: string): string[] {
+function referenceKeys(store: string, version: FhirVersion, types: string[], param: string): string[] {
   const keys = new Set<string>();
   for (const type of types) {
-    const codes = param === '*' ? [...searchParameterMap(type).values()].filter((d) => d.type === 'reference' && !d.derivedFrom).map((d) => d.code) : indexedAs(type, param);
+    const codes =
+      param === '*' ? [...searchParameterMap(type, version).values()].filter((d) => d.type === 'reference' && !d.derivedFrom).map((d) => d.code) : indexedAs(type, param, version);
     for (const code of codes) keys.add(indexKey(store, type, code));
   }
   return [...keys];
@@ -123,8 +124,8 @@ function referenceKeys(store: string, types: string[], param: string): string[] 
 export class SearchService implements SearchPort {
   constructor(private readonly sql: SqlClient) {}
 
-  private plan(query: Pick<SearchQuery, 'store' | 'resourceType' | 'params' | 'handling'>, types: string[]): Plan {
-    const builder = new ConditionBuilder();
+  private plan(query: Pick<SearchQuery, 'store' | 'fhirVersion' | 'resourceType' | 'params' | 'handling'>, types: string[]): Plan {
+    const builder = new ConditionBuilder(query.fhirVersion);
     const where: SqlNode[] = [eq(R.column('store'), new Param(query.store)), new Not(R.column('deleted'))];
     const used: [string, string][] = [];
     const ignored: [string, string][] = [];
@@ -177,9 +178,13 @@ export class SearchService implements SearchPort {
     return listed;
   }
 
-  async findMatches(query: { store: string; resourceType: string; params: [string, string][]; accessFilter?: AccessFilter }, limit: number, tx?: Tx): Promise<MatchRef[]> {
+  async findMatches(
+    query: { store: string; fhirVersion?: FhirVersion; resourceType: string; params: [string, string][]; accessFilter?: AccessFilter },
+    limit: number,
+    tx?: Tx,
+  ): Promise<MatchRef[]> {
     if (!query.params.length) throw badRequest('Conditional interactions need search criteria');
-    const plan = this.plan({ ...query, handling: 'strict' }, [query.resourceType]);
+    const plan = this.plan({ ...query, fhirVersion: query.fhirVersion ?? 'R4', handling: 'strict' }, [query.resourceType]);
     const select = new SelectQuery({
       columns: [R.column('type'), R.column('id'), R.column('version_id')],
       from: R,
@@ -199,7 +204,7 @@ export class SearchService implements SearchPort {
       return values[0];
     };
     const types = this.typesOf(query);
-    for (const t of types) if (!searchParameterMap(t).size) throw badRequest(`'${t}' is not a resource type`, '_type');
+    for (const t of types) if (!searchParameterMap(t, query.fhirVersion).size) throw badRequest(`'${t}' is not a resource type`, '_type');
     const countText = single('_count');
     const count = countText === undefined ? DEFAULT_COUNT : intParam('_count', countText, MAX_COUNT);
     const summary = single('_summary') as SummaryMode | undefined;
@@ -316,7 +321,7 @@ export class SearchService implements SearchPort {
         const [source, param, target] = splitEscaped(value, ':');
         if (!source || (!param && source !== '*')) throw badRequest(`'${name}=${value}' must be Type:parameter[:targetType]`, name);
         if (source !== '*' && param !== '*') {
-          const def = searchParameter(source, param);
+          const def = searchParameter(source, param, query.fhirVersion);
           if (!def || def.type !== 'reference') throw badRequest(`${source} has no reference parameter '${param}' (${name})`, name);
         }
         return { reverse: kind === '_revinclude', iterate: !!modifier, source, param: param ?? '*', target };
@@ -345,7 +350,8 @@ export class SearchService implements SearchPort {
               ),
             ),
           ];
-          if (spec.param !== '*') conds.push(new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, [...new Set(sources.map((r) => r.type))], spec.param), 'bigint[]')));
+          if (spec.param !== '*')
+            conds.push(new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, query.fhirVersion, [...new Set(sources.map((r) => r.type))], spec.param), 'bigint[]')));
           if (spec.target) conds.push(eq(ref.column('target_type'), new Param(spec.target)));
           select = new SelectQuery({
             distinct: true,
@@ -360,7 +366,7 @@ export class SearchService implements SearchPort {
         } else {
           const targets = frontier.filter((r) => !spec.target || r.type === spec.target);
           if (!targets.length) continue;
-          const sourceTypes = spec.source === '*' ? [...resourceTypes('R4')] : [spec.source];
+          const sourceTypes = spec.source === '*' ? [...resourceTypes(query.fhirVersion)] : [spec.source];
           const wanted = new Unnest(
             [
               new Param(
@@ -382,7 +388,7 @@ export class SearchService implements SearchPort {
             joins: [{ table: R, on: [eq(R.column('pk'), ref.column('resource_pk'))] }],
             where: [
               new InSubquery([ref.column('target_type'), ref.column('target_id')], new SelectQuery({ columns: [new Star()], from: wanted })),
-              new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, sourceTypes, spec.param), 'bigint[]')),
+              new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, query.fhirVersion, sourceTypes, spec.param), 'bigint[]')),
               new Not(R.column('deleted')),
             ],
             limit: MAX_INCLUDED,

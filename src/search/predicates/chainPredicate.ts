@@ -14,7 +14,7 @@ export function chainPredicate(ctx: PredicateContext, scope: Scope, def: SearchP
   if (def.type !== 'reference') throw badRequest(`'${def.code}' is not a reference parameter and cannot be chained`, def.code);
   const { code: next } = parseName(chain);
   const candidates = modifier ? [modifier] : def.target.length ? def.target : [];
-  const targets = candidates.filter((t) => next.startsWith('_') || searchParameterMap(t).has(next));
+  const targets = candidates.filter((t) => next.startsWith('_') || searchParameterMap(t, ctx.version).has(next));
   if (!targets.length) throw new UnknownParameter(`${def.code}.${chain}`, `No target of '${def.code}' has a search parameter '${next}'`);
   const branches = targets.map((target) => {
     const ref = new Table('search_reference', ctx.nextIndexAlias());

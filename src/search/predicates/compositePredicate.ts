@@ -23,7 +23,7 @@ export function compositePredicate(ctx: PredicateContext, { scope, def, name, mo
           const parts = splitEscaped(raw, '$');
           if (parts.length !== 2 || !first || !second) throw badRequest(`'${raw}' is not a composite value (a$b) for parameter '${name}'`, name);
           const conds: SqlNode[] = [tokenMatch(name, parts[0], col('system1'), col('code1'))];
-          const kind = componentType(second.definition);
+          const kind = componentType(second.definition, ctx.version);
           if (kind === 'token') conds.push(tokenMatch(name, parts[1], col('system2'), col('code2')));
           else if (kind === 'quantity') {
             const q = splitEscaped(parts[1], '|');

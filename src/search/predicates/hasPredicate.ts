@@ -13,7 +13,7 @@ export function hasPredicate(ctx: PredicateContext, scope: Scope, name: string, 
   const m = /^_has:([A-Z][A-Za-z]*):([a-z][A-Za-z0-9-]*):(.+)$/.exec(name);
   if (!m) throw badRequest(`'${name}' is not a valid _has parameter (_has:Type:reference:parameter)`, name);
   const [, type, refParam, rest] = m;
-  const def = searchParameter(type, refParam);
+  const def = searchParameter(type, refParam, ctx.version);
   if (!def || def.type !== 'reference') throw new UnknownParameter(name, `${type} has no reference parameter '${refParam}'`);
   const ref = new Table('search_reference', ctx.nextIndexAlias());
   const referrer = new Table(RESOURCE_TABLE, ctx.nextResourceAlias());
