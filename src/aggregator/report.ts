@@ -10,7 +10,9 @@ import { CASCADE_RULES, describeCount, EXCLUSION_RULES, type ExclusionRule } fro
  * resource's `agg_member` row (status, rule, reason) and, for one excluded because a target is not
  * aggregated, the target it waits for (`agg_waiting`). Following those targets to a resource that is excluded
  * for a reason of its own (or is not on the endpoint at all) gives each cascaded exclusion exactly one root, so
- * the root causes account for every exclusion. Three statements, each a scan of the endpoint's member rows.
+ * the root causes account for every exclusion. Three statements read the endpoint's member rows (counts per
+ * type and rule; the excluded ones with their targets; the queue), chains are followed in memory, and a fourth
+ * asks about chain ends that are no excluded resource of the endpoint (missing, or not aggregated yet).
  */
 export interface AggregationReport {
   endpoint: string;
@@ -75,50 +77,26 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
   const visible = (type: string) => all || types.includes(type);
   const typeList = all ? null : [...types];
 
-  const [members, queue, walked] = await Promise.all([
-    sql.query<{ type: string; status: string; rule: string | null; cause: boolean; n: bigint; examples: string[]; sample: string | null }[]>(
-      `SELECT m.type, m.status, CASE WHEN m.status = 'excluded' THEN coalesce(m.rule, 'other') END AS rule,
-              (m.status = 'excluded' AND w.target IS NULL) AS cause, count(*) AS n,
-              (array_agg(m.res_id ORDER BY m.res_id) FILTER (WHERE m.status = 'excluded'))[1:${EXAMPLES}] AS examples,
-              min(m.reason) AS sample
-         FROM agg_member m
-         LEFT JOIN agg_waiting w ON w.store = m.store AND w.type = m.type AND w.res_id = m.res_id
-        WHERE m.store = $1 AND ($2::text[] IS NULL OR m.type = ANY($2::text[]))
-        GROUP BY 1, 2, 3, 4`,
+  const [groups, excludedRows, queue] = await Promise.all([
+    sql.query<{ type: string; status: string; rule: string; n: bigint; sample: string | null }[]>(
+      `SELECT type, status, coalesce(rule, 'other') AS rule, count(*) AS n, min(reason) AS sample
+         FROM agg_member WHERE store = $1 AND ($2::text[] IS NULL OR type = ANY($2::text[])) GROUP BY 1, 2, 3`,
       store,
       typeList,
+    ),
+    // Every excluded resource (of any type: a chain may pass through types the caller does not see) and the
+    // target it waits for, if any. Chains are followed here rather than in a recursive query, which
+    // PostgreSQL can only join by nested loops over a CTE (seconds for a few thousand rows).
+    sql.query<{ type: string; id: string; rule: string; target: string | null }[]>(
+      `SELECT m.type, m.res_id AS id, coalesce(m.rule, 'other') AS rule, w.target
+         FROM agg_member m
+         LEFT JOIN agg_waiting w ON w.store = m.store AND w.type = m.type AND w.res_id = m.res_id
+        WHERE m.store = $1 AND m.status = 'excluded' AND m.rule IS DISTINCT FROM 'deleted'`,
+      store,
     ),
     sql.query<{ type: string; pending: bigint; parked: bigint }[]>(
       `SELECT type, count(DISTINCT res_id) FILTER (WHERE NOT parked) AS pending, count(DISTINCT res_id) FILTER (WHERE parked) AS parked
          FROM agg_outbox WHERE store = $1 AND ($2::text[] IS NULL OR type = ANY($2::text[])) GROUP BY type`,
-      store,
-      typeList,
-    ),
-    // Each excluded resource waiting for a target, followed target by target to where the chain ends: its root.
-    sql.query<{ type: string; via_source: boolean; root: string; root_status: string | null; root_rule: string | null; root_waits: boolean; present: boolean; n: bigint }[]>(
-      `WITH RECURSIVE ex AS MATERIALIZED (
-         SELECT m.type || '/' || m.res_id AS ref, m.type, m.rule, w.target
-           FROM agg_member m
-           LEFT JOIN agg_waiting w ON w.store = m.store AND w.type = m.type AND w.res_id = m.res_id
-          WHERE m.store = $1 AND m.status = 'excluded' AND m.rule IS DISTINCT FROM 'deleted'
-       ), walk (start, start_type, via_source, cur, depth) AS (
-         SELECT ref, type, rule = 'source-organization-not-aggregated', target, 1 FROM ex
-          WHERE target IS NOT NULL AND ($2::text[] IS NULL OR type = ANY($2::text[]))
-         UNION ALL
-         SELECT w.start, w.start_type, w.via_source, e.target, w.depth + 1 FROM walk w JOIN ex e ON e.ref = w.cur
-          WHERE e.target IS NOT NULL AND w.depth < 32
-       ), roots AS (
-         SELECT DISTINCT ON (start) start_type, via_source, cur AS root FROM walk ORDER BY start, depth DESC
-       ), counted AS (
-         SELECT start_type, via_source, root, count(*) AS n FROM roots GROUP BY 1, 2, 3
-       )
-       SELECT c.start_type AS type, c.via_source, c.root, m.status AS root_status, m.rule AS root_rule,
-              EXISTS (SELECT 1 FROM ex WHERE ex.ref = c.root AND ex.target IS NOT NULL) AS root_waits,
-              (m.status IS NULL AND EXISTS (SELECT 1 FROM resource r WHERE r.store = $1 AND r.type = split_part(c.root, '/', 1)
-                                               AND r.id = split_part(c.root, '/', 2) AND r.content IS NOT NULL)) AS present,
-              c.n
-         FROM counted c
-         LEFT JOIN agg_member m ON m.store = $1 AND m.type = split_part(c.root, '/', 1) AND m.res_id = split_part(c.root, '/', 2)`,
       store,
       typeList,
     ),
@@ -131,38 +109,14 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
     return t;
   };
   const exclusions = new Map<string, ExclusionCount>();
-  const causes = new Map<string, RootCause>();
-  const causeOf = (type: string, rule: string): RootCause => {
-    const key = `${type}|${rule}`;
-    let c = causes.get(key);
-    if (!c) causes.set(key, (c = { type, rule, count: visible(type) ? 0 : null, excludedThrough: 0, asSourceOrganization: 0, cascade: [], summary: '', examples: [] }));
-    return c;
-  };
-
-  for (const row of members) {
+  for (const row of groups) {
     const n = Number(row.n);
     const t = countsOf(row.type);
-    if (row.status === 'included') {
-      t.included += n;
-      continue;
-    }
-    const rule = row.rule as string;
-    if (rule === 'deleted') {
-      t.deleted += n;
-      continue;
-    }
-    t.excluded += n;
-    const key = `${row.type}|${rule}`;
-    const e = exclusions.get(key) ?? { type: row.type, rule, count: 0, description: '', sampleReason: row.sample ?? '', examples: [] };
-    e.count += n;
-    e.examples = [...e.examples, ...row.examples.map((id) => `${row.type}/${id}`)].sort().slice(0, EXAMPLES);
-    exclusions.set(key, e);
-    // Excluded for a reason of its own: a root cause. One that says it waits for a target but has none
-    // recorded is about to be aggregated again (the target has just arrived).
-    if (row.cause) {
-      const c = causeOf(row.type, CASCADE_RULES.has(rule) ? 'pending' : rule);
-      c.count = (c.count ?? 0) + n;
-      c.examples = [...c.examples, ...row.examples.map((id) => `${row.type}/${id}`)].sort().slice(0, EXAMPLES);
+    if (row.status === 'included') t.included += n;
+    else if (row.rule === 'deleted') t.deleted += n;
+    else {
+      t.excluded += n;
+      exclusions.set(`${row.type}|${row.rule}`, { type: row.type, rule: row.rule, count: n, description: '', sampleReason: row.sample ?? '', examples: [] });
     }
   }
   for (const row of queue) {
@@ -171,36 +125,100 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
     t.parked += Number(row.parked);
   }
 
-  // Roots that are not excluded members of their own are counted once per distinct resource.
-  const syntheticRoots = new Map<string, Set<string>>();
-  for (const row of walked) {
-    const [rootType] = row.root.split('/');
-    const rule = rootRule(row);
-    const c = causeOf(rootType, rule);
-    const n = Number(row.n);
-    c.excludedThrough += n;
-    if (row.via_source) c.asSourceOrganization += n;
-    const step = c.cascade.find((s) => s.type === row.type);
-    if (step) step.count += n;
-    else c.cascade.push({ type: row.type, count: n });
-    if (row.root_status !== 'excluded' || row.root_waits || row.root_rule === 'deleted') {
-      const key = `${rootType}|${rule}`;
-      const roots = syntheticRoots.get(key) ?? new Set<string>();
-      roots.add(row.root);
-      syntheticRoots.set(key, roots);
+  // Each excluded resource's root: itself when excluded for a reason of its own, else its target's root.
+  const excluded = new Map(excludedRows.map((r) => [`${r.type}/${r.id}`, r]));
+  const roots = new Map<string, string>();
+  const rootOf = (ref: string): string => {
+    const chain: string[] = [];
+    let cur = ref;
+    const seen = new Set<string>();
+    for (;;) {
+      const known = roots.get(cur);
+      if (known !== undefined) {
+        cur = known;
+        break;
+      }
+      const row = excluded.get(cur);
+      if (!row?.target || seen.has(cur)) break; // its own reason, not excluded at all, or a cycle
+      seen.add(cur);
+      chain.push(cur);
+      cur = row.target;
     }
+    for (const c of chain) roots.set(c, cur);
+    return cur;
+  };
+
+  const causes = new Map<string, RootCause>();
+  const causeOf = (type: string, rule: string): RootCause => {
+    const key = `${type}|${rule}`;
+    let c = causes.get(key);
+    if (!c) causes.set(key, (c = { type, rule, count: visible(type) ? 0 : null, excludedThrough: 0, asSourceOrganization: 0, cascade: [], summary: '', examples: [] }));
+    return c;
+  };
+  const addExample = (list: string[], ref: string) => {
+    if (list.length < EXAMPLES) list.push(ref);
+    else if (ref < list[EXAMPLES - 1]) list[EXAMPLES - 1] = ref;
+    else return;
+    list.sort();
+  };
+  // Cascades, per root: how many of each type, and how many through the default source organisation.
+  const cascades = new Map<string, { types: Map<string, number>; viaSource: number; total: number }>();
+  for (const row of excludedRows) {
+    const ref = `${row.type}/${row.id}`;
+    if (visible(row.type)) addExample((exclusions.get(`${row.type}|${row.rule}`) as ExclusionCount).examples, ref);
+    if (!row.target) {
+      // Excluded for a reason of its own: a root cause. One that says it waits for a target but has none
+      // recorded is about to be aggregated again (its target has just arrived).
+      if (!visible(row.type)) continue;
+      const c = causeOf(row.type, CASCADE_RULES.has(row.rule) ? 'pending' : row.rule);
+      c.count = (c.count ?? 0) + 1;
+      addExample(c.examples, ref);
+      continue;
+    }
+    if (!visible(row.type)) continue;
+    const root = rootOf(ref);
+    const cascade = cascades.get(root) ?? { types: new Map<string, number>(), viaSource: 0, total: 0 };
+    cascade.types.set(row.type, (cascade.types.get(row.type) ?? 0) + 1);
+    cascade.total++;
+    if (row.rule === 'source-organization-not-aggregated') cascade.viaSource++;
+    cascades.set(root, cascade);
   }
-  for (const [key, roots] of syntheticRoots) {
-    const c = causes.get(key) as RootCause;
-    if (c.count === null) continue;
-    c.count += roots.size;
-    c.examples = [...c.examples, ...roots].sort().slice(0, EXAMPLES);
+
+  // Roots that are no excluded resource of the endpoint: what the aggregator knows of them.
+  const others = [...cascades.keys()].filter((r) => !excluded.has(r));
+  const states = others.length
+    ? await sql.query<{ ref: string; status: string | null; rule: string | null; present: boolean }[]>(
+        `SELECT t.ref, m.status, m.rule,
+                EXISTS (SELECT 1 FROM resource r WHERE r.store = $1 AND r.type = split_part(t.ref, '/', 1) AND r.id = split_part(t.ref, '/', 2) AND r.content IS NOT NULL) AS present
+           FROM unnest($2::text[]) AS t(ref)
+           LEFT JOIN agg_member m ON m.store = $1 AND m.type = split_part(t.ref, '/', 1) AND m.res_id = split_part(t.ref, '/', 2)`,
+        store,
+        others,
+      )
+    : [];
+  const stateOf = new Map(states.map((s) => [s.ref, s]));
+  for (const [root, cascade] of cascades) {
+    const [rootType] = root.split('/');
+    const own = excluded.get(root);
+    const rule = own ? (own.target ? 'other' : CASCADE_RULES.has(own.rule) ? 'pending' : own.rule) : rootRule(stateOf.get(root));
+    const c = causeOf(rootType, rule);
+    c.excludedThrough += cascade.total;
+    c.asSourceOrganization += cascade.viaSource;
+    for (const [type, count] of cascade.types) {
+      const step = c.cascade.find((s) => s.type === type);
+      if (step) step.count += count;
+      else c.cascade.push({ type, count });
+    }
+    // A root that is no excluded resource (or a chain that comes back on itself) is counted here, once.
+    if ((!own || own.target) && c.count !== null) {
+      c.count += 1;
+      addExample(c.examples, root);
+    }
   }
 
   for (const e of exclusions.values()) e.description = describeCount(e.count, e.type, e.rule);
   for (const c of causes.values()) {
     c.cascade.sort((a, b) => b.count - a.count || a.type.localeCompare(b.type));
-    if (c.count === null) c.examples = [];
     const what =
       c.count === null ? `${c.type} resources (a type your token may not read) ${EXCLUSION_RULES[c.rule as ExclusionRule] ?? ''}`.trim() : describeCount(c.count, c.type, c.rule);
     const through =
@@ -233,15 +251,10 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
   };
 }
 
-/** Why the resource at the end of a chain is not aggregated. */
-function rootRule(row: { root_status: string | null; root_rule: string | null; root_waits: boolean; present: boolean }): string {
-  if (row.root_status === 'excluded') {
-    // A chain that comes back on itself (or is longer than followed) has no root of its own: report where it stopped.
-    if (row.root_waits) return 'other';
-    const rule = row.root_rule ?? 'other';
-    return CASCADE_RULES.has(rule) ? 'pending' : rule;
-  }
+/** Why a resource at the end of a chain, which is not an excluded resource of the endpoint, is not aggregated. */
+function rootRule(state: { status: string | null; rule: string | null; present: boolean } | undefined): string {
+  if (state?.status === 'excluded' && state.rule === 'deleted') return 'deleted';
   // Included by now (what waits for it is queued again), or on the endpoint but not aggregated yet.
-  if (row.root_status === 'included' || row.present) return 'pending';
+  if (state?.status === 'included' || state?.present) return 'pending';
   return 'missing';
 }
