@@ -45,6 +45,7 @@ import { PatientControls } from './consent/patientControls';
 import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { createOutboxHook, requeueStore } from './aggregator/outbox';
+import { aggregationReport } from './aggregator/report';
 import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
@@ -85,7 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     config.aggregationMaxBacklog > 0
       ? new BacklogAdmission(db.sql, { maxBacklog: config.aggregationMaxBacklog, maxWaitMs: config.aggregationAdmitWaitMs, onReleased: () => worker.notify() })
       : undefined;
-  const serviceDeps: FhirServiceDeps = { repo, validator, search, admission };
+  const serviceDeps: FhirServiceDeps = { repo, validator, search, admission, reports: { report: (store, types) => aggregationReport(db.sql, store, types) } };
   const aggregator = new Aggregator(repo);
   // Every read, search, history, write, token and consent change is audited unless AUDIT=off (src/audit/).
   const audit: AuditSink = config.audit
@@ -184,6 +185,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requeueEndpoint: (id) => requeueStore(db.sql, id),
     onEndpointChanged: (id) => endpoints.delete(id),
     aggregation: worker,
+    aggregationReport: (id) => aggregationReport(db.sql, id),
     analyze: async () => void (await db.sql.execute('ANALYZE')),
     auditEvents,
   });
@@ -255,6 +257,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           await source.read(type, id);
           return views.view(type, id, caller.customerId);
         },
+        report: async (endpointId) => (await authorization.customer(caller, endpointId)).service.aggregationReport(),
         status: async (endpointId, type, id) => {
           await (await authorization.customer(caller, endpointId)).service.read(type, id);
           return (await views.status(endpointId, type, id)) ?? { status: 'pending', reason: null, expression: null, aggregatedId: null };

@@ -225,11 +225,20 @@ export function serverApi(url: string, adminToken: string): Pick<RunningServer, 
         defaultSourceOrg: `Organization/${name.replace(/\W+/g, '-')}`,
       });
       const client = await admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: customer.id, family: 'fhir' });
+      const bearer = await token(client.client_id, client.client_secret);
+      // …and it must be an aggregated Organization (with an identifier), or the copies it would source are excluded.
+      const orgId = name.replace(/\W+/g, '-');
+      const org = await fetch(`${url}/fhir/customer/${endpoint.id}/Organization/${orgId}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/fhir+json' },
+        body: JSON.stringify({ resourceType: 'Organization', id: orgId, identifier: [{ system: 'urn:tributary:bench', value: orgId }], name }),
+      });
+      if (!org.ok) throw new Error(`PUT Organization/${orgId} → ${org.status} ${(await org.text()).slice(0, 300)}`);
       return {
         customerId: customer.id,
         endpointId: endpoint.id,
         base: `${url}/fhir/customer/${endpoint.id}`,
-        token: await token(client.client_id, client.client_secret),
+        token: bearer,
         mintedAt: Date.now(),
         clientId: client.client_id,
         clientSecret: client.client_secret,

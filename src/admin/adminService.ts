@@ -6,6 +6,7 @@ import type { BreakGlassEvent } from '../consent/breakGlass';
 import type { ConsentInput, ConsentRegistry } from '../consent/consentRegistry';
 import type { ConsentRecord } from '../consent/consentResource';
 import type { Lag } from '../aggregator/worker';
+import type { AggregationReport } from '../aggregator/report';
 import { conflict, notFound, OperationOutcomeError, operationOutcome, badRequest } from '../fhir/outcome';
 import type { ClientRecord, CustomerRecord, EndpointChanges, EndpointRecord, NewClient, TenancyRepository } from '../store/tenancyRepository';
 import {
@@ -46,6 +47,8 @@ export interface AdminServiceDeps {
   /** Told after an endpoint changed, so that per-process caches see the change on the next request. */
   onEndpointChanged?: (endpointId: string) => void;
   aggregation?: { lag(): Promise<Lag>; waitForIdle(timeoutMs?: number): Promise<Lag> };
+  /** An endpoint's aggregation report, every type (aggregator/report.ts). */
+  aggregationReport?: (endpointId: string) => Promise<AggregationReport>;
   /** Refreshes planner statistics (after bulk loads, before autovacuum gets there). */
   analyze?: () => Promise<void>;
   /** Searches the audit log (GET /admin/AuditEvent, GraphQL auditEvents). */
@@ -288,6 +291,13 @@ export class AdminService {
   aggregationLag(): Promise<Lag> {
     if (!this.deps.aggregation) throw notFound('No aggregation here');
     return this.deps.aggregation.lag();
+  }
+
+  /** What the aggregator made of an endpoint's resources: counts per type and rule, and the root causes of exclusions. */
+  async aggregationReport(id: unknown): Promise<AggregationReport> {
+    const endpoint = await this.getEndpoint(id);
+    if (!this.deps.aggregationReport) throw notFound('No aggregation here');
+    return this.deps.aggregationReport(endpoint.id);
   }
 
   /** Waits until every write so far is visible on the aggregated endpoint (tests, loaders, scripts); 503 on timeout. */

@@ -103,7 +103,7 @@ export class AggregationPass {
       if (!answer?.id) {
         const ref = `${target.type}/${target.id}`;
         const reason = `${site.expression} refers to ${ref}, which is not in the aggregated record (${answer?.why ?? 'unknown'})`;
-        return this.excludeMember(tx, upstream, { reason, expression: site.expression, waitingFor: ref }, prepared.targets);
+        return this.excludeMember(tx, upstream, { rule: 'target-not-aggregated', reason, expression: site.expression, waitingFor: ref }, prepared.targets);
       }
       site.holder.reference = `${target.type}/${answer.id}`;
     }
@@ -119,15 +119,16 @@ export class AggregationPass {
       ref.id,
     );
     await tx.execute(
-      `INSERT INTO agg_member (store, type, res_id, status, reason, expression, depends_on) VALUES ($1, $2, $3, 'excluded', $4, $5, $6::text[])
+      `INSERT INTO agg_member (store, type, res_id, status, reason, expression, depends_on, rule) VALUES ($1, $2, $3, 'excluded', $4, $5, $6::text[], $7)
        ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'excluded', reason = $4, expression = $5, agg_id = NULL, content = NULL,
-         depends_on = $6::text[], updated_at = clock_timestamp()`,
+         depends_on = $6::text[], rule = $7, home_id = NULL, updated_at = clock_timestamp()`,
       ref.store,
       ref.type,
       ref.id,
       exclusion.reason,
       exclusion.expression ?? null,
       dependsOn,
+      exclusion.rule ?? 'other',
     );
     await setWaiting(tx, [{ ref, target: exclusion.waitingFor }]);
     this.ids.forget(ref);
@@ -148,11 +149,11 @@ export class AggregationPass {
     );
     if (!before) return;
     if (MERGED_TYPES[ref.type]) {
-      await this.excludeMember(tx, ref, { reason: 'deleted on its endpoint' }, []);
+      await this.excludeMember(tx, ref, { rule: 'deleted', reason: 'deleted on its endpoint' }, []);
       return;
     }
     await tx.execute(
-      `UPDATE agg_member SET status = 'excluded', reason = 'deleted on its endpoint', expression = NULL, content = NULL, updated_at = clock_timestamp()
+      `UPDATE agg_member SET status = 'excluded', reason = 'deleted on its endpoint', rule = 'deleted', expression = NULL, content = NULL, updated_at = clock_timestamp()
         WHERE store = $1 AND type = $2 AND res_id = $3`,
       ref.store,
       ref.type,

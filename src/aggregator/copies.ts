@@ -124,7 +124,12 @@ export class Copies {
           }
           const why = other ? other.exclusion?.reason : resolved.get(store)?.get(ref)?.id ? undefined : (resolved.get(store)?.get(ref)?.why ?? 'unknown');
           if (why !== undefined) {
-            c.exclusion = { reason: `${site.expression} refers to ${ref}, which is not in the aggregated record (${why})`, expression: site.expression, waitingFor: ref };
+            c.exclusion = {
+              rule: 'target-not-aggregated',
+              reason: `${site.expression} refers to ${ref}, which is not in the aggregated record (${why})`,
+              expression: site.expression,
+              waitingFor: ref,
+            };
             break;
           }
         }
@@ -145,13 +150,21 @@ export class Copies {
             changed = true;
             continue;
           }
-          c.sourceOrg = managing
-            ? (parseRelative(managing)?.id as string)
-            : fallback
-              ? (resolved.get(store)?.get(fallback)?.id ?? (parseRelative(fallback)?.id as string))
-              : undefined;
-          if (!c.sourceOrg) {
-            c.exclusion = { reason: "no source organisation: the resource's patient has no managingOrganization and the endpoint has no default source organisation" };
+          // The default counts only as the aggregated Organization it stands for: one that is excluded or not
+          // there yet (issue 15 item 6 a, b) excludes the copy, which waits for it and comes in when it does.
+          const defaultOrg = !managing && fallback ? resolved.get(store)?.get(fallback) : undefined;
+          c.sourceOrg = managing ? (parseRelative(managing)?.id as string) : defaultOrg?.id;
+          if (!c.sourceOrg && fallback && !managing) {
+            c.exclusion = {
+              rule: 'source-organization-not-aggregated',
+              reason: `the endpoint's default source organisation ${fallback} is not in the aggregated record (${defaultOrg?.why ?? 'unknown'})`,
+              waitingFor: fallback,
+            };
+          } else if (!c.sourceOrg) {
+            c.exclusion = {
+              rule: 'no-source-organization',
+              reason: "no source organisation: the resource's patient has no managingOrganization and the endpoint has no default source organisation",
+            };
           }
         }
         if (c.exclusion) {
@@ -245,13 +258,13 @@ async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: st
  */
 async function writeMembers(tx: Tx, candidates: Candidate[]): Promise<void> {
   await tx.execute(
-    `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on)
-     SELECT u.store, u.type, u.id, u.status, u.reason, u.expression, u.agg_id, NULL, u.updated::timestamptz, string_to_array(u.deps, ' ')
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-            AS u(store, type, id, status, reason, expression, agg_id, updated, deps)
+    `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on, rule)
+     SELECT u.store, u.type, u.id, u.status, u.reason, u.expression, u.agg_id, NULL, u.updated::timestamptz, string_to_array(u.deps, ' '), u.rule
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+            AS u(store, type, id, status, reason, expression, agg_id, updated, deps, rule)
      ON CONFLICT (store, type, res_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, expression = EXCLUDED.expression,
        agg_id = EXCLUDED.agg_id, content = NULL, upstream_updated = EXCLUDED.upstream_updated, depends_on = EXCLUDED.depends_on,
-       updated_at = clock_timestamp()`,
+       rule = EXCLUDED.rule, updated_at = clock_timestamp()`,
     candidates.map((c) => c.upstream.store),
     candidates.map((c) => c.upstream.type),
     candidates.map((c) => c.upstream.id),
@@ -261,5 +274,6 @@ async function writeMembers(tx: Tx, candidates: Candidate[]): Promise<void> {
     candidates.map((c) => (c.exclusion ? (c.previousId ?? null) : (c.aggId as string))),
     candidates.map((c) => c.upstream.lastUpdated.toISOString()),
     candidates.map((c) => c.dependsOn.join(' ')),
+    candidates.map((c) => (c.exclusion ? (c.exclusion.rule ?? 'other') : null)),
   );
 }

@@ -23,6 +23,8 @@ interface MemberRow {
   content: Resource;
   upstream_updated: Date;
   joined_at: Date;
+  /** The group it joined before merges of groups moved it (see regroup). */
+  home_id: string;
 }
 
 export class Groups {
@@ -72,10 +74,11 @@ export class Groups {
       await tx.execute(`INSERT INTO agg_key (type, key, store, res_id, agg_id) SELECT $1, k, $2, $3, $4 FROM unnest($5::text[]) AS k`, type, store, id, survivor, keys);
     }
     await tx.execute(
-      `INSERT INTO agg_member (store, type, res_id, status, agg_id, content, upstream_updated, depends_on)
-       VALUES ($1, $2, $3, 'included', $4, $5::jsonb, $6::timestamptz, $7::text[])
-       ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'included', reason = NULL, expression = NULL, agg_id = $4, content = $5::jsonb,
-         upstream_updated = $6::timestamptz, depends_on = $7::text[], updated_at = clock_timestamp()`,
+      `INSERT INTO agg_member (store, type, res_id, status, agg_id, content, upstream_updated, depends_on, home_id)
+       VALUES ($1, $2, $3, 'included', $4, $5::jsonb, $6::timestamptz, $7::text[], $4)
+       ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'included', reason = NULL, rule = NULL, expression = NULL, agg_id = $4, content = $5::jsonb,
+         upstream_updated = $6::timestamptz, depends_on = $7::text[], updated_at = clock_timestamp(),
+         home_id = CASE WHEN agg_member.agg_id IS NOT DISTINCT FROM $4 THEN coalesce(agg_member.home_id, $4) ELSE $4 END`,
       store,
       type,
       id,
@@ -135,12 +138,15 @@ export class Groups {
 
   /**
    * Re-merges a group from its members' R4 forms. Members that no longer share keys split off: the part
-   * holding the earliest-joined member keeps the id, the others get new ids. No members → deleted (410).
-   * Returns the members that moved to a new id.
+   * holding the earliest-joined member keeps the id; another part takes back the id of a group that was
+   * absorbed into this one, when it holds that group's members (the oldest such id; the absorbed id then
+   * stops answering `replaced-by` and points at its own members again), else it gets a new id. No members →
+   * deleted (410). Returns the members that moved to another id.
    */
   private async regroup(tx: Tx, type: string, aggId: string): Promise<UpstreamRef[]> {
     const members = await tx.query<MemberRow[]>(
-      `SELECT store, res_id, agg_id, content, upstream_updated, joined_at FROM agg_member WHERE type = $1 AND agg_id = $2 AND status = 'included' ORDER BY joined_at, store, res_id`,
+      `SELECT store, res_id, agg_id, content, upstream_updated, joined_at, coalesce(home_id, agg_id) AS home_id
+         FROM agg_member WHERE type = $1 AND agg_id = $2 AND status = 'included' ORDER BY joined_at, store, res_id`,
       type,
       aggId,
     );
@@ -151,15 +157,37 @@ export class Groups {
     const components = this.components(members);
     const moved: UpstreamRef[] = [];
     if (components.length > 1) this.ids.reset();
+    // Groups absorbed into this one (directly or through another), oldest first.
+    const absorbed =
+      components.length > 1
+        ? await tx.query<{ agg_id: string }[]>(`SELECT agg_id FROM agg_group WHERE type = $1 AND replaced_by = $2 ORDER BY created_at, agg_id`, type, aggId)
+        : [];
     for (let i = 1; i < components.length; i++) {
-      const fresh = randomUUID();
-      await tx.execute(`INSERT INTO agg_group (type, agg_id) VALUES ($1, $2)`, type, fresh);
+      const homes = new Set(components[i].map((m) => m.home_id));
+      const own = absorbed.map((g) => g.agg_id).filter((id) => homes.has(id));
+      let id: string;
+      if (own.length) {
+        // The part takes back its oldest absorbed id; its other absorbed ids now point at that one.
+        id = own[0];
+        await tx.execute(`UPDATE agg_group SET replaced_by = NULL WHERE type = $1 AND agg_id = $2`, type, id);
+        await tx.execute(`UPDATE agg_group SET replaced_by = $3 WHERE type = $1 AND agg_id = ANY($2::text[])`, type, own.slice(1), id);
+      } else {
+        id = randomUUID();
+        await tx.execute(`INSERT INTO agg_group (type, agg_id) VALUES ($1, $2)`, type, id);
+      }
       for (const m of components[i]) {
-        await tx.execute(`UPDATE agg_member SET agg_id = $4 WHERE store = $1 AND type = $2 AND res_id = $3`, m.store, type, m.res_id, fresh);
-        await tx.execute(`UPDATE agg_key SET agg_id = $4 WHERE store = $1 AND type = $2 AND res_id = $3`, m.store, type, m.res_id, fresh);
+        await tx.execute(
+          `UPDATE agg_member SET agg_id = $4, home_id = CASE WHEN home_id = ANY($5::text[]) THEN home_id ELSE $4 END WHERE store = $1 AND type = $2 AND res_id = $3`,
+          m.store,
+          type,
+          m.res_id,
+          id,
+          own,
+        );
+        await tx.execute(`UPDATE agg_key SET agg_id = $4 WHERE store = $1 AND type = $2 AND res_id = $3`, m.store, type, m.res_id, id);
         moved.push({ store: m.store, type, id: m.res_id });
       }
-      await this.writeGroup(tx, type, fresh, components[i]);
+      await this.writeGroup(tx, type, id, components[i]);
     }
     await this.writeGroup(tx, type, aggId, components[0]);
     return moved;

@@ -1,5 +1,6 @@
 import { elementOfKey, referenceElementPaths, topLevelElements } from '../fhir/structure';
 import type { Coding, Resource } from '../fhir/types';
+import type { ExclusionRule } from './exclusionRules';
 
 /**
  * The aggregation rules of DESIGN §3 as pure functions over plain JSON: which resources are included,
@@ -70,6 +71,8 @@ export const MERGED_TYPES: Record<string, GroupingRule> = {
 
 export interface Exclusion {
   reason: string;
+  /** Which rule excluded it (exclusionRules.ts); recorded for the aggregation report. Absent: `other`. */
+  rule?: ExclusionRule;
   expression?: string;
   /** The `Type/id` target whose absence (or exclusion) caused this: its arrival queues the resource again. */
   waitingFor?: string;
@@ -131,36 +134,40 @@ export function checkInclusion(resource: Resource, supported: ReadonlySet<string
   for (const site of referenceSites(resource)) {
     const ref = site.holder.reference;
     if (typeof ref !== 'string') {
-      return { reason: `${site.expression} has no 'reference' (identifier-only references are not resolved)`, expression: site.expression };
+      return { rule: 'identifier-only-reference', reason: `${site.expression} has no 'reference' (identifier-only references are not resolved)`, expression: site.expression };
     }
-    if (ref.startsWith('#')) return { reason: `${site.expression} is a contained reference ('${ref}')`, expression: site.expression };
+    if (ref.startsWith('#')) return { rule: 'contained-reference', reason: `${site.expression} is a contained reference ('${ref}')`, expression: site.expression };
     const local = stripServer(ref);
     const parsed = parseRelative(local);
-    if (!parsed) return { reason: `${site.expression} ('${ref}') is not a reference to a resource with a persistent identity`, expression: site.expression };
+    if (!parsed)
+      return { rule: 'reference-not-resolvable', reason: `${site.expression} ('${ref}') is not a reference to a resource with a persistent identity`, expression: site.expression };
     if (!supported.has(parsed.type)) {
-      return { reason: `${site.expression} refers to ${parsed.type}, which the aggregation does not support`, expression: site.expression };
+      return { rule: 'reference-to-unsupported-type', reason: `${site.expression} refers to ${parsed.type}, which the aggregation does not support`, expression: site.expression };
     }
     site.holder.reference = local;
   }
   const rule = MERGED_TYPES[type];
   if (rule === 'identifier') {
     const ids = resource.identifier as { system?: string; value?: string }[] | undefined;
-    if (!Array.isArray(ids) || ids.length === 0) return { reason: `${type} needs at least one identifier to be merged`, expression: `${type}.identifier` };
+    if (!Array.isArray(ids) || ids.length === 0)
+      return { rule: 'identifier-missing', reason: `${type} needs at least one identifier to be merged`, expression: `${type}.identifier` };
     const i = ids.findIndex((x) => !x.system);
-    if (i >= 0) return { reason: `${type}.identifier[${i}] has no system`, expression: `${type}.identifier[${i}]` };
+    if (i >= 0) return { rule: 'identifier-without-system', reason: `${type}.identifier[${i}] has no system`, expression: `${type}.identifier[${i}]` };
   } else if (rule === 'code') {
     const codings = (resource.code as { coding?: Coding[] } | undefined)?.coding;
-    if (!Array.isArray(codings) || codings.length === 0) return { reason: `${type} needs code.coding to be merged`, expression: `${type}.code.coding` };
+    if (!Array.isArray(codings) || codings.length === 0)
+      return { rule: 'code-coding-missing', reason: `${type} needs code.coding to be merged`, expression: `${type}.code.coding` };
     const i = codings.findIndex((c) => !c.system);
-    if (i >= 0) return { reason: `${type}.code.coding[${i}] has no system`, expression: `${type}.code.coding[${i}]` };
+    if (i >= 0) return { rule: 'coding-without-system', reason: `${type}.code.coding[${i}] has no system`, expression: `${type}.code.coding[${i}]` };
   } else if (rule === 'link-target') {
     const links = resource.link as { target?: { reference?: string } }[] | undefined;
-    if (!Array.isArray(links) || !links.some((l) => l.target?.reference)) return { reason: 'Person needs link.target', expression: 'Person.link.target' };
+    if (!Array.isArray(links) || !links.some((l) => l.target?.reference))
+      return { rule: 'link-target-missing', reason: 'Person needs link.target', expression: 'Person.link.target' };
   } else if (rule === 'practitioner-organization') {
     if (!(resource.practitioner as { reference?: string } | undefined)?.reference)
-      return { reason: 'PractitionerRole needs practitioner', expression: 'PractitionerRole.practitioner' };
+      return { rule: 'practitioner-missing', reason: 'PractitionerRole needs practitioner', expression: 'PractitionerRole.practitioner' };
     if (!(resource.organization as { reference?: string } | undefined)?.reference)
-      return { reason: 'PractitionerRole needs organization', expression: 'PractitionerRole.organization' };
+      return { rule: 'organization-missing', reason: 'PractitionerRole needs organization', expression: 'PractitionerRole.organization' };
   }
   return undefined;
 }

@@ -77,7 +77,7 @@ export interface Prepared {
  * Works on `upstream.content` in place: it was read from the database for this pass and nothing else holds it.
  */
 export function prepare(upstream: Upstream, supported: ReadonlySet<string>): Prepared | Exclusion {
-  if (!supported.has(upstream.type)) return { reason: `${upstream.type} is not a type the aggregation supports` };
+  if (!supported.has(upstream.type)) return { rule: 'unsupported-type', reason: `${upstream.type} is not a type the aggregation supports` };
   const raw = upstream.content as Resource;
   const mapped = upstream.fhirVersion === 'STU3';
   const { id: _id, meta, ...rest } = mapped ? stu3ToR4(raw) : raw;
@@ -90,7 +90,7 @@ export function prepare(upstream: Upstream, supported: ReadonlySet<string>): Pre
       assertValidResource('R4', { ...resource, id: 'x' });
     } catch (err) {
       if (!(err instanceof OperationOutcomeError)) throw err;
-      return { reason: `not valid R4 after mapping: ${err.message}` };
+      return { rule: 'invalid-after-mapping', reason: `not valid R4 after mapping: ${err.message}` };
     }
   }
   const sites = referenceSites(resource);

@@ -40,7 +40,7 @@ function globalHelp(): string {
     '  --token TOKEN  admin token (else $ADMIN_TOKEN, else $DATA_DIR/admin-credential.json; DATA_DIR defaults to ./data)',
     '  --help, -h     this help; `<command> --help` or `help <command>` for one command',
     '',
-    'Output is one JSON object on stdout. Exit codes: 0 success, 1 failure, 2 usage error.',
+    'Output is one JSON object on stdout (`aggregation report`: a table, or JSON with --format json). Exit codes: 0 success, 1 failure, 2 usage error.',
     '',
   ].join('\n');
 }
@@ -105,7 +105,7 @@ export async function runAdmin(argv: string[], io: AdminIo): Promise<number> {
 
     const connection = await resolveAdminConnection({ url, token, env: io.env, cwd: io.cwd });
     const result = await command.run({ api: new AdminApi(connection, io.fetch ?? fetch), options: commandOptions, args, progress: io.stderr });
-    io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    io.stdout.write(command.text && commandOptions.format !== 'json' ? command.text(result) : `${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (err) {
     if (err instanceof CliError) {

@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { AdminApi } from './adminApi';
 import { usageError } from './cliError';
 import { runImport } from './importCommand';
+import { formatReport } from './reportTable';
+import type { AggregationReport } from '../aggregator/report';
 
 /**
  * The admin CLI's commands, one table: adding a command (e.g. `import`) is adding an entry.
@@ -34,6 +36,8 @@ export interface AdminCommand {
   /** The positionals may be left out (an older spelling of an option). */
   optionalPositionals?: boolean;
   run(ctx: CommandContext): Promise<unknown>;
+  /** Text to print instead of the JSON, unless `--format json` is given. */
+  text?(result: unknown): string;
 }
 
 /** Every option any command takes, for the argument parser; all take a value. */
@@ -58,6 +62,7 @@ export const OPTIONS: Record<string, string> = {
   label: 'privacy label: GENERAL_HEALTH, MENTAL_HEALTH, SEXUAL_HEALTH or SOCIAL_CARE',
   'timeout-ms': 'how long to wait, in milliseconds (default 30000)',
   concurrency: 'requests in flight (default 4)',
+  format: 'text (a table, the default) or json',
   jwks: 'a JSON file holding the public keys (JWKS) the client signs its private_key_jwt assertions with',
 };
 
@@ -382,6 +387,18 @@ COMMANDS.push(
     summary: 'aggregation lag: queue depth, oldest item age, parked items',
     options: [],
     run: ({ api }) => api.call('GET', '/admin/aggregation'),
+  },
+  {
+    words: ['aggregation', 'report'],
+    usage: '--endpoint ID [--format text|json]',
+    summary: "an endpoint's aggregation report: included and excluded per type and rule, and the root causes of exclusions",
+    options: ['endpoint', 'format'],
+    required: ['endpoint'],
+    run: async ({ api, options }) => {
+      if (options.format !== undefined && !['text', 'json'].includes(options.format)) throw usageError("--format must be 'text' or 'json'");
+      return api.call('GET', `/admin/endpoints/${encodeURIComponent(options.endpoint as string)}/aggregation-report`);
+    },
+    text: (report) => formatReport(report as AggregationReport),
   },
   {
     words: ['aggregation', 'wait'],

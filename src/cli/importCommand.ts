@@ -88,13 +88,15 @@ export async function runImport(api: AdminApi, options: ImportOptions): Promise<
 
   const loadRequest = async (file: string, bundle: Bundle) => {
     const entries = [...(bundle.entry ?? [])];
+    // Where each entry still sent stood in the file's Bundle: the server numbers the entries of what it was sent.
+    const positions = entries.map((_, i) => i);
     for (let retry = 0; retry <= MAX_RETRIES_PER_REQUEST && entries.length; retry++) {
       const { status, body } = await post({ ...bundle, entry: entries });
       if (status === 200) {
         const response = body as Bundle;
         response.entry?.forEach((e, i) => {
           if (bundle.type === 'batch' && !/^2/.test(e.response?.status ?? '')) {
-            summary.rejected.push({ file, entry: i, status: Number(e.response?.status), reason: reasonOf(e.response?.outcome) });
+            summary.rejected.push({ file, entry: positions[i], status: Number(e.response?.status), reason: reasonOf(e.response?.outcome) });
             return;
           }
           const type = (entries[i].resource as Resource | undefined)?.resourceType ?? e.response?.location?.split('/')[0] ?? 'unknown';
@@ -110,7 +112,8 @@ export async function runImport(api: AdminApi, options: ImportOptions): Promise<
         return;
       }
       const [bad] = entries.splice(index, 1);
-      summary.rejected.push({ file, entry: index, fullUrl: bad.fullUrl, resourceType: (bad.resource as Resource | undefined)?.resourceType, status, reason: reasonOf(body) });
+      const [position] = positions.splice(index, 1);
+      summary.rejected.push({ file, entry: position, fullUrl: bad.fullUrl, resourceType: (bad.resource as Resource | undefined)?.resourceType, status, reason: reasonOf(body) });
     }
   };
 

@@ -47,6 +47,7 @@ export function adminOps(service: AdminService): AdminOps {
     customerCreate: async (input) => customer(await service.createCustomer(input)),
     endpoints: async (customerId) => (await service.listEndpoints(customerId)).map(endpoint),
     endpoint: async (id) => endpoint(await service.getEndpoint(id)),
+    aggregationReport: (id) => service.aggregationReport(id),
     endpointCreate: async (input) => endpoint(await service.createEndpoint(input)),
     endpointUpdate: async (id, input) => endpoint(await service.updateEndpoint(id, input)),
     endpointDisable: async (id) => endpoint(await service.disableEndpoint(id)),

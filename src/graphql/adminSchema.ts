@@ -3,6 +3,7 @@ import { Arg, Ctx, Field, ID, Int, Mutation, ObjectType, Query, Resolver } from 
 import { unauthorized } from '../fhir/outcome';
 import type { GraphqlContext } from './fhirSchema';
 import type { OrganizationOps } from './organizationSchema';
+import { AggregationReport } from './aggregationReportTypes';
 
 /**
  * The GraphQL admin door (type-graphql): queries and mutations for the admin token, each one call of
@@ -81,6 +82,7 @@ export interface AdminOps {
   consents(patientId?: string): Promise<ConsentGrant[]>;
   consentGrant(grant: { patientId: string; grantee: string; label: string }): Promise<ConsentGrant>;
   consentRevoke(grant: { patientId: string; grantee: string; label: string }): Promise<boolean>;
+  aggregationReport(endpointId: string): Promise<AggregationReport>;
   organizations: OrganizationOps;
 }
 
@@ -105,6 +107,10 @@ export class AdminResolver {
     @Ctx() ctx: GraphqlContext,
   ) {
     return admin(ctx).clients(customerId ?? undefined);
+  }
+  @Query(() => AggregationReport, { description: "An endpoint's aggregation report (as its owner sees it with aggregationReport)" })
+  adminAggregationReport(@Arg('endpoint', () => ID) endpoint: string, @Ctx() ctx: GraphqlContext) {
+    return admin(ctx).aggregationReport(endpoint);
   }
   @Query(() => [ConsentGrant]) adminConsents(@Arg('patientId', () => ID, { nullable: true }) patientId: string | undefined, @Ctx() ctx: GraphqlContext) {
     return admin(ctx).consents(patientId ?? undefined);

@@ -7,6 +7,7 @@ import { AdminResolver } from './adminSchema';
 import { OrganizationResolver } from './organizationSchema';
 import { AuditResolver } from './auditSchema';
 import { ConsentResolver } from './consentSchema';
+import { AggregationReport } from './aggregationReportTypes';
 import type { GraphqlContext } from './fhirSchema';
 
 /**
@@ -52,6 +53,7 @@ class AggregationStatus {
 export interface AggregationOps {
   aggregation(type: string, id: string): Promise<AggregationView>;
   status(endpoint: string, type: string, id: string): Promise<AggregationStatus>;
+  report(endpoint: string): Promise<AggregationReport>;
 }
 
 const ops = (ctx: GraphqlContext): AggregationOps => {
@@ -74,6 +76,13 @@ class AggregationResolver {
     @Ctx() ctx: GraphqlContext,
   ) {
     return ops(ctx).status(endpoint, resourceType, id);
+  }
+
+  @Query(() => AggregationReport, {
+    description: 'What the aggregator made of the resources of one of your endpoints: counts per type and rule, and the root causes of exclusions',
+  })
+  aggregationReport(@Arg('endpoint', () => ID) endpoint: string, @Ctx() ctx: GraphqlContext) {
+    return ops(ctx).report(endpoint);
   }
 }
 

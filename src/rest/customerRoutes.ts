@@ -34,7 +34,7 @@ export function customerRoutes(): RouteTable<EndpointContext> {
     .add('DELETE', ':type/:id', fhir.remove)
     .add('GET', ':type/:id/_history', fhir.history)
     .add('GET', ':type/:id/_history/:vid', fhir.vread)
-    .add('GET', '$op', operations({ graphql: fhir.graphqlOperation }))
+    .add('GET', '$op', operations({ graphql: fhir.graphqlOperation, 'aggregation-report': fhir.aggregationReport }))
     .add('POST', '$op', operations({ graphql: fhir.graphqlOperation }))
     .add('GET', ':type/:id/$op', operations({ 'aggregation-status': fhir.aggregationStatus, graphql: fhir.graphqlOperation }))
     .add('POST', ':type/:id/$op', operations({ graphql: fhir.graphqlOperation }));

@@ -3,6 +3,7 @@ import type { Bundle, BundleEntry, FhirVersion, Resource } from '../fhir/types';
 import type { FhirService, WriteOutcome } from '../service/fhirService';
 import { parseQuery } from '../service/fhirService';
 import { BundleProcessor } from '../service/bundleProcessor';
+import { reportParameters } from '../aggregator/reportParameters';
 import type { HistoryPage, StoredVersion } from '../store/resourceRepository';
 import { type FhirRequest, type FhirResponse, ok, parseEtag, parsePrefer, versionHeaders, weakEtag } from './fhirHttp';
 import type { RouteParams } from './routeTable';
@@ -63,6 +64,9 @@ export const aggregationStatus: Handler = async (_req, p, ctx) => {
   if (!ctx.aggregationStatus) throw methodNotAllowed('$aggregation-status is not available here');
   return ok(await ctx.aggregationStatus(p.type, p.id));
 };
+
+/** GET [base]/$aggregation-report: the endpoint's aggregation report as a Parameters resource (aggregator/report.ts). */
+export const aggregationReport: Handler = async (_req, _p, ctx) => ok(reportParameters(await ctx.service.aggregationReport()));
 
 /** `$graphql` (graphql.html#invoking): the query in `query` (GET) or a JSON body {query, variables, operationName}. */
 export const graphqlOperation: Handler = async (req, p, ctx) => {

@@ -1,11 +1,13 @@
 import type { AuthorisedCaller } from '../access/caller';
 import { allOf, requireScope, requireSomeSearch, typeRestriction } from '../access/scopeGuard';
-import type { Permission } from '../access/scopes';
+import { type Permission, permittedTypes } from '../access/scopes';
+import { AGGREGATED_STORE } from '../aggregator/outbox';
+import type { AggregationReport } from '../aggregator/report';
 import { applyPatch, parsePatch } from '../fhir/jsonPatch';
-import { badRequest, notFound, tooManyMatches } from '../fhir/outcome';
+import { badRequest, methodNotAllowed, notFound, tooManyMatches } from '../fhir/outcome';
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
 import type { HistoryOptions, HistoryPage, ResourceRepository, StoredVersion, Tx } from '../store/resourceRepository';
-import type { AccessFilter, Admission, ResourceValidator, SearchPort } from './ports';
+import type { AccessFilter, AggregationReports, Admission, ResourceValidator, SearchPort } from './ports';
 import { writeGuard } from './writeGuard';
 
 export interface FhirServiceDeps {
@@ -14,6 +16,8 @@ export interface FhirServiceDeps {
   search: SearchPort;
   /** Backpressure for writes that feed the aggregation (customer endpoints). */
   admission?: Admission;
+  /** The aggregation report of a customer endpoint (`$aggregation-report`). */
+  reports?: AggregationReports;
 }
 
 export interface StoreBinding {
@@ -105,6 +109,18 @@ export class FhirService {
     this.deps.validator.assertValid(this.binding.fhirVersion, body, type);
     writeGuard(body as Resource, this.store);
     return body as Resource;
+  }
+
+  /**
+   * What the aggregator made of this endpoint's resources (issue 15 item 7), for its owner: the service was
+   * handed out for an endpoint the caller owns. Like a system-level search it needs the search scope on some
+   * type, and it counts, names and follows only the types the caller may read or search.
+   */
+  async aggregationReport(): Promise<AggregationReport> {
+    if (!this.deps.reports || this.store === AGGREGATED_STORE) throw methodNotAllowed('$aggregation-report is available on customer endpoints only');
+    requireSomeSearch(this.binding.caller);
+    const caller = this.binding.caller;
+    return this.deps.reports.report(this.store, permittedTypes(caller.scopes, ['r', 's'], { patient: caller.patientId !== undefined }));
   }
 
   async read(type: string, id: string): Promise<StoredVersion> {

@@ -1,3 +1,4 @@
+import type { AggregationReport, ReportTypes } from '../aggregator/report';
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
 import type { Tx } from '../store/resourceRepository';
 
@@ -53,4 +54,9 @@ export interface SearchPort {
     limit: number,
     tx?: Tx,
   ): Promise<MatchRef[]>;
+}
+
+/** The aggregation report of a customer endpoint (aggregator/report.ts), limited to the types given. */
+export interface AggregationReports {
+  report(store: string, types: ReportTypes): Promise<AggregationReport>;
 }

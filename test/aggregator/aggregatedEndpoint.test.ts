@@ -259,6 +259,7 @@ test('a resource with no source organisation is excluded with that reason', asyn
 
 test('a resource whose target arrives later is aggregated when the target arrives', async () => {
   const t = await server.provision({ defaultSourceOrg: 'Organization/late-org' });
+  await put(t, { resourceType: 'Organization', id: 'late-org', identifier: [{ system: ODS, value: 'LATE' }] });
   await put(t, { resourceType: 'Observation', id: 'early', status: 'final', code: { text: 'pulse' }, subject: { reference: 'Patient/late' } });
   await server.waitForAggregation();
   const waiting = (await (await t.fetch('Observation/early/$aggregation-status')).json()) as Json;
@@ -272,6 +273,7 @@ test('a resource whose target arrives later is aggregated when the target arrive
 
 test('when a target leaves the aggregated record, what refers to it leaves too', async () => {
   const t = await server.provision({ defaultSourceOrg: 'Organization/leaving-org' });
+  await put(t, { resourceType: 'Organization', id: 'leaving-org', identifier: [{ system: ODS, value: 'LEAVING' }] });
   await put(t, { resourceType: 'Patient', id: 'leaving', identifier: [{ system: NHS, value: '666' }] });
   await put(t, { resourceType: 'Observation', id: 'dependent', status: 'final', code: { text: 'weight' }, subject: { reference: 'Patient/leaving' } });
   await server.waitForAggregation();

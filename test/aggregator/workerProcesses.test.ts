@@ -19,6 +19,9 @@ beforeAll(async () => {
   if (!onPostgres) return;
   server = await startTestServer({ AGGREGATION_WORKER: 'off' });
   tenant = await server.provision({ defaultSourceOrg: 'Organization/default' });
+  // The default source organisation must itself be aggregated (with an identifier) for the copies to come in.
+  const org = { resourceType: 'Organization', id: 'default', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'WORKERS' }] };
+  expect((await tenant.fetch('Organization/default', { method: 'PUT', body: JSON.stringify(org) })).status).toBe(201);
 }, 60_000);
 afterAll(() => server?.close());
 

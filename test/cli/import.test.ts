@@ -73,6 +73,19 @@ afterAll(() => server.close());
   180_000,
 );
 
+test('rejected entries are reported at their place in the file, not in the shrinking retried Bundle', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'import-idx-'));
+  const good = (n: number) => ({ resource: { resourceType: 'Patient', name: [{ family: `Good${n}` }] }, request: { method: 'POST', url: 'Patient' } });
+  const bad = (n: number) => ({ resource: { resourceType: 'Patient', name: [{ family: `Bad${n}` }], gender: 'not-a-gender' }, request: { method: 'POST', url: 'Patient' } });
+  writeFileSync(path.join(dir, 'b.json'), JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [good(0), bad(1), bad(2), good(3), bad(4), good(5)] }));
+  const tenant = await server.provision();
+  const result = await importCli(server, '--endpoint', tenant.endpointId, dir);
+  expect(result.code).toBe(0);
+  const summary = JSON.parse(result.stdout);
+  expect(summary.rejected.map((r: { entry: number }) => r.entry)).toEqual([1, 2, 4]);
+  expect(summary.loaded).toBe(3);
+}, 60_000);
+
 test('an unknown endpoint is an error naming it; a missing path is a clear error', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'import-x-'));
   writeFileSync(path.join(dir, 'p.json'), JSON.stringify({ resourceType: 'Patient' }));
