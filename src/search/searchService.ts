@@ -7,6 +7,8 @@ import type { Bundle, BundleEntry, Resource } from '../fhir/types';
 import type { AccessFilter, MatchRef, SearchPort, SearchQuery } from '../service/ports';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
 import { ConditionBuilder } from './conditionBuilder';
+import { assertSearchLimits } from './searchLimits';
+import { withDeadline } from '../store/queryScope';
 import { indexKey } from './indexKey';
 import type { IndexLookup } from './predicates/indexLookup';
 import { splitEscaped } from './predicates/searchValue';
@@ -120,8 +122,16 @@ function referenceKeys(store: string, types: string[], param: string): string[] 
   return [...keys];
 }
 
+export interface SearchOptions {
+  /** SEARCH_TIMEOUT_MS: a search still running after this is cancelled on the server and answered 503 (0: never). */
+  timeoutMs?: number;
+}
+
 export class SearchService implements SearchPort {
-  constructor(private readonly sql: SqlClient) {}
+  constructor(
+    private readonly sql: SqlClient,
+    private readonly options: SearchOptions = {},
+  ) {}
 
   private plan(query: Pick<SearchQuery, 'store' | 'resourceType' | 'params' | 'handling'>, types: string[]): Plan {
     const builder = new ConditionBuilder();
@@ -179,6 +189,7 @@ export class SearchService implements SearchPort {
 
   async findMatches(query: { store: string; resourceType: string; params: [string, string][]; accessFilter?: AccessFilter }, limit: number, tx?: Tx): Promise<MatchRef[]> {
     if (!query.params.length) throw badRequest('Conditional interactions need search criteria');
+    assertSearchLimits(query.params);
     const plan = this.plan({ ...query, handling: 'strict' }, [query.resourceType]);
     const select = new SelectQuery({
       columns: [R.column('type'), R.column('id'), R.column('version_id')],
@@ -193,6 +204,11 @@ export class SearchService implements SearchPort {
   }
 
   async search(query: SearchQuery, tx?: Tx): Promise<Bundle> {
+    assertSearchLimits(query.params);
+    return withDeadline(this.options.timeoutMs ?? 0, 'SEARCH_TIMEOUT_MS', () => this.run(query, tx));
+  }
+
+  private async run(query: SearchQuery, tx?: Tx): Promise<Bundle> {
     const single = (name: string) => {
       const values = query.params.filter(([n]) => n === name).map(([, v]) => v);
       if (values.length > 1) throw badRequest(`'${name}' may appear only once`, name);
