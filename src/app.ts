@@ -14,6 +14,7 @@ import { createLoaders } from './graphql/loaders';
 import { serviceSource } from './graphql/serviceSource';
 import { withCostBudget } from './graphql/costBudget';
 import { AssertionJtis } from './access/assertionJtis';
+import { FailedAuthentications } from './access/failedAuthentications';
 import type { TokenService } from './access/tokens';
 import type { Config } from './config';
 import { capabilityStatement } from './fhir/capabilityStatement';
@@ -56,6 +57,8 @@ import { Metrics } from './ops/metrics';
 import { mountMetrics } from './ops/metricsEndpoint';
 import { ReadinessCheck, within } from './ops/readiness';
 import { logFailedItem } from './ops/logger';
+import { requestLogOptions } from './ops/requestLog';
+import type { DestinationStream } from 'pino';
 
 export interface AppDeps {
   config: Config;
@@ -63,6 +66,8 @@ export interface AppDeps {
   tenancy: TenancyRepository;
   tokens: TokenService;
   adminToken: string;
+  /** Where the server's log lines go (stdout when absent); tests read them. */
+  logStream?: DestinationStream;
 }
 
 export const SOFTWARE = { name: 'Tributary', version: '0.1.0' };
@@ -97,7 +102,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const grants = new ConsentGrants(db.sql);
 
   const app = Fastify({
-    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    // Request URLs are logged with credential-like query parameters redacted (requestLog.ts).
+    logger: requestLogOptions(config.logLevel, deps.logStream),
     bodyLimit: config.bodyLimit,
     trustProxy: true,
     // A URL the router cannot decode (malformed percent-encoding) is the client's mistake, answered in FHIR's terms.
@@ -178,7 +184,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
   const nhsLogin = config.nhsLogin ? { idTokens: await NhsLoginIdTokens.create(config.nhsLogin), patientsByNhsNumber: patientsByNhsNumber(db.sql) } : undefined;
-  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit }));
+  const failures = new FailedAuthentications(config.authFailures);
+  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit, failures }));
   await app.register(wellKnownRoutes({ tokens, publicUrl: () => config.publicUrl }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.

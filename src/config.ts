@@ -24,6 +24,8 @@ export interface Config {
   poolWaitTimeoutMs: number;
   /** CLIENT_MAX_CONCURRENT: requests one API client may have in flight; more are answered 429 (0: no limit). */
   clientMaxConcurrent: number;
+  /** Token endpoint lockout after failed client authentications (AUTH_MAX_FAILURES_PER_CLIENT, …_PER_ADDRESS, AUTH_FAILURE_WINDOW_MS). */
+  authFailures: { perClient: number; perAddress: number; windowMs: number };
   /** Most entries a batch or transaction Bundle may carry (more → 413). */
   bundleMaxEntries: number;
   /** Run the aggregation worker in this process (AGGREGATION_WORKER=off when `npm run worker` runs it). */
@@ -220,6 +222,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     searchTimeoutMs: read.int('SEARCH_TIMEOUT_MS', 10_000),
     poolWaitTimeoutMs: read.int('POOL_WAIT_TIMEOUT_MS', 10_000),
     clientMaxConcurrent: read.int('CLIENT_MAX_CONCURRENT', 16),
+    authFailures: {
+      perClient: read.int('AUTH_MAX_FAILURES_PER_CLIENT', 10, 1),
+      perAddress: read.int('AUTH_MAX_FAILURES_PER_ADDRESS', 50, 1),
+      windowMs: read.int('AUTH_FAILURE_WINDOW_MS', 15 * 60_000, 1000),
+    },
     bundleMaxEntries: read.int('BUNDLE_MAX_ENTRIES', 10_000, 1),
     metricsToken: read.secret('METRICS_TOKEN', 16),
     metricsPort: metricsPort || undefined,

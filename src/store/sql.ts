@@ -86,6 +86,24 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
   // An idle connection the server dropped must not take the process down.
   pool.on('error', () => undefined);
   const events = listeners();
+  /**
+   * PostgreSQL's cancel request (protocol §53.2.9), sent on a connection of its own since the pool may have
+   * none to spare: it cancels whatever the backend of `client` is running, and needs no authentication.
+   */
+  const cancelBackend = (client: import('pg').PoolClient) => {
+    const target = client as unknown as { processID: number | null; secretKey: number | null };
+    if (target.processID === null || target.secretKey === null) return;
+    const canceller = new pg.Client({ connectionString: url }) as unknown as {
+      host: string;
+      port: number;
+      connection: NodeJS.EventEmitter & { connect(...args: unknown[]): void; cancel(pid: number, key: number): void };
+    };
+    const con = canceller.connection;
+    con.on('error', () => undefined);
+    con.once('connect', () => con.cancel(target.processID as number, target.secretKey as number));
+    if (canceller.host?.startsWith('/')) con.connect(`${canceller.host}/.s.PGSQL.${canceller.port}`);
+    else con.connect(canceller.port, canceller.host);
+  };
   const connect = async (): Promise<import('pg').PoolClient> => {
     try {
       return await pool.connect();
@@ -104,12 +122,7 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
     if (scope.signal.aborted) throw queryCancelled(scope.describe());
     const onAbort = () => {
       spoil();
-      const active = (client as unknown as { activeQuery?: unknown }).activeQuery;
-      if (!active) return;
-      // PostgreSQL's cancel request goes on a connection of its own (the pool may have none to spare).
-      const canceller = new pg.Client({ connectionString: url }) as unknown as { connection: NodeJS.EventEmitter; cancel(c: unknown, q: unknown): void };
-      canceller.connection.on('error', () => undefined);
-      canceller.cancel(client, active);
+      cancelBackend(client);
     };
     scope.signal.addEventListener('abort', onAbort, { once: true });
     try {
