@@ -308,7 +308,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(async (scope) => {
-    installFhirParsers(scope, config.bodyLimit);
+    installFhirParsers(scope, config.bodyLimit, config.maxBodyDepth);
     mountFhir<EndpointContext>(scope, {
       prefix: '/fhir/customer/:endpointId',
       routes: customerRoutes(),

@@ -14,6 +14,8 @@ export interface Config {
   publicUrl: string;
   /** Largest request body accepted, in bytes (larger → 413). */
   bodyLimit: number;
+  /** MAX_BODY_DEPTH: deepest nesting of objects and arrays a JSON body may have (deeper → 400). */
+  maxBodyDepth: number;
   logLevel: LogLevel;
   poolSize: number;
   /** STATEMENT_TIMEOUT_MS: PostgreSQL cancels any statement of this process running longer (0: never). */
@@ -216,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], 'postgresql://user:password@localhost:5432/tributary'),
     publicUrl: (read.url('PUBLIC_URL', ['http:', 'https:'], 'https://fhir.example.org') ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     bodyLimit: read.int('BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1),
+    maxBodyDepth: read.int('MAX_BODY_DEPTH', 100, 10),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     poolSize: read.int('DATABASE_POOL_SIZE', 10, 1),
     statementTimeoutMs: read.int('STATEMENT_TIMEOUT_MS', 60_000),

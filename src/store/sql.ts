@@ -108,7 +108,8 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
     try {
       return await pool.connect();
     } catch (err) {
-      if (limits.poolWaitMs && /timeout exceeded when trying to connect/i.test((err as Error).message)) throw poolExhausted(limits.poolWaitMs);
+      // Waiting for a free connection, or for a new one to be accepted, took longer than the pool's wait timeout.
+      if (limits.poolWaitMs && /timeout exceeded when trying to connect|terminated due to connection timeout/i.test((err as Error).message)) throw poolExhausted(limits.poolWaitMs);
       throw err;
     }
   };

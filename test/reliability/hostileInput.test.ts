@@ -126,6 +126,12 @@ describe('hostile bodies get a 4xx and store nothing', () => {
     expect(JSON.parse(res.text).issue[0].diagnostics).toMatch(/limit/);
   });
 
+  test('fetch sending a body 8 times the limit reads the 413 (the upload is read to its end, not cut off)', async () => {
+    const res = await tenant.fetch('Patient', { method: 'POST', body: ' '.repeat(8 * 1024 * 1024) });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as any).resourceType).toBe('OperationOutcome');
+  });
+
   test('a body over the limit sent without Content-Length (chunked) also gets a 413', async () => {
     const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = httpRequest(
@@ -142,6 +148,31 @@ describe('hostile bodies get a 4xx and store nothing', () => {
       req.end();
     });
     expect(res.status).toBe(413);
+  });
+});
+
+describe('hostile GraphQL documents are refused before they run', () => {
+  async function graphql(query: string): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+    return { status: res.status, body: await res.json() };
+  }
+
+  test('a document of 20,000 tokens is 400 naming the token limit', async () => {
+    const { status, body } = await graphql(`{ ${'__typename '.repeat(20_000)} }`);
+    expect(status).toBe(400);
+    expect(JSON.stringify(body.errors)).toMatch(/token/i);
+  });
+
+  test('a document with 200 aliases is 400 naming the alias limit', async () => {
+    const { status, body } = await graphql(`{ ${Array.from({ length: 200 }, (_, i) => `a${i}: __typename`).join(' ')} }`);
+    expect(status).toBe(400);
+    expect(JSON.stringify(body.errors)).toMatch(/aliases/);
+  });
+
+  test('$graphql at the FHIR door refuses the 20,000-token document too', async () => {
+    const res = await tenant.fetch('$graphql', { method: 'POST', body: JSON.stringify({ query: `{ ${'__typename '.repeat(20_000)} }` }) });
+    expect(res.status).toBeLessThan(500);
+    expect(JSON.stringify(await res.json())).toMatch(/token/i);
   });
 });
 

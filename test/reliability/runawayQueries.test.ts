@@ -25,11 +25,12 @@ async function release(lock: pg.Client): Promise<void> {
   await lock.end();
 }
 
-/** Statements of the server's database waiting for the test's lock. */
+/**
+ * Statements of the server's database waiting for the test's lock. Not filtered on state: a statement sent
+ * with the extended protocol waits for its locks while it is parsed, when pg_stat_activity still says idle.
+ */
 async function waitingStatements(lock: pg.Client): Promise<number> {
-  const { rows } = await lock.query(
-    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND state = 'active'`,
-  );
+  const { rows } = await lock.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`);
   return rows[0].n as number;
 }
 
@@ -63,7 +64,7 @@ describeOnPostgres('a search that cannot finish', () => {
     server = await startTestServer({ SEARCH_TIMEOUT_MS: '1500', CLIENT_MAX_CONCURRENT: '1' });
     tenant = await server.provision();
     await tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Runaway' }] }) });
-  });
+  }, 300_000);
   afterAll(() => server.close());
 
   test('is cancelled at SEARCH_TIMEOUT_MS and answered 503 with Retry-After', async () => {
@@ -112,7 +113,7 @@ describeOnPostgres('a client that disconnects', () => {
   beforeAll(async () => {
     server = await startTestServer({ SEARCH_TIMEOUT_MS: '0' });
     tenant = await server.provision();
-  });
+  }, 300_000);
   afterAll(() => server.close());
 
   test('has its query cancelled: it is gone from pg_stat_activity while the lock is still held', async () => {
@@ -133,9 +134,20 @@ describeOnPostgres('a client that disconnects', () => {
 
 describeOnPostgres('the connection pool', () => {
   test('a request waiting longer than POOL_WAIT_TIMEOUT_MS for a connection gets 503 with Retry-After', async () => {
-    const sql = await postgresSql(process.env.DATABASE_URL as string, 1, { poolWaitMs: 300 });
-    let finish!: () => void;
-    const held = sql.transaction(() => new Promise<void>((r) => (finish = r)));
+    const sql = await postgresSql(process.env.DATABASE_URL as string, 1, { poolWaitMs: 2000 });
+    // The pool's one connection is opened first, then held by a transaction that waits for this test.
+    await sql.query('SELECT 1');
+    let finish: () => void = () => undefined;
+    let started!: () => void;
+    const holding = new Promise<void>((r) => (started = r));
+    const held = sql.transaction(
+      () =>
+        new Promise<void>((r) => {
+          finish = r;
+          started();
+        }),
+    );
+    await holding;
     try {
       const refused = await sql.query('SELECT 1').catch((err: unknown) => err);
       expect(refused).toBeInstanceOf(OperationOutcomeError);
