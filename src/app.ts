@@ -14,14 +14,18 @@ import { createLoaders } from './graphql/loaders';
 import { serviceSource } from './graphql/serviceSource';
 import { withCostBudget } from './graphql/costBudget';
 import { AssertionJtis } from './access/assertionJtis';
+import { FailedAuthentications } from './access/failedAuthentications';
 import type { TokenService } from './access/tokens';
 import type { Config } from './config';
 import { capabilityStatement } from './fhir/capabilityStatement';
 import { isResourceType, resourceTypes } from './fhir/definitions';
-import { notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
+import { badRequest, notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
 import type { FhirVersion, Resource } from './fhir/types';
 import { assertValidResource } from './fhir/validation';
 import { corsOptions } from './rest/corsOptions';
+import { drainRequest } from './rest/bodyLimits';
+import { installRequestCancellation } from './rest/requestCancellation';
+import { ClientConcurrency } from './ops/clientConcurrency';
 import { customerRoutes } from './rest/customerRoutes';
 import { installFhirParsers, mountFhir, sendOutcome } from './rest/fastifyFhir';
 import type { EndpointContext } from './rest/interactions';
@@ -56,6 +60,8 @@ import { Metrics } from './ops/metrics';
 import { mountMetrics } from './ops/metricsEndpoint';
 import { ReadinessCheck, within } from './ops/readiness';
 import { logFailedItem } from './ops/logger';
+import { requestLogOptions } from './ops/requestLog';
+import type { DestinationStream } from 'pino';
 
 export interface AppDeps {
   config: Config;
@@ -63,6 +69,8 @@ export interface AppDeps {
   tenancy: TenancyRepository;
   tokens: TokenService;
   adminToken: string;
+  /** Where the server's log lines go (stdout when absent); tests read them. */
+  logStream?: DestinationStream;
 }
 
 export const SOFTWARE = { name: 'Tributary', version: '0.1.0' };
@@ -77,7 +85,7 @@ const validator: ResourceValidator = {
 /** Wiring only: builds the store, the services and the doors, and hands back a Fastify app ready to listen. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
-  const search: SearchPort = new SearchService(db.sql);
+  const search: SearchPort = new SearchService(db.sql, { timeoutMs: config.searchTimeoutMs });
   const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
   // Customer writes feed the aggregation: they are admitted at the pace its workers keep (admission.ts).
   // The in-process worker and the admission wake each other (a committed write, a committed batch) rather
@@ -100,9 +108,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const patientControls = new PatientControls({ consents: grants, breakGlass });
 
   const app = Fastify({
-    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    // Request URLs are logged with credential-like query parameters redacted (requestLog.ts).
+    logger: requestLogOptions(config.logLevel, deps.logStream),
     bodyLimit: config.bodyLimit,
     trustProxy: true,
+    // A URL the router cannot decode (malformed percent-encoding) is the client's mistake, answered in FHIR's terms.
+    frameworkErrors: (err, request, reply) => sendOutcome(reply, badRequest(`The request URL is malformed: ${err.message}`)),
   });
   // Before every route, so preflights and error responses carry the headers too.
   await app.register(cors, corsOptions(config.corsOrigins));
@@ -110,7 +121,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setErrorHandler((err: Error, request, reply) => {
     if (err instanceof OperationOutcomeError) return sendOutcome(reply, err);
     const code = (err as { code?: string }).code;
-    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendOutcome(reply, payloadTooLarge(`The body is larger than the ${config.bodyLimit}-byte limit`));
+    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      // The client may still be sending: read the rest (up to 4× the limit) so that it gets the 413, not a broken pipe.
+      return drainRequest(request.raw, 4 * config.bodyLimit).then(() =>
+        sendOutcome(reply, payloadTooLarge(`The body is larger than the ${config.bodyLimit}-byte limit (BODY_LIMIT_BYTES)`)),
+      );
+    }
     if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return sendOutcome(reply, unsupportedMediaType(`Content-Type '${request.headers['content-type']}' is not supported: send application/fhir+json`));
     }
@@ -121,6 +137,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     request.log.error(err);
     return sendOutcome(reply, new OperationOutcomeError(500, operationOutcome([{ severity: 'error', code: 'exception', diagnostics: 'Internal server error' }])));
   });
+  // Statements of a request whose client went away are cancelled (requestCancellation.ts).
+  installRequestCancellation(app);
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
   // Requests by route pattern (bounded label set), status and latency; unmatched URLs share one label.
@@ -172,7 +190,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
   const nhsLogin = config.nhsLogin ? { idTokens: await NhsLoginIdTokens.create(config.nhsLogin), patientsByNhsNumber: patientsByNhsNumber(db.sql) } : undefined;
-  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit, breakGlass }));
+  const failures = new FailedAuthentications(config.authFailures);
+  await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit, breakGlass, failures }));
   await app.register(wellKnownRoutes({ tokens, publicUrl: () => config.publicUrl }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;
   // the admin service drops an endpoint it changed (disabled, …), so this process sees it on the next request.
@@ -233,6 +252,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     publicUrl: () => config.publicUrl,
     audit,
   });
+  // One client's burst cannot take every connection from the others (issue 16): counted once authenticated;
+  // a request without a valid token is refused by its door as before.
+  const perClient = new ClientConcurrency(config.clientMaxConcurrent);
+  app.addHook('preHandler', async (request, reply) => {
+    if (!bearerToken(request.headers.authorization)) return;
+    let clientId: string;
+    try {
+      clientId = authorization.authenticate(request.headers.authorization).clientId;
+    } catch {
+      return;
+    }
+    perClient.enter(clientId, reply);
+  });
   const callerOf = (request: FastifyRequest): Promise<Caller> => authorization.authenticateRequest(request.headers.authorization, request.ip);
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
   const views = new AggregationViews(db.sql);
@@ -287,7 +319,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(async (scope) => {
-    installFhirParsers(scope, config.bodyLimit);
+    installFhirParsers(scope, config.bodyLimit, config.maxBodyDepth);
     mountFhir<EndpointContext>(scope, {
       prefix: '/fhir/customer/:endpointId',
       routes: customerRoutes(),

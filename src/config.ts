@@ -14,8 +14,20 @@ export interface Config {
   publicUrl: string;
   /** Largest request body accepted, in bytes (larger → 413). */
   bodyLimit: number;
+  /** MAX_BODY_DEPTH: deepest nesting of objects and arrays a JSON body may have (deeper → 400). */
+  maxBodyDepth: number;
   logLevel: LogLevel;
   poolSize: number;
+  /** STATEMENT_TIMEOUT_MS: PostgreSQL cancels any statement of this process running longer (0: never). */
+  statementTimeoutMs: number;
+  /** SEARCH_TIMEOUT_MS: a search (REST or GraphQL) still running after this is cancelled and answered 503 (0: never). */
+  searchTimeoutMs: number;
+  /** POOL_WAIT_TIMEOUT_MS: a request waiting longer for a database connection is answered 503 with Retry-After. */
+  poolWaitTimeoutMs: number;
+  /** CLIENT_MAX_CONCURRENT: requests one API client may have in flight; more are answered 429 (0: no limit). */
+  clientMaxConcurrent: number;
+  /** Token endpoint lockout after failed client authentications (AUTH_MAX_FAILURES_PER_CLIENT, …_PER_ADDRESS, AUTH_FAILURE_WINDOW_MS). */
+  authFailures: { perClient: number; perAddress: number; windowMs: number };
   /** Most entries a batch or transaction Bundle may carry (more → 413). */
   bundleMaxEntries: number;
   /** Run the aggregation worker in this process (AGGREGATION_WORKER=off when `npm run worker` runs it). */
@@ -37,7 +49,7 @@ export interface Config {
   metricsToken?: string;
   /** Serve /metrics on a listener of its own, on this port (and `host`), instead of the main port. */
   metricsPort?: number;
-  graphql: { maxDepth: number; maxAliases: number; maxCost: number; introspection: boolean; sandbox: boolean };
+  graphql: { maxDepth: number; maxAliases: number; maxCost: number; maxTokens: number; introspection: boolean; sandbox: boolean };
   /** Browser origins allowed by CORS (CORS_ORIGINS, comma-separated exact origins, or `*`); none by default. */
   corsOrigins: string[];
   /** NHS Login as an identity provider for patient apps (token exchange at /oauth2/token); off when unset. */
@@ -212,8 +224,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], 'postgresql://user:password@localhost:5432/tributary'),
     publicUrl: (read.url('PUBLIC_URL', ['http:', 'https:'], 'https://fhir.example.org') ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     bodyLimit: read.int('BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1),
+    maxBodyDepth: read.int('MAX_BODY_DEPTH', 100, 10),
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     poolSize: read.int('DATABASE_POOL_SIZE', 10, 1),
+    statementTimeoutMs: read.int('STATEMENT_TIMEOUT_MS', 60_000),
+    searchTimeoutMs: read.int('SEARCH_TIMEOUT_MS', 10_000),
+    poolWaitTimeoutMs: read.int('POOL_WAIT_TIMEOUT_MS', 10_000),
+    clientMaxConcurrent: read.int('CLIENT_MAX_CONCURRENT', 16),
+    authFailures: {
+      perClient: read.int('AUTH_MAX_FAILURES_PER_CLIENT', 10, 1),
+      perAddress: read.int('AUTH_MAX_FAILURES_PER_ADDRESS', 50, 1),
+      windowMs: read.int('AUTH_FAILURE_WINDOW_MS', 15 * 60_000, 1000),
+    },
     bundleMaxEntries: read.int('BUNDLE_MAX_ENTRIES', 10_000, 1),
     metricsToken: read.secret('METRICS_TOKEN', 16),
     metricsPort: metricsPort || undefined,
@@ -221,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxDepth: read.int('GRAPHQL_MAX_DEPTH', 15),
       maxAliases: read.int('GRAPHQL_MAX_ALIASES', 50),
       maxCost: read.int('GRAPHQL_MAX_COST', 50_000),
+      maxTokens: read.int('GRAPHQL_MAX_TOKENS', 10_000, 100),
       // On by default in development; production turns them on explicitly.
       introspection: read.flag('GRAPHQL_INTROSPECTION', !production),
       sandbox: read.flag('GRAPHQL_SANDBOX', !production),

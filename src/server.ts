@@ -15,7 +15,12 @@ async function main(): Promise<void> {
   // A first start creates the data folder (PGlite creates only its own sub-folder, not the parents).
   await ensureDataDir(config.dataDir);
   // The embedded store gets its own folder beside the admin credential and signing keys.
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite'), poolSize: config.poolSize });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: path.join(config.dataDir, 'pglite'),
+    poolSize: config.poolSize,
+    limits: { statementTimeoutMs: config.statementTimeoutMs, poolWaitMs: config.poolWaitTimeoutMs },
+  });
   const { applied } = await migrate(db);
   const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, longestTtlSeconds: config.breakGlassSeconds, env: process.env });
   const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });

@@ -3,6 +3,7 @@ import type { BreakGlass } from '../consent/breakGlass';
 import { OperationOutcomeError } from '../fhir/outcome';
 import type { ClientRecord, TenancyRepository } from '../store/tenancyRepository';
 import type { AssertionJtis } from './assertionJtis';
+import type { FailedAuthentications } from './failedAuthentications';
 import type { TokenFamily } from './caller';
 import { authenticateAssertion } from './clientAssertion';
 import { presentedClient, type PresentedClient } from './clientAuthentication';
@@ -36,6 +37,8 @@ export interface TokenEndpointDeps {
   audit?: AuditSink;
   /** Break-the-glass at token request; absent: the parameters are refused. */
   breakGlass?: Pick<BreakGlass, 'assert'>;
+  /** Lockout after repeated failed client authentications (429); none when absent. */
+  failures?: FailedAuthentications;
 }
 
 const BREAK_GLASS_PARAMETERS = ['break_glass', 'btg_patient', 'btg_reason'];
@@ -72,7 +75,7 @@ export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: To
 }
 
 async function grant(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest, onClient: (client: ClientRecord) => void): Promise<IssuedToken> {
-  const client = await authenticateClient(deps, request.authorization, request.form, family);
+  const client = await authenticateClient(deps, request.authorization, request.form, family, request.address);
   onClient(client);
 
   const grantType = request.form.grant_type;
@@ -132,9 +135,32 @@ async function breakTheGlass(deps: TokenEndpointDeps, family: TokenFamily, reque
   }
 }
 
-/** The client a token request authenticates as (shared by every grant); throws invalid_client. */
-export async function authenticateClient(deps: TokenEndpointDeps, authorization: string | undefined, form: Record<string, string>, family: TokenFamily): Promise<ClientRecord> {
+/**
+ * The client a token request authenticates as (shared by every grant); throws invalid_client, or 429 while the
+ * client id or the address is locked out after failed attempts (failedAuthentications.ts).
+ */
+export async function authenticateClient(
+  deps: TokenEndpointDeps,
+  authorization: string | undefined,
+  form: Record<string, string>,
+  family: TokenFamily,
+  address?: string,
+): Promise<ClientRecord> {
   const presented: PresentedClient = presentedClient(authorization, form);
+  const claimedId = presented.clientId;
+  deps.failures?.assertAllowed(claimedId, address);
+  let client: ClientRecord;
+  try {
+    client = await verifyClient(deps, presented, family);
+  } catch (err) {
+    if (err instanceof OAuthError && err.error === 'invalid_client') deps.failures?.failed(claimedId, address);
+    throw err;
+  }
+  deps.failures?.succeeded(client.clientId);
+  return client;
+}
+
+async function verifyClient(deps: TokenEndpointDeps, presented: PresentedClient, family: TokenFamily): Promise<ClientRecord> {
   if (presented.method === 'private_key_jwt') {
     const tokenUrl = deps.publicUrl().replace(/\/+$/, '') + TOKEN_PATHS[family];
     return authenticateAssertion({ findClient: (id) => deps.tenancy.findClient(id), jtis: deps.jtis }, { assertion: presented.assertion, clientId: presented.clientId, tokenUrl });

@@ -36,7 +36,7 @@ export interface TokenExchangeDeps extends TokenEndpointDeps {
 export type ExchangedToken = IssuedToken & { issued_token_type: typeof ACCESS_TOKEN_TYPE };
 
 export async function tokenExchange(deps: TokenExchangeDeps, family: TokenFamily, request: TokenRequest): Promise<ExchangedToken> {
-  const client = await authenticateClient(deps, request.authorization, request.form, 'fhir');
+  const client = await authenticateClient(deps, request.authorization, request.form, 'fhir', request.address);
   if (family !== 'fhir' || client.family !== 'fhir') {
     throw new OAuthError('unsupported_grant_type', 'Token exchange is offered to fhir-family clients at /oauth2/token only');
   }

@@ -2,6 +2,7 @@ import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
 import { isResourceType, jsonSchema } from './definitions';
 import { badRequest, invalidStructure, type OperationOutcomeIssue } from './outcome';
+import { strictDefinitions } from './strictSchema';
 import type { FhirVersion, Resource } from './types';
 
 /**
@@ -39,7 +40,7 @@ function compile(version: FhirVersion): Compiled {
     ...rest,
     $id: SCHEMA_ID,
     definitions: {
-      ...source.definitions,
+      ...strictDefinitions(source.definitions),
       ResourceList: { [NESTED]: true },
       Resource: { [NESTED]: true },
       integer64: source.definitions.integer64 ?? { type: 'string', pattern: '^[0]|[-+]?[1-9][0-9]*$' },

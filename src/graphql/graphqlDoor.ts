@@ -23,7 +23,7 @@ import { applyOutputDirectives, usesOutputDirectives } from './directives';
 import { DocumentCache } from './documentCache';
 import { fromEndpoint, type GraphqlContext } from './context';
 import { buildFhirOnlySchema, buildFhirSchema, DIRECTIVES } from './fhirSchema';
-import { limitError, type QueryLimits } from './limits';
+import { DEFAULT_MAX_TOKENS, limitError, type QueryLimits } from './limits';
 import { noStorePlugin } from './noStorePlugin';
 
 /**
@@ -103,6 +103,8 @@ export class GraphqlDoor {
       // Introspection is refused by the same graphql-js rule as in `$graphql` (this.rules), so every door
       // answers with the same error; Apollo's own switch would add a differently worded one.
       introspection: true,
+      // A document over the token limit is refused while it is parsed (a syntax error naming the limit).
+      parseOptions: { maxTokens: limits.maxTokens ?? DEFAULT_MAX_TOKENS },
       validationRules: this.options.introspection ? [] : [NoSchemaIntrospectionCustomRule],
       plugins: [
         fastifyApolloDrainPlugin(app),
@@ -155,7 +157,7 @@ export class GraphqlDoor {
     if (known) return { document: known };
     let document;
     try {
-      document = parse(query);
+      document = parse(query, { maxTokens: this.options.limits.maxTokens ?? DEFAULT_MAX_TOKENS });
     } catch (err) {
       return { errors: [err as GraphQLError] };
     }

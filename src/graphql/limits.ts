@@ -33,7 +33,11 @@ export interface QueryLimits {
   maxDepth: number;
   maxAliases: number;
   maxCost: number;
+  /** Lexical tokens a document may have: parsing stops there, so a huge document costs no more than this (default 10,000). */
+  maxTokens?: number;
 }
+
+export const DEFAULT_MAX_TOKENS = 10_000;
 
 /**
  * The page a list field costs without `_count`: search's default page size. A List without `_count`

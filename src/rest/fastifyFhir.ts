@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import type { FhirVersion, Resource } from '../fhir/types';
+import { assertJsonShape, assertUtf8Charset, decodeUtf8, DEFAULT_MAX_DEPTH } from './bodyLimits';
+import { assertQuerySyntax, assertResourceMediaType } from './requestSyntax';
 import { type FhirRequest, type FhirResponse, type HttpMethod, ok } from './fhirHttp';
 import { isXmlMediaType, JSON_TYPES, negotiate, requestBody, responsePayload, XML_TYPES, XmlBody } from './fhirFormat';
 import type { RouteTable } from './routeTable';
@@ -49,20 +51,40 @@ export function sendOutcome(reply: FastifyReply, err: OperationOutcomeError, med
 }
 
 /** Installs JSON and XML body parsing for FHIR media types (and forms for `_search`) in the caller's plugin scope. */
-export function installFhirParsers(app: FastifyInstance, bodyLimit: number): void {
+export function installFhirParsers(app: FastifyInstance, bodyLimit: number, maxDepth = DEFAULT_MAX_DEPTH): void {
   app.removeContentTypeParser(['application/json']);
-  app.addContentTypeParser(JSON_TYPES, { parseAs: 'string', bodyLimit }, (_req, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') return done(null, undefined);
+  // Bodies arrive as bytes: charset, strict UTF-8 and nesting are checked before parsing (bodyLimits.ts).
+  app.addContentTypeParser(JSON_TYPES, { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
     try {
-      done(null, JSON.parse(text));
+      assertUtf8Charset(req.headers['content-type']);
+      const text = decodeUtf8(body as Buffer);
+      if (text.trim() === '') return done(null, undefined);
+      assertJsonShape(text, maxDepth);
+      try {
+        done(null, JSON.parse(text));
+      } catch (e) {
+        done(badRequest(`The body is not valid JSON: ${(e as Error).message}`));
+      }
     } catch (e) {
-      done(badRequest(`The body is not valid JSON: ${(e as Error).message}`));
+      done(e as Error);
     }
   });
   // XML is read once the endpoint's FHIR version is known (mountFhir).
-  app.addContentTypeParser(XML_TYPES, { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, new XmlBody(body as string)));
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(XML_TYPES, { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
+    try {
+      assertUtf8Charset(req.headers['content-type']);
+      done(null, new XmlBody(decodeUtf8(body as Buffer)));
+    } catch (e) {
+      done(e as Error);
+    }
+  });
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
+    try {
+      done(null, decodeUtf8(body as Buffer));
+    } catch (e) {
+      done(e as Error);
+    }
+  });
 }
 
 function fhirRequestOf(request: FastifyRequest, path: string, query: [string, string][], version: FhirVersion): FhirRequest {
@@ -93,6 +115,8 @@ export function mountFhir<C>(app: FastifyInstance, mount: FhirMount<C>): void {
         response = ok(statement);
       } else {
         const ctx = await mount.context(request);
+        assertQuerySyntax(query);
+        assertResourceMediaType(request.method, path, request.headers['content-type']);
         version = mount.fhirVersion?.(ctx) ?? 'R4';
         response = await mount.routes.handle(fhirRequestOf(request, path, query, version), ctx);
       }

@@ -34,7 +34,8 @@ export function weakEtag(versionId: number | string): string {
 export function parseEtag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const m = /^(?:W\/)?"?(\d+)"?$/.exec(value.trim());
-  return m ? Number(m[1]) : Number.NaN;
+  // A version this server never issued (they are 32-bit counters) matches nothing rather than overflowing in SQL.
+  return m && m[1].length <= 10 && Number(m[1]) <= 2_147_483_647 ? Number(m[1]) : Number.NaN;
 }
 
 export type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';

@@ -1,4 +1,5 @@
 import { methodNotAllowed, notFound } from '../fhir/outcome';
+import { assertId, assertVersionId, decodeSegment } from './requestSyntax';
 import type { FhirRequest, FhirResponse, HttpMethod } from './fhirHttp';
 
 /**
@@ -27,6 +28,9 @@ function matchSegment(pattern: string, segment: string, params: RouteParams): bo
   }
   if (pattern.startsWith(':')) {
     if (segment.startsWith('$') || segment.startsWith('_')) return false;
+    // Ids are checked against FHIR's syntax here, before any handler can take them to SQL.
+    if (pattern === ':id') assertId(segment);
+    if (pattern === ':vid') assertVersionId(segment);
     params[pattern.slice(1)] = segment;
     return true;
   }
@@ -43,7 +47,7 @@ export class RouteTable<C> {
 
   /** 404 when no route has this shape, 405 when one does but not for this method. */
   async handle(req: FhirRequest, ctx: C): Promise<FhirResponse> {
-    const segments = req.path === '' ? [] : req.path.split('/').map(decodeURIComponent);
+    const segments = req.path === '' ? [] : req.path.split('/').map(decodeSegment);
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     let shapeMatched = false;
     for (const route of this.routes) {

@@ -7,6 +7,8 @@ import type { Bundle, BundleEntry, FhirVersion, Resource } from '../fhir/types';
 import type { AccessFilter, MatchRef, SearchPort, SearchQuery } from '../service/ports';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
 import { ConditionBuilder } from './conditionBuilder';
+import { assertSearchLimits } from './searchLimits';
+import { withDeadline } from '../store/queryScope';
 import { indexKey } from './indexKey';
 import type { IndexLookup } from './predicates/indexLookup';
 import { splitEscaped } from './predicates/searchValue';
@@ -121,8 +123,16 @@ function referenceKeys(store: string, version: FhirVersion, types: string[], par
   return [...keys];
 }
 
+export interface SearchOptions {
+  /** SEARCH_TIMEOUT_MS: a search still running after this is cancelled on the server and answered 503 (0: never). */
+  timeoutMs?: number;
+}
+
 export class SearchService implements SearchPort {
-  constructor(private readonly sql: SqlClient) {}
+  constructor(
+    private readonly sql: SqlClient,
+    private readonly options: SearchOptions = {},
+  ) {}
 
   private plan(query: Pick<SearchQuery, 'store' | 'fhirVersion' | 'resourceType' | 'params' | 'handling'>, types: string[]): Plan {
     const builder = new ConditionBuilder(query.fhirVersion);
@@ -184,6 +194,7 @@ export class SearchService implements SearchPort {
     tx?: Tx,
   ): Promise<MatchRef[]> {
     if (!query.params.length) throw badRequest('Conditional interactions need search criteria');
+    assertSearchLimits(query.params);
     const plan = this.plan({ ...query, fhirVersion: query.fhirVersion ?? 'R4', handling: 'strict' }, [query.resourceType]);
     const select = new SelectQuery({
       columns: [R.column('type'), R.column('id'), R.column('version_id')],
@@ -198,6 +209,11 @@ export class SearchService implements SearchPort {
   }
 
   async search(query: SearchQuery, tx?: Tx): Promise<Bundle> {
+    assertSearchLimits(query.params);
+    return withDeadline(this.options.timeoutMs ?? 0, 'SEARCH_TIMEOUT_MS', () => this.run(query, tx));
+  }
+
+  private async run(query: SearchQuery, tx?: Tx): Promise<Bundle> {
     const single = (name: string) => {
       const values = query.params.filter(([n]) => n === name).map(([, v]) => v);
       if (values.length > 1) throw badRequest(`'${name}' may appear only once`, name);

@@ -1,5 +1,5 @@
 import { PrismaClient } from '../generated/prisma/client';
-import { pgliteSql, postgresSql, type SqlClient } from './sql';
+import { pgliteSql, type PoolLimits, postgresSql, type SqlClient } from './sql';
 
 /**
  * One database handle for the whole process: raw SQL on the driver (`sql`, see sql.ts), the Prisma client
@@ -43,21 +43,23 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Emit an event per SQL statement (tests that count queries); off in production for speed. */
   queryEvents?: boolean;
+  /** Statement timeout and pool wait timeout on PostgreSQL (sql.ts). */
+  limits?: PoolLimits;
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.databaseUrl && /^postgres(ql)?:\/\//.test(options.databaseUrl)) {
-    return openPostgres(options.databaseUrl, options.poolSize ?? 10, options.queryEvents ?? false);
+    return openPostgres(options.databaseUrl, options.poolSize ?? 10, options.queryEvents ?? false, options.limits);
   }
   return openPglite(options.dataDir ?? './data', options.queryEvents ?? false);
 }
 
-async function openPostgres(url: string, poolSize: number, queryEvents: boolean): Promise<Database> {
+async function openPostgres(url: string, poolSize: number, queryEvents: boolean, limits?: PoolLimits): Promise<Database> {
   const { PrismaPg } = await import('@prisma/adapter-pg');
   const pg = await import('pg');
   const adapter = new PrismaPg({ connectionString: url, max: Math.min(4, poolSize) });
   const prisma = new PrismaClient({ adapter, ...logOptions(queryEvents) });
-  const sql = await postgresSql(url, poolSize);
+  const sql = await postgresSql(url, poolSize, limits);
   return {
     sql,
     prisma,

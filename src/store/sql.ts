@@ -1,3 +1,5 @@
+import { currentQueryScope, poolExhausted, queryCancelled } from './queryScope';
+
 /**
  * Raw SQL straight to the database driver — `pg` for PostgreSQL, PGlite for the embedded store — for the
  * resource store, search, aggregation and access filters, which are hand-written SQL throughout. They used to
@@ -60,17 +62,76 @@ function listeners(): { add(l: Listener): void; emit(sql: string): void } {
   };
 }
 
-export async function postgresSql(url: string, poolSize: number): Promise<SqlClient> {
+/** Bounds on how long statements run and requests wait for a connection (0: none). */
+export interface PoolLimits {
+  /** STATEMENT_TIMEOUT_MS: the server cancels any statement running longer (PostgreSQL `statement_timeout`). */
+  statementTimeoutMs?: number;
+  /** POOL_WAIT_TIMEOUT_MS: a request waiting longer for a connection is answered 503 instead of queueing for ever. */
+  poolWaitMs?: number;
+}
+
+/** SQLSTATE query_canceled: a statement_timeout, or a cancel request (a client gone, a deadline passed). */
+const QUERY_CANCELED = '57014';
+
+export async function postgresSql(url: string, poolSize: number, limits: PoolLimits = {}): Promise<SqlClient> {
   const pg = (await import('pg')).default;
   const int8 = (value: string) => BigInt(value);
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
+    ...(limits.statementTimeoutMs ? { statement_timeout: limits.statementTimeoutMs } : {}),
+    ...(limits.poolWaitMs ? { connectionTimeoutMillis: limits.poolWaitMs } : {}),
     types: { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? int8 : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
   });
   // An idle connection the server dropped must not take the process down.
   pool.on('error', () => undefined);
   const events = listeners();
+  /**
+   * PostgreSQL's cancel request (protocol §53.2.9), sent on a connection of its own since the pool may have
+   * none to spare: it cancels whatever the backend of `client` is running, and needs no authentication.
+   */
+  const cancelBackend = (client: import('pg').PoolClient) => {
+    const target = client as unknown as { processID: number | null; secretKey: number | null };
+    if (target.processID === null || target.secretKey === null) return;
+    const canceller = new pg.Client({ connectionString: url }) as unknown as {
+      host: string;
+      port: number;
+      connection: NodeJS.EventEmitter & { connect(...args: unknown[]): void; cancel(pid: number, key: number): void };
+    };
+    const con = canceller.connection;
+    con.on('error', () => undefined);
+    con.once('connect', () => con.cancel(target.processID as number, target.secretKey as number));
+    if (canceller.host?.startsWith('/')) con.connect(`${canceller.host}/.s.PGSQL.${canceller.port}`);
+    else con.connect(canceller.port, canceller.host);
+  };
+  const connect = async (): Promise<import('pg').PoolClient> => {
+    try {
+      return await pool.connect();
+    } catch (err) {
+      // Waiting for a free connection, or for a new one to be accepted, took longer than the pool's wait timeout.
+      if (limits.poolWaitMs && /timeout exceeded when trying to connect|terminated due to connection timeout/i.test((err as Error).message)) throw poolExhausted(limits.poolWaitMs);
+      throw err;
+    }
+  };
+  /**
+   * Runs one statement on `client`, cancelling it on the server when the request's scope aborts (queryScope.ts).
+   * A connection that was sent a cancel is not reused: the cancel could land on its next statement.
+   */
+  const cancellable = async (client: import('pg').PoolClient, text: string, values: unknown[], spoil: () => void) => {
+    const scope = currentQueryScope();
+    if (!scope) return translated(() => client.query(text, values));
+    if (scope.signal.aborted) throw queryCancelled(scope.describe());
+    const onAbort = () => {
+      spoil();
+      cancelBackend(client);
+    };
+    scope.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await translated(() => client.query(text, values), scope.describe);
+    } finally {
+      scope.signal.removeEventListener('abort', onAbort);
+    }
+  };
   const over = (run: (text: string, values: unknown[]) => Promise<{ rows: unknown[]; rowCount: number | null }>): Sql => ({
     async query<T>(sql: string, ...values: unknown[]) {
       events.emit(sql);
@@ -81,22 +142,31 @@ export async function postgresSql(url: string, poolSize: number): Promise<SqlCli
       return (await run(sql, values)).rowCount ?? 0;
     },
   });
-  const direct = over((text, values) => pool.query(text, values));
+  const direct = over(async (text, values) => {
+    const client = await connect();
+    let spoiled = false;
+    try {
+      return await cancellable(client, text, values, () => (spoiled = true));
+    } finally {
+      client.release(spoiled);
+    }
+  });
   return {
     ...direct,
     async transaction(fn, options) {
-      const client = await pool.connect();
+      const client = await connect();
       let broken: unknown;
+      const spoil = () => (broken ??= new Error('cancelled'));
       try {
         await client.query(begin(options));
-        const result = await fn(over((text, values) => client.query(text, values)));
+        const result = await fn(over((text, values) => cancellable(client, text, values, spoil)));
         await client.query('COMMIT');
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
         throw err;
       } finally {
-        // A connection whose rollback failed is in an unknown state: discard it.
+        // A connection whose rollback failed (or that was sent a cancel) is in an unknown state: discard it.
         client.release(broken instanceof Error ? broken : undefined);
       }
     },
@@ -104,6 +174,18 @@ export async function postgresSql(url: string, poolSize: number): Promise<SqlCli
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: poolSize }),
     close: () => pool.end(),
   };
+}
+
+/** A statement cancelled by statement_timeout or a cancel request becomes a 503 with Retry-After, not a 500. */
+async function translated<T>(run: () => Promise<T>, describe?: () => string): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if ((err as { code?: string }).code === QUERY_CANCELED) {
+      throw queryCancelled(describe?.() ?? 'The statement ran longer than STATEMENT_TIMEOUT_MS and was cancelled; narrow the request or try again later');
+    }
+    throw err;
+  }
 }
 
 /** The embedded store: PGlite is one connection, and its `transaction` holds it for the whole transaction. */

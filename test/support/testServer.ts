@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
 import { TokenService } from '../../src/access/tokens';
 import { buildApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
@@ -43,13 +44,13 @@ export interface TestServer {
 }
 
 /** The real HTTP server on a random local port, over a fresh test database. */
-export async function startTestServer(env: Record<string, string> = {}, options: { queryEvents?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, options: { queryEvents?: boolean; logStream?: DestinationStream } = {}): Promise<TestServer> {
   const database = await createTestDatabase(options);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-test-'));
   const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
   const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...env }) };
   const tokens = await TokenService.create({ dataDir, publicUrl: 'http://127.0.0.1', longestTtlSeconds: config.breakGlassSeconds, env: {} });
-  const app = await buildApp({ config, db: database.db, tenancy: new TenancyRepository(database.db.prisma), tokens, adminToken });
+  const app = await buildApp({ config, db: database.db, tenancy: new TenancyRepository(database.db.prisma), tokens, adminToken, logStream: options.logStream });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
