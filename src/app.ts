@@ -53,6 +53,7 @@ import { Metrics } from './ops/metrics';
 import { mountMetrics } from './ops/metricsEndpoint';
 import { ReadinessCheck, within } from './ops/readiness';
 import { logFailedItem } from './ops/logger';
+import { databaseUnavailable, isDatabaseUnavailable } from './store/databaseUnavailable';
 
 export interface AppDeps {
   config: Config;
@@ -111,6 +112,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {
       return sendOutcome(reply, new OperationOutcomeError(status, operationOutcome([{ severity: 'error', code: 'invalid', diagnostics: (err as Error).message }])));
+    }
+    // A database outage is the store's, not a bug: 503 with Retry-After (databaseUnavailable.ts).
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn({ err: err.message }, 'database unavailable');
+      return sendOutcome(reply, databaseUnavailable());
     }
     request.log.error(err);
     return sendOutcome(reply, new OperationOutcomeError(500, operationOutcome([{ severity: 'error', code: 'exception', diagnostics: 'Internal server error' }])));

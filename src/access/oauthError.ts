@@ -3,7 +3,8 @@
  * status 400, or 401 with a `WWW-Authenticate` challenge when the client tried HTTP authentication.
  * The token endpoint speaks OAuth, not FHIR, so these are not OperationOutcomes.
  */
-export type OAuthErrorCode = 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client' | 'unsupported_grant_type' | 'invalid_scope' | 'server_error';
+export type OAuthErrorCode =
+  'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client' | 'unsupported_grant_type' | 'invalid_scope' | 'server_error' | 'temporarily_unavailable';
 
 export class OAuthError extends Error {
   constructor(
