@@ -216,7 +216,8 @@ export class FhirService {
     this.allowed(type, 'u');
     const operations = parsePatch(body);
     return this.transaction(async (_svc, t) => {
-      const current = await this.deps.repo.read(this.store, type, id, t);
+      // Locked: concurrent patches of one resource apply one after the other instead of failing on a stale version.
+      const current = await this.deps.repo.read(this.store, type, id, t, { forUpdate: true });
       const patched = applyPatch(current.resource as Resource, operations);
       if (typeof patched !== 'object' || patched === null || Array.isArray(patched)) {
         throw badRequest('The patch does not leave a resource');
