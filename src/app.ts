@@ -54,6 +54,9 @@ import { mountMetrics } from './ops/metricsEndpoint';
 import { ReadinessCheck, within } from './ops/readiness';
 import { logFailedItem } from './ops/logger';
 import { databaseUnavailable, isDatabaseUnavailable } from './store/databaseUnavailable';
+import { IdempotencyRepository } from './store/idempotencyRepository';
+import { IdempotentWrites } from './service/idempotentWrites';
+import { idempotentRoutes } from './rest/idempotentRoutes';
 
 export interface AppDeps {
   config: Config;
@@ -85,6 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ? new BacklogAdmission(db.sql, { maxBacklog: config.aggregationMaxBacklog, maxWaitMs: config.aggregationAdmitWaitMs, onReleased: () => worker.notify() })
       : undefined;
   const serviceDeps: FhirServiceDeps = { repo, validator, search, admission };
+  const idempotentWrites = new IdempotentWrites(new IdempotencyRepository(db.sql), config.idempotencyWindowSeconds);
   const aggregator = new Aggregator(repo);
   const identities = new CallerIdentities(db.sql);
   // Every read, search, history, write, token and consent change is audited unless AUDIT=off (src/audit/).
@@ -285,7 +289,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     installFhirParsers(scope, config.bodyLimit);
     mountFhir<EndpointContext>(scope, {
       prefix: '/fhir/customer/:endpointId',
-      routes: customerRoutes(),
+      // Writes and Bundles sent with an Idempotency-Key answer a retry with the first response (idempotentWrites.ts).
+      routes: idempotentRoutes(customerRoutes(), idempotentWrites),
       // No token needed (FHIR clients read it before they authenticate). Endpoint ids are random (80 bits),
       // so answering for existing ones only tells a caller about an id it already holds; it gets the
       // endpoint's own statement, with its FHIR version.
