@@ -46,6 +46,8 @@ export interface Config {
   audit: boolean;
   /** IDEMPOTENCY_WINDOW: seconds an Idempotency-Key's recorded response is replayed (default one day). */
   idempotencyWindowSeconds: number;
+  /** SHUTDOWN_TIMEOUT_MS: how long SIGTERM/SIGINT wait for requests and workers to drain before the process exits anyway. */
+  shutdownTimeoutMs: number;
 }
 
 /** Where NHS Login ID tokens come from and how their signatures are checked. */
@@ -223,6 +225,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     audit: read.flag('AUDIT', true),
     idempotencyWindowSeconds: read.int('IDEMPOTENCY_WINDOW', 86_400, 1),
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 30_000, 1),
     corsOrigins: read.origins('CORS_ORIGINS'),
     aggregationConcurrency: concurrency || undefined,
     aggregationThread: read.flag('AGGREGATION_THREAD', true),
