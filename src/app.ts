@@ -62,6 +62,10 @@ import { ReadinessCheck, within } from './ops/readiness';
 import { logFailedItem } from './ops/logger';
 import { requestLogOptions } from './ops/requestLog';
 import type { DestinationStream } from 'pino';
+import { databaseUnavailable, isDatabaseUnavailable } from './store/databaseUnavailable';
+import { IdempotencyRepository } from './store/idempotencyRepository';
+import { IdempotentWrites } from './service/idempotentWrites';
+import { idempotentRoutes } from './rest/idempotentRoutes';
 
 export interface AppDeps {
   config: Config;
@@ -95,6 +99,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ? new BacklogAdmission(db.sql, { maxBacklog: config.aggregationMaxBacklog, maxWaitMs: config.aggregationAdmitWaitMs, onReleased: () => worker.notify() })
       : undefined;
   const serviceDeps: FhirServiceDeps = { repo, validator, search, admission, reports: { report: (store, types) => aggregationReport(db.sql, store, types) } };
+  const idempotentWrites = new IdempotentWrites(new IdempotencyRepository(db.sql), config.idempotencyWindowSeconds);
   const aggregator = new Aggregator(repo);
   // Every read, search, history, write, token and consent change is audited unless AUDIT=off (src/audit/).
   const audit: AuditSink = config.audit
@@ -133,6 +138,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {
       return sendOutcome(reply, new OperationOutcomeError(status, operationOutcome([{ severity: 'error', code: 'invalid', diagnostics: (err as Error).message }])));
+    }
+    // A database outage is the store's, not a bug: 503 with Retry-After (databaseUnavailable.ts).
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn({ err: err.message }, 'database unavailable');
+      return sendOutcome(reply, databaseUnavailable());
     }
     request.log.error(err);
     return sendOutcome(reply, new OperationOutcomeError(500, operationOutcome([{ severity: 'error', code: 'exception', diagnostics: 'Internal server error' }])));
@@ -322,7 +332,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     installFhirParsers(scope, config.bodyLimit, config.maxBodyDepth);
     mountFhir<EndpointContext>(scope, {
       prefix: '/fhir/customer/:endpointId',
-      routes: customerRoutes(),
+      // Writes and Bundles sent with an Idempotency-Key answer a retry with the first response (idempotentWrites.ts).
+      routes: idempotentRoutes(customerRoutes(), idempotentWrites),
       // No token needed (FHIR clients read it before they authenticate). Endpoint ids are random (80 bits),
       // so answering for existing ones only tells a caller about an id it already holds; it gets the
       // endpoint's own statement, with its FHIR version.

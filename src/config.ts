@@ -62,6 +62,10 @@ export interface Config {
    * verifying this long).
    */
   breakGlassSeconds: number;
+  /** IDEMPOTENCY_WINDOW: seconds an Idempotency-Key's recorded response is replayed (default one day). */
+  idempotencyWindowSeconds: number;
+  /** SHUTDOWN_TIMEOUT_MS: how long SIGTERM/SIGINT wait for requests and workers to drain before the process exits anyway. */
+  shutdownTimeoutMs: number;
 }
 
 /** Where NHS Login ID tokens come from and how their signatures are checked. */
@@ -249,6 +253,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sandbox: read.flag('GRAPHQL_SANDBOX', !production),
     },
     audit: read.flag('AUDIT', true),
+    idempotencyWindowSeconds: read.int('IDEMPOTENCY_WINDOW', 86_400, 1),
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 30_000, 1),
     corsOrigins: read.origins('CORS_ORIGINS'),
     breakGlassSeconds: read.int('BREAK_THE_GLASS_SECONDS', 4 * 60 * 60, 60, 24 * 60 * 60),
     aggregationConcurrency: concurrency || undefined,

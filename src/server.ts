@@ -33,8 +33,16 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down');
+    // Drain: the listener stops taking connections, requests in flight and the aggregation batch in hand
+    // finish, then the pool closes. Bounded: whatever still hangs after SHUTDOWN_TIMEOUT_MS is abandoned
+    // (its transaction rolls back with the connection; nothing acknowledged is lost).
+    setTimeout(() => {
+      app.log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     await app.close();
     await db.close();
+    app.log.info({ signal }, 'shut down cleanly');
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -9,7 +9,11 @@ import { ROOT } from './server';
  * conditional create) with stable, repeatable content — same (patient index) → same bytes, on any machine.
  * 4,200 patients make about a million resources.
  */
-export const SYNTHEA_R4 = path.resolve(ROOT, '../shared/data/synthea-r4');
+export const SYNTHEA_R4 =
+  process.env.SYNTHEA_R4_DIR ??
+  // Beside the checkout, or beside the folder of worktrees a checkout may sit in.
+  [path.resolve(ROOT, '../shared/data/synthea-r4'), path.resolve(ROOT, '../../shared/data/synthea-r4')].find((dir) => existsSync(dir)) ??
+  path.resolve(ROOT, '../shared/data/synthea-r4');
 
 let texts: string[] | undefined;
 

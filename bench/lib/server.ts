@@ -53,6 +53,10 @@ export interface RunningServer {
   restart(env: Record<string, string>): Promise<void>;
   /** Resident set size now (VmRSS), MB. */
   rssMb(): number | null;
+  /** The exit code of the last process, null while it runs (or when a signal ended it). */
+  readonly exitCode: number | null;
+  /** Sends `signal` to the server's whole process group (started with `detached`), or to the process. */
+  kill(signal: NodeJS.Signals): Promise<void>;
   /** Peak resident set size (VmHWM) since start or the last `resetPeak`, over restarts, MB. */
   peakRssMb(): number | null;
   /** Resets the kernel's high-water mark to the current RSS (`echo 5 > /proc/<pid>/clear_refs`). */
@@ -79,6 +83,8 @@ export interface StartOptions {
   /** Reuse a data folder (signing keys, credential, embedded store) instead of a fresh temporary one. */
   dataDir?: string;
   port?: number;
+  /** Starts the server as the leader of a process group of its own, so `kill` reaches every process it has. */
+  detached?: boolean;
 }
 
 /** A private EC P-256 JWK, as TOKEN_SIGNING_KEYS_* take it. */
@@ -118,6 +124,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         ...env,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
+      detached: options.detached ?? false,
     });
     const started = child;
     started.stderr?.on('data', (d) => (stderr = (stderr + String(d)).slice(-8000)));
@@ -133,7 +140,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   };
   const halt = async () => {
     const c = child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((r) => c.once('exit', r));
     c.kill('SIGTERM');
     const timer = setTimeout(() => c.kill('SIGKILL'), 20_000);
@@ -161,6 +168,17 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       return env;
     },
     ...api,
+    get exitCode() {
+      return child?.exitCode ?? null;
+    },
+    async kill(signal) {
+      const c = child;
+      if (!c?.pid || c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise((r) => c.once('exit', r));
+      if (options.detached) process.kill(-c.pid, signal);
+      else c.kill(signal);
+      await exited;
+    },
     rssMb() {
       const kb = child?.pid ? procStatusKb(child.pid, 'VmRSS') : null;
       return kb === null ? null : Math.round(kb / 1024);

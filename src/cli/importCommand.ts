@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { Bundle, Resource } from '../fhir/types';
 import type { AdminApi } from './adminApi';
@@ -7,7 +8,8 @@ import { failedEntry, listFiles, reasonOf, requestsOf } from './importSource';
 /**
  * `admin import`: loads files into a running server through its FHIR API, several transactions in flight.
  * A transaction that fails on one entry is retried without that entry, so one invalid resource is reported
- * (with the server's reason and location) instead of losing the rest of a patient's record.
+ * (with the server's reason and location) instead of losing the rest of a patient's record. Every Bundle
+ * carries an Idempotency-Key, so one resent after a lost answer is not stored twice.
  */
 export interface ImportOptions {
   endpoint: string;
@@ -38,6 +40,8 @@ export interface ImportSummary {
 /** A throttled request is sent again this many times before it counts as rejected. */
 const MAX_THROTTLED_RETRIES = 120;
 const MAX_RETRIES_PER_REQUEST = 50;
+/** A request that got no answer (the server unreachable) is sent again this many times. */
+const MAX_LOST_ANSWERS = 60;
 
 export async function runImport(api: AdminApi, options: ImportOptions): Promise<ImportSummary> {
   const concurrency = options.concurrency === undefined ? 4 : Number(options.concurrency);
@@ -65,12 +69,23 @@ export async function runImport(api: AdminApi, options: ImportOptions): Promise<
   });
 
   const post = async (bundle: Bundle): Promise<{ status: number; body: unknown }> => {
-    for (let attempt = 0; ; attempt++) {
-      const res = await fetch(base, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json', accept: 'application/fhir+json' },
-        body: JSON.stringify(bundle),
-      });
+    // One key per Bundle sent, the same on every retry of it: a Bundle whose answer was lost (a dropped
+    // connection, a server restarted after its commit) is answered from the server's record, not written twice.
+    const key = randomUUID();
+    for (let attempt = 0, lost = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await fetch(base, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json', accept: 'application/fhir+json', 'idempotency-key': key },
+          body: JSON.stringify(bundle),
+        });
+      } catch (err) {
+        // No answer at all (connection refused or reset): safe to send again under the same key.
+        if (++lost > MAX_LOST_ANSWERS) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * lost)));
+        continue;
+      }
       const body = await res.json().catch(() => undefined);
       // Tokens are short-lived: a long import gets a fresh one.
       if (res.status === 401 && attempt === 0) {

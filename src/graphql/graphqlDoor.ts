@@ -18,6 +18,7 @@ import {
   type GraphQLFormattedError,
 } from 'graphql';
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
+import { isDatabaseUnavailable, OUTAGE_RETRY_AFTER_SECONDS, outageOrSelf } from '../store/databaseUnavailable';
 import type { Resource } from '../fhir/types';
 import { applyOutputDirectives, usesOutputDirectives } from './directives';
 import { DocumentCache } from './documentCache';
@@ -45,7 +46,9 @@ export interface GraphqlRequest {
 }
 
 /** graphql.html#errors: each error carries its OperationOutcome in `extensions.resource`. */
-function outcomeExtensions(err: unknown): Record<string, unknown> | undefined {
+function outcomeExtensions(thrown: unknown): Record<string, unknown> | undefined {
+  // A database outage is answered as the REST doors answer it: a 503 OperationOutcome.
+  const err = outageOrSelf(thrown);
   if (!(err instanceof OperationOutcomeError)) return undefined;
   const code =
     err.status === 404 || err.status === 410
@@ -56,7 +59,9 @@ function outcomeExtensions(err: unknown): Record<string, unknown> | undefined {
           ? 'FORBIDDEN'
           : err.status < 500
             ? 'BAD_USER_INPUT'
-            : 'INTERNAL_SERVER_ERROR';
+            : err.status === 503
+              ? 'SERVICE_UNAVAILABLE'
+              : 'INTERNAL_SERVER_ERROR';
   return { code, status: err.status, resource: err.outcome };
 }
 
@@ -98,6 +103,19 @@ export class GraphqlDoor {
         };
       },
     };
+    // An outage met while resolving answers HTTP 503 with Retry-After, not 200 with an error in the body,
+    // so clients and load balancers retry it as they retry the REST doors' 503.
+    const outagePlugin: ApolloServerPlugin<GraphqlContext> = {
+      async requestDidStart() {
+        return {
+          async didEncounterErrors({ errors, response }) {
+            if (!errors.some((e) => isDatabaseUnavailable(unwrapResolverError(e)) || isDatabaseUnavailable(e.originalError))) return;
+            response.http.status = 503;
+            response.http.headers.set('retry-after', String(OUTAGE_RETRY_AFTER_SECONDS));
+          },
+        };
+      },
+    };
     const apollo = new ApolloServer<GraphqlContext>({
       schema: this.schema,
       // Introspection is refused by the same graphql-js rule as in `$graphql` (this.rules), so every door
@@ -109,6 +127,7 @@ export class GraphqlDoor {
       plugins: [
         fastifyApolloDrainPlugin(app),
         limitsPlugin,
+        outagePlugin,
         directivesPlugin,
         // No per-field plugin hooks: with one, Apollo wraps every resolver (see noStorePlugin.ts).
         ApolloServerPluginCacheControlDisabled(),
@@ -128,7 +147,8 @@ export class GraphqlDoor {
         } catch (err) {
           const extensions = outcomeExtensions(err);
           if (!extensions) throw err;
-          throw new GraphQLError((err as Error).message, { extensions: { ...extensions, http: { status: (err as OperationOutcomeError).status } } });
+          const outcome = outageOrSelf(err) as OperationOutcomeError;
+          throw new GraphQLError(outcome.message, { extensions: { ...extensions, http: { status: outcome.status, headers: new Map(Object.entries(outcome.headers)) } } });
         }
       },
     });

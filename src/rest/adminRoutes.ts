@@ -4,6 +4,7 @@ import { bearerToken } from '../access/caller';
 import type { AdminService } from '../admin/adminService';
 import { badRequest, OperationOutcomeError, operationOutcome, unauthorized } from '../fhir/outcome';
 import type { ClientFamily, ClientRecord, EndpointRecord, NewClient } from '../store/tenancyRepository';
+import { databaseUnavailable, isDatabaseUnavailable } from '../store/databaseUnavailable';
 import { organizationRoutes } from './organizationRoutes';
 
 /**
@@ -55,6 +56,7 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
         const message = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'Send the body as application/json' : err.message;
         return send(reply, new OperationOutcomeError(status, operationOutcome([{ severity: 'error', code: 'invalid', diagnostics: message }])));
       }
+      if (isDatabaseUnavailable(err)) return send(reply, databaseUnavailable());
       request.log.error(err);
       return send(reply, new OperationOutcomeError(500, operationOutcome([{ severity: 'error', code: 'exception', diagnostics: 'Internal server error' }])));
     });

@@ -19,12 +19,13 @@ const ALLOWED_HEADERS = [
   'If-Modified-Since',
   'Prefer',
   'X-Request-Id',
+  'Idempotency-Key',
   'Apollo-Require-Preflight',
   'X-Apollo-Operation-Name',
 ];
 
 /** Response headers a browser hides from scripts unless exposed, which FHIR clients read. */
-const EXPOSED_HEADERS = ['Location', 'Content-Location', 'ETag', 'Last-Modified', 'WWW-Authenticate', 'Retry-After'];
+const EXPOSED_HEADERS = ['Location', 'Content-Location', 'ETag', 'Last-Modified', 'WWW-Authenticate', 'Retry-After', 'Idempotent-Replayed'];
 
 export function corsOptions(origins: readonly string[]): FastifyCorsOptions {
   const any = origins.includes('*');

@@ -14,7 +14,7 @@ import type { RouteTable } from './routeTable';
 export interface FhirMount<C> {
   /** Fastify path prefix of the endpoint root, e.g. `/fhir/customer/:endpointId`. */
   prefix: string;
-  routes: RouteTable<C>;
+  routes: Pick<RouteTable<C>, 'handle'>;
   /**
    * The CapabilityStatement (`GET [base]/metadata`), answered before `context` and so without a token:
    * FHIR clients read it before they authenticate (http.html#capabilities).

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { TokenFamily } from '../access/caller';
 import { clientCredentialsGrant } from '../access/clientCredentialsGrant';
 import { OAuthError } from '../access/oauthError';
+import { isDatabaseUnavailable, OUTAGE_RETRY_AFTER_SECONDS } from '../store/databaseUnavailable';
 import { TOKEN_EXCHANGE_GRANT, tokenExchange, type TokenExchangeDeps } from '../access/tokenExchange';
 
 /**
@@ -44,6 +45,13 @@ export function oauthRoutes(deps: TokenExchangeDeps): FastifyPluginAsync {
       if (err instanceof OAuthError) return sendError(reply, err);
       const status = err.statusCode;
       if (status && status >= 400 && status < 500) return sendError(reply, new OAuthError('invalid_request', err.message, status));
+      // RFC 6749 §5.2 has no outage code; `temporarily_unavailable` is the one §4.1.2.1 defines for it, with 503.
+      if (isDatabaseUnavailable(err)) {
+        return sendError(
+          reply,
+          new OAuthError('temporarily_unavailable', 'The token service cannot reach its database; try again later', 503, { 'Retry-After': String(OUTAGE_RETRY_AFTER_SECONDS) }),
+        );
+      }
       request.log.error(err);
       return sendError(reply, new OAuthError('server_error', 'The token could not be issued; try again later', 500));
     });

@@ -332,10 +332,15 @@ export class BundleProcessor {
       try {
         const work = parseEntry(entries[index], index);
         this.authorize(work);
-        await this.service.transaction(async (svc) => {
-          await this.resolve(svc, [work]);
-          await this.execute(svc, [work], options);
-        });
+        // Each entry on its own: its own transaction, or (inside an idempotent request's) its own savepoint.
+        await this.service.transaction(
+          async (svc) => {
+            await this.resolve(svc, [work]);
+            await this.execute(svc, [work], options);
+          },
+          1,
+          { isolated: true },
+        );
         out.push({
           ...(work.result && (options.returnResources || work.method === 'GET' || work.method === 'HEAD') ? { resource: work.result } : {}),
           response: work.response,

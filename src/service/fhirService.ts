@@ -35,6 +35,9 @@ export interface StoreBinding {
 
 export type WriteOutcome = { stored: StoredVersion; created: boolean };
 
+/** Savepoint names, unique within the process. */
+let savepoints = 0;
+
 /**
  * The FHIR interactions over one store, with no HTTP in sight: both doors (REST and GraphQL) and the
  * transaction processor call these. Each write is validated against the store's FHIR version and runs in
@@ -67,8 +70,26 @@ export class FhirService {
    * Runs `fn` in one database transaction with a service bound to it. `items`: how many resources it may
    * write, for the aggregation's backpressure (see admission.ts).
    */
-  transaction<T>(fn: (service: FhirService, tx: Tx) => Promise<T>, items = 1): Promise<T> {
+  transaction<T>(fn: (service: FhirService, tx: Tx) => Promise<T>, items = 1, options: { isolated?: boolean } = {}): Promise<T> {
+    if (this.tx && options.isolated) return this.savepoint(this.tx, () => fn(this, this.tx as Tx));
     return this.admitted(items, () => this.inTx(this.tx, (tx) => fn(this.inTransaction(tx), tx)));
+  }
+
+  /**
+   * `fn` inside the enclosing transaction, undone on its own when it throws (a batch entry that fails inside
+   * an idempotent request, which runs the whole batch in one transaction: see idempotentWrites.ts).
+   */
+  private async savepoint<T>(tx: Tx, fn: () => Promise<T>): Promise<T> {
+    const name = `entry_${++savepoints}`;
+    await tx.execute(`SAVEPOINT ${name}`);
+    try {
+      const result = await fn();
+      await tx.execute(`RELEASE SAVEPOINT ${name}`);
+      return result;
+    } catch (err) {
+      await tx.execute(`ROLLBACK TO SAVEPOINT ${name}`);
+      throw err;
+    }
   }
 
   /** A write that starts its own transaction waits for admission; one inside a transaction was admitted with it. */
@@ -232,7 +253,8 @@ export class FhirService {
     this.allowed(type, 'u');
     const operations = parsePatch(body);
     return this.transaction(async (_svc, t) => {
-      const current = await this.deps.repo.read(this.store, type, id, t);
+      // Locked: concurrent patches of one resource apply one after the other instead of failing on a stale version.
+      const current = await this.deps.repo.read(this.store, type, id, t, { forUpdate: true });
       const patched = applyPatch(current.resource as Resource, operations);
       if (typeof patched !== 'object' || patched === null || Array.isArray(patched)) {
         throw badRequest('The patch does not leave a resource');

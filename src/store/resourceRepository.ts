@@ -123,8 +123,12 @@ export class ResourceRepository {
     return tx ? fn(tx) : this.transaction(fn);
   }
 
-  async read(store: string, type: string, id: string, sql: Sql = this.sql): Promise<StoredVersion> {
-    const rows = await sql.query<Row[]>(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`, store, type, id);
+  /**
+   * The current version. `forUpdate` (inside a transaction): the row stays locked until it ends, so a
+   * read-modify-write (a patch) cannot be overtaken by another between its read and its write.
+   */
+  async read(store: string, type: string, id: string, sql: Sql = this.sql, options: { forUpdate?: boolean } = {}): Promise<StoredVersion> {
+    const rows = await sql.query<Row[]>(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3${options.forUpdate ? ' FOR UPDATE' : ''}`, store, type, id);
     if (rows.length === 0) throw notFound(`${type}/${id} is not known`);
     const found = toStored(rows[0]);
     if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);

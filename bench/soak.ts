@@ -1,0 +1,270 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { DEFAULT_POSTGRES, freshDatabase } from './lib/database';
+import { patientBundle } from './lib/dataset';
+import { ROOT, startServer, type RunningServer, type Tenant } from './lib/server';
+
+/**
+ * `npm run soak [-- --quick] [--minutes N]`: issue 16 item 11. The built server on a fresh PostgreSQL
+ * database takes a mixed load for 30 minutes (10 with --quick): reads, searches, small transaction writes
+ * (each with an Idempotency-Key), GraphQL, and searches of the aggregated view the writes feed. Every 10 s
+ * it samples the server's RSS, its V8 heap and its pool use (from /metrics) and the p99 latency of the
+ * last 10 s, and reports each series' slope (least squares, after the first minute of warm-up). Flat means
+ * the slope extrapolated over an hour moves the series by less than a quarter of its mean. At the end it
+ * sends SIGTERM with requests in flight: they must all complete and the process exit 0 within the bound.
+ * Fails (exit 1) on any 5xx, any request error, a rising series, or an unclean shutdown.
+ */
+interface Sample {
+  t: number;
+  rssMb: number | null;
+  heapMb: number | null;
+  poolInUse: number | null;
+  poolWaiting: number | null;
+  p99Ms: number | null;
+  requests: number;
+}
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const minutesArg = args.indexOf('--minutes');
+const MINUTES = minutesArg >= 0 ? Number(args[minutesArg + 1]) : quick ? 10 : 30;
+const SAMPLE_MS = 10_000;
+const WARMUP_MS = 60_000;
+const CONCURRENCY = 4;
+
+const metric = (text: string, name: string, labels = ''): number | null => {
+  const m = new RegExp(`^${name}${labels ? `\\{[^}]*${labels}[^}]*\\}` : '(?:\\{[^}]*\\})?'} ([0-9.e+-]+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+};
+
+/** Least-squares slope of `ys` over `xs`. */
+export function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  if (n < 2) return 0;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i] - mx) * (ys[i] - my);
+    den += (xs[i] - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+const percentile = (values: number[], p: number): number | null => {
+  if (!values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+function smallBundle(n: number) {
+  const nhs = `97${String(n).padStart(8, '0')}`;
+  return {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [
+      {
+        fullUrl: 'urn:uuid:p',
+        request: { method: 'POST', url: 'Patient' },
+        resource: { resourceType: 'Patient', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhs }], name: [{ family: `Soak${n}` }], birthDate: '1980-01-01' },
+      },
+      ...[0, 1, 2].map((k) => ({
+        request: { method: 'POST', url: 'Observation' },
+        resource: {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+          subject: { reference: 'urn:uuid:p' },
+          effectiveDateTime: `2026-0${1 + k}-01T00:00:00Z`,
+          valueQuantity: { value: 60 + k, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
+        },
+      })),
+    ],
+  };
+}
+
+async function main(): Promise<void> {
+  const database = await freshDatabase(process.env.DATABASE_URL ?? DEFAULT_POSTGRES);
+  let server: RunningServer | undefined;
+  let started = Date.now();
+  try {
+    server = await startServer({ env: { DATABASE_URL: database.url, SHUTDOWN_TIMEOUT_MS: '30000' } });
+    let tenant: Tenant = await server.tenant('soak');
+    const live = server;
+    console.error(`soak: ${MINUTES} min on ${database.url.replace(/\/\/[^@]*@/, '//')} (PostgreSQL ${database.version})`);
+
+    // A starting record: a few Synthea patients, whose ids the reads and searches use.
+    const patients: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(tenant.base, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/fhir+json' },
+        body: patientBundle(i),
+      });
+      if (res.status !== 200) throw new Error(`preload → ${res.status} ${(await res.text()).slice(0, 300)}`);
+      const body = (await res.json()) as { entry: { response: { location: string } }[] };
+      patients.push(
+        ...body.entry
+          .map((e) => e.response.location)
+          .filter((l) => l.startsWith('Patient/'))
+          .map((l) => l.split('/')[1]),
+      );
+    }
+
+    // The clock of the run starts with the load, after the preload.
+    started = Date.now();
+    const statuses: Record<string, number> = {};
+    let errors = 0;
+    let fiveXx = 0;
+    let window: number[] = [];
+    let total = 0;
+    let written = 0;
+    const end = started + MINUTES * 60_000;
+    const call = async (url: string, init: RequestInit = {}): Promise<number> => {
+      const t0 = performance.now();
+      try {
+        const res = await fetch(url, {
+          ...init,
+          headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/fhir+json', ...(init.headers as Record<string, string>) },
+        });
+        await res.arrayBuffer();
+        window.push(performance.now() - t0);
+        total++;
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        if (res.status >= 500) fiveXx++;
+        return res.status;
+      } catch {
+        errors++;
+        return 0;
+      }
+    };
+    const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
+    const ops: [number, () => Promise<unknown>][] = [
+      [30, () => call(`${tenant.base}/Patient/${pick(patients)}`)],
+      [20, () => call(`${tenant.base}/Observation?subject=Patient/${pick(patients)}&_count=20&_sort=-date`)],
+      [10, () => call(`${tenant.base}/Condition?patient=Patient/${pick(patients)}&_include=Condition:encounter`)],
+      [15, () => call(`${tenant.base}`, { method: 'POST', headers: { 'idempotency-key': randomUUID() }, body: JSON.stringify(smallBundle(written++)) })],
+      [
+        10,
+        () =>
+          call(`${live.url}/graphql`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ query: `{ PatientList(_count: 10) { id name { family } } }` }),
+          }),
+      ],
+      [15, () => call(`${live.url}/fhir/aggregated/Observation?code=http://loinc.org|8867-4&_count=20`)],
+    ];
+    const weight = ops.reduce((n, [w]) => n + w, 0);
+    const loop = async () => {
+      while (Date.now() < end) {
+        let r = Math.random() * weight;
+        const op = ops.find(([w]) => (r -= w) < 0) ?? ops[0];
+        await op[1]();
+      }
+    };
+
+    const samples: Sample[] = [];
+    const sample = async () => {
+      let text = '';
+      try {
+        text = await (await fetch(`${live.url}/metrics`, { headers: { authorization: `Bearer ${live.adminToken}` } })).text();
+      } catch {
+        // counted as a missing sample value
+      }
+      const heap = metric(text, 'nodejs_heap_size_used_bytes');
+      const poolTotal = metric(text, 'tributary_db_pool_connections', 'state="total"');
+      const poolIdle = metric(text, 'tributary_db_pool_connections', 'state="idle"');
+      samples.push({
+        t: (Date.now() - started) / 1000,
+        rssMb: live.rssMb(),
+        heapMb: heap === null ? null : Math.round(heap / 1048576),
+        poolInUse: poolTotal === null || poolIdle === null ? null : poolTotal - poolIdle,
+        poolWaiting: metric(text, 'tributary_db_pool_connections', 'state="waiting"'),
+        p99Ms: percentile(window, 99),
+        requests: window.length,
+      });
+      window = [];
+      const s = samples[samples.length - 1];
+      console.error(
+        `t=${Math.round(s.t)}s rss=${s.rssMb}MB heap=${s.heapMb}MB pool=${s.poolInUse}/${s.poolWaiting} p99=${s.p99Ms?.toFixed(0)}ms n=${s.requests} 5xx=${fiveXx} errors=${errors}`,
+      );
+    };
+    const sampler = setInterval(() => void sample(), SAMPLE_MS);
+    // Tokens live minutes: re-mint well before they expire.
+    const reminter = setInterval(() => void live.remint(tenant).then((t) => (tenant = t)), 120_000);
+    await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+    clearInterval(sampler);
+    clearInterval(reminter);
+    await sample();
+
+    // Graceful shutdown: SIGTERM with writes in flight; they finish, the process exits 0 in bounded time.
+    const inFlight = Array.from({ length: 8 }, () =>
+      fetch(tenant.base, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/fhir+json', 'idempotency-key': randomUUID() },
+        body: patientBundle(5),
+      })
+        .then((r) => r.status)
+        .catch(() => 0),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const termAt = Date.now();
+    await live.kill('SIGTERM');
+    const shutdownMs = Date.now() - termAt;
+    const inFlightStatuses = await Promise.all(inFlight);
+
+    const warm = samples.filter((s) => s.t * 1000 >= WARMUP_MS);
+    const series = (key: keyof Sample) => {
+      const points = warm.filter((s) => typeof s[key] === 'number') as (Sample & Record<typeof key, number>)[];
+      const xs = points.map((p) => p.t / 60);
+      const ys = points.map((p) => p[key] as number);
+      const perMinute = slope(xs, ys);
+      const mean = ys.reduce((a, b) => a + b, 0) / Math.max(1, ys.length);
+      return { perMinute: Number(perMinute.toFixed(3)), mean: Number(mean.toFixed(1)), flat: Math.abs(perMinute * 60) < Math.max(0.25 * Math.abs(mean), 1) };
+    };
+    const slopes = { rssMb: series('rssMb'), heapMb: series('heapMb'), poolInUse: series('poolInUse'), p99Ms: series('p99Ms') };
+    const result = {
+      minutes: MINUTES,
+      postgres: database.version,
+      requests: total + errors,
+      statuses,
+      fiveXx,
+      errors,
+      bundlesWritten: written,
+      slopes,
+      shutdown: { ms: shutdownMs, exitCode: live.exitCode, inFlight: inFlightStatuses },
+      samples,
+    };
+    const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
+    const dir = path.join(ROOT, 'bench/results');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${stamp}-postgres-soak${quick ? '-quick' : ''}.json`);
+    writeFileSync(file, JSON.stringify(result, null, 2));
+    const lines = [
+      `# Soak ${MINUTES} min — ${new Date(started).toISOString()}`,
+      '',
+      `requests ${result.requests}, 5xx ${fiveXx}, request errors ${errors}, statuses ${JSON.stringify(statuses)}`,
+      '',
+      '| series | mean | slope per minute | flat |',
+      '|---|---|---|---|',
+      ...Object.entries(slopes).map(([k, v]) => `| ${k} | ${v.mean} | ${v.perMinute} | ${v.flat ? 'yes' : 'NO'} |`),
+      '',
+      `graceful shutdown: exit ${live.exitCode} after ${shutdownMs} ms; in-flight writes answered ${inFlightStatuses.join(', ')}`,
+    ];
+    writeFileSync(file.replace(/\.json$/, '.md'), `${lines.join('\n')}\n`);
+    console.log(lines.join('\n'));
+    const ok = fiveXx === 0 && errors === 0 && Object.values(slopes).every((s) => s.flat) && live.exitCode === 0 && inFlightStatuses.every((s) => s === 200) && shutdownMs < 30_000;
+    if (!ok) process.exitCode = 1;
+  } finally {
+    await server?.stop().catch(() => undefined);
+    await database.drop().catch(() => undefined);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

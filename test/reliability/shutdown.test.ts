@@ -1,0 +1,46 @@
+import { execFileSync } from 'node:child_process';
+import { DEFAULT_POSTGRES, freshDatabase, type BenchDatabase } from '../../bench/lib/database';
+import { entryCount, patientBundle } from '../../bench/lib/dataset';
+import { ROOT, startServer, type RunningServer } from '../../bench/lib/server';
+import pg from 'pg';
+
+/**
+ * Issue 16 item 11, graceful shutdown: SIGTERM while transaction Bundles are being written lets every one
+ * of them finish and be answered, then the process exits 0 (before SHUTDOWN_TIMEOUT_MS would force it) —
+ * the server as deployed (`dist/src/server.js`, its own process) on PostgreSQL.
+ */
+const onPostgres = /^postgres(ql)?:\/\//.test(process.env.DATABASE_URL ?? '');
+
+(onPostgres ? describe : describe.skip)('graceful shutdown', () => {
+  let database: BenchDatabase;
+  let server: RunningServer;
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['scripts/build.js', '--if-stale'], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+    database = await freshDatabase(process.env.DATABASE_URL ?? DEFAULT_POSTGRES);
+    server = await startServer({ env: { DATABASE_URL: database.url, SHUTDOWN_TIMEOUT_MS: '120000' } });
+  }, 180_000);
+  afterAll(async () => {
+    await server?.stop();
+    await database?.drop();
+  }, 60_000);
+
+  test('SIGTERM during writes: every request in flight completes with 200, all of it is stored, and the process exits 0', async () => {
+    const tenant = await server.tenant('shutdown');
+    const bundles = [0, 1, 2, 3].map((i) => patientBundle(i));
+    const inFlight = bundles.map((body) =>
+      fetch(tenant.base, { method: 'POST', headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/fhir+json' }, body })
+        .then((r) => r.status)
+        .catch((err: Error) => err.message),
+    );
+    // Long enough for every request to be accepted; a Bundle of a few hundred resources takes longer to write.
+    await new Promise((r) => setTimeout(r, 500));
+    await server.kill('SIGTERM');
+    expect(await Promise.all(inFlight)).toEqual([200, 200, 200, 200]);
+    expect(server.exitCode).toBe(0);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    const { rows } = await client.query(`SELECT count(*)::int AS n FROM resource WHERE store = $1`, [tenant.endpointId]);
+    await client.end();
+    expect(rows[0].n).toBe(bundles.reduce((n, b) => n + entryCount(b), 0));
+  }, 180_000);
+});
