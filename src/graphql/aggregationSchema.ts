@@ -6,6 +6,7 @@ import type { AggregationView } from '../aggregator/views';
 import { AdminResolver } from './adminSchema';
 import { OrganizationResolver } from './organizationSchema';
 import { AuditResolver } from './auditSchema';
+import { NativeResolver } from './nativeSchema';
 import type { GraphqlContext } from './fhirSchema';
 
 /**
@@ -79,6 +80,6 @@ class AggregationResolver {
 let built: GraphQLSchema | undefined;
 
 export function buildAggregationSchema(): GraphQLSchema {
-  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver, OrganizationResolver, AuditResolver], validate: false });
+  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver, OrganizationResolver, AuditResolver, NativeResolver], validate: false });
   return built;
 }

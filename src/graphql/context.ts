@@ -4,6 +4,7 @@ import type { AggregationOps } from './aggregationSchema';
 import type { AuditOps } from './auditSchema';
 import type { GraphqlDataSource } from './dataSource';
 import type { Loaders } from './loaders';
+import type { NativeRecord } from '../native/nativeRecord';
 
 /**
  * Where a value the resolvers return came from: the customer endpoint (undefined: the aggregated record)
@@ -27,6 +28,8 @@ export interface GraphqlContext {
   admin?: AdminOps;
   /** The audit log: the admin's search, a patient's own record accesses (auditSchema.ts). */
   audit?: AuditOps;
+  /** The native record of the caller's organisation, from the authorisation point (nativeSchema.ts). */
+  native?: () => Promise<NativeRecord>;
   /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
   slices?: Map<string, string>;
 }
