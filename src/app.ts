@@ -362,7 +362,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ...(await authorization.authenticateLegacy(request.headers.authorization, request.headers['x-org-public-id'])),
       address: request.ip,
     });
-    const facadeBase = `${config.publicUrl}/fhir/facade`;
+    const facadeBase = () => `${config.publicUrl}/fhir/facade`;
     let facadeStatement: Resource | undefined;
     mountFhir<FacadeContext>(scope, {
       prefix: '/fhir/facade',
@@ -370,7 +370,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       metadata: async () =>
         (facadeStatement ??= capabilityStatement({
           fhirVersion: 'STU3',
-          baseUrl: facadeBase,
+          baseUrl: facadeBase(),
           name: 'TributaryFacadeEndpoint',
           title: 'Tributary facade FHIR endpoint (STU3, read-only, deprecating): the native record',
           kind: 'facade',
@@ -401,7 +401,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       context: async (request: FastifyRequest) => ({
         record: await authorization.native(await legacyCallerOf(request)),
         validator,
-        facadeUrl: facadeBase,
+        facadeUrl: facadeBase(),
       }),
     });
   });

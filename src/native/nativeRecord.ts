@@ -37,6 +37,8 @@ export interface SavedPatient {
   created: boolean;
   /** Whether a registration invitation was queued by this save (false on a retry). */
   invited: boolean;
+  /** The R4 Patient as stored in the native store (with its version). */
+  resource: Resource;
 }
 
 const ENTRY_TYPE: Record<EntryKind, string> = { appointment: 'Appointment', note: 'DocumentReference', measurement: 'Observation' };
@@ -57,14 +59,14 @@ export class NativeRecord {
   }
 
   /** Runs `fn` in one transaction with the organisation's native store ready; flushes invitations after commit. */
-  private async change<T>(fn: (tx: Tx, write: (resource: Resource & { id: string }) => Promise<void>) => Promise<T>): Promise<T> {
+  private async change<T>(fn: (tx: Tx, write: (resource: Resource & { id: string }) => Promise<Resource>) => Promise<T>): Promise<T> {
     const result = await this.deps.sql.transaction(async (tx) => {
       const store = await ensureNativeStore(tx, this.deps.repo, this.organization);
       return fn(tx, async (resource) => {
         // Unchanged content is no new version (and no aggregation work): a retried message changes nothing.
         const current = await this.deps.repo.find(store, resource.resourceType, resource.id, tx);
-        if (current && !current.deleted && current.resource && sameContent(current.resource, resource)) return;
-        await this.deps.repo.update(store, resource, {}, tx);
+        if (current && !current.deleted && current.resource && sameContent(current.resource, resource)) return current.resource;
+        return (await this.deps.repo.update(store, resource, {}, tx)).stored.resource as Resource;
       });
     });
     this.deps.onChange?.();
@@ -97,8 +99,8 @@ export class NativeRecord {
       await this.rows.addTeams(tx, id, teamIds);
       const invited = options.invite !== false && checked.email !== null ? await this.rows.queueInvitation(tx, newId('inv'), id, checked.email) : false;
       const patient = (await this.rows.patient(tx, id)) as NativePatient;
-      await write(patientToR4(patient));
-      return { patient, created, invited };
+      const resource = await write(patientToR4(patient));
+      return { patient, created, invited, resource };
     });
     if (saved.invited) await this.deps.invitations.flush();
     return saved;

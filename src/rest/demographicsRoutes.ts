@@ -3,7 +3,6 @@ import type { Resource } from '../fhir/types';
 import { r4ToStu3 } from '../facade/r4ToStu3';
 import { readDemographicsMessage } from '../messaging/demographicsMessage';
 import type { NativeRecord } from '../native/nativeRecord';
-import { patientToR4 } from '../native/nativeToR4';
 import type { ResourceValidator } from '../service/ports';
 import { ok } from './fhirHttp';
 import { RouteTable, type RouteHandler } from './routeTable';
@@ -29,7 +28,7 @@ const processMessage: RouteHandler<DemographicsContext> = async (req, p, ctx) =>
   const validator: ResourceValidator = ctx.validator;
   validator.assertValid('STU3', body, 'Patient');
   const saved = await ctx.record.receiveDemographics(readDemographicsMessage(body));
-  const patient = r4ToStu3(patientToR4(saved.patient));
+  const patient = r4ToStu3(saved.resource);
   return ok(patient, saved.created ? 201 : 200, saved.created ? { Location: `${ctx.facadeUrl}/Patient/${saved.patient.id}` } : {});
 };
 
