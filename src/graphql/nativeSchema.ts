@@ -130,6 +130,12 @@ export class NativeEntryInput {
   @Field(() => String, { nullable: true, description: 'GENERAL_HEALTH (default), MENTAL_HEALTH, SEXUAL_HEALTH or SOCIAL_CARE' }) privacyLabel?: string;
 }
 
+@InputType({ description: 'A timeline entry of an import: its patient named by patientId or by NHS number' })
+export class NativeImportEntryInput extends NativeEntryInput {
+  @Field(() => ID, { nullable: true }) declare patientId: string;
+  @Field(() => String, { nullable: true }) nhsNumber?: string;
+}
+
 @InputType()
 export class NativeQuestionInput {
   @Field(() => String) linkId!: string;
@@ -207,6 +213,13 @@ export class NativeResolver {
   @Mutation(() => NativeEntryType, { description: 'Adds an appointment, clinical note or measurement to a timeline' })
   async nativeAddTimelineEntry(@Arg('input', () => NativeEntryInput) input: NativeEntryInput, @Ctx() ctx: GraphqlContext) {
     return entryOut(await (await record(ctx)).addEntry(input));
+  }
+
+  @Mutation(() => Int, {
+    description: 'Adds many timeline entries at once, all or none (npm run admin -- import-native); a refusal names the entry as entries[i].field',
+  })
+  async nativeImportTimeline(@Arg('entries', () => [NativeImportEntryInput]) entries: NativeImportEntryInput[], @Ctx() ctx: GraphqlContext) {
+    return (await (await record(ctx)).addEntries(entries, (i) => `entries[${i}].`)).length;
   }
 
   @Mutation(() => NativeQuestionnaireType)

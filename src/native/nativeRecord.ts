@@ -171,15 +171,28 @@ export class NativeRecord {
   }
 
   /**
-   * Many entries in one transaction (the import command): all or nothing. `at(i)` names the input's place
-   * in a refusal (e.g. `line 12: kind`).
+   * Many entries in one transaction (the import command): all or nothing. An entry names its patient by
+   * `patientId` or by `nhsNumber`; `at(i)` names the input's place in a refusal (e.g. `entries[12].`), so
+   * the importer can set that one aside and send the rest again.
    */
-  async addEntries(inputs: EntryInput[], at: (index: number) => string): Promise<NativeEntry[]> {
-    const checked = inputs.map((input, i) => checkEntry(input, at(i)));
-    for (const kind of new Set(checked.map((c) => c.kind))) this.allow(ENTRY_TYPE[kind], 'c');
+  async addEntries(inputs: (EntryInput & { nhsNumber?: string | null })[], at: (index: number) => string): Promise<NativeEntry[]> {
     return this.change(async (tx, write) => {
-      const patients = [...new Set(checked.map((c) => c.patientId))];
-      for (const id of patients) await this.requirePatient(tx, id, at(checked.findIndex((c) => c.patientId === id)) + 'patientId');
+      const resolved: EntryInput[] = [];
+      for (const [i, input] of inputs.entries()) {
+        const { nhsNumber, ...entry } = input;
+        if (entry.patientId) {
+          if (!(await this.rows.patient(tx, entry.patientId))) throw badRequest(`No patient '${entry.patientId}' in the native record of this organisation`, `${at(i)}patientId`);
+        } else if (nhsNumber) {
+          const patient = await this.rows.patientByNhsNumber(tx, nhsNumber.replace(/\s/g, ''));
+          if (!patient) throw badRequest(`No patient with NHS number '${nhsNumber}' in the native record of this organisation`, `${at(i)}nhsNumber`);
+          entry.patientId = patient.id;
+        } else {
+          throw badRequest("An entry needs 'patientId' or 'nhsNumber'", `${at(i)}patientId`);
+        }
+        resolved.push(entry);
+      }
+      const checked = resolved.map((input, i) => checkEntry(input, at(i)));
+      for (const kind of new Set(checked.map((c) => c.kind))) this.allow(ENTRY_TYPE[kind], 'c');
       const out: NativeEntry[] = [];
       for (const c of checked) {
         const entry = await this.rows.insertEntry(tx, newId('nent'), c);

@@ -83,6 +83,7 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
     app.patch('/admin/endpoints/:id', async (request) => endpointView(await admin.updateEndpoint(param(request), objectBody(request.body))));
     app.post('/admin/endpoints/:id/disable', async (request) => endpointView(await admin.disableEndpoint(param(request))));
     app.post('/admin/endpoints/:id/token', async (request) => admin.endpointToken(param(request)));
+    app.post('/admin/organizations/:id/token', async (request) => admin.organizationToken(param(request)));
 
     app.post('/admin/clients', async (request, reply) => {
       const client = await admin.createClient(objectBody(request.body));
