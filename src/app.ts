@@ -66,6 +66,12 @@ import { databaseUnavailable, isDatabaseUnavailable } from './store/databaseUnav
 import { IdempotencyRepository } from './store/idempotencyRepository';
 import { IdempotentWrites } from './service/idempotentWrites';
 import { idempotentRoutes } from './rest/idempotentRoutes';
+import path from 'node:path';
+import { FACADE_TYPES, r4SearchParam } from './facade/r4ToStu3';
+import { FileMailer, InvitationOutbox, type Mailer } from './native/invitationMailer';
+import { NativeRecord } from './native/nativeRecord';
+import { demographicsRoutes, type DemographicsContext } from './rest/demographicsRoutes';
+import { facadeRoutes, type FacadeContext } from './rest/facadeRoutes';
 
 export interface AppDeps {
   config: Config;
@@ -75,6 +81,8 @@ export interface AppDeps {
   adminToken: string;
   /** Where the server's log lines go (stdout when absent); tests read them. */
   logStream?: DestinationStream;
+  /** Delivers registration invitations (issue 14); default: files under `$DATA_DIR/mail`. */
+  mailer?: Mailer;
 }
 
 export const SOFTWARE = { name: 'Tributary', version: '0.1.0' };
@@ -111,6 +119,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const grants = new ConsentRegistry(db.sql, repo, audit);
   const breakGlass = new BreakGlass({ sql: db.sql, repo, tokens, seconds: config.breakGlassSeconds, audit });
   const patientControls = new PatientControls({ consents: grants, breakGlass });
+  // Registration invitations the native record queued: delivered after each commit, and at start for any a
+  // crash or a failing mailer left unsent (src/native/invitationMailer.ts).
+  const invitations = new InvitationOutbox(db.sql, deps.mailer ?? new FileMailer(path.join(config.dataDir, 'mail')), (err) =>
+    app.log.warn({ err }, 'a registration invitation could not be delivered; it stays queued'),
+  );
 
   const app = Fastify({
     // Request URLs are logged with credential-like query parameters redacted (requestLog.ts).
@@ -261,6 +274,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     supported: aggregator.supported,
     publicUrl: () => config.publicUrl,
     audit,
+    nativeRecord: async (caller, organizationId) => {
+      const organization = await tenancy.organizations.getOrganization(organizationId);
+      if (!organization) throw notFound(`No organisation '${organizationId}'`);
+      return new NativeRecord({ sql: db.sql, repo, invitations, onChange: () => worker.notify() }, organization, caller);
+    },
   });
   // One client's burst cannot take every connection from the others (issue 16): counted once authenticated;
   // a request without a valid token is refused by its door as before.
@@ -286,6 +304,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       loaders: createLoaders(source),
       origin: new WeakMap(),
       defaultEndpoint,
+      native: () => authorization.native(caller),
       // A patient-scoped caller may list who accessed its own record (and nobody else's).
       audit: caller.patientId
         ? {
@@ -390,7 +409,57 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         };
       },
     });
+
+    // The deprecating families over the native record (issue 14): the facade (STU3, read-only) and the
+    // demographics $process-message (STU3, write-only), both for legacy-family tokens with X-Org-Public-Id.
+    const legacyCallerOf = async (request: FastifyRequest): Promise<Caller> => ({
+      ...(await authorization.authenticateLegacy(request.headers.authorization, request.headers['x-org-public-id'])),
+      address: request.ip,
+    });
+    const facadeBase = () => `${config.publicUrl}/fhir/facade`;
+    let facadeStatement: Resource | undefined;
+    mountFhir<FacadeContext>(scope, {
+      prefix: '/fhir/facade',
+      routes: facadeRoutes(),
+      metadata: async () =>
+        (facadeStatement ??= capabilityStatement({
+          fhirVersion: 'STU3',
+          baseUrl: facadeBase(),
+          name: 'TributaryFacadeEndpoint',
+          title: 'Tributary facade FHIR endpoint (STU3, read-only, deprecating): the native record',
+          kind: 'facade',
+          resourceTypes: [...FACADE_TYPES].sort(),
+          interactions: ['read', 'search-type'],
+          systemInteractions: [],
+          // The STU3 parameters the native store's R4 search answers under the same (or a mapped) name.
+          searchParams: (type) => {
+            const r4 = new Set(searchParametersFor('R4', type).map((p) => p.name));
+            return searchParametersFor('STU3', type).filter((p) => r4.has(r4SearchParam(type, p.name)));
+          },
+          security: { oauthTokenUrl: `${config.publicUrl}/legacy/oauth2/token`, cors: config.corsOrigins.length > 0 },
+          software: SOFTWARE,
+        }) as Resource),
+      fhirVersion: () => 'STU3',
+      context: async (request: FastifyRequest) => {
+        const { service, baseUrl } = authorization.facade(await legacyCallerOf(request));
+        return { service, baseUrl };
+      },
+    });
+    mountFhir<DemographicsContext>(scope, {
+      prefix: '/fhir/demographics',
+      routes: demographicsRoutes(),
+      metadata: async () => {
+        throw notFound('The demographics endpoint has one operation, POST Patient/$process-message, and no CapabilityStatement');
+      },
+      fhirVersion: () => 'STU3',
+      context: async (request: FastifyRequest) => ({
+        record: await authorization.native(await legacyCallerOf(request)),
+        validator,
+        facadeUrl: facadeBase(),
+      }),
+    });
   });
+  void invitations.flush().catch((err) => app.log.warn({ err }, 'queued registration invitations could not be delivered'));
 
   return app;
 }

@@ -182,6 +182,14 @@ export class AdminService {
     return this.deps.tokens.issue('fhir', { clientId: 'admin', customerId: endpoint.customerId, scopes: ['system/*.cruds'] });
   }
 
+  /** A token acting for one organisation, for admin tools that write its native record (`admin import-native`). */
+  async organizationToken(id: unknown): Promise<IssuedToken> {
+    const organization = await this.organizations.getOrganization(id);
+    if (organization.disabledAt) throw conflict(`Organization '${organization.id}' is disabled`);
+    if (!this.deps.tokens) throw notFound('This server does not mint admin tokens');
+    return this.deps.tokens.issue('fhir', { clientId: 'admin', customerId: organization.customerId, organizationId: organization.id, scopes: ['system/*.cruds'] });
+  }
+
   // Token signing keys
 
   /**

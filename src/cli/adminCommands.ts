@@ -4,6 +4,7 @@ import { usageError } from './cliError';
 import { runImport } from './importCommand';
 import { formatReport } from './reportTable';
 import type { AggregationReport } from '../aggregator/report';
+import { runImportNative } from './importNativeCommand';
 
 /**
  * The admin CLI's commands, one table: adding a command (e.g. `import`) is adding an entry.
@@ -418,6 +419,16 @@ COMMANDS.push({
   positionals: ['FILE_OR_DIR'],
   variadic: true,
   run: ({ api, options, args, progress }) => runImport(api, { endpoint: options.endpoint as string, concurrency: options.concurrency, paths: args, progress }),
+});
+
+COMMANDS.push({
+  words: ['import-native'],
+  usage: '--organization ID FILE',
+  summary: "load timeline entries (CSV or NDJSON; columns in the README) into an organisation's native record",
+  options: ['organization'],
+  required: ['organization'],
+  positionals: ['FILE'],
+  run: ({ api, options, args, progress }) => runImportNative(api, { organization: options.organization as string, file: args[0], progress }),
 });
 
 export function checkCommandInput(command: AdminCommand, options: OptionValues, args: string[]): void {

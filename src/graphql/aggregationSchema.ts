@@ -8,6 +8,7 @@ import { OrganizationResolver } from './organizationSchema';
 import { AuditResolver } from './auditSchema';
 import { ConsentResolver } from './consentSchema';
 import { AggregationReport } from './aggregationReportTypes';
+import { NativeResolver } from './nativeSchema';
 import type { GraphqlContext } from './fhirSchema';
 
 /**
@@ -89,6 +90,6 @@ class AggregationResolver {
 let built: GraphQLSchema | undefined;
 
 export function buildAggregationSchema(): GraphQLSchema {
-  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver, OrganizationResolver, AuditResolver, ConsentResolver], validate: false });
+  built ??= buildSchemaSync({ resolvers: [AggregationResolver, AdminResolver, OrganizationResolver, AuditResolver, ConsentResolver, NativeResolver], validate: false });
   return built;
 }

@@ -5,6 +5,7 @@ import type { AuditOps } from './auditSchema';
 import type { GraphqlDataSource } from './dataSource';
 import type { Loaders } from './loaders';
 import type { PatientControlsFor } from '../consent/patientControls';
+import type { NativeRecord } from '../native/nativeRecord';
 
 /**
  * Where a value the resolvers return came from: the customer endpoint (undefined: the aggregated record)
@@ -30,6 +31,8 @@ export interface GraphqlContext {
   audit?: AuditOps;
   /** Consent, the patient's own controls and break-the-glass, for this caller (consentSchema.ts). */
   consent?: PatientControlsFor;
+  /** The native record of the caller's organisation, from the authorisation point (nativeSchema.ts). */
+  native?: () => Promise<NativeRecord>;
   /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
   slices?: Map<string, string>;
 }

@@ -86,6 +86,7 @@ export function adminRoutes(deps: AdminRoutesDeps): FastifyPluginAsync {
     app.post('/admin/endpoints/:id/disable', async (request) => endpointView(await admin.disableEndpoint(param(request))));
     app.post('/admin/endpoints/:id/token', async (request) => admin.endpointToken(param(request)));
     app.get('/admin/endpoints/:id/aggregation-report', async (request) => admin.aggregationReport(param(request)));
+    app.post('/admin/organizations/:id/token', async (request) => admin.organizationToken(param(request)));
 
     app.post('/admin/clients', async (request, reply) => {
       const client = await admin.createClient(objectBody(request.body));

@@ -9,6 +9,8 @@ import { AuditedFhirService } from '../audit/auditedFhirService';
 import type { AuditSink } from '../audit/auditLog';
 import { FhirService, type FhirServiceDeps, type StoreBinding } from './fhirService';
 import type { AccessFilter } from './ports';
+import type { NativeRecord } from '../native/nativeRecord';
+import { isNativeStore, nativeStoreOf } from '../native/nativeStore';
 
 /**
  * The one authorisation point below the doors (DESIGN §4; issue 12). REST, batch and transaction entries,
@@ -38,6 +40,13 @@ export interface AuthorizationDeps {
   publicUrl(): string;
   /** The audit log: when enabled, every service handed out records each interaction (src/audit/). */
   audit?: AuditSink;
+  /** The native record of the organisation a checked caller acts for (src/native/; issue 14). */
+  nativeRecord?(caller: AuthorisedCaller, organizationId: string): Promise<NativeRecord>;
+}
+
+export interface FacadeAccess {
+  baseUrl: string;
+  service: FhirService;
 }
 
 export interface CustomerAccess {
@@ -133,7 +142,8 @@ export class Authorization {
     // endpoint holds every patient's data as the customer sent it.
     if (caller.patientId !== undefined) throw forbidden('A patient-scoped token reads the aggregated record (/fhir/aggregated) only');
     const endpoint = await this.deps.endpoint(endpointId);
-    if (!endpoint || endpoint.customerId !== caller.customerId) throw notFound(`No FHIR endpoint '${endpointId}'`);
+    // An organisation's native store is written only by its native record (src/native/nativeStore.ts).
+    if (!endpoint || endpoint.customerId !== caller.customerId || isNativeStore(endpoint.id)) throw notFound(`No FHIR endpoint '${endpointId}'`);
     // Its owner learns why; to anyone else it stays indistinguishable from a missing one (above).
     if (!endpoint.enabled) throw forbidden(`FHIR endpoint '${endpointId}' is disabled`);
     const baseUrl = `${this.deps.publicUrl()}/fhir/customer/${endpoint.id}`;
@@ -156,6 +166,33 @@ export class Authorization {
     };
   }
 
+  /**
+   * The native record of the caller's organisation (issue 14): the web UI's GraphQL mutations and queries
+   * (a `fhir`-family client of a customer, acting for one of its organisations) and the demographics
+   * `$process-message` (a `legacy` client, after `authenticateLegacy`). Patient-scoped tokens write nothing.
+   */
+  async native(caller: Caller): Promise<NativeRecord> {
+    const authorised = caller.family === 'legacy' ? requireLegacyFamily(caller) : requireFhirFamily(caller);
+    if (caller.patientId !== undefined) throw forbidden('A patient-scoped token cannot write the native record');
+    if (!caller.organizationId) throw forbidden('The native record is written for an organisation: this client acts for none');
+    if (!this.deps.nativeRecord) throw notFound('The native record is not available on this server');
+    return this.deps.nativeRecord(authorised, caller.organizationId);
+  }
+
+  /**
+   * The facade (issue 14 item 2): a `legacy` caller reads the native record of the organisation it acts for
+   * (its source view, DESIGN §4), never a customer endpoint's data: the service is bound to that
+   * organisation's native store and to nothing else.
+   */
+  facade(caller: Caller): FacadeAccess {
+    const authorised = requireLegacyFamily(caller);
+    if (!caller.organizationId) throw forbidden('The facade serves the native record of an organisation: this client acts for none');
+    return {
+      baseUrl: `${this.deps.publicUrl()}/fhir/facade`,
+      service: this.service({ store: nativeStoreOf(caller.organizationId), fhirVersion: 'R4', caller: authorised }),
+    };
+  }
+
   /** Every service is made here: audited unless the audit log is off. */
   private service(binding: StoreBinding): FhirService {
     const audit = this.deps.audit;
@@ -171,6 +208,12 @@ export class Authorization {
 /** (a) for every store: a `fhir`-family client of a customer. The checked caller is marked as such. */
 function requireFhirFamily(caller: Caller): AuthorisedCaller {
   if (caller.family !== 'fhir' || caller.admin || !caller.customerId) throw forbidden('FHIR data needs a token from /oauth2/token');
+  return caller as AuthorisedCaller;
+}
+
+/** The deprecating families (facade, demographics): a `legacy`-family client of a customer. */
+function requireLegacyFamily(caller: Caller): AuthorisedCaller {
+  if (caller.family !== 'legacy' || caller.admin || !caller.customerId) throw forbidden('The facade and demographics endpoints need a token from /legacy/oauth2/token');
   return caller as AuthorisedCaller;
 }
 

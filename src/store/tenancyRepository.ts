@@ -194,9 +194,10 @@ export class TenancyRepository {
     return row && toEndpoint(row);
   }
 
-  /** All endpoints, or one customer's. */
+  /** All endpoints, or one customer's; not the organisations' internal native stores (src/native/nativeStore.ts). */
   async listEndpoints(customerId?: string): Promise<EndpointRecord[]> {
-    const rows = await this.prisma.endpoint.findMany({ where: customerId === undefined ? {} : { customerId }, select: ENDPOINT, orderBy: ORDER });
+    const where = { ...(customerId === undefined ? {} : { customerId }), NOT: { id: { startsWith: 'native-' } } };
+    const rows = await this.prisma.endpoint.findMany({ where, select: ENDPOINT, orderBy: ORDER });
     return rows.map(toEndpoint);
   }
 

@@ -432,3 +432,101 @@ test.each(cells)('$name', async ({ door, caller, key, shown }) => {
   expect(shownIds(real.body)).not.toContain(h.id);
   expect(appears).toBe(false);
 });
+
+/**
+ * The facade (issue 14): a legacy caller reads the native record of its own organisation and nothing else.
+ * Each caller's organisation writes one native measurement through GraphQL; the cells probe the facade with
+ * A's legacy token for A's own native measurement (visible), B's (another customer's native record) and
+ * A's own customer-endpoint Observation (never facade data), each hidden answer compared with a ghost's.
+ */
+describe('facade', () => {
+  const LOINC = 'http://loinc.org';
+  const legacy = {} as Record<'A' | 'B', { token: string; publicId: string }>;
+  const native = {} as Record<'A' | 'B', { id: string; code: string; patientId: string }>;
+
+  beforeAll(async () => {
+    for (const key of ['A', 'B'] as const) {
+      const tenant = tenants[key];
+      const customer = (await server.admin<Json>('GET', '/admin/customers')).customers.find((c: Json) => c.id === tenant.customerId);
+      const organization = await server.admin<Json>('GET', `/admin/organizations/${customer.defaultOrganizationId}`);
+      const client = await server.admin<Json>('POST', '/admin/clients', { customerId: tenant.customerId, family: 'legacy' });
+      legacy[key] = { token: await server.token(client.client_id, client.client_secret, 'legacy'), publicId: organization.publicId };
+      const call = async (query: string, variables: Json) =>
+        (await (
+          await fetch(`${server.url}/graphql`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ query, variables }),
+          })
+        ).json()) as Json;
+      // Valid NHS numbers (modulus 11), as the native record requires.
+      const patient = await call('mutation P($n: String!) { nativeSavePatient(input: { nhsNumber: $n, family: "Native", given: ["N"] }) { id } }', {
+        n: key === 'A' ? '9449305552' : '9434765919',
+      });
+      const patientId = patient.data.nativeSavePatient.id;
+      const code = `NATIVE-${key}`;
+      const entry = await call(
+        'mutation E($p: ID!, $c: String!) { nativeAddTimelineEntry(input: { patientId: $p, kind: "measurement", occurredAt: "2002-02-02", codeSystem: "LOINC", code: $c, value: "1.5" }) { id } }',
+        { p: patientId, c: code },
+      );
+      native[key] = { id: entry.data.nativeAddTimelineEntry.id, code: `${LOINC}|${code}`, patientId };
+    }
+  }, 120_000);
+
+  const facade = (path: string, init: RequestInit = {}): Ask => {
+    const request = `${path} ${init.body ?? ''}`;
+    return {
+      request,
+      send: () =>
+        answer(
+          request,
+          fetch(`${server.url}/fhir/facade/${path}`, {
+            ...init,
+            headers: { authorization: `Bearer ${legacy.A.token}`, 'x-org-public-id': legacy.A.publicId, ...(init.headers as Record<string, string>) },
+          }),
+        ),
+    };
+  };
+  type Probe = { id: string; code: string; patientId: string };
+  const FACADE_DOORS: { name: string; probe(t: Probe): Ask }[] = [
+    { name: 'read', probe: (t) => facade(`Observation/${t.id}`) },
+    { name: 'search token', probe: (t) => facade(`Observation?code=${q(t.code)}`) },
+    { name: 'search _id', probe: (t) => facade(`Observation?_id=${t.id}`) },
+    { name: 'search reference', probe: (t) => facade(`Observation?subject=Patient/${t.patientId}`) },
+    { name: 'search _total=accurate', probe: (t) => facade(`Observation?code=${q(t.code)}&_total=accurate`) },
+    { name: '_revinclude', probe: (t) => facade(`Patient?_id=${t.patientId}&_revinclude=Observation:subject`) },
+    {
+      name: 'POST _search',
+      probe: (t) => facade('Observation/_search', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `code=${q(t.code)}&_total=accurate` }),
+    },
+  ];
+  const DATA: { name: string; shown: boolean; target(): Probe }[] = [
+    { name: 'own native record', shown: true, target: () => native.A },
+    { name: "other customer's native record", shown: false, target: () => native.B },
+    // Customer-endpoint data is never on the facade, even the caller's own.
+    { name: 'own customer endpoint', shown: false, target: () => ({ id: 'A-gen', code: `${CODE}|SECRET-A_gen`, patientId: 'p' }) },
+  ];
+  const facadeCells = FACADE_DOORS.flatMap((door) => DATA.map((data) => ({ name: `facade ${door.name} × ${data.name}: ${data.shown ? 'visible' : 'hidden'}`, door, data })));
+
+  test.each(facadeCells)('$name', async ({ door, data }) => {
+    const h = data.target();
+    const real = await door.probe(h).send();
+    const appears = shownIds(real.body).includes(h.id);
+    if (data.shown) {
+      expect(appears).toBe(true);
+      return;
+    }
+    const n = ++ghostSeq;
+    const ghost: Probe = { id: `ghost-${n}`, code: `${LOINC}|GHOST-${n}`, patientId: `ghost-patient-${n}` };
+    const placeholders = (a: Answer, t: Probe) => normalise(a, { ...t, valueString: '\u0000', date: '\u0000', quantity: '\u0000', profile: '\u0000' } as Target);
+    const ghostAnswer = await door.probe(ghost).send();
+    const normal = (a: Answer, t: Probe) => {
+      const out = placeholders(a, t);
+      // Where the request's patient id is echoed (links): as a whole value (the customer endpoint's Patient id is one letter).
+      const own = new RegExp(`(=|%2F|/)${t.patientId.replace(/[^A-Za-z0-9]/g, (c) => `\\${c}`)}(?=[&"])`, 'g');
+      return JSON.parse(JSON.stringify(out).replace(own, '$1<patient>')) as Json;
+    };
+    expect(normal(real, h)).toEqual(normal(ghostAnswer, ghost));
+    expect(appears).toBe(false);
+  });
+});
