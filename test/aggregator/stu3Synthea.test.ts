@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { stu3ToR4 } from '../../src/aggregator/stu3ToR4';
 import { SUPPORTED_TYPES } from '../../src/aggregator/rules';
@@ -10,7 +10,9 @@ import { assertValidResource } from '../../src/fhir/validation';
  * The STU3 Synthea sample through the STU3 → R4 mapping (issue 15 item 4): every resource of an aggregated
  * type (and Goal) that is valid STU3 comes out valid R4, and every value it carried is still in the result.
  */
-const DIR = '/work/shared/data/synthea-stu3';
+// The shared test data beside the checkout (../shared/data), as test/cli/import.test.ts finds it; a worktree looks one level up.
+const DIR = [path.resolve(__dirname, '../../../shared/data/synthea-stu3'), path.resolve(__dirname, '../../../../shared/data/synthea-stu3')].find((d) => existsSync(d));
+const maybe = DIR ? test : test.skip;
 const TYPES = new Set([...SUPPORTED_TYPES, 'Goal']);
 
 type Json = Record<string, unknown>;
@@ -25,10 +27,10 @@ function leaves(value: unknown, key = '', out: string[] = []): string[] {
 
 function resources(): Resource[] {
   const out: Resource[] = [];
-  for (const file of readdirSync(DIR)
+  for (const file of readdirSync(DIR as string)
     .filter((f) => f.endsWith('.json'))
     .sort()) {
-    const bundle = JSON.parse(readFileSync(path.join(DIR, file), 'utf8')) as { entry: { resource: Resource }[] };
+    const bundle = JSON.parse(readFileSync(path.join(DIR as string, file), 'utf8')) as { entry: { resource: Resource }[] };
     for (const e of bundle.entry) if (TYPES.has(e.resource.resourceType)) out.push(e.resource);
   }
   return out;
@@ -44,7 +46,7 @@ const validIn = (version: 'R4' | 'STU3', r: unknown): string | undefined => {
   }
 };
 
-test('every valid STU3 Synthea resource of an aggregated type maps to valid R4, dropping no value', () => {
+maybe('every valid STU3 Synthea resource of an aggregated type maps to valid R4, dropping no value', () => {
   const all = resources();
   expect(all.length).toBeGreaterThan(5000);
   const invalid: string[] = [];

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { stu3ToR4 } from '../../src/aggregator/stu3ToR4';
 import { OperationOutcomeError } from '../../src/fhir/outcome';
@@ -12,7 +12,9 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
  * aggregated copies are what the STU3 → R4 mapping makes of them. Synthea's Organizations carry no identifier
  * (they would exclude everything in cascade, which is another item's story): the test gives each one.
  */
-const DIR = '/work/shared/data/synthea-stu3';
+// The shared test data beside the checkout (../shared/data), as test/cli/import.test.ts finds it; a worktree looks one level up.
+const DIR = [path.resolve(__dirname, '../../../shared/data/synthea-stu3'), path.resolve(__dirname, '../../../../shared/data/synthea-stu3')].find((d) => existsSync(d));
+const maybe = DIR ? test : test.skip;
 const FILES = ['Beer_Ramon_32.json', 'Armstrong_Daniela_37.json'];
 type Json = Record<string, unknown>;
 
@@ -34,7 +36,7 @@ const validStu3 = (r: unknown) => {
 
 /** A collection Bundle as a transaction of PUTs under the resources' own ids (`urn:uuid:` references rewritten to them), valid STU3 only. */
 function transaction(file: string): { bundle: Json; resources: Resource[]; organization: string } {
-  const collection = JSON.parse(readFileSync(path.join(DIR, file), 'utf8')) as { entry: { fullUrl: string; resource: Resource }[] };
+  const collection = JSON.parse(readFileSync(path.join(DIR as string, file), 'utf8')) as { entry: { fullUrl: string; resource: Resource }[] };
   let text = JSON.stringify(collection);
   for (const e of collection.entry) if (e.fullUrl && e.resource.id) text = text.split(e.fullUrl).join(`${e.resource.resourceType}/${e.resource.id}`);
   const entries = (JSON.parse(text) as typeof collection).entry.map((e) => e.resource).filter(validStu3);
@@ -59,6 +61,7 @@ describe('STU3 Synthea through an STU3 endpoint', () => {
   const loaded: { tenant: Tenant; resources: Resource[] }[] = [];
 
   beforeAll(async () => {
+    if (!DIR) return;
     for (const file of FILES) {
       const { bundle, resources, organization } = transaction(file);
       const tenant = await server.provision({ fhirVersion: 'STU3', defaultSourceOrg: `Organization/${organization}` });
@@ -69,7 +72,7 @@ describe('STU3 Synthea through an STU3 endpoint', () => {
     await server.waitForAggregation();
   });
 
-  test('every resource of an aggregated type is included, except for the aggregation rules: Goal is no aggregated type, so neither are what refers to one', async () => {
+  maybe('every resource of an aggregated type is included, except for the aggregation rules: Goal is no aggregated type, so neither are what refers to one', async () => {
     for (const { tenant, resources } of loaded) {
       const rows = await server.database.db.sql.query<{ type: string; res_id: string; status: string; reason: string | null }[]>(
         'SELECT type, res_id, status, reason FROM agg_member WHERE store = $1',
@@ -82,7 +85,7 @@ describe('STU3 Synthea through an STU3 endpoint', () => {
     }
   });
 
-  test('the aggregated copies are the mapped STU3 resources', async () => {
+  maybe('the aggregated copies are the mapped STU3 resources', async () => {
     const { tenant, resources } = loaded[0];
     for (const type of ['Condition', 'Immunization', 'MedicationRequest', 'AllergyIntolerance', 'Procedure', 'DiagnosticReport', 'Observation', 'Encounter']) {
       const upstream = resources.filter((r) => r.resourceType === type);
