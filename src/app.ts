@@ -241,7 +241,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     nativeRecord: async (caller, organizationId) => {
       const organization = await tenancy.organizations.getOrganization(organizationId);
       if (!organization) throw notFound(`No organisation '${organizationId}'`);
-      return new NativeRecord({ sql: db.sql, repo, invitations, onChange: () => worker.notify() }, organization, caller);
+      return new NativeRecord({ sql: db.sql, repo, invitations, onChange: () => worker.notify(), audit }, organization, caller);
     },
   });
   const callerOf = (request: FastifyRequest): Caller => ({ ...authorization.authenticate(request.headers.authorization), address: request.ip });
