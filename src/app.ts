@@ -277,7 +277,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     nativeRecord: async (caller, organizationId) => {
       const organization = await tenancy.organizations.getOrganization(organizationId);
       if (!organization) throw notFound(`No organisation '${organizationId}'`);
-      return new NativeRecord({ sql: db.sql, repo, invitations, onChange: () => worker.notify() }, organization, caller);
+      return new NativeRecord({ sql: db.sql, repo, invitations, onChange: () => worker.notify(), audit }, organization, caller);
     },
   });
   // One client's burst cannot take every connection from the others (issue 16): counted once authenticated;

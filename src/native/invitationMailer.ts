@@ -51,6 +51,8 @@ export class FileMailer implements Mailer {
 
 export class InvitationOutbox {
   private running: Promise<number> | undefined;
+  /** A flush asked for while one runs: its invitations may have committed after that one looked. */
+  private again = false;
 
   constructor(
     private readonly sql: SqlClient,
@@ -60,7 +62,19 @@ export class InvitationOutbox {
 
   /** Delivers every unsent invitation; returns how many were sent. One flush at a time per process. */
   flush(): Promise<number> {
-    this.running ??= this.deliverAll().finally(() => (this.running = undefined));
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    const run = async (): Promise<number> => {
+      let sent = 0;
+      do {
+        this.again = false;
+        sent += await this.deliverAll();
+      } while (this.again);
+      return sent;
+    };
+    this.running = run().finally(() => (this.running = undefined));
     return this.running;
   }
 

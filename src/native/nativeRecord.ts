@@ -1,7 +1,8 @@
 import type { Caller } from '../access/caller';
 import { requireScope } from '../access/scopeGuard';
 import type { Permission } from '../access/scopes';
-import { badRequest, notFound, unprocessable } from '../fhir/outcome';
+import { badRequest, notFound, OperationOutcomeError, unprocessable } from '../fhir/outcome';
+import type { AuditSink } from '../audit/auditLog';
 import type { Resource } from '../fhir/types';
 import type { ResourceRepository } from '../store/resourceRepository';
 import type { SqlClient, Tx } from '../store/sql';
@@ -11,7 +12,7 @@ import { checkAnswers, checkEntry, checkLetter, checkPatient, checkQuestionnaire
 import type { EntryKind, NativeEntry, NativeLetter, NativePatient, NativeQuestionnaire, NativeQuestionnaireResponse } from './nativeModel';
 import { NativeRepository } from './nativeRepository';
 import { type DemographicsMessage, TEAM_ALIAS_EXTENSION } from '../messaging/demographicsMessage';
-import { ensureNativeStore, type WritingOrganization } from './nativeStore';
+import { ensureNativeStore, nativeStoreOf, type WritingOrganization } from './nativeStore';
 import { entryToR4, letterToR4, patientToR4, questionnaireResponseToR4, questionnaireToR4 } from './nativeToR4';
 
 /**
@@ -30,6 +31,8 @@ export interface NativeDeps {
   invitations: InvitationOutbox;
   /** Called after each committed change (wakes the in-process aggregation worker). */
   onChange?: () => void;
+  /** The audit log: every change (and every refused one) is recorded with the R4 resources it wrote. */
+  audit?: AuditSink;
 }
 
 export interface SavedPatient {
@@ -60,16 +63,39 @@ export class NativeRecord {
 
   /** Runs `fn` in one transaction with the organisation's native store ready; flushes invitations after commit. */
   private async change<T>(fn: (tx: Tx, write: (resource: Resource & { id: string }) => Promise<Resource>) => Promise<T>): Promise<T> {
-    const result = await this.deps.sql.transaction(async (tx) => {
-      const store = await ensureNativeStore(tx, this.deps.repo, this.organization);
-      return fn(tx, async (resource) => {
-        // Unchanged content is no new version (and no aggregation work): a retried message changes nothing.
-        const current = await this.deps.repo.find(store, resource.resourceType, resource.id, tx);
-        if (current && !current.deleted && current.resource && sameContent(current.resource, resource)) return current.resource;
-        return (await this.deps.repo.update(store, resource, {}, tx)).stored.resource as Resource;
+    const written: { type: string; id: string; versionId: number; created: boolean }[] = [];
+    const store = nativeStoreOf(this.organization.id);
+    let result: T;
+    try {
+      result = await this.deps.sql.transaction(async (tx) => {
+        await ensureNativeStore(tx, this.deps.repo, this.organization);
+        written.length = 0;
+        return fn(tx, async (resource) => {
+          // Unchanged content is no new version (and no aggregation work): a retried message changes nothing.
+          const current = await this.deps.repo.find(store, resource.resourceType, resource.id, tx);
+          if (current && !current.deleted && current.resource && sameContent(current.resource, resource)) return current.resource;
+          const { stored, created } = await this.deps.repo.update(store, resource, {}, tx);
+          written.push({ type: stored.type, id: stored.id, versionId: stored.versionId, created });
+          return stored.resource as Resource;
+        });
       });
-    });
+    } catch (err) {
+      if (this.deps.audit?.enabled) {
+        const status = err instanceof OperationOutcomeError ? err.status : 500;
+        await this.deps.audit.record({ subtype: 'create', caller: this.caller, store, status, detail: (err as Error).message });
+      }
+      throw err;
+    }
     this.deps.onChange?.();
+    if (this.deps.audit?.enabled && written.length) {
+      await this.deps.audit.record({
+        subtype: written.every((w) => w.created) ? 'create' : 'update',
+        caller: this.caller,
+        store,
+        resources: written.map(({ type, id, versionId }) => ({ type, id, versionId })),
+        status: 200,
+      });
+    }
     return result;
   }
 

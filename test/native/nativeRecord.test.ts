@@ -186,6 +186,28 @@ test('a patient the message does not match is created (201) and reads back on th
   expect(((await read.json()) as Json).name).toEqual([{ use: 'official', family: 'Jones', given: ['Bob'] }]);
 });
 
+test('the same new patient sent five times at once is created once, invited once', async () => {
+  const body = JSON.stringify(
+    stu3Patient({ identifier: [{ system: NHS, value: '9434765919' }], name: [{ family: 'Race', given: ['Rita'] }], telecom: [{ system: 'email', value: 'rita@example.org' }] }),
+  );
+  const mailBefore = (await readdir(path.join(server.dataDir, 'mail'))).length;
+  const answers = await Promise.all(Array.from({ length: 5 }, () => legacy('/fhir/demographics/Patient/$process-message', { method: 'POST', body })));
+  const statuses = answers.map((a) => a.status).sort();
+  expect(statuses.every((s) => s === 200 || s === 201)).toBe(true);
+  expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+  const ids = new Set(await Promise.all(answers.map(async (a) => ((await a.json()) as Json).id)));
+  expect(ids.size).toBe(1);
+  const found = await graphql(`
+    {
+      nativePatients(nhsNumber: "9434765919") {
+        id
+      }
+    }
+  `);
+  expect(found.data.nativePatients).toHaveLength(1);
+  expect((await readdir(path.join(server.dataDir, 'mail'))).length).toBe(mailBefore + 1);
+});
+
 test('the facade serves the native record as STU3: read and search, every resource valid STU3, never customer-endpoint data', async () => {
   // Customer-endpoint data about the same patient: never on the facade.
   const own = await tenant.fetch('Observation', {
@@ -257,7 +279,7 @@ test('the facade serves the native record as STU3: read and search, every resour
       expect(() => assertValidResource('STU3', e.resource, type)).not.toThrow();
     }
   }
-  expect(counts).toEqual({ Patient: 2, Appointment: 1, Observation: 1, DocumentReference: 1, Communication: 1, Questionnaire: 1, QuestionnaireResponse: 1 });
+  expect(counts).toEqual({ Patient: 3, Appointment: 1, Observation: 1, DocumentReference: 1, Communication: 1, Questionnaire: 1, QuestionnaireResponse: 1 });
 
   const observations = (await (await legacy(`/fhir/facade/Observation?patient=${nativePatientId}&code=http://loinc.org|4548-4`)).json()) as Json;
   expect(observations.entry.map((e: Json) => e.resource.valueQuantity.value)).toEqual([7.1]);
