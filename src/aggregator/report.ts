@@ -165,7 +165,9 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
   const cascades = new Map<string, { types: Map<string, number>; viaSource: number; total: number }>();
   for (const row of excludedRows) {
     const ref = `${row.type}/${row.id}`;
-    if (visible(row.type)) addExample((exclusions.get(`${row.type}|${row.rule}`) as ExclusionCount).examples, ref);
+    // (The counts were read by a statement of their own: a row that changed in between may have no group there.)
+    const group = visible(row.type) ? exclusions.get(`${row.type}|${row.rule}`) : undefined;
+    if (group) addExample(group.examples, ref);
     if (!row.target) {
       // Excluded for a reason of its own: a root cause. One that says it waits for a target but has none
       // recorded is about to be aggregated again (its target has just arrived).

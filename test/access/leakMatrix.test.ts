@@ -530,3 +530,22 @@ describe('facade', () => {
     expect(appears).toBe(false);
   });
 });
+
+// Issue 15 item 7: an endpoint's aggregation report is its owner's. To anyone else the endpoint does not exist.
+test.each([
+  ['B', 'A'],
+  ['G', 'N'],
+] as [CallerKey, CallerKey][])("the aggregation report of another customer's endpoint: %s asking for %s's gets what a missing endpoint gets", async (asker, owner) => {
+  const caller = tenants[asker];
+  const theirs = tenants[owner].endpointId;
+  const ask = (endpoint: string) => answer('', caller.fetch(`${server.url}/fhir/customer/${endpoint}/$aggregation-report`));
+  const [real, ghost] = [await ask(theirs), await ask('ep-ghost-endpoint')];
+  expect(real.status).toBe(404);
+  expect(JSON.stringify(real.body).replaceAll(theirs, 'EP')).toBe(JSON.stringify(ghost.body).replaceAll('ep-ghost-endpoint', 'EP'));
+  const query = (endpoint: string) => `{ aggregationReport(endpoint: "${endpoint}") { totals { included excluded } rootCauses { summary examples } } }`;
+  const [gqlReal, gqlGhost] = [await graphql(caller, query(theirs)).send(), await graphql(caller, query('ep-ghost-endpoint')).send()];
+  expect(gqlReal.body.data).toBeNull();
+  expect(JSON.stringify(gqlReal.body).replaceAll(theirs, 'EP')).toBe(JSON.stringify(gqlGhost.body).replaceAll('ep-ghost-endpoint', 'EP'));
+  // Its owner gets it.
+  expect((await tenants[owner].fetch('$aggregation-report')).status).toBe(200);
+});
