@@ -112,6 +112,17 @@ describe('consent to teams and practitioners', () => {
     expect(await seen(actingAs(server, c, { organizationId: 'org-c' }))).toEqual(['c-own', 'p-gen', 'p-mental']);
   });
 
+  test('a disabled team’s grants no longer reach its organisation or its members', async () => {
+    const sql = server.database.db.sql;
+    await sql.execute(`UPDATE team SET disabled_at = now() WHERE id = 'team-gen'`);
+    try {
+      expect(await seen(actingAs(server, c, { organizationId: 'org-c' }))).toEqual(['c-own', 'p-mental']);
+      expect(await seen(actingAs(server, c, { organizationId: 'org-c', practitionerId: 'prac-1' }))).toEqual(['c-own', 'p-sex']);
+    } finally {
+      await sql.execute(`UPDATE team SET disabled_at = NULL WHERE id = 'team-gen'`);
+    }
+  });
+
   test('a practitioner sees their own grants plus their teams’', async () => {
     expect(await seen(actingAs(server, c, { organizationId: 'org-c', practitionerId: 'prac-1' }))).toEqual(['c-own', 'p-gen', 'p-sex']);
   });
