@@ -249,6 +249,11 @@ describe('the patient', () => {
     expect(await seen(actingAs(server, c, { teamId: 'team-gen' }))).toContain('p-gen');
     await gql(patient, `mutation { patientAccessFreeze(frozen: false) { frozen } }`);
     expect(await seen(patient)).toHaveLength(5);
+    // Both changes are audited, made by the patient themself.
+    const audit = (await server.admin<Json>('GET', `/admin/AuditEvent?patient=${p}&_count=200`)).entry.map((e: Json) => e.resource);
+    const freezes = audit.filter((e: Json) => e.subtype[0].code === 'access-freeze');
+    expect(freezes.map((e: Json) => e.entity.find((x: Json) => x.detail)?.detail[0].valueString)).toEqual(['false', 'true']);
+    expect(freezes.every((e: Json) => e.agent.some((a: Json) => a.who.reference === `Patient/${p}`))).toBe(true);
   });
 
   test('withdrawing all sharing at once hides everything from every grantee', async () => {
@@ -263,6 +268,11 @@ describe('the patient', () => {
     }
     // The patient still sees their record.
     expect(await seen(patient)).toHaveLength(5);
+    // One audited revoke naming every Consent it made inactive.
+    const audit = (await server.admin<Json>('GET', `/admin/AuditEvent?patient=${p}&_count=200`)).entry
+      .map((e: Json) => e.resource)
+      .find((e: Json) => e.subtype[0].code === 'consent-revoke');
+    expect(audit.entity.filter((x: Json) => x.what?.reference?.startsWith('Consent/'))).toHaveLength(withdrawn.data.consentWithdrawAll.length);
   });
 });
 
