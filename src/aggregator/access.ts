@@ -56,6 +56,7 @@ export function accessFilter(access: CallerAccess): AccessFilter {
  * A caller's access, read fresh for every request (no cache: a grant, revoke or freeze counts on the next
  * request). Grantees follow the binding of the client: a team acts with its own grants; a practitioner with
  * theirs and their teams'; a client bound to neither with its organisation's, the union of its teams'.
+ * A disabled team's grants no longer count through its organisation or its members (disabling is for good).
  */
 export class CallerAccessLoader {
   constructor(
@@ -76,11 +77,14 @@ export class CallerAccessLoader {
   private async grantees(caller: Caller): Promise<string[]> {
     if (caller.teamId) return [`CareTeam/${caller.teamId}`];
     if (caller.practitionerId) {
-      const teams = await this.sql.query<{ team_id: string }[]>(`SELECT team_id FROM team_member WHERE practitioner_id = $1`, caller.practitionerId);
+      const teams = await this.sql.query<{ team_id: string }[]>(
+        `SELECT m.team_id FROM team_member m JOIN team t ON t.id = m.team_id WHERE m.practitioner_id = $1 AND t.disabled_at IS NULL`,
+        caller.practitionerId,
+      );
       return [`Practitioner/${caller.practitionerId}`, ...teams.map((t) => `CareTeam/${t.team_id}`)];
     }
     if (caller.organizationId) {
-      const teams = await this.sql.query<{ id: string }[]>(`SELECT id FROM team WHERE organization_id = $1`, caller.organizationId);
+      const teams = await this.sql.query<{ id: string }[]>(`SELECT id FROM team WHERE organization_id = $1 AND disabled_at IS NULL`, caller.organizationId);
       return teams.map((t) => `CareTeam/${t.id}`);
     }
     return [];

@@ -29,6 +29,7 @@ export type AuditSubtype =
   | 'consent-grant'
   | 'consent-revoke'
   | 'break-the-glass'
+  | 'access-freeze'
   | 'access-refused';
 
 export type AuditAction = 'C' | 'R' | 'U' | 'D' | 'E';
@@ -87,6 +88,7 @@ const ACTION: Record<AuditSubtype, AuditAction> = {
   'consent-grant': 'C',
   'consent-revoke': 'D',
   'break-the-glass': 'E',
+  'access-freeze': 'U',
   'access-refused': 'E',
 };
 

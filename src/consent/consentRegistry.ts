@@ -164,7 +164,31 @@ export class ConsentRegistry {
   }
 
   /** Freezes (or unfreezes) the patient's own access: while frozen, their self access sees nothing. */
-  async setFrozen(patientIdInput: unknown, frozen: unknown): Promise<{ patientId: string; frozen: boolean }> {
+  async setFrozen(patientIdInput: unknown, frozen: unknown, by: ConsentActor = ADMIN): Promise<{ patientId: string; frozen: boolean }> {
+    const asked = typeof patientIdInput === 'string' ? patientIdInput.replace(/^Patient\//, '') : '';
+    const activity = {
+      subtype: 'access-freeze' as const,
+      caller: by,
+      patients: ID.test(asked) ? [asked] : [],
+      entities: [
+        {
+          type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+          description: frozen === true ? "the patient's own access frozen" : "the patient's own access unfrozen",
+          detail: [{ type: 'frozen', valueString: String(frozen) }],
+        },
+      ],
+    };
+    try {
+      const settings = await this.setFrozenNow(patientIdInput, frozen);
+      await this.audit.record(activity);
+      return settings;
+    } catch (err) {
+      if (err instanceof OperationOutcomeError) await this.audit.record({ ...activity, status: err.status, detail: err.message });
+      throw err;
+    }
+  }
+
+  private async setFrozenNow(patientIdInput: unknown, frozen: unknown): Promise<{ patientId: string; frozen: boolean }> {
     const patientId = patientIdOf(patientIdInput);
     if (typeof frozen !== 'boolean') throw badRequest("'frozen' must be true or false", 'frozen');
     await this.sql.execute(

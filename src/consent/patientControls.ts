@@ -49,7 +49,7 @@ export class PatientControls {
       withdrawAll: (patient) => consents.withdrawAll(patientOf(patient), caller),
       setFrozen: async (patient, frozen) => {
         const patientId = patientOf(patient);
-        await consents.setFrozen(patientId, frozen);
+        await consents.setFrozen(patientId, frozen, caller);
         return view(patientId);
       },
       access: async (patient) => view(patientOf(patient)),

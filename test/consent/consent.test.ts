@@ -112,6 +112,17 @@ describe('consent to teams and practitioners', () => {
     expect(await seen(actingAs(server, c, { organizationId: 'org-c' }))).toEqual(['c-own', 'p-gen', 'p-mental']);
   });
 
+  test('a disabled team’s grants no longer reach its organisation or its members', async () => {
+    const sql = server.database.db.sql;
+    await sql.execute(`UPDATE team SET disabled_at = now() WHERE id = 'team-gen'`);
+    try {
+      expect(await seen(actingAs(server, c, { organizationId: 'org-c' }))).toEqual(['c-own', 'p-mental']);
+      expect(await seen(actingAs(server, c, { organizationId: 'org-c', practitionerId: 'prac-1' }))).toEqual(['c-own', 'p-sex']);
+    } finally {
+      await sql.execute(`UPDATE team SET disabled_at = NULL WHERE id = 'team-gen'`);
+    }
+  });
+
   test('a practitioner sees their own grants plus their teams’', async () => {
     expect(await seen(actingAs(server, c, { organizationId: 'org-c', practitionerId: 'prac-1' }))).toEqual(['c-own', 'p-gen', 'p-sex']);
   });
@@ -238,6 +249,11 @@ describe('the patient', () => {
     expect(await seen(actingAs(server, c, { teamId: 'team-gen' }))).toContain('p-gen');
     await gql(patient, `mutation { patientAccessFreeze(frozen: false) { frozen } }`);
     expect(await seen(patient)).toHaveLength(5);
+    // Both changes are audited, made by the patient themself.
+    const audit = (await server.admin<Json>('GET', `/admin/AuditEvent?patient=${p}&_count=200`)).entry.map((e: Json) => e.resource);
+    const freezes = audit.filter((e: Json) => e.subtype[0].code === 'access-freeze');
+    expect(freezes.map((e: Json) => e.entity.find((x: Json) => x.detail)?.detail[0].valueString)).toEqual(['false', 'true']);
+    expect(freezes.every((e: Json) => e.agent.some((a: Json) => a.who.reference === `Patient/${p}`))).toBe(true);
   });
 
   test('withdrawing all sharing at once hides everything from every grantee', async () => {
@@ -252,6 +268,11 @@ describe('the patient', () => {
     }
     // The patient still sees their record.
     expect(await seen(patient)).toHaveLength(5);
+    // One audited revoke naming every Consent it made inactive.
+    const audit = (await server.admin<Json>('GET', `/admin/AuditEvent?patient=${p}&_count=200`)).entry
+      .map((e: Json) => e.resource)
+      .find((e: Json) => e.subtype[0].code === 'consent-revoke');
+    expect(audit.entity.filter((x: Json) => x.what?.reference?.startsWith('Consent/'))).toHaveLength(withdrawn.data.consentWithdrawAll.length);
   });
 });
 
