@@ -325,7 +325,8 @@ async function outageRun(pgInstance: PrivatePostgres, url: string, firstIndex: n
       tenant,
       loader,
       () => (stopping ? undefined : next++),
-      () => false,
+      // Resent until answered, unless the server died (a failure the run reports, not a hang).
+      () => server.exitCode !== null,
     ),
   );
   await sleep(5000);

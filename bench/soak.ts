@@ -11,7 +11,7 @@ import { ROOT, startServer, type RunningServer, type Tenant } from './lib/server
  * (each with an Idempotency-Key), GraphQL, and searches of the aggregated view the writes feed. Every 10 s
  * it samples the server's RSS, its V8 heap and its pool use (from /metrics) and the p99 latency of the
  * last 10 s, and reports each series' slope (least squares, after the first minute of warm-up). Flat means
- * the slope extrapolated over an hour moves the series by less than a quarter of its mean. At the end it
+ * the slope extrapolated over an hour raises the series by less than a quarter of its mean (a falling series is flat). At the end it
  * sends SIGTERM with requests in flight: they must all complete and the process exit 0 within the bound.
  * Fails (exit 1) on any 5xx, any request error, a rising series, or an unclean shutdown.
  */
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
       const ys = points.map((p) => p[key] as number);
       const perMinute = slope(xs, ys);
       const mean = ys.reduce((a, b) => a + b, 0) / Math.max(1, ys.length);
-      return { perMinute: Number(perMinute.toFixed(3)), mean: Number(mean.toFixed(1)), flat: Math.abs(perMinute * 60) < Math.max(0.25 * Math.abs(mean), 1) };
+      return { perMinute: Number(perMinute.toFixed(3)), mean: Number(mean.toFixed(1)), flat: perMinute * 60 < Math.max(0.25 * Math.abs(mean), 1) };
     };
     const slopes = { rssMb: series('rssMb'), heapMb: series('heapMb'), poolInUse: series('poolInUse'), p99Ms: series('p99Ms') };
     const result = {

@@ -127,7 +127,10 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       detached: options.detached ?? false,
     });
     const started = child;
-    started.stderr?.on('data', (d) => (stderr = (stderr + String(d)).slice(-8000)));
+    started.stderr?.on('data', (d) => {
+      stderr = (stderr + String(d)).slice(-8000);
+      if (process.env.BENCH_SERVER_STDERR) process.stderr.write(d);
+    });
     for (let i = 0; ; i++) {
       try {
         if ((await fetch(`${url}/healthz`)).ok) return;

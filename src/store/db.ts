@@ -105,6 +105,8 @@ async function openPostgres(url: string, poolSize: number, queryEvents: boolean,
     },
     async withSession(fn) {
       const client = new pg.Client({ connectionString: url });
+      // A server going away mid-session must fail the session's statement, not end the process.
+      client.on('error', () => undefined);
       await client.connect();
       try {
         return await fn({

@@ -157,6 +157,11 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
       const client = await connect();
       let broken: unknown;
       const spoil = () => (broken ??= new Error('cancelled'));
+      // The pool listens for errors on idle connections only. One checked out here can be told by the server
+      // that it is going away (57P01 on shutdown) between two statements: without a listener that 'error'
+      // event would end the process. The next statement fails with it and the transaction rolls back.
+      const lost = (err: Error) => (broken = err);
+      client.on('error', lost);
       try {
         await client.query(begin(options));
         const result = await fn(over((text, values) => cancellable(client, text, values, spoil)));
@@ -166,7 +171,8 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
         await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
         throw err;
       } finally {
-        // A connection whose rollback failed (or that was sent a cancel) is in an unknown state: discard it.
+        client.removeListener('error', lost);
+        // A connection whose rollback failed, that was sent a cancel or that the server dropped is in an unknown state: discard it.
         client.release(broken instanceof Error ? broken : undefined);
       }
     },

@@ -1,4 +1,6 @@
 import { postgresAvailable, type PrivatePostgres, startPrivatePostgres } from '../../bench/lib/privatePostgres';
+import { isDatabaseUnavailable } from '../../src/store/databaseUnavailable';
+import { postgresSql } from '../../src/store/sql';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -102,4 +104,27 @@ maybe('database outage', () => {
     const aggregated = (await (await server.aggregated(tenant, 'Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000004')).json()) as { entry?: unknown[] };
     expect(aggregated.entry).toHaveLength(1);
   }, 120_000);
+
+  test('a transaction open when PostgreSQL stops fails with the outage error instead of taking the process down', async () => {
+    const sql = await postgresSql(server.database.url as string, 2);
+    let stopped!: () => void;
+    const whenStopped = new Promise<void>((r) => (stopped = r));
+    let began!: () => void;
+    const whenBegun = new Promise<void>((r) => (began = r));
+    const open = sql.transaction(async (tx) => {
+      await tx.query('SELECT 1');
+      began();
+      // Idle in transaction while the server shuts down: its FATAL arrives between statements.
+      await whenStopped;
+      await new Promise((r) => setTimeout(r, 200));
+      await tx.query('SELECT 1');
+    });
+    const failure = open.catch((err: unknown) => err);
+    await whenBegun;
+    pg.stop('fast');
+    stopped();
+    expect(isDatabaseUnavailable(await failure)).toBe(true);
+    pg.start();
+    await sql.close();
+  }, 60_000);
 });
