@@ -24,6 +24,7 @@ import type { FhirVersion, Resource } from './fhir/types';
 import { assertValidResource } from './fhir/validation';
 import { corsOptions } from './rest/corsOptions';
 import { drainRequest } from './rest/bodyLimits';
+import { clientErrorHandler } from './rest/clientErrors';
 import { installRequestCancellation } from './rest/requestCancellation';
 import { ClientConcurrency } from './ops/clientConcurrency';
 import { customerRoutes } from './rest/customerRoutes';
@@ -108,6 +109,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy: true,
     // A URL the router cannot decode (malformed percent-encoding) is the client's mistake, answered in FHIR's terms.
     frameworkErrors: (err, request, reply) => sendOutcome(reply, badRequest(`The request URL is malformed: ${err.message}`)),
+    // Requests the HTTP parser refuses (URL and headers over 16 KB: 431) still get an OperationOutcome, delivered.
+    clientErrorHandler,
   });
   // Before every route, so preflights and error responses carry the headers too.
   await app.register(cors, corsOptions(config.corsOrigins));
