@@ -248,19 +248,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     publicUrl: () => config.publicUrl,
     audit,
   });
-  // One client's burst cannot take every connection from the others (issue 16): counted once authenticated;
-  // a request without a valid token is refused by its door as before.
-  const perClient = new ClientConcurrency(config.clientMaxConcurrent);
-  app.addHook('preHandler', async (request, reply) => {
-    if (!bearerToken(request.headers.authorization)) return;
-    let clientId: string;
-    try {
-      clientId = authorization.authenticate(request.headers.authorization).clientId;
-    } catch {
-      return;
-    }
-    perClient.enter(clientId, reply);
-  });
+  // One client's burst cannot take every connection from the others (issue 16 item 2, clientConcurrency.ts).
+  new ClientConcurrency(config.clientMaxConcurrent).install(app, (header) => authorization.authenticate(header).clientId);
   const callerOf = (request: FastifyRequest): Caller => ({ ...authorization.authenticate(request.headers.authorization), address: request.ip });
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
   const views = new AggregationViews(db.sql);
