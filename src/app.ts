@@ -24,6 +24,7 @@ import type { FhirVersion, Resource } from './fhir/types';
 import { assertValidResource } from './fhir/validation';
 import { corsOptions } from './rest/corsOptions';
 import { drainRequest } from './rest/bodyLimits';
+import { clientErrorHandler } from './rest/clientErrors';
 import { installRequestCancellation } from './rest/requestCancellation';
 import { ClientConcurrency } from './ops/clientConcurrency';
 import { customerRoutes } from './rest/customerRoutes';
@@ -132,6 +133,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy: true,
     // A URL the router cannot decode (malformed percent-encoding) is the client's mistake, answered in FHIR's terms.
     frameworkErrors: (err, request, reply) => sendOutcome(reply, badRequest(`The request URL is malformed: ${err.message}`)),
+    // Requests the HTTP parser refuses (URL and headers over 16 KB: 431) still get an OperationOutcome, delivered.
+    clientErrorHandler,
   });
   // Before every route, so preflights and error responses carry the headers too.
   await app.register(cors, corsOptions(config.corsOrigins));
@@ -280,19 +283,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return new NativeRecord({ sql: db.sql, repo, invitations, onChange: () => worker.notify(), audit }, organization, caller);
     },
   });
-  // One client's burst cannot take every connection from the others (issue 16): counted once authenticated;
-  // a request without a valid token is refused by its door as before.
-  const perClient = new ClientConcurrency(config.clientMaxConcurrent);
-  app.addHook('preHandler', async (request, reply) => {
-    if (!bearerToken(request.headers.authorization)) return;
-    let clientId: string;
-    try {
-      clientId = authorization.authenticate(request.headers.authorization).clientId;
-    } catch {
-      return;
-    }
-    perClient.enter(clientId, reply);
-  });
+  // One client's burst cannot take every connection from the others (issue 16 item 2, clientConcurrency.ts).
+  new ClientConcurrency(config.clientMaxConcurrent).install(app, (header) => authorization.authenticate(header).clientId);
   const callerOf = (request: FastifyRequest): Promise<Caller> => authorization.authenticateRequest(request.headers.authorization, request.ip);
   const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
   const views = new AggregationViews(db.sql);

@@ -1,4 +1,5 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { bearerToken } from '../access/caller';
 import { OperationOutcomeError, operationOutcome } from '../fhir/outcome';
 
 /**
@@ -36,6 +37,24 @@ export class ClientConcurrency {
       const left = (this.inFlight.get(clientId) ?? 1) - 1;
       if (left <= 0) this.inFlight.delete(clientId);
       else this.inFlight.set(clientId, left);
+    });
+  }
+
+  /**
+   * Counts every request with a bearer token `clientIdOf` accepts (before its handler runs); a request whose
+   * token it refuses is left to its door, which refuses it as before.
+   */
+  install(app: FastifyInstance, clientIdOf: (authorization: string) => string): void {
+    app.addHook('preHandler', async (request, reply) => {
+      const header = request.headers.authorization;
+      if (!header || !bearerToken(header)) return;
+      let clientId: string;
+      try {
+        clientId = clientIdOf(header);
+      } catch {
+        return;
+      }
+      this.enter(clientId, reply);
     });
   }
 
