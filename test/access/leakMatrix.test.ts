@@ -451,11 +451,15 @@ describe('facade', () => {
       const organization = await server.admin<Json>('GET', `/admin/organizations/${customer.defaultOrganizationId}`);
       const client = await server.admin<Json>('POST', '/admin/clients', { customerId: tenant.customerId, family: 'legacy' });
       legacy[key] = { token: await server.token(client.client_id, client.client_secret, 'legacy'), publicId: organization.publicId };
+      // The web UI writing the native record: a fhir client of the customer, acting for its default organisation
+      // (the matrix's own tokens act as a team and name no organisation).
+      const writer = await server.admin<Json>('POST', '/admin/clients', { customerId: tenant.customerId, family: 'fhir' });
+      const writerToken = await server.token(writer.client_id, writer.client_secret, 'fhir');
       const call = async (query: string, variables: Json) =>
         (await (
           await fetch(`${server.url}/graphql`, {
             method: 'POST',
-            headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/json' },
+            headers: { authorization: `Bearer ${writerToken}`, 'content-type': 'application/json' },
             body: JSON.stringify({ query, variables }),
           })
         ).json()) as Json;
