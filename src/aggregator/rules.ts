@@ -1,3 +1,4 @@
+import { isFhirDecimal } from '../fhir/losslessJson';
 import { elementOfKey, referenceElementPaths, topLevelElements } from '../fhir/structure';
 import type { Coding, Resource } from '../fhir/types';
 
@@ -197,7 +198,7 @@ export function orderMembers(members: Member[]): Member[] {
 /** Removes extensions on primitives (`_x` keys) everywhere, and, for Medication, extensions on codings. */
 function stripExtensions(node: unknown, type: string, path: string): unknown {
   if (Array.isArray(node)) return node.map((n) => stripExtensions(n, type, path));
-  if (!node || typeof node !== 'object') return node;
+  if (!node || typeof node !== 'object' || isFhirDecimal(node)) return node;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
     if (key.startsWith('_')) continue;
@@ -289,6 +290,7 @@ export function privacyLabel(resource: Resource): string | undefined {
 
 /** JSON with object keys sorted, so jsonb's own key order does not look like a change. */
 function canonical(value: unknown): string {
+  if (isFhirDecimal(value)) return value.toString();
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
     return `{${Object.keys(value as object)

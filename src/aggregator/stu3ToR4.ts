@@ -1,3 +1,4 @@
+import { cloneFhir } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 
 /**
@@ -93,7 +94,7 @@ const MAPPERS: Record<string, Mapper[]> = {
 };
 
 export function stu3ToR4(resource: Resource): Resource {
-  const copy = structuredClone(resource) as Json;
+  const copy = cloneFhir(resource) as Json;
   for (const map of MAPPERS[resource.resourceType] ?? []) map(copy);
   return copy as Resource;
 }

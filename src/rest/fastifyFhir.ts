@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, OperationOutcomeError } from '../fhir/outcome';
+import { parseFhirJson } from '../fhir/losslessJson';
+import { OperationOutcomeError } from '../fhir/outcome';
 import type { FhirVersion, Resource } from '../fhir/types';
 import { type FhirRequest, type FhirResponse, type HttpMethod, ok } from './fhirHttp';
 import { isXmlMediaType, JSON_TYPES, negotiate, requestBody, responsePayload, XML_TYPES, XmlBody } from './fhirFormat';
@@ -55,9 +56,9 @@ export function installFhirParsers(app: FastifyInstance, bodyLimit: number): voi
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);
     try {
-      done(null, JSON.parse(text));
+      done(null, parseFhirJson(text));
     } catch (e) {
-      done(badRequest(`The body is not valid JSON: ${(e as Error).message}`));
+      done(e as Error);
     }
   });
   // XML is read once the endpoint's FHIR version is known (mountFhir).

@@ -1,3 +1,5 @@
+import { parseFhirJson } from '../fhir/losslessJson';
+
 /**
  * Raw SQL straight to the database driver — `pg` for PostgreSQL, PGlite for the embedded store — for the
  * resource store, search, aggregation and access filters, which are hand-written SQL throughout. They used to
@@ -7,7 +9,7 @@
  * of a bulk load's server time. Prisma stays for the typed tenancy models and the migrations layout.
  *
  * Values come back as the Prisma client returned them (`bigint` for int8, `Date` for timestamps, parsed
- * JSON), so callers see no difference.
+ * JSON), so callers see no difference; JSON keeps its decimals' digits (fhir/losslessJson.ts).
  */
 export interface Sql {
   query<T = unknown>(sql: string, ...values: unknown[]): Promise<T>;
@@ -45,6 +47,10 @@ export interface PoolStats {
   max: number;
 }
 
+/** json and jsonb are read with their decimals exact (`1.50` stays `1.50`: see fhir/losslessJson.ts). */
+const JSON_OID = 114;
+const JSONB_OID = 3802;
+
 /** Statements a transaction starts with: a lock wait never hangs a request or a worker for ever. */
 const begin = (options?: TransactionOptions) => `BEGIN; SET LOCAL lock_timeout = '30s'${options?.synchronousCommit === false ? '; SET LOCAL synchronous_commit = off' : ''}`;
 
@@ -66,7 +72,10 @@ export async function postgresSql(url: string, poolSize: number): Promise<SqlCli
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
-    types: { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? int8 : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === 20 ? int8 : oid === JSON_OID || oid === JSONB_OID ? parseFhirJson : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
   });
   // An idle connection the server dropped must not take the process down.
   pool.on('error', () => undefined);
@@ -108,7 +117,7 @@ export async function postgresSql(url: string, poolSize: number): Promise<SqlCli
 
 /** The embedded store: PGlite is one connection, and its `transaction` holds it for the whole transaction. */
 export function pgliteSql(pglite: import('@electric-sql/pglite').PGlite): SqlClient {
-  const parsers = { 20: (value: string) => BigInt(value) };
+  const parsers = { 20: (value: string) => BigInt(value), [JSON_OID]: parseFhirJson, [JSONB_OID]: parseFhirJson };
   const events = listeners();
   type Runner = Pick<import('@electric-sql/pglite').Transaction, 'query'>;
   const over = (db: Runner): Sql => ({
