@@ -10,8 +10,8 @@ import type { FhirVersion } from './types';
  *   `_id`. Repeating primitives' twins hold `null` where an entry has none.
  * - No empty arrays, empty objects or `null` (json.html: "an element SHALL have a value or children").
  * - Primitive formats: `base64Binary` (no pattern in the schema); decimals held as FhirDecimal; the string
- *   pattern `[ \r\n\t\S]+` is XML Schema's, where `\S` is anything but those four (JavaScript's `\S` also
- *   refuses a no-break space, so valid text would be refused).
+ *   patterns of string and code are XML Schema's, where `\s` is only space, tab, CR and LF (JavaScript's
+ *   `\s` also takes a no-break space, so valid text would be refused).
  * - Required elements (min cardinality ≥ 1) from the R4 StructureDefinitions (the schema requires only
  *   `resourceType`); STU3's are not in our definitions, so STU3 gets the structural rules only.
  */
@@ -24,6 +24,7 @@ type Definitions = Record<string, Node>;
 
 const DECIMAL_PATTERN = '^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?$';
 const XSD_STRING_PATTERN = '^[ \\r\\n\\t\\S]+$';
+const XSD_CODE_PATTERN = '^[^\\s]+(\\s[^\\s]+)*$';
 
 const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
 
@@ -56,7 +57,7 @@ export function adaptDefinitions(version: FhirVersion, source: Definitions): Def
     definitions[name] = { ...def, type: 'object', minProperties: 1, properties: out };
   }
   if (version === 'R4') {
-    for (const [name, alternatives] of requiredElements()) {
+    for (const [name, alternatives] of requiredElements(source)) {
       const def = definitions[name];
       if (def?.properties) definitions[name] = { ...def, [REQUIRED]: alternatives };
     }
@@ -67,6 +68,7 @@ export function adaptDefinitions(version: FhirVersion, source: Definitions): Def
 function fixPrimitive(node: Node): Node {
   if (node.type === 'number' && node.pattern === DECIMAL_PATTERN) return { [DECIMAL]: true, ...(node.description ? { description: node.description } : {}) };
   if (node.pattern === XSD_STRING_PATTERN) return { ...node, pattern: '^[\\s\\S]+$' };
+  if (node.pattern === XSD_CODE_PATTERN) return { ...node, pattern: '^[^ \\t\\r\\n]+([ \\t\\r\\n][^ \\t\\r\\n]+)*$' };
   const properties = node.properties as Record<string, Node> | undefined;
   if (!properties) return node;
   const fixed: Record<string, Node> = {};
@@ -83,10 +85,9 @@ interface SdElement {
 
 /**
  * Schema definition name → the required elements of that definition, each as the JSON keys that satisfy
- * it (`status` or `_status`; a choice `value[x]`: `valueQuantity`, `valueString`…). Backbone elements are
- * named as the schema names them: `Bundle.entry.request` → `Bundle_Request`.
+ * it (`status` or `_status`; a choice `value[x]`: `valueQuantity`, `valueString`…).
  */
-function requiredElements(): Map<string, string[][]> {
+function requiredElements(definitions: Definitions): Map<string, string[][]> {
   const out = new Map<string, string[][]>();
   for (const file of ['profiles-types.json', 'profiles-resources.json']) {
     const bundle = readR4Definition<{ entry: { resource: { resourceType: string; kind?: string; derivation?: string; snapshot?: { element: SdElement[] } } }[] }>(file);
@@ -97,7 +98,8 @@ function requiredElements(): Map<string, string[][]> {
         const parts = e.path.split('.');
         if (parts.length < 2 || !e.min || e.min < 1) continue;
         const last = parts[parts.length - 1];
-        const owner = parts.length === 2 ? parts[0] : `${parts[0]}_${cap(parts[parts.length - 2])}`;
+        const owner = definitionOf(definitions, parts.slice(0, -1));
+        if (!owner) continue;
         const keys = last.endsWith('[x]') ? (e.type ?? []).flatMap((t) => [`${last.slice(0, -3)}${cap(t.code)}`, `_${last.slice(0, -3)}${cap(t.code)}`]) : [last, `_${last}`];
         const list = out.get(owner) ?? [];
         list.push(keys);
@@ -106,4 +108,20 @@ function requiredElements(): Map<string, string[][]> {
     }
   }
   return out;
+}
+
+/**
+ * The schema definition an element path leads to (`Bundle.entry.request` → `Bundle_Request`), found by
+ * following the schema's own references: backbone names repeat within a type (`CodeSystem.property` and
+ * `CodeSystem.concept.property` are different definitions).
+ */
+function definitionOf(definitions: Definitions, parts: string[]): string | undefined {
+  let name = parts[0];
+  for (const part of parts.slice(1)) {
+    const property = (definitions[name]?.properties as Record<string, Node> | undefined)?.[part];
+    const target = ((property?.items as Node | undefined) ?? property)?.$ref;
+    if (typeof target !== 'string') return undefined;
+    name = target.replace('#/definitions/', '');
+  }
+  return definitions[name] ? name : undefined;
 }

@@ -1,6 +1,7 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
 import { isResourceType, jsonSchema } from './definitions';
+import { invariantViolations } from './invariants';
 import { isFhirDecimal } from './losslessJson';
 import { adaptDefinitions, BASE64, DECIMAL, REQUIRED } from './schemaRules';
 import { badRequest, invalidStructure, type OperationOutcomeIssue } from './outcome';
@@ -185,6 +186,15 @@ function violations(version: FhirVersion, resource: Record<string, unknown>): Vi
   return (validate.errors ?? []).map((error) => ({ path: error.instancePath, error }));
 }
 
+/** The StructureDefinitions' FHIRPath invariants (invariants.ts), once the structure is right. */
+function assertInvariants(resource: Record<string, unknown> & { resourceType: string }): void {
+  const broken = invariantViolations(resource);
+  if (!broken.length) return;
+  throw invalidStructure(
+    broken.slice(0, MAX_ISSUES).map((v) => ({ severity: 'error', code: 'invariant', diagnostics: `${v.path}: ${v.key}: ${v.human}`, expression: [v.path] }) as OperationOutcomeIssue),
+  );
+}
+
 /**
  * Throws a 400 OperationOutcome listing each violation and its location; returns normally when `body` is a
  * valid resource of a known type (of `expectedType` when given).
@@ -198,7 +208,10 @@ export function assertValidResource(version: FhirVersion, body: unknown, expecte
     throw badRequest(`The resource is a ${type}, but the URL names ${expectedType}`, 'resourceType');
   }
   const found = violations(version, body as Record<string, unknown>);
-  if (!found.length) return;
+  if (!found.length) {
+    if (version === 'R4') assertInvariants(body as Record<string, unknown> & { resourceType: string });
+    return;
+  }
   const issues: OperationOutcomeIssue[] = [];
   const seen = new Set<string>();
   for (const { path, error } of found) {

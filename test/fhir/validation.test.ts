@@ -1,5 +1,6 @@
 // Validation from the definitions (R4 json.html, datatypes.html, the StructureDefinitions): what HL7's JSON
 // schema alone accepts wrongly or refuses wrongly.
+import { FhirDecimal } from '../../src/fhir/losslessJson';
 import { OperationOutcomeError } from '../../src/fhir/outcome';
 import { assertValidResource } from '../../src/fhir/validation';
 
@@ -31,7 +32,7 @@ describe('valid R4 the published schema refuses is accepted', () => {
         baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Patient',
         _baseDefinition: ext,
         derivation: 'constraint',
-        differential: { element: [{ path: 'Patient', type: [{ code: 'Reference', targetProfile: ['http://x/a'], _targetProfile: [ext] }] }] },
+        differential: { element: [{ id: 'Patient.link', path: 'Patient.link', type: [{ code: 'Reference', targetProfile: ['http://x/a'], _targetProfile: [ext] }] }] },
       }),
     ).toEqual([]);
     expect(issues({ resourceType: 'Questionnaire', status: 'draft', derivedFrom: ['http://x/y'], _derivedFrom: [ext] })).toEqual([]);
@@ -72,5 +73,33 @@ describe('invalid R4 the published schema accepts is refused, naming the element
   test('invalid primitive formats: id, dateTime', () => {
     expect(issues({ resourceType: 'Patient', id: 'has space' })).toEqual([expect.stringMatching(/^Patient\.id: must match pattern/)]);
     expect(issues({ resourceType: 'Patient', birthDate: '1970-13-01' })).toEqual([expect.stringMatching(/^Patient\.birthDate: must match pattern/)]);
+  });
+});
+
+describe('the core FHIRPath invariants of the StructureDefinitions', () => {
+  test('per-1: a Period whose end is before its start', () => {
+    const encounter = { resourceType: 'Encounter', status: 'finished', class: { system: 'http://x', code: 'AMB' } };
+    expect(issues({ ...encounter, period: { start: '2020-01-02', end: '2020-01-01' } })).toEqual([
+      expect.stringMatching(/^Encounter\.period: per-1: If present, start SHALL have a lower value than end/),
+    ]);
+    expect(issues({ ...encounter, period: { start: '2020-01-01', end: '2020-01-02' } })).toEqual([]);
+    expect(issues({ ...observation, effectivePeriod: { start: '2020-01-02', end: '2020-01-01' } })).toEqual([expect.stringMatching(/^Observation\.effective\.ofType\(Period\): per-1/)]);
+  });
+
+  test('dom-3: a contained resource nothing refers to; dom-2: contained in contained', () => {
+    const contained = { resourceType: 'Practitioner', id: 'p1' };
+    expect(issues({ ...observation, contained: [contained] })).toEqual([expect.stringMatching(/^Observation: dom-3/)]);
+    expect(issues({ ...observation, contained: [contained], performer: [{ reference: '#p1' }] })).toEqual([]);
+  });
+
+  test('a resource-specific invariant: obs-6 (dataAbsentReason only without a value)', () => {
+    expect(issues({ ...observation, valueString: 'x', dataAbsentReason: { text: 'unknown' } })).toEqual([expect.stringMatching(/^Observation: obs-6/)]);
+  });
+
+  test('rng-2 compares decimals by value whatever their digits', () => {
+    const mg = (value: unknown) => ({ value, system: 'http://unitsofmeasure.org', code: 'mg', unit: 'mg' });
+    const range = (low: unknown, high: unknown) => ({ ...observation, valueRange: { low: mg(low), high: mg(high) } });
+    expect(issues(range(new FhirDecimal('1.50'), new FhirDecimal('2.0')))).toEqual([]);
+    expect(issues(range(new FhirDecimal('3.50'), 2))).toEqual([expect.stringMatching(/rng-2/)]);
   });
 });
