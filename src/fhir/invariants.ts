@@ -63,7 +63,8 @@ function load(): void {
   ] as const) {
     const bundle = readR4Definition<{ entry: { resource: { resourceType: string; id: string; kind?: string; derivation?: string; snapshot?: { element: SdElement[] } } }[] }>(file);
     for (const { resource } of bundle.entry) {
-      if (resource.resourceType === 'StructureDefinition' && resource.kind === kind && resource.derivation !== 'constraint' && resource.snapshot) into.set(resource.id, resource.snapshot.element);
+      if (resource.resourceType === 'StructureDefinition' && resource.kind === kind && resource.derivation !== 'constraint' && resource.snapshot)
+        into.set(resource.id, resource.snapshot.element);
     }
   }
 }

@@ -191,7 +191,9 @@ function assertInvariants(resource: Record<string, unknown> & { resourceType: st
   const broken = invariantViolations(resource);
   if (!broken.length) return;
   throw invalidStructure(
-    broken.slice(0, MAX_ISSUES).map((v) => ({ severity: 'error', code: 'invariant', diagnostics: `${v.path}: ${v.key}: ${v.human}`, expression: [v.path] }) as OperationOutcomeIssue),
+    broken
+      .slice(0, MAX_ISSUES)
+      .map((v) => ({ severity: 'error', code: 'invariant', diagnostics: `${v.path}: ${v.key}: ${v.human}`, expression: [v.path] }) as OperationOutcomeIssue),
   );
 }
 

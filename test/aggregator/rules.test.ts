@@ -126,16 +126,36 @@ describe('merge (DESIGN §3 worked example)', () => {
     expect(stringifyFhirJson(merged)).toContain('"numerator":{"value":1.50}');
   });
 
-  test('meta of a merged resource: every member\'s tags once, newest first; no profile, no security', () => {
+  test("meta of a merged resource: every member's tags once, newest first; no profile, no security", () => {
     const tagged = (m: typeof A, tags: { system: string; code: string }[], profile: string) => ({
       ...m,
       resource: { ...m.resource, meta: { tag: tags, profile: [profile], security: [{ system: 'http://x', code: 'R' }] } },
     });
     const merged = mergeGroup('Patient', [
-      tagged(A, [{ system: 't', code: 'a' }, { system: 't', code: 'both' }], 'http://p/a'),
-      tagged(B, [{ system: 't', code: 'both' }, { system: 't', code: 'b' }], 'http://p/b'),
+      tagged(
+        A,
+        [
+          { system: 't', code: 'a' },
+          { system: 't', code: 'both' },
+        ],
+        'http://p/a',
+      ),
+      tagged(
+        B,
+        [
+          { system: 't', code: 'both' },
+          { system: 't', code: 'b' },
+        ],
+        'http://p/b',
+      ),
     ]);
-    expect(merged.meta).toEqual({ tag: [{ system: 't', code: 'both' }, { system: 't', code: 'b' }, { system: 't', code: 'a' }] });
+    expect(merged.meta).toEqual({
+      tag: [
+        { system: 't', code: 'both' },
+        { system: 't', code: 'b' },
+        { system: 't', code: 'a' },
+      ],
+    });
   });
 
   test('grouping keys', () => {

@@ -83,7 +83,9 @@ describe('the core FHIRPath invariants of the StructureDefinitions', () => {
       expect.stringMatching(/^Encounter\.period: per-1: If present, start SHALL have a lower value than end/),
     ]);
     expect(issues({ ...encounter, period: { start: '2020-01-01', end: '2020-01-02' } })).toEqual([]);
-    expect(issues({ ...observation, effectivePeriod: { start: '2020-01-02', end: '2020-01-01' } })).toEqual([expect.stringMatching(/^Observation\.effective\.ofType\(Period\): per-1/)]);
+    expect(issues({ ...observation, effectivePeriod: { start: '2020-01-02', end: '2020-01-01' } })).toEqual([
+      expect.stringMatching(/^Observation\.effective\.ofType\(Period\): per-1/),
+    ]);
   });
 
   test('dom-3: a contained resource nothing refers to; dom-2: contained in contained', () => {
