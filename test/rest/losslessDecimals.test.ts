@@ -117,7 +117,7 @@ describe('decimals through every door', () => {
     expect(await (await r4.fetch('Observation/w3', { headers: { accept: 'application/fhir+xml' } })).text()).toContain('<value value="1.50"/>');
   });
 
-  test('$graphql and /graphql give the exact digits (Decimal scalar)', async () => {
+  test('$graphql gives the exact digits (Decimal scalar)', async () => {
     await r4.fetch('Observation/w4', { method: 'PUT', body: weight('w4', '1.0') });
     const query = '{ Observation(id: "w4") { valueQuantity { value } } }';
     const rest = await (await r4.fetch(`$graphql?query=${encodeURIComponent(query)}`)).text();
