@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { stringifyFhirJson } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 import type { ResourceRepository, Tx } from '../store/resourceRepository';
 import type { AggregatedIds } from './aggregatedIds';
@@ -83,7 +84,7 @@ export class Groups {
       type,
       id,
       survivor,
-      JSON.stringify(resource),
+      stringifyFhirJson(resource),
       upstream.lastUpdated.toISOString(),
       dependsOn,
     );

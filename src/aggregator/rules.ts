@@ -1,3 +1,4 @@
+import { isFhirDecimal } from '../fhir/losslessJson';
 import { elementOfKey, referenceElementPaths, topLevelElements } from '../fhir/structure';
 import type { Coding, Resource } from '../fhir/types';
 import type { ExclusionRule } from './exclusionRules';
@@ -204,7 +205,7 @@ export function orderMembers(members: Member[]): Member[] {
 /** Removes extensions on primitives (`_x` keys) everywhere, and, for Medication, extensions on codings. */
 function stripExtensions(node: unknown, type: string, path: string): unknown {
   if (Array.isArray(node)) return node.map((n) => stripExtensions(n, type, path));
-  if (!node || typeof node !== 'object') return node;
+  if (!node || typeof node !== 'object' || isFhirDecimal(node)) return node;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
     if (key.startsWith('_')) continue;
@@ -218,7 +219,8 @@ function stripExtensions(node: unknown, type: string, path: string): unknown {
  * Merges a group (DESIGN §3.5): root extensions by URL (one per URL, the most recently updated upstream's;
  * the first within one upstream), multi-valued elements concatenated newest upstream first without
  * de-duplication, single-valued elements from the most recently updated upstream that has them
- * (Practitioner: not copied), extensions on primitives dropped. Keys come out in StructureDefinition order.
+ * (Practitioner: not copied; the narrative `text` is one of them), extensions on primitives dropped, `meta`
+ * as mergedTags says. Keys come out in StructureDefinition order.
  */
 export function mergeGroup(type: string, members: Member[]): Resource {
   const ordered = orderMembers(members).map((m) => stripExtensions(m.resource, type, type) as Resource);
@@ -235,7 +237,7 @@ export function mergeGroup(type: string, members: Member[]): Resource {
     for (const url of own) seenUrls.add(url);
   }
   for (const element of topLevelElements(type)) {
-    if (['id', 'meta', 'extension', 'contained', 'text'].includes(element.name)) continue;
+    if (['id', 'meta', 'extension', 'contained'].includes(element.name)) continue;
     if (type === 'Patient' && element.name === 'managingOrganization') continue;
     if (element.repeats) {
       const all = ordered.flatMap((r) => (r[element.name] as unknown[] | undefined) ?? []);
@@ -252,9 +254,31 @@ export function mergeGroup(type: string, members: Member[]): Resource {
     }
   }
   const merged: Resource = { resourceType: type };
+  const tags = mergedTags(ordered);
+  if (tags.length) merged.meta = { tag: tags };
   if (extensions.length) merged.extension = extensions;
   for (const [key, value] of values) merged[key] = value;
   return merged;
+}
+
+/**
+ * `meta` of a merged resource (our choice; README, Aggregation): `tag` is every member's tags, newest member
+ * first, one per system|code (tags label the data, and a label on any member still applies to the merge);
+ * `profile` is dropped (a member's claim to conform to a profile says nothing of the merge of several), as
+ * is `security` (merged types carry no source codings, DESIGN §3.7) and the server-owned rest.
+ */
+function mergedTags(ordered: Resource[]): Coding[] {
+  const seen = new Set<string>();
+  const out: Coding[] = [];
+  for (const r of ordered) {
+    for (const tag of r.meta?.tag ?? []) {
+      const key = `${tag.system ?? ''}|${tag.code ?? ''}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(tag);
+    }
+  }
+  return out;
 }
 
 /**
@@ -296,6 +320,7 @@ export function privacyLabel(resource: Resource): string | undefined {
 
 /** JSON with object keys sorted, so jsonb's own key order does not look like a change. */
 function canonical(value: unknown): string {
+  if (isFhirDecimal(value)) return value.toString();
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
     return `{${Object.keys(value as object)
@@ -322,7 +347,7 @@ export function elementSources(type: string, members: Member[]): { element: stri
   const ordered = orderMembers(members);
   const out: { element: string; store: string; id: string }[] = [];
   for (const element of topLevelElements(type)) {
-    if (element.repeats || ['id', 'meta', 'extension', 'contained', 'text'].includes(element.name)) continue;
+    if (element.repeats || ['id', 'meta', 'extension', 'contained'].includes(element.name)) continue;
     if (type === 'Patient' && element.name === 'managingOrganization') continue;
     const source = ordered.find((m) => Object.keys(m.resource).some((k) => elementOfKey(type, k)?.name === element.name));
     if (source) out.push({ element: element.name, store: source.store, id: source.id });

@@ -1,3 +1,4 @@
+import { cloneFhir, isFhirDecimal } from './losslessJson';
 import { badRequest, unprocessable } from './outcome';
 
 /**
@@ -92,6 +93,8 @@ function add(doc: unknown, tokens: string[], value: unknown, where: string): unk
 
 function equal(a: unknown, b: unknown): boolean {
   if (a === b) return true;
+  // Numbers are equal when their values are (RFC 6902 §4.6), whatever digits they were written with.
+  if (isFhirDecimal(a) || isFhirDecimal(b)) return (typeof a === 'number' || isFhirDecimal(a)) && (typeof b === 'number' || isFhirDecimal(b)) && Number(a) === Number(b);
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
   const ka = Object.keys(a);
@@ -100,23 +103,23 @@ function equal(a: unknown, b: unknown): boolean {
 }
 
 export function applyPatch<T>(document: T, operations: PatchOperation[]): T {
-  let doc: unknown = structuredClone(document);
+  let doc: unknown = cloneFhir(document);
   operations.forEach((op, i) => {
     const where = `patch[${i}]`;
     const path = pointer(op.path, `${where}.path`);
     switch (op.op) {
       case 'add':
-        doc = add(doc, path, structuredClone(op.value), where);
+        doc = add(doc, path, cloneFhir(op.value), where);
         break;
       case 'remove':
         remove(doc, path, where);
         break;
       case 'replace':
         get(doc, path, where);
-        if (path.length === 0) doc = structuredClone(op.value);
+        if (path.length === 0) doc = cloneFhir(op.value);
         else {
           const [parent, key] = parentOf(doc, path, where);
-          (parent as Record<string, unknown>)[key] = structuredClone(op.value);
+          (parent as Record<string, unknown>)[key] = cloneFhir(op.value);
         }
         break;
       case 'move': {
@@ -126,7 +129,7 @@ export function applyPatch<T>(document: T, operations: PatchOperation[]): T {
         break;
       }
       case 'copy':
-        doc = add(doc, path, structuredClone(get(doc, pointer(op.from as string, `${where}.from`), where)), where);
+        doc = add(doc, path, cloneFhir(get(doc, pointer(op.from as string, `${where}.from`), where)), where);
         break;
       case 'test':
         if (!equal(get(doc, path, where), op.value)) {

@@ -1,6 +1,9 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
 import { isResourceType, jsonSchema } from './definitions';
+import { invariantViolations } from './invariants';
+import { isFhirDecimal } from './losslessJson';
+import { adaptDefinitions, BASE64, DECIMAL, REQUIRED } from './schemaRules';
 import { badRequest, invalidStructure, type OperationOutcomeIssue } from './outcome';
 import { strictDefinitions } from './strictSchema';
 import type { FhirVersion, Resource } from './types';
@@ -40,7 +43,7 @@ function compile(version: FhirVersion): Compiled {
     ...rest,
     $id: SCHEMA_ID,
     definitions: {
-      ...strictDefinitions(source.definitions),
+      ...adaptDefinitions(version, strictDefinitions(source.definitions) as Record<string, Record<string, unknown>>),
       ResourceList: { [NESTED]: true },
       Resource: { [NESTED]: true },
       integer64: source.definitions.integer64 ?? { type: 'string', pattern: '^[0]|[-+]?[1-9][0-9]*$' },
@@ -49,6 +52,9 @@ function compile(version: FhirVersion): Compiled {
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   ajv.addMetaSchema(draft06);
   ajv.addKeyword({ keyword: NESTED, errors: true, validate: nestedValidator(version) });
+  ajv.addKeyword({ keyword: DECIMAL, errors: true, validate: decimalValidator });
+  ajv.addKeyword({ keyword: BASE64, errors: true, validate: base64Validator });
+  ajv.addKeyword({ keyword: REQUIRED, errors: true, validate: requiredValidator });
   ajv.addSchema(schema);
   entry = { ajv, byType: new Map() };
   compiled.set(version, entry);
@@ -74,6 +80,44 @@ function nestedValidator(version: FhirVersion): NestedValidator {
     return false;
   };
   return check;
+}
+
+const decimalValidator: NestedValidator = (_schema, data, _parent, cxt) => {
+  if ((typeof data === 'number' && Number.isFinite(data)) || isFhirDecimal(data)) return true;
+  decimalValidator.errors = [{ keyword: 'type', instancePath: cxt?.instancePath ?? '', params: { type: 'number' }, message: 'must be a decimal number' }];
+  return false;
+};
+
+/** base64 (RFC 4648 §4), whitespace allowed between groups as in XML Schema's base64Binary. */
+const BASE64_TEXT = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+const base64Validator: NestedValidator = (_schema, data, _parent, cxt) => {
+  if (typeof data !== 'string' || BASE64_TEXT.test(data.replace(/[ \t\r\n]/g, ''))) return true;
+  base64Validator.errors = [{ keyword: 'format', instancePath: cxt?.instancePath ?? '', params: { format: 'base64Binary' }, message: 'is not valid base64 (base64Binary)' }];
+  return false;
+};
+
+/** Required elements (min cardinality ≥ 1): each entry lists the JSON keys that satisfy one element. */
+const requiredValidator = ((alternatives: string[][], data: unknown, _parent: unknown, cxt?: { instancePath: string }) => {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return true;
+  const missing = alternatives.filter((keys) => !keys.some((k) => (data as Record<string, unknown>)[k] !== undefined));
+  if (!missing.length) return true;
+  requiredValidator.errors = missing.map((keys) => ({
+    keyword: 'required',
+    instancePath: cxt?.instancePath ?? '',
+    params: { missingProperty: keys[0].endsWith('[x]') ? keys[0] : choiceName(keys) },
+    message: 'min cardinality 1',
+  }));
+  return false;
+}) as NestedValidator;
+
+/** `['valueQuantity', '_valueQuantity', 'valueString', …]` → `value[x]`; `['status', '_status']` → `status`. */
+function choiceName(keys: string[]): string {
+  const plain = keys.filter((k) => !k.startsWith('_'));
+  if (plain.length === 1) return plain[0];
+  let prefix = plain[0];
+  for (const k of plain) while (!k.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  return `${prefix}[x]`;
 }
 
 function validatorFor(version: FhirVersion, type: string): ValidateFunction {
@@ -114,13 +158,21 @@ function describe(error: ErrorObject): string {
       return `must be one of: ${(params.allowedValues as unknown[]).join(', ')}`;
     case 'const':
       return `must be '${String(params.allowedValue)}'`;
+    case 'minItems':
+      return 'must not be an empty array (json.html: an element has a value or children)';
+    case 'minProperties':
+      return 'must not be an empty object (ele-1: an element has a value or children)';
+    case 'type':
+      return params.type === 'object' ? 'must be an object (not null, an array or a primitive)' : (error.message ?? 'wrong type');
     default:
       return error.message ?? error.keyword;
   }
 }
 
 function location(type: string, path: string, error: ErrorObject): string {
-  const extra = error.keyword === 'additionalProperties' ? `/${String((error.params as { additionalProperty: string }).additionalProperty)}` : '';
+  const params = error.params as { additionalProperty?: string; missingProperty?: string };
+  const named = error.keyword === 'additionalProperties' ? params.additionalProperty : error.keyword === 'required' ? params.missingProperty : undefined;
+  const extra = named ? `/${named}` : '';
   return toExpression(type, `${path}${extra}`);
 }
 
@@ -133,6 +185,17 @@ function violations(version: FhirVersion, resource: Record<string, unknown>): Vi
   const validate = validatorFor(version, resource.resourceType as string);
   if (validate(resource)) return [];
   return (validate.errors ?? []).map((error) => ({ path: error.instancePath, error }));
+}
+
+/** The StructureDefinitions' FHIRPath invariants (invariants.ts), once the structure is right. */
+function assertInvariants(resource: Record<string, unknown> & { resourceType: string }): void {
+  const broken = invariantViolations(resource);
+  if (!broken.length) return;
+  throw invalidStructure(
+    broken
+      .slice(0, MAX_ISSUES)
+      .map((v) => ({ severity: 'error', code: 'invariant', diagnostics: `${v.path}: ${v.key}: ${v.human}`, expression: [v.path] }) as OperationOutcomeIssue),
+  );
 }
 
 /**
@@ -148,7 +211,10 @@ export function assertValidResource(version: FhirVersion, body: unknown, expecte
     throw badRequest(`The resource is a ${type}, but the URL names ${expectedType}`, 'resourceType');
   }
   const found = violations(version, body as Record<string, unknown>);
-  if (!found.length) return;
+  if (!found.length) {
+    if (version === 'R4') assertInvariants(body as Record<string, unknown> & { resourceType: string });
+    return;
+  }
   const issues: OperationOutcomeIssue[] = [];
   const seen = new Set<string>();
   for (const { path, error } of found) {

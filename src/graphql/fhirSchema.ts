@@ -4,7 +4,6 @@ import {
   GraphQLDirective,
   DirectiveLocation,
   GraphQLEnumType,
-  GraphQLFloat,
   GraphQLID,
   GraphQLInputObjectType,
   GraphQLInt,
@@ -22,6 +21,7 @@ import {
   type GraphQLOutputType,
   type ValueNode,
 } from 'graphql';
+import { fhirNumber, isFhirDecimal } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 import { buildAggregationSchema } from './aggregationSchema';
 import { composeSchema } from './composeSchema';
@@ -68,6 +68,29 @@ const JSONScalar = new GraphQLScalarType({
   },
 });
 
+/**
+ * FHIR `decimal` (R4 datatypes.html#decimal: its precision is part of its value). In a result it is a JSON
+ * number written with the digits it was stored with (`1.50`, not `1.5`: the door serialises results with
+ * stringifyFhirJson); as input it accepts a number literal (its digits kept) or a JSON number variable.
+ * GraphQL's Float would round every value through a JavaScript number.
+ */
+export const DecimalScalar = new GraphQLScalarType({
+  name: 'Decimal',
+  description: 'A FHIR decimal: a JSON number with the exact digits it was sent with (1.50 stays 1.50)',
+  serialize: (v) => {
+    if (typeof v === 'number' || isFhirDecimal(v)) return v;
+    throw new GraphQLError(`Decimal cannot represent ${String(v)}`);
+  },
+  parseValue: (v) => {
+    if ((typeof v === 'number' && Number.isFinite(v)) || isFhirDecimal(v)) return v;
+    throw new GraphQLError(`Decimal must be a number, not ${JSON.stringify(v)}`);
+  },
+  parseLiteral: (ast: ValueNode) => {
+    if (ast.kind === AstKind.INT || ast.kind === AstKind.FLOAT) return fhirNumber(ast.value);
+    throw new GraphQLError('Decimal must be a number', { nodes: ast });
+  },
+});
+
 function scalarFor(type: string): GraphQLScalarType {
   switch (type) {
     case 'boolean':
@@ -77,7 +100,7 @@ function scalarFor(type: string): GraphQLScalarType {
     case 'unsignedInt':
       return GraphQLInt;
     case 'decimal':
-      return GraphQLFloat;
+      return DecimalScalar;
     default:
       return GraphQLString;
   }

@@ -17,6 +17,7 @@ import {
   type ExecutionResult,
   type GraphQLFormattedError,
 } from 'graphql';
+import { parseFhirJson, stringifyFhirJson } from '../fhir/losslessJson';
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import { isDatabaseUnavailable, OUTAGE_RETRY_AFTER_SECONDS, outageOrSelf } from '../store/databaseUnavailable';
 import type { Resource } from '../fhir/types';
@@ -118,6 +119,8 @@ export class GraphqlDoor {
     };
     const apollo = new ApolloServer<GraphqlContext>({
       schema: this.schema,
+      // FHIR decimals keep their digits (DecimalScalar).
+      stringifyResult: (result) => stringifyFhirJson(result),
       // Introspection is refused by the same graphql-js rule as in `$graphql` (this.rules), so every door
       // answers with the same error; Apollo's own switch would add a differently worded one.
       introspection: true,
@@ -140,6 +143,22 @@ export class GraphqlDoor {
       },
     });
     await apollo.start();
+    // Variables keep their decimals' digits too: JSON bodies of /graphql are read like FHIR's. Encapsulated,
+    // so the rest of the server keeps Fastify's own JSON parser.
+    await app.register(async (scope) => {
+      scope.removeContentTypeParser('application/json');
+      scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+        try {
+          done(null, parseFhirJson(body as string));
+        } catch (err) {
+          done(Object.assign(new Error((err as Error).message), { statusCode: 400 }));
+        }
+      });
+      await this.registerApollo(scope, apollo, context);
+    });
+  }
+
+  private async registerApollo(app: FastifyInstance, apollo: ApolloServer<GraphqlContext>, context: (request: FastifyRequest) => Promise<GraphqlContext>): Promise<void> {
     await app.register(fastifyApollo(apollo), {
       context: async (request) => {
         try {

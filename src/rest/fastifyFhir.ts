@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, OperationOutcomeError } from '../fhir/outcome';
+import { parseFhirJson } from '../fhir/losslessJson';
+import { OperationOutcomeError } from '../fhir/outcome';
 import type { FhirVersion, Resource } from '../fhir/types';
 import { assertJsonShape, assertUtf8Charset, decodeUtf8, DEFAULT_MAX_DEPTH } from './bodyLimits';
 import { assertQuerySyntax, assertResourceMediaType } from './requestSyntax';
@@ -60,11 +61,7 @@ export function installFhirParsers(app: FastifyInstance, bodyLimit: number, maxD
       const text = decodeUtf8(body as Buffer);
       if (text.trim() === '') return done(null, undefined);
       assertJsonShape(text, maxDepth);
-      try {
-        done(null, JSON.parse(text));
-      } catch (e) {
-        done(badRequest(`The body is not valid JSON: ${(e as Error).message}`));
-      }
+      done(null, parseFhirJson(text));
     } catch (e) {
       done(e as Error);
     }

@@ -1,5 +1,6 @@
 import { OperationOutcomeError, operationOutcome } from '../fhir/outcome';
 import type { FhirVersion } from '../fhir/types';
+import { stringifyFhirJson } from '../fhir/losslessJson';
 import { fhirJsonToXml, fhirXmlToJson } from '../fhir/xml';
 
 /**
@@ -65,14 +66,11 @@ export class XmlBody {
   constructor(readonly text: string) {}
 }
 
-/**
- * The body the routes see: JSON as parsed, XML read into JSON. Numbers become JavaScript numbers, as
- * `JSON.parse` makes them for JSON bodies (a decimal's trailing zeros are lost there, as for JSON).
- */
+/** The body the routes see: JSON as parsed, XML read into JSON; decimals exact in both (losslessJson.ts). */
 export function requestBody(body: unknown, version: FhirVersion): unknown {
   if (!(body instanceof XmlBody)) return body;
   if (body.text.trim() === '') return undefined;
-  return fhirXmlToJson(body.text, version, { numbers: 'native' });
+  return fhirXmlToJson(body.text, version);
 }
 
 /** A response body in the negotiated format. Bodies that are no FHIR resource (`$graphql`) stay JSON. */
@@ -80,5 +78,5 @@ export function responsePayload(body: unknown, mediaType: string, version: FhirV
   const isResource = typeof body === 'object' && body !== null && typeof (body as { resourceType?: unknown }).resourceType === 'string';
   if (isXmlMediaType(mediaType) && isResource) return { type: mediaType, payload: fhirJsonToXml(body, version, { pretty }) };
   const type = isXmlMediaType(mediaType) ? 'application/json' : mediaType;
-  return { type, payload: pretty ? JSON.stringify(body, null, 2) : JSON.stringify(body) };
+  return { type, payload: pretty ? stringifyFhirJson(body, 2) : stringifyFhirJson(body) };
 }

@@ -1,4 +1,5 @@
 import { badRequest, informational, methodNotAllowed, preconditionFailed } from '../fhir/outcome';
+import { parseFhirJson } from '../fhir/losslessJson';
 import type { Bundle, BundleEntry, FhirVersion, Resource } from '../fhir/types';
 import type { FhirService, WriteOutcome } from '../service/fhirService';
 import { parseQuery } from '../service/fhirService';
@@ -79,7 +80,7 @@ export const graphqlOperation: Handler = async (req, p, ctx) => {
   const variablesText = fromQuery('variables');
   if (!variables && variablesText) {
     try {
-      variables = JSON.parse(variablesText);
+      variables = parseFhirJson(variablesText) as Record<string, unknown>;
     } catch {
       throw badRequest("'variables' is not JSON", 'variables');
     }

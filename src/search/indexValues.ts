@@ -1,3 +1,4 @@
+import { isFhirDecimal } from '../fhir/losslessJson';
 import { compileExpression } from '../fhir/pathExpression';
 import { componentType, searchParameterMap, type SearchParamDef, ROW_PARAMETERS } from '../fhir/searchParameters';
 import type { FhirVersion, Resource } from '../fhir/types';
@@ -38,8 +39,11 @@ export function normalizeString(s: string): string {
 }
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : null);
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v) && !isFhirDecimal(v);
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || isFhirDecimal(v) ? String(v) : null);
+
+/** A number's exact text (a FhirDecimal's own digits), which the numeric index columns compare numerically. */
+const numberText = (v: unknown): string | null => (typeof v === 'number' && Number.isFinite(v) ? String(v) : isFhirDecimal(v) ? v.toString() : null);
 
 export function stringValues(value: unknown): string[] {
   if (typeof value === 'string') return [value];
@@ -130,17 +134,17 @@ function dateRanges(value: unknown): { low: string; high: string }[] {
 }
 
 function numberValue(value: unknown): string | null {
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  if (isObj(value) && typeof value.value === 'number') return String(value.value);
-  return null;
+  return numberText(value) ?? (isObj(value) ? numberText(value.value) : null);
 }
 
 function quantityValues(value: unknown): { value: string; system: string | null; code: string | null }[] {
-  if (!isObj(value) || typeof value.value !== 'number') return [];
+  if (!isObj(value)) return [];
+  const amount = numberText(value.value);
+  if (amount === null) return [];
   const code = str(value.code) ?? str(value.unit) ?? str(value.currency);
-  const out = [{ value: String(value.value), system: str(value.system), code }];
+  const out = [{ value: amount, system: str(value.system), code }];
   // Both the coded unit and the human unit can be searched for.
-  if (typeof value.unit === 'string' && value.unit !== code) out.push({ value: String(value.value), system: null, code: value.unit });
+  if (typeof value.unit === 'string' && value.unit !== code) out.push({ value: amount, system: null, code: value.unit });
   return out;
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql, SqlClient, Tx } from './sql';
 import { badRequest, conflict, gone, notFound, preconditionFailed } from '../fhir/outcome';
+import { stringifyFhirJson } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 import type { AccessFilter } from '../service/ports';
 import { appendAccessFilter } from './accessSql';
@@ -196,7 +197,7 @@ export class ResourceRepository {
          RETURNING pk, type, id`,
         store,
         now.toISOString(),
-        JSON.stringify(bodies),
+        stringifyFhirJson(bodies),
       );
       if (rows.length !== bodies.length) {
         const created = new Set(rows.map((r) => `${r.type}/${r.id}`));
@@ -258,7 +259,7 @@ export class ResourceRepository {
         current.pk,
         versionId,
         now.toISOString(),
-        JSON.stringify(body),
+        stringifyFhirJson(body),
       );
       const stored = await this.record(t, current.deleted ? 'create' : 'update', {
         pk: current.pk,
@@ -356,7 +357,7 @@ export class ResourceRepository {
       id,
       versionId,
       now.toISOString(),
-      JSON.stringify(body),
+      stringifyFhirJson(body),
     );
     return rows.length ? BigInt(rows[0].pk) : undefined;
   }

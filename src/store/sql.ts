@@ -1,4 +1,5 @@
 import { currentQueryScope, poolExhausted, queryCancelled } from './queryScope';
+import { parseFhirJson } from '../fhir/losslessJson';
 
 /**
  * Raw SQL straight to the database driver — `pg` for PostgreSQL, PGlite for the embedded store — for the
@@ -9,7 +10,7 @@ import { currentQueryScope, poolExhausted, queryCancelled } from './queryScope';
  * of a bulk load's server time. Prisma stays for the typed tenancy models and the migrations layout.
  *
  * Values come back as the Prisma client returned them (`bigint` for int8, `Date` for timestamps, parsed
- * JSON), so callers see no difference.
+ * JSON), so callers see no difference; JSON keeps its decimals' digits (fhir/losslessJson.ts).
  */
 export interface Sql {
   query<T = unknown>(sql: string, ...values: unknown[]): Promise<T>;
@@ -47,6 +48,10 @@ export interface PoolStats {
   max: number;
 }
 
+/** json and jsonb are read with their decimals exact (`1.50` stays `1.50`: see fhir/losslessJson.ts). */
+const JSON_OID = 114;
+const JSONB_OID = 3802;
+
 /** Statements a transaction starts with: a lock wait never hangs a request or a worker for ever. */
 const begin = (options?: TransactionOptions) => `BEGIN; SET LOCAL lock_timeout = '30s'${options?.synchronousCommit === false ? '; SET LOCAL synchronous_commit = off' : ''}`;
 
@@ -81,7 +86,10 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
     max: poolSize,
     ...(limits.statementTimeoutMs ? { statement_timeout: limits.statementTimeoutMs } : {}),
     ...(limits.poolWaitMs ? { connectionTimeoutMillis: limits.poolWaitMs } : {}),
-    types: { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? int8 : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === 20 ? int8 : oid === JSON_OID || oid === JSONB_OID ? parseFhirJson : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
   });
   // An idle connection the server dropped must not take the process down.
   pool.on('error', () => undefined);
@@ -196,7 +204,7 @@ async function translated<T>(run: () => Promise<T>, describe?: () => string): Pr
 
 /** The embedded store: PGlite is one connection, and its `transaction` holds it for the whole transaction. */
 export function pgliteSql(pglite: import('@electric-sql/pglite').PGlite): SqlClient {
-  const parsers = { 20: (value: string) => BigInt(value) };
+  const parsers = { 20: (value: string) => BigInt(value), [JSON_OID]: parseFhirJson, [JSONB_OID]: parseFhirJson };
   const events = listeners();
   type Runner = Pick<import('@electric-sql/pglite').Transaction, 'query'>;
   const over = (db: Runner): Sql => ({

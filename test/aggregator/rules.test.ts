@@ -1,4 +1,5 @@
 import { checkInclusion, groupKeys, mergeGroup, SUPPORTED_TYPES, withSourceTracking, SOURCE_SYSTEM } from '../../src/aggregator/rules';
+import { FhirDecimal, stringifyFhirJson } from '../../src/fhir/losslessJson';
 import type { Resource } from '../../src/fhir/types';
 
 const supported = new Set(SUPPORTED_TYPES);
@@ -112,6 +113,49 @@ describe('merge (DESIGN §3 worked example)', () => {
       id: 'm',
     };
     expect(mergeGroup('Medication', [m])).toEqual({ resourceType: 'Medication', code: { coding: [{ system: 's', code: 'c' }] } });
+  });
+
+  test('the narrative (text) comes from the most recently updated member that has one, decimals keep their digits', () => {
+    const narrative = (who: string) => ({ status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${who}</div>` });
+    const older = { ...A, resource: { ...A.resource, text: narrative('A') } };
+    const newer = { ...B, resource: { ...B.resource, text: narrative('B') } };
+    expect(mergeGroup('Patient', [older, newer]).text).toEqual(narrative('B'));
+    expect(mergeGroup('Patient', [older, B]).text).toEqual(narrative('A'));
+    const weight = { resourceType: 'Medication', code: { coding: [{ system: 's', code: 'c' }] }, amount: { numerator: { value: new FhirDecimal('1.50') } } };
+    const merged = mergeGroup('Medication', [{ resource: weight as Resource, lastUpdated: '2020', store: 'ep', id: 'm' }]);
+    expect(stringifyFhirJson(merged)).toContain('"numerator":{"value":1.50}');
+  });
+
+  test("meta of a merged resource: every member's tags once, newest first; no profile, no security", () => {
+    const tagged = (m: typeof A, tags: { system: string; code: string }[], profile: string) => ({
+      ...m,
+      resource: { ...m.resource, meta: { tag: tags, profile: [profile], security: [{ system: 'http://x', code: 'R' }] } },
+    });
+    const merged = mergeGroup('Patient', [
+      tagged(
+        A,
+        [
+          { system: 't', code: 'a' },
+          { system: 't', code: 'both' },
+        ],
+        'http://p/a',
+      ),
+      tagged(
+        B,
+        [
+          { system: 't', code: 'both' },
+          { system: 't', code: 'b' },
+        ],
+        'http://p/b',
+      ),
+    ]);
+    expect(merged.meta).toEqual({
+      tag: [
+        { system: 't', code: 'both' },
+        { system: 't', code: 'b' },
+        { system: 't', code: 'a' },
+      ],
+    });
   });
 
   test('grouping keys', () => {

@@ -1,4 +1,4 @@
-import { LosslessNumber } from 'lossless-json';
+import { fhirNumber } from '../losslessJson';
 import { badRequest } from '../outcome';
 import type { FhirVersion, Resource } from '../types';
 import type { ComplexType, ElementModel, TypeRef } from './elementModel';
@@ -14,7 +14,7 @@ import { parseXmlTree, XHTML_NS, type XmlElement } from './parseXmlTree';
  * XHTML markup as written. Anything that is not FHIR (unknown elements, text, bad values) is a 400 naming
  * where it is. Comments and `xsi:` attributes carry no FHIR content and are dropped.
  *
- * Numbers come out as `LosslessNumber`s by default (so `1.50` stays `1.50` through `stringifyFhirJson`);
+ * Numbers keep their digits by default (`fhirNumber`: `1.50` stays `1.50` through `stringifyFhirJson`);
  * `numbers: 'native'` gives JavaScript numbers, as `JSON.parse` would.
  */
 export const FHIR_NS = 'http://hl7.org/fhir';
@@ -119,7 +119,7 @@ class XmlReader {
     }
     if (ref.json === 'number') {
       if (!NUMBER.test(raw)) throw badRequest(`${path}: '${raw}' is not a valid ${ref.code} (line ${item.line})`, path);
-      return this.numbers === 'lossless' ? new LosslessNumber(raw) : Number(raw);
+      return this.numbers === 'lossless' ? fhirNumber(raw) : Number(raw);
     }
     return raw;
   }

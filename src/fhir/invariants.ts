@@ -1,0 +1,189 @@
+import fhirpath from 'fhirpath';
+import r4Model from 'fhirpath/fhir-context/r4';
+import { readR4Definition } from './definitions';
+import { isFhirDecimal } from './losslessJson';
+
+/**
+ * The FHIRPath invariants of the R4 StructureDefinitions (`ElementDefinition.constraint` of severity
+ * error): the resource's own (`dom-2`…`dom-5`, `obs-6`, `pat-1`…) and those of the datatypes it holds
+ * (`per-1` on every Period, `qty-3`, `rng-2`, `ref-1`, `att-1`, `tim-*` on Timing.repeat…). Each applies
+ * at each element of its path: `Observation.effective.ofType(Period).where((<per-1>) = false).empty()`.
+ *
+ * Compiled lazily per resource type and cached. A constraint is evaluated only when the first element of
+ * its path is present (most resources carry few of the elements that have one), which is what keeps full
+ * validation cheap on bulk loads. Left out: `ele-1` and `ext-1` (no empty element, extension with value or
+ * children: the structural rules of schemaRules.ts enforce them for every element, at far less cost), and
+ * datatypes nested in datatypes (a Period inside an Identifier) beyond the first level.
+ */
+export interface InvariantViolation {
+  key: string;
+  human: string;
+  /** The element path the constraint applies to (`Observation.effective`). */
+  path: string;
+}
+
+interface Constraint {
+  key: string;
+  severity: string;
+  human: string;
+  expression?: string;
+}
+
+interface SdElement {
+  path: string;
+  type?: { code: string }[];
+  constraint?: Constraint[];
+}
+
+interface Compiled {
+  key: string;
+  human: string;
+  path: string;
+  /** The top-level key(s) whose presence makes the constraint worth evaluating; none: always. */
+  root?: string;
+  run: (resource: unknown) => unknown[];
+}
+
+/** ele-1, ext-1: see above. dom-3 as published applies `as()` to collections, which a conformant engine refuses: see dom3. */
+const SKIPPED = new Set(['ele-1', 'ext-1', 'dom-3', 'ref-1']);
+/** ref-1 is on every Reference (a dozen per resource): checked natively in one walk, see localReferences. */
+const REF_1 = 'SHALL have a contained resource if a local reference is provided';
+const DOM_3 = 'If the resource is contained in another resource, it SHALL be referred to from elsewhere in the resource or SHALL refer to the containing resource';
+
+let resources: Map<string, SdElement[]> | undefined;
+let datatypes: Map<string, SdElement[]> | undefined;
+
+function load(): void {
+  if (resources && datatypes) return;
+  resources = new Map();
+  datatypes = new Map();
+  for (const [file, into, kind] of [
+    ['profiles-resources.json', resources, 'resource'],
+    ['profiles-types.json', datatypes, 'complex-type'],
+  ] as const) {
+    const bundle = readR4Definition<{ entry: { resource: { resourceType: string; id: string; kind?: string; derivation?: string; snapshot?: { element: SdElement[] } } }[] }>(file);
+    for (const { resource } of bundle.entry) {
+      if (resource.resourceType === 'StructureDefinition' && resource.kind === kind && resource.derivation !== 'constraint' && resource.snapshot)
+        into.set(resource.id, resource.snapshot.element);
+    }
+  }
+}
+
+const errors = (e: SdElement) => (e.constraint ?? []).filter((c) => c.severity === 'error' && c.expression && !SKIPPED.has(c.key));
+
+const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
+
+const plans = new Map<string, Compiled[]>();
+
+function plan(type: string): Compiled[] {
+  let list = plans.get(type);
+  if (list) return list;
+  load();
+  list = [];
+  const add = (context: string, c: Constraint, root: string | undefined) => {
+    // Broken where the constraint is false; empty (about elements that are absent) is not broken.
+    const expression = context === type ? (c.expression as string) : `${context}.where((${c.expression as string}) = false).empty()`;
+    try {
+      const fn = fhirpath.compile(expression, r4Model, { traceFn: () => undefined });
+      list!.push({ key: c.key, human: c.human, path: context, root, run: (r) => fn(r, { resource: r, rootResource: r }) as unknown[] });
+    } catch {
+      // An expression fhirpath.js cannot compile is not checked (none of R4's error constraints today).
+    }
+  };
+  for (const e of resources!.get(type) ?? []) {
+    const parts = e.path.split('.');
+    const root = parts[1]?.replace('[x]', '');
+    // The resource's own (dom-2…dom-5) are about contained resources: worth running only when there are some.
+    for (const c of errors(e)) add(e.path.replace(/\[x\]/g, ''), c, root ?? (c.expression?.startsWith('contained') ? 'contained' : undefined));
+    if (parts.length < 2) continue;
+    // Constraints of the datatypes this element holds, at their own paths inside it.
+    for (const t of e.type ?? []) {
+      const inner = datatypes!.get(t.code);
+      if (!inner) continue;
+      const here = e.path.endsWith('[x]') ? `${e.path.slice(0, -3)}.ofType(${t.code})` : e.path;
+      for (const d of inner) {
+        const rest = d.path.split('.').slice(1).join('.');
+        for (const c of errors(d)) add(rest ? `${here}.${rest.replace(/\[x\]/g, '')}` : here, c, root);
+      }
+    }
+  }
+  plans.set(type, list);
+  return list;
+}
+
+/** A copy with FhirDecimals as numbers, for the FHIRPath engine (which compares numbers, not digits). */
+function numeric(value: unknown): unknown {
+  if (isFhirDecimal(value)) return Number(value);
+  if (Array.isArray(value)) return value.map(numeric);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = numeric(v);
+  return out;
+}
+
+/** The invariants `resource` breaks (an R4 resource of a known type). */
+export function invariantViolations(resource: Record<string, unknown> & { resourceType: string }): InvariantViolation[] {
+  const out: InvariantViolation[] = [];
+  // The engine compares numbers, not digits: it gets FhirDecimals as plain numbers.
+  const input = hasDecimal(resource) ? numeric(resource) : resource;
+  for (const c of plan(resource.resourceType)) {
+    if (c.root && resource[c.root] === undefined && !hasChoice(resource, c.root)) continue;
+    let result: unknown[];
+    try {
+      result = c.run(input);
+    } catch {
+      // An expression the engine cannot evaluate on this data is not held against the resource.
+      continue;
+    }
+    if (result.length === 1 && result[0] === false) out.push({ key: c.key, human: c.human, path: c.path });
+  }
+  if (Array.isArray(resource.contained) && !dom3(resource)) out.push({ key: 'dom-3', human: DOM_3, path: resource.resourceType });
+  const ids = new Set(((resource.contained as { id?: string }[] | undefined) ?? []).map((c) => `#${c?.id}`));
+  const { contained: _c, ...own } = resource;
+  for (const ref of localReferences(own, new Set(), true)) {
+    if (ref !== '#' && !ids.has(ref)) out.push({ key: 'ref-1', human: REF_1, path: `${resource.resourceType} (reference '${ref}')` });
+  }
+  return out;
+}
+
+/** dom-3: every contained resource is referred to as `#id` from elsewhere, or refers to its container as `#`. */
+function dom3(resource: Record<string, unknown>): boolean {
+  const { contained, ...rest } = resource;
+  const fromContainer = localReferences(rest, new Set());
+  const each = (contained as unknown[]).map((c) => localReferences(c, new Set()));
+  return (contained as { id?: string }[]).every((c, i) => {
+    const id = `#${c?.id}`;
+    return fromContainer.has(id) || each.some((refs, j) => j !== i && refs.has(id)) || each[i].has('#');
+  });
+}
+
+/** Every string starting with `#` (references, canonicals and uris to contained resources); only `reference`s with `onlyReferences`. */
+function localReferences(node: unknown, into: Set<string>, onlyReferences = false): Set<string> {
+  if (typeof node === 'string') {
+    if (!onlyReferences && node.startsWith('#')) into.add(node);
+  } else if (Array.isArray(node)) for (const n of node) localReferences(n, into, onlyReferences);
+  else if (node && typeof node === 'object' && !isFhirDecimal(node)) {
+    const reference = (node as { reference?: unknown }).reference;
+    if (onlyReferences && typeof reference === 'string' && reference.startsWith('#')) into.add(reference);
+    for (const v of Object.values(node)) localReferences(v, into, onlyReferences);
+  }
+  return into;
+}
+
+function hasDecimal(node: unknown): boolean {
+  if (isFhirDecimal(node)) return true;
+  if (Array.isArray(node)) return node.some(hasDecimal);
+  if (node === null || typeof node !== 'object') return false;
+  for (const v of Object.values(node)) if (hasDecimal(v)) return true;
+  return false;
+}
+
+function hasChoice(resource: Record<string, unknown>, name: string): boolean {
+  for (const key of Object.keys(resource)) if (key.startsWith(name) && key.length > name.length && key[name.length] === cap(key[name.length])) return true;
+  return false;
+}
+
+/** Compiles the invariants of `types` now rather than on the first resource of each. */
+export function warmInvariants(types: readonly string[]): void {
+  for (const type of types) plan(type);
+}
