@@ -5,6 +5,7 @@ import * as fhir from './interactions';
 import type { EndpointContext } from './interactions';
 import { operations } from './customerRoutes';
 import { RouteTable, type RouteHandler } from './routeTable';
+import { everything } from './everything';
 
 /**
  * The aggregated endpoint: read-only R4 (DESIGN §1). Every write shape answers 405 from the route table;
@@ -25,7 +26,7 @@ const searchSupported =
   };
 
 const readSupported =
-  (handler: RouteHandler<EndpointContext>): RouteHandler<AggregatedContext> =>
+  (handler: RouteHandler<AggregatedContext>): RouteHandler<AggregatedContext> =>
   async (req, p, ctx) => {
     if (!ctx.supported.has(p.type)) throw notFound(`${p.type} is not part of the aggregated record`);
     return handler(req, p, ctx);
@@ -43,6 +44,6 @@ export function aggregatedRoutes(): RouteTable<AggregatedContext> {
     .add('GET', '', fhir.search)
     .add('GET', '$op', operations({ graphql: fhir.graphqlOperation }))
     .add('POST', '$op', operations({ graphql: fhir.graphqlOperation }))
-    .add('GET', ':type/:id/$op', readSupported(operations({ graphql: fhir.graphqlOperation })))
+    .add('GET', ':type/:id/$op', readSupported(operations<AggregatedContext>({ graphql: fhir.graphqlOperation, everything })))
     .add('POST', ':type/:id/$op', readSupported(operations({ graphql: fhir.graphqlOperation })));
 }
