@@ -44,6 +44,8 @@ export interface Config {
   nhsLogin?: NhsLoginConfig;
   /** AUDIT=off stops the audit log (src/audit/); on by default. */
   audit: boolean;
+  /** EXPORT_TTL_HOURS: how long a Bulk Data export job and its files are kept (default 24). */
+  exportTtlHours: number;
 }
 
 /** Where NHS Login ID tokens come from and how their signatures are checked. */
@@ -220,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sandbox: read.flag('GRAPHQL_SANDBOX', !production),
     },
     audit: read.flag('AUDIT', true),
+    exportTtlHours: read.int('EXPORT_TTL_HOURS', 24, 1),
     corsOrigins: read.origins('CORS_ORIGINS'),
     aggregationConcurrency: concurrency || undefined,
     aggregationThread: read.flag('AGGREGATION_THREAD', true),

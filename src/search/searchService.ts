@@ -208,12 +208,8 @@ export class SearchService implements SearchPort {
     if (query.after) where.push(new Binary(R.column('pk'), '>', new Param(query.after, 'bigint')));
     if (query.patients) {
       const access = new Table('agg_access', 'cmp');
-      where.push(
-        new InSubquery(
-          R.column('pk'),
-          new SelectQuery({ columns: [access.column('resource_pk')], from: access, where: [new AnyOf(access.column('patient_id'), new Param(query.patients, 'text[]'))] }),
-        ),
-      );
+      const inCompartment = query.patients === 'all' ? new IsNull(access.column('patient_id'), true) : new AnyOf(access.column('patient_id'), new Param(query.patients, 'text[]'));
+      where.push(new InSubquery(R.column('pk'), new SelectQuery({ columns: [access.column('resource_pk')], from: access, where: [inCompartment] })));
     }
     const { text, values } = renderSql(new SelectQuery({ columns: ROW_COLUMNS, from: R, where, orderBy: [{ expr: R.column('pk') }], limit: query.limit + 1 }), query.accessFilter);
     const rows = await (tx ?? this.sql).query<Row[]>(text, ...values);

@@ -292,19 +292,22 @@ export class FhirService {
   }
 
   /**
-   * One page of a bulk export (bulk-data export.html): every listed type needs `s` (a SMART backend
-   * service's `system/*.read` covers them all); `patients` limits it to those compartments.
+   * One page of a bulk export (bulk-data export.html): each type listed in `_type` needs `s`; without
+   * `_type` the rows are limited to the types the caller may read or search. `patients`: those
+   * compartments only, or `all` for every patient compartment (Patient-level export).
    */
   async exportPage(options: {
     types: string[];
+    listed: boolean;
     filters?: Record<string, [string, string][][]>;
     since?: Date;
-    patients?: string[];
+    patients?: string[] | 'all';
     after?: string;
     count: number;
   }): Promise<ScanPage> {
-    for (const t of options.types) this.allowed(t, 's');
-    return this.deps.search.scan({ store: this.store, ...options, limit: options.count, accessFilter: this.rows }, this.tx);
+    for (const t of options.types) if (options.listed) this.allowed(t, 's');
+    const { listed: _listed, count, ...scan } = options;
+    return this.deps.search.scan({ store: this.store, ...scan, limit: count, accessFilter: this.rows }, this.tx);
   }
 
   /**

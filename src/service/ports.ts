@@ -47,14 +47,14 @@ export interface Admission {
 /**
  * A walk over a store's current resources in primary-key order (`Patient/$everything`, `$export`): of
  * `types`, each optionally narrowed by search filters (any one of its lists matching), changed after
- * `since`, in the compartments of `patients` (aggregated Patient ids), after the row `after`.
+ * `since`, in the compartments of `patients` (aggregated Patient ids, or `all` patients'), after the row `after`.
  */
 export interface ScanQuery {
   store: string;
   types: string[];
   filters?: Record<string, [string, string][][]>;
   since?: Date;
-  patients?: string[];
+  patients?: string[] | 'all';
   after?: string;
   limit: number;
   accessFilter?: AccessFilter;
