@@ -1,3 +1,4 @@
+import path from 'node:path';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { isAdminToken } from './access/adminCredential';
@@ -55,6 +56,9 @@ import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
 import { aggregatedRoutes, type AggregatedContext } from './rest/aggregatedRoutes';
+import { mountBulkExport } from './rest/bulkExportRoutes';
+import { BulkExport } from './service/bulkExport';
+import { ExportJobRepository } from './store/exportJobRepository';
 import { wellKnownRoutes } from './rest/wellKnownRoutes';
 import type { TenancyRepository } from './store/tenancyRepository';
 import { Metrics } from './ops/metrics';
@@ -67,7 +71,6 @@ import { databaseUnavailable, isDatabaseUnavailable } from './store/databaseUnav
 import { IdempotencyRepository } from './store/idempotencyRepository';
 import { IdempotentWrites } from './service/idempotentWrites';
 import { idempotentRoutes } from './rest/idempotentRoutes';
-import path from 'node:path';
 import { FACADE_TYPES, r4SearchParam } from './facade/r4ToStu3';
 import { FileMailer, InvitationOutbox, type Mailer } from './native/invitationMailer';
 import { NativeRecord } from './native/nativeRecord';
@@ -386,6 +389,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
         software: SOFTWARE,
       }) as Resource);
+    const bulk = new BulkExport({ jobs: new ExportJobRepository(db.sql), directory: path.join(config.dataDir, 'exports'), ttlHours: config.exportTtlHours });
+    scope.addHook('onClose', async () => bulk.idle());
+    mountBulkExport(scope, {
+      prefix: '/fhir/aggregated',
+      baseUrl: aggregatedBase,
+      bulk,
+      clientOf: async (request) => (await authorization.aggregated(await callerOf(request))).service.binding.caller.clientId,
+    });
     mountFhir<AggregatedContext>(scope, {
       prefix: '/fhir/aggregated',
       routes: aggregatedRoutes(),
@@ -397,6 +408,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           service,
           baseUrl: aggregatedBase,
           supported: aggregator.supported,
+          bulk,
           graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller), instance),
         };
       },

@@ -66,6 +66,8 @@ export interface Config {
   idempotencyWindowSeconds: number;
   /** SHUTDOWN_TIMEOUT_MS: how long SIGTERM/SIGINT wait for requests and workers to drain before the process exits anyway. */
   shutdownTimeoutMs: number;
+  /** EXPORT_TTL_HOURS: how long a Bulk Data export job and its files are kept (default 24). */
+  exportTtlHours: number;
 }
 
 /** Where NHS Login ID tokens come from and how their signatures are checked. */
@@ -255,6 +257,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     audit: read.flag('AUDIT', true),
     idempotencyWindowSeconds: read.int('IDEMPOTENCY_WINDOW', 86_400, 1),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 30_000, 1),
+    exportTtlHours: read.int('EXPORT_TTL_HOURS', 24, 1),
     corsOrigins: read.origins('CORS_ORIGINS'),
     breakGlassSeconds: read.int('BREAK_THE_GLASS_SECONDS', 4 * 60 * 60, 60, 24 * 60 * 60),
     aggregationConcurrency: concurrency || undefined,

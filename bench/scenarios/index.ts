@@ -1,5 +1,6 @@
 import type { BenchContext } from './context';
 import { aggregateScenario } from './aggregate';
+import { exportScenario } from './export';
 import { graphqlScenario } from './graphql';
 import { ingestScenario } from './ingest';
 import { memoryScenario } from './memory';
@@ -18,6 +19,7 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   aggregate: aggregateScenario,
   read: readScenario,
   graphql: graphqlScenario,
+  export: exportScenario,
   search: searchScenario,
   memory: memoryScenario,
   start: startScenario,

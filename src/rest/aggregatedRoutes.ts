@@ -5,6 +5,9 @@ import * as fhir from './interactions';
 import type { EndpointContext } from './interactions';
 import { operations } from './customerRoutes';
 import { RouteTable, type RouteHandler } from './routeTable';
+import { everything } from './everything';
+import { exportKickOff } from './exportKickOff';
+import type { BulkExport } from '../service/bulkExport';
 
 /**
  * The aggregated endpoint: read-only R4 (DESIGN §1). Every write shape answers 405 from the route table;
@@ -12,6 +15,8 @@ import { RouteTable, type RouteHandler } from './routeTable';
  */
 export interface AggregatedContext extends EndpointContext {
   supported: ReadonlySet<string>;
+  /** Bulk Data export (`$export`). */
+  bulk?: BulkExport;
 }
 
 const searchSupported =
@@ -25,7 +30,7 @@ const searchSupported =
   };
 
 const readSupported =
-  (handler: RouteHandler<EndpointContext>): RouteHandler<AggregatedContext> =>
+  (handler: RouteHandler<AggregatedContext>): RouteHandler<AggregatedContext> =>
   async (req, p, ctx) => {
     if (!ctx.supported.has(p.type)) throw notFound(`${p.type} is not part of the aggregated record`);
     return handler(req, p, ctx);
@@ -41,8 +46,9 @@ export function aggregatedRoutes(): RouteTable<AggregatedContext> {
     .add('GET', ':type/:id/_history', readSupported(fhir.history))
     .add('GET', ':type/:id/_history/:vid', readSupported(fhir.vread))
     .add('GET', '', fhir.search)
-    .add('GET', '$op', operations({ graphql: fhir.graphqlOperation }))
+    .add('GET', '$op', operations<AggregatedContext>({ graphql: fhir.graphqlOperation, export: exportKickOff }))
+    .add('GET', ':type/$op', readSupported(operations<AggregatedContext>({ export: exportKickOff })))
     .add('POST', '$op', operations({ graphql: fhir.graphqlOperation }))
-    .add('GET', ':type/:id/$op', readSupported(operations({ graphql: fhir.graphqlOperation })))
+    .add('GET', ':type/:id/$op', readSupported(operations<AggregatedContext>({ graphql: fhir.graphqlOperation, everything, export: exportKickOff })))
     .add('POST', ':type/:id/$op', readSupported(operations({ graphql: fhir.graphqlOperation })));
 }

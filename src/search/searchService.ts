@@ -4,7 +4,7 @@ import { resourceTypes } from '../fhir/definitions';
 import { indexedAs, searchParameter, searchParameterMap } from '../fhir/searchParameters';
 import { applySummary, type SummaryMode } from '../fhir/summary';
 import type { Bundle, BundleEntry, FhirVersion, Resource } from '../fhir/types';
-import type { AccessFilter, MatchRef, SearchPort, SearchQuery } from '../service/ports';
+import type { AccessFilter, MatchRef, ScanPage, ScanQuery, SearchPort, SearchQuery } from '../service/ports';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
 import { ConditionBuilder } from './conditionBuilder';
 import { assertSearchLimits } from './searchLimits';
@@ -206,6 +206,31 @@ export class SearchService implements SearchPort {
     const { text, values } = renderSql(select, query.accessFilter);
     const rows = await (tx ?? this.sql).query<{ type: string; id: string; version_id: number }[]>(text, ...values);
     return rows.map((r) => ({ type: r.type, id: r.id, versionId: Number(r.version_id) }));
+  }
+
+  async scan(query: ScanQuery, tx?: Tx): Promise<ScanPage> {
+    const perType = query.types.map((type) => {
+      const ofType = eq(R.column('type'), new Param(type));
+      const lists = query.filters?.[type] ?? [];
+      if (!lists.length) return ofType;
+      // Each list is one `_typeFilter` query; several for one type match when any does (bulk-data export.html).
+      return new Conjunction([
+        ofType,
+        new Disjunction(lists.map((params) => new Conjunction(this.plan({ store: query.store, fhirVersion: 'R4', params, handling: 'strict' }, [type]).where.slice(2)))),
+      ]);
+    });
+    const where: SqlNode[] = [eq(R.column('store'), new Param(query.store)), new Not(R.column('deleted')), new Disjunction(perType)];
+    if (query.since) where.push(new Binary(R.column('last_updated'), '>', new Param(query.since.toISOString(), 'timestamptz')));
+    if (query.after) where.push(new Binary(R.column('pk'), '>', new Param(query.after, 'bigint')));
+    if (query.patients) {
+      const access = new Table('agg_access', 'cmp');
+      const inCompartment = query.patients === 'all' ? new IsNull(access.column('patient_id'), true) : new AnyOf(access.column('patient_id'), new Param(query.patients, 'text[]'));
+      where.push(new InSubquery(R.column('pk'), new SelectQuery({ columns: [access.column('resource_pk')], from: access, where: [inCompartment] })));
+    }
+    const { text, values } = renderSql(new SelectQuery({ columns: ROW_COLUMNS, from: R, where, orderBy: [{ expr: R.column('pk') }], limit: query.limit + 1 }), query.accessFilter);
+    const rows = await (tx ?? this.sql).query<Row[]>(text, ...values);
+    const page = rows.slice(0, query.limit);
+    return { resources: page.map((r) => servedOrder(r.content)), next: rows.length > query.limit ? String(page[page.length - 1].pk) : undefined };
   }
 
   async search(query: SearchQuery, tx?: Tx): Promise<Bundle> {

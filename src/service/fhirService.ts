@@ -7,7 +7,7 @@ import { applyPatch, parsePatch } from '../fhir/jsonPatch';
 import { badRequest, methodNotAllowed, notFound, tooManyMatches } from '../fhir/outcome';
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
 import type { HistoryOptions, HistoryPage, ResourceRepository, StoredVersion, Tx } from '../store/resourceRepository';
-import type { AccessFilter, AggregationReports, Admission, ResourceValidator, SearchPort } from './ports';
+import type { AccessFilter, AggregationReports, Admission, ResourceValidator, ScanPage, SearchPort } from './ports';
 import { writeGuard } from './writeGuard';
 
 export interface FhirServiceDeps {
@@ -310,6 +310,42 @@ export class FhirService {
         this.allowed(listed, 's');
     }
     return this.deps.search.search({ ...this.binding, resourceType: type, params, ...options, accessFilter: this.rows }, this.tx);
+  }
+
+  /**
+   * One page of `Patient/$everything` (patient-operation-everything.html): the resources of the patient's
+   * compartment the caller may see, `_type` and `_since` applied. Needs `r` on Patient and the patient
+   * visible; each type listed in `_type` needs `s` (without `_type`, the rows are limited to the types the
+   * caller may read or search, as in system search).
+   */
+  async everything(id: string, options: { types: string[]; listed: boolean; since?: Date; after?: string; count: number }): Promise<ScanPage> {
+    this.allowed('Patient', 'r');
+    if (this.binding.accessFilter) await this.requireVisible('Patient', id);
+    else if (!(await this.deps.repo.find(this.store, 'Patient', id, this.tx))) throw notFound(`Patient/${id} is not known`);
+    if (options.listed) for (const t of options.types) this.allowed(t, 's');
+    return this.deps.search.scan(
+      { store: this.store, types: options.types, since: options.since, patients: [id], after: options.after, limit: options.count, accessFilter: this.rows },
+      this.tx,
+    );
+  }
+
+  /**
+   * One page of a bulk export (bulk-data export.html): each type listed in `_type` needs `s`; without
+   * `_type` the rows are limited to the types the caller may read or search. `patients`: those
+   * compartments only, or `all` for every patient compartment (Patient-level export).
+   */
+  async exportPage(options: {
+    types: string[];
+    listed: boolean;
+    filters?: Record<string, [string, string][][]>;
+    since?: Date;
+    patients?: string[] | 'all';
+    after?: string;
+    count: number;
+  }): Promise<ScanPage> {
+    for (const t of options.types) if (options.listed) this.allowed(t, 's');
+    const { listed: _listed, count, ...scan } = options;
+    return this.deps.search.scan({ store: this.store, ...scan, limit: count, accessFilter: this.rows }, this.tx);
   }
 
   /**

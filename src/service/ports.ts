@@ -45,7 +45,31 @@ export interface Admission {
   admit(items: number): Promise<() => void>;
 }
 
+/**
+ * A walk over a store's current resources in primary-key order (`Patient/$everything`, `$export`): of
+ * `types`, each optionally narrowed by search filters (any one of its lists matching), changed after
+ * `since`, in the compartments of `patients` (aggregated Patient ids, or `all` patients'), after the row `after`.
+ */
+export interface ScanQuery {
+  store: string;
+  types: string[];
+  filters?: Record<string, [string, string][][]>;
+  since?: Date;
+  patients?: string[] | 'all';
+  after?: string;
+  limit: number;
+  accessFilter?: AccessFilter;
+}
+
+export interface ScanPage {
+  resources: Resource[];
+  /** The position to pass as `after` for the next page; absent on the last. */
+  next?: string;
+}
+
 export interface SearchPort {
+  /** One page of a scan (see ScanQuery), access-filtered like every search. */
+  scan(query: ScanQuery, tx?: Tx): Promise<ScanPage>;
   /** Runs inside `tx` when given (searches in a transaction Bundle see its writes). */
   search(query: SearchQuery, tx?: Tx): Promise<Bundle>;
   /** Current, undeleted resources matching `params` (conditional interactions) that the filter lets through; at most `limit`. */

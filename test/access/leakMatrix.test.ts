@@ -192,6 +192,37 @@ async function answer(request: string, pending: Promise<Response>): Promise<Answ
 }
 const q = (v: string) => encodeURIComponent(v);
 
+/** A path on the aggregated endpoint from one of its absolute URLs (the test server's base names another port). */
+const aggregatedPath = (url: string) => url.slice(url.indexOf('/fhir/aggregated/') + '/fhir/aggregated/'.length);
+
+/**
+ * A Bulk Data export (kick-off, polling, every file) as one answer: its resources as a Bundle's entries,
+ * so the matrix compares it like a search.
+ */
+const bulkExport = (caller: Tenant, path: string): Ask => ({
+  request: path,
+  send: async () => {
+    const kick = await server.aggregated(caller, path, { headers: { prefer: 'respond-async' } });
+    if (kick.status !== 202) return answer(path, Promise.resolve(kick));
+    const statusPath = aggregatedPath(kick.headers.get('content-location') as string);
+    for (let i = 0; i < 600; i++) {
+      const status = await server.aggregated(caller, statusPath);
+      if (status.status === 200) {
+        const manifest = (await status.json()) as Json;
+        const entry: Json[] = [];
+        for (const o of manifest.output) {
+          const text = await (await server.aggregated(caller, aggregatedPath(o.url))).text();
+          for (const line of text.split('\n').filter((l) => l !== '')) entry.push({ resource: JSON.parse(line) });
+        }
+        return { request: path, status: 200, body: { resourceType: 'Bundle', entry } };
+      }
+      if (status.status !== 202) return answer(path, Promise.resolve(status));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`${path}: the export did not finish`);
+  },
+});
+
 /** Resource ids an answer shows: a resource, a Bundle's entries, or every `id` in GraphQL data. */
 function shownIds(body: Json): string[] {
   if (body.resourceType === 'Bundle') return (body.entry ?? []).map((e: Json) => e.resource?.id).filter(Boolean);
@@ -282,6 +313,9 @@ const DOORS: Door[] = [
     probe: (c, t) =>
       rest(c, '$graphql', { method: 'POST', body: JSON.stringify({ query: `{ ObservationList(code: "${t.code}") { id } ObservationConnection(code: "${t.code}") { count } }` }) }),
   },
+  { name: 'Patient/$everything', probe: (c, t) => rest(c, `Patient/${t.patientId}/$everything?_type=Observation&_count=1000`) },
+  { name: '$export', probe: (c, t) => bulkExport(c, `$export?_type=Observation&_typeFilter=${q(`Observation?code=${t.code}`)}`) },
+  { name: 'Patient/$export', probe: (c, t) => bulkExport(c, `Patient/$export?_type=Observation&_typeFilter=${q(`Observation?code=${t.code}`)}`) },
   { name: '$graphql instance', probe: (c, t) => rest(c, `Observation/${t.id}/$graphql?query=${q('{ id code { text } }')}`) },
 ];
 
@@ -552,4 +586,30 @@ test.each([
   expect(JSON.stringify(gqlReal.body).replaceAll(theirs, 'EP')).toBe(JSON.stringify(gqlGhost.body).replaceAll('ep-ghost-endpoint', 'EP'));
   // Its owner gets it.
   expect((await tenants[owner].fetch('$aggregation-report')).status).toBe(200);
+});
+
+test("another client's export status and file URLs answer exactly as a job that does not exist (404)", async () => {
+  const kick = await server.aggregated(tenants.A, '$export?_type=Observation', { headers: { prefer: 'respond-async' } });
+  const statusPath = aggregatedPath(kick.headers.get('content-location') as string);
+  let manifest: Json | undefined;
+  for (let i = 0; i < 600 && !manifest; i++) {
+    const status = await server.aggregated(tenants.A, statusPath);
+    if (status.status === 200) manifest = (await status.json()) as Json;
+    else await new Promise((r) => setTimeout(r, 20));
+  }
+  const jobId = statusPath.split('/').pop() as string;
+  const filePath = aggregatedPath((manifest as Json).output[0].url);
+  const ghostId = randomUUID();
+  for (const key of ['B', 'G', 'N'] as CallerKey[]) {
+    for (const [path, ghostPath] of [
+      [statusPath, statusPath.replace(jobId, ghostId)],
+      [filePath, filePath.replace(jobId, ghostId)],
+    ]) {
+      const real = await answer(path, server.aggregated(tenants[key], path));
+      const ghost = await answer(ghostPath, server.aggregated(tenants[key], ghostPath));
+      expect(real.status).toBe(404);
+      expect(JSON.stringify(real.body).split(jobId).join('<job>')).toBe(JSON.stringify(ghost.body).split(ghostId).join('<job>'));
+    }
+  }
+  expect((await server.aggregated(tenants.A, filePath)).status).toBe(200);
 });

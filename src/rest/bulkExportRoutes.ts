@@ -1,0 +1,72 @@
+import { createReadStream } from 'node:fs';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OperationOutcomeError, operationOutcome } from '../fhir/outcome';
+import type { BulkExport } from '../service/bulkExport';
+import { sendOutcome } from './fastifyFhir';
+
+/**
+ * The Bulk Data status and file URLs (bulkdata export.html#bulk-data-status-request): not FHIR resources,
+ * so they are plain Fastify routes beside the aggregated endpoint. Each authenticates the caller as the
+ * aggregated endpoint does (`clientOf`); a job is its client's only, and another's reads as missing.
+ */
+export interface BulkExportMount {
+  /** The aggregated endpoint's Fastify prefix and absolute base URL. */
+  prefix: string;
+  baseUrl: string;
+  bulk: BulkExport;
+  /** The client id of an authorised aggregated-endpoint caller (401/403 otherwise). */
+  clientOf(request: FastifyRequest): Promise<string>;
+}
+
+export function mountBulkExport(app: FastifyInstance, mount: BulkExportMount): void {
+  const guarded =
+    (handler: (request: FastifyRequest<{ Params: Record<string, string> }>, reply: FastifyReply, clientId: string) => Promise<FastifyReply>) =>
+    async (request: FastifyRequest<{ Params: Record<string, string> }>, reply: FastifyReply) => {
+      try {
+        return await handler(request, reply, await mount.clientOf(request));
+      } catch (err) {
+        if (err instanceof OperationOutcomeError) return sendOutcome(reply, err, 'application/fhir+json');
+        throw err;
+      }
+    };
+
+  app.get(
+    `${mount.prefix}/$export-status/:id`,
+    guarded(async (request, reply, clientId) => {
+      const job = await mount.bulk.status(clientId, request.params.id);
+      if (job.status === 'in-progress')
+        return reply
+          .status(202)
+          .headers({ 'X-Progress': job.progress ?? 'started', 'Retry-After': '1' })
+          .send();
+      if (job.status === 'failed') {
+        const outcome = operationOutcome([{ severity: 'error', code: 'exception', diagnostics: `The export failed: ${job.error}` }]);
+        return reply.status(500).type('application/fhir+json; charset=utf-8').send(JSON.stringify(outcome));
+      }
+      const manifest = {
+        transactionTime: job.transactionTime.toISOString(),
+        request: job.request,
+        requiresAccessToken: true,
+        output: job.output.map((o) => ({ type: o.type, url: `${mount.baseUrl}/$export-file/${job.id}/${o.file}`, count: o.count })),
+        error: [],
+      };
+      return reply.status(200).headers({ Expires: job.expiresAt.toUTCString() }).type('application/json; charset=utf-8').send(JSON.stringify(manifest));
+    }),
+  );
+
+  app.delete(
+    `${mount.prefix}/$export-status/:id`,
+    guarded(async (request, reply, clientId) => {
+      await mount.bulk.cancel(clientId, request.params.id);
+      return reply.status(202).send();
+    }),
+  );
+
+  app.get(
+    `${mount.prefix}/$export-file/:id/:file`,
+    guarded(async (request, reply, clientId) => {
+      const file = await mount.bulk.file(clientId, request.params.id, request.params.file);
+      return reply.status(200).type('application/fhir+ndjson').send(createReadStream(file));
+    }),
+  );
+}

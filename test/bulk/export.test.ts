@@ -1,0 +1,186 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+
+/**
+ * FHIR Bulk Data export on the aggregated endpoint (issue 19 item 5): kick-off, status polling, NDJSON files
+ * per type served only to the requesting client, `_type`, `_since`, `_typeFilter`, cancellation and expiry,
+ * every row access-filtered like a search.
+ */
+const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
+const ODS = 'https://fhir.nhs.uk/Id/ods-organization-code';
+const LABEL = 'http://fhir.patientsknowbest.com/codesystem/privacy-label';
+const LOINC = 'http://loinc.org';
+const AGG = '/fhir/aggregated/';
+
+type Json = Record<string, any>;
+let server: TestServer;
+let a: Tenant;
+let b: Tenant;
+
+async function put(t: Tenant, resource: Json): Promise<void> {
+  const res = await t.fetch(`${resource.resourceType}/${resource.id}`, { method: 'PUT', body: JSON.stringify(resource) });
+  if (res.status >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.status} ${await res.text()}`);
+}
+/** Absolute URLs from the server name its configured base; the test reaches the same path on its real port. */
+const local = (url: string) => url.slice(url.indexOf(AGG) + AGG.length);
+const kickOff = (t: Tenant, p: string, prefer = 'respond-async') => server.aggregated(t, p, { headers: { prefer, accept: 'application/fhir+json' } });
+
+/** Kicks off an export and polls its status until it is done; answers the manifest. */
+async function exportAll(t: Tenant, p: string): Promise<{ manifest: Json; statusUrl: string; progressSeen: boolean }> {
+  const res = await kickOff(t, p);
+  expect(res.status).toBe(202);
+  const statusUrl = local(res.headers.get('content-location') as string);
+  let progressSeen = false;
+  for (let i = 0; i < 600; i++) {
+    const status = await server.aggregated(t, statusUrl);
+    if (status.status === 200) return { manifest: (await status.json()) as Json, statusUrl, progressSeen };
+    if (status.status !== 202) throw new Error(`${p}: ${status.status} ${await status.text()}`);
+    if (status.headers.get('x-progress')) progressSeen = true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the export did not finish');
+}
+async function lines(t: Tenant, url: string): Promise<Json[]> {
+  const res = await server.aggregated(t, local(url));
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toContain('application/fhir+ndjson');
+  return (await res.text())
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l));
+}
+async function contents(t: Tenant, manifest: Json): Promise<Record<string, Json[]>> {
+  const out: Record<string, Json[]> = {};
+  for (const o of manifest.output) {
+    out[o.type] = await lines(t, o.url);
+    expect(out[o.type]).toHaveLength(o.count);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  server = await startTestServer();
+  a = await server.provision({ name: 'Trust A' });
+  b = await server.provision({ name: 'Trust B' });
+  await put(a, { resourceType: 'Organization', id: 'orgA', identifier: [{ system: ODS, value: 'AAA' }], name: 'Trust A' });
+  await put(a, {
+    resourceType: 'Patient',
+    id: 'pa',
+    identifier: [{ system: NHS, value: '9449305552' }],
+    name: [{ family: 'Smith' }],
+    managingOrganization: { reference: 'Organization/orgA' },
+  });
+  for (const [id, code] of [
+    ['weight', '29463-7'],
+    ['height', '8302-2'],
+  ]) {
+    await put(a, {
+      resourceType: 'Observation',
+      id,
+      status: 'final',
+      code: { coding: [{ system: LOINC, code }], text: id },
+      subject: { reference: 'Patient/pa' },
+      meta: { security: [{ system: LABEL, code: 'GENERAL_HEALTH' }] },
+    });
+  }
+  await put(b, { resourceType: 'Organization', id: 'orgB', identifier: [{ system: ODS, value: 'BBB' }], name: 'Trust B' });
+  await put(b, {
+    resourceType: 'Patient',
+    id: 'pb',
+    identifier: [{ system: NHS, value: '9449305552' }],
+    name: [{ family: 'Smith' }],
+    managingOrganization: { reference: 'Organization/orgB' },
+  });
+  await put(b, {
+    resourceType: 'MedicationStatement',
+    id: 'msB',
+    status: 'active',
+    medicationCodeableConcept: { text: 'sertraline' },
+    subject: { reference: 'Patient/pb' },
+    meta: { security: [{ system: LABEL, code: 'MENTAL_HEALTH' }] },
+  });
+  await server.waitForAggregation();
+}, 120_000);
+afterAll(() => server.close());
+
+test('a kick-off without Prefer: respond-async is a 400 naming it', async () => {
+  const res = await kickOff(a, '$export', '');
+  expect(res.status).toBe(400);
+  expect(await res.text()).toContain('respond-async');
+});
+
+test('a system export: 202, then the manifest, and NDJSON files of only what the caller may see', async () => {
+  const { manifest } = await exportAll(a, '$export');
+  expect(manifest.requiresAccessToken).toBe(true);
+  expect(manifest.request).toContain('/fhir/aggregated/$export');
+  expect(Number.isNaN(Date.parse(manifest.transactionTime))).toBe(false);
+  const files = await contents(a, manifest);
+  expect(files.Observation.map((o) => o.code.text).sort()).toEqual(['height', 'weight']);
+  expect(files.Patient).toHaveLength(1);
+  // B's mental-health statement is not A's to see.
+  expect(files.MedicationStatement).toBeUndefined();
+  expect(JSON.stringify(files)).not.toContain('sertraline');
+  // B's own export has it, and not A's observations.
+  const fromB = await contents(b, (await exportAll(b, '$export')).manifest);
+  expect(fromB.MedicationStatement.map((m) => m.medicationCodeableConcept.text)).toEqual(['sertraline']);
+  expect(fromB.Observation).toBeUndefined();
+});
+
+test("another client cannot read a job's status or files, nor cancel it (404)", async () => {
+  const { manifest, statusUrl } = await exportAll(a, '$export?_type=Observation');
+  expect((await server.aggregated(b, statusUrl)).status).toBe(404);
+  expect((await server.aggregated(b, local(manifest.output[0].url))).status).toBe(404);
+  expect((await server.aggregated(b, statusUrl, { method: 'DELETE' })).status).toBe(404);
+  expect((await server.aggregated(a, statusUrl)).status).toBe(200);
+});
+
+test('files are readable by the server user only', async () => {
+  const { statusUrl } = await exportAll(a, '$export?_type=Patient');
+  const id = statusUrl.split('/').pop() as string;
+  const folder = path.join(server.dataDir, 'exports', id);
+  for (const name of await readdir(folder)) expect((await stat(path.join(folder, name))).mode & 0o777).toBe(0o600);
+});
+
+test('_type, _typeFilter and _since narrow the export; Patient level keeps to patient compartments', async () => {
+  const typed = await contents(a, (await exportAll(a, `$export?_type=Observation&_typeFilter=${encodeURIComponent(`Observation?code=${LOINC}|8302-2`)}`)).manifest);
+  expect(Object.keys(typed)).toEqual(['Observation']);
+  expect(typed.Observation.map((o) => o.code.text)).toEqual(['height']);
+  const future = new Date(Date.now() + 3_600_000).toISOString();
+  expect((await exportAll(a, `$export?_since=${encodeURIComponent(future)}`)).manifest.output).toEqual([]);
+  const patientLevel = await contents(a, (await exportAll(a, 'Patient/$export')).manifest);
+  expect(Object.keys(patientLevel).sort()).toEqual(['Observation', 'Patient']);
+});
+
+test('bad kick-off parameters are a 400 naming them, before any job exists', async () => {
+  for (const [query, name] of [
+    ['_type=Banana', '_type'],
+    ['_since=yesterday', '_since'],
+    ['_outputFormat=text/csv', '_outputFormat'],
+    [`_typeFilter=${encodeURIComponent('Observation?nonsense=1')}`, 'nonsense'],
+  ]) {
+    const res = await kickOff(a, `$export?${query}`);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain(name);
+  }
+});
+
+test('DELETE on the status URL cancels: the job is gone and its files removed', async () => {
+  const res = await kickOff(a, '$export');
+  const statusUrl = local(res.headers.get('content-location') as string);
+  const id = statusUrl.split('/').pop() as string;
+  expect((await server.aggregated(a, statusUrl, { method: 'DELETE' })).status).toBe(202);
+  expect((await server.aggregated(a, statusUrl)).status).toBe(404);
+  // Whatever the export had written by then is removed once it notices.
+  for (let i = 0; i < 200 && (await readdir(path.join(server.dataDir, 'exports'))).includes(id); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(await readdir(path.join(server.dataDir, 'exports'))).not.toContain(id);
+});
+
+test('an expired job answers 404 and its files are removed', async () => {
+  const { manifest, statusUrl } = await exportAll(a, '$export?_type=Patient');
+  const id = statusUrl.split('/').pop() as string;
+  await server.database.db.sql.execute(`UPDATE bulk_export_job SET expires_at = clock_timestamp() - interval '1 second' WHERE id = $1`, id);
+  expect((await server.aggregated(a, statusUrl)).status).toBe(404);
+  expect((await server.aggregated(a, local(manifest.output[0].url))).status).toBe(404);
+  expect(await readdir(path.join(server.dataDir, 'exports'))).not.toContain(id);
+});
