@@ -7,9 +7,10 @@ import { ROOT } from './server';
  * scaler: copy k ≥ 1 of a bundle gets every `urn:uuid:` placeholder and every identifier value rewritten
  * with a copy tag, so copies are distinct patients (no identifier collides, so nothing merges or matches a
  * conditional create) with stable, repeatable content — same (patient index) → same bytes, on any machine.
- * 4,200 patients make about a million resources.
+ * 4,200 patients make about a million resources. BENCH_SYNTHEA_DIR points elsewhere (a git worktree's checkout
+ * has no ../shared beside it).
  */
-export const SYNTHEA_R4 = path.resolve(ROOT, '../shared/data/synthea-r4');
+export const SYNTHEA_R4 = process.env.BENCH_SYNTHEA_DIR || path.resolve(ROOT, '../shared/data/synthea-r4');
 
 let texts: string[] | undefined;
 
