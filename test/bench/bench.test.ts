@@ -30,7 +30,8 @@ test('a tiny bench run produces every figure on both stores and saves them', asy
     if (file.includes('postgres')) {
       const [, server, floor] = /index rows per resource: server ([\d.]+), floor ([\d.]+)/.exec(indexed.metric) ?? [];
       expect(Number(server)).toBeGreaterThan(5);
-      expect(Number(floor)).toBe(Number(server));
+      // Within 1 %: the server's store also holds the bench tenant's own source Organization.
+      expect(Math.abs(Number(floor) - Number(server)) / Number(server)).toBeLessThan(0.01);
     }
     expect(figures.find((f) => f.id === 'memory.idle')).toMatchObject({ value: expect.any(Number), target: '≤ 300 MB' });
     // Growing the dataset for the search sizes is an ingest with search indexing alone (PostgreSQL only has sizes).
