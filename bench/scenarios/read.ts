@@ -51,7 +51,7 @@ export async function readScenario(ctx: BenchContext): Promise<void> {
         unit: 'req/s',
         floor: round(bare.rps),
         ratio: ratio(server.rps, bare.rps),
-        target: '≥ 5,000 and ≥ 50% of floor',
+        target: '≥ 5,000 and ≥ 85% of floor',
         ...(note ? { note } : {}),
       });
       report(ctx, {
@@ -62,7 +62,7 @@ export async function readScenario(ctx: BenchContext): Promise<void> {
         unit: `ms (p50 ${ms(server.p50)}, p95 ${ms(server.p95)})`,
         floor: round(bare.p99, 1),
         ratio: ratio(server.p99, bare.p99),
-        target: 'p99 < 20 ms',
+        target: 'p99 < 15 ms',
       });
     }
     await auditCost(

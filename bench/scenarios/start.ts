@@ -13,7 +13,7 @@ import { type BenchContext, report } from './context';
 export async function startScenario(ctx: BenchContext): Promise<void> {
   const figures = (label: string, id: string, m: StartMeasurement) => {
     report(ctx, { id: `start.${id}.ms`, scenario: 'start', metric: `time to first response, ${label}`, value: m.firstResponseMs, unit: 'ms', target: '< 5,000 ms' });
-    report(ctx, { id: `start.${id}.rss`, scenario: 'start', metric: `idle RSS after start, ${label}`, value: m.idleRssMb, unit: 'MB' });
+    report(ctx, { id: `start.${id}.rss`, scenario: 'start', metric: `idle RSS after start, ${label}`, value: m.idleRssMb, unit: 'MB', target: '≤ 300 MB' });
     report(ctx, {
       id: `start.${id}.heap`,
       scenario: 'start',
