@@ -18,7 +18,7 @@ export const SYNTHEA_R4 =
   process.env.SYNTHEA_R4_DIR ||
   process.env.BENCH_SYNTHEA_DIR ||
   // Beside the checkout, or beside the folder of worktrees a checkout may sit in.
-  [path.resolve(ROOT, '../shared/data/synthea-r4'), path.resolve(ROOT, '../../shared/data/synthea-r4')].find((dir) => existsSync(dir)) ??
+  [path.resolve(ROOT, '../shared/data/synthea-r4'), path.resolve(ROOT, '../../shared/data/synthea-r4')].find((dir) => existsSync(dir)) ||
   path.resolve(ROOT, '../shared/data/synthea-r4');
 
 let texts: string[] | undefined;
