@@ -53,6 +53,7 @@ import { Metrics } from './ops/metrics';
 import { mountMetrics } from './ops/metricsEndpoint';
 import { ReadinessCheck, within } from './ops/readiness';
 import { logFailedItem } from './ops/logger';
+import { mountWebPages } from './web/webAssets';
 
 export interface AppDeps {
   config: Config;
@@ -227,7 +228,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     audit,
   });
   const callerOf = (request: FastifyRequest): Caller => ({ ...authorization.authenticate(request.headers.authorization), address: request.ip });
-  const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
+  // The browser pages (src/web/): /app, and /graphiql unless the GraphQL pages are switched off.
+  const webPages = mountWebPages(app, { explorer: config.graphql.sandbox });
+  const graphqlDoor = new GraphqlDoor({
+    limits: config.graphql,
+    introspection: config.graphql.introspection,
+    sandbox: config.graphql.sandbox,
+    explorer: config.graphql.explorer,
+    graphiqlHtml: () => webPages.graphiqlHtml(),
+  });
   const views = new AggregationViews(db.sql);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
     // Every GraphQL door's data source counts what it fetches against the cost limit (costBudget.ts).
