@@ -43,6 +43,7 @@ import { accessFilter as accessFilterFor, CallerIdentities, ConsentGrants } from
 import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { createOutboxHook, requeueStore } from './aggregator/outbox';
+import { createRecordChangeHook } from './aggregator/recordChanges';
 import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
@@ -54,6 +55,8 @@ import { mountMetrics } from './ops/metricsEndpoint';
 import { ReadinessCheck, within } from './ops/readiness';
 import { logFailedItem } from './ops/logger';
 import { mountWebPages } from './web/webAssets';
+import { LiveRecord } from './live/liveRecord';
+import { mountSubscriptions } from './graphql/subscriptionDoor';
 
 export interface AppDeps {
   config: Config;
@@ -76,7 +79,7 @@ const validator: ResourceValidator = {
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
   const search: SearchPort = new SearchService(db.sql);
-  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
+  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
   // Customer writes feed the aggregation: they are admitted at the pace its workers keep (admission.ts).
   // The in-process worker and the admission wake each other (a committed write, a committed batch) rather
   // than each polling for the other's progress.
@@ -278,6 +281,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       audit: { auditEvents: async (args) => (await admin.auditEvents(args)).map(summarise) },
     };
   };
+  // The live record (issue 18): subscriptions over graphql-ws on /graphql, each event authorised as its caller.
+  const liveRecord = new LiveRecord(db, (caller) => authorization.aggregatedNow(caller));
+  await liveRecord.start();
+  app.addHook('onClose', async () => liveRecord.stop());
+  mountSubscriptions(app, {
+    schema: graphqlDoor.schema,
+    rules: graphqlDoor.rules,
+    limits: config.graphql,
+    authenticate: (header) => authorization.authenticate(header),
+    context: (caller) => ({
+      ...graphqlContext(caller),
+      live: {
+        patientRecordChanged: (patient, since) => liveRecord.subscribe(caller, { patient }, since),
+        resourceChanged: (type, criteria, since) => liveRecord.subscribe(caller, { type, criteria }, since),
+      },
+    }),
+  });
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);
     if (token && isAdminToken(token, deps.adminToken)) return adminContext();

@@ -3,6 +3,7 @@ import type { AdminOps } from './adminSchema';
 import type { AggregationOps } from './aggregationSchema';
 import type { AuditOps } from './auditSchema';
 import type { GraphqlDataSource } from './dataSource';
+import type { LiveOps } from './liveSchema';
 import type { Loaders } from './loaders';
 
 /**
@@ -27,6 +28,8 @@ export interface GraphqlContext {
   admin?: AdminOps;
   /** The audit log: the admin's search, a patient's own record accesses (auditSchema.ts). */
   audit?: AuditOps;
+  /** The live record, on a graphql-ws connection only (liveSchema.ts). */
+  live?: LiveOps;
   /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
   slices?: Map<string, string>;
 }

@@ -83,7 +83,8 @@ export class GraphqlDoor {
   readonly schema: GraphQLSchema;
   private readonly instanceSchemas = new Map<string, GraphQLSchema>();
   private readonly documents = new DocumentCache();
-  private readonly rules;
+  /** The validation rules every door applies (the WebSocket door too, subscriptionDoor.ts). */
+  readonly rules;
 
   constructor(private readonly options: GraphqlDoorOptions) {
     this.schema = buildFhirSchema();
