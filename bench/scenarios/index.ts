@@ -2,6 +2,7 @@ import type { BenchContext } from './context';
 import { aggregateScenario } from './aggregate';
 import { graphqlScenario } from './graphql';
 import { ingestScenario } from './ingest';
+import { liveScenario } from './live';
 import { memoryScenario } from './memory';
 import { readScenario } from './read';
 import { searchScenario } from './search';
@@ -19,6 +20,7 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   read: readScenario,
   graphql: graphqlScenario,
   search: searchScenario,
+  live: liveScenario,
   memory: memoryScenario,
   start: startScenario,
 };

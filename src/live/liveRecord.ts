@@ -142,7 +142,8 @@ export class LiveRecord {
   private async replay(sub: Subscription): Promise<void> {
     const where = 'patient' in sub.filter ? 'patient_id = $2' : 'type = $2';
     const rows = await this.db.sql.query<LogRow[]>(
-      `SELECT seq::text AS seq, type, res_id, version_id, kind, patient_id FROM agg_change WHERE seq > $1::bigint AND ${where} ORDER BY seq LIMIT ${REPLAY_LIMIT}`,
+      // Ordered by the bigint column, not by the text alias (which would put '35' before '6').
+      `SELECT c.seq::text AS seq, c.type, c.res_id, c.version_id, c.kind, c.patient_id FROM agg_change c WHERE c.seq > $1::bigint AND c.${where} ORDER BY c.seq LIMIT ${REPLAY_LIMIT}`,
       String(sub.lastSeq),
       'patient' in sub.filter ? sub.filter.patient : sub.filter.type,
     );

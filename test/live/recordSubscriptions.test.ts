@@ -196,6 +196,23 @@ test('a subscriber that reconnects with its last cursor gets what it missed, in 
   }
 });
 
+test('replaying from the start gives every change in log order, past cursor 9 too (cursors are numbers, not text)', async () => {
+  const first = await aggregatedId(a, 'Observation', 'o-live-1');
+  const latest = await aggregatedId(a, 'Observation', 'o-r3');
+  const replay = subscribe(server.url, a.token, RECORD, { patient, since: '0' });
+  try {
+    await replay.waitFor((e) => e.id === latest);
+    const cursors = replay.events.map((e) => Number(e.cursor));
+    expect(Math.max(...cursors)).toBeGreaterThan(9);
+    expect(cursors).toEqual([...cursors].sort((x, y) => x - y));
+    // An early change (a one-digit cursor) is not lost behind the later ones.
+    expect(replay.events.map((e) => e.id)).toContain(first);
+    expect(replay.events.filter((e) => e.type === 'Patient').length).toBeGreaterThan(0);
+  } finally {
+    await replay.close();
+  }
+});
+
 test('revoking the subscriber’s client ends its subscription at the next event', async () => {
   const extra = await server.admin<{ client_id: string; client_secret: string }>('POST', '/admin/clients', { customerId: a.customerId, family: 'fhir' });
   const token = await server.token(extra.client_id, extra.client_secret);
