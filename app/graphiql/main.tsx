@@ -50,7 +50,8 @@ function Explorer() {
     <div className="explorer">
       <TokenBar onToken={setToken} />
       <div className="explorer-main">
-        <GraphiQL fetcher={fetcher} defaultQuery={DEFAULT_QUERY} defaultEditorToolsVisibility="variables" />
+        {/* Keyed by the token: a new sign-in mounts it again, so the schema is fetched with the token (tabs persist). */}
+        <GraphiQL key={token} fetcher={fetcher} defaultQuery={DEFAULT_QUERY} defaultEditorToolsVisibility="variables" />
       </div>
     </div>
   );

@@ -161,6 +161,11 @@ maybe('the record viewer in a browser', () => {
       await explorer.getByLabel('Secret').fill(tenant.clientSecret);
       await explorer.getByRole('button', { name: 'Get token' }).click();
       await expectText(explorer.getByRole('status'), /Requests carry this token/);
+      // Run the operation under the cursor: the server answers it (the variable it lacks), not "token required".
+      await explorer.locator('.graphiql-query-editor .CodeMirror').click();
+      await explorer.keyboard.press('Control+Enter');
+      await expectText(explorer.locator('.graphiql-response'), /\$id/);
+      expect(await explorer.locator('.graphiql-response').innerText()).not.toMatch(/bearer token .* is required/);
       expect(outside).toEqual([]);
       await explorer.screenshot({ path: path.join(ARTIFACTS, 'graphiql.png') });
     } finally {
