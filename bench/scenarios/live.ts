@@ -35,6 +35,8 @@ async function put(url: string, token: string, resource: Record<string, unknown>
 
 export async function liveScenario(ctx: BenchContext): Promise<void> {
   const quick = ctx.settings.quick;
+  // The harness's own test run (a fixed, short duration): the smallest sizes that still produce both figures.
+  const tiny = ctx.settings.durationMs !== undefined && ctx.settings.durationMs < 2000;
   const probe = await ctx.server.tenant('live probe');
   await put(probe.base, probe.token, { resourceType: 'Patient', id: 'live', identifier: [{ system: PROBE_CODE, value: 'live-patient' }], name: [{ family: 'Live' }] });
 
@@ -55,12 +57,12 @@ export async function liveScenario(ctx: BenchContext): Promise<void> {
       complete: () => undefined,
     },
   );
-  const probes = quick ? 5 : 40;
+  const probes = tiny ? 3 : quick ? 5 : 40;
   const samples: number[] = [];
   const from = ctx.dataset.patients;
   let ingestFailure: string | undefined;
   // Without the Synthea data (or with an ingest that fails) the latency is still measured, and says so.
-  const ingest = loadPatients(ctx, from, from + (quick ? 4 : 40)).catch((err: Error) => void (ingestFailure = err.message.slice(0, 200)));
+  const ingest = loadPatients(ctx, from, from + (tiny ? 1 : quick ? 4 : 40)).catch((err: Error) => void (ingestFailure = err.message.slice(0, 200)));
   let ingesting = true;
   void ingest.finally(() => (ingesting = false));
   for (let i = 0; i < probes; i++) {
@@ -100,7 +102,7 @@ export async function liveScenario(ctx: BenchContext): Promise<void> {
   });
 
   // Idle subscribers: RSS before and after N connections with one subscription each.
-  const n = quick ? 500 : 5000;
+  const n = tiny ? 50 : quick ? 500 : 5000;
   const before = ctx.server.rssMb();
   const clients: Client[] = [];
   const disposers: (() => void)[] = [];
@@ -124,7 +126,7 @@ export async function liveScenario(ctx: BenchContext): Promise<void> {
     subscribed += batch.length;
   }
   // Let the server settle (garbage collection after the subscribe storm) before reading its RSS.
-  await new Promise((r) => setTimeout(r, 2000));
+  await new Promise((r) => setTimeout(r, tiny ? 200 : 2000));
   const after = ctx.server.rssMb();
   for (const d of disposers) d();
   await Promise.all(clients.map((c) => c.dispose()));
