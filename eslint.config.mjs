@@ -19,6 +19,11 @@ export default tseslint.config(
     },
   },
   {
+    // The browser pages (app/, built by Vite) run in a browser, not in Node.
+    files: ['app/**'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // Tests and the bench harness read untyped JSON responses and poke at them.
     files: ['test/**', 'bench/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -3,7 +3,7 @@
 /**
  * `npm install` hook: generates the Prisma client (offline, see prisma-generate.js) and, when the dev
  * dependencies are there, the typed GraphQL documents from schema/ (GraphQL Code Generator) and the compiled
- * server and CLI in dist/ (scripts/build.js).
+ * server and CLI in dist/ (scripts/build.js) and the browser pages in dist/web (scripts/build-web.js).
  */
 const { spawnSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -21,6 +21,8 @@ const codegen = path.join(root, 'node_modules/@graphql-codegen/cli/cjs/bin.js');
 if (existsSync(codegen)) run([codegen, '--config', 'codegen.yml', '--silent']);
 // Compile now, so the first `npm start` and every `npm run admin` run JavaScript at once (see build.js).
 if (existsSync(path.join(root, 'node_modules/typescript'))) run([path.join(__dirname, 'build.js'), '--if-stale']);
+// The browser pages (record viewer, offline GraphQL explorer), when Vite is there (see build-web.js).
+run([path.join(__dirname, 'build-web.js'), '--if-stale']);
 // Digest the large FHIR StructureDefinition bundles once (src/fhir/definitionDigest.ts), so starts skip their prose.
 const definitions = path.join(root, 'dist/src/fhir/definitions.js');
 if (existsSync(definitions)) {

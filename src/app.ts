@@ -52,6 +52,7 @@ import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { createOutboxHook, requeueStore } from './aggregator/outbox';
 import { aggregationReport } from './aggregator/report';
+import { createRecordChangeHook } from './aggregator/recordChanges';
 import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
 import { AggregationWorker } from './aggregator/worker';
@@ -76,6 +77,9 @@ import { FileMailer, InvitationOutbox, type Mailer } from './native/invitationMa
 import { NativeRecord } from './native/nativeRecord';
 import { demographicsRoutes, type DemographicsContext } from './rest/demographicsRoutes';
 import { facadeRoutes, type FacadeContext } from './rest/facadeRoutes';
+import { mountWebPages } from './web/webAssets';
+import { LiveRecord } from './live/liveRecord';
+import { mountSubscriptions } from './graphql/subscriptionDoor';
 
 export interface AppDeps {
   config: Config;
@@ -102,7 +106,7 @@ const validator: ResourceValidator = {
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
   const search: SearchPort = new SearchService(db.sql, { timeoutMs: config.searchTimeoutMs });
-  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
+  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
   // Customer writes feed the aggregation: they are admitted at the pace its workers keep (admission.ts).
   // The in-process worker and the admission wake each other (a committed write, a committed batch) rather
   // than each polling for the other's progress.
@@ -289,7 +293,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // One client's burst cannot take every connection from the others (issue 16 item 2, clientConcurrency.ts).
   new ClientConcurrency(config.clientMaxConcurrent).install(app, (header) => authorization.authenticate(header).clientId);
   const callerOf = (request: FastifyRequest): Promise<Caller> => authorization.authenticateRequest(request.headers.authorization, request.ip);
-  const graphqlDoor = new GraphqlDoor({ limits: config.graphql, introspection: config.graphql.introspection, sandbox: config.graphql.sandbox });
+  // The browser pages (src/web/): /app, and /graphiql unless the GraphQL pages are switched off.
+  const webPages = mountWebPages(app, { explorer: config.graphql.sandbox });
+  const graphqlDoor = new GraphqlDoor({
+    limits: config.graphql,
+    introspection: config.graphql.introspection,
+    sandbox: config.graphql.sandbox,
+    explorer: config.graphql.explorer,
+    graphiqlHtml: () => webPages.graphiqlHtml(),
+  });
   const views = new AggregationViews(db.sql);
   const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
     // Every GraphQL door's data source counts what it fetches against the cost limit (costBudget.ts).
@@ -336,6 +348,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       consent: patientControls.for(adminCaller),
     };
   };
+  // The live record (issue 18): subscriptions over graphql-ws on /graphql, each event authorised as its caller.
+  const liveRecord = new LiveRecord(db, (caller) => authorization.aggregatedNow(caller));
+  await liveRecord.start();
+  app.addHook('onClose', async () => liveRecord.stop());
+  mountSubscriptions(app, {
+    schema: graphqlDoor.schema,
+    rules: graphqlDoor.rules,
+    limits: config.graphql,
+    authenticate: (header) => authorization.authenticate(header),
+    context: (caller) => ({
+      ...graphqlContext(caller),
+      live: {
+        patientRecordChanged: (patient, since) => liveRecord.subscribe(caller, { patient }, since),
+        resourceChanged: (type, criteria, since) => liveRecord.subscribe(caller, { type, criteria }, since),
+      },
+    }),
+  });
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);
     if (token && isAdminToken(token, deps.adminToken)) return adminContext();

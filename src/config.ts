@@ -49,7 +49,11 @@ export interface Config {
   metricsToken?: string;
   /** Serve /metrics on a listener of its own, on this port (and `host`), instead of the main port. */
   metricsPort?: number;
-  graphql: { maxDepth: number; maxAliases: number; maxCost: number; maxTokens: number; introspection: boolean; sandbox: boolean };
+  /**
+   * `sandbox`: browser pages for GraphQL on (GRAPHQL_SANDBOX); `explorer`: which one a browser opening /graphql
+   * gets (GRAPHQL_EXPLORER): Apollo Sandbox (loaded from Apollo's CDN) or the self-hosted GraphiQL (/graphiql).
+   */
+  graphql: { maxDepth: number; maxAliases: number; maxCost: number; maxTokens: number; introspection: boolean; sandbox: boolean; explorer: GraphqlExplorer };
   /** Browser origins allowed by CORS (CORS_ORIGINS, comma-separated exact origins, or `*`); none by default. */
   corsOrigins: string[];
   /** NHS Login as an identity provider for patient apps (token exchange at /oauth2/token); off when unset. */
@@ -81,6 +85,9 @@ export interface NhsLoginConfig {
   /** NHS_LOGIN_AUDIENCE: the `aud` NHS Login puts in ID tokens (the client id registered there); default: our client's id. */
   audience?: string;
 }
+
+export const GRAPHQL_EXPLORERS = ['sandbox', 'graphiql'] as const;
+export type GraphqlExplorer = (typeof GRAPHQL_EXPLORERS)[number];
 
 export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -253,6 +260,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       // On by default in development; production turns them on explicitly.
       introspection: read.flag('GRAPHQL_INTROSPECTION', !production),
       sandbox: read.flag('GRAPHQL_SANDBOX', !production),
+      // Sandbox stays the default where its CDN is reachable; a closed network sets graphiql.
+      explorer: read.oneOf('GRAPHQL_EXPLORER', GRAPHQL_EXPLORERS, 'sandbox'),
     },
     audit: read.flag('AUDIT', true),
     idempotencyWindowSeconds: read.int('IDEMPOTENCY_WINDOW', 86_400, 1),

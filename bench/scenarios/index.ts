@@ -3,6 +3,7 @@ import { aggregateScenario } from './aggregate';
 import { exportScenario } from './export';
 import { graphqlScenario } from './graphql';
 import { ingestScenario } from './ingest';
+import { liveScenario } from './live';
 import { memoryScenario } from './memory';
 import { readScenario } from './read';
 import { searchScenario } from './search';
@@ -21,6 +22,7 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   graphql: graphqlScenario,
   export: exportScenario,
   search: searchScenario,
+  live: liveScenario,
   memory: memoryScenario,
   start: startScenario,
 };

@@ -6,6 +6,7 @@ import { migrate } from '../store/migrator';
 import { ResourceRepository } from '../store/resourceRepository';
 import { Aggregator } from './aggregator';
 import { createOutboxHook } from './outbox';
+import { createRecordChangeHook } from './recordChanges';
 import { AggregationWorker } from './worker';
 
 /**
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.poolSize });
   const { applied } = await migrate(db);
   if (applied.length) log.info({ applied }, 'applied migrations');
-  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook()]);
+  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
   const worker = new AggregationWorker(db.sql, new Aggregator(repo), {
     concurrency: config.aggregationConcurrency ?? 2,
     batchSize: config.aggregationBatchSize,

@@ -6,6 +6,7 @@ import { ResourceRepository } from '../store/resourceRepository';
 import { postgresSql } from '../store/sql';
 import { Aggregator } from './aggregator';
 import { createOutboxHook } from './outbox';
+import { createRecordChangeHook } from './recordChanges';
 import { SUPPORTED_TYPES } from './rules';
 import { AggregationWorker, type FailedItem } from './worker';
 
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
   if (!port) throw new Error('workerThread.ts runs as a worker thread');
   const data = workerData as WorkerThreadData;
   const sql = await postgresSql(data.databaseUrl, data.poolSize);
-  const repo = new ResourceRepository(sql, [createSearchIndexer(), createOutboxHook()]);
+  const repo = new ResourceRepository(sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
   const send = (message: WorkerThreadMessage) => port.postMessage(message);
   const worker = new AggregationWorker(sql, new Aggregator(repo), {
     concurrency: data.concurrency,

@@ -27,7 +27,7 @@ function joinRoot(name: string, parts: (GraphQLObjectType | null | undefined)[])
   return new GraphQLObjectType({ name, fields });
 }
 
-export function composeSchema(fhir: GraphQLSchema, own: GraphQLSchema): GraphQLSchema {
+export function composeSchema(fhir: GraphQLSchema, own: GraphQLSchema, subscription?: GraphQLObjectType): GraphQLSchema {
   const taken = new Set(ownTypes(fhir).map((t) => t.name));
   const clashes = ownTypes(own)
     .filter((t) => taken.has(t.name))
@@ -38,8 +38,9 @@ export function composeSchema(fhir: GraphQLSchema, own: GraphQLSchema): GraphQLS
   return new GraphQLSchema({
     query,
     mutation,
+    subscription,
     // Roots first, so the emitted SDL opens with the operations.
-    types: [query, mutation, ...ownTypes(fhir), ...ownTypes(own)].filter((t): t is GraphQLNamedType => !!t),
+    types: [query, mutation, subscription, ...ownTypes(fhir), ...ownTypes(own)].filter((t): t is GraphQLNamedType => !!t),
     directives: [...fhir.getDirectives(), ...own.getDirectives().filter((d) => !isSpecifiedDirective(d))],
   });
 }

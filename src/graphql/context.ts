@@ -3,6 +3,7 @@ import type { AdminOps } from './adminSchema';
 import type { AggregationOps } from './aggregationSchema';
 import type { AuditOps } from './auditSchema';
 import type { GraphqlDataSource } from './dataSource';
+import type { LiveOps } from './liveSchema';
 import type { Loaders } from './loaders';
 import type { PatientControlsFor } from '../consent/patientControls';
 import type { NativeRecord } from '../native/nativeRecord';
@@ -33,6 +34,8 @@ export interface GraphqlContext {
   consent?: PatientControlsFor;
   /** The native record of the caller's organisation, from the authorisation point (nativeSchema.ts). */
   native?: () => Promise<NativeRecord>;
+  /** The live record, on a graphql-ws connection only (liveSchema.ts). */
+  live?: LiveOps;
   /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
   slices?: Map<string, string>;
 }

@@ -31,6 +31,7 @@ import { fhirModel, type FieldModel } from './fhirModel';
 import { listCountParam, listOf } from './listSearch';
 import { prefetchReferences } from './referencePrefetch';
 import { referenceResourceField } from './referenceResource';
+import { buildSubscriptionRoot } from './liveSchema';
 import { reverseReferenceFields } from './reverseReferences';
 import { sliced } from './sliceLabels';
 import { criteriaOf, searchArguments } from './searchArguments';
@@ -139,7 +140,7 @@ let merged: GraphQLSchema | undefined;
 
 /** Built once per process: the FHIR schema beside our own aggregation and admin types. */
 export function buildFhirSchema(): GraphQLSchema {
-  merged ??= composeSchema(buildFhirOnlySchema(), buildAggregationSchema());
+  merged ??= composeSchema(buildFhirOnlySchema(), buildAggregationSchema(), buildSubscriptionRoot(buildFhirOnlySchema()));
   return merged;
 }
 

@@ -38,6 +38,25 @@ export interface GraphqlDoorOptions {
   limits: QueryLimits;
   introspection: boolean;
   sandbox: boolean;
+  /** Which browser page /graphql shows when `sandbox` is on; `graphiql` is the self-hosted one (offline). */
+  explorer?: 'sandbox' | 'graphiql';
+  /** The built GraphiQL page (src/web/webAssets.ts). */
+  graphiqlHtml?: () => string | undefined;
+}
+
+const NOT_BUILT_PAGE = '<!doctype html><title>GraphQL explorer</title><p>The GraphQL explorer is not built: run <code>npm run build</code>.</p>';
+
+/** /graphql's landing page in a browser: the self-hosted GraphiQL page, which loads nothing from elsewhere. */
+function graphiqlLandingPage(html: () => string | undefined): ApolloServerPlugin<GraphqlContext> {
+  return {
+    async serverWillStart() {
+      return {
+        async renderLandingPage() {
+          return { html: async () => html() ?? NOT_BUILT_PAGE };
+        },
+      };
+    },
+  };
 }
 
 export interface GraphqlRequest {
@@ -70,7 +89,8 @@ export class GraphqlDoor {
   readonly schema: GraphQLSchema;
   private readonly instanceSchemas = new Map<string, GraphQLSchema>();
   private readonly documents = new DocumentCache();
-  private readonly rules;
+  /** The validation rules every door applies (the WebSocket door too, subscriptionDoor.ts). */
+  readonly rules;
 
   constructor(private readonly options: GraphqlDoorOptions) {
     this.schema = buildFhirSchema();
@@ -135,7 +155,7 @@ export class GraphqlDoor {
         // No per-field plugin hooks: with one, Apollo wraps every resolver (see noStorePlugin.ts).
         ApolloServerPluginCacheControlDisabled(),
         noStorePlugin,
-        this.options.sandbox ? ApolloServerPluginLandingPageLocalDefault({ embed: true }) : ApolloServerPluginLandingPageDisabled(),
+        this.landingPage(),
       ],
       formatError: (formatted: GraphQLFormattedError, error: unknown) => {
         const extensions = outcomeExtensions(unwrapResolverError(error));
@@ -171,6 +191,12 @@ export class GraphqlDoor {
         }
       },
     });
+  }
+
+  private landingPage(): ApolloServerPlugin<GraphqlContext> {
+    if (!this.options.sandbox) return ApolloServerPluginLandingPageDisabled();
+    if (this.options.explorer === 'graphiql') return graphiqlLandingPage(this.options.graphiqlHtml ?? (() => undefined));
+    return ApolloServerPluginLandingPageLocalDefault({ embed: true });
   }
 
   /** The schema for an instance-level `$graphql`: the resource type itself is the query root. */

@@ -193,6 +193,16 @@ export class Authorization {
     };
   }
 
+  /**
+   * The caller of a long-lived connection (a GraphQL subscription), checked again at each delivery: its
+   * token not expired, nothing it acts for revoked or disabled since it connected; then its aggregated service.
+   */
+  async aggregatedNow(caller: Caller): Promise<AggregatedAccess> {
+    if (caller.expiresAt !== undefined && caller.expiresAt * 1000 <= Date.now()) throw unauthorized('The access token has expired: reconnect with a new one');
+    this.refuseStopped(caller);
+    return this.aggregated(caller);
+  }
+
   /** Every service is made here: audited unless the audit log is off. */
   private service(binding: StoreBinding): FhirService {
     const audit = this.deps.audit;

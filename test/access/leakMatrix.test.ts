@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { actingAs } from '../support/accessModel';
+import { subscribe } from '../support/liveClient';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -317,7 +318,39 @@ const DOORS: Door[] = [
   { name: '$export', probe: (c, t) => bulkExport(c, `$export?_type=Observation&_typeFilter=${q(`Observation?code=${t.code}`)}`) },
   { name: 'Patient/$export', probe: (c, t) => bulkExport(c, `Patient/$export?_type=Observation&_typeFilter=${q(`Observation?code=${t.code}`)}`) },
   { name: '$graphql instance', probe: (c, t) => rest(c, `Observation/${t.id}/$graphql?query=${q('{ id code { text } }')}`) },
+  // Last: its probes write a sentinel of the caller's own (below), after every other door has run.
+  { name: 'GraphQL subscription (replayed from the start)', probe: (c, t) => live(c, t) },
 ];
+
+let sentinelSeq = 0;
+/**
+ * A subscription to Observations with H's code, replayed from the start of the change log. Whether H is
+ * delivered is known once a sentinel is: the caller's own Observation, written after the subscription
+ * started and matched by the same criteria, so it comes after anything H's changes could have produced.
+ */
+function live(caller: Tenant, t: Target): Ask {
+  const sentinel = `SENTINEL-${++sentinelSeq}`;
+  const query = `subscription { resourceChanged(type: "Observation", criteria: "code=${t.code},${CODE}|${sentinel}", since: "0") { type id change resource { ... on Observation { code { coding { code } } } } } }`;
+  return {
+    request: query,
+    send: async () => {
+      const sub = subscribe(server.url, caller.token, query);
+      try {
+        const res = await caller.fetch(`Observation/${sentinel.toLowerCase()}`, {
+          method: 'PUT',
+          body: JSON.stringify({ resourceType: 'Observation', id: sentinel.toLowerCase(), status: 'final', code: { coding: [{ system: CODE, code: sentinel }] } }),
+        });
+        if (res.status >= 300) throw new Error(`sentinel: ${res.status} ${await res.text()}`);
+        const isSentinel = (e: Json) => e.resource?.code?.coding?.[0]?.code === sentinel;
+        await sub.waitFor(isSentinel);
+        const events = sub.events.filter((e) => !isSentinel(e)).map((e) => ({ type: e.type, id: e.id, change: e.change }));
+        return { request: query, status: sub.error ? 400 : 200, body: { data: { events }, errors: sub.error } };
+      } finally {
+        await sub.close();
+      }
+    },
+  };
+}
 
 /**
  * The answer with the probe's own values (H's or the ghost's, those the request used) replaced by

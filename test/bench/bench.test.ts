@@ -16,7 +16,7 @@ test('a tiny bench run produces every figure on both stores and saves them', asy
   for (const { figures, file } of runs) {
     const metrics = figures.map((f) => `${f.scenario}: ${f.metric}`);
     expect(figures.filter((f) => f.metric === 'failed')).toEqual([]);
-    for (const scenario of ['ingest', 'aggregate', 'read', 'search', 'memory', 'graphql', 'start']) {
+    for (const scenario of ['ingest', 'aggregate', 'read', 'search', 'memory', 'graphql', 'start', 'live']) {
       expect(figures.some((f) => f.scenario === scenario)).toBe(true);
     }
     const ingest = figures.find((f) => f.scenario === 'ingest')!;
