@@ -25,6 +25,7 @@ import {
   type Untrusted,
 } from './adminInput';
 import { OrganizationAdmin } from './organizationAdmin';
+import { isNativeStore } from '../native/nativeStore';
 
 /**
  * The admin operations — customers, endpoints, clients, consents, aggregation housekeeping — for every door:
@@ -134,7 +135,7 @@ export class AdminService {
   }
 
   async getEndpoint(id: unknown): Promise<EndpointRecord> {
-    const endpointId = idField(id, 'endpointId');
+    const endpointId = customerEndpointId(id);
     const endpoint = await this.deps.tenancy.getEndpoint(endpointId);
     if (!endpoint) throw notFound(`No endpoint '${endpointId}'`);
     return endpoint;
@@ -153,7 +154,7 @@ export class AdminService {
    * re-aggregates every resource of the endpoint, so the source-organisation codings of its copies follow.
    */
   async updateEndpoint(id: unknown, input: Untrusted<EndpointUpdateFields>): Promise<UpdatedEndpoint> {
-    const endpointId = idField(id, 'endpointId');
+    const endpointId = customerEndpointId(id);
     onlyFields(input, ENDPOINT_UPDATE);
     const changes: EndpointChanges = {};
     if (input.name !== undefined) changes.name = nameField(input.name, 'name', false);
@@ -340,4 +341,15 @@ export class AdminService {
 function consentOf(input: Untrusted<ConsentFields>): ConsentInput {
   onlyFields(input, ['patientId', 'grantee', 'label']);
   return { patientId: input.patientId, grantee: input.grantee, label: input.label };
+}
+
+/**
+ * An endpoint id the admin doors may name: an organisation's internal native store (src/native/nativeStore.ts)
+ * is written only by its native record, so to the endpoint commands it does not exist (disabling or re-sourcing
+ * it would cut the native record off from the aggregate).
+ */
+function customerEndpointId(id: unknown): string {
+  const endpointId = idField(id, 'endpointId');
+  if (isNativeStore(endpointId)) throw notFound(`No endpoint '${endpointId}'`);
+  return endpointId;
 }

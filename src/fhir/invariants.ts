@@ -82,7 +82,8 @@ function plan(type: string): Compiled[] {
   list = [];
   const add = (context: string, c: Constraint, root: string | undefined) => {
     // Broken where the constraint is false; empty (about elements that are absent) is not broken.
-    const expression = context === type ? (c.expression as string) : `${context}.where((${c.expression as string}) = false).empty()`;
+    const own = fhirTypeNames(c.expression as string);
+    const expression = context === type ? own : `${context}.where((${own}) = false).empty()`;
     try {
       const fn = fhirpath.compile(expression, r4Model, { traceFn: () => undefined });
       list!.push({ key: c.key, human: c.human, path: context, root, run: (r) => fn(r, { resource: r, rootResource: r }) as unknown[] });
@@ -186,4 +187,15 @@ function hasChoice(resource: Record<string, unknown>, name: string): boolean {
 /** Compiles the invariants of `types` now rather than on the first resource of each. */
 export function warmInvariants(types: readonly string[]): void {
   for (const type of types) plan(type);
+}
+
+const SYSTEM_TO_FHIR: Record<string, string> = { Boolean: 'boolean', String: 'string', Integer: 'integer', Decimal: 'decimal', Date: 'date', DateTime: 'dateTime', Time: 'time' };
+
+/**
+ * A few published invariants test an element's type with FHIRPath's System type (`answer is Boolean`, que-7),
+ * which never matches a FHIR `boolean` element in a conformant engine: every valid resource would break them.
+ * They mean the FHIR primitive, so that is what they are given.
+ */
+function fhirTypeNames(expression: string): string {
+  return expression.replace(/\b(is|as)\s+(Boolean|String|Integer|Decimal|Date|DateTime|Time)\b/g, (_m, op: string, type: string) => `${op} ${SYSTEM_TO_FHIR[type]}`);
 }

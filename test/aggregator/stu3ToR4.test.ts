@@ -41,6 +41,8 @@ const cases: [string, Json, Json][] = [
     {
       resourceType: 'Appointment',
       status: 'booked',
+      start: '2020-01-01T09:00:00Z',
+      end: '2020-01-01T09:30:00Z',
       reason: [cc('r')],
       indication: [{ reference: 'Condition/c' }],
       incomingReferral: [{ reference: 'ReferralRequest/rr' }],
@@ -49,6 +51,8 @@ const cases: [string, Json, Json][] = [
     {
       resourceType: 'Appointment',
       status: 'booked',
+      start: '2020-01-01T09:00:00Z',
+      end: '2020-01-01T09:30:00Z',
       reasonCode: [cc('r')],
       reasonReference: [{ reference: 'Condition/c' }],
       basedOn: [{ reference: 'ReferralRequest/rr' }],
@@ -211,7 +215,7 @@ const cases: [string, Json, Json][] = [
     },
   ],
   [
-    'DeviceRequest (no HAPI converter): same-named elements copied, requester.agent → requester; kept: context, and intent (a CodeableConcept in STU3, a code in R4)',
+    'DeviceRequest (no HAPI converter): same-named elements copied, requester.agent → requester, intent → its code (R4 requires it); kept: context, and the intent concept',
     {
       resourceType: 'DeviceRequest',
       status: 'active',
@@ -224,6 +228,7 @@ const cases: [string, Json, Json][] = [
     {
       resourceType: 'DeviceRequest',
       status: 'active',
+      intent: 'order',
       codeReference: { reference: 'Device/d' },
       subject: patient,
       requester: { reference: 'Practitioner/a' },
@@ -384,11 +389,12 @@ const cases: [string, Json, Json][] = [
     },
   ],
   [
-    'ImmunizationRecommendation (no HAPI converter): same-named elements copied; kept: what R4 reshaped',
+    'ImmunizationRecommendation (no HAPI converter): same-named elements copied, date (required in R4) from the earliest recommendation; kept: what R4 reshaped',
     { resourceType: 'ImmunizationRecommendation', patient, recommendation: [{ date: '2020-01-01', vaccineCode: cc('v'), forecastStatus: cc('due') }] },
     {
       resourceType: 'ImmunizationRecommendation',
       patient,
+      date: '2020-01-01',
       recommendation: [
         { forecastStatus: cc('due'), vaccineCode: [cc('v')], extension: [{ url: `${X}ImmunizationRecommendation.recommendation.date`, valueDateTime: '2020-01-01' }] },
       ],
@@ -533,9 +539,9 @@ const cases: [string, Json, Json][] = [
     },
   ],
   [
-    'NutritionOrder (no HAPI converter): same-named elements copied',
+    'NutritionOrder (no HAPI converter): same-named elements copied, intent (required in R4) order',
     { resourceType: 'NutritionOrder', status: 'active', patient, dateTime: '2020-01-01', encounter },
-    { resourceType: 'NutritionOrder', status: 'active', patient, dateTime: '2020-01-01', encounter },
+    { resourceType: 'NutritionOrder', status: 'active', intent: 'order', patient, dateTime: '2020-01-01', encounter },
   ],
   [
     'Observation: context → encounter, comment → note, interpretation a list, related → hasMember/derivedFrom; kept: other relations',

@@ -162,7 +162,9 @@ test('$process-message refuses what is not one valid STU3 Patient with names and
 });
 
 test('$process-message needs team aliases of the sending organisation, one its default team (422); other shapes are 404/405', async () => {
-  const none = await outcome(await post(patient({ extension: [] })));
+  // No team-alias at all (FHIR JSON has no empty arrays: `extension: []` is itself a 400).
+  const { extension: _none, ...withoutAliases } = patient();
+  const none = await outcome(await post(withoutAliases));
   expect(none).toMatchObject({ status: 422, expression: ['Patient.extension'] });
   const notDefault = await outcome(await post(patient({ extension: [{ url: TEAM_ALIAS, valueString: 'other' }] })));
   expect(notDefault).toMatchObject({ status: 422, diagnostics: expect.stringContaining('default team') });
@@ -260,4 +262,43 @@ test('invalid web-UI input is a GraphQL error carrying a 400 OperationOutcome th
     { p: patientId },
   );
   expect(timeline.data.nativeTimeline).toEqual([]);
+});
+
+test("an organisation's native store is no endpoint to the admin doors: not listed, not read, changed, disabled or reported (404)", async () => {
+  const saved = await graphql(`
+    mutation {
+      nativeSavePatient(input: { nhsNumber: "9876543210", family: "Store", given: ["S"] }) {
+        id
+      }
+    }
+  `);
+  expect(saved.errors).toBeUndefined();
+  const store = `native-${organization.id}`;
+  const listed = await server.admin<Json>('GET', '/admin/endpoints');
+  expect(listed.endpoints.map((e: Json) => e.id)).not.toContain(store);
+  const ask = (method: string, p: string, body?: Json) =>
+    fetch(`${server.url}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${server.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  for (const [method, p, body] of [
+    ['GET', `/admin/endpoints/${store}`],
+    ['PATCH', `/admin/endpoints/${store}`, { enabled: false }],
+    ['POST', `/admin/endpoints/${store}/disable`],
+    ['POST', `/admin/endpoints/${store}/token`],
+    ['GET', `/admin/endpoints/${store}/aggregation-report`],
+  ] as [string, string, Json?][]) {
+    const res = await ask(method, p, body);
+    expect([method, p, res.status]).toEqual([method, p, 404]);
+  }
+  // The native record still reaches the aggregate: the store was not disabled.
+  const again = await graphql(`
+    mutation {
+      nativeSavePatient(input: { nhsNumber: "9876543210", family: "Store", given: ["Second"] }) {
+        id
+      }
+    }
+  `);
+  expect(again.errors).toBeUndefined();
 });

@@ -9,6 +9,7 @@ import { addExtensions, type Json, listOf, move, stu3ExtensionUrl, valueExtensio
 type ResourceMap = (r: Json) => void;
 
 const TERMINOLOGY = 'http://terminology.hl7.org/CodeSystem/';
+const R4_REQUEST_INTENTS = new Set(['proposal', 'plan', 'directive', 'order', 'original-order', 'reflex-order', 'filler-order', 'instance-order', 'option']);
 const concept = (system: string, code: unknown): Json => ({ coding: [{ system, code }] });
 
 /** STU3 `context` (Encounter or EpisodeOfCare) → R4 `encounter`, whatever it points at (as HAPI does). */
@@ -147,6 +148,26 @@ const MAPS: Record<string, ResourceMap> = {
   DeviceRequest(r) {
     // No HAPI converter: the requester as MedicationRequest30_40 converts it.
     agentToRequester(r, 'DeviceRequest');
+    // R4 requires intent, a code; STU3's is a CodeableConcept of the same RequestIntent codes. The code it
+    // carries becomes R4's intent and the concept itself stays in the 3.0 extension, so nothing is lost.
+    const intent = (r.intent as { coding?: { code?: unknown }[] } | undefined)?.coding?.find((c) => typeof c.code === 'string' && R4_REQUEST_INTENTS.has(c.code))?.code;
+    if (typeof intent === 'string') {
+      addExtensions(r, valueExtension(stu3ExtensionUrl('DeviceRequest.intent'), 'CodeableConcept', r.intent));
+      r.intent = intent;
+    }
+  },
+  NutritionOrder(r) {
+    // No HAPI converter. R4 requires intent, which STU3 lacks: an STU3 NutritionOrder is an order.
+    r.intent ??= 'order';
+  },
+  ImmunizationRecommendation(r) {
+    // No HAPI converter. R4 requires the date the recommendations were made, which STU3 keeps per
+    // recommendation: the earliest of those (each also stays in its recommendation's 3.0 extension).
+    const dates = listOf<Json>(r.recommendation)
+      .map((rec) => rec.date)
+      .filter((d): d is string => typeof d === 'string')
+      .sort();
+    if (r.date === undefined && dates.length) r.date = dates[0];
   },
   DeviceUseStatement(r) {
     move(r, 'indication', 'reasonCode');
