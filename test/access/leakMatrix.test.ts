@@ -393,7 +393,9 @@ function ghostOf(t: Target): Target {
 }
 
 beforeAll(async () => {
-  server = await startTestServer();
+  // Tokens live an hour here: the matrix's callers are minted once, and on a loaded machine its thousand cells
+  // take longer than the default five minutes (a cell then saw 401, not the access answer it asks about).
+  server = await startTestServer({ TOKEN_TTL_SECONDS: '3600' });
   const writes = new Map<CallerKey, Json[]>();
   for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) {
     tenants[key] = await server.provision({ name: `Customer ${key}`, defaultSourceOrg: 'Organization/org' });

@@ -49,7 +49,13 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-test-'));
   const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
   const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...env }) };
-  const tokens = await TokenService.create({ dataDir, publicUrl: 'http://127.0.0.1', longestTtlSeconds: config.breakGlassSeconds, env: {} });
+  // TOKEN_TTL_SECONDS as the server reads it: a long test (the leak matrix) outlives the default 5 minutes.
+  const tokens = await TokenService.create({
+    dataDir,
+    publicUrl: 'http://127.0.0.1',
+    longestTtlSeconds: config.breakGlassSeconds,
+    env: env.TOKEN_TTL_SECONDS ? { TOKEN_TTL_SECONDS: env.TOKEN_TTL_SECONDS } : {},
+  });
   const app = await buildApp({ config, db: database.db, tenancy: new TenancyRepository(database.db.prisma), tokens, adminToken, logStream: options.logStream });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
