@@ -464,7 +464,10 @@ const spec = (key: string) => OBSERVATIONS.find((o) => o.key === key) as ObsSpec
 const anchorFor = (caller: Viewer, key: string) => OBSERVATIONS.find((o) => o.members?.includes(key) && visible(caller, o))?.key;
 
 const cells = DOORS.flatMap((door) =>
-  CALLERS.flatMap((caller) =>
+  // The subscription probe knows it has seen everything once the caller's own sentinel (written on its
+  // customer endpoint) arrives; a patient-scoped token has no customer endpoint to write one to, so its
+  // subscriptions are not probed here (a gap named in the README's GraphQL section).
+  CALLERS.filter((caller) => !(door.name.startsWith('GraphQL subscription') && caller.key === 'P')).flatMap((caller) =>
     Object.entries(caller.data)
       .filter(([, key]) => !door.needsAnchor || anchorFor(caller.key, key))
       .map(([data, key]) => {

@@ -62,6 +62,9 @@ beforeAll(async () => {
   server = await startTestServer();
   a = await server.provision({ name: 'Trust A', defaultSourceOrg: 'Organization/orgA' });
   b = await server.provision({ name: 'Trust B', defaultSourceOrg: 'Organization/orgB' });
+  // Each feed's default source organisation, with an identifier: without it the feed's copies are excluded.
+  await put(a, { resourceType: 'Organization', id: 'orgA', identifier: [{ system: 'urn:test:org', value: 'A' }], name: 'Trust A' });
+  await put(b, { resourceType: 'Organization', id: 'orgB', identifier: [{ system: 'urn:test:org', value: 'B' }], name: 'Trust B' });
   await put(a, { resourceType: 'Patient', id: 'pa', identifier: [{ system: NHS, value: '9449305552' }], name: [{ family: 'Smith', given: ['Ann'] }] });
   await put(b, { resourceType: 'Patient', id: 'pb', identifier: [{ system: NHS, value: '9449305552' }], name: [{ family: 'Smith', given: ['Annie'] }] });
   await server.waitForAggregation();
@@ -117,9 +120,15 @@ test("a subscriber gets only what it may see: another customer's unlabelled Obse
 });
 
 test('a granted label lets events through, and revoking the grant stops them', async () => {
-  const liveB = subscribe(server.url, b.token, RECORD, { patient, since: '0' });
+  // Consent is granted to a team: B's web UI acts as a team of B's organisation.
+  const customer = (await server.admin<Json>('GET', '/admin/customers')).customers.find((c: Json) => c.id === b.customerId);
+  const team = await server.admin<Json>('POST', '/admin/teams', { organizationId: customer.defaultOrganizationId, name: 'Ward B' });
+  const client = await server.admin<Json>('POST', '/admin/clients', { organizationId: customer.defaultOrganizationId, teamId: team.id, family: 'fhir' });
+  const teamToken = await server.token(client.client_id, client.client_secret);
+  const liveB = subscribe(server.url, teamToken, RECORD, { patient, since: '0' });
+  const grant = { patientId: patient, grantee: `CareTeam/${team.id}`, label: 'GENERAL_HEALTH' };
   try {
-    await server.admin('POST', '/admin/consents', { patientId: patient, grantee: b.customerId, label: 'GENERAL_HEALTH' });
+    await server.admin('POST', '/admin/consents', grant);
     await put(a, observation('o-granted', 'Patient/pa', '29463-7', 'GENERAL_HEALTH'));
     const grantedId = await (async () => {
       await server.waitForAggregation();
@@ -127,7 +136,7 @@ test('a granted label lets events through, and revoking the grant stops them', a
     })();
     await liveB.waitFor((e) => e.id === grantedId && e.change === 'create');
 
-    await server.admin('DELETE', '/admin/consents', { patientId: patient, grantee: b.customerId, label: 'GENERAL_HEALTH' });
+    await server.admin('DELETE', '/admin/consents', grant);
     await put(a, observation('o-after-revoke', 'Patient/pa', '29463-7', 'GENERAL_HEALTH'));
     await server.waitForAggregation();
     await put(b, observation('o-b-sentinel', 'Patient/pb'));

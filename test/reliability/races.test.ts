@@ -17,7 +17,8 @@ describe('races', () => {
   let server: TestServer;
   let tenant: Tenant;
   beforeAll(async () => {
-    server = await startTestServer({ DATABASE_POOL_SIZE: '8' });
+    // Every race is one client's burst: past the per-client limit (CLIENT_MAX_CONCURRENT, 16) it would get 429s.
+    server = await startTestServer({ DATABASE_POOL_SIZE: '8', CLIENT_MAX_CONCURRENT: '200' });
     tenant = await server.provision({ name: 'Race A', defaultSourceOrg: 'Organization/race-a' });
   }, 60_000);
   afterAll(async () => server?.close());

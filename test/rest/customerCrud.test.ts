@@ -168,7 +168,8 @@ describe('indexing every resource type', () => {
     const body = {
       resourceType: 'MolecularSequence',
       coordinateSystem: 0,
-      referenceSeq: { chromosome: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/chromosome-human', code: '1' }] } },
+      // msq-5/msq-6: a chromosome comes with its genome build.
+      referenceSeq: { chromosome: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/chromosome-human', code: '1' }] }, genomeBuild: 'GRCh38' },
       variant: [{ start: 100, end: 101, observedAllele: 'A', referenceAllele: 'G' }],
     };
     const res = await tenant.fetch('MolecularSequence', { method: 'POST', body: JSON.stringify(body) });
