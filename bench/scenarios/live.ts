@@ -141,7 +141,8 @@ export async function liveScenario(ctx: BenchContext): Promise<void> {
 }
 
 async function aggregatedPatient(ctx: BenchContext, token: string): Promise<string> {
-  for (let i = 0; i < 60; i++) {
+  // Up to two minutes: behind a loaded ingest (or a loaded machine) the aggregation can take that long.
+  for (let i = 0; i < 240; i++) {
     const res = await fetch(`${ctx.server.url}/fhir/aggregated/Patient?identifier=${encodeURIComponent(`${PROBE_CODE}|live-patient`)}`, {
       headers: { authorization: `Bearer ${token}` },
     });
