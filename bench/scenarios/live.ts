@@ -107,10 +107,12 @@ export async function liveScenario(ctx: BenchContext): Promise<void> {
   const clients: Client[] = [];
   const disposers: (() => void)[] = [];
   let subscribed = 0;
-  const patientId = await aggregatedPatient(ctx, probe.token);
+  // A fresh token: the latency phase (beside an ingest) can outlast the probe tenant's first one.
+  const idle = await ctx.server.remint(probe);
+  const patientId = await aggregatedPatient(ctx, idle.token);
   for (let i = 0; i < n; i += 50) {
     const batch = Array.from({ length: Math.min(50, n - i) }, () => {
-      const c = wsClient(ctx, probe.token);
+      const c = wsClient(ctx, idle.token);
       clients.push(c);
       return new Promise<void>((resolve) => {
         c.on('connected', () => resolve());
