@@ -11,9 +11,9 @@ import { startScenario } from './start';
 
 /**
  * Every scenario, in the order they run: ingest first (it loads the dataset while the aggregate scenario
- * observes the pipeline), reads and GraphQL on that dataset, search last because it grows the dataset,
- * memory's summary at the end; start measures fresh server processes of its own. A new capability adds its
- * scenario here.
+ * observes the pipeline), reads, GraphQL, export and live on that dataset (live needs the aggregation worker,
+ * which search turns off), search last because it grows the dataset, memory's summary at the end; start
+ * measures fresh server processes of its own. A new capability adds its scenario here.
  */
 export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   ingest: ingestScenario,
@@ -21,8 +21,8 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<void>> = {
   read: readScenario,
   graphql: graphqlScenario,
   export: exportScenario,
-  search: searchScenario,
   live: liveScenario,
+  search: searchScenario,
   memory: memoryScenario,
   start: startScenario,
 };
