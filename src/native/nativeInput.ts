@@ -4,6 +4,7 @@ import {
   APPOINTMENT_STATUSES,
   ENTRY_KINDS,
   type EntryKind,
+  type NativeEntry,
   GENDERS,
   type Gender,
   LOINC,
@@ -57,21 +58,8 @@ export interface EntryInput {
   privacyLabel?: string | null;
 }
 
-export interface CheckedEntry {
-  patientId: string;
-  kind: EntryKind;
-  occurredAt: Date;
-  endsAt: Date | null;
-  title: string | null;
-  text: string | null;
-  status: string | null;
-  codeSystem: string | null;
-  code: string | null;
-  codeDisplay: string | null;
-  value: string | null;
-  unit: string | null;
-  privacyLabel: string;
-}
+/** An entry as checked, before it is stored (the store adds its id, organisation and time). */
+export type CheckedEntry = Omit<NativeEntry, 'id' | 'organizationId' | 'updatedAt'>;
 
 /** NHS numbers: ten digits whose last is the modulus 11 check digit of the first nine. */
 export function isNhsNumber(value: string): boolean {
