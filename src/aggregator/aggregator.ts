@@ -7,6 +7,7 @@ import { Deferred, lockMergedType } from './locks';
 import { AGGREGATED_STORE } from './outbox';
 import { type Exclusion, MERGED_TYPES, parseRelative, SUPPORTED_TYPES } from './rules';
 import { isExclusion, keyOf, loadUpstream, prepare, type Upstream, type UpstreamRef } from './upstream';
+import { aggregatedType } from './aggregatedType';
 
 /**
  * Brings the aggregated view up to date with upstream resources (DESIGN §3), inside the caller's
@@ -105,7 +106,7 @@ export class AggregationPass {
         const reason = `${site.expression} refers to ${ref}, which is not in the aggregated record (${answer?.why ?? 'unknown'})`;
         return this.excludeMember(tx, upstream, { rule: 'target-not-aggregated', reason, expression: site.expression, waitingFor: ref }, prepared.targets);
       }
-      site.holder.reference = `${target.type}/${answer.id}`;
+      site.holder.reference = `${aggregatedType(target.type)}/${answer.id}`;
     }
     await this.groups.join(tx, upstream, prepared.resource, prepared.targets);
   }
@@ -162,7 +163,7 @@ export class AggregationPass {
     await setWaiting(tx, [{ ref }]);
     this.ids.forget(ref);
     if (before.status === 'included' && before.agg_id) {
-      await this.repo.delete(AGGREGATED_STORE, ref.type, before.agg_id, tx);
+      await this.repo.delete(AGGREGATED_STORE, aggregatedType(ref.type), before.agg_id, tx);
       await enqueueDependents(tx, { changed: [ref] });
     }
   }

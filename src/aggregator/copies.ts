@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Resource } from '../fhir/types';
 import type { ResourceRepository, Tx } from '../store/resourceRepository';
 import type { AggregatedIds, Resolution } from './aggregatedIds';
+import { aggregatedType } from './aggregatedType';
 import { enqueueDependents, setWaiting } from './dependents';
 import { AGGREGATED_STORE } from './outbox';
 import { contentKey, type Exclusion, MERGED_TYPES, parseRelative, privacyLabel, withSourceTracking } from './rules';
@@ -86,12 +87,13 @@ export class Copies {
   private async loadPrevious(tx: Tx, candidates: Candidate[]): Promise<void> {
     const rows = await tx.query<{ store: string; type: string; id: string; agg_id: string | null; included: boolean; content: Resource | null }[]>(
       `SELECT t.store, t.type, t.id, m.agg_id, m.status = 'included' AS included, r.content
-         FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(store, type, id, agg_type)
          JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id
-         LEFT JOIN resource r ON r.store = '${AGGREGATED_STORE}' AND r.type = m.type AND r.id = m.agg_id`,
+         LEFT JOIN resource r ON r.store = '${AGGREGATED_STORE}' AND r.type = t.agg_type AND r.id = m.agg_id`,
       candidates.map((c) => c.upstream.store),
       candidates.map((c) => c.upstream.type),
       candidates.map((c) => c.upstream.id),
+      candidates.map((c) => aggregatedType(c.upstream.type)),
     );
     const byKey = new Map(candidates.map((c) => [c.key, c]));
     for (const row of rows) {
@@ -188,14 +190,14 @@ export class Copies {
     for (const c of candidates) {
       if (c.exclusion) {
         this.ids.forget(c.upstream);
-        if (c.previousContent) await this.repo.delete(AGGREGATED_STORE, c.upstream.type, c.previousId as string, tx);
+        if (c.previousContent) await this.repo.delete(AGGREGATED_STORE, aggregatedType(c.upstream.type), c.previousId as string, tx);
         continue;
       }
       const { resource, sites } = c.prepared as Prepared;
       const store = c.upstream.store;
       for (const site of sites) {
         const t = parseRelative(site.holder.reference as string) as { type: string; id: string };
-        site.holder.reference = `${t.type}/${idOf(store, `${t.type}/${t.id}`)}`;
+        site.holder.reference = `${aggregatedType(t.type)}/${idOf(store, `${t.type}/${t.id}`)}`;
       }
       const patient = patientOf(resource);
       const practitioner = sites.map((s) => parseRelative(s.holder.reference as string)).find((t) => t?.type === 'Practitioner')?.id;

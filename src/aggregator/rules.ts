@@ -2,6 +2,7 @@ import { isFhirDecimal } from '../fhir/losslessJson';
 import { elementOfKey, referenceElementPaths, topLevelElements } from '../fhir/structure';
 import type { Coding, Resource } from '../fhir/types';
 import type { ExclusionRule } from './exclusionRules';
+import { aggregatedType } from './aggregatedType';
 
 /**
  * The aggregation rules of DESIGN §3 as pure functions over plain JSON: which resources are included,
@@ -142,7 +143,7 @@ export function checkInclusion(resource: Resource, supported: ReadonlySet<string
     const parsed = parseRelative(local);
     if (!parsed)
       return { rule: 'reference-not-resolvable', reason: `${site.expression} ('${ref}') is not a reference to a resource with a persistent identity`, expression: site.expression };
-    if (!supported.has(parsed.type)) {
+    if (!supported.has(aggregatedType(parsed.type))) {
       return { rule: 'reference-to-unsupported-type', reason: `${site.expression} refers to ${parsed.type}, which the aggregation does not support`, expression: site.expression };
     }
     site.holder.reference = local;

@@ -1,4 +1,5 @@
 import type { SqlClient } from '../store/sql';
+import { aggregatedType } from './aggregatedType';
 import { operationOutcome, type OperationOutcome } from '../fhir/outcome';
 
 /** `$aggregation-status`: what the aggregator made of one upstream resource, for its owner. */
@@ -23,7 +24,7 @@ export async function aggregationStatus(sql: SqlClient, store: string, type: str
   );
   if (!row) return operationOutcome([{ severity: 'information', code: 'informational', diagnostics: `${type}/${id} has not been aggregated` }]);
   if (row.status === 'included') {
-    return operationOutcome([{ severity: 'information', code: 'informational', diagnostics: `${type}/${id} is aggregated as ${type}/${row.agg_id}` }]);
+    return operationOutcome([{ severity: 'information', code: 'informational', diagnostics: `${type}/${id} is aggregated as ${aggregatedType(type)}/${row.agg_id}` }]);
   }
   return operationOutcome([
     {

@@ -5,6 +5,7 @@ import { searchParameter } from '../fhir/searchParameters';
 import type { FhirVersion, Resource } from '../fhir/types';
 import { assertValidResource } from '../fhir/validation';
 import type { Tx } from '../store/resourceRepository';
+import { aggregatedType } from './aggregatedType';
 import { checkInclusion, type Exclusion, parseRelative, type ReferenceSite, referenceSites } from './rules';
 import { stu3ToR4 } from './stu3ToR4';
 
@@ -77,7 +78,7 @@ export interface Prepared {
  * Works on `upstream.content` in place: it was read from the database for this pass and nothing else holds it.
  */
 export function prepare(upstream: Upstream, supported: ReadonlySet<string>): Prepared | Exclusion {
-  if (!supported.has(upstream.type)) return { rule: 'unsupported-type', reason: `${upstream.type} is not a type the aggregation supports` };
+  if (!supported.has(aggregatedType(upstream.type))) return { rule: 'unsupported-type', reason: `${upstream.type} is not a type the aggregation supports` };
   const raw = upstream.content as Resource;
   const mapped = upstream.fhirVersion === 'STU3';
   const { id: _id, meta, ...rest } = mapped ? stu3ToR4(raw) : raw;

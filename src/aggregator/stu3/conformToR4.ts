@@ -1,5 +1,6 @@
 import type { ComplexType, TypeRef } from '../../fhir/xml/elementModel';
 import { fhirElementModel } from '../../fhir/xml/fhirElementModel';
+import { aggregatedType } from '../aggregatedType';
 import { addExtensions, type Json, listOf, move, stu3ExtensionUrl, valueExtension } from './stu3Extension';
 
 /**
@@ -17,9 +18,12 @@ import { addExtensions, type Json, listOf, move, stu3ExtensionUrl, valueExtensio
 const r4 = () => fhirElementModel('R4');
 const stu3 = () => fhirElementModel('STU3');
 
-/** Conforms `resource` (of R4 type `type`, already mapped by its type's rules) to R4, in place. */
+/**
+ * Conforms `resource` (of STU3 type `type`, already mapped by its type's rules) to R4, in place. A type R4
+ * renamed is walked against its R4 namesake; its extensions keep the STU3 path (`extension-ProcedureRequest.definition`).
+ */
 export function conformToR4(resource: Json, type: string): void {
-  walk(resource, r4().complexType(type), stu3().complexType(type), type);
+  walk(resource, r4().complexType(aggregatedType(type)), stu3().complexType(type), type);
 }
 
 function stu3Child(parent: ComplexType | undefined, key: string): ComplexType | undefined {

@@ -342,6 +342,13 @@ const MAPS: Record<string, ResourceMap> = {
     contextToEncounter(r);
     for (const performer of listOf<Json>(r.performer)) move(performer, 'role', 'function');
   },
+  ProcedureRequest(r) {
+    // R4 renamed the type (ProcedureRequest30_40 → ServiceRequest); `definition`, which HAPI drops, stays in its 3.0 extension.
+    r.resourceType = 'ServiceRequest';
+    recode(r, 'status', { suspended: 'on-hold', cancelled: 'revoked' });
+    contextToEncounter(r);
+    agentToRequester(r, 'ProcedureRequest');
+  },
   Questionnaire(r) {
     const items = (list: unknown) => {
       for (const item of listOf<Json>(list)) {
