@@ -12,7 +12,15 @@ import { GraphQLError, Kind, type DocumentNode, type FieldNode, type FragmentDef
  *   with `@flatten`, to its children's names.
  */
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+/**
+ * An object of the result (graphql-js builds them without a prototype); a FHIR decimal (a LosslessNumber
+ * instance, see DecimalScalar) is a scalar value, not an object whose fields could be flattened.
+ */
+const isObject = (v: unknown): v is Json => {
+  if (!v || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === null || proto === Object.prototype;
+};
 
 function directive(field: FieldNode, name: string) {
   return field.directives?.find((d) => d.name.value === name);

@@ -1,3 +1,5 @@
+import { parseFhirJson, stringifyFhirJson } from '../../src/fhir/losslessJson';
+import type { Resource } from '../../src/fhir/types';
 import { GraphqlDoor } from '../../src/graphql/graphqlDoor';
 import { fakeSource } from './fakeSource';
 
@@ -65,4 +67,15 @@ test('@slice(path: "$index") names them by position', async () => {
 test('@slice without @flatten suffixes the field itself', async () => {
   const { data } = await run('{ name @slice(path: "use") { family } }');
   expect(data?.Patient).toEqual({ 'name.official': { family: 'Chalmers' }, 'name.usual': { family: null }, 'name.maiden': { family: 'Windsor' } });
+});
+
+test('decimals under @flatten keep their digits and stay values (a decimal is not an object to flatten)', async () => {
+  const observation = parseFhirJson(
+    '{"resourceType":"Observation","id":"o","status":"final","code":{"text":"panel"},"valueQuantity":{"value":1.50,"unit":"mg"},' +
+      '"component":[{"code":{"text":"a"},"valueQuantity":{"value":2.10}},{"code":{"text":"b"},"valueQuantity":{"value":3.0}}]}',
+  ) as Resource;
+  const query = '{ Observation(id: "o") { valueQuantity { value @flatten unit } component @flatten { valueQuantity @flatten { value } } } }';
+  const result = await door.execute({ query }, fakeSource([observation]).context());
+  expect(result.errors).toBeUndefined();
+  expect(stringifyFhirJson(result.data)).toBe('{"Observation":{"valueQuantity":{"unit":"mg"},"value":[2.10,3.0]}}');
 });

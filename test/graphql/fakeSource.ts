@@ -1,3 +1,4 @@
+import { cloneFhir } from '../../src/fhir/losslessJson';
 import type { Bundle, Resource } from '../../src/fhir/types';
 import type { GraphqlDataSource } from '../../src/graphql/dataSource';
 import { createLoaders } from '../../src/graphql/loaders';
@@ -16,7 +17,7 @@ export function fakeSource(resources: Resource[]) {
     async read(type, id) {
       const found = resources.find((r) => r.resourceType === type && r.id === id);
       if (!found) throw new Error(`${type}/${id} not found`);
-      return structuredClone(found);
+      return cloneFhir(found);
     },
     async search(type, params) {
       calls.push({ type, params });
@@ -31,7 +32,7 @@ export function fakeSource(resources: Resource[]) {
       const bundle: Bundle = {
         resourceType: 'Bundle',
         type: 'searchset',
-        entry: matches.slice(0, count).map((r) => ({ resource: structuredClone(r), search: { mode: 'match' } })),
+        entry: matches.slice(0, count).map((r) => ({ resource: cloneFhir(r), search: { mode: 'match' } })),
       };
       if (matches.length > count) bundle.link = [{ relation: 'next', url: `http://fake/${type}?_cursor=next` }];
       return bundle;
