@@ -18,7 +18,7 @@ import { AssertionJtis } from './access/assertionJtis';
 import { FailedAuthentications } from './access/failedAuthentications';
 import type { TokenService } from './access/tokens';
 import type { Config } from './config';
-import { capabilityStatement } from './fhir/capabilityStatement';
+import { capabilityStatement, OPERATIONS } from './fhir/capabilityStatement';
 import { isResourceType, resourceTypes } from './fhir/definitions';
 import { badRequest, notFound, OperationOutcomeError, operationOutcome, payloadTooLarge, unauthorized, unsupportedMediaType } from './fhir/outcome';
 import type { FhirVersion, Resource } from './fhir/types';
@@ -261,6 +261,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         conditional: { create: true, update: true, delete: 'single', read: 'full-support' },
         security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
         software: SOFTWARE,
+        operations: [OPERATIONS.graphql],
       }) as Resource;
       capabilityCache.set(key, statement);
     }
@@ -417,6 +418,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         searchParams: (type) => searchParametersFor('R4', type),
         security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
         software: SOFTWARE,
+        operations: [OPERATIONS.graphql, OPERATIONS.export, OPERATIONS.everything, OPERATIONS.patientExport],
+        instantiates: ['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data'],
       }) as Resource);
     const bulk = new BulkExport({ jobs: new ExportJobRepository(db.sql), directory: path.join(config.dataDir, 'exports'), ttlHours: config.exportTtlHours });
     scope.addHook('onClose', async () => bulk.idle());

@@ -30,7 +30,28 @@ export interface CapabilityOptions {
   software: { name: string; version: string };
   /** `meta.lastUpdated`/`date`; fixed per process so the statement is stable between calls. */
   date?: string;
+  /** Operations offered: at system level, or (`types`) on those resource types. */
+  operations?: readonly OperationSummary[];
+  /** Canonical CapabilityStatements this endpoint conforms to (Bulk Data's `bulk-data`). */
+  instantiates?: readonly string[];
 }
+
+export interface OperationSummary {
+  name: string;
+  /** The OperationDefinition's canonical URL. */
+  definition: string;
+  types?: readonly string[];
+}
+
+/** The published OperationDefinitions of the operations Tributary implements. */
+export const OPERATIONS = {
+  graphql: { name: 'graphql', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-graphql' },
+  everything: { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', types: ['Patient'] },
+  export: { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' },
+  patientExport: { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export', types: ['Patient'] },
+} as const satisfies Record<string, OperationSummary>;
+
+const operationEntry = (o: OperationSummary) => ({ name: o.name, definition: o.definition });
 
 const FHIR_VERSION_NUMBER: Record<FhirVersion, string> = { R4: '4.0.1', STU3: '3.0.2' };
 const STARTED = new Date().toISOString();
@@ -40,6 +61,7 @@ export function capabilityStatement(options: CapabilityOptions): Resource {
   const write = options.interactions.some((i) => i === 'create' || i === 'update' || i === 'delete' || i === 'patch');
   const resource = options.resourceTypes.map((type) => {
     const params = options.searchParams?.(type) ?? [];
+    const operations = (options.operations ?? []).filter((o) => o.types?.includes(type));
     return {
       type,
       interaction: options.interactions.map((code) => ({ code })),
@@ -60,8 +82,10 @@ export function capabilityStatement(options: CapabilityOptions): Resource {
             })),
           }
         : {}),
+      ...(operations.length ? { operation: operations.map(operationEntry) } : {}),
     };
   });
+  const systemOperations = (options.operations ?? []).filter((o) => !o.types);
   const security = options.security
     ? {
         cors: options.security.cors,
@@ -81,6 +105,7 @@ export function capabilityStatement(options: CapabilityOptions): Resource {
     date,
     publisher: options.software.name,
     kind: 'instance',
+    ...(options.instantiates?.length ? { instantiates: [...options.instantiates] } : {}),
     name: options.name,
     title: options.title,
     software: { name: options.software.name, version: options.software.version },
@@ -94,6 +119,7 @@ export function capabilityStatement(options: CapabilityOptions): Resource {
         ...(security ? { security } : {}),
         resource,
         interaction: options.systemInteractions.map((code) => ({ code })),
+        ...(systemOperations.length ? { operation: systemOperations.map(operationEntry) } : {}),
       },
     ],
   };

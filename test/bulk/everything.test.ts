@@ -118,3 +118,25 @@ test('a caller who cannot see the patient gets 404; bad parameters are a 400 nam
   expect(bad.status).toBe(400);
   expect(JSON.stringify(bad)).toContain('_since');
 });
+
+test('/metadata lists $everything, $export and $graphql, each of which answers where it is listed', async () => {
+  const statement = await agg(a, 'metadata');
+  expect(statement.instantiates).toEqual(['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data']);
+  const rest = statement.rest[0];
+  expect(rest.operation.map((o: Json) => o.name).sort()).toEqual(['export', 'graphql']);
+  const patient = rest.resource.find((r: Json) => r.type === 'Patient');
+  expect(patient.operation).toEqual([
+    { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
+    { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export' },
+  ]);
+  // Every other type lists none.
+  expect(rest.resource.filter((r: Json) => r.type !== 'Patient' && r.operation)).toEqual([]);
+
+  expect((await agg(a, `Patient/${patientId}/$everything`)).status).toBe(200);
+  expect((await agg(a, `$graphql?query=${encodeURIComponent('{ PatientList { id } }')}`)).status).toBe(200);
+  for (const path of ['$export', 'Patient/$export']) {
+    const res = await server.aggregated(a, path, { headers: { prefer: 'respond-async', accept: 'application/fhir+json' } });
+    expect([path, res.status]).toEqual([path, 202]);
+    expect(res.headers.get('content-location')).toContain('/$export-status/');
+  }
+});
