@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { chmod, cp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { openDatabase } from './db';
@@ -96,7 +96,7 @@ export async function seedFromTemplate(dataDir: string, cacheDir = defaultCacheD
   if (await exists(dataDir)) return false;
   const template = await templatePath(cacheDir);
   if (!(await exists(path.join(template, 'PG_VERSION')))) return false;
-  const scratch = `${dataDir}.seeding-${process.pid}`;
+  const scratch = `${dataDir}.seeding-${randomUUID()}`;
   await rm(scratch, { recursive: true, force: true });
   try {
     await cp(template, scratch, { recursive: true });
@@ -104,6 +104,8 @@ export async function seedFromTemplate(dataDir: string, cacheDir = defaultCacheD
     await rename(scratch, dataDir);
   } catch (err) {
     await rm(scratch, { recursive: true, force: true });
+    // Another process seeded the same folder first: it is a complete copy all the same.
+    if (await exists(path.join(dataDir, 'PG_VERSION'))) return false;
     throw err;
   }
   return true;

@@ -61,6 +61,15 @@ test('a new data folder seeded from the template is owner-only, opens, and has e
   }
 });
 
+test('two starts seeding the same new folder at once leave one complete copy', async () => {
+  const dataDir = path.join(root, 'raced', 'pglite');
+  mkdirSync(path.dirname(dataDir), { recursive: true });
+  const seeded = await Promise.all([seedFromTemplate(dataDir, cache), seedFromTemplate(dataDir, cache)]);
+  expect(seeded.filter(Boolean)).toHaveLength(1);
+  expect(readdirSync(path.dirname(dataDir))).toEqual(['pglite']);
+  expect(existsSync(path.join(dataDir, 'PG_VERSION'))).toBe(true);
+});
+
 test('an existing data folder is never overwritten', async () => {
   const dataDir = path.join(root, 'existing', 'pglite');
   mkdirSync(dataDir, { recursive: true });
