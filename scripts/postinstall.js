@@ -3,7 +3,8 @@
 /**
  * `npm install` hook: generates the Prisma client (offline, see prisma-generate.js) and, when the dev
  * dependencies are there, the typed GraphQL documents from schema/ (GraphQL Code Generator) and the compiled
- * server and CLI in dist/ (scripts/build.js) and the browser pages in dist/web (scripts/build-web.js).
+ * server and CLI in dist/ (scripts/build.js) and the browser pages in dist/web (scripts/build-web.js), and the
+ * pre-migrated embedded database a new data folder starts from (scripts/pglite-template.js).
  */
 const { spawnSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -28,3 +29,5 @@ const definitions = path.join(root, 'dist/src/fhir/definitions.js');
 if (existsSync(definitions)) {
   run(['-e', `const d = require(${JSON.stringify(definitions)}); d.readR4Definition('profiles-types.json'); d.readR4Definition('profiles-resources.json');`]);
 }
+// A pre-migrated embedded database, so a first start copies files instead of creating and migrating one.
+if (existsSync(path.join(root, 'dist/src/store/pgliteTemplate.js'))) run([path.join(__dirname, 'pglite-template.js')]);

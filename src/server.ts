@@ -8,16 +8,20 @@ import { migrate } from './store/migrator';
 import { warmValidation } from './fhir/validation';
 import { TenancyRepository } from './store/tenancyRepository';
 import { ensureDataDir } from './ops/dataDir';
+import { seedFromTemplate } from './store/pgliteTemplate';
 
 /** `npm start`: open the store, apply pending migrations, serve. Wiring only. */
 async function main(): Promise<void> {
   const config = loadConfig();
   // A first start creates the data folder (PGlite creates only its own sub-folder, not the parents).
   await ensureDataDir(config.dataDir);
-  // The embedded store gets its own folder beside the admin credential and signing keys.
+  // The embedded store gets its own folder beside the admin credential and signing keys; a new one starts
+  // as a copy of the install's pre-migrated template when there is one (pgliteTemplate.ts).
+  const pgliteDir = path.join(config.dataDir, 'pglite');
+  const seeded = !config.databaseUrl && (await seedFromTemplate(pgliteDir));
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
-    dataDir: path.join(config.dataDir, 'pglite'),
+    dataDir: pgliteDir,
     poolSize: config.poolSize,
     limits: { statementTimeoutMs: config.statementTimeoutMs, poolWaitMs: config.poolWaitTimeoutMs },
   });
@@ -25,6 +29,7 @@ async function main(): Promise<void> {
   const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, longestTtlSeconds: config.breakGlassSeconds, env: process.env });
   const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });
   const app = await buildApp({ config, db, tenancy: new TenancyRepository(db.prisma), tokens, adminToken: admin.token });
+  if (seeded) app.log.info(`created the embedded database in ${pgliteDir} from the install's template`);
   if (applied.length) app.log.info({ applied }, 'applied migrations');
   if (admin.source === 'created') app.log.info(`created the admin credential in ${admin.file}`);
 

@@ -124,10 +124,18 @@ async function openPostgres(url: string, poolSize: number, queryEvents: boolean,
   };
 }
 
+/**
+ * The embedded store's buffer cache. initdb's default (128 MB) is all resident in the WASM heap from the first
+ * query on, most of an idle server's memory; the data files are read through the operating system's page cache
+ * in any case, so a small cache costs little (issue 19: idle RSS ≤ 300 MB).
+ */
+const PGLITE_SHARED_BUFFERS = '16MB';
+
 async function openPglite(dataDir: string, queryEvents: boolean): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PrismaPGlite } = await import('pglite-prisma-adapter');
-  const pglite = dataDir.startsWith('memory://') ? new PGlite() : new PGlite(dataDir);
+  const options = { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`] };
+  const pglite = dataDir.startsWith('memory://') ? new PGlite(options) : new PGlite(dataDir, options);
   await pglite.waitReady;
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite), ...logOptions(queryEvents) });
   const sql = pgliteSql(pglite);
