@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   // The embedded store gets its own folder beside the admin credential and signing keys.
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
+    replicaUrl: config.databaseReplicaUrl,
     dataDir: path.join(config.dataDir, 'pglite'),
     poolSize: config.poolSize,
     limits: { statementTimeoutMs: config.statementTimeoutMs, poolWaitMs: config.poolWaitTimeoutMs },
