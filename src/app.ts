@@ -146,7 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const auditEvents = new AuditSearch(db.sql);
   // Read per request, never cached: a grant, revoke or freeze counts on the next request.
   const callerAccess = new CallerAccessLoader(db.sql);
-  const grants = new ConsentRegistry(db.sql, repo, audit);
+  const grants = new ConsentRegistry(db.sql, repo, audit, replicaReads && (() => replicaReads.accessChanged()));
   const breakGlass = new BreakGlass({ sql: db.sql, repo, tokens, seconds: config.breakGlassSeconds, audit });
   const patientControls = new PatientControls({ consents: grants, breakGlass });
   // Registration invitations the native record queued: delivered after each commit, and at start for any a

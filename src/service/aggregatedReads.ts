@@ -7,12 +7,12 @@ import type { AccessFilter } from './ports';
  * Which database an aggregated read runs on when a streaming replica is configured: the decision belongs to
  * the service (Authorization hands out the aggregated service with the stores picked here), never to a door.
  * The replica serves a read unless
- * - the caller's access reads consent rows (a revocation must count on the next request, and the replica may
- *   not have replayed it yet): primary;
  * - it is a live delivery (a subscription event announces a change the primary just committed): primary;
- * - the caller wrote something the replica has not replayed within REPLICA_MAX_WAIT_MS (replicaReads.ts): primary.
+ * - the replica has not replayed, within REPLICA_MAX_WAIT_MS, the caller's last write, or — when the caller's
+ *   access reads consent rows — the latest consent change (a revocation counts on the next request;
+ *   replicaReads.ts): primary.
  */
-export type ReadReason = 'replica' | 'consent' | 'live' | 'replica-behind';
+export type ReadReason = 'replica' | 'live' | 'replica-behind';
 
 export interface AggregatedReadsDeps {
   /** The services' stores on the primary, and the same stores on the replica (read-only: nothing there writes). */
@@ -28,7 +28,11 @@ export class AggregatedReads {
 
   /** The stores the caller's aggregated service reads; `live`: a delivery of a change just committed on the primary. */
   async storesFor(caller: AuthorisedCaller, filter: AccessFilter, options: { live?: boolean } = {}): Promise<FhirServiceDeps> {
-    const reason: ReadReason = options.live ? 'live' : filter.readsConsent ? 'consent' : (await this.deps.reads.target(caller.clientId)) === 'replica' ? 'replica' : 'replica-behind';
+    const reason: ReadReason = options.live
+      ? 'live'
+      : (await this.deps.reads.target(caller.clientId, { readsConsent: filter.readsConsent })) === 'replica'
+        ? 'replica'
+        : 'replica-behind';
     const target: ReadTarget = reason === 'replica' ? 'replica' : 'primary';
     this.deps.onRoute?.(target, reason);
     return target === 'replica' ? this.deps.replica : this.deps.primary;

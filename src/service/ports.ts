@@ -21,7 +21,7 @@ export interface AccessFilter {
   condition(alias: string, bind: (value: unknown) => string): string;
   /**
    * Whether the condition reads consent rows: a revoked grant must count on the next request, so such a
-   * caller's reads never go to a replica that may not have replayed the revocation yet (aggregatedReads.ts).
+   * caller's reads go to a replica only once it has replayed the latest consent change (replicaReads.ts).
    */
   readsConsent?: boolean;
 }

@@ -14,6 +14,12 @@ import type { SqlClient } from './sql';
  * on another server behind a round-robin balancer waits there too (as soon as the notification arrives, a
  * few milliseconds; a balancer that keeps a client on one server closes even that window).
  *
+ * Consent changes are the exception to "a client waits for its own writes": a revoked grant must count on
+ * everyone's next request. Each change's position is announced the same way to every server, and a read whose
+ * access predicate reads consent rows waits for the replica to pass the latest one (as rare as consent
+ * changes are, the replica has nearly always passed it). A server that starts takes the primary's position at
+ * start as that floor, since it cannot know what changed before.
+ *
  * The position is the write's, not its aggregation's: the aggregate of a write is made by a worker a moment
  * later, on the primary and the replica alike, so a read after a write sees at least what the primary held
  * when the write was acknowledged — never less than the same read on the primary would have — and the
@@ -33,6 +39,8 @@ export interface ReplicaLag {
 
 /** The channel the write positions travel on between servers. */
 const CHANNEL = 'tributary_replica_lsn';
+/** The "client" of consent changes (no client id is empty). */
+const ACCESS = '';
 /** How often a waiting read asks the replica again. */
 const POLL_MS = 5;
 /** Clients remembered at most (the oldest are dropped first; each entry is gone anyway once the replica passes it). */
@@ -48,6 +56,8 @@ export function parseLsn(text: string): bigint {
 
 export class ReplicaReads {
   private readonly pending = new Map<string, bigint>();
+  /** The position of the latest consent change known here (see above). */
+  private accessFloor = 0n;
   private replayProbe?: Promise<bigint>;
   private failedAt = 0;
   private stopListening?: () => Promise<void>;
@@ -62,8 +72,10 @@ export class ReplicaReads {
   async start(db: Pick<Database, 'listen'>): Promise<void> {
     this.stopListening = await db.listen(CHANNEL, (payload) => {
       const [clientId, lsn] = splitPayload(payload);
-      if (clientId && lsn) this.note(clientId, parseLsn(lsn));
+      if (lsn) this.note(clientId, parseLsn(lsn));
     });
+    const [row] = await this.primary.query<{ lsn: string }[]>('SELECT pg_current_wal_lsn()::text AS lsn');
+    this.note(ACCESS, parseLsn(row.lsn));
   }
 
   async stop(): Promise<void> {
@@ -75,12 +87,24 @@ export class ReplicaReads {
    * and announces it to the other servers, in one statement.
    */
   async written(clientId: string): Promise<void> {
+    await this.announce(clientId);
+  }
+
+  /** After a consent change committed: every reader whose access reads consent rows waits for it on the replica. */
+  async accessChanged(): Promise<void> {
+    await this.announce(ACCESS);
+  }
+
+  private async announce(clientId: string): Promise<void> {
     const [row] = await this.primary.query<{ lsn: string }[]>(`SELECT lsn::text AS lsn, pg_notify('${CHANNEL}', $1 || ' ' || lsn::text) FROM pg_current_wal_lsn() AS lsn`, clientId);
     if (row) this.note(clientId, parseLsn(row.lsn));
   }
 
-  /** Where `clientId`'s read runs: the replica once it has replayed the client's last write (bounded wait), else the primary. */
-  async target(clientId: string): Promise<ReadTarget> {
+  /**
+   * Where `clientId`'s read runs: the replica once it has replayed the client's last write, and the latest
+   * consent change when the read's access depends on consent (bounded wait); else the primary.
+   */
+  async target(clientId: string, options: { readsConsent?: boolean } = {}): Promise<ReadTarget> {
     if (Date.now() - this.failedAt < BACKOFF_MS) return 'primary';
     const deadline = Date.now() + this.maxWaitMs;
     for (;;) {
@@ -91,11 +115,10 @@ export class ReplicaReads {
         this.failedAt = Date.now();
         return 'primary';
       }
-      const wanted = this.pending.get(clientId);
-      if (wanted === undefined || replayed >= wanted) {
-        if (wanted !== undefined) this.pending.delete(clientId);
-        return 'replica';
-      }
+      const own = this.pending.get(clientId);
+      if (own !== undefined && replayed >= own) this.pending.delete(clientId);
+      const wanted = max(own, options.readsConsent ? this.accessFloor : undefined);
+      if (wanted === undefined || replayed >= wanted) return 'replica';
       const left = deadline - Date.now();
       if (left <= 0) return 'primary';
       await new Promise((r) => setTimeout(r, Math.min(POLL_MS, left)));
@@ -132,12 +155,22 @@ export class ReplicaReads {
   }
 
   private note(clientId: string, lsn: bigint): void {
+    if (clientId === ACCESS) {
+      if (lsn > this.accessFloor) this.accessFloor = lsn;
+      return;
+    }
     const known = this.pending.get(clientId);
     if (known !== undefined && known >= lsn) return;
     this.pending.delete(clientId);
     if (this.pending.size >= MAX_CLIENTS) this.pending.delete(this.pending.keys().next().value as string);
     this.pending.set(clientId, lsn);
   }
+}
+
+function max(a: bigint | undefined, b: bigint | undefined): bigint | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a > b ? a : b;
 }
 
 /** `<client id> <lsn>`: client ids may hold spaces, LSNs never do. */
