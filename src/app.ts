@@ -125,7 +125,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     search,
     admission,
     reports: { report: (store, types) => aggregationReport(db.sql, store, types) },
-    ...(replicaReads ? { committed: (caller) => replicaReads.written(caller.clientId).catch((err) => app.log.warn({ err }, 'the write position for the replica could not be read')) } : {}),
+    ...(replicaReads
+      ? { committed: (caller) => replicaReads.written(caller.clientId).catch((err) => app.log.warn({ err }, 'the write position for the replica could not be read')) }
+      : {}),
   };
   const aggregatedReads =
     replicaReads && db.replica
@@ -242,7 +244,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await replicaReads.start(db);
     app.addHook('onClose', async () => replicaReads.stop());
   }
-  const readiness = new ReadinessCheck({ sql: db.sql, workerAlive: config.aggregationWorker ? () => worker.alive : undefined, replica: replicaReads && (() => replicaReads.lag()) });
+  const readiness = new ReadinessCheck({
+    sql: db.sql,
+    workerAlive: config.aggregationWorker ? () => worker.alive : undefined,
+    replica: replicaReads && (() => replicaReads.lag()),
+  });
   app.get('/readyz', async (_request, reply) => {
     const result = await readiness.check();
     return reply.code(result.ready ? 200 : 503).send(result);

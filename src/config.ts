@@ -292,7 +292,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     read.problems.push((err as Error).message);
   }
   // A replica of nothing: the embedded store has no replicas, and the replica must follow DATABASE_URL's database.
-  if (config.databaseReplicaUrl && !config.databaseUrl) read.problems.push('DATABASE_REPLICA_URL needs DATABASE_URL (a replica follows a PostgreSQL primary; the embedded store has none)');
+  if (config.databaseReplicaUrl && !config.databaseUrl)
+    read.problems.push('DATABASE_REPLICA_URL needs DATABASE_URL (a replica follows a PostgreSQL primary; the embedded store has none)');
   // Read where they are used (the token service), checked here so that every problem shows at once.
   read.int('TOKEN_TTL_SECONDS', 300, 1);
   if (read.problems.length) throw new ConfigError(read.problems);

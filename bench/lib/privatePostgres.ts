@@ -55,7 +55,8 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
   }
   const port = await freePort();
   // initdb's default pg_hba.conf lets local replication connections in (trust), which pg_basebackup and the standby use.
-  if (options.replicaOf) run('pg_basebackup', ['-h', '127.0.0.1', '-p', String(options.replicaOf.port), '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+  if (options.replicaOf)
+    run('pg_basebackup', ['-h', '127.0.0.1', '-p', String(options.replicaOf.port), '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
   else run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   // Small and quick: fsync stays on (the crash checks are about what PostgreSQL acknowledged).
   const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=64MB`;

@@ -6,7 +6,7 @@ import { freshDatabase } from '../lib/database';
 import { bundles, entryCount } from '../lib/dataset';
 import { runPostStream } from '../lib/load';
 import { type PrivatePostgres, replicaAvailable, startPrivatePostgres } from '../lib/privatePostgres';
-import { ROOT, type RunningServer, startServer, type Tenant } from '../lib/server';
+import { freePort, ROOT, type RunningServer, startServer, type Tenant } from '../lib/server';
 import { round, summarize } from '../lib/stats';
 import { type BenchContext, notAvailable, report } from './context';
 
@@ -56,7 +56,7 @@ interface Fingerprint {
 export async function scaleScenario(ctx: BenchContext): Promise<void> {
   if (ctx.store !== 'postgres') return notAvailable(ctx, 'scale', 'scale', 'several processes', 'runs on PostgreSQL only (the embedded store is one process)');
   if (!replicaAvailable()) return notAvailable(ctx, 'scale', 'scale', 'several processes', 'initdb, pg_ctl and pg_basebackup are needed for the private primary and replica');
-  const patients = ctx.settings.quick ? 6 : Math.min(ctx.settings.patients, 60);
+  const patients = Math.min(ctx.settings.patients, ctx.settings.quick ? 6 : 60);
   ctx.log('scale: starting a private primary and its streaming replica');
   const primary = await startPrivatePostgres();
   let replica: PrivatePostgres | undefined;
@@ -150,8 +150,11 @@ async function runLayout(ctx: BenchContext, layout: Layout, patients: number, pr
       url.pathname = `/${name}`;
       Object.assign(env, { DATABASE_REPLICA_URL: url.toString(), REPLICA_MAX_WAIT_MS: String(REPLICA_MAX_WAIT_MS) });
     }
+    // As behind a balancer, every server has the one public URL (tokens name it as their issuer): the first's.
+    const port = await freePort();
+    env.PUBLIC_URL = `http://127.0.0.1:${port}`;
     // One after the other: the first applies the migrations.
-    for (let i = 0; i < layout.servers; i++) servers.push(await startServer({ env }));
+    for (let i = 0; i < layout.servers; i++) servers.push(await startServer({ env, ...(i === 0 ? { port } : {}) }));
     for (let i = 0; i < layout.workers; i++) workers.push(startWorker(db.url));
     const tenant = await servers[0].tenant('scale');
     const bases = servers.map((s) => `${s.url}/fhir/customer/${tenant.endpointId}`);
@@ -300,7 +303,14 @@ async function readYourWrites(servers: RunningServer[], tenant: Tenant): Promise
   const metrics = await (await fetch(`${two.url}/metrics`, { headers: { authorization: `Bearer ${two.adminToken}` } })).text();
   const served = [...metrics.matchAll(/^tributary_aggregated_reads_total\{served_by="(\w+)",reason="([\w-]+)"\} (\d+)/gm)].map((m) => `${m[3]} ${m[1]} (${m[2]})`);
   const a = summarize(after.sort((x, y) => x - y));
-  return { probes: after.length, p50: round(a.p50), p95: round(a.p95), plainP50: round(summarize(plain.sort((x, y) => x - y)).p50), servedBy: served.join(', ') || 'unknown', maxWaitMs: REPLICA_MAX_WAIT_MS };
+  return {
+    probes: after.length,
+    p50: round(a.p50),
+    p95: round(a.p95),
+    plainP50: round(summarize(plain.sort((x, y) => x - y)).p50),
+    servedBy: served.join(', ') || 'unknown',
+    maxWaitMs: REPLICA_MAX_WAIT_MS,
+  };
 }
 
 async function fingerprintOf(url: string): Promise<Fingerprint> {
@@ -319,9 +329,7 @@ async function fingerprintOf(url: string): Promise<Fingerprint> {
       groupSizes: await tally(
         `SELECT type || ':' || size AS k, count(*) AS n FROM (SELECT type, agg_id, count(*) AS size FROM agg_member WHERE status = 'included' AND agg_id IS NOT NULL GROUP BY type, agg_id) g GROUP BY type, size`,
       ),
-      duplicateKeys: Number(
-        (await client.query(`SELECT count(*) AS n FROM (SELECT type, key FROM agg_key GROUP BY type, key HAVING count(DISTINCT agg_id) > 1) d`)).rows[0].n,
-      ),
+      duplicateKeys: Number((await client.query(`SELECT count(*) AS n FROM (SELECT type, key FROM agg_key GROUP BY type, key HAVING count(DISTINCT agg_id) > 1) d`)).rows[0].n),
     };
   } finally {
     await client.end();

@@ -96,7 +96,10 @@ export class ReplicaReads {
   }
 
   private async announce(clientId: string): Promise<void> {
-    const [row] = await this.primary.query<{ lsn: string }[]>(`SELECT lsn::text AS lsn, pg_notify('${CHANNEL}', $1 || ' ' || lsn::text) FROM pg_current_wal_lsn() AS lsn`, clientId);
+    const [row] = await this.primary.query<{ lsn: string }[]>(
+      `SELECT lsn::text AS lsn, pg_notify('${CHANNEL}', $1 || ' ' || lsn::text) FROM pg_current_wal_lsn() AS lsn`,
+      clientId,
+    );
     if (row) this.note(clientId, parseLsn(row.lsn));
   }
 

@@ -1,12 +1,14 @@
 import pg from 'pg';
 import { type PrivatePostgres, replicaAvailable, startPrivatePostgres } from '../../bench/lib/privatePostgres';
+import { actingAs, addTeam } from '../support/accessModel';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
  * Issue 19 item 6: with DATABASE_REPLICA_URL set, aggregated reads (REST and GraphQL) are served by the
  * streaming replica, and a client that wrote reads its own write. The test pauses the replica's replay, so
  * what the replica serves is visibly older than the primary: a client with no writes sees the old state there,
- * the writing client's reads wait REPLICA_MAX_WAIT_MS and go to the primary. Runs on a primary and a replica
+ * the writing client's reads wait REPLICA_MAX_WAIT_MS and go to the primary, and a consent revoked meanwhile
+ * counts at once for its grantee (whose reads then go to the primary too). Runs on a primary and a replica
  * of its own (initdb + pg_basebackup on free ports), never the shared instance; skipped where those are missing.
  */
 const maybe = replicaAvailable() ? describe : describe.skip;
@@ -46,7 +48,8 @@ maybe('aggregated reads on a streaming replica', () => {
       await client.end();
     }
   };
-  const patient = (nhs: string) => JSON.stringify({ resourceType: 'Patient', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhs }], name: [{ family: 'Replica' }] });
+  const patient = (nhs: string) =>
+    JSON.stringify({ resourceType: 'Patient', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhs }], name: [{ family: 'Replica' }] });
   const found = async (tenant: Tenant, nhs: string) => {
     const res = await server.aggregated(tenant, `Patient?identifier=${nhs}`);
     expect(res.status).toBe(200);
@@ -114,5 +117,52 @@ maybe('aggregated reads on a streaming replica', () => {
     const resumed = await routed();
     expect(await found(writer, '9000000012')).toBe(1);
     expect((await routed())['replica/replica'] - resumed['replica/replica']).toBe(1);
+  }, 60_000);
+
+  test('a consent revoked while the replica is behind counts on the grantee’s next read', async () => {
+    const LABEL = 'http://fhir.patientsknowbest.com/codesystem/privacy-label';
+    const entries = [
+      // The writer's default source organisation: the aggregator attributes the Observation to it.
+      { resourceType: 'Organization', id: 'replica', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'RPL' }] },
+      { resourceType: 'Patient', id: 'p', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: '9000000021' }] },
+      {
+        resourceType: 'Observation',
+        id: 'mh',
+        meta: { security: [{ system: LABEL, code: 'MENTAL_HEALTH' }] },
+        status: 'final',
+        code: { text: 'replica-mh' },
+        subject: { reference: 'Patient/p' },
+      },
+    ];
+    const bundle = { resourceType: 'Bundle', type: 'transaction', entry: entries.map((r) => ({ resource: r, request: { method: 'PUT', url: `${r.resourceType}/${r.id}` } })) };
+    expect((await writer.fetch(writer.baseUrl, { method: 'POST', body: JSON.stringify(bundle) })).status).toBe(200);
+    await server.waitForAggregation();
+    const status = (await (await writer.fetch('Patient/p/$aggregation-status')).json()) as { issue: { diagnostics: string }[] };
+    const patientId = /is aggregated as Patient\/([^ .,;]+)/.exec(status.issue[0].diagnostics)?.[1] as string;
+    // Another customer's team, granted MENTAL_HEALTH by the patient.
+    const other = await server.provision({ name: 'Clinic', defaultSourceOrg: 'Organization/clinic' });
+    await addTeam(server, { id: 'team-rpl', organizationId: 'org-rpl', customerId: other.customerId });
+    const team = actingAs(server, other, { organizationId: 'org-rpl', teamId: 'team-rpl' });
+    const sees = async () => {
+      const res = await server.aggregated(team, 'Observation?_count=100');
+      expect(res.status).toBe(200);
+      return (((await res.json()) as { entry?: { resource: { code?: { text?: string } } }[] }).entry ?? []).filter((e) => e.resource.code?.text === 'replica-mh').length;
+    };
+    await server.admin('POST', '/admin/consents', { patientId, grantee: 'team-rpl', label: 'MENTAL_HEALTH' });
+    for (let i = 0; (await sees()) === 0; i++) {
+      if (i > 100) throw new Error('the team never saw the granted Observation');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    await onReplica('SELECT pg_wal_replay_pause()');
+    try {
+      await server.admin('DELETE', '/admin/consents', { patientId, grantee: 'team-rpl', label: 'MENTAL_HEALTH' });
+      const before = await routed();
+      // The paused replica still holds the grant; the team's read waits for it, then reads the primary.
+      expect(await sees()).toBe(0);
+      expect(((await routed())['primary/replica-behind'] ?? 0) - (before['primary/replica-behind'] ?? 0)).toBe(1);
+    } finally {
+      await onReplica('SELECT pg_wal_replay_resume()');
+    }
   }, 60_000);
 });
