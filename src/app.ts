@@ -36,6 +36,8 @@ import { oauthRoutes } from './rest/oauthRoutes';
 import { NhsLoginIdTokens } from './access/nhsLoginIdTokens';
 import { patientsByNhsNumber } from './aggregator/patientsByNhsNumber';
 import { Authorization } from './service/authorization';
+import { AggregatedReads } from './service/aggregatedReads';
+import { ReplicaReads } from './store/replicaReads';
 import type { FhirServiceDeps } from './service/fhirService';
 import type { ResourceValidator, SearchPort } from './service/ports';
 import type { Database } from './store/db';
@@ -114,7 +116,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     config.aggregationMaxBacklog > 0
       ? new BacklogAdmission(db.sql, { maxBacklog: config.aggregationMaxBacklog, maxWaitMs: config.aggregationAdmitWaitMs, onReleased: () => worker.notify() })
       : undefined;
-  const serviceDeps: FhirServiceDeps = { repo, validator, search, admission, reports: { report: (store, types) => aggregationReport(db.sql, store, types) } };
+  // With a streaming replica (DATABASE_REPLICA_URL), each committed write notes its WAL position for its
+  // client, so that client's aggregated reads wait for the replica to replay it (store/replicaReads.ts).
+  const replicaReads = db.replica ? new ReplicaReads(db.sql, db.replica, config.replicaMaxWaitMs) : undefined;
+  const serviceDeps: FhirServiceDeps = {
+    repo,
+    validator,
+    search,
+    admission,
+    reports: { report: (store, types) => aggregationReport(db.sql, store, types) },
+    ...(replicaReads
+      ? { committed: (caller) => replicaReads.written(caller.clientId).catch((err) => app.log.warn({ err }, 'the write position for the replica could not be read')) }
+      : {}),
+  };
+  const aggregatedReads =
+    replicaReads && db.replica
+      ? new AggregatedReads({
+          primary: serviceDeps,
+          // Read-only on the replica: no write hooks, no admission, no report (the aggregated record has none).
+          replica: { repo: new ResourceRepository(db.replica), validator, search: new SearchService(db.replica, { timeoutMs: config.searchTimeoutMs }) },
+          reads: replicaReads,
+          onRoute: (target, reason) => metrics.aggregatedRead(target, reason),
+        })
+      : undefined;
   const idempotentWrites = new IdempotentWrites(new IdempotencyRepository(db.sql), config.idempotencyWindowSeconds);
   const aggregator = new Aggregator(repo);
   // Every read, search, history, write, token and consent change is audited unless AUDIT=off (src/audit/).
@@ -124,7 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const auditEvents = new AuditSearch(db.sql);
   // Read per request, never cached: a grant, revoke or freeze counts on the next request.
   const callerAccess = new CallerAccessLoader(db.sql);
-  const grants = new ConsentRegistry(db.sql, repo, audit);
+  const grants = new ConsentRegistry(db.sql, repo, audit, replicaReads && (() => replicaReads.accessChanged()));
   const breakGlass = new BreakGlass({ sql: db.sql, repo, tokens, seconds: config.breakGlassSeconds, audit });
   const patientControls = new PatientControls({ consents: grants, breakGlass });
   // Registration invitations the native record queued: delivered after each commit, and at start for any a
@@ -216,7 +240,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => worker.stop());
   // Liveness answers without the database (an outage must not get a healthy process restarted); readiness asks it.
   app.get('/healthz', async () => ({ status: 'ok', store: db.kind, aggregation: await within(worker.lag(), 1000).catch(() => null) }));
-  const readiness = new ReadinessCheck({ sql: db.sql, workerAlive: config.aggregationWorker ? () => worker.alive : undefined });
+  if (replicaReads) {
+    await replicaReads.start(db);
+    app.addHook('onClose', async () => replicaReads.stop());
+  }
+  const readiness = new ReadinessCheck({
+    sql: db.sql,
+    workerAlive: config.aggregationWorker ? () => worker.alive : undefined,
+    replica: replicaReads && (() => replicaReads.lag()),
+  });
   app.get('/readyz', async (_request, reply) => {
     const result = await readiness.check();
     return reply.code(result.ready ? 200 : 503).send(result);
@@ -285,10 +317,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     supported: aggregator.supported,
     publicUrl: () => config.publicUrl,
     audit,
+    aggregatedReads,
     nativeRecord: async (caller, organizationId) => {
       const organization = await tenancy.organizations.getOrganization(organizationId);
       if (!organization) throw notFound(`No organisation '${organizationId}'`);
-      return new NativeRecord({ sql: db.sql, repo, invitations, onChange: () => worker.notify(), audit }, organization, caller);
+      const onChange = () => {
+        worker.notify();
+        void serviceDeps.committed?.(caller);
+      };
+      return new NativeRecord({ sql: db.sql, repo, invitations, onChange, audit }, organization, caller);
     },
   });
   // One client's burst cannot take every connection from the others (issue 16 item 2, clientConcurrency.ts).

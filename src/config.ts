@@ -10,6 +10,13 @@ export interface Config {
   dataDir: string;
   /** `postgresql://…` switches the store to PostgreSQL. */
   databaseUrl?: string;
+  /**
+   * DATABASE_REPLICA_URL: a streaming replica (hot standby) of DATABASE_URL's database; when set, aggregated
+   * reads are served from it (store/replicaReads.ts), with read-your-writes for the writing client.
+   */
+  databaseReplicaUrl?: string;
+  /** REPLICA_MAX_WAIT_MS: how long a client's aggregated read waits for the replica to replay its last write before it goes to the primary. */
+  replicaMaxWaitMs: number;
   /** Absolute base URL clients use to reach us; links and token issuers derive from it. */
   publicUrl: string;
   /** Largest request body accepted, in bytes (larger → 413). */
@@ -235,6 +242,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host,
     dataDir: read.string('DATA_DIR') ?? './data',
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], 'postgresql://user:password@localhost:5432/tributary'),
+    databaseReplicaUrl: read.url('DATABASE_REPLICA_URL', ['postgres:', 'postgresql:'], 'postgresql://user:password@replica:5432/tributary'),
+    replicaMaxWaitMs: read.int('REPLICA_MAX_WAIT_MS', 1000, 0, 60_000),
     publicUrl: (read.url('PUBLIC_URL', ['http:', 'https:'], 'https://fhir.example.org') ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     bodyLimit: read.int('BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1),
     maxBodyDepth: read.int('MAX_BODY_DEPTH', 100, 10),
@@ -282,6 +291,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     read.problems.push((err as Error).message);
   }
+  // A replica of nothing: the embedded store has no replicas, and the replica must follow DATABASE_URL's database.
+  if (config.databaseReplicaUrl && !config.databaseUrl)
+    read.problems.push('DATABASE_REPLICA_URL needs DATABASE_URL (a replica follows a PostgreSQL primary; the embedded store has none)');
   // Read where they are used (the token service), checked here so that every problem shows at once.
   read.int('TOKEN_TTL_SECONDS', 300, 1);
   if (read.problems.length) throw new ConfigError(read.problems);

@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   const seeded = !config.databaseUrl && (await seedFromTemplate(pgliteDir));
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
+    replicaUrl: config.databaseReplicaUrl,
     dataDir: pgliteDir,
     poolSize: config.poolSize,
     limits: { statementTimeoutMs: config.statementTimeoutMs, poolWaitMs: config.poolWaitTimeoutMs },

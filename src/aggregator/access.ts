@@ -28,6 +28,7 @@ export interface CallerAccess {
 
 export function accessFilter(access: CallerAccess): AccessFilter {
   return {
+    readsConsent: access.grantees.length > 0,
     condition: (r, bind) => {
       const any = [`a.kind = 'shared'`];
       if (access.selfPatientId) any.push(`a.patient_id = ${bind(access.selfPatientId)}`);

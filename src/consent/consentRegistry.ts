@@ -73,6 +73,8 @@ export class ConsentRegistry {
     private readonly sql: SqlClient,
     private readonly repo: ResourceRepository,
     private readonly audit: AuditSink = NO_AUDIT,
+    /** Called once a change is committed, before it is answered (a replica's readers must wait for it: store/replicaReads.ts). */
+    private readonly onChanged?: () => Promise<void>,
   ) {}
 
   /** Adds a label to the patient's consent to the grantee (created, or made active again, as needed). */
@@ -242,6 +244,7 @@ export class ConsentRegistry {
       }
       throw err;
     }
+    await this.onChanged?.();
     await this.audit.record({
       subtype,
       caller: by,

@@ -29,6 +29,7 @@ export class Metrics {
   private readonly parked: Gauge;
   private readonly oldestAge: Gauge;
   private readonly pool: Gauge<'state'>;
+  private readonly aggregatedReads: Counter<'served_by' | 'reason'>;
 
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
@@ -51,6 +52,12 @@ export class Metrics {
     this.queueDepth = new Gauge({ name: 'tributary_aggregation_queue_depth', help: 'Work items waiting to be aggregated (not parked)', registers });
     this.parked = new Gauge({ name: 'tributary_aggregation_parked_items', help: 'Work items parked after repeated failures (see $aggregation-status)', registers });
     this.oldestAge = new Gauge({ name: 'tributary_aggregation_lag_seconds', help: 'Age of the oldest waiting work item: how far the aggregated view is behind', registers });
+    this.aggregatedReads = new Counter({
+      name: 'tributary_aggregated_reads_total',
+      help: 'Aggregated services handed out with a replica configured, by the database that serves them (replica, primary) and why',
+      labelNames: ['served_by', 'reason'],
+      registers,
+    });
     this.pool = new Gauge({
       name: 'tributary_db_pool_connections',
       help: 'Database connections for requests by state (PostgreSQL; max is the pool size)',
@@ -68,6 +75,11 @@ export class Metrics {
 
   aggregatedItems(count: number): void {
     this.aggregated.inc(count);
+  }
+
+  /** An aggregated read (one REST request or GraphQL operation's service) routed with a replica configured. */
+  aggregatedRead(servedBy: string, reason: string): void {
+    this.aggregatedReads.inc({ served_by: servedBy, reason });
   }
 
   aggregationBatchFailed(): void {

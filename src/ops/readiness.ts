@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import type { ReplicaLag } from '../store/replicaReads';
 import type { Sql } from '../store/sql';
 import { resolveMigrationsDir } from '../store/migrator';
 
@@ -6,7 +7,8 @@ import { resolveMigrationsDir } from '../store/migrator';
  * Readiness (`/readyz`): whether this server can do its work now, as a load balancer or orchestrator asks
  * before sending traffic. Ready when the database answers, every migration shipped with this build is
  * applied, and the in-process aggregation worker is alive (when this process runs one: with
- * AGGREGATION_WORKER=off the workers are other processes, which report on their own). Liveness (`/healthz`)
+ * AGGREGATION_WORKER=off the workers are other processes, which report on their own). A streaming replica,
+ * when configured, is reported with its lag but not required. Liveness (`/healthz`)
  * asks none of this: a database outage must not get a healthy process restarted.
  */
 export interface ReadinessDeps {
@@ -14,6 +16,8 @@ export interface ReadinessDeps {
   /** Whether the in-process worker runs; undefined when this process runs none. */
   workerAlive?: () => boolean;
   migrationsDir?: string;
+  /** The streaming replica's state, when one is configured (DATABASE_REPLICA_URL). */
+  replica?: () => Promise<ReplicaLag>;
   /** A database that has not answered by then counts as unreachable. */
   timeoutMs?: number;
 }
@@ -25,7 +29,11 @@ export interface Check {
 
 export interface Readiness {
   ready: boolean;
-  checks: { database: Check; migrations: Check; worker: Check };
+  /**
+   * The replica is reported, never required: reads go to the primary while it is unreachable or behind, so
+   * it does not make this server unready.
+   */
+  checks: { database: Check; migrations: Check; worker: Check; replica?: Check & Omit<ReplicaLag, 'ok' | 'detail'> };
 }
 
 /** `promise`, or a rejection once `ms` have passed: a database that hangs must not hang a probe. */
@@ -51,7 +59,8 @@ export class ReadinessCheck {
     const migrations = database.ok ? await this.migrations() : { ok: false, detail: 'database unreachable' };
     const alive = this.deps.workerAlive;
     const worker = alive ? (alive() ? { ok: true } : { ok: false, detail: 'the in-process aggregation worker is not running' }) : { ok: true, detail: 'runs in other processes' };
-    return { ready: database.ok && migrations.ok && worker.ok, checks: { database, migrations, worker } };
+    const replica = this.deps.replica ? await this.deps.replica() : undefined;
+    return { ready: database.ok && migrations.ok && worker.ok, checks: { database, migrations, worker, ...(replica ? { replica } : {}) } };
   }
 
   private async database(): Promise<Check> {

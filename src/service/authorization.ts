@@ -9,6 +9,7 @@ import { AuditedFhirService } from '../audit/auditedFhirService';
 import type { AuditSink } from '../audit/auditLog';
 import { FhirService, type FhirServiceDeps, type StoreBinding } from './fhirService';
 import type { AccessFilter } from './ports';
+import type { AggregatedReads } from './aggregatedReads';
 import type { NativeRecord } from '../native/nativeRecord';
 import { isNativeStore, nativeStoreOf } from '../native/nativeStore';
 
@@ -40,6 +41,8 @@ export interface AuthorizationDeps {
   publicUrl(): string;
   /** The audit log: when enabled, every service handed out records each interaction (src/audit/). */
   audit?: AuditSink;
+  /** With a streaming replica: which stores each aggregated service reads (aggregatedReads.ts); else the primary's. */
+  aggregatedReads?: AggregatedReads;
   /** The native record of the organisation a checked caller acts for (src/native/; issue 14). */
   nativeRecord?(caller: AuthorisedCaller, organizationId: string): Promise<NativeRecord>;
 }
@@ -150,8 +153,11 @@ export class Authorization {
     return { endpoint, baseUrl, service: this.service({ store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion, caller: authorised }) };
   }
 
-  /** The caller's service on the aggregated record, under its access predicate. */
-  async aggregated(caller: Caller): Promise<AggregatedAccess> {
+  /**
+   * The caller's service on the aggregated record, under its access predicate; on the replica when one serves
+   * this read (aggregatedReads.ts). `live`: a subscription's delivery, always read on the primary.
+   */
+  async aggregated(caller: Caller, options: { live?: boolean } = {}): Promise<AggregatedAccess> {
     let authorised: AuthorisedCaller;
     try {
       authorised = requireFhirFamily(caller);
@@ -159,10 +165,11 @@ export class Authorization {
       throw await this.refused(err, caller, 'aggregated record');
     }
     const accessFilter = await this.deps.aggregatedFilter(caller);
+    const stores = this.deps.aggregatedReads ? await this.deps.aggregatedReads.storesFor(authorised, accessFilter, options) : this.deps.services;
     return {
       baseUrl: `${this.deps.publicUrl()}/fhir/aggregated`,
       supported: this.deps.supported,
-      service: this.service({ store: AGGREGATED_STORE, fhirVersion: 'R4', caller: authorised, accessFilter }),
+      service: this.service({ store: AGGREGATED_STORE, fhirVersion: 'R4', caller: authorised, accessFilter }, stores),
     };
   }
 
@@ -200,13 +207,13 @@ export class Authorization {
   async aggregatedNow(caller: Caller): Promise<AggregatedAccess> {
     if (caller.expiresAt !== undefined && caller.expiresAt * 1000 <= Date.now()) throw unauthorized('The access token has expired: reconnect with a new one');
     this.refuseStopped(caller);
-    return this.aggregated(caller);
+    return this.aggregated(caller, { live: true });
   }
 
   /** Every service is made here: audited unless the audit log is off. */
-  private service(binding: StoreBinding): FhirService {
+  private service(binding: StoreBinding, stores: FhirServiceDeps = this.deps.services): FhirService {
     const audit = this.deps.audit;
-    return audit?.enabled ? new AuditedFhirService(this.deps.services, binding, audit) : new FhirService(this.deps.services, binding);
+    return audit?.enabled ? new AuditedFhirService(stores, binding, audit) : new FhirService(stores, binding);
   }
 
   /** The same two, bound to one caller (what the GraphQL context takes). */

@@ -18,6 +18,8 @@ export interface FhirServiceDeps {
   admission?: Admission;
   /** The aggregation report of a customer endpoint (`$aggregation-report`). */
   reports?: AggregationReports;
+  /** Called once a write of `caller` is committed, before it is answered (read-your-writes on a replica: replicaReads.ts). */
+  committed?(caller: AuthorisedCaller): Promise<void>;
 }
 
 export interface StoreBinding {
@@ -92,15 +94,19 @@ export class FhirService {
     }
   }
 
-  /** A write that starts its own transaction waits for admission; one inside a transaction was admitted with it. */
+  /** A write that starts its own transaction waits for admission; one inside a transaction was admitted with it (and is reported committed with it). */
   private async admitted<T>(items: number, fn: () => Promise<T>): Promise<T> {
-    if (this.tx || !this.deps.admission) return fn();
-    const release = await this.deps.admission.admit(items);
+    if (this.tx) return fn();
+    const release = await this.deps.admission?.admit(items);
+    let result: T;
     try {
-      return await fn();
+      result = await fn();
     } finally {
-      release();
+      release?.();
     }
+    // Every write outside a caller's transaction passes here once committed (a transaction's writes, with it).
+    await this.deps.committed?.(this.binding.caller);
+    return result;
   }
 
   private get store(): string {

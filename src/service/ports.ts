@@ -19,6 +19,11 @@ export interface ResourceValidator {
  */
 export interface AccessFilter {
   condition(alias: string, bind: (value: unknown) => string): string;
+  /**
+   * Whether the condition reads consent rows: a revoked grant must count on the next request, so such a
+   * caller's reads go to a replica only once it has replayed the latest consent change (replicaReads.ts).
+   */
+  readsConsent?: boolean;
 }
 
 export interface SearchQuery {

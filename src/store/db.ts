@@ -13,6 +13,11 @@ export interface Database {
   /** The PostgreSQL connection URL (for threads and processes that open their own connections). */
   readonly url?: string;
   /**
+   * A read-only pool on a streaming replica of the same database (DATABASE_REPLICA_URL), when one is
+   * configured: only what replicaReads.ts routes there runs on it; everything else, writes first, runs on `sql`.
+   */
+  readonly replica?: SqlClient;
+  /**
    * Runs `fn` on one dedicated connection that accepts multi-statement scripts (migrations, admin tasks):
    * the extended query protocol Prisma uses cannot, and session state such as advisory locks needs one session.
    */
@@ -45,11 +50,28 @@ export interface DatabaseOptions {
   queryEvents?: boolean;
   /** Statement timeout and pool wait timeout on PostgreSQL (sql.ts). */
   limits?: PoolLimits;
+  /** A hot standby of `databaseUrl` for reads (PostgreSQL only): opened beside it, checked to be in recovery. */
+  replicaUrl?: string;
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.databaseUrl && /^postgres(ql)?:\/\//.test(options.databaseUrl)) {
-    return openPostgres(options.databaseUrl, options.poolSize ?? 10, options.queryEvents ?? false, options.limits);
+    const db = await openPostgres(options.databaseUrl, options.poolSize ?? 10, options.queryEvents ?? false, options.limits);
+    if (!options.replicaUrl) return db;
+    try {
+      const replica = await openReplica(options.replicaUrl, options.poolSize ?? 10, options.limits);
+      return {
+        ...db,
+        replica,
+        async close() {
+          await replica.close();
+          await db.close();
+        },
+      };
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
   }
   return openPglite(options.dataDir ?? './data', options.queryEvents ?? false);
 }
@@ -130,6 +152,22 @@ async function openPostgres(url: string, poolSize: number, queryEvents: boolean,
  * in any case, so a small cache costs little (issue 19: idle RSS ≤ 300 MB).
  */
 const PGLITE_SHARED_BUFFERS = '16MB';
+
+/**
+ * The replica's pool. A primary given by mistake would take reads that never wait for anything (its own
+ * LSNs are not a replica's replay position), so anything not in recovery is refused at start.
+ */
+async function openReplica(url: string, poolSize: number, limits?: PoolLimits): Promise<SqlClient> {
+  const sql = await postgresSql(url, poolSize, limits);
+  try {
+    const [row] = await sql.query<{ standby: boolean }[]>('SELECT pg_is_in_recovery() AS standby');
+    if (!row?.standby) throw new Error('DATABASE_REPLICA_URL is not a replica: its server is not in recovery (pg_is_in_recovery() is false)');
+    return sql;
+  } catch (err) {
+    await sql.close();
+    throw err;
+  }
+}
 
 async function openPglite(dataDir: string, queryEvents: boolean): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');

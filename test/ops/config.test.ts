@@ -65,6 +65,15 @@ describe('configuration checked at start', () => {
     expect(problemsOf({ DATABASE_URL: 'postgresql:///tributary?host=/var/run/postgresql' })).toEqual([]);
   });
 
+  test('a replica needs a PostgreSQL primary, a postgres URL and a bounded wait', () => {
+    expect(problemsOf({ DATABASE_REPLICA_URL: 'postgresql://replica/tributary' })).toEqual([expect.stringMatching(/^DATABASE_REPLICA_URL needs DATABASE_URL/)]);
+    expect(problemsOf({ DATABASE_URL: 'postgresql://primary/tributary', DATABASE_REPLICA_URL: 'http://replica/tributary', REPLICA_MAX_WAIT_MS: '-1' })).toEqual([
+      expect.stringMatching(/^DATABASE_REPLICA_URL='http:\/\/replica\/tributary' is not a postgres:\/\/ or postgresql:\/\/ URL/),
+      expect.stringMatching(/^REPLICA_MAX_WAIT_MS='-1' must be a whole number from 0 to 60000/),
+    ]);
+    expect(problemsOf({ DATABASE_URL: 'postgresql://primary/tributary', DATABASE_REPLICA_URL: 'postgresql://replica/tributary', REPLICA_MAX_WAIT_MS: '250' })).toEqual([]);
+  });
+
   test('the server refuses to start with a bad configuration: exit 1 and every message on stderr', async () => {
     await run(process.execPath, ['scripts/build.js', '--if-stale'], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
     const failure = await run(process.execPath, ['dist/src/server.js'], {

@@ -13,7 +13,13 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(options: { queryEvents?: boolean } = {}): Promise<TestDatabase> {
+export interface TestDatabaseOptions {
+  queryEvents?: boolean;
+  /** A streaming replica of DATABASE_URL's server (any database on it): the test database opens with its copy as `replica`. */
+  replicaUrl?: string;
+}
+
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const base = process.env.DATABASE_URL;
   if (!base || !/^postgres(ql)?:\/\//.test(base)) {
     const db = await openDatabase({ dataDir: 'memory://', queryEvents: options.queryEvents });
@@ -28,8 +34,12 @@ export async function createTestDatabase(options: { queryEvents?: boolean } = {}
   await admin.end();
   const url = new URL(base);
   url.pathname = `/${name}`;
-  const db = await openDatabase({ databaseUrl: url.toString(), poolSize: 5, queryEvents: options.queryEvents });
+  let db = await openDatabase({ databaseUrl: url.toString(), poolSize: 5, queryEvents: options.queryEvents });
   await migrate(db);
+  if (options.replicaUrl) {
+    await db.close();
+    db = await withReplica(url.toString(), name, options);
+  }
   return {
     db,
     url: url.toString(),
@@ -41,4 +51,18 @@ export async function createTestDatabase(options: { queryEvents?: boolean } = {}
       await again.end();
     },
   };
+}
+
+/** The test database again, with its replica's copy (retried until the replica has replayed its creation). */
+async function withReplica(url: string, name: string, options: TestDatabaseOptions): Promise<Database> {
+  const replica = new URL(options.replicaUrl as string);
+  replica.pathname = `/${name}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openDatabase({ databaseUrl: url, replicaUrl: replica.toString(), poolSize: 5, queryEvents: options.queryEvents });
+    } catch (err) {
+      if (attempt > 100) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }

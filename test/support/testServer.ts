@@ -44,7 +44,10 @@ export interface TestServer {
 }
 
 /** The real HTTP server on a random local port, over a fresh test database. */
-export async function startTestServer(env: Record<string, string> = {}, options: { queryEvents?: boolean; logStream?: DestinationStream } = {}): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { queryEvents?: boolean; logStream?: DestinationStream; replicaUrl?: string } = {},
+): Promise<TestServer> {
   const database = await createTestDatabase(options);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-test-'));
   const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
