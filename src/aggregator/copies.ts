@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '../fhir/types';
-import type { ResourceRepository, Tx } from '../store/resourceRepository';
+import type { IndexSource, ResourceRepository, Tx } from '../store/resourceRepository';
 import type { AggregatedIds, Resolution } from './aggregatedIds';
 import { aggregatedType } from './aggregatedType';
 import { enqueueDependents, setWaiting } from './dependents';
@@ -185,6 +185,8 @@ export class Copies {
   ): Promise<void> {
     const idOf = (store: string, ref: string) => inBatch(store, ref)?.aggId ?? resolved.get(store)?.get(ref)?.id;
     const creates: (Resource & { id: string })[] = [];
+    // An R4 upstream's index rows equal its copy's but for references and meta: the copy shares them (indexer.ts).
+    const indexedLike: (IndexSource | undefined)[] = [];
     const access: { pk: bigint; patient?: string; org: string; customer: string; label?: string }[] = [];
     const pending: { c: Candidate; patient?: string; label?: string }[] = [];
     for (const c of candidates) {
@@ -205,6 +207,7 @@ export class Copies {
       const label = privacyLabel(tracked);
       if (!c.previousId) {
         creates.push(tracked);
+        indexedLike.push(c.upstream.fhirVersion === 'R4' ? { pk: c.upstream.pk, store: c.upstream.store } : undefined);
         pending.push({ c, patient, label });
       } else if (!c.previousContent || contentKey(c.previousContent) !== contentKey(tracked)) {
         // Changed content, or back after an exclusion (a new version of the deleted copy): same id.
@@ -212,7 +215,7 @@ export class Copies {
         access.push({ pk: stored.pk, patient, org: c.sourceOrg as string, customer: c.upstream.customerId, label });
       }
     }
-    const created = await this.repo.createMany(AGGREGATED_STORE, creates, tx);
+    const created = await this.repo.createMany(AGGREGATED_STORE, creates, tx, { indexedLike });
     created.forEach((stored, i) => {
       const { c, patient, label } = pending[i];
       access.push({ pk: stored.pk, patient, org: c.sourceOrg as string, customer: c.upstream.customerId, label });

@@ -20,6 +20,8 @@ export interface UpstreamRef {
 }
 
 export interface Upstream extends UpstreamRef {
+  /** The row's primary key: an R4 upstream's search-index rows are shared with its copy (see Copies). */
+  pk: bigint;
   /** Null when the resource is deleted or was never there. */
   content: Resource | null;
   lastUpdated: Date;
@@ -34,9 +36,19 @@ export const keyOf = (r: UpstreamRef): string => `${r.store}|${r.type}|${r.id}`;
 export async function loadUpstream(tx: Tx, refs: UpstreamRef[]): Promise<Map<string, Upstream>> {
   if (!refs.length) return new Map();
   const rows = await tx.query<
-    { store: string; type: string; id: string; content: Resource; last_updated: Date; fhir_version: FhirVersion; default_source_org: string | null; customer_id: string }[]
+    {
+      pk: string;
+      store: string;
+      type: string;
+      id: string;
+      content: Resource;
+      last_updated: Date;
+      fhir_version: FhirVersion;
+      default_source_org: string | null;
+      customer_id: string;
+    }[]
   >(
-    `SELECT r.store, r.type, r.id, r.content, r.last_updated, e.fhir_version, e.default_source_org, e.customer_id
+    `SELECT r.pk::text AS pk, r.store, r.type, r.id, r.content, r.last_updated, e.fhir_version, e.default_source_org, e.customer_id
        FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
        JOIN resource r ON r.store = t.store AND r.type = t.type AND r.id = t.id AND r.content IS NOT NULL
        JOIN endpoint e ON e.id = r.store`,
@@ -48,6 +60,7 @@ export async function loadUpstream(tx: Tx, refs: UpstreamRef[]): Promise<Map<str
     rows.map((r) => [
       keyOf(r),
       {
+        pk: BigInt(r.pk),
         store: r.store,
         type: r.type,
         id: r.id,

@@ -225,11 +225,32 @@ export function warmIndexing(types: readonly string[], version: FhirVersion = 'R
   for (const type of types) indexPlan(type, version);
 }
 
-/** The index rows of `resource` under the search parameters of FHIR `version` (its store's). */
-export function indexRows(resource: Resource, version: FhirVersion = 'R4'): IndexRows {
+/**
+ * Whether a parameter's rows can differ between an R4 resource and a copy of it that differs only in its
+ * references and its meta (an aggregated copy: references rewritten to aggregated ids, meta replaced).
+ */
+// Composites are rare and their components may be references: extracted from the copy too.
+const ownToCopy = (def: SearchParamDef): boolean => def.type === 'reference' || def.type === 'composite' || /\bmeta\b/.test(def.expression ?? '');
+
+/**
+ * The R4 parameters of `type` whose rows a copy shares with its original (`indexRows(…, { copy: true })`
+ * extracts the others), compiled once per type.
+ */
+export function sharedParameters(type: string): readonly string[] {
+  return indexPlan(type, 'R4')
+    .filter((s) => !ownToCopy(s.def))
+    .map((s) => s.def.code);
+}
+
+/**
+ * The index rows of `resource` under the search parameters of FHIR `version` (its store's). `copy`: only those of
+ * the parameters a copy does not share with its original (see sharedParameters), R4.
+ */
+export function indexRows(resource: Resource, version: FhirVersion = 'R4', options: { copy?: boolean } = {}): IndexRows {
   const rows = emptyRows();
   for (const step of indexPlan(resource.resourceType, version)) {
     const { def } = step;
+    if (options.copy && !ownToCopy(def)) continue;
     const values = step.extract(resource);
     if (!values.length) continue;
     switch (def.type) {

@@ -1,12 +1,15 @@
 import type { FhirVersion } from '../fhir/types';
-import type { ResourceChange, Tx, WriteHook } from '../store/resourceRepository';
+import type { IndexSource, ResourceChange, Tx, WriteHook } from '../store/resourceRepository';
 import { indexKey } from './indexKey';
-import { indexRows, type IndexRows } from './indexValues';
+import { indexRows, type IndexRows, sharedParameters } from './indexValues';
 
 /**
  * The write hook that keeps the search tables in step with the current version of each resource, inside
  * the write's own transaction: old rows out, new rows in, in one statement (data-modifying CTEs), so
- * indexing costs one round trip per write whatever the number of parameters.
+ * indexing costs one round trip per write whatever the number of parameters. A copy of an R4 resource (an
+ * aggregated copy, `ResourceChange.indexedLike`) extracts only its reference and meta parameters; the rows of the
+ * others equal its original's and are copied from them in the same statement (INSERT … SELECT), so the aggregation
+ * neither re-extracts them nor ships them to the database a second time.
  */
 // The columns after `key` and `resource_pk`, in the order of the IndexRows tuples after their parameter.
 const TABLES: { [K in keyof IndexRows]: { table: string; columns: string[]; casts: string[] } } = {
@@ -32,7 +35,12 @@ export interface IndexItem {
   type: string;
   /** Undefined for a deletion: only the old rows go. */
   rows?: IndexRows;
+  /** The rows of these parameters are copied from this resource's (rewritten to this item's keys and pk); `rows` has the others. */
+  copyFrom?: IndexSource & { params: readonly string[] };
 }
+
+// The tables a copy's shared rows come from: every one but references (see sharedParameters).
+const COPIED = (Object.keys(TABLES) as (keyof IndexRows)[]).filter((k) => k !== 'reference');
 
 /**
  * One statement that replaces the index rows of one or many resources: a DELETE per table when `replace`,
@@ -66,11 +74,42 @@ export function indexStatement(items: IndexItem[], replace: boolean): { sql: str
         `SELECT (e->>0)::bigint, (e->>1)::bigint, ${select} FROM jsonb_array_elements(${ref}::jsonb) AS e)`,
     );
   }
+  // Shared rows, copied in SQL: each source row of a shared parameter, under the copy's key and pk. The key map
+  // spans the batch (a key names its store, type and parameter, so one map serves every pair).
+  const copies = items.filter((i) => i.copyFrom);
+  if (copies.length) {
+    const keys = new Map<string, string>();
+    for (const { store, type, copyFrom } of copies) {
+      for (const param of copyFrom!.params) keys.set(indexKey(copyFrom!.store, type, param), indexKey(store, type, param));
+    }
+    if (keys.size) {
+      const pairs = `unnest(${add(copies.map((i) => i.copyFrom!.pk.toString()))}::bigint[], ${add(copies.map((i) => i.pk.toString()))}::bigint[]) AS c(from_pk, to_pk)`;
+      const map = `unnest(${add([...keys.keys()])}::bigint[], ${add([...keys.values()])}::bigint[]) AS m(from_key, to_key)`;
+      for (const kind of COPIED) {
+        const { table, columns } = TABLES[kind];
+        const cols = columns.map((c) => `s.${c}`).join(', ');
+        ctes.push(
+          `c_${table} AS (INSERT INTO ${table} (key, resource_pk, ${columns.join(', ')}) ` +
+            `SELECT m.to_key, c.to_pk, ${cols} FROM ${pairs} JOIN ${table} s ON s.resource_pk = c.from_pk JOIN ${map} ON m.from_key = s.key)`,
+        );
+      }
+    }
+  }
   if (!ctes.length) return undefined;
   return { sql: `WITH ${ctes.join(', ')} SELECT 1`, params };
 }
 
 function item(change: ResourceChange, version: FhirVersion): IndexItem {
+  const like = change.indexedLike;
+  if (like && change.resource && !change.deleted && version === 'R4') {
+    return {
+      pk: change.pk,
+      store: change.store,
+      type: change.type,
+      rows: indexRows(change.resource, 'R4', { copy: true }),
+      copyFrom: { ...like, params: sharedParameters(change.type) },
+    };
+  }
   return { pk: change.pk, store: change.store, type: change.type, rows: change.resource && !change.deleted ? indexRows(change.resource, version) : undefined };
 }
 

@@ -22,8 +22,19 @@ export interface StoredVersion {
 
 export type ChangeKind = 'create' | 'update' | 'delete';
 
+/** A stored resource whose search-index rows another one's are built from. */
+export interface IndexSource {
+  pk: bigint;
+  store: string;
+}
+
 export interface ResourceChange extends StoredVersion {
   kind: ChangeKind;
+  /**
+   * A created copy of another R4 resource of the same type (an aggregated copy of its upstream): that resource,
+   * whose search-index rows the copy shares except those of its references and meta (search/indexer.ts).
+   */
+  indexedLike?: IndexSource;
 }
 
 /**
@@ -182,7 +193,8 @@ export class ResourceRepository {
    * Creates many new resources with the ids they carry in one statement (plus one per hook): the bulk path
    * of transaction Bundles, whose POST entries get fresh UUIDs. An id that already exists is a 409.
    */
-  async createMany(store: string, resources: (Resource & { id: string })[], tx?: Tx): Promise<StoredVersion[]> {
+  /** `indexedLike[i]`: see ResourceChange.indexedLike. */
+  async createMany(store: string, resources: (Resource & { id: string })[], tx?: Tx, options: { indexedLike?: (IndexSource | undefined)[] } = {}): Promise<StoredVersion[]> {
     if (!resources.length) return [];
     return this.inTx(tx, async (t) => {
       const now = new Date();
@@ -205,8 +217,9 @@ export class ResourceRepository {
         throw conflict(`${clash?.resourceType}/${clash?.id} already exists`);
       }
       const pkOf = new Map(rows.map((r) => [`${r.type}/${r.id}`, BigInt(r.pk)]));
-      const changes: ResourceChange[] = bodies.map((body) => ({
+      const changes: ResourceChange[] = bodies.map((body, i) => ({
         kind: 'create',
+        ...(options.indexedLike?.[i] !== undefined ? { indexedLike: options.indexedLike[i] } : {}),
         pk: pkOf.get(`${body.resourceType}/${body.id}`) as bigint,
         store,
         type: body.resourceType,
@@ -220,7 +233,7 @@ export class ResourceRepository {
         if (hook.many) await hook.many(t, changes);
         else for (const change of changes) await hook(t, change);
       }
-      return changes.map(({ kind: _kind, ...stored }) => stored);
+      return changes.map(({ kind: _kind, indexedLike: _like, ...stored }) => stored);
     });
   }
 

@@ -1,7 +1,11 @@
 // Validation from the definitions (R4 json.html, datatypes.html, the StructureDefinitions): what HL7's JSON
 // schema alone accepts wrongly or refuses wrongly.
-import { FhirDecimal } from '../../src/fhir/losslessJson';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { invariantViolations } from '../../src/fhir/invariants';
+import { FhirDecimal, parseFhirJson } from '../../src/fhir/losslessJson';
 import { OperationOutcomeError } from '../../src/fhir/outcome';
+import type { Resource } from '../../src/fhir/types';
 import { assertValidResource } from '../../src/fhir/validation';
 
 function issues(body: unknown, version: 'R4' | 'STU3' = 'R4'): string[] {
@@ -103,5 +107,74 @@ describe('the core FHIRPath invariants of the StructureDefinitions', () => {
     const range = (low: unknown, high: unknown) => ({ ...observation, valueRange: { low: mg(low), high: mg(high) } });
     expect(issues(range(new FhirDecimal('1.50'), new FhirDecimal('2.0')))).toEqual([]);
     expect(issues(range(new FhirDecimal('3.50'), 2))).toEqual([expect.stringMatching(/rng-2/)]);
+  });
+});
+
+describe('invariant shortcuts change the cost, never the verdict', () => {
+  const encounter = { resourceType: 'Encounter', status: 'finished', class: { system: 'http://x', code: 'AMB' } };
+
+  test('per-1 on instants compares them as instants, across time zones; an extension on start goes to the engine', () => {
+    // 10:00+02:00 is 08:00Z, before 09:00Z: valid although the text sorts after it.
+    expect(issues({ ...encounter, period: { start: '2020-01-01T10:00:00+02:00', end: '2020-01-01T09:00:00Z' } })).toEqual([]);
+    expect(issues({ ...encounter, period: { start: '2020-01-01T10:00:00Z', end: '2020-01-01T09:00:00+02:00' } })).toEqual([expect.stringMatching(/^Encounter\.period: per-1/)]);
+    const extended = { start: '2020-01-02T00:00:00Z', _start: { extension: [{ url: 'http://x', valueString: 'y' }] }, end: '2020-01-01T00:00:00Z' };
+    expect(issues({ ...encounter, period: extended })).toEqual([expect.stringMatching(/^Encounter\.period: per-1/)]);
+    // Each of several periods is checked: one bad one among good ones is found.
+    const good = { start: '2020-01-01T00:00:00Z', end: '2020-01-02T00:00:00Z' };
+    const claim = (items: unknown[]) => ({ ...encounter, location: items.map((period) => ({ location: { reference: 'Location/1' }, period })) });
+    expect(issues(claim([good, good]))).toEqual([]);
+    expect(issues(claim([good, { start: good.end, end: good.start }, good]))).toEqual([expect.stringMatching(/^Encounter\.location\.period: per-1/)]);
+  });
+
+  test('where(…) chains: org-2 (no home address), con-5 (no clinicalStatus when entered-in-error), dom-4 (contained without versionId)', () => {
+    const org = { resourceType: 'Organization', name: 'x' };
+    expect(issues({ ...org, address: [{ use: 'work', city: 'a' }] })).toEqual([]);
+    expect(
+      issues({
+        ...org,
+        address: [
+          { use: 'work', city: 'a' },
+          { use: 'home', city: 'b' },
+        ],
+      }),
+    ).toEqual([expect.stringMatching(/^Organization\.address: org-2/)]);
+    const condition = {
+      resourceType: 'Condition',
+      subject: { reference: 'Patient/1' },
+      clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
+    };
+    const verification = (code: string) => ({ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status', code }] });
+    expect(issues({ ...condition, verificationStatus: verification('confirmed') })).toEqual([]);
+    expect(issues({ ...condition, verificationStatus: verification('entered-in-error') })).toEqual([expect.stringMatching(/^Condition: con-5/)]);
+    const contained = (meta: unknown) => ({ ...observation, contained: [{ resourceType: 'Practitioner', id: 'p1', meta }], performer: [{ reference: '#p1' }] });
+    expect(issues(contained({ source: 'x' }))).toEqual([]);
+    expect(issues(contained({ versionId: '1', lastUpdated: '2020-01-01T00:00:00Z' }))).toEqual([expect.stringMatching(/^Observation: dom-4/)]);
+  });
+
+  test('on Synthea R4 and on variants that break per-1, org-2 and con-5, the shortcuts report exactly what the engine alone does', () => {
+    const dir = path.resolve(__dirname, '../../../shared/data/synthea-r4');
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .slice(0, 3);
+    const resources = files.flatMap((f) => (parseFhirJson(readFileSync(path.join(dir, f), 'utf8')) as { entry: { resource: Resource }[] }).entry.map((e) => e.resource));
+    // Every Period reversed, every address and telecom made 'home', every verification status entered-in-error.
+    const breaking = (node: unknown): unknown => {
+      if (Array.isArray(node)) return node.map(breaking);
+      if (node === null || typeof node !== 'object' || node instanceof FhirDecimal) return node;
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(node)) out[k] = breaking(v);
+      if (typeof out.start === 'string' && typeof out.end === 'string') [out.start, out.end] = [out.end, out.start];
+      if (typeof out.use === 'string') out.use = 'home';
+      if (out.code === 'confirmed') out.code = 'entered-in-error';
+      return out;
+    };
+    let broken = 0;
+    for (const resource of [...resources, ...resources.map((r) => breaking(r) as Resource)]) {
+      const fast = invariantViolations(resource as Resource & { resourceType: string });
+      expect(fast).toEqual(invariantViolations(resource as Resource & { resourceType: string }, { shortcuts: false }));
+      broken += fast.length ? 1 : 0;
+    }
+    expect(broken).toBeGreaterThan(100);
   });
 });
