@@ -10,6 +10,8 @@ export interface Config {
   dataDir: string;
   /** `postgresql://…` switches the store to PostgreSQL. */
   databaseUrl?: string;
+  /** `CITUS=on`: after the migrations, place the tables on the Citus cluster DATABASE_URL's coordinator runs (store/citusLayout.ts). */
+  citus: boolean;
   /** Absolute base URL clients use to reach us; links and token issuers derive from it. */
   publicUrl: string;
   /** Largest request body accepted, in bytes (larger → 413). */
@@ -235,6 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host,
     dataDir: read.string('DATA_DIR') ?? './data',
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], 'postgresql://user:password@localhost:5432/tributary'),
+    citus: read.flag('CITUS', false),
     publicUrl: (read.url('PUBLIC_URL', ['http:', 'https:'], 'https://fhir.example.org') ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     bodyLimit: read.int('BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1),
     maxBodyDepth: read.int('MAX_BODY_DEPTH', 100, 10),
