@@ -126,6 +126,13 @@ function referenceKeys(store: string, version: FhirVersion, types: string[], par
 export interface SearchOptions {
   /** SEARCH_TIMEOUT_MS: a search still running after this is cancelled on the server and answered 503 (0: never). */
   timeoutMs?: number;
+  /**
+   * Let one index lookup drive a page (default). Off on Citus (`CITUS=on`): the index tables are sharded while
+   * `resource` and `agg_access` stay on the coordinator, and Citus cannot run a join of a sharded and a local
+   * table that also holds the access filter's correlated subqueries; the `r.pk IN (SELECT …)` form it can (it
+   * runs the lookup on the shards first).
+   */
+  indexDriven?: boolean;
 }
 
 export class SearchService implements SearchPort {
@@ -281,7 +288,7 @@ export class SearchService implements SearchPort {
       } else {
         const cursor = cursorText ? decodeCursor(cursorText) : undefined;
         const backwards = cursor?.dir === 'before';
-        const d = plan.driver;
+        const d = this.options.indexDriven === false ? undefined : plan.driver;
         // Driven by one index lookup, the page streams in resource_pk order straight off the index
         // (one index range, no sort of all matches); otherwise the planner joins the conditions itself.
         const pk = d ? d.resourcePk : R.column('pk');

@@ -8,32 +8,53 @@ import type { ScriptSession } from './db';
  *
  * Stage 1, what today's SQL runs on without change:
  * - the tenancy tables are reference tables (a copy on every node, joinable anywhere);
- * - the search index tables, the history and the access rows are distributed by `resource_pk`, colocated:
- *   every one of them is keyed by it, and index maintenance (delete + insert of a resource's rows) is a
- *   router statement per resource;
- * - the rest stays on the coordinator as Citus-managed local tables: `resource`, whose unique
- *   (`store`,`type`,`id`) key the conditional creates rely on cannot be enforced by Citus unless it holds the
- *   distribution column, and the aggregator's bookkeeping and outbox, whose claim uses `FOR UPDATE SKIP
- *   LOCKED` and advisory locks that must stay in one place.
+ * - the search index tables and the history are distributed by `resource_pk`, colocated: both are keyed by
+ *   it, they are most of the rows a write adds (≈ 9 index rows per resource), and their maintenance (delete
+ *   + insert of a resource's rows) goes to the shards of that resource;
+ * - the rest stays on the coordinator. Tables with foreign keys to reference tables (`local`) must be known
+ *   to Citus (`citus_add_local_table_to_metadata`); the others (`coordinator`) stay plain PostgreSQL tables,
+ *   since Citus refuses on the tables it knows what the aggregator and the outbox do on theirs: volatile
+ *   functions in `UPDATE … SET` and `ON CONFLICT … DO UPDATE SET` (`clock_timestamp()`, `now()`). They are:
+ *   `resource`, whose unique (`store`,`type`,`id`) key the conditional creates rely on cannot be enforced by
+ *   Citus unless it holds the distribution column; `agg_access`, which statements join to `resource` inside
+ *   correlated subqueries (the audit log's, the access predicate's) that Citus cannot plan across a local and
+ *   a distributed table; the aggregator's bookkeeping and outbox, whose claim uses `FOR UPDATE SKIP LOCKED`
+ *   and advisory locks that must stay in one place.
  */
 
 /** How one table is placed. */
 export type CitusPlacement =
-  { table: string; kind: 'reference' } | { table: string; kind: 'distributed'; column: string; colocateWith?: string } | { table: string; kind: 'local' };
+  | { table: string; kind: 'reference' }
+  | { table: string; kind: 'distributed'; column: string; colocateWith?: string }
+  | { table: string; kind: 'local' }
+  | { table: string; kind: 'coordinator' };
 
 const reference = (table: string): CitusPlacement => ({ table, kind: 'reference' });
 const local = (table: string): CitusPlacement => ({ table, kind: 'local' });
+const coordinator = (table: string): CitusPlacement => ({ table, kind: 'coordinator' });
 const byResource = (table: string, colocateWith?: string): CitusPlacement => ({ table, kind: 'distributed', column: 'resource_pk', colocateWith });
 
 /** In the order they are applied: reference tables first, since the local ones hold foreign keys to them. */
 export const CITUS_LAYOUT: readonly CitusPlacement[] = [
   ...['customer', 'organization', 'team', 'practitioner', 'team_member', 'endpoint', 'api_client', 'agg_customer_org'].map(reference),
   byResource('search_token'),
-  ...['search_string', 'search_reference', 'search_date', 'search_number', 'search_quantity', 'search_uri', 'search_composite', 'resource_history', 'agg_access'].map((t) =>
+  ...['search_string', 'search_reference', 'search_date', 'search_number', 'search_quantity', 'search_uri', 'search_composite', 'resource_history'].map((t) =>
     byResource(t, 'search_token'),
   ),
+  // Linked by foreign keys to reference tables, which Citus allows only from tables it knows.
+  ...[
+    'client_assertion_jti',
+    'native_patient',
+    'native_team_member',
+    'native_entry',
+    'native_questionnaire',
+    'native_questionnaire_answer',
+    'native_letter',
+    'native_invitation',
+  ].map(local),
   ...[
     'resource',
+    'agg_access',
     'agg_outbox',
     'agg_member',
     'agg_key',
@@ -46,16 +67,8 @@ export const CITUS_LAYOUT: readonly CitusPlacement[] = [
     'patient_access',
     'break_glass',
     'idempotency_key',
-    'client_assertion_jti',
     'bulk_export_job',
-    'native_patient',
-    'native_team_member',
-    'native_entry',
-    'native_questionnaire',
-    'native_questionnaire_answer',
-    'native_letter',
-    'native_invitation',
-  ].map(local),
+  ].map(coordinator),
 ];
 
 /** SQL functions the distributed queries call on the workers. */
@@ -80,7 +93,7 @@ export async function applyCitusLayout(session: ScriptSession, layout: readonly 
   const existing = new Set((await session.query<{ table: string }>(`SELECT tablename AS "table" FROM pg_tables WHERE schemaname = current_schema()`)).map((r) => r.table));
   const placed: string[] = [];
   for (const placement of layout) {
-    if (known.has(placement.table) || !existing.has(placement.table)) continue;
+    if (placement.kind === 'coordinator' || known.has(placement.table) || !existing.has(placement.table)) continue;
     await session.exec(`SELECT ${placementCall(placement)};`);
     placed.push(placement.table);
   }
@@ -91,7 +104,7 @@ export async function applyCitusLayout(session: ScriptSession, layout: readonly 
   return placed;
 }
 
-function placementCall(p: CitusPlacement): string {
+function placementCall(p: Exclude<CitusPlacement, { kind: 'coordinator' }>): string {
   switch (p.kind) {
     case 'reference':
       return `create_reference_table(${literal(p.table)})`;
