@@ -107,7 +107,7 @@ const validator: ResourceValidator = {
 /** Wiring only: builds the store, the services and the doors, and hands back a Fastify app ready to listen. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
-  const search: SearchPort = new SearchService(db.sql, { timeoutMs: config.searchTimeoutMs });
+  const search: SearchPort = new SearchService(db.sql, { timeoutMs: config.searchTimeoutMs, shardedIndex: config.citus });
   const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
   // Customer writes feed the aggregation: they are admitted at the pace its workers keep (admission.ts).
   // The in-process worker and the admission wake each other (a committed write, a committed batch) rather

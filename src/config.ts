@@ -17,6 +17,8 @@ export interface Config {
   databaseReplicaUrl?: string;
   /** REPLICA_MAX_WAIT_MS: how long a client's aggregated read waits for the replica to replay its last write before it goes to the primary. */
   replicaMaxWaitMs: number;
+  /** `CITUS=on`: after the migrations, place the tables on the Citus cluster DATABASE_URL's coordinator runs (store/citusLayout.ts). */
+  citus: boolean;
   /** Absolute base URL clients use to reach us; links and token issuers derive from it. */
   publicUrl: string;
   /** Largest request body accepted, in bytes (larger → 413). */
@@ -244,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:'], 'postgresql://user:password@localhost:5432/tributary'),
     databaseReplicaUrl: read.url('DATABASE_REPLICA_URL', ['postgres:', 'postgresql:'], 'postgresql://user:password@replica:5432/tributary'),
     replicaMaxWaitMs: read.int('REPLICA_MAX_WAIT_MS', 1000, 0, 60_000),
+    citus: read.flag('CITUS', false),
     publicUrl: (read.url('PUBLIC_URL', ['http:', 'https:'], 'https://fhir.example.org') ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     bodyLimit: read.int('BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1),
     maxBodyDepth: read.int('MAX_BODY_DEPTH', 100, 10),

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     poolSize: config.poolSize,
     limits: { statementTimeoutMs: config.statementTimeoutMs, poolWaitMs: config.poolWaitTimeoutMs },
   });
-  const { applied } = await migrate(db);
+  const { applied } = await migrate(db, undefined, { citus: config.citus });
   const tokens = await TokenService.create({ dataDir: config.dataDir, publicUrl: config.publicUrl, longestTtlSeconds: config.breakGlassSeconds, env: process.env });
   const admin = await loadAdminCredential({ dataDir: config.dataDir, env: process.env, url: config.publicUrl });
   const app = await buildApp({ config, db, tenancy: new TenancyRepository(db.prisma), tokens, adminToken: admin.token });

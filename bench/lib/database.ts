@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { createCitusDatabase, dropCitusDatabase } from '../../src/store/citusDatabase';
 
-/** A fresh PostgreSQL database for one bench run, created through `adminUrl` and dropped at the end. */
+/**
+ * A fresh PostgreSQL database for one bench run, created through `adminUrl` and dropped at the end. With
+ * `CITUS=on`, `adminUrl` is a Citus coordinator: the database is made on every node, and the server the bench
+ * starts (which inherits CITUS) distributes its tables after migrating.
+ */
 export interface BenchDatabase {
   url: string;
   version: string;
@@ -19,8 +24,10 @@ export async function freshDatabase(adminUrl: string): Promise<BenchDatabase> {
     throw new Error(`cannot reach PostgreSQL at ${adminUrl.replace(/:[^:@/]*@/, ':***@')} (${(err as Error).message}); set DATABASE_URL, or use --store pglite`, { cause: err });
   }
   let version: string;
+  const citus = /^(on|true|yes|1)$/i.test(process.env.CITUS ?? '');
   try {
-    await admin.query(`CREATE DATABASE ${name}`);
+    if (citus) await createCitusDatabase(adminUrl, name);
+    else await admin.query(`CREATE DATABASE ${name}`);
     version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
   } finally {
     await admin.end();
@@ -31,6 +38,7 @@ export async function freshDatabase(adminUrl: string): Promise<BenchDatabase> {
     url: url.toString(),
     version,
     async drop() {
+      if (citus) return dropCitusDatabase(adminUrl, name);
       const again = new pg.Client({ connectionString: adminUrl });
       await again.connect();
       try {

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, { component: 'aggregation-worker' });
   if (!config.databaseUrl) throw new Error('npm run worker needs DATABASE_URL (PostgreSQL); the embedded store runs its worker inside the server');
   const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.poolSize });
-  const { applied } = await migrate(db);
+  const { applied } = await migrate(db, undefined, { citus: config.citus });
   if (applied.length) log.info({ applied }, 'applied migrations');
   const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
   const worker = new AggregationWorker(db.sql, new Aggregator(repo), {

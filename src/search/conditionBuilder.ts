@@ -43,8 +43,15 @@ export class ConditionBuilder implements PredicateContext {
   private resourceAliases = 0;
   private indexAliases = 0;
 
-  /** `version`: the searched store's FHIR version, whose search parameters apply. */
-  constructor(readonly version: FhirVersion = 'R4') {}
+  readonly shardedIndex: boolean;
+
+  /** `version`: the searched store's FHIR version, whose search parameters apply; `shardedIndex`: see PredicateContext. */
+  constructor(
+    readonly version: FhirVersion = 'R4',
+    options: { shardedIndex?: boolean } = {},
+  ) {
+    this.shardedIndex = options.shardedIndex ?? false;
+  }
 
   /**
    * The condition for `name=value` on the scope's rows, and the index lookup it is when it is exactly one

@@ -126,6 +126,14 @@ function referenceKeys(store: string, version: FhirVersion, types: string[], par
 export interface SearchOptions {
   /** SEARCH_TIMEOUT_MS: a search still running after this is cancelled on the server and answered 503 (0: never). */
   timeoutMs?: number;
+  /**
+   * The index tables are sharded away from `resource` (Citus, `CITUS=on`, src/store/citusLayout.ts). Citus
+   * cannot join a sharded table to a coordinator table in one statement together with correlated subqueries
+   * (the access filter's), nor run a correlated subquery from one into the other; it can run an uncorrelated
+   * `r.pk IN (SELECT i.resource_pk …)` (the lookup first, on the shards). So no index lookup drives the page,
+   * and predicates that probe the index per row say it that way (ConditionBuilder).
+   */
+  shardedIndex?: boolean;
 }
 
 export class SearchService implements SearchPort {
@@ -135,7 +143,7 @@ export class SearchService implements SearchPort {
   ) {}
 
   private plan(query: Pick<SearchQuery, 'store' | 'fhirVersion' | 'resourceType' | 'params' | 'handling'>, types: string[]): Plan {
-    const builder = new ConditionBuilder(query.fhirVersion);
+    const builder = new ConditionBuilder(query.fhirVersion, { shardedIndex: this.options.shardedIndex });
     const where: SqlNode[] = [eq(R.column('store'), new Param(query.store)), new Not(R.column('deleted'))];
     const used: [string, string][] = [];
     const ignored: [string, string][] = [];
@@ -281,7 +289,7 @@ export class SearchService implements SearchPort {
       } else {
         const cursor = cursorText ? decodeCursor(cursorText) : undefined;
         const backwards = cursor?.dir === 'before';
-        const d = plan.driver;
+        const d = this.options.shardedIndex ? undefined : plan.driver;
         // Driven by one index lookup, the page streams in resource_pk order straight off the index
         // (one index range, no sort of all matches); otherwise the planner joins the conditions itself.
         const pk = d ? d.resourcePk : R.column('pk');

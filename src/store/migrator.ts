@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Database } from './db';
+import { applyCitusLayout } from './citusLayout';
 
 /**
  * Applies pending SQL migrations from `prisma/migrations/<stamp>_<name>/migration.sql` in name order and
@@ -24,9 +25,17 @@ CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
 
 export interface MigrationResult {
   applied: string[];
+  /** Tables placed on the Citus cluster by this run (`citus`). */
+  distributed?: string[];
 }
 
-export async function migrate(db: Database, dir = resolveMigrationsDir()): Promise<MigrationResult> {
+export interface MigrateOptions {
+  /** Then place the tables on a Citus cluster (citusLayout.ts); by default when `CITUS=on` (tests, bench). */
+  citus?: boolean;
+}
+
+export async function migrate(db: Database, dir = resolveMigrationsDir(), options: MigrateOptions = {}): Promise<MigrationResult> {
+  const citus = options.citus ?? /^(on|true|yes|1)$/i.test(process.env.CITUS ?? '');
   const names = (await readdir(dir, { withFileTypes: true }))
     .filter((e) => e.isDirectory())
     .map((e) => e.name)
@@ -57,6 +66,8 @@ export async function migrate(db: Database, dir = resolveMigrationsDir()): Promi
         );
         result.push(name);
       }
+      // Outside the migrations' transactions: Citus moves data between nodes in each call of its own.
+      if (citus) return { applied: result, distributed: await applyCitusLayout(session) };
       return { applied: result };
     } catch (err) {
       await session.exec('ROLLBACK;').catch(() => undefined);

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { type Database, openDatabase } from '../../src/store/db';
 import { migrate } from '../../src/store/migrator';
+import { createCitusDatabase, dropCitusDatabase } from '../../src/store/citusDatabase';
 
 /**
  * A fresh, migrated database for one test file: in-memory PGlite by default, or — when DATABASE_URL names a
- * PostgreSQL server (CI) — a new database on that server, dropped again by `drop()`.
+ * PostgreSQL server (CI) — a new database on that server, dropped again by `drop()`. With `CITUS=on` and
+ * DATABASE_URL at a Citus coordinator, the database is made on every node of the cluster and the migrator
+ * distributes the tables (src/store/citusLayout.ts).
  */
 export interface TestDatabase {
   db: Database;
@@ -28,6 +31,19 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
   }
   const pg = await import('pg');
   const name = `trib_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  if (citusRequested()) {
+    const url = await createCitusDatabase(base, name);
+    const db = await openDatabase({ databaseUrl: url, poolSize: 5, queryEvents: options.queryEvents });
+    await migrate(db, undefined, { citus: true });
+    return {
+      db,
+      url,
+      async drop() {
+        await db.close();
+        await dropCitusDatabase(base, name);
+      },
+    };
+  }
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
@@ -65,4 +81,8 @@ async function withReplica(url: string, name: string, options: TestDatabaseOptio
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+function citusRequested(): boolean {
+  return /^(on|true|yes|1)$/i.test(process.env.CITUS ?? '');
 }

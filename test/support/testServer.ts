@@ -51,7 +51,8 @@ export async function startTestServer(
   const database = await createTestDatabase(options);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-test-'));
   const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
-  const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...env }) };
+  const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...(process.env.CITUS ? { CITUS: process.env.CITUS } : {}), ...env }) };
+  // CITUS as the database was made (testDatabase.ts) shapes the SQL too (SearchService's indexDriven).
   // TOKEN_TTL_SECONDS as the server reads it: a long test (the leak matrix) outlives the default 5 minutes.
   const tokens = await TokenService.create({
     dataDir,

@@ -1,6 +1,6 @@
 import { badRequest, notSupported } from '../../fhir/outcome';
 import type { SearchParamDef } from '../../fhir/searchParameters';
-import { Column, Constant, eq, Exists, Not, SelectQuery, type SqlNode, Table } from '../sql/sqlTree';
+import { Column, Constant, eq, Exists, InSubquery, Not, SelectQuery, type SqlNode, Table } from '../sql/sqlTree';
 import { INDEX_TABLE } from './indexTable';
 import type { PredicateContext, Scope } from './predicateContext';
 
@@ -9,8 +9,16 @@ export function missingPredicate(ctx: PredicateContext, scope: Scope, def: Searc
   if (value !== 'true' && value !== 'false') throw badRequest(`:missing takes true or false (parameter '${name}')`, name);
   const table = INDEX_TABLE[def.type];
   if (!table) throw notSupported(`:missing is not supported on '${def.code}'`);
-  // Probed per candidate row through the table's resource_pk index: no index leads with the key alone.
   const m = new Table(table, ctx.nextIndexAlias());
+  if (ctx.shardedIndex) {
+    // On Citus, the parameter's rows first (on the shards), then the coordinator's rows against them.
+    const keyed = new InSubquery(
+      new Column(scope.alias, 'pk'),
+      new SelectQuery({ columns: [m.column('resource_pk')], from: m, where: [ctx.keyCondition(m.column('key'), scope.store, scope.type, def.code)] }),
+    );
+    return value === 'true' ? new Not(keyed) : keyed;
+  }
+  // Probed per candidate row through the table's resource_pk index: no index leads with the key alone.
   const present = new Exists(
     new SelectQuery({
       columns: [new Constant(1)],

@@ -19,6 +19,8 @@ export interface Scope {
 export interface PredicateContext {
   /** The FHIR version of the searched store: its search parameters are the ones that exist. */
   readonly version: FhirVersion;
+  /** The index tables are sharded away from `resource` (Citus): no correlated subquery into them. */
+  readonly shardedIndex: boolean;
   /** The index rows of parameter `code` of the scope's type (`suffix`: e.g. a reference's `:identifier` rows) satisfying `where`. */
   lookup(table: string, scope: Scope, code: string, where: (column: (name: string) => Column) => SqlNode, suffix?: string): IndexLookup;
   /** `column = key` (or `= ANY(keys)` for a derived parameter) for parameter `code` of `type` in `store`. */
