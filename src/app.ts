@@ -424,7 +424,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       prefix: '/fhir/aggregated',
       baseUrl: aggregatedBase,
       bulk,
-      clientOf: async (request) => (await authorization.aggregated(await callerOf(request))).service.binding.caller.clientId,
+      serviceOf: async (request) => (await authorization.aggregated(await callerOf(request))).service,
     });
     mountFhir<AggregatedContext>(scope, {
       prefix: '/fhir/aggregated',
