@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_POSTGRES, freshDatabase } from './lib/database';
 import { patientBundle } from './lib/dataset';
@@ -19,10 +20,18 @@ interface Sample {
   t: number;
   rssMb: number | null;
   heapMb: number | null;
+  /** V8 heap the main isolate has committed (used + free pages it keeps). */
+  heapTotalMb: number | null;
+  /** Memory outside the V8 heap that V8 knows of (Buffers, ArrayBuffers). */
+  externalMb: number | null;
   poolInUse: number | null;
   poolWaiting: number | null;
   p99Ms: number | null;
+  /** p99 of each kind of request, to tell data growth (a search over more rows) from a leak (everything slower). */
+  p99ByKind: Record<string, number | null>;
   requests: number;
+  /** The host's one-minute load average (latency on a shared machine is an upper bound). */
+  load1: number;
 }
 
 const args = process.argv.slice(2);
@@ -119,10 +128,11 @@ async function main(): Promise<void> {
     let errors = 0;
     let fiveXx = 0;
     let window: number[] = [];
+    let windowByKind: Record<string, number[]> = {};
     let total = 0;
     let written = 0;
     const end = started + MINUTES * 60_000;
-    const call = async (url: string, init: RequestInit = {}): Promise<number> => {
+    const call = async (kind: string, url: string, init: RequestInit = {}): Promise<number> => {
       const t0 = performance.now();
       try {
         const res = await fetch(url, {
@@ -130,7 +140,9 @@ async function main(): Promise<void> {
           headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/fhir+json', ...(init.headers as Record<string, string>) },
         });
         await res.arrayBuffer();
-        window.push(performance.now() - t0);
+        const ms = performance.now() - t0;
+        window.push(ms);
+        (windowByKind[kind] ??= []).push(ms);
         total++;
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
         if (res.status >= 500) fiveXx++;
@@ -142,20 +154,20 @@ async function main(): Promise<void> {
     };
     const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
     const ops: [number, () => Promise<unknown>][] = [
-      [30, () => call(`${tenant.base}/Patient/${pick(patients)}`)],
-      [20, () => call(`${tenant.base}/Observation?subject=Patient/${pick(patients)}&_count=20&_sort=-date`)],
-      [10, () => call(`${tenant.base}/Condition?patient=Patient/${pick(patients)}&_include=Condition:encounter`)],
-      [15, () => call(`${tenant.base}`, { method: 'POST', headers: { 'idempotency-key': randomUUID() }, body: JSON.stringify(smallBundle(written++)) })],
+      [30, () => call('read', `${tenant.base}/Patient/${pick(patients)}`)],
+      [20, () => call('search', `${tenant.base}/Observation?subject=Patient/${pick(patients)}&_count=20&_sort=-date`)],
+      [10, () => call('include', `${tenant.base}/Condition?patient=Patient/${pick(patients)}&_include=Condition:encounter`)],
+      [15, () => call('transaction', `${tenant.base}`, { method: 'POST', headers: { 'idempotency-key': randomUUID() }, body: JSON.stringify(smallBundle(written++)) })],
       [
         10,
         () =>
-          call(`${live.url}/graphql`, {
+          call('graphql', `${live.url}/graphql`, {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify({ query: `{ PatientList(_count: 10) { id name { family } } }` }),
           }),
       ],
-      [15, () => call(`${live.url}/fhir/aggregated/Observation?code=http://loinc.org|8867-4&_count=20`)],
+      [15, () => call('aggregated', `${live.url}/fhir/aggregated/Observation?code=http://loinc.org|8867-4&_count=20`)],
     ];
     const weight = ops.reduce((n, [w]) => n + w, 0);
     const loop = async () => {
@@ -175,21 +187,28 @@ async function main(): Promise<void> {
         // counted as a missing sample value
       }
       const heap = metric(text, 'nodejs_heap_size_used_bytes');
+      const heapTotal = metric(text, 'nodejs_heap_size_total_bytes');
+      const external = metric(text, 'nodejs_external_memory_bytes');
       const poolTotal = metric(text, 'tributary_db_pool_connections', 'state="total"');
       const poolIdle = metric(text, 'tributary_db_pool_connections', 'state="idle"');
       samples.push({
         t: (Date.now() - started) / 1000,
         rssMb: live.rssMb(),
         heapMb: heap === null ? null : Math.round(heap / 1048576),
+        heapTotalMb: heapTotal === null ? null : Math.round(heapTotal / 1048576),
+        externalMb: external === null ? null : Math.round(external / 1048576),
         poolInUse: poolTotal === null || poolIdle === null ? null : poolTotal - poolIdle,
         poolWaiting: metric(text, 'tributary_db_pool_connections', 'state="waiting"'),
         p99Ms: percentile(window, 99),
+        p99ByKind: Object.fromEntries(Object.entries(windowByKind).map(([k, v]) => [k, percentile(v, 99)])),
         requests: window.length,
+        load1: Number(loadavg()[0].toFixed(1)),
       });
       window = [];
+      windowByKind = {};
       const s = samples[samples.length - 1];
       console.error(
-        `t=${Math.round(s.t)}s rss=${s.rssMb}MB heap=${s.heapMb}MB pool=${s.poolInUse}/${s.poolWaiting} p99=${s.p99Ms?.toFixed(0)}ms n=${s.requests} 5xx=${fiveXx} errors=${errors}`,
+        `t=${Math.round(s.t)}s rss=${s.rssMb}MB heap=${s.heapMb}/${s.heapTotalMb}MB ext=${s.externalMb}MB pool=${s.poolInUse}/${s.poolWaiting} p99=${s.p99Ms?.toFixed(0)}ms n=${s.requests} load=${s.load1} 5xx=${fiveXx} errors=${errors}`,
       );
     };
     const sampler = setInterval(() => void sample(), SAMPLE_MS);
@@ -217,15 +236,24 @@ async function main(): Promise<void> {
     const inFlightStatuses = await Promise.all(inFlight);
 
     const warm = samples.filter((s) => s.t * 1000 >= WARMUP_MS);
-    const series = (key: keyof Sample) => {
-      const points = warm.filter((s) => typeof s[key] === 'number') as (Sample & Record<typeof key, number>)[];
+    const series = (value: (s: Sample) => number | null | undefined) => {
+      const points = warm.map((s) => ({ t: s.t, y: value(s) })).filter((p): p is { t: number; y: number } => typeof p.y === 'number');
       const xs = points.map((p) => p.t / 60);
-      const ys = points.map((p) => p[key] as number);
+      const ys = points.map((p) => p.y);
       const perMinute = slope(xs, ys);
       const mean = ys.reduce((a, b) => a + b, 0) / Math.max(1, ys.length);
       return { perMinute: Number(perMinute.toFixed(3)), mean: Number(mean.toFixed(1)), flat: perMinute * 60 < Math.max(0.25 * Math.abs(mean), 1) };
     };
-    const slopes = { rssMb: series('rssMb'), heapMb: series('heapMb'), poolInUse: series('poolInUse'), p99Ms: series('p99Ms') };
+    const slopes = { rssMb: series((s) => s.rssMb), heapMb: series((s) => s.heapMb), poolInUse: series((s) => s.poolInUse), p99Ms: series((s) => s.p99Ms) };
+    // Not checks, clues: where the memory is (committed V8 heap, Buffers) and which requests slow down.
+    const kinds = [...new Set(samples.flatMap((s) => Object.keys(s.p99ByKind)))];
+    const details = {
+      heapTotalMb: series((s) => s.heapTotalMb),
+      externalMb: series((s) => s.externalMb),
+      // Resident memory outside the main isolate's committed heap: malloc arenas, the aggregation thread's isolate, code.
+      'rssMb − heapTotalMb': series((s) => (s.rssMb === null || s.heapTotalMb === null ? null : s.rssMb - s.heapTotalMb)),
+      ...Object.fromEntries(kinds.map((k) => [`p99Ms ${k}`, series((s) => s.p99ByKind[k])])),
+    };
     const result = {
       minutes: MINUTES,
       postgres: database.version,
@@ -235,6 +263,7 @@ async function main(): Promise<void> {
       errors,
       bundlesWritten: written,
       slopes,
+      details,
       shutdown: { ms: shutdownMs, exitCode: live.exitCode, inFlight: inFlightStatuses },
       samples,
     };
@@ -246,11 +275,12 @@ async function main(): Promise<void> {
     const lines = [
       `# Soak ${MINUTES} min — ${new Date(started).toISOString()}`,
       '',
-      `requests ${result.requests}, 5xx ${fiveXx}, request errors ${errors}, statuses ${JSON.stringify(statuses)}`,
+      `host load average (1 min) mean ${(samples.reduce((a, x) => a + x.load1, 0) / Math.max(1, samples.length)).toFixed(1)}; requests ${result.requests}, 5xx ${fiveXx}, request errors ${errors}, statuses ${JSON.stringify(statuses)}`,
       '',
       '| series | mean | slope per minute | flat |',
       '|---|---|---|---|',
       ...Object.entries(slopes).map(([k, v]) => `| ${k} | ${v.mean} | ${v.perMinute} | ${v.flat ? 'yes' : 'NO'} |`),
+      ...Object.entries(details).map(([k, v]) => `| (${k}) | ${v.mean} | ${v.perMinute} | ${v.flat ? 'yes' : 'no'} |`),
       '',
       `graceful shutdown: exit ${live.exitCode} after ${shutdownMs} ms; in-flight writes answered ${inFlightStatuses.join(', ')}`,
     ];

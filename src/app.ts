@@ -329,7 +329,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   // One client's burst cannot take every connection from the others (issue 16 item 2, clientConcurrency.ts).
-  new ClientConcurrency(config.clientMaxConcurrent).install(app, (header) => authorization.authenticate(header).clientId);
+  new ClientConcurrency(config.clientMaxConcurrent).install(app, (header) => authorization.clientIdOf(header));
   const callerOf = (request: FastifyRequest): Promise<Caller> => authorization.authenticateRequest(request.headers.authorization, request.ip);
   // The browser pages (src/web/): /app, and /graphiql unless the GraphQL pages are switched off.
   const webPages = mountWebPages(app, { explorer: config.graphql.sandbox });
@@ -464,7 +464,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       prefix: '/fhir/aggregated',
       baseUrl: aggregatedBase,
       bulk,
-      clientOf: async (request) => (await authorization.aggregated(await callerOf(request))).service.binding.caller.clientId,
+      serviceOf: async (request) => (await authorization.aggregated(await callerOf(request))).service,
     });
     mountFhir<AggregatedContext>(scope, {
       prefix: '/fhir/aggregated',

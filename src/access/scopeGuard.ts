@@ -46,6 +46,20 @@ export function requireSomeSearch(caller: Caller): void {
   }
 }
 
+/** Results spanning types (a bulk export's status): allowed when the caller may read or search at least one type. */
+export function requireSomeRead(caller: Caller): void {
+  const types = permittedTypes(caller.scopes, ['r', 's'], contextOf(caller));
+  if (types !== '*' && types.length === 0) {
+    throw refusal('Exported data needs the read or search scope on at least one type, e.g. system/Patient.rs (v1: system/Patient.read)', 'system/*.rs');
+  }
+}
+
+/** What was gathered of one type earlier (an export file): the caller must still read or search that type. */
+export function requireReadOrSearch(caller: Caller, type: string): void {
+  const context = contextOf(caller);
+  if (!permits(caller.scopes, 'r', type, context) && !permits(caller.scopes, 's', type, context)) throw insufficientScope('s', type, context);
+}
+
 /** Rows of the types the caller may read or search; undefined when a wildcard scope allows every type. */
 export function typeRestriction(caller: Caller): AccessFilter | undefined {
   const types = permittedTypes(caller.scopes, ['r', 's'], contextOf(caller));

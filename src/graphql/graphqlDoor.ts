@@ -66,7 +66,7 @@ export interface GraphqlRequest {
 }
 
 /** graphql.html#errors: each error carries its OperationOutcome in `extensions.resource`. */
-function outcomeExtensions(thrown: unknown): Record<string, unknown> | undefined {
+export function outcomeExtensions(thrown: unknown): Record<string, unknown> | undefined {
   // A database outage is answered as the REST doors answer it: a 503 OperationOutcome.
   const err = outageOrSelf(thrown);
   if (!(err instanceof OperationOutcomeError)) return undefined;

@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { GraphQLError, parse, validate, type DocumentNode, type GraphQLFormattedError, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Caller } from '../access/caller';
 import type { GraphqlContext } from './context';
+import { outcomeExtensions } from './graphqlDoor';
 import { limitError, type QueryLimits } from './limits';
 
 /**
@@ -24,6 +25,13 @@ export interface SubscriptionDoorOptions {
   /** A fresh context for one operation of the caller. */
   context(caller: Caller): GraphqlContext;
   path?: string;
+}
+
+/** An error as the HTTP door formats it: a refusal carries its code and OperationOutcome (graphql.html#errors). */
+function formatted(error: GraphQLError): GraphQLFormattedError {
+  const plain = error.toJSON();
+  const extensions = outcomeExtensions(error.originalError);
+  return extensions ? { ...plain, extensions: { ...plain.extensions, ...extensions } } : plain;
 }
 
 type ConnectionExtra = {
@@ -66,6 +74,13 @@ export function mountSubscriptions(app: FastifyInstance, options: SubscriptionDo
           // 4403 Forbidden: graphql-ws's answer to a refused connection; the client does not retry it.
           return false;
         }
+      },
+      // A subscription refused when it starts (scope, access, bad criteria) is told why as /graphql over HTTP would.
+      onNext(_ctx, _id, _payload, _args, result) {
+        if (result.errors?.length) return { ...result, errors: result.errors.map(formatted) };
+      },
+      onError(_ctx, _id, _payload, errors) {
+        return errors.map(formatted);
       },
       onClose(ctx) {
         clearTimeout(ctx.extra.expiry);

@@ -167,14 +167,16 @@ export class LiveRecord {
       if (!sub.seen.delete(key)) return;
     } else {
       try {
-        if ('criteria' in sub.filter && sub.filter.criteria.length) {
+        // A type subscription was allowed as a search (scope s), so each event is re-checked as a search too.
+        if ('criteria' in sub.filter) {
           const bundle = await service.search(notice.t, [['_id', notice.i], ...sub.filter.criteria], { baseUrl, handling: 'strict' });
           resource = bundle.entry?.find((e) => e.resource?.id === notice.i && (e.search?.mode ?? 'match') === 'match')?.resource ?? null;
         } else {
           resource = (await service.read(notice.t, notice.i)).resource;
         }
       } catch (err) {
-        if (err instanceof OperationOutcomeError && (err.status === 404 || err.status === 410)) resource = null;
+        // 403: a type in the patient's compartment the caller's scopes do not cover is not sent (nor does it end the subscription).
+        if (err instanceof OperationOutcomeError && (err.status === 403 || err.status === 404 || err.status === 410)) resource = null;
         else throw err;
       }
       if (!resource) {

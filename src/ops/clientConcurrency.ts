@@ -41,20 +41,20 @@ export class ClientConcurrency {
   }
 
   /**
-   * Counts every request with a bearer token `clientIdOf` accepts (before its handler runs); a request whose
+   * Counts every request with a bearer token `clientIdOf` accepts (of either family: fhir and legacy) (before its handler runs); a request whose
    * token it refuses is left to its door, which refuses it as before.
    */
-  install(app: FastifyInstance, clientIdOf: (authorization: string) => string): void {
+  install(app: FastifyInstance, clientIdOf: (authorization: string) => string | undefined): void {
     app.addHook('preHandler', async (request, reply) => {
       const header = request.headers.authorization;
       if (!header || !bearerToken(header)) return;
-      let clientId: string;
+      let clientId: string | undefined;
       try {
         clientId = clientIdOf(header);
       } catch {
         return;
       }
-      this.enter(clientId, reply);
+      if (clientId !== undefined) this.enter(clientId, reply);
     });
   }
 

@@ -76,6 +76,23 @@ export class Authorization {
     return caller;
   }
 
+  /**
+   * The API client of a bearer token of either family (the per-client limits count legacy clients too), or
+   * undefined when the token is valid for neither; what the token may do is still decided by its door.
+   */
+  clientIdOf(authorization: string): string | undefined {
+    const token = bearerToken(authorization);
+    if (!token) return undefined;
+    for (const family of ['fhir', 'legacy'] as const) {
+      try {
+        return this.deps.tokens.verify(family, token).clientId;
+      } catch {
+        // not a token of this family
+      }
+    }
+    return undefined;
+  }
+
   /** `authenticate` for a door: a refusal is audited (with the requester's address) before it is thrown. */
   async authenticateRequest(authorization: string | undefined, address?: string): Promise<Caller> {
     try {

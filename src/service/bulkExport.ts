@@ -63,6 +63,8 @@ export class BulkExport {
       (filters[type] ??= []).push(parseQuery(text.slice(q + 1), '_typeFilter'));
     }
     const patients = request.level === 'system' ? undefined : request.level === 'patient' ? 'all' : request.level.patients;
+    // Every type, unlisted: like a system-wide search, the caller must be able to search something.
+    if (!listed.length) service.requireSomeSearch();
     // Scopes, unknown filter parameters and the like are refused now, not discovered by a failed job.
     const listedOnly = listed.length > 0;
     for (const type of types) {
@@ -83,25 +85,28 @@ export class BulkExport {
     return id;
   }
 
-  /** The caller's job (404 for anyone else's, a cancelled or an expired one). */
-  async status(clientId: string, id: string): Promise<ExportJob> {
+  /** The caller's job (404 for anyone else's, a cancelled or an expired one); 403 for a token that may read nothing. */
+  async status(service: FhirService, id: string): Promise<ExportJob> {
+    service.requireExportAccess();
     await this.sweep();
-    const job = await this.options.jobs.get(id, clientId);
+    const job = await this.options.jobs.get(id, service.binding.caller.clientId);
     if (!job) throw notFound(`No export job '${id}'`);
     return job;
   }
 
-  /** The path of one of the caller's completed job's files. */
-  async file(clientId: string, id: string, name: string): Promise<string> {
-    const job = await this.status(clientId, id);
+  /** The path of one of the caller's completed job's files; 403 unless the caller may still read or search its type. */
+  async file(service: FhirService, id: string, name: string): Promise<string> {
+    const job = await this.status(service, id);
     const output = job.status === 'completed' ? job.output.find((o) => o.file === name) : undefined;
     if (!output) throw notFound(`Export job '${id}' has no file '${name}'`);
+    service.requireExportAccess(output.type);
     return path.join(this.options.directory, id, output.file);
   }
 
   /** Cancels the caller's job: the export stops at its next page and its files are removed. */
-  async cancel(clientId: string, id: string): Promise<void> {
-    if (!(await this.options.jobs.cancel(id, clientId))) throw notFound(`No export job '${id}'`);
+  async cancel(service: FhirService, id: string): Promise<void> {
+    service.requireExportAccess();
+    if (!(await this.options.jobs.cancel(id, service.binding.caller.clientId))) throw notFound(`No export job '${id}'`);
     await this.removeFiles(id);
   }
 

@@ -1,5 +1,5 @@
 import type { AuthorisedCaller } from '../access/caller';
-import { allOf, requireScope, requireSomeSearch, typeRestriction } from '../access/scopeGuard';
+import { allOf, requireReadOrSearch, requireScope, requireSomeRead, requireSomeSearch, typeRestriction } from '../access/scopeGuard';
 import { type Permission, permittedTypes } from '../access/scopes';
 import { AGGREGATED_STORE } from '../aggregator/outbox';
 import type { AggregationReport } from '../aggregator/report';
@@ -123,6 +123,20 @@ export class FhirService {
   /** Throws a 403 (insufficient_scope) unless the caller holds every one of `permissions` on `type`. */
   requireScope(type: string, ...permissions: Permission[]): void {
     requireScope(this.binding.caller, type, ...permissions);
+  }
+
+  /** Work across every type (a bulk export of all types): 403 unless the caller may search at least one. */
+  requireSomeSearch(): void {
+    requireSomeSearch(this.binding.caller);
+  }
+
+  /**
+   * A bulk export's status and files are fetched with later tokens of the client that started it, which may
+   * carry fewer scopes: the status needs read or search on some type, a file read or search on its type.
+   */
+  requireExportAccess(type?: string): void {
+    if (type === undefined) requireSomeRead(this.binding.caller);
+    else requireReadOrSearch(this.binding.caller, type);
   }
 
   /** A known type the caller holds `permissions` on: 404 for unknown types, then 403 for missing scopes. */

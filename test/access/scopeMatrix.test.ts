@@ -1,3 +1,4 @@
+import { subscribe } from '../support/liveClient';
 import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
@@ -63,6 +64,8 @@ let tenant: Tenant;
 let shared: Fixture;
 const tokens = new Map<string, string>();
 let seq = 0;
+/** The `system/*.cruds` client the narrowed tokens are asked from. */
+let everything: { clientId: string; clientSecret: string };
 
 async function call(token: string, path: string, init: RequestInit = {}, base = tenant.baseUrl): Promise<Outcome> {
   const res = await fetch(`${base}/${path}`, {
@@ -70,7 +73,10 @@ async function call(token: string, path: string, init: RequestInit = {}, base = 
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json', ...(init.headers as Record<string, string>) },
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {}, headers: res.headers };
+  // NDJSON (an export file) is kept as its lines.
+  const ndjson = (res.headers.get('content-type') ?? '').includes('ndjson');
+  const body = ndjson ? { lines: text.split('\n').filter((l) => l !== '') } : text ? (JSON.parse(text) as Json) : {};
+  return { status: res.status, body, headers: res.headers };
 }
 async function graphql(token: string, query: string, variables: Json = {}): Promise<Outcome> {
   const res = await fetch(`${server.url}/graphql`, {
@@ -318,7 +324,7 @@ async function tokenRequest(c: { clientId: string; clientSecret: string }, scope
 beforeAll(async () => {
   server = await startTestServer();
   tenant = await server.provision({ name: 'Scoped', defaultSourceOrg: 'Organization/org' });
-  const everything = await client('system/*.cruds');
+  everything = await client('system/*.cruds');
   for (const set of SCOPE_SETS) {
     const issued = set.narrowed ? await tokenRequest(everything, set.scopes) : await tokenRequest(await client(set.scopes));
     if (issued.status !== 200) throw new Error(`${set.scopes}: ${issued.status} ${JSON.stringify(issued.body)}`);
@@ -503,5 +509,277 @@ describe('a search reaching through a type without scope matches nothing', () =>
     expect(out.body.data?.Patient?.ObservationList ?? []).toEqual([]);
     const full = await graphql(tenant.token, `{ Patient(id: "${shared.aggregatedId}") { id ObservationList(_reference: subject) { id } } }`);
     expect(full.body.data.Patient.ObservationList).toHaveLength(1);
+  });
+});
+
+/**
+ * The doors added after the matrix above (issues 14, 17, 18, 19): the facade and demographics (legacy
+ * tokens, X-Org-Public-Id), `$everything` and bulk export on the aggregated endpoint, the aggregation report,
+ * the native record's GraphQL queries and mutations, and GraphQL subscriptions. Each × every scope set:
+ * allowed, or refused as its door refuses (REST 403 `insufficient_scope`, GraphQL `FORBIDDEN` with the
+ * OperationOutcome). Legacy clients get the scope sets directly (the legacy token endpoint is not narrowed here).
+ */
+describe('newer doors', () => {
+  const TEAM_ALIAS = 'https://fhir.patientsknowbest.com/structuredefinition/team-alias';
+  const NATIVE_NHS = '9449305552';
+  const legacyTokens = new Map<string, string>();
+  let orgPublicId: string;
+  let nativePatientId: string;
+  let broadToken: string;
+  /** A completed export of the broad client (system/*.cruds) whose narrowed tokens poll it. */
+  let job: { statusUrl: string; patientFile: string };
+
+  const aggregated = (token: string, path: string, init: RequestInit = {}) => call(token, path, init, `${server.url}/fhir/aggregated`);
+  const legacy = (token: string, path: string, init: RequestInit = {}) =>
+    call(token, path, { ...init, headers: { 'x-org-public-id': orgPublicId, ...(init.headers as Record<string, string>) } }, server.url);
+  const stu3Patient = () => ({
+    resourceType: 'Patient',
+    identifier: [{ system: NHS, value: NATIVE_NHS }],
+    name: [{ family: 'Native', given: ['Nell'] }],
+    birthDate: '1970-01-02',
+    extension: [{ url: TEAM_ALIAS, valueString: 'main' }],
+  });
+  const local = (url: string) => url.slice(url.indexOf('/fhir/aggregated/') + '/fhir/aggregated/'.length);
+  /** The first event of a subscription, or its refusal, as a GraphQL outcome. */
+  async function firstEvent(token: string, query: string, variables: Json): Promise<Outcome> {
+    const live = subscribe(server.url, token, query, variables);
+    try {
+      const never = new Promise<never>(() => undefined);
+      // The first event, or the end of the subscription (then waitFor rejects, and ended() says why).
+      const first = await Promise.race([
+        live
+          .waitFor(() => true)
+          .then(
+            (event) => ({ event }),
+            () => never,
+          ),
+        live.ended().then((error) => ({ error })),
+      ]);
+      const error = 'error' in first ? (Array.isArray(first.error) ? first.error[0] : first.error) : undefined;
+      return { status: 200, body: 'event' in first ? first.event : {}, headers: new Headers(), graphqlError: error as Json | undefined };
+    } finally {
+      await live.close();
+    }
+  }
+  /** Some search on some type: what a system-wide search or an export of every type needs. */
+  const searchesSome = (scopes: string) =>
+    scopes.split(' ').some((scope) => {
+      const m = /^system\/([A-Za-z]+|\*)\./.exec(scope);
+      return m !== null && permits(scope, m[1] === '*' ? 'Patient' : m[1], 's');
+    });
+  const readsOrSearches = (scopes: string, type: string) => permits(scopes, type, 'r') || permits(scopes, type, 's');
+
+  interface DoorCell {
+    door: 'REST' | 'GraphQL';
+    name: string;
+    /** Whether the scope set allows it (written out from the scope letters, not from the server's code). */
+    allowed(scopes: string): boolean;
+    /** Which scope sets the cell is tried with (default: all). */
+    sets?: (set: { scopes: string; narrowed?: boolean }) => boolean;
+    ok: number[];
+    run(scopes: string): Promise<Outcome>;
+  }
+  const needs =
+    (...list: [string, string][]) =>
+    (scopes: string) =>
+      list.every(([type, p]) => permits(scopes, type, p));
+  const native =
+    (query: string, variables: Json = {}) =>
+    (scopes: string) =>
+      graphql(tokens.get(scopes) as string, query, variables);
+
+  const DOORS: DoorCell[] = [
+    { door: 'REST', name: 'facade read', allowed: needs(['Patient', 'r']), ok: [200], run: (s) => legacy(legacyTokens.get(s) as string, `fhir/facade/Patient/${nativePatientId}`) },
+    { door: 'REST', name: 'facade search', allowed: needs(['Patient', 's']), ok: [200], run: (s) => legacy(legacyTokens.get(s) as string, 'fhir/facade/Patient') },
+    {
+      door: 'REST',
+      name: 'demographics $process-message',
+      allowed: needs(['Patient', 'c'], ['Patient', 'u']),
+      ok: [200, 201],
+      run: (s) => legacy(legacyTokens.get(s) as string, 'fhir/demographics/Patient/$process-message', { method: 'POST', body: JSON.stringify(stu3Patient()) }),
+    },
+    {
+      door: 'REST',
+      name: 'aggregated $everything',
+      allowed: needs(['Patient', 'r']),
+      ok: [200],
+      run: (s) => aggregated(tokens.get(s) as string, `Patient/${shared.aggregatedId}/$everything`),
+    },
+    {
+      door: 'REST',
+      name: 'aggregated Patient/$export?_type=Patient',
+      allowed: needs(['Patient', 's']),
+      ok: [202],
+      run: (s) => aggregated(tokens.get(s) as string, 'Patient/$export?_type=Patient', { headers: { prefer: 'respond-async' } }),
+    },
+    {
+      door: 'REST',
+      name: 'aggregated $export of every type',
+      allowed: searchesSome,
+      ok: [202],
+      run: (s) => aggregated(tokens.get(s) as string, '$export', { headers: { prefer: 'respond-async' } }),
+    },
+    {
+      door: 'REST',
+      name: 'aggregated $export-status (same client, narrowed token)',
+      allowed: (s) => ['Patient', 'Observation'].some((t) => readsOrSearches(s, t)),
+      sets: (set) => set.narrowed === true,
+      ok: [200],
+      run: (s) => aggregated(tokens.get(s) as string, job.statusUrl),
+    },
+    {
+      door: 'REST',
+      name: 'aggregated $export-file of Patients (same client, narrowed token)',
+      allowed: (s) => readsOrSearches(s, 'Patient'),
+      sets: (set) => set.narrowed === true,
+      ok: [200],
+      run: (s) => aggregated(tokens.get(s) as string, job.patientFile),
+    },
+    { door: 'REST', name: 'customer $aggregation-report', allowed: searchesSome, ok: [200], run: (s) => call(tokens.get(s) as string, '$aggregation-report') },
+    {
+      door: 'GraphQL',
+      name: 'aggregationReport',
+      allowed: searchesSome,
+      ok: [200],
+      run: (s) => graphql(tokens.get(s) as string, 'query ($ep: ID!) { aggregationReport(endpoint: $ep) { endpoint } }'),
+    },
+    {
+      door: 'GraphQL',
+      name: 'nativePatient',
+      allowed: needs(['Patient', 'r']),
+      ok: [200],
+      run: (s) => native('query ($id: ID!) { nativePatient(id: $id) { id } }', { id: nativePatientId })(s),
+    },
+    { door: 'GraphQL', name: 'nativePatients', allowed: needs(['Patient', 's']), ok: [200], run: native('{ nativePatients(count: 1) { id } }') },
+    {
+      door: 'GraphQL',
+      name: 'nativeSavePatient',
+      allowed: needs(['Patient', 'c'], ['Patient', 'u']),
+      ok: [200],
+      run: native('mutation ($i: NativePatientInput!) { nativeSavePatient(input: $i) { id } }', { i: { nhsNumber: NATIVE_NHS, family: 'Native', given: ['Nell'] } }),
+    },
+    {
+      door: 'GraphQL',
+      name: 'nativeAddTimelineEntry (measurement)',
+      allowed: needs(['Observation', 'c']),
+      ok: [200],
+      run: (s) =>
+        native('mutation ($i: NativeEntryInput!) { nativeAddTimelineEntry(input: $i) { id } }', {
+          i: { patientId: nativePatientId, kind: 'measurement', occurredAt: '2026-12-01T09:30:00Z', codeSystem: 'LOINC', code: '4548-4', value: '7.1', unit: '%' },
+        })(s),
+    },
+    {
+      door: 'GraphQL',
+      name: 'nativeTimeline (measurements)',
+      allowed: needs(['Observation', 's']),
+      ok: [200],
+      run: (s) => native('query ($p: ID!) { nativeTimeline(patientId: $p, kind: "measurement") { id } }', { p: nativePatientId })(s),
+    },
+    { door: 'GraphQL', name: 'nativeQuestionnaires', allowed: needs(['Questionnaire', 's']), ok: [200], run: native('{ nativeQuestionnaires { id } }') },
+    {
+      door: 'GraphQL',
+      name: 'nativeLetters',
+      allowed: needs(['Communication', 's']),
+      ok: [200],
+      run: (s) => native('query ($p: ID!) { nativeLetters(patientId: $p) { id } }', { p: nativePatientId })(s),
+    },
+    {
+      door: 'GraphQL',
+      name: 'subscription patientRecordChanged',
+      allowed: needs(['Patient', 'r']),
+      ok: [200],
+      run: (s) => firstEvent(tokens.get(s) as string, 'subscription ($p: ID!) { patientRecordChanged(patient: $p, since: "0") { type id } }', { p: shared.aggregatedId }),
+    },
+    {
+      door: 'GraphQL',
+      name: 'subscription resourceChanged(Patient)',
+      allowed: needs(['Patient', 's']),
+      ok: [200],
+      run: (s) => firstEvent(tokens.get(s) as string, 'subscription { resourceChanged(type: "Patient", since: "0") { type id } }', {}),
+    },
+  ];
+
+  beforeAll(async () => {
+    const customer = (await server.admin<Json>('GET', '/admin/customers')).customers.find((c: Json) => c.id === tenant.customerId);
+    const organization = await server.admin<Json>('GET', `/admin/organizations/${customer.defaultOrganizationId}`);
+    orgPublicId = organization.publicId;
+    await server.admin('PATCH', `/admin/teams/${organization.defaultTeamId}`, { alias: 'main' });
+    for (const { scopes } of SCOPE_SETS) {
+      const c = await server.admin<Json>('POST', '/admin/clients', { customerId: tenant.customerId, family: 'legacy', scopes });
+      legacyTokens.set(scopes, await server.token(c.client_id, c.client_secret, 'legacy'));
+    }
+    const created = await legacy(legacyTokens.get('system/*.cruds') as string, 'fhir/demographics/Patient/$process-message', {
+      method: 'POST',
+      body: JSON.stringify(stu3Patient()),
+    });
+    if (created.status !== 201) throw new Error(`demographics: ${created.status} ${JSON.stringify(created.body)}`);
+    nativePatientId = created.body.id;
+    // The broad client is the one the narrowed tokens were asked from: its job is theirs to poll.
+    broadToken = (await tokenRequest(everything)).body.access_token;
+    const kicked = await aggregated(broadToken, '$export?_type=Patient,Observation', { headers: { prefer: 'respond-async' } });
+    if (kicked.status !== 202) throw new Error(`export: ${kicked.status} ${JSON.stringify(kicked.body)}`);
+    const statusUrl = local(kicked.headers.get('content-location') as string);
+    for (;;) {
+      const status = await aggregated(broadToken, statusUrl);
+      if (status.status === 200) {
+        const patientFile = status.body.output.find((o: Json) => o.type === 'Patient');
+        job = { statusUrl, patientFile: local(patientFile.url) };
+        break;
+      }
+      if (status.status !== 202) throw new Error(`export status: ${status.status} ${JSON.stringify(status.body)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }, 120_000);
+
+  const doorCells = DOORS.flatMap((cell) =>
+    SCOPE_SETS.filter((set) => (cell.sets ? cell.sets(set) : true)).map(({ scopes }) => ({
+      name: `${cell.door} ${cell.name} × ${scopes}: ${cell.allowed(scopes) ? 'allowed' : 'refused'}`,
+      cell,
+      scopes,
+      allowed: cell.allowed(scopes),
+    })),
+  );
+
+  test.each(doorCells)('$name', async ({ cell, scopes, allowed }) => {
+    const out = await cell.run(scopes);
+    if (allowed) {
+      if (cell.door === 'GraphQL') expect({ status: out.status, error: out.graphqlError }).toEqual({ status: 200, error: undefined });
+      // On a wrong status the body shows why.
+      else if (!cell.ok.includes(out.status)) expect({ status: out.status, body: out.body }).toEqual({ status: cell.ok[0], body: {} });
+      return;
+    }
+    if (cell.door === 'GraphQL') {
+      const ext = out.graphqlError?.extensions ?? {};
+      expect({ code: ext.code, outcome: ext.resource?.resourceType, issue: ext.resource?.issue?.[0]?.code }).toEqual({
+        code: 'FORBIDDEN',
+        outcome: 'OperationOutcome',
+        issue: 'forbidden',
+      });
+    } else {
+      const challenge = out.headers.get('www-authenticate') ?? '';
+      expect({ status: out.status, outcome: out.body.resourceType, issue: out.body.issue?.[0]?.code, insufficientScope: challenge.includes('error="insufficient_scope"') }).toEqual(
+        {
+          status: 403,
+          outcome: 'OperationOutcome',
+          issue: 'forbidden',
+          insufficientScope: true,
+        },
+      );
+    }
+  });
+
+  test('another client polling the job or fetching its file reads it as missing (404)', async () => {
+    // Its own client, reading Observations: past the scope check, the job is not its.
+    const other = tokens.get('system/Observation.*') as string;
+    expect((await aggregated(other, job.statusUrl)).status).toBe(404);
+    expect((await aggregated(other, job.patientFile)).status).toBe(404);
+  });
+
+  test('adminAggregationReport: a client token of every scope is refused; the admin token is served', async () => {
+    const query = 'query ($ep: ID!) { adminAggregationReport(endpoint: $ep) { endpoint } }';
+    const refused = await graphql(tokens.get('system/*.cruds') as string, query);
+    expect(refused.graphqlError?.extensions?.code).toBe('UNAUTHENTICATED');
+    const served = await graphql(server.adminToken, query);
+    expect({ error: served.graphqlError, endpoint: served.body.data?.adminAggregationReport?.endpoint }).toEqual({ error: undefined, endpoint: tenant.endpointId });
   });
 });

@@ -43,10 +43,14 @@ async function eventually(predicate: () => Promise<boolean>): Promise<boolean> {
   return false;
 }
 
-function send(url: string, token: string): { req: ClientRequest; response: Promise<{ status: number; headers: Record<string, unknown>; text: string }> } {
+function send(
+  url: string,
+  token: string,
+  headers: Record<string, string> = {},
+): { req: ClientRequest; response: Promise<{ status: number; headers: Record<string, unknown>; text: string }> } {
   let req!: ClientRequest;
   const response = new Promise<{ status: number; headers: Record<string, unknown>; text: string }>((resolve, reject) => {
-    req = httpRequest(url, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+    req = httpRequest(url, { headers: { authorization: `Bearer ${token}`, ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString() }));
@@ -104,6 +108,27 @@ describeOnPostgres('a search that cannot finish', () => {
     expect(await otherStatus).not.toBe(429);
     // Once answered, the client may search again.
     expect((await tenant.fetch('Patient?name=Runaway')).status).toBe(200);
+  });
+
+  test('a legacy client (the facade) is under the same limit', async () => {
+    const customer = (await server.admin<Record<string, any>>('GET', '/admin/customers')).customers.find((c: Record<string, any>) => c.id === tenant.customerId);
+    const organization = await server.admin<Record<string, any>>('GET', `/admin/organizations/${customer.defaultOrganizationId}`);
+    const legacy = await server.admin<Record<string, any>>('POST', '/admin/clients', { customerId: tenant.customerId, family: 'legacy' });
+    const token = await server.token(legacy.client_id, legacy.client_secret, 'legacy');
+    const headers = { 'x-org-public-id': organization.publicId };
+    const url = `${server.url}/fhir/facade/Patient?name=Runaway`;
+    const lock = await lockNameIndex(server.database.url as string);
+    let first: ReturnType<typeof send> | undefined;
+    try {
+      first = send(url, token, headers);
+      expect(await eventually(async () => (await waitingStatements(lock)) >= 1)).toBe(true);
+      const second = await fetch(url, { headers: { authorization: `Bearer ${token}`, ...headers } });
+      expect({ status: second.status, retryAfter: second.headers.get('retry-after') !== null }).toEqual({ status: 429, retryAfter: true });
+    } finally {
+      await release(lock);
+    }
+    expect([200, 503]).toContain((await first.response).status);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${token}`, ...headers } })).status).toBe(200);
   });
 });
 
