@@ -6,6 +6,7 @@
  */
 import { getOperationAST, parse } from 'graphql';
 import { createClient, type Client, type FormattedExecutionResult as ExecutionResult } from 'graphql-ws';
+import { renewToken } from './session';
 
 const sockets = new Map<string, Client>();
 
@@ -26,12 +27,19 @@ export interface GraphqlRequest {
   operationName?: string | null;
 }
 
+/** A POST; on 401 (the token expired) once more with a renewed token, when the sign-in can renew it (session.ts). */
 export async function post<T = Record<string, unknown>>(request: GraphqlRequest, authorization: string): Promise<ExecutionResult<T>> {
-  const res = await fetch('/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', ...(authorization ? { authorization } : {}) },
-    body: JSON.stringify(request),
-  });
+  const send = (auth: string) =>
+    fetch('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...(auth ? { authorization: auth } : {}) },
+      body: JSON.stringify(request),
+    });
+  let res = await send(authorization);
+  if (res.status === 401) {
+    const renewed = await renewToken();
+    if (renewed) res = await send(`Bearer ${renewed}`);
+  }
   return (await res.json()) as ExecutionResult<T>;
 }
 

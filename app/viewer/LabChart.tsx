@@ -1,6 +1,6 @@
 /** A LOINC-coded Quantity Observation over time, as a plain SVG line chart with a table beside it for screen readers. */
 import { useMemo, useState } from 'react';
-import { sourceOrg, type Entry } from './api';
+import { sourceOrg, type ObservationEntry } from './api';
 
 const LOINC = 'http://loinc.org';
 
@@ -11,7 +11,7 @@ interface Series {
   points: { date: string; value: number; source?: string; id: string }[];
 }
 
-function seriesOf(observations: Entry[]): Series[] {
+function seriesOf(observations: ObservationEntry[]): Series[] {
   const byCode = new Map<string, Series>();
   for (const o of observations) {
     if (!o) continue;
@@ -25,7 +25,7 @@ function seriesOf(observations: Entry[]): Series[] {
         coding.code,
         (s = { code: coding.code, label: o.code?.text ?? coding.display ?? coding.code, unit: o.valueQuantity?.unit ?? o.valueQuantity?.code ?? '', points: [] }),
       );
-    s.points.push({ date, value, source: sourceOrg(o), id: o.id });
+    s.points.push({ date, value, source: sourceOrg(o), id: o.id ?? '' });
   }
   for (const s of byCode.values()) s.points.sort((a, b) => a.date.localeCompare(b.date));
   return [...byCode.values()].sort((a, b) => b.points.length - a.points.length);
@@ -35,7 +35,7 @@ const W = 640;
 const H = 240;
 const PAD = { left: 56, right: 16, top: 16, bottom: 36 };
 
-export function LabChart({ observations, orgs }: { observations: Entry[]; orgs: Map<string, string> }) {
+export function LabChart({ observations, orgs }: { observations: ObservationEntry[]; orgs: Map<string, string> }) {
   const series = useMemo(() => seriesOf(observations), [observations]);
   const [code, setCode] = useState<string | undefined>();
   const current = series.find((s) => s.code === code) ?? series[0];

@@ -6,6 +6,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { subscribe } from '../shared/graphqlClient';
 import { loadRecord, organizationNames, RECORD_CHANGES, sourceOrg, type Aggregation, type PatientRecord, type RecordChangeEvent } from './api';
 import { Demographics } from './Demographics';
+import { EndpointReports } from './EndpointReports';
 import { LabChart } from './LabChart';
 import { Provenance } from './Provenance';
 import { Timeline } from './Timeline';
@@ -112,6 +113,7 @@ export function PatientRecordView({ id, authorization }: { id: string; authoriza
       <LabChart observations={patient.ObservationList ?? []} orgs={orgs} />
       <Timeline patient={patient} orgs={orgs} />
       <Provenance aggregation={aggregation} />
+      <EndpointReports endpoints={[...new Set((aggregation?.members ?? []).map((m) => m.endpoint))].sort()} authorization={authorization} />
     </div>
   );
 }

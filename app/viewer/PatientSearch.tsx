@@ -38,7 +38,7 @@ export function PatientSearch({ authorization, onOpen }: { authorization: string
             <ul className="results" aria-label="Patients found">
               {results.map((p) => (
                 <li key={p.id}>
-                  <button type="button" className="link" onClick={() => onOpen(p.id)}>
+                  <button type="button" className="link" onClick={() => p.id && onOpen(p.id)}>
                     {displayName(p)}
                   </button>{' '}
                   <span className="muted">

@@ -1,6 +1,6 @@
 /** Sign in with a client's credentials (client credentials grant) or a token obtained elsewhere (a patient token). */
 import { useState, type FormEvent } from 'react';
-import { clientCredentialsToken } from '../shared/session';
+import { signInWithClient } from '../shared/session';
 
 export function SignIn({ onToken }: { onToken(token: string): void }) {
   const [clientId, setClientId] = useState('');
@@ -14,7 +14,7 @@ export function SignIn({ onToken }: { onToken(token: string): void }) {
     setError('');
     setBusy(true);
     try {
-      onToken(await clientCredentialsToken(clientId.trim(), secret));
+      onToken(await signInWithClient(clientId.trim(), secret));
     } catch (err) {
       setError((err as Error).message);
     } finally {

@@ -15,7 +15,7 @@ interface Item {
 
 function items(patient: PatientRecord): Item[] {
   const of = (kind: Kind, list: Entry[] | undefined, date: (e: Entry) => string | undefined, text: (e: Entry) => string): Item[] =>
-    (list ?? []).filter(Boolean).map((e) => ({ kind, id: e.id, date: date(e) ?? '', text: text(e), source: sourceOrg(e) }));
+    (list ?? []).map((e) => ({ kind, id: e.id ?? '', date: date(e) ?? '', text: text(e), source: sourceOrg(e) }));
   return [
     ...of(
       'Encounter',

@@ -1,142 +1,117 @@
 /**
- * The viewer's GraphQL documents and the shapes it reads from them. Every read is one POST to /graphql
- * with the signed-in token; the server decides what the caller may see.
+ * The viewer's reads: the documents in viewer.graphql, typed by GraphQL codegen (`npm run codegen` writes
+ * src/generated/graphql/operations.ts from the committed schema, so a field the server no longer has fails the
+ * build). Every read is one POST to /graphql with the signed-in token; the server decides what the caller may
+ * see. Results are read as `Present<…>` of their generated types: GraphQL's nulls dropped, lists without nulls.
  */
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print } from 'graphql';
+import {
+  ViewerAggregationReportDocument,
+  ViewerOrganizationNamesDocument,
+  ViewerPatientRecordDocument,
+  ViewerPatientsByIdentifierDocument,
+  ViewerPatientsByNameDocument,
+  ViewerRecordChangesDocument,
+  type ViewerAggregationReportQuery,
+  type ViewerPatientRecordQuery,
+  type ViewerPatientSummaryFragment,
+  type ViewerRecordChangesSubscription,
+} from '../../src/generated/graphql/operations';
 import { post } from '../shared/graphqlClient';
 
 export const SOURCE_ORG = 'http://fhir.patientsknowbest.com/codesystem/source-organization';
 
-export interface Coding {
+type NullableKeys<T> = { [K in keyof T]-?: null extends T[K] ? K : never }[keyof T];
+/** A generated result type as the viewer reads it: nullable fields optional, list elements never null. */
+export type Present<T> = T extends readonly (infer E)[]
+  ? Present<NonNullable<E>>[]
+  : T extends object
+    ? { [K in Exclude<keyof T, NullableKeys<T>>]: Present<T[K]> } & { [K in NullableKeys<T>]?: Present<NonNullable<T[K]>> }
+    : T;
+
+/** Drops GraphQL's nulls (absent fields, null list elements), as `Present` says. */
+export function present<T>(value: T): Present<T> {
+  if (Array.isArray(value)) return value.filter((v) => v !== null && v !== undefined).map(present) as Present<T>;
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => [k, present(v)]),
+    ) as Present<T>;
+  return value as Present<T>;
+}
+
+type Record_ = NonNullable<ViewerPatientRecordQuery['Patient']>;
+export type PatientSummary = Present<ViewerPatientSummaryFragment>;
+export type PatientRecord = Present<Record_>;
+export type Aggregation = Present<NonNullable<ViewerPatientRecordQuery['aggregation']>>;
+export type AggregationReport = Present<ViewerAggregationReportQuery['aggregationReport']>;
+export type RecordChangeEvent = ViewerRecordChangesSubscription['patientRecordChanged'];
+type Item<K extends keyof Record_> = Present<NonNullable<NonNullable<Record_[K]>[number]>>;
+export type ObservationEntry = Item<'ObservationList'>;
+/** Any entry of the record's lists, as the timeline and the chart read it (each list's own fields, all optional but the id). */
+export type Entry = Partial<
+  Item<'EncounterList'> & Item<'ConditionList'> & Item<'MedicationRequestList'> & Item<'AllergyIntoleranceList'> & Item<'ImmunizationList'> & Item<'ObservationList'>
+>;
+interface Coding {
   system?: string;
   code?: string;
   display?: string;
 }
-export interface CodeableConcept {
+interface CodeableConcept {
   text?: string;
   coding?: Coding[];
-}
-export interface Meta {
-  security?: Coding[];
-}
-export interface HumanName {
-  use?: string;
-  family?: string;
-  given?: string[];
-  text?: string;
-}
-export interface PatientSummary {
-  id: string;
-  name?: HumanName[];
-  birthDate?: string;
-  gender?: string;
-  identifier?: { system?: string; value?: string }[];
-}
-export interface Entry {
-  id: string;
-  meta?: Meta;
-  code?: CodeableConcept;
-  vaccineCode?: CodeableConcept;
-  medicationCodeableConcept?: CodeableConcept;
-  type?: CodeableConcept[];
-  class?: Coding;
-  period?: { start?: string; end?: string };
-  onsetDateTime?: string;
-  recordedDate?: string;
-  authoredOn?: string;
-  occurrenceDateTime?: string;
-  effectiveDateTime?: string;
-  issued?: string;
-  valueQuantity?: { value?: number; unit?: string; code?: string };
-}
-export interface PatientRecord extends PatientSummary {
-  telecom?: { system?: string; value?: string }[];
-  address?: { line?: string[]; city?: string; postalCode?: string }[];
-  EncounterList: Entry[];
-  ConditionList: Entry[];
-  MedicationRequestList: Entry[];
-  AllergyIntoleranceList: Entry[];
-  ImmunizationList: Entry[];
-  ObservationList: Entry[];
-}
-export interface Aggregation {
-  rule: string;
-  members: { endpoint: string; customer: string; upstreamType: string; upstreamId: string; lastUpdated: string | null }[];
-  otherSources: number;
-  elementSources: { element: string; endpoint: string | null; upstreamId: string | null }[];
 }
 
 export class GraphqlFailure extends Error {}
 
-async function run<T>(query: string, variables: Record<string, unknown>, authorization: string): Promise<T> {
-  const result = await post<T>({ query, variables }, authorization);
-  if (result.errors?.length && !result.data) throw new GraphqlFailure(result.errors.map((e) => e.message).join('; '));
-  return result.data as T;
+async function run<T, V extends Record<string, unknown>>(document: TypedDocumentNode<T, V>, variables: V, authorization: string): Promise<{ data?: T; errors?: string }> {
+  const result = await post<T>({ query: print(document), variables }, authorization);
+  return { data: result.data ?? undefined, errors: result.errors?.map((e) => e.message).join('; ') };
 }
 
-const SUMMARY = 'id name { use family given text } birthDate gender identifier { system value }';
+async function required<T, V extends Record<string, unknown>>(document: TypedDocumentNode<T, V>, variables: V, authorization: string): Promise<T> {
+  const { data, errors } = await run(document, variables, authorization);
+  if (!data) throw new GraphqlFailure(errors || 'No answer');
+  return data;
+}
 
 /** Patients by name (family or given) or, for digits, by identifier value (an NHS number). */
 export async function findPatients(text: string, authorization: string): Promise<PatientSummary[]> {
   const byIdentifier = /^[\d\s]+$/.test(text);
-  const query = byIdentifier
-    ? `query ($q: String) { PatientList(identifier: $q, _count: 20) { ${SUMMARY} } }`
-    : `query ($q: String) { PatientList(name: $q, _count: 20) { ${SUMMARY} } }`;
-  const data = await run<{ PatientList: (PatientSummary | null)[] }>(query, { q: byIdentifier ? text.replace(/\s/g, '') : text }, authorization);
-  return data.PatientList.filter((p): p is PatientSummary => !!p);
+  const data = byIdentifier
+    ? await required(ViewerPatientsByIdentifierDocument, { q: text.replace(/\s/g, '') }, authorization)
+    : await required(ViewerPatientsByNameDocument, { q: text }, authorization);
+  return present(data.PatientList ?? []) as PatientSummary[];
 }
 
-const ENTRY = 'id meta { security { system code } }';
-const RECORD = `query ($id: ID!) {
-  Patient(id: $id) {
-    ${SUMMARY}
-    telecom { system value }
-    address { line city postalCode }
-    EncounterList(_reference: patient, _count: 200) { ${ENTRY} class { code display } type { text coding { display code } } period { start end } }
-    ConditionList(_reference: patient, _count: 200) { ${ENTRY} code { text coding { display code } } onsetDateTime recordedDate }
-    MedicationRequestList(_reference: patient, _count: 200) { ${ENTRY} medicationCodeableConcept { text coding { display code } } authoredOn }
-    AllergyIntoleranceList(_reference: patient, _count: 200) { ${ENTRY} code { text coding { display code } } recordedDate onsetDateTime }
-    ImmunizationList(_reference: patient, _count: 200) { ${ENTRY} vaccineCode { text coding { display code } } occurrenceDateTime }
-    ObservationList(_reference: subject, _count: 500) { ${ENTRY} code { text coding { system code display } } effectiveDateTime issued valueQuantity { value unit code } }
-  }
-  aggregation(resourceType: "Patient", id: $id) {
-    rule otherSources
-    members { endpoint customer upstreamType upstreamId lastUpdated }
-    elementSources { element endpoint upstreamId }
-  }
-}`;
-
 export async function loadRecord(id: string, authorization: string): Promise<{ patient: PatientRecord; aggregation: Aggregation | null }> {
-  const result = await post<{ Patient: PatientRecord | null; aggregation: Aggregation | null }>({ query: RECORD, variables: { id } }, authorization);
-  if (!result.data?.Patient) throw new GraphqlFailure(result.errors?.map((e) => e.message).join('; ') || `Patient ${id} was not found`);
-  return { patient: result.data.Patient, aggregation: result.data.aggregation ?? null };
+  const { data, errors } = await run(ViewerPatientRecordDocument, { id }, authorization);
+  if (!data?.Patient) throw new GraphqlFailure(errors || `Patient ${id} was not found`);
+  return { patient: present(data.Patient), aggregation: data.aggregation ? present(data.aggregation) : null };
 }
 
 /** Organisation names by aggregated id (the source organisations named in meta.security). */
 export async function organizationNames(ids: string[], authorization: string): Promise<Map<string, string>> {
   if (!ids.length) return new Map();
-  type Org = { id: string; name?: string };
-  const data: { OrganizationList: (Org | null)[] } = await run<{ OrganizationList: (Org | null)[] }>(
-    'query ($ids: String) { OrganizationList(_id: $ids, _count: 100) { id name } }',
-    { ids: ids.join(',') },
-    authorization,
-  ).catch(() => ({ OrganizationList: [] }));
-  const found = data.OrganizationList.filter((o): o is Org => o !== null);
-  return new Map(found.map((o) => [o.id, o.name ?? o.id]));
+  const { data } = await run(ViewerOrganizationNamesDocument, { ids: ids.join(',') }, authorization).catch(() => ({ data: undefined }));
+  const found = present(data?.OrganizationList ?? []);
+  return new Map(found.filter((o) => o.id).map((o) => [o.id as string, o.name ?? (o.id as string)]));
 }
 
-export const RECORD_CHANGES = `subscription ($id: ID!, $since: String) {
-  patientRecordChanged(patient: $id, since: $since) { cursor type id versionId change }
-}`;
-
-export interface RecordChangeEvent {
-  cursor: string;
-  type: string;
-  id: string;
-  versionId: string;
-  change: string;
+/**
+ * The aggregation report of each endpoint (the caller's own, as the merge provenance names them): what was
+ * excluded and why. An endpoint whose report the caller may not read (not its own) is left out.
+ */
+export async function aggregationReports(endpoints: string[], authorization: string): Promise<AggregationReport[]> {
+  const reports = await Promise.all(endpoints.map((endpoint) => run(ViewerAggregationReportDocument, { endpoint }, authorization).catch(() => ({ data: undefined }))));
+  return reports.flatMap((r) => (r.data?.aggregationReport ? [present(r.data.aggregationReport)] : []));
 }
 
-export function sourceOrg(entry: { meta?: Meta }): string | undefined {
+export const RECORD_CHANGES = print(ViewerRecordChangesDocument);
+
+export function sourceOrg(entry: { meta?: { security?: Coding[] } }): string | undefined {
   return entry.meta?.security?.find((c) => c.system === SOURCE_ORG)?.code;
 }
 

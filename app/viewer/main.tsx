@@ -2,9 +2,9 @@
  * The record viewer (/app): sign in, find a patient, read the merged record with where each part came from,
  * and watch it change live. Plain React; every read goes through /graphql with the signed-in token.
  */
-import { StrictMode, useState } from 'react';
+import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { savedToken, saveToken } from '../shared/session';
+import { forgetCredentials, onTokenRenewed, savedToken, saveToken } from '../shared/session';
 import { PatientRecordView } from './PatientRecordView';
 import { PatientSearch } from './PatientSearch';
 import { SignIn } from './SignIn';
@@ -14,7 +14,11 @@ function Viewer() {
   const [token, setToken] = useState(savedToken);
   const [patientId, setPatientId] = useState<string | undefined>(() => new URLSearchParams(location.search).get('patient') ?? undefined);
 
+  // A renewed token (session.ts) replaces the expired one: reads use it, and the subscription reconnects with it.
+  useEffect(() => onTokenRenewed(setToken), []);
+
   const signOut = () => {
+    forgetCredentials();
     saveToken('');
     setToken('');
     setPatientId(undefined);

@@ -14,6 +14,8 @@ export interface FieldModel {
   type: string;
   list: boolean;
   primitive: boolean;
+  /** The element's path in the definitions (`Patient.name`, `Observation.value` for valueQuantity…): FHIRPath's type context. */
+  path: string;
 }
 
 export interface TypeModel {
@@ -117,20 +119,20 @@ export function fhirModel(): FhirModel {
         if (e.contentReference) {
           const target = e.contentReference.replace(/^.*#/, '');
           const targetName = byPath.has(target) ? build(target, 'backbone') : typeNameOf(target);
-          fields.push({ name: raw, type: targetName, list, primitive: false });
+          fields.push({ name: raw, type: targetName, list, primitive: false, path: e.path });
           continue;
         }
         const codes = (e.type ?? []).map((t) => fhirType(t.code));
         if (raw.endsWith('[x]')) {
           const base = raw.slice(0, -3);
-          for (const code of codes) fields.push({ name: `${base}${cap(code)}`, type: code, list, primitive: PRIMITIVES.has(code) });
+          for (const code of codes) fields.push({ name: `${base}${cap(code)}`, type: code, list, primitive: PRIMITIVES.has(code), path: e.path.slice(0, -3) });
           continue;
         }
         const code = codes[0] ?? 'string';
         if (code === 'BackboneElement' || (code === 'Element' && elements.some((c) => c.path.startsWith(`${e.path}.`)))) {
-          fields.push({ name: raw, type: build(e.path, 'backbone'), list, primitive: false });
+          fields.push({ name: raw, type: build(e.path, 'backbone'), list, primitive: false, path: e.path });
         } else {
-          fields.push({ name: raw, type: code, list, primitive: PRIMITIVES.has(code) });
+          fields.push({ name: raw, type: code, list, primitive: PRIMITIVES.has(code), path: e.path });
         }
       }
       return name;

@@ -27,6 +27,7 @@ import { buildAggregationSchema } from './aggregationSchema';
 import { composeSchema } from './composeSchema';
 import { connectionField } from './connection';
 import { type GraphqlContext, fromEndpoint, inherit } from './context';
+import { elementListArguments, filterElements, type ElementListArgs } from './elementListArguments';
 import { fhirModel, type FieldModel } from './fhirModel';
 import { listCountParam, listOf } from './listSearch';
 import { prefetchReferences } from './referencePrefetch';
@@ -188,19 +189,18 @@ function generate(): GraphQLSchema {
               fields.id = { type: GraphQLID };
               continue;
             }
-            // Primitives use graphql-js's default resolver; objects pass on where they came from.
-            const config: GraphQLFieldConfig<Record<string, unknown>, GraphqlContext> = f.primitive
-              ? { type: outputType(f) }
-              : f.list
-                ? { type: outputType(f), resolve: (parent, _args, ctx, info) => sliced(ctx, info, inherit(ctx, parent[f.name], parent)) }
+            // Single primitives use graphql-js's default resolver; objects pass on where they came from;
+            // repeating elements take the list arguments (elementListArguments.ts).
+            const config: GraphQLFieldConfig<Record<string, unknown>, GraphqlContext> = f.list
+              ? {
+                  type: outputType(f),
+                  args: elementListArguments(f.primitive ? undefined : model.types.get(f.type)),
+                  extensions: { elementList: true },
+                  resolve: (parent, args: ElementListArgs, ctx, info) => sliced(ctx, info, inherit(ctx, filterElements(parent[f.name], args, f), parent)),
+                }
+              : f.primitive
+                ? { type: outputType(f) }
                 : { type: outputType(f), resolve: (parent, _args, ctx) => inherit(ctx, parent[f.name], parent) };
-            if (f.name === 'extension' || f.name === 'modifierExtension') {
-              config.args = { url: { type: GraphQLString } };
-              config.resolve = (parent, args: { url?: string }, ctx, info) => {
-                const list = (parent[f.name] as { url: string }[] | undefined) ?? [];
-                return sliced(ctx, info, inherit(ctx, args.url ? list.filter((e) => e.url === args.url) : list, parent));
-              };
-            }
             fields[f.name] = config;
             if (f.primitive) fields[`_${f.name}`] = { type: f.list ? new GraphQLList(objectType('Element')) : objectType('Element') };
           }

@@ -22,7 +22,8 @@ import { LIST_MAX } from './listSearch';
 /**
  * Per-operation limits: selection depth, number of aliases, and a cost where every field costs 1 and
  * fields that page through search results (those with a `_count` argument: …List, …Connection, reverse
- * references) multiply what is below them by the page they will fetch.
+ * references) multiply what is below them by the page they will fetch. Repeating elements also take
+ * `_count`, but page what the resource already holds: what is below them counts once, as without it.
  *
  * Measured at execution, not validation: a validation rule sees `_count: $n` but not n. The operation
  * that will run is measured with the request's variables, its defaults applied, so `_count: $n` costs
@@ -63,7 +64,8 @@ const fieldsOf = (type: GraphQLNamedType | undefined): Record<string, GraphQLFie
 
 /** The page a field fetches: undefined when it is not a paged field. */
 function pageOf(field: GraphQLField<unknown, unknown> | undefined, node: FieldNode, variables: Record<string, unknown>): number | undefined {
-  if (!field?.args.some((a) => a.name === '_count')) return undefined;
+  // A repeating element's `_count` pages a list already in memory (elementListArguments.ts): nothing is fetched.
+  if (!field?.args.some((a) => a.name === '_count') || field.extensions.elementList) return undefined;
   const argument = node.arguments?.find((a) => a.name.value === '_count');
   const count = argument ? valueFromAST(argument.value, GraphQLInt, variables) : undefined;
   const page = typeof count === 'number' ? count : DEFAULT_PAGE;

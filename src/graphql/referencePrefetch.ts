@@ -12,7 +12,8 @@ import { relativeTarget } from './referenceResource';
  * than the fields themselves. The same keys are loaded in one batch as when the resolvers ask one by one.
  *
  * Only what the query is sure to follow is loaded, so no statement is added: the walk goes down fields
- * that are plain data (object types, no arguments: not reverse references or `extension(url:)`), honours
+ * that are plain data (object types, no arguments: not reverse references, nor a repeating element given
+ * list arguments such as `extension(url:)` or `performer(_count: 1)`), honours
  * `resource(type: X)` given literally and fragment type conditions, and leaves out branches under
  * `@skip`/`@include`, abstract types (`contained`) and variable arguments; those resolve as they go.
  */
@@ -50,7 +51,9 @@ function plan(info: GraphQLResolveInfo, type: GraphQLObjectType, selections: rea
       continue;
     }
     const named = getNamedType(field.type);
-    if (field.args.length || !sel.selectionSet || !isObjectType(named)) continue;
+    // Repeating elements take list arguments (elementListArguments.ts): gone down only when none is given.
+    const plainData = field.extensions.elementList ? !sel.arguments?.length : !field.args.length;
+    if (!plainData || !sel.selectionSet || !isObjectType(named)) continue;
     const below = plan(info, named, sel.selectionSet.selections, into.fields.get(name) ?? emptyPlan());
     if (below.follow.size || below.fields.size) into.fields.set(name, below);
   }

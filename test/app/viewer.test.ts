@@ -96,6 +96,10 @@ maybe('the record viewer in a browser', () => {
     await expectText(page.locator('.timeline'), /from Riverside Hospital/);
     // Provenance: both members are this customer's, grouped by identifier.
     await expectText(page.locator('section', { has: page.getByRole('heading', { name: 'Merge provenance' }) }), /grouped by identifier[\s\S]*2 members/i);
+    // The customer's own endpoints feeding this patient, each with its aggregation report (what was excluded and why).
+    const reports = page.locator('section', { has: page.getByRole('heading', { name: /what was excluded and why/ }) });
+    await expectText(reports.getByRole('article', { name: `Aggregation report of endpoint ${tenant.endpointId}` }), /\d+ included, \d+ excluded/);
+    await expectText(reports.getByRole('article', { name: `Aggregation report of endpoint ${secondEndpoint}` }), /[1-9]\d* included, 0 excluded[\s\S]*Nothing excluded/);
 
     // The weight chart (LOINC 29463-7) and its values.
     await page.getByLabel('Observation').selectOption('29463-7');
@@ -172,6 +176,67 @@ maybe('the record viewer in a browser', () => {
       await explorer.close();
     }
   });
+});
+
+/**
+ * A client-credentials sign-in outlives its token: the server here issues tokens for 20 s, the viewer renews
+ * its token before it expires (the credentials stay in the page's memory), and a search long after the first
+ * token expired still answers. Its own server: every other test keeps the default token life.
+ */
+maybe('the record viewer renews its token', () => {
+  let server: TestServer;
+  let tenant: Tenant;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    server = await startTestServer({ TOKEN_TTL_SECONDS: '20' });
+    tenant = await server.provision({ name: 'Renewal Clinic', defaultSourceOrg: 'Organization/clinic' });
+    for (const resource of [
+      { resourceType: 'Organization', id: 'clinic', name: 'Renewal Clinic', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'RNW01' }] },
+      { resourceType: 'Patient', id: 'ren', identifier: [{ system: 'https://example.org/mrn', value: 'REN-1' }], name: [{ family: 'Renewal', given: ['Rita'] }] },
+    ]) {
+      const res = await tenant.fetch(`${resource.resourceType}/${resource.id}`, { method: 'PUT', body: JSON.stringify(resource) });
+      if (res.status >= 300) throw new Error(await res.text());
+    }
+    await server.waitForAggregation();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_FLAGS });
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  test('a search 30 s after sign-in (the first token expired at 20 s) answers, with a renewed token', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const tokenRequests: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/oauth2/token')) tokenRequests.push(r.url());
+    });
+    try {
+      await page.goto(`${server.url}/app`);
+      await page.getByLabel('Client id').fill(tenant.clientId);
+      await page.getByLabel('Client secret').fill(tenant.clientSecret);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByLabel('Name or NHS number').fill('Renewal');
+      await page.keyboard.press('Enter');
+      await page.getByRole('button', { name: 'Rita Renewal' }).waitFor();
+      const first = await page.evaluate<string>("sessionStorage.getItem('tributary.token')");
+      // Past the first token's life.
+      await page.waitForTimeout(30_000);
+      const answered = page.waitForResponse((r) => r.url().endsWith('/graphql') && (r.request().postData() ?? '').includes('"q":"Rita"'));
+      await page.getByLabel('Name or NHS number').fill('Rita');
+      await page.keyboard.press('Enter');
+      const res = await answered;
+      expect(res.status()).toBe(200);
+      expect(JSON.stringify(await res.json())).toContain('Renewal');
+      expect(await page.getByRole('alert').count()).toBe(0);
+      expect(tokenRequests.length).toBeGreaterThanOrEqual(2);
+      expect(await page.evaluate<string>("sessionStorage.getItem('tributary.token')")).not.toBe(first);
+    } finally {
+      await page.close();
+    }
+  }, 120_000);
 });
 
 async function expectText(locator: import('playwright-core').Locator, pattern: RegExp): Promise<void> {

@@ -54,3 +54,19 @@ test('the operation that runs is measured, not the others in the document', asyn
   expect((await door.execute({ query, operationName: 'cheap' }, f.context())).errors).toBeUndefined();
   expect((await door.execute({ query, operationName: 'dear' }, f.context())).errors?.[0].extensions?.code).toBe('QUERY_TOO_COMPLEX');
 });
+
+test("a repeating element's `_count` pages what the resource holds: what is below it counts once, not `_count` times", async () => {
+  const f = data();
+  // Priced as a search page, name(_count: 1000) { family } would cost 1 + 1 + 1000 × 1, over 500.
+  const result = await door.execute({ query: '{ Patient(id: "p") { name(_count: 1000) { family } } }' }, f.context());
+  expect(result.errors).toBeUndefined();
+  expect(result.data).toEqual({ Patient: { name: [{ family: 'F' }] } });
+});
+
+test('a search List below a repeating element given `_count` is still priced at its page', async () => {
+  const f = data();
+  const query = '{ Patient(id: "p") { link(_count: 1) { other { resource { ... on Patient { ObservationList(_reference: subject, _count: 600) { id } } } } } } }';
+  const result = await door.execute({ query }, f.context());
+  expect(result.errors?.[0].message).toMatch(/cost is \d+, over the limit of 500/);
+  expect(f.calls).toEqual([]);
+});
