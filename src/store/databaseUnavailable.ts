@@ -24,6 +24,9 @@ const MESSAGES = [
   /can't reach database server/i,
   /client has encountered a connection error/i,
   /server closed the connection unexpectedly/i,
+  // A read on a streaming replica cancelled because replay had to remove what it was reading (SQLSTATE 40001,
+  // also used for serialisation failures on the primary, which this message does not match): retry shortly.
+  /canceling statement due to conflict with recovery/i,
 ];
 
 /** Seconds a client should wait before retrying: long enough for a restart, short enough to notice recovery. */
