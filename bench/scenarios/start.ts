@@ -7,7 +7,8 @@ import { type BenchContext, report } from './context';
 /**
  * start: time from `node dist/src/server.js` to its first answered request, and its idle memory, on the run's
  * store. On the embedded store twice: a first start (a data folder that does not exist yet: the database is
- * created and migrated) and a restart on that folder (an installed checkout's `npm start`). On PostgreSQL,
+ * copied from the install's pre-migrated template, src/store/pgliteTemplate.ts, or created and migrated when
+ * there is none) and a restart on that folder (an installed checkout's `npm start`). On PostgreSQL,
  * one start against the run's already migrated database. Target: the first response within 5 s.
  */
 export async function startScenario(ctx: BenchContext): Promise<void> {
