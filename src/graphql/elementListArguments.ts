@@ -88,7 +88,11 @@ export function elementListArguments(element: TypeModel | undefined): GraphQLFie
     fhirpath: { type: GraphQLString },
   };
   for (const f of element?.fields ?? []) {
-    const type = f.primitive && !PAGING.has(f.name) ? filterType(f.type) : undefined;
+    // Not the typed variants of a choice (Extension's valueString, valueCode… 19 of them): on every `extension`
+    // of every type they tripled its arguments and made the introspection result a third larger, for filters
+    // `fhirpath` already gives (`extension(fhirpath: "value = 'x'")`).
+    const choice = !f.path.endsWith(`.${f.name}`);
+    const type = f.primitive && !choice && !PAGING.has(f.name) ? filterType(f.type) : undefined;
     if (type) args[f.name] = { type };
   }
   return args;

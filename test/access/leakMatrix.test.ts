@@ -308,6 +308,13 @@ const DOORS: Door[] = [
     probe: (c, t) => graphql(c, `{ Observation(id: "${t.anchorId}") { hasMember { resource(optional: true) { ... on Observation { id } } } } }`),
     needsAnchor: true,
   },
+  {
+    // List arguments on the repeating element: the references are then read one by one, not prefetched.
+    name: 'GraphQL Reference.resource(type:) under list arguments',
+    probe: (c, t) =>
+      graphql(c, `{ Observation(id: "${t.anchorId}") { hasMember(fhirpath: "reference.exists()", _count: 100) { resource(type: Observation, optional: true) { id } } } }`),
+    needsAnchor: true,
+  },
   { name: 'GraphQL reverse reference', probe: (c, t) => graphql(c, `{ Patient(id: "${t.patientId}") { ObservationList(_reference: subject) { id } } }`) },
   {
     name: '$graphql system',
