@@ -251,6 +251,10 @@ export class GraphqlDoor {
       variableValues: request.variables,
       operationName: request.operationName ?? undefined,
     })) as ExecutionResult;
+    // An outage (or another 503: a search timed out) met while resolving is the operation's answer (503 +
+    // Retry-After + OperationOutcome, as on every FHIR door), not a 200 with the error inside, which clients would not retry.
+    const outage = result.errors?.find((e) => isDatabaseUnavailable(e.originalError) || (e.originalError instanceof OperationOutcomeError && e.originalError.status === 503));
+    if (outage) throw outageOrSelf(outage.originalError);
     const formatted: ExecutionResult = {
       ...result,
       ...(result.errors

@@ -70,7 +70,7 @@ export function installFhirParsers(app: FastifyInstance, bodyLimit: number, maxD
   app.addContentTypeParser(XML_TYPES, { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
     try {
       assertUtf8Charset(req.headers['content-type']);
-      done(null, new XmlBody(decodeUtf8(body as Buffer)));
+      done(null, new XmlBody(decodeUtf8(body as Buffer), maxDepth));
     } catch (e) {
       done(e as Error);
     }

@@ -63,14 +63,18 @@ function notAcceptable(diagnostics: string, expression?: string[]): OperationOut
 
 /** An XML body as received: it is read once the endpoint, and so its FHIR version, is known. */
 export class XmlBody {
-  constructor(readonly text: string) {}
+  constructor(
+    readonly text: string,
+    /** MAX_BODY_DEPTH, applied to element nesting when it is read. */
+    readonly maxDepth?: number,
+  ) {}
 }
 
 /** The body the routes see: JSON as parsed, XML read into JSON; decimals exact in both (losslessJson.ts). */
 export function requestBody(body: unknown, version: FhirVersion): unknown {
   if (!(body instanceof XmlBody)) return body;
   if (body.text.trim() === '') return undefined;
-  return fhirXmlToJson(body.text, version);
+  return fhirXmlToJson(body.text, version, { maxDepth: body.maxDepth });
 }
 
 /** A response body in the negotiated format. Bodies that are no FHIR resource (`$graphql`) stay JSON. */

@@ -76,6 +76,18 @@ describe('hostile bodies get a 4xx and store nothing', () => {
     expect(await storedRows()).toBe(before);
   });
 
+  test.each([
+    ['extensions nested 10,000 deep', 10_000, (d: number) => `${'<extension url="urn:x">'.repeat(d)}${'</extension>'.repeat(d)}`],
+    ['extensions nested just past the limit', 101, (d: number) => `${'<extension url="urn:x">'.repeat(d)}${'</extension>'.repeat(d)}`],
+    ['contained resources nested 3,000 deep', 3000, (d: number) => `${'<contained><Patient>'.repeat(d)}${'</Patient></contained>'.repeat(d)}`],
+  ])('an XML body with %s is 400 naming MAX_BODY_DEPTH', async (_name, depth, nest) => {
+    const before = await storedRows();
+    const body = `<Patient xmlns="http://hl7.org/fhir">${nest(depth)}</Patient>`;
+    const o = await outcome(await tenant.fetch('Patient', { method: 'POST', headers: { 'content-type': 'application/fhir+xml', accept: 'application/fhir+json' }, body }));
+    expect({ status: o.status, limit: /MAX_BODY_DEPTH/.test(o.diagnostics) }).toEqual({ status: 400, limit: true });
+    expect(await storedRows()).toBe(before);
+  });
+
   test('invalid UTF-8 inside a string is 400, not stored mangled', async () => {
     const before = await storedRows();
     const head = Buffer.from('{"resourceType":"Patient","name":[{"family":"');

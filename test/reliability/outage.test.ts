@@ -72,6 +72,9 @@ maybe('database outage', () => {
     });
     const gq = (await expectOutage(graphql)) as { errors: { extensions: { code: string; resource: { resourceType: string } } }[] };
     expect(gq.errors[0].extensions).toMatchObject({ code: 'SERVICE_UNAVAILABLE', resource: { resourceType: 'OperationOutcome' } });
+    // $graphql is a FHIR operation: answered as the REST door answers an outage, not 200 with errors inside.
+    const operation = await expectOutage(await tenant.fetch(`$graphql?query=${encodeURIComponent('{ PatientList(identifier: "9000000001") { id } }')}`));
+    expect(operation).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'transient' }] });
 
     const token = await fetch(`${server.url}/oauth2/token`, {
       method: 'POST',

@@ -21,12 +21,14 @@ export const FHIR_NS = 'http://hl7.org/fhir';
 
 export interface FhirXmlToJsonOptions {
   numbers?: 'lossless' | 'native';
+  /** Deepest element nesting accepted (a request body: MAX_BODY_DEPTH); unlimited when absent. */
+  maxDepth?: number;
 }
 
 const NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
 
 export function fhirXmlToJson(text: string, version: FhirVersion, options: FhirXmlToJsonOptions = {}): Resource {
-  const root = parseXmlTree(text);
+  const root = parseXmlTree(text, options.maxDepth);
   return new XmlReader(fhirElementModel(version), options.numbers ?? 'lossless').resource(root, '');
 }
 

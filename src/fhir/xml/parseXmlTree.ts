@@ -24,7 +24,11 @@ export interface XmlElement {
   line: number;
 }
 
-export function parseXmlTree(text: string): XmlElement {
+/**
+ * `maxDepth`: the deepest element nesting allowed (400 beyond it, naming MAX_BODY_DEPTH as JSON bodies do):
+ * the reader that turns the tree into FHIR JSON recurses once per level.
+ */
+export function parseXmlTree(text: string, maxDepth = Infinity): XmlElement {
   const parser = new SaxesParser({ xmlns: true, position: true });
   const stack: XmlElement[] = [];
   let root: XmlElement | undefined;
@@ -44,6 +48,9 @@ export function parseXmlTree(text: string): XmlElement {
     tagStart = text.lastIndexOf('<', parser.position - 1);
   });
   parser.on('opentag', (tag) => {
+    if (stack.length + Math.max(0, xhtmlDepth - 1) >= maxDepth) {
+      throw badRequest(`The body is nested more than ${maxDepth} levels deep (XML elements): the limit is ${maxDepth} (MAX_BODY_DEPTH)`);
+    }
     if (xhtmlDepth > 0) {
       xhtmlDepth++;
       return;
