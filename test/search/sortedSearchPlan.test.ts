@@ -93,3 +93,21 @@ test('Observation?subject=…&_sort=-date reads the patient’s rows of resource
   // Before: every live Observation (123) was read, and probed against the patient's lookup, for 3 matches.
   expect(read).toBeLessThan(2 * QUIET_DATES.length);
 });
+
+test('the sorted search driven by its lookup finds only its own store’s rows', async () => {
+  // Another customer's endpoint with the same patient id: the lookup's key (store, type, parameter) keeps it out.
+  const other = await server.provision({ name: 'Other customer' });
+  const res = await other.fetch('', {
+    method: 'POST',
+    body: JSON.stringify({
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ request: { method: 'PUT', url: 'Patient/quiet' }, resource: { resourceType: 'Patient', id: 'quiet' } }, observation('elsewhere', 'quiet', '2025-01-01T00:00:00Z')],
+    }),
+  });
+  expect(res.status).toBe(200);
+  const ids = async (tenant: Tenant) =>
+    ((await (await tenant.fetch('Observation?subject=Patient/quiet&_sort=-date&_count=10')).json()) as { entry: { resource: { id: string } }[] }).entry.map((e) => e.resource.id);
+  expect(await ids(t)).toEqual(['q1', 'q0', 'q2']);
+  expect(await ids(other)).toEqual(['elsewhere']);
+});
