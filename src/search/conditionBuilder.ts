@@ -122,11 +122,15 @@ export class ConditionBuilder implements PredicateContext {
     const column = columns[def.type];
     if (!column) throw badRequest(`Cannot sort by '${code}' (${def.type})`, '_sort');
     const t = new Table(INDEX_TABLE[def.type], this.nextIndexAlias());
+    // The parameter's key filters the row's own index rows (a handful) rather than joining the row lookup:
+    // `key = …` beside `resource_pk = r.pk` lets a planner without statistics AND in the (key, value) index
+    // too, which reads every row of the parameter — once per sorted row, a cost that grows with the table.
+    const key = this.keyCondition(t.column('key'), scope.store, scope.type, code);
     return new Scalar(
       new SelectQuery({
-        columns: [new Fn(descending ? 'max' : 'min', [t.column(column)])],
+        columns: [new Fn(descending ? 'max' : 'min', [t.column(column)], key)],
         from: t,
-        where: [eq(t.column('resource_pk'), new Column(scope.alias, 'pk')), this.keyCondition(t.column('key'), scope.store, scope.type, code)],
+        where: [eq(t.column('resource_pk'), new Column(scope.alias, 'pk'))],
       }),
     );
   }

@@ -72,13 +72,16 @@ export class Star implements SqlNode {
   }
 }
 
+/** `name(args…)`; for an aggregate, `filter` adds `FILTER (WHERE filter)`: only the rows it holds for are aggregated. */
 export class Fn implements SqlNode {
   constructor(
     readonly name: 'count' | 'min' | 'max' | 'replace' | 'unnest',
     readonly args: SqlNode[],
+    readonly filter?: SqlNode,
   ) {}
   render(ctx: SqlContext): string {
-    return `${this.name}(${this.args.map((a) => a.render(ctx)).join(', ')})`;
+    const call = `${this.name}(${this.args.map((a) => a.render(ctx)).join(', ')})`;
+    return this.filter ? `${call} FILTER (WHERE ${this.filter.render(ctx)})` : call;
   }
 }
 
