@@ -55,9 +55,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
   await app.listen({ port: config.port, host: config.host });
-  // Compile the R4 validator once serving, not on the first write (nor before the first answer: a write that
-  // arrives sooner compiles it itself).
-  setImmediate(() => warmValidation('R4'));
+  // Compile the R4 validator once serving, not on the first write, in slices that let requests through (a
+  // write that arrives sooner compiles what it needs itself). A failure here is the first write's to report.
+  warmValidation('R4').catch((err: unknown) => app.log.warn({ err }, 'validator warm-up failed'));
   app.log.info(`Tributary serving on ${config.publicUrl} (store: ${db.kind}${db.kind === 'pglite' ? `, ${config.dataDir}` : ''})`);
 }
 
