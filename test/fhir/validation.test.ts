@@ -6,7 +6,7 @@ import { invariantViolations } from '../../src/fhir/invariants';
 import { FhirDecimal, parseFhirJson } from '../../src/fhir/losslessJson';
 import { OperationOutcomeError } from '../../src/fhir/outcome';
 import type { Resource } from '../../src/fhir/types';
-import { assertValidResource } from '../../src/fhir/validation';
+import { assertValidResource, warmValidation } from '../../src/fhir/validation';
 
 function issues(body: unknown, version: 'R4' | 'STU3' = 'R4'): string[] {
   try {
@@ -177,4 +177,15 @@ describe('invariant shortcuts change the cost, never the verdict', () => {
     }
     expect(broken).toBeGreaterThan(100);
   });
+});
+
+// The server warms the validator after it listens: a request that arrives meanwhile must not wait for the
+// whole compilation (most of a second of CPU), so the warm-up hands the event loop back between its slices.
+test('the validator warm-up yields to other work between slices, then validates', async () => {
+  const order: string[] = [];
+  const warm = warmValidation('STU3').then(() => order.push('warm-up done'));
+  setImmediate(() => order.push('other work'));
+  await warm;
+  expect(order).toEqual(['other work', 'warm-up done']);
+  expect(issues({ resourceType: 'Patient', gender: 'neither' }, 'STU3').join(' ')).toMatch(/gender/);
 });
