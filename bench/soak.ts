@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_POSTGRES, freshDatabase } from './lib/database';
 import { patientBundle } from './lib/dataset';
+import { inFlightWrite } from './lib/inFlightWrite';
 import { ROOT, startServer, type RunningServer, type Tenant } from './lib/server';
 
 /**
@@ -54,42 +54,6 @@ const CONCURRENCY = 4;
 const IN_FLIGHT = 8;
 const SEND_BOUND_MS = 30_000;
 const SETTLE_MS = 500;
-
-interface InFlightWrite {
-  /** The request's bytes are all on a connected socket. */
-  sent: Promise<boolean>;
-  /** The status it was answered with, or the error that ended it. */
-  outcome: Promise<{ status: number; error?: string; at: number }>;
-}
-
-/**
- * One transaction write on a connection of its own (no keep-alive socket shared with the load, which the
- * server may close as idle when it stops, or answer 503 for a request it reads only after it began to stop):
- * `sent` resolves once the socket is connected and the whole body written, so the caller knows the server has it.
- */
-function inFlightWrite(url: string, token: string, body: string): InFlightWrite {
-  let markSent: (sent: boolean) => void = () => undefined;
-  const sent = new Promise<boolean>((resolve) => (markSent = resolve));
-  const outcome = new Promise<{ status: number; error?: string; at: number }>((resolve) => {
-    const req = request(url, {
-      method: 'POST',
-      agent: false,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json', 'idempotency-key': randomUUID(), 'content-length': Buffer.byteLength(body) },
-    });
-    req.on('finish', () => markSent(true));
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, at: Date.now() }));
-      res.on('error', (err) => resolve({ status: 0, error: err.message, at: Date.now() }));
-    });
-    req.on('error', (err) => {
-      markSent(false);
-      resolve({ status: 0, error: `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`.trim(), at: Date.now() });
-    });
-    req.end(body);
-  });
-  return { sent, outcome };
-}
 
 const metric = (text: string, name: string, labels = ''): number | null => {
   const m = new RegExp(`^${name}${labels ? `\\{[^}]*${labels}[^}]*\\}` : '(?:\\{[^}]*\\})?'} ([0-9.e+-]+)$`, 'm').exec(text);

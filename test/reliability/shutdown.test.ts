@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { DEFAULT_POSTGRES, freshDatabase, type BenchDatabase } from '../../bench/lib/database';
 import { entryCount, patientBundle } from '../../bench/lib/dataset';
+import { inFlightWrite } from '../../bench/lib/inFlightWrite';
 import { ROOT, startServer, type RunningServer } from '../../bench/lib/server';
 import pg from 'pg';
 
@@ -27,15 +28,17 @@ const onPostgres = /^postgres(ql)?:\/\//.test(process.env.DATABASE_URL ?? '');
   test('SIGTERM during writes: every request in flight completes with 200, all of it is stored, and the process exits 0', async () => {
     const tenant = await server.tenant('shutdown');
     const bundles = [0, 1, 2, 3].map((i) => patientBundle(i));
-    const inFlight = bundles.map((body) =>
-      fetch(tenant.base, { method: 'POST', headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/fhir+json' }, body })
-        .then((r) => r.status)
-        .catch((err: Error) => err.message),
-    );
-    // Long enough for every request to be accepted; a Bundle of a few hundred resources takes longer to write.
-    await new Promise((r) => setTimeout(r, 500));
+    // Each on a connection of its own, SIGTERM only once every body is on the wire (and a moment for the server
+    // to read it): a request still in the client's pool at SIGTERM is refused, rightly, and proves nothing.
+    const writes = bundles.map((body) => inFlightWrite(tenant.base, tenant.token, body));
+    expect(await Promise.all(writes.map((w) => w.sent))).toEqual([true, true, true, true]);
+    await new Promise((r) => setTimeout(r, 300));
+    const signalled = Date.now();
     await server.kill('SIGTERM');
-    expect(await Promise.all(inFlight)).toEqual([200, 200, 200, 200]);
+    const outcomes = await Promise.all(writes.map((w) => w.outcome));
+    expect(outcomes.map((o) => o.error ?? o.status)).toEqual([200, 200, 200, 200]);
+    // A Bundle of a few hundred resources takes longer to write than that: some were still being written at SIGTERM.
+    expect(outcomes.some((o) => o.at > signalled)).toBe(true);
     expect(server.exitCode).toBe(0);
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
