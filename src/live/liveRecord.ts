@@ -39,6 +39,12 @@ const QUEUE_LIMIT = 1_000;
 const REPLAY_LIMIT = 10_000;
 /** How long the change log keeps entries (pruned hourly by every server process). */
 const RETENTION_DAYS = 7;
+/**
+ * Changes judged together for one subscription: one access check, and for a type subscription one search
+ * (`_id` with every changed id, and the criteria) instead of one per change — a subscriber to a busy type
+ * would otherwise fall behind a bulk load by a search per row. Also the search's OR-list limit.
+ */
+const DELIVERY_BATCH = 100;
 
 interface Subscription {
   filter: ChangeFilter;
@@ -49,6 +55,9 @@ interface Subscription {
   lastSeq: bigint;
   /** Resources this subscription delivered: the only ones whose deletes it is told of (see `deliver`). */
   seen: Set<string>;
+  /** Announced changes not yet judged, in log order; `draining` while a task on the chain works them off. */
+  pending: RecordChangeNotice[];
+  draining: boolean;
 }
 
 interface LogRow {
@@ -108,6 +117,8 @@ export class LiveRecord {
       caller,
       lastSeq: since != null ? BigInt(since) : -1n,
       seen: new Set(),
+      pending: [],
+      draining: false,
       chain: Promise.resolve(),
       queue: new ChangeQueue<RecordChange>(QUEUE_LIMIT, () => {
         const set = index.get(key);
@@ -125,7 +136,22 @@ export class LiveRecord {
 
   private announce(notice: RecordChangeNotice): void {
     const targets = [...(notice.p ? (this.byPatient.get(notice.p) ?? []) : []), ...(this.byType.get(notice.t) ?? [])];
-    for (const sub of targets) this.enqueue(sub, () => this.deliver(sub, notice));
+    for (const sub of targets) {
+      sub.pending.push(notice);
+      if (sub.draining) continue;
+      sub.draining = true;
+      this.enqueue(sub, () => this.drain(sub));
+    }
+  }
+
+  /** Judges what was announced, a batch at a time, until nothing is left (more may arrive meanwhile). */
+  private async drain(sub: Subscription): Promise<void> {
+    try {
+      while (sub.pending.length && !sub.queue.closed) await this.deliver(sub, sub.pending.splice(0, DELIVERY_BATCH));
+    } finally {
+      if (sub.queue.closed) sub.pending.length = 0;
+      sub.draining = false;
+    }
   }
 
   private enqueue(sub: Subscription, task: () => Promise<void>): void {
@@ -147,46 +173,71 @@ export class LiveRecord {
       String(sub.lastSeq),
       'patient' in sub.filter ? sub.filter.patient : sub.filter.type,
     );
-    for (const r of rows) await this.deliver(sub, { s: r.seq, t: r.type, i: r.res_id, v: r.version_id, k: r.kind, p: r.patient_id });
+    const notices = rows.map((r): RecordChangeNotice => ({ s: r.seq, t: r.type, i: r.res_id, v: r.version_id, k: r.kind, p: r.patient_id }));
+    for (let i = 0; i < notices.length; i += DELIVERY_BATCH) await this.deliver(sub, notices.slice(i, i + DELIVERY_BATCH));
   }
 
   /**
-   * One change to one subscriber, if its caller may see it now: created and updated resources are re-read
-   * (or searched with the criteria) as the caller; a delete cannot be judged that way (the deleted resource
-   * has no access row left), so it is told only to a subscription that was shown the resource before.
+   * Changes (in log order) to one subscriber, as far as its caller may see them now: created and updated
+   * resources are re-read (or searched with the criteria) as the caller; a delete cannot be judged that way
+   * (the deleted resource has no access row left), so it is told only to a subscription that was shown the
+   * resource before. The caller's access is asked once per batch: a revoked grant stops the next batch.
    */
-  private async deliver(sub: Subscription, notice: RecordChangeNotice): Promise<void> {
-    const seq = BigInt(notice.s);
-    if (seq <= sub.lastSeq) return;
-    sub.lastSeq = seq;
+  private async deliver(sub: Subscription, notices: RecordChangeNotice[]): Promise<void> {
+    const fresh: RecordChangeNotice[] = [];
+    for (const notice of notices) {
+      const seq = BigInt(notice.s);
+      if (seq <= sub.lastSeq) continue;
+      sub.lastSeq = seq;
+      fresh.push(notice);
+    }
+    if (!fresh.length) return;
     // Throws when the caller's token expired or what it acts for was revoked: the subscription ends.
-    const { service, baseUrl } = await this.accessNow(sub.caller);
-    const key = `${notice.t}/${notice.i}`;
-    let resource: Resource | null = null;
-    if (notice.k === 'delete') {
-      if (!sub.seen.delete(key)) return;
-    } else {
-      try {
-        // A type subscription was allowed as a search (scope s), so each event is re-checked as a search too.
-        if ('criteria' in sub.filter) {
-          const bundle = await service.search(notice.t, [['_id', notice.i], ...sub.filter.criteria], { baseUrl, handling: 'strict' });
-          resource = bundle.entry?.find((e) => e.resource?.id === notice.i && (e.search?.mode ?? 'match') === 'match')?.resource ?? null;
-        } else {
-          resource = (await service.read(notice.t, notice.i)).resource;
-        }
-      } catch (err) {
-        // 403: a type in the patient's compartment the caller's scopes do not cover is not sent (nor does it end the subscription).
-        if (err instanceof OperationOutcomeError && (err.status === 403 || err.status === 404 || err.status === 410)) resource = null;
-        else throw err;
-      }
+    const access = await this.accessNow(sub.caller);
+    const visible = await this.visible(sub, access, fresh);
+    for (const notice of fresh) {
+      const key = `${notice.t}/${notice.i}`;
+      const resource = notice.k === 'delete' ? null : (visible.get(key) ?? null);
       if (!resource) {
-        // No longer visible or no longer matching: a subscriber shown it before learns it left its view.
-        if (!sub.seen.delete(key)) return;
-        return sub.queue.push({ cursor: notice.s, type: notice.t, id: notice.i, versionId: String(notice.v), change: 'delete', patient: notice.p, resource: null });
+        // Deleted, no longer visible or no longer matching: a subscriber shown it before learns it left its view.
+        if (!sub.seen.delete(key)) continue;
+        sub.queue.push({ cursor: notice.s, type: notice.t, id: notice.i, versionId: String(notice.v), change: 'delete', patient: notice.p, resource: null });
+        continue;
       }
       sub.seen.add(key);
+      sub.queue.push({ cursor: notice.s, type: notice.t, id: notice.i, versionId: String(notice.v), change: notice.k, patient: notice.p, resource });
     }
-    sub.queue.push({ cursor: notice.s, type: notice.t, id: notice.i, versionId: String(notice.v), change: notice.k, patient: notice.p, resource });
+  }
+
+  /** The current view, as the subscriber's caller, of the resources `notices` created or updated, by `Type/id`. */
+  private async visible(sub: Subscription, { service, baseUrl }: AggregatedAccess, notices: RecordChangeNotice[]): Promise<Map<string, Resource>> {
+    const out = new Map<string, Resource>();
+    const changed = [...new Map(notices.filter((n) => n.k !== 'delete').map((n) => [`${n.t}/${n.i}`, n])).values()];
+    if (!changed.length) return out;
+    // 403: what the caller's scopes do not cover is not sent (nor does it end the subscription); 404/410: gone.
+    const hidden = (err: unknown) => err instanceof OperationOutcomeError && (err.status === 403 || err.status === 404 || err.status === 410);
+    if ('criteria' in sub.filter) {
+      // A type subscription was allowed as a search (scope s), so its events are re-checked as one search.
+      const { type, criteria } = sub.filter;
+      const ids = changed.map((n) => n.i);
+      const params: [string, string][] = [['_id', ids.join(',')], ...criteria.filter(([name]) => name !== '_count'), ['_count', String(ids.length)]];
+      try {
+        const bundle = await service.search(type, params, { baseUrl, handling: 'strict' });
+        for (const e of bundle.entry ?? []) if (e.resource?.id && (e.search?.mode ?? 'match') === 'match') out.set(`${type}/${e.resource.id}`, e.resource);
+      } catch (err) {
+        if (!hidden(err)) throw err;
+      }
+      return out;
+    }
+    for (const n of changed) {
+      try {
+        const { resource } = await service.read(n.t, n.i);
+        if (resource) out.set(`${n.t}/${n.i}`, resource);
+      } catch (err) {
+        if (!hidden(err)) throw err;
+      }
+    }
+    return out;
   }
 
   private async prune(): Promise<void> {

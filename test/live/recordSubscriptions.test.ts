@@ -169,6 +169,41 @@ test('search criteria narrow a type subscription to the matching resources', asy
   }
 });
 
+test('a bulk write of more changes than one delivery batch reaches a type subscriber complete, in order, only what matches and it may see', async () => {
+  const live = subscribe(server.url, a.token, TYPE, { criteria: `code=${LOINC}|2708-6` });
+  try {
+    // Subscribed once a first matching change arrives (live, not replayed).
+    await put(a, observation('o-bulk-first', 'Patient/pa', '2708-6'));
+    await server.waitForAggregation();
+    const first = await aggregatedId(a, 'Observation', 'o-bulk-first');
+    await live.waitFor((e) => e.id === first);
+    // 150 Observations in one transaction (two thirds matching), and B's matching unlabelled ones, which A may not see.
+    const entry = Array.from({ length: 150 }, (_, i) => ({
+      resource: observation(`o-bulk-${i}`, 'Patient/pa', i % 3 === 0 ? '8310-5' : '2708-6'),
+      request: { method: 'PUT', url: `Observation/o-bulk-${i}` },
+    }));
+    const res = await a.fetch('', { method: 'POST', body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
+    expect(res.status).toBe(200);
+    await put(b, observation('o-bulk-b', 'Patient/pb', '2708-6'));
+    await put(a, observation('o-bulk-last', 'Patient/pa', '2708-6'));
+    await server.waitForAggregation();
+    const last = await aggregatedId(a, 'Observation', 'o-bulk-last');
+    const hidden = await aggregatedId(b, 'Observation', 'o-bulk-b');
+    await live.waitFor((e) => e.id === last);
+    const expected = [first];
+    for (let i = 0; i < 150; i++) if (i % 3 !== 0) expected.push(await aggregatedId(a, 'Observation', `o-bulk-${i}`));
+    expected.push(last);
+    const ids = live.events.map((e) => e.id);
+    expect(new Set(ids)).toEqual(new Set(expected));
+    expect(ids).toHaveLength(expected.length);
+    expect(ids).not.toContain(hidden);
+    const cursors = live.events.map((e) => BigInt(e.cursor));
+    expect(cursors.every((c, i) => i === 0 || c > cursors[i - 1])).toBe(true);
+  } finally {
+    await live.close();
+  }
+});
+
 test('a bad criteria parameter is a clear error on subscribing', async () => {
   const bad = subscribe(server.url, a.token, TYPE, { criteria: 'no-such-param=1' });
   await bad.ended();
