@@ -1,6 +1,6 @@
 import type { Sql, SqlClient, Tx } from '../store/sql';
 import type { AggregationPass, Aggregator } from './aggregator';
-import { claimBatch, type OutboxItem } from './claim';
+import { type BatchKind, claimBatch, type OutboxItem } from './claim';
 import { Deferred, tryLockUpstream } from './locks';
 import { keyOf, type Upstream, type UpstreamRef } from './upstream';
 
@@ -61,6 +61,8 @@ export class AggregationWorker {
   private readonly batchSize: number;
   private readonly pollMs: number;
   private readonly maxAttempts: number;
+  /** The kind of batch to claim next when both are wanted: merged and copies batches take turns (claim.ts). */
+  private prefer: BatchKind = 'copies';
 
   constructor(
     private readonly sql: SqlClient,
@@ -129,8 +131,9 @@ export class AggregationWorker {
   async runOnce(): Promise<number> {
     return this.sql.transaction(
       async (tx) => {
-        const items = await claimBatch(tx, this.batchSize);
+        const { kind, items } = await claimBatch(tx, this.batchSize, this.prefer);
         if (!items.length) return 0;
+        this.prefer = kind === 'merged' ? 'copies' : 'merged';
         const pass = this.aggregator.begin();
         const done: string[] = [];
         const later: string[] = [];
