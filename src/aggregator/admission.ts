@@ -9,12 +9,22 @@ import type { Sql } from '../store/sql';
  * stays within `maxBacklog` items; otherwise it waits for the workers to catch up, and after `maxWaitMs` it
  * is refused with 503 and Retry-After. Without this, writes that arrive faster than the workers aggregate
  * grow the queue (and the lag) without bound; with it, a loader's full speed is the pipeline's speed.
- * A transaction larger than the limit is still admitted when nothing else is in flight and the queue is
- * under the limit, so no bundle waits for ever.
+ * A transaction larger than the limit is still admitted when no other large one is in flight and the queue
+ * is under the limit, so no bundle waits for ever.
+ *
+ * Small writes (a single resource, a transaction of a few entries: at most `smallItems`) do not queue
+ * behind bundles: they may use `headroom` items above the limit, which large writes may not. A person's
+ * single write beside a bulk load is then admitted at once, while the queue stays bounded (by the limit
+ * plus the headroom, or by the limit plus the one oversized transaction). The price: should small writes
+ * alone keep the queue above the limit, large ones wait (and after `maxWaitMs` get 503) until it drains.
  */
 export interface AdmissionOptions {
   maxBacklog: number;
   maxWaitMs: number;
+  /** The most items a write may have and still count as small (default 10). */
+  smallItems?: number;
+  /** How far small writes may take the backlog above `maxBacklog` (default `maxBacklog`). */
+  headroom?: number;
   /** How often the backlog is re-read while someone waits (a `nudge` re-reads it at once). */
   refreshMs?: number;
   /** Called when an admitted transaction has finished: its work items are in the outbox (or rolled back). */
@@ -25,8 +35,12 @@ export class BacklogAdmission implements Admission {
   private depth = 0;
   private readAt = 0;
   private reserved = 0;
+  /** What admitted large writes are about to add (part of `reserved`). */
+  private reservedLarge = 0;
   private reading?: Promise<void>;
   private readonly refreshMs: number;
+  private readonly smallItems: number;
+  private readonly headroom: number;
   private readonly sleepers = new Set<() => void>();
 
   constructor(
@@ -34,6 +48,8 @@ export class BacklogAdmission implements Admission {
     private readonly options: AdmissionOptions,
   ) {
     this.refreshMs = options.refreshMs ?? 50;
+    this.smallItems = options.smallItems ?? 10;
+    this.headroom = options.headroom ?? options.maxBacklog;
   }
 
   async admit(items: number): Promise<() => void> {
@@ -41,13 +57,17 @@ export class BacklogAdmission implements Admission {
     for (;;) {
       await this.refresh();
       const max = this.options.maxBacklog;
-      if (this.depth + this.reserved + items <= max || (this.reserved === 0 && this.depth < max)) {
+      const small = items <= this.smallItems;
+      const backlog = this.depth + this.reserved + items;
+      if (small ? backlog <= max + this.headroom : backlog <= max || (this.reservedLarge === 0 && this.depth < max)) {
         this.reserved += items;
+        if (!small) this.reservedLarge += items;
         let released = false;
         return () => {
           if (released) return;
           released = true;
           this.reserved -= items;
+          if (!small) this.reservedLarge -= items;
           // What was reserved is now in the outbox (or was rolled back): read it before the next decision.
           this.readAt = 0;
           this.options.onReleased?.();
