@@ -14,8 +14,8 @@ import type { Sql } from '../store/sql';
  *
  * Small writes (a single resource, a transaction of a few entries: at most `smallItems`) do not queue
  * behind bundles: they may use `headroom` items above the limit, which large writes may not. A person's
- * single write beside a bulk load is then admitted at once, while the queue stays bounded (by the limit
- * plus the headroom, or by the limit plus the one oversized transaction). The price: should small writes
+ * single write beside a bulk load is then admitted at once, while the queue stays bounded (by the limit,
+ * plus the largest transaction let in over it, plus the headroom). The price: should small writes
  * alone keep the queue above the limit, large ones wait (and after `maxWaitMs` get 503) until it drains.
  */
 export interface AdmissionOptions {
@@ -37,6 +37,12 @@ export class BacklogAdmission implements Admission {
   private reserved = 0;
   /** What admitted large writes are about to add (part of `reserved`). */
   private reservedLarge = 0;
+  /**
+   * The largest transaction let in over the limit (when nothing else large was in flight) since the backlog
+   * was last within the limit: small writes' headroom counts from the top of it, not from the limit, or one
+   * oversized bundle would hold every small write until the workers had worked it off.
+   */
+  private oversize = 0;
   private reading?: Promise<void>;
   private readonly refreshMs: number;
   private readonly smallItems: number;
@@ -59,9 +65,10 @@ export class BacklogAdmission implements Admission {
       const max = this.options.maxBacklog;
       const small = items <= this.smallItems;
       const backlog = this.depth + this.reserved + items;
-      if (small ? backlog <= max + this.headroom : backlog <= max || (this.reservedLarge === 0 && this.depth < max)) {
+      if (small ? backlog <= max + this.oversize + this.headroom : backlog <= max || (this.reservedLarge === 0 && this.depth < max)) {
         this.reserved += items;
         if (!small) this.reservedLarge += items;
+        if (!small && backlog > max) this.oversize = Math.max(this.oversize, items);
         let released = false;
         return () => {
           if (released) return;
@@ -104,6 +111,7 @@ export class BacklogAdmission implements Admission {
         const [row] = await this.sql.query<{ n: bigint }[]>(`SELECT count(*) AS n FROM agg_outbox WHERE NOT parked`);
         this.depth = Number(row.n);
         this.readAt = Date.now();
+        if (this.depth + this.reserved <= this.options.maxBacklog) this.oversize = 0;
       } finally {
         this.reading = undefined;
       }

@@ -76,6 +76,18 @@ describe('small writes beside bulk loads', () => {
     await bulkServer.database.db.sql.execute('DELETE FROM agg_outbox');
     expect((await bundle).status).toBe(200);
   });
+
+  test('a single write is admitted while an oversized transaction is still queued', async () => {
+    // The 12 items of the transaction above were let in over the limit of 3, and no worker takes them.
+    expect(await queued()).toBe(12);
+    expect((await writer.fetch('Patient', { method: 'POST', body: patient(204) })).status).toBe(201);
+    expect(await queued()).toBe(13);
+  });
+
+  const queued = async () => {
+    const [row] = await bulkServer.database.db.sql.query<{ n: bigint }[]>('SELECT count(*) AS n FROM agg_outbox');
+    return Number(row.n);
+  };
 });
 
 describe('waking', () => {
