@@ -4,7 +4,8 @@ import { resourceTypes } from '../fhir/definitions';
 import { indexedAs, searchParameter, searchParameterMap } from '../fhir/searchParameters';
 import { applySummary, type SummaryMode } from '../fhir/summary';
 import type { Bundle, BundleEntry, FhirVersion, Resource } from '../fhir/types';
-import type { AccessFilter, MatchRef, ScanPage, ScanQuery, SearchPort, SearchQuery } from '../service/ports';
+import type { AccessFilter, MatchRef, ScanPage, ScanQuery, ScanText, SearchPort, SearchQuery } from '../service/ports';
+import { LEADING_MEMBERS, servedJsonText, type StoredJsonParts } from '../store/servedJsonText';
 import { servedOrder, type Sql, type Tx } from '../store/resourceRepository';
 import { ConditionBuilder } from './conditionBuilder';
 import { assertSearchLimits } from './searchLimits';
@@ -24,6 +25,9 @@ import {
   Fn,
   InSubquery,
   IsNull,
+  JsonMember,
+  JsonText,
+  JsonWithout,
   Not,
   type OrderKey,
   Param,
@@ -83,9 +87,19 @@ interface Plan {
   scope: SqlNode[];
 }
 
+/** Cursors of `scanText`, unique within the process (a transaction may hold several). */
+let cursors = 0;
+
 /** The searched rows. */
 const R = new Table(RESOURCE_TABLE, 'r');
 const ROW_COLUMNS = [R.column('pk'), R.column('type'), R.column('id'), R.column('content')];
+/** A row's served JSON in parts (store/servedJsonText.ts): its type and id columns, its meta's and the rest's jsonb text. */
+const SERVED_PART_COLUMNS = [
+  R.column('type'),
+  R.column('id'),
+  new Aliased(new JsonText(new JsonMember(R.column('content'), 'meta')), 'meta'),
+  new Aliased(new JsonText(new JsonWithout(R.column('content'), LEADING_MEMBERS)), 'rest'),
+];
 
 interface Cursor {
   dir: 'after' | 'before';
@@ -222,6 +236,46 @@ export class SearchService implements SearchPort {
   }
 
   async scan(query: ScanQuery, tx?: Tx): Promise<ScanPage> {
+    const { text, values } = renderSql(
+      new SelectQuery({ columns: ROW_COLUMNS, from: R, where: this.scanWhere(query), orderBy: [{ expr: R.column('pk') }], limit: query.limit + 1 }),
+      query.accessFilter,
+    );
+    const rows = await (tx ?? this.sql).query<Row[]>(text, ...values);
+    const page = rows.slice(0, query.limit);
+    return { resources: page.map((r) => servedOrder(r.content)), next: rows.length > query.limit ? String(page[page.length - 1].pk) : undefined };
+  }
+
+  /**
+   * Every row of a scan (`limit`: rows per page; `after` is not used), handed to `onPage` as NDJSON pages
+   * until it answers false. One statement walks the rows once, through a cursor in `tx` (a page's statement of
+   * its own would find its place again and, for large pages, sort what is left of the type each time), in no
+   * particular order. Each line is the text a read serves, put together from PostgreSQL's text of the stored
+   * jsonb (store/servedJsonText.ts): no resource is parsed or serialised here. The next page is fetched while
+   * `onPage` handles one.
+   */
+  async scanText(query: ScanQuery, onPage: (page: ScanText) => Promise<boolean>, tx: Tx): Promise<void> {
+    const cursor = `scan_text_${++cursors}`;
+    const { text, values } = renderSql(new SelectQuery({ columns: SERVED_PART_COLUMNS, from: R, where: this.scanWhere(query) }), query.accessFilter);
+    await tx.execute(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${text}`, ...values);
+    const fetch = () => tx.query<StoredJsonParts[]>(`FETCH FORWARD ${Math.max(1, Math.floor(query.limit))} FROM ${cursor}`);
+    let next: Promise<StoredJsonParts[]> | undefined = fetch();
+    try {
+      while (next) {
+        const rows: StoredJsonParts[] = await next;
+        next = rows.length === query.limit ? fetch() : undefined;
+        let ndjson = '';
+        for (const row of rows) ndjson += `${servedJsonText(row)}\n`;
+        if (!(await onPage({ ndjson, count: rows.length }))) break;
+      }
+    } finally {
+      // A page fetched ahead and not wanted: its rows (or its failure, once the export stopped) do not matter.
+      await next?.catch(() => undefined);
+    }
+    await tx.execute(`CLOSE ${cursor}`);
+  }
+
+  /** The rows a scan walks (see ScanQuery); the access filter is added when the statement is rendered. */
+  private scanWhere(query: ScanQuery): SqlNode[] {
     const perType = query.types.map((type) => {
       const ofType = eq(R.column('type'), new Param(type));
       const lists = query.filters?.[type] ?? [];
@@ -240,10 +294,7 @@ export class SearchService implements SearchPort {
       const inCompartment = query.patients === 'all' ? new IsNull(access.column('patient_id'), true) : new AnyOf(access.column('patient_id'), new Param(query.patients, 'text[]'));
       where.push(new InSubquery(R.column('pk'), new SelectQuery({ columns: [access.column('resource_pk')], from: access, where: [inCompartment] })));
     }
-    const { text, values } = renderSql(new SelectQuery({ columns: ROW_COLUMNS, from: R, where, orderBy: [{ expr: R.column('pk') }], limit: query.limit + 1 }), query.accessFilter);
-    const rows = await (tx ?? this.sql).query<Row[]>(text, ...values);
-    const page = rows.slice(0, query.limit);
-    return { resources: page.map((r) => servedOrder(r.content)), next: rows.length > query.limit ? String(page[page.length - 1].pk) : undefined };
+    return where;
   }
 
   async search(query: SearchQuery, tx?: Tx): Promise<Bundle> {

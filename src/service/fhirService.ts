@@ -7,7 +7,7 @@ import { applyPatch, parsePatch } from '../fhir/jsonPatch';
 import { badRequest, methodNotAllowed, notFound, tooManyMatches } from '../fhir/outcome';
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
 import type { HistoryOptions, HistoryPage, ResourceRepository, StoredVersion, Tx } from '../store/resourceRepository';
-import type { AccessFilter, AggregationReports, Admission, ResourceValidator, ScanPage, SearchPort } from './ports';
+import type { AccessFilter, AggregationReports, Admission, ResourceValidator, ScanPage, ScanText, SearchPort } from './ports';
 import { writeGuard } from './writeGuard';
 
 export interface FhirServiceDeps {
@@ -350,22 +350,19 @@ export class FhirService {
   }
 
   /**
-   * One page of a bulk export (bulk-data export.html): each type listed in `_type` needs `s`; without
-   * `_type` the rows are limited to the types the caller may read or search. `patients`: those
-   * compartments only, or `all` for every patient compartment (Patient-level export).
+   * A bulk export's rows of one or more types (bulk-data export.html), as NDJSON pages of `pageSize` handed
+   * to `onPage` until it answers false; each line is what a read of the resource answers. Each type listed in
+   * `_type` needs `s`; without `_type` the rows are limited to the types the caller may read or search.
+   * `patients`: those compartments only, or `all` for every patient compartment (Patient-level export).
+   * The rows are read in one transaction of their own (a cursor), so they are one snapshot of the store.
    */
-  async exportPage(options: {
-    types: string[];
-    listed: boolean;
-    filters?: Record<string, [string, string][][]>;
-    since?: Date;
-    patients?: string[] | 'all';
-    after?: string;
-    count: number;
-  }): Promise<ScanPage> {
+  async exportText(
+    options: { types: string[]; listed: boolean; filters?: Record<string, [string, string][][]>; since?: Date; patients?: string[] | 'all'; pageSize: number },
+    onPage: (page: ScanText) => Promise<boolean>,
+  ): Promise<void> {
     for (const t of options.types) if (options.listed) this.allowed(t, 's');
-    const { listed: _listed, count, ...scan } = options;
-    return this.deps.search.scan({ store: this.store, ...scan, limit: count, accessFilter: this.rows }, this.tx);
+    const { listed: _listed, pageSize, ...scan } = options;
+    await this.inTx(this.tx, (t) => this.deps.search.scanText({ store: this.store, ...scan, limit: pageSize, accessFilter: this.rows }, onPage, t));
   }
 
   /**

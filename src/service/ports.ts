@@ -72,9 +72,20 @@ export interface ScanPage {
   next?: string;
 }
 
+/** A page of a scan as NDJSON: one resource per line, each as a read serves it, every line ending in `\n`. */
+export interface ScanText {
+  ndjson: string;
+  count: number;
+}
+
 export interface SearchPort {
   /** One page of a scan (see ScanQuery), access-filtered like every search. */
   scan(query: ScanQuery, tx?: Tx): Promise<ScanPage>;
+  /**
+   * Every row of a scan as NDJSON pages of `limit` rows, for bulk export (no resource is parsed on the way),
+   * through a cursor in `tx`; stops when `onPage` answers false.
+   */
+  scanText(query: ScanQuery, onPage: (page: ScanText) => Promise<boolean>, tx: Tx): Promise<void>;
   /** Runs inside `tx` when given (searches in a transaction Bundle see its writes). */
   search(query: SearchQuery, tx?: Tx): Promise<Bundle>;
   /** Current, undeleted resources matching `params` (conditional interactions) that the filter lets through; at most `limit`. */

@@ -127,6 +127,36 @@ test('a system export: 202, then the manifest, and NDJSON files of only what the
   expect(fromB.Observation).toBeUndefined();
 });
 
+test('each exported line is what a read of the resource answers, with resourceType first and decimals as written', async () => {
+  // Sent as text: JSON.stringify would write 1.5, and FHIR says 1.50 is another value (datatypes.html#decimal).
+  const body = `{"resourceType":"Observation","id":"bmi","status":"final","code":{"text":"bmi"},"subject":{"reference":"Patient/pa"},"valueQuantity":{"value":21.50,"unit":"kg/m2"},"note":[{"text":"line one\\nline \\"two\\""}]}`;
+  const res = await a.fetch('Observation/bmi', { method: 'PUT', body });
+  expect(res.status).toBeLessThan(300);
+  await server.waitForAggregation();
+  const { manifest } = await exportAll(a, '$export?_type=Observation,Patient');
+  for (const o of manifest.output) {
+    const text = await (await server.aggregated(a, local(o.url))).text();
+    const rows = text.split('\n').filter((l) => l !== '');
+    expect(rows).toHaveLength(o.count);
+    for (const line of rows) {
+      expect(line.startsWith(`{"resourceType": "${o.type}", "id": `)).toBe(true);
+      const exported = JSON.parse(line) as Json;
+      const read = await server.aggregated(a, `${o.type}/${exported.id}`);
+      expect(read.status).toBe(200);
+      const served = await read.text();
+      expect(exported).toEqual(JSON.parse(served));
+      // The same members in the same order: only white space differs.
+      expect(Object.keys(exported)).toEqual(Object.keys(JSON.parse(served)));
+      if (exported.code?.text === 'bmi') {
+        expect(line).toContain('"value": 21.50');
+        expect(served).toContain('"value":21.50');
+        expect(exported.note[0].text).toBe('line one\nline "two"');
+      }
+    }
+  }
+  expect(manifest.output.find((o: Json) => o.type === 'Observation').count).toBe(3);
+});
+
 test("another client cannot read a job's status or files, nor cancel it (404)", async () => {
   const { manifest, statusUrl } = await exportAll(a, '$export?_type=Observation');
   expect((await server.aggregated(b, statusUrl)).status).toBe(404);

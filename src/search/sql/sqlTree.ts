@@ -167,6 +167,39 @@ export class Exists implements SqlNode {
   }
 }
 
+/**
+ * A jsonb value as PostgreSQL writes it, `(json)::text`: keys in jsonb's order, numbers with the digits they
+ * were stored with, control characters escaped (so the text is one line).
+ */
+export class JsonText implements SqlNode {
+  constructor(readonly json: SqlNode) {}
+  render(ctx: SqlContext): string {
+    return `(${this.json.render(ctx)})::text`;
+  }
+}
+
+/** `json -> 'key'`: one member of a jsonb object (NULL when absent). */
+export class JsonMember implements SqlNode {
+  constructor(
+    readonly json: SqlNode,
+    readonly key: string,
+  ) {}
+  render(ctx: SqlContext): string {
+    return `(${this.json.render(ctx)} -> ${new Constant(this.key).render()})`;
+  }
+}
+
+/** `json - ARRAY['k1', …]`: a jsonb object without the members `keys`. */
+export class JsonWithout implements SqlNode {
+  constructor(
+    readonly json: SqlNode,
+    readonly keys: string[],
+  ) {}
+  render(ctx: SqlContext): string {
+    return `(${this.json.render(ctx)} - ARRAY[${this.keys.map((k) => new Constant(k).render()).join(', ')}]::text[])`;
+  }
+}
+
 /** The caller's access filter on the `resource` row `alias`; added by SelectQuery, never by a feature. */
 class AccessCondition implements SqlNode {
   constructor(
