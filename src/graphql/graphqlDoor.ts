@@ -2,8 +2,8 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
-import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
+import type { FastifyInstance, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, RouteHandlerMethod } from 'fastify';
 import {
   execute,
   GraphQLError,
@@ -33,6 +33,10 @@ import { noStorePlugin } from './noStorePlugin';
  * over one schema and the same context (the caller's services). OperationOutcome errors become GraphQL
  * errors carrying the outcome in `extensions`. Both apply the same rules: the query limits, measured on
  * the operation about to run with its variables (limits.ts), and the introspection setting.
+ *
+ * The schema (every FHIR R4 type, ≈ 50 MB of heap with the definitions it is generated from) is built on
+ * the first GraphQL request, `$graphql` or subscription, not at start: a server used only over REST never
+ * holds it (issue 19, idle memory). That first request pays the build (about 2 s of CPU).
  */
 export interface GraphqlDoorOptions {
   limits: QueryLimits;
@@ -85,20 +89,61 @@ export function outcomeExtensions(thrown: unknown): Record<string, unknown> | un
   return { code, status: err.status, resource: err.outcome };
 }
 
+/** Apollo's handler for /graphql (its replies are strings). */
+type GraphqlRoute = { Reply: string };
+type RouteHandler = RouteHandlerMethod<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, GraphqlRoute>;
+
 export class GraphqlDoor {
-  readonly schema: GraphQLSchema;
+  private built?: GraphQLSchema;
   private readonly instanceSchemas = new Map<string, GraphQLSchema>();
   private readonly documents = new DocumentCache();
   /** The validation rules every door applies (the WebSocket door too, subscriptionDoor.ts). */
   readonly rules;
 
   constructor(private readonly options: GraphqlDoorOptions) {
-    this.schema = buildFhirSchema();
     // /graphql is given the same introspection rule (register), so every door refuses alike.
     this.rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
   }
 
+  /** The FHIR schema beside our own types, built on first use (buildFhirSchema builds it once per process). */
+  get schema(): GraphQLSchema {
+    this.built ??= buildFhirSchema();
+    return this.built;
+  }
+
+  /**
+   * Mounts /graphql (GET, POST, OPTIONS). Apollo Server needs the schema when it starts, so it starts with
+   * the first request to /graphql (concurrent first requests wait for the same start).
+   */
   async register(app: FastifyInstance, context: (request: FastifyRequest) => Promise<GraphqlContext>): Promise<void> {
+    let handler: Promise<RouteHandler> | undefined;
+    const started = () =>
+      (handler ??= this.startApollo(app, context).catch((err: unknown) => {
+        handler = undefined; // the next request tries again
+        throw err;
+      }));
+    // Variables keep their decimals' digits too: JSON bodies of /graphql are read like FHIR's. Encapsulated,
+    // so the rest of the server keeps Fastify's own JSON parser.
+    await app.register(async (scope) => {
+      scope.removeContentTypeParser('application/json');
+      scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+        try {
+          done(null, parseFhirJson(body as string));
+        } catch (err) {
+          done(Object.assign(new Error((err as Error).message), { statusCode: 400 }));
+        }
+      });
+      scope.route<GraphqlRoute>({
+        method: ['GET', 'POST', 'OPTIONS'],
+        url: '/graphql',
+        handler: async function (request, reply) {
+          return (await started()).call(this, request, reply);
+        },
+      });
+    });
+  }
+
+  private async startApollo(app: FastifyInstance, context: (request: FastifyRequest) => Promise<GraphqlContext>): Promise<RouteHandler> {
     const directivesPlugin: ApolloServerPlugin<GraphqlContext> = {
       async requestDidStart() {
         return {
@@ -163,23 +208,7 @@ export class GraphqlDoor {
       },
     });
     await apollo.start();
-    // Variables keep their decimals' digits too: JSON bodies of /graphql are read like FHIR's. Encapsulated,
-    // so the rest of the server keeps Fastify's own JSON parser.
-    await app.register(async (scope) => {
-      scope.removeContentTypeParser('application/json');
-      scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-        try {
-          done(null, parseFhirJson(body as string));
-        } catch (err) {
-          done(Object.assign(new Error((err as Error).message), { statusCode: 400 }));
-        }
-      });
-      await this.registerApollo(scope, apollo, context);
-    });
-  }
-
-  private async registerApollo(app: FastifyInstance, apollo: ApolloServer<GraphqlContext>, context: (request: FastifyRequest) => Promise<GraphqlContext>): Promise<void> {
-    await app.register(fastifyApollo(apollo), {
+    return fastifyApolloHandler(apollo, {
       context: async (request) => {
         try {
           return await context(request);

@@ -17,7 +17,8 @@ import { limitError, type QueryLimits } from './limits';
  * A connection whose token expires is closed (4401), so the client reconnects with a fresh one.
  */
 export interface SubscriptionDoorOptions {
-  schema: GraphQLSchema;
+  /** The schema, asked for on the first subscription (the door builds it on first use, graphqlDoor.ts). */
+  schema: () => GraphQLSchema;
   rules: readonly ValidationRule[];
   limits: QueryLimits;
   /** The caller of an `Authorization` value; throws (an OperationOutcomeError) when there is none valid. */
@@ -87,6 +88,7 @@ export function mountSubscriptions(app: FastifyInstance, options: SubscriptionDo
       },
       onSubscribe(ctx, _id, payload) {
         const caller = ctx.extra.caller as Caller;
+        const schema = options.schema();
         let document = documents.get(payload.query);
         if (!document) {
           try {
@@ -94,15 +96,15 @@ export function mountSubscriptions(app: FastifyInstance, options: SubscriptionDo
           } catch (err) {
             return [err as GraphQLError];
           }
-          const errors = validate(options.schema, document, options.rules);
+          const errors = validate(schema, document, options.rules);
           if (errors.length) return errors;
           if (documents.size > 500) documents.clear();
           documents.set(payload.query, document);
         }
-        const refused = limitError(options.limits, options.schema, document, payload.operationName, payload.variables ?? undefined);
+        const refused = limitError(options.limits, schema, document, payload.operationName, payload.variables ?? undefined);
         if (refused) return [refused];
         return {
-          schema: options.schema,
+          schema,
           document,
           operationName: payload.operationName,
           variableValues: payload.variables,
