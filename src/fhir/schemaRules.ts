@@ -1,4 +1,4 @@
-import { isResourceType, readR4Definition } from './definitions';
+import { isResourceType, readProfiles, type ProfilesFile } from './definitions';
 import type { FhirVersion } from './types';
 
 /**
@@ -12,8 +12,8 @@ import type { FhirVersion } from './types';
  * - Primitive formats: `base64Binary` (no pattern in the schema); decimals held as FhirDecimal; the string
  *   patterns of string and code are XML Schema's, where `\s` is only space, tab, CR and LF (JavaScript's
  *   `\s` also takes a no-break space, so valid text would be refused).
- * - Required elements (min cardinality ≥ 1) from the R4 StructureDefinitions (the schema requires only
- *   `resourceType`); STU3's are not in our definitions, so STU3 gets the structural rules only.
+ * - Required elements (min cardinality ≥ 1) from the version's StructureDefinitions (the schemas require
+ *   only `resourceType`; STU3's `required` lists even omit required primitives such as Observation.status).
  */
 export const DECIMAL = 'fhirDecimal';
 export const BASE64 = 'fhirBase64';
@@ -58,11 +58,9 @@ export function adaptDefinitions(version: FhirVersion, source: Definitions): Def
     }
     definitions[name] = { ...def, type: 'object', minProperties: 1, properties: out };
   }
-  if (version === 'R4') {
-    for (const [name, alternatives] of requiredElements(source)) {
-      const def = definitions[name];
-      if (def?.properties) definitions[name] = { ...def, [REQUIRED]: alternatives };
-    }
+  for (const [name, alternatives] of requiredElements(version, source)) {
+    const def = definitions[name];
+    if (def?.properties) definitions[name] = { ...def, [REQUIRED]: alternatives };
   }
   return definitions;
 }
@@ -89,10 +87,10 @@ interface SdElement {
  * Schema definition name → the required elements of that definition, each as the JSON keys that satisfy
  * it (`status` or `_status`; a choice `value[x]`: `valueQuantity`, `valueString`…).
  */
-function requiredElements(definitions: Definitions): Map<string, string[][]> {
+function requiredElements(version: FhirVersion, definitions: Definitions): Map<string, string[][]> {
   const out = new Map<string, string[][]>();
-  for (const file of ['profiles-types.json', 'profiles-resources.json']) {
-    const bundle = readR4Definition<{ entry: { resource: { resourceType: string; kind?: string; derivation?: string; snapshot?: { element: SdElement[] } } }[] }>(file);
+  for (const file of ['profiles-types.json', 'profiles-resources.json'] as ProfilesFile[]) {
+    const bundle = readProfiles<{ entry: { resource: { resourceType: string; kind?: string; derivation?: string; snapshot?: { element: SdElement[] } } }[] }>(version, file);
     for (const { resource } of bundle.entry) {
       if (resource.resourceType !== 'StructureDefinition' || resource.derivation === 'constraint' || !resource.snapshot) continue;
       if (resource.kind !== 'resource' && resource.kind !== 'complex-type') continue;

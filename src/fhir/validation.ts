@@ -9,9 +9,12 @@ import { strictDefinitions } from './strictSchema';
 import type { FhirVersion, Resource } from './types';
 
 /**
- * Syntax validation of FHIR JSON against HL7's JSON schema for the endpoint's FHIR version. The schema is
- * compiled once per version, then each resource is checked against its own type's definition, which keeps
- * error locations precise (`Patient.gender`, not "matches no branch of a 150-way oneOf").
+ * Validation of FHIR JSON for the endpoint's FHIR version, R4 or STU3 alike: HL7's JSON schema for that
+ * version, with the rules it leaves out added from FHIR's own (schemaRules.ts: required elements from the
+ * version's StructureDefinitions, `_x` twins, no empty elements, formats), then the StructureDefinitions'
+ * FHIRPath invariants (invariants.ts). The schema is compiled once per version, on the version's first write
+ * (or its warm-up), then each resource is checked against its own type's definition, which keeps error
+ * locations precise (`Patient.gender`, not "matches no branch of a 150-way oneOf").
  *
  * Nested resources (`contained`, `Bundle.entry.resource`, `Parameters.parameter.resource`) are where HL7's
  * schema says `ResourceList`: a oneOf over every resource type. With every error collected, ajv tries all
@@ -235,8 +238,8 @@ function violations(version: FhirVersion, resource: Record<string, unknown>): Vi
 }
 
 /** The StructureDefinitions' FHIRPath invariants (invariants.ts), once the structure is right. */
-function assertInvariants(resource: Record<string, unknown> & { resourceType: string }): void {
-  const broken = invariantViolations(resource);
+function assertInvariants(version: FhirVersion, resource: Record<string, unknown> & { resourceType: string }): void {
+  const broken = invariantViolations(version, resource);
   if (!broken.length) return;
   throw invalidStructure(
     broken
@@ -259,7 +262,7 @@ export function assertValidResource(version: FhirVersion, body: unknown, expecte
   }
   const found = violations(version, body as Record<string, unknown>);
   if (!found.length) {
-    if (version === 'R4') assertInvariants(body as Record<string, unknown> & { resourceType: string });
+    assertInvariants(version, body as Record<string, unknown> & { resourceType: string });
     return;
   }
   const issues: OperationOutcomeIssue[] = [];

@@ -171,8 +171,8 @@ describe('invariant shortcuts change the cost, never the verdict', () => {
     };
     let broken = 0;
     for (const resource of [...resources, ...resources.map((r) => breaking(r) as Resource)]) {
-      const fast = invariantViolations(resource as Resource & { resourceType: string });
-      expect(fast).toEqual(invariantViolations(resource as Resource & { resourceType: string }, { shortcuts: false }));
+      const fast = invariantViolations('R4', resource as Resource & { resourceType: string });
+      expect(fast).toEqual(invariantViolations('R4', resource as Resource & { resourceType: string }, { shortcuts: false }));
       broken += fast.length ? 1 : 0;
     }
     expect(broken).toBeGreaterThan(100);
