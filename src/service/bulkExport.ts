@@ -7,6 +7,7 @@ import { badRequest, notFound } from '../fhir/outcome';
 import type { ExportJob, ExportJobRepository, ExportOutput } from '../store/exportJobRepository';
 import type { FhirService } from './fhirService';
 import { parseQuery } from './fhirService';
+import { stringifyFhirJson } from '../fhir/losslessJson';
 
 /**
  * FHIR Bulk Data Access export (https://hl7.org/fhir/uv/bulkdata/export.html) over the aggregated record.
@@ -141,7 +142,7 @@ export class BulkExport {
           const page = await service.exportPage({ types: [type], listed: plan.listed, filters: plan.filters, since: plan.since, patients: plan.patients, after, count: pageSize });
           if (page.resources.length) {
             out ??= createWriteStream(path.join(folder, `${type}.ndjson`), { mode: 0o600 });
-            const text = page.resources.map((r) => JSON.stringify(r)).join('\n') + '\n';
+            const text = page.resources.map((r) => stringifyFhirJson(r)).join('\n') + '\n';
             if (!out.write(text)) await once(out, 'drain');
             count += page.resources.length;
           }
