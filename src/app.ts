@@ -341,7 +341,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     graphiqlHtml: () => webPages.graphiqlHtml(),
   });
   const views = new AggregationViews(db.sql);
-  const graphqlContext = (caller: Caller, defaultEndpoint?: string): GraphqlContext => {
+  const graphqlContext = (caller: Caller, defaultEndpoint?: string, fhirVersion?: FhirVersion): GraphqlContext => {
     // Every GraphQL door's data source counts what it fetches against the cost limit (costBudget.ts).
     const source = withCostBudget(serviceSource(authorization.for(caller)), config.graphql.maxCost);
     return {
@@ -349,6 +349,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       loaders: createLoaders(source),
       origin: new WeakMap(),
       defaultEndpoint,
+      fhirVersion,
       native: () => authorization.native(caller),
       // A patient-scoped caller may list who accessed its own record (and nobody else's).
       audit: caller.patientId
@@ -435,7 +436,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           fhirVersion: endpoint.fhirVersion as FhirVersion,
           bundleMaxEntries: config.bundleMaxEntries,
           aggregationStatus: (type: string, id: string) => aggregationStatus(db.sql, endpoint.id, type, id),
-          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, endpoint.id), instance),
+          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, endpoint.id, endpoint.fhirVersion as FhirVersion), instance),
         };
       },
     });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { stringifyFhirJson } from '../fhir/losslessJson';
+import { stringifyStoredJson } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 import type { ResourceRepository, Tx } from '../store/resourceRepository';
 import type { AggregatedIds } from './aggregatedIds';
@@ -84,7 +84,7 @@ export class Groups {
       type,
       id,
       survivor,
-      stringifyFhirJson(resource),
+      stringifyStoredJson(resource),
       upstream.lastUpdated.toISOString(),
       dependsOn,
     );

@@ -11,11 +11,17 @@ import { badRequest } from './outcome';
  * sees a `number` or, rarely, a `FhirDecimal` (`isFhirDecimal`, `Number(x)` for arithmetic); code that copies
  * resources must use `cloneFhir` (structuredClone would turn a FhirDecimal into a plain object).
  *
- * Text goes in through `parseFhirJson` (request bodies, jsonb read from the database) and out through
- * `stringifyFhirJson` (responses, jsonb written to the database; PostgreSQL's jsonb keeps a numeric's scale,
- * so `1.50` is stored and read back as `1.50`). Both have a fast path for text without such numbers: a
- * plain `JSON.parse` when a cheap scan finds no number that could need it, a plain `JSON.stringify` when
- * no FhirDecimal was met.
+ * Text goes in through `parseFhirJson` (request bodies) and out through `stringifyFhirJson` (responses).
+ * Both have a fast path for text without such numbers: a plain `JSON.parse` when a cheap scan finds no
+ * number that could need it, a plain `JSON.stringify` when no FhirDecimal was met.
+ *
+ * The database has a pair of its own, `stringifyStoredJson` and `parseStoredJson`. PostgreSQL's jsonb keeps
+ * a numeric's digits and scale (`1.50` is read back as `1.50`) but prints it positionally: `1.0e0` would
+ * come back `1.0`, `1E-22` as 22 decimal places, and `-0` as `0` (numeric has no negative zero). Those
+ * numbers, which FHIR allows (datatypes.html#decimal; the R4 example Observation-decimal has three), are
+ * stored as strings marked with U+FDD0, a Unicode noncharacter reserved for such internal use, and read
+ * back as the numbers they were; a client's string that starts with the marker is stored with it doubled.
+ * Reads pay one scan for the marker character (most rows are ASCII, where it cannot occur).
  */
 export class FhirDecimal extends LosslessNumber {
   /**
@@ -48,10 +54,16 @@ export function isFhirDecimal(value: unknown): value is LosslessNumber {
   return isLosslessNumber(value);
 }
 
+/**
+ * Whether a JavaScript number written back gives exactly `text`. An exponent never counts as exact, even
+ * where JavaScript would write the same (`1e-7`, `1e+21`): the number could not be told from the positional
+ * value that JSON.stringify writes for a computed one, nor be stored in a form PostgreSQL keeps.
+ */
+const exactAsNumber = (text: string) => String(Number(text)) === text && !/[eE]/.test(text);
+
 /** The value for a number's JSON text: a plain number when that is exact, else a FhirDecimal. */
 export function fhirNumber(text: string): number | FhirDecimal {
-  const n = Number(text);
-  return String(n) === text ? n : new FhirDecimal(text);
+  return exactAsNumber(text) ? Number(text) : new FhirDecimal(text);
 }
 
 /** A string or a number of JSON text: strings are matched only to be skipped, so digits inside them are left alone. */
@@ -76,7 +88,7 @@ export function parseFhirJson(text: string): unknown {
     if (!MAY_NEED_EXACT.test(text)) return JSON.parse(text);
     let marked = false;
     const rewritten = text.replace(TOKEN, (token, number: string | undefined) => {
-      if (number === undefined || String(Number(number)) === number) return token;
+      if (number === undefined || exactAsNumber(number)) return token;
       marked = true;
       return `"${NONCE_TEXT}${number}"`;
     });
@@ -86,17 +98,59 @@ export function parseFhirJson(text: string): unknown {
   }
 }
 
-/** Values → JSON text, each FhirDecimal written with its exact digits. */
-export function stringifyFhirJson(value: unknown, space?: number): string {
+/** JSON.stringify with FhirDecimals as marked strings; `marks` says whether it met any. */
+function stringifyMarked(value: unknown, replacer?: (key: string, value: unknown) => unknown, space?: number): { text: string; marks: boolean } {
   exact++;
   const before = marked;
-  let text: string;
   try {
-    text = JSON.stringify(value, null, space) ?? '';
+    return { text: JSON.stringify(value, replacer, space) ?? '', marks: marked !== before };
   } finally {
     exact--;
   }
-  return marked === before ? text : text.replace(MARKED, '$1');
+}
+
+/** Values → JSON text, each FhirDecimal written with its exact digits. */
+export function stringifyFhirJson(value: unknown, space?: number): string {
+  const { text, marks } = stringifyMarked(value, undefined, space);
+  return marks ? text.replace(MARKED, '$1') : text;
+}
+
+/** Marks a stored string that stands for a number (see the module comment); doubled at the start of a client's string. */
+const STORED = '\uFDD0';
+/** Numbers whose text PostgreSQL's numeric would not print back: an exponent, or a negative zero. */
+const NOT_KEPT_BY_NUMERIC = /[eE]|^-0(?:\.0+)?$/;
+
+const escapeStored = (_key: string, value: unknown) => (typeof value === 'string' && value.startsWith(STORED) ? STORED + value : value);
+
+/** Values → JSON text for a jsonb column: as `stringifyFhirJson`, with the numbers jsonb would rewrite kept as marked strings. */
+export function stringifyStoredJson(value: unknown): string {
+  let { text, marks } = stringifyMarked(value);
+  // Rare (a client's text with the noncharacter): again, with its strings that start with it escaped.
+  if (text.includes(STORED)) ({ text, marks } = stringifyMarked(value, escapeStored));
+  return marks ? text.replace(MARKED, (_m, digits: string) => (NOT_KEPT_BY_NUMERIC.test(digits) ? `"${STORED}${digits}"` : digits)) : text;
+}
+
+function reviveStored(key: string, value: unknown): unknown {
+  if (typeof value !== 'string' || !value.startsWith(STORED)) return revive(key, value);
+  return value.startsWith(STORED, 1) ? value.slice(1) : new FhirDecimal(value.slice(1));
+}
+
+/** JSON text read from a jsonb column → values, as `parseFhirJson`, with the numbers `stringifyStoredJson` marked restored. */
+export function parseStoredJson(text: string): unknown {
+  if (!text.includes(STORED)) return parseFhirJson(text);
+  const rewritten = MAY_NEED_EXACT.test(text)
+    ? text.replace(TOKEN, (token, number: string | undefined) => (number === undefined || exactAsNumber(number) ? token : `"${NONCE_TEXT}${number}"`))
+    : text;
+  return JSON.parse(rewritten, reviveStored);
+}
+
+/**
+ * PostgreSQL's text of a stored jsonb → the JSON text to serve: the same text unless it holds numbers that
+ * `stringifyStoredJson` marked (then parsed and written again, with their own digits). For paths that serve
+ * stored text without parsing it (bulk export, store/servedJsonText.ts).
+ */
+export function servedStoredText(text: string): string {
+  return text.includes(STORED) ? stringifyFhirJson(parseStoredJson(text)) : text;
 }
 
 /** A deep copy of JSON-shaped data that keeps FhirDecimals (structuredClone would not). */

@@ -1,4 +1,4 @@
-import type { Resource } from '../fhir/types';
+import type { FhirVersion, Resource } from '../fhir/types';
 import type { AdminOps } from './adminSchema';
 import type { AggregationOps } from './aggregationSchema';
 import type { AuditOps } from './auditSchema';
@@ -25,6 +25,8 @@ export interface GraphqlContext {
   origin: WeakMap<object, Origin>;
   /** Where `_endpoint`-less fields go: a customer endpoint's own `$graphql`, else the aggregated record. */
   defaultEndpoint?: string;
+  /** The FHIR version of `defaultEndpoint`: an STU3 endpoint's `$graphql` searches with STU3's parameters (stu3Schema.ts). */
+  fhirVersion?: FhirVersion;
   /** Aggregation views (FHIR callers) and admin operations (admin caller), see aggregationSchema.ts. */
   aggregation?: AggregationOps;
   admin?: AdminOps;

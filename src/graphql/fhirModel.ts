@@ -141,10 +141,23 @@ export function fhirModel(): FhirModel {
     build(sd.id, sd.kind === 'resource' ? 'resource' : 'complex');
   }
 
+  // Reverse references serve endpoints of both versions (searchArguments.ts): R4's reference parameters
+  // and STU3's (Condition `context`), each with the targets that exist here.
   const referenceParams = new Map<string, { code: string; targets: string[] }[]>();
   for (const type of resources) {
-    const refs = [...searchParameterMap(type).values()].filter((p) => p.type === 'reference').map((p) => ({ code: p.code, targets: p.target }));
-    referenceParams.set(type, refs);
+    const refs = new Map<string, Set<string>>();
+    for (const version of ['R4', 'STU3'] as const) {
+      for (const p of searchParameterMap(type, version).values()) {
+        if (p.type !== 'reference') continue;
+        const targets = refs.get(p.code) ?? new Set<string>();
+        for (const t of p.target) if (resources.has(t)) targets.add(t);
+        refs.set(p.code, targets);
+      }
+    }
+    referenceParams.set(
+      type,
+      [...refs].map(([code, targets]) => ({ code, targets: [...targets] })),
+    );
   }
   model = { types, resources: [...resources].sort(), referenceParams };
   return model;

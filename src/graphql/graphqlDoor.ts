@@ -27,6 +27,7 @@ import { fromEndpoint, type GraphqlContext } from './context';
 import { buildFhirOnlySchema, buildFhirSchema, DIRECTIVES } from './fhirSchema';
 import { DEFAULT_MAX_TOKENS, limitError, type QueryLimits } from './limits';
 import { noStorePlugin } from './noStorePlugin';
+import { buildStu3Schema } from './stu3Schema';
 
 /**
  * The GraphQL door: Apollo Server at /graphql, and the FHIR `$graphql` operation for the REST doors, both
@@ -265,8 +266,11 @@ export class GraphqlDoor {
   /** FHIR `$graphql` (graphql.html#invoking): system level, or instance level with the resource as root. */
   async execute(request: GraphqlRequest, context: GraphqlContext, instance?: Resource): Promise<ExecutionResult> {
     if (!request.query) throw badRequest('$graphql needs a query (the `query` parameter or a JSON body {"query": …})', 'query');
-    const schema = instance ? this.instanceSchema(instance.resourceType) : this.schema;
-    const checked = this.validDocument(schema, instance?.resourceType ?? '', request.query);
+    // An STU3 endpoint's system level searches with STU3's parameters; a resource root's reverse
+    // references take both versions' and search refuses what the endpoint's version lacks.
+    const stu3 = !instance && context.fhirVersion === 'STU3';
+    const schema = instance ? this.instanceSchema(instance.resourceType) : stu3 ? buildStu3Schema() : this.schema;
+    const checked = this.validDocument(schema, instance?.resourceType ?? (stu3 ? 'STU3' : ''), request.query);
     if ('errors' in checked) return { errors: checked.errors };
     const { document } = checked;
     const refused = limitError(this.options.limits, schema, document, request.operationName, request.variables);

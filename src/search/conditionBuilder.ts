@@ -94,7 +94,8 @@ export class ConditionBuilder implements PredicateContext {
     if (code === '_id') return idPredicate(scope, modifier, value);
     if (code === '_lastUpdated') return lastUpdatedPredicate(scope, value);
     const def = searchParameter(scope.type, code, this.version);
-    if (!def) throw new UnknownParameter(name, `Unknown search parameter '${code}' for ${scope.type}`);
+    // The version is named: STU3 and R4 endpoints (and GraphQL arguments serving both) differ in their parameters.
+    if (!def) throw new UnknownParameter(name, `Unknown search parameter '${code}' for ${scope.type} in FHIR ${this.version}`);
     if (chain) return chainPredicate(this, scope, def, modifier, chain, value);
     if (modifier === 'missing') return missingPredicate(this, scope, def, name, value);
     const alternatives = splitKeepingEscapes(value, ',');

@@ -1,4 +1,5 @@
 import type { Sql, Tx } from './sql';
+import { stringifyStoredJson } from '../fhir/losslessJson';
 
 /**
  * The recorded answers of idempotent writes (table `idempotency_key`, see its migration). A key is claimed
@@ -47,7 +48,8 @@ export class IdempotencyRepository {
       key,
       response.status,
       JSON.stringify(response.headers),
-      response.body === undefined ? null : JSON.stringify(response.body),
+      // The replayed answer keeps its decimals' digits as the first one did (fhir/losslessJson.ts).
+      response.body === undefined ? null : stringifyStoredJson(response.body),
     );
   }
 

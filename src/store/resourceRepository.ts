@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql, SqlClient, Tx } from './sql';
 import { badRequest, conflict, gone, notFound, preconditionFailed } from '../fhir/outcome';
-import { stringifyFhirJson } from '../fhir/losslessJson';
+import { stringifyStoredJson } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 import type { AccessFilter } from '../service/ports';
 import { appendAccessFilter } from './accessSql';
@@ -209,7 +209,7 @@ export class ResourceRepository {
          RETURNING pk, type, id`,
         store,
         now.toISOString(),
-        stringifyFhirJson(bodies),
+        stringifyStoredJson(bodies),
       );
       if (rows.length !== bodies.length) {
         const created = new Set(rows.map((r) => `${r.type}/${r.id}`));
@@ -272,7 +272,7 @@ export class ResourceRepository {
         current.pk,
         versionId,
         now.toISOString(),
-        stringifyFhirJson(body),
+        stringifyStoredJson(body),
       );
       const stored = await this.record(t, current.deleted ? 'create' : 'update', {
         pk: current.pk,
@@ -370,7 +370,7 @@ export class ResourceRepository {
       id,
       versionId,
       now.toISOString(),
-      stringifyFhirJson(body),
+      stringifyStoredJson(body),
     );
     return rows.length ? BigInt(rows[0].pk) : undefined;
   }

@@ -8,8 +8,11 @@
  * digits and every other member in the same order, so the served text is `resourceType`, `id` and `meta`
  * followed by the text of the rest. Only the white space differs (PostgreSQL writes `", "` and `": "`), which
  * JSON does not give a meaning. A row's `type` and `id` columns are written from its content's (the
- * repository inserts them together), so they stand in for the members.
+ * repository inserts them together), so they stand in for the members. The rare row holding numbers jsonb would
+ * print differently (an exponent, `-0`: stored as marked strings, fhir/losslessJson.ts) is parsed and written again.
  */
+import { servedStoredText } from '../fhir/losslessJson';
+
 export interface StoredJsonParts {
   type: string;
   id: string;
@@ -25,5 +28,5 @@ export const LEADING_MEMBERS = ['resourceType', 'id', 'meta'];
 export function servedJsonText(parts: StoredJsonParts): string {
   let text = `{"resourceType": ${JSON.stringify(parts.type)}, "id": ${JSON.stringify(parts.id)}`;
   if (parts.meta !== null) text += `, "meta": ${parts.meta}`;
-  return parts.rest.length > 2 ? `${text}, ${parts.rest.slice(1)}` : `${text}}`;
+  return servedStoredText(parts.rest.length > 2 ? `${text}, ${parts.rest.slice(1)}` : `${text}}`);
 }

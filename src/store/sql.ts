@@ -1,5 +1,5 @@
 import { currentQueryScope, poolExhausted, queryCancelled } from './queryScope';
-import { parseFhirJson } from '../fhir/losslessJson';
+import { parseStoredJson } from '../fhir/losslessJson';
 
 /**
  * Raw SQL straight to the database driver — `pg` for PostgreSQL, PGlite for the embedded store — for the
@@ -88,7 +88,7 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
     ...(limits.poolWaitMs ? { connectionTimeoutMillis: limits.poolWaitMs } : {}),
     types: {
       getTypeParser: ((oid: number, format?: string) =>
-        oid === 20 ? int8 : oid === JSON_OID || oid === JSONB_OID ? parseFhirJson : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === 20 ? int8 : oid === JSON_OID || oid === JSONB_OID ? parseStoredJson : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
   // An idle connection the server dropped must not take the process down.
@@ -204,7 +204,7 @@ async function translated<T>(run: () => Promise<T>, describe?: () => string): Pr
 
 /** The embedded store: PGlite is one connection, and its `transaction` holds it for the whole transaction. */
 export function pgliteSql(pglite: import('@electric-sql/pglite').PGlite): SqlClient {
-  const parsers = { 20: (value: string) => BigInt(value), [JSON_OID]: parseFhirJson, [JSONB_OID]: parseFhirJson };
+  const parsers = { 20: (value: string) => BigInt(value), [JSON_OID]: parseStoredJson, [JSONB_OID]: parseStoredJson };
   const events = listeners();
   type Runner = Pick<import('@electric-sql/pglite').Transaction, 'query'>;
   const over = (db: Runner): Sql => ({
