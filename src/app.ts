@@ -108,7 +108,7 @@ const validator: ResourceValidator = {
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, db, tenancy, tokens } = deps;
   const search: SearchPort = new SearchService(db.sql, { timeoutMs: config.searchTimeoutMs, shardedIndex: config.citus });
-  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
+  const repo = new ResourceRepository(db.sql, [createSearchIndexer({ shardedIndex: config.citus }), createOutboxHook(), createRecordChangeHook()]);
   // Customer writes feed the aggregation: they are admitted at the pace its workers keep (admission.ts).
   // The in-process worker and the admission wake each other (a committed write, a committed batch) rather
   // than each polling for the other's progress.
@@ -211,6 +211,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           databaseUrl: db.url,
           poolSize: concurrency + 1,
           concurrency,
+          shardedIndex: config.citus,
           batchSize: config.aggregationBatchSize,
           onBatchError: (message) => {
             metrics.aggregationBatchFailed();

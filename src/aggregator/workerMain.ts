@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.poolSize });
   const { applied } = await migrate(db, undefined, { citus: config.citus });
   if (applied.length) log.info({ applied }, 'applied migrations');
-  const repo = new ResourceRepository(db.sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
+  const repo = new ResourceRepository(db.sql, [createSearchIndexer({ shardedIndex: config.citus }), createOutboxHook(), createRecordChangeHook()]);
   const worker = new AggregationWorker(db.sql, new Aggregator(repo), {
     concurrency: config.aggregationConcurrency ?? 2,
     batchSize: config.aggregationBatchSize,

@@ -19,6 +19,8 @@ export interface WorkerThreadData {
   poolSize: number;
   concurrency: number;
   batchSize: number;
+  /** The index tables are sharded (Citus): see search/indexer.ts. */
+  shardedIndex?: boolean;
 }
 
 export type WorkerThreadMessage =
@@ -32,7 +34,7 @@ async function main(): Promise<void> {
   if (!port) throw new Error('workerThread.ts runs as a worker thread');
   const data = workerData as WorkerThreadData;
   const sql = await postgresSql(data.databaseUrl, data.poolSize);
-  const repo = new ResourceRepository(sql, [createSearchIndexer(), createOutboxHook(), createRecordChangeHook()]);
+  const repo = new ResourceRepository(sql, [createSearchIndexer({ shardedIndex: data.shardedIndex }), createOutboxHook(), createRecordChangeHook()]);
   const send = (message: WorkerThreadMessage) => port.postMessage(message);
   const worker = new AggregationWorker(sql, new Aggregator(repo), {
     concurrency: data.concurrency,

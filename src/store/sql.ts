@@ -93,6 +93,13 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
   });
   // An idle connection the server dropped must not take the process down.
   pool.on('error', () => undefined);
+  // No JIT compilation: our statements are short keyed reads and writes, and the planner's estimates on tables
+  // without fresh statistics (a bulk load, autovacuum behind) can pass jit_above_cost, whereupon compiling a
+  // large statement (the aggregated copies' index CTEs: ~150 functions) costs ~250 ms to save nothing. A
+  // session setting, queued on the new connection before its first query; the server's own config is untouched.
+  pool.on('connect', (client) => {
+    client.query('SET jit = off').catch(() => undefined);
+  });
   const events = listeners();
   /**
    * PostgreSQL's cancel request (protocol §53.2.9), sent on a connection of its own since the pool may have

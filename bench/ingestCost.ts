@@ -1,0 +1,143 @@
+/**
+ * What one ingested resource costs in CPU (issue 19 item 1), measured rather than timed: on a machine shared
+ * with other work, wall-clock throughput says little, but the CPU the server process and the database spend
+ * for a fixed load does not depend on who else runs. Starts the server on a fresh database, posts patients
+ * `0..N` (scaled Synthea transaction Bundles, 4 in flight), waits for the aggregation queue to drain, and
+ * prints the CPU of the server process (all its threads) and of the PostgreSQL cluster (the postmaster, its
+ * live children and the children it reaped), per resource; with `pg_stat_statements` in the cluster, the
+ * statements that took most of its time.
+ *
+ *   DATABASE_URL=postgresql://postgres@127.0.0.1:55442/postgres node scripts/run-ts.js bench/ingestCost.ts [patients] [on|off]
+ *
+ * The cluster's CPU is read from /proc, so the database must run on this machine and should serve nothing
+ * else during the run (start one of your own: initdb, pg_ctl); a shared one gives an upper bound.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import pg from 'pg';
+import { freshDatabase } from './lib/database';
+import { bundles, entryCount } from './lib/dataset';
+import { runPostStream } from './lib/load';
+import { startServer } from './lib/server';
+
+const TICK_US = 1e6 / 100; // USER_HZ: /proc reports CPU time in 1/100 s.
+
+function statTicks(pid: number, withReaped: boolean): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // Fields 14–17 of stat (utime, stime, cutime, cstime) are 11–14 after the name.
+    return Number(f[11]) + Number(f[12]) + (withReaped ? Number(f[13]) + Number(f[14]) : 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU ticks of a process tree's root and its direct children, plus what it reaped. */
+function clusterTicks(postmaster: number): number {
+  let ticks = statTicks(postmaster, true);
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === postmaster) ticks += statTicks(Number(name), false);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks;
+}
+
+async function main(): Promise<void> {
+  const patients = Number(process.argv[2] ?? 60);
+  const aggregation = (process.argv[3] ?? 'on') !== 'off';
+  const adminUrl = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  const dataDir = (await admin.query(`SHOW data_directory`)).rows[0].data_directory as string;
+  const postmaster = Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+  const statements = (await admin.query(`SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'`)).rowCount === 1;
+  const db = await freshDatabase(adminUrl);
+  const server = await startServer({ env: { DATABASE_URL: db.url, ...(aggregation ? {} : { AGGREGATION_WORKER: 'off' }) } });
+  try {
+    // The first seconds after start belong to the server's own warm-up (a loaded machine can make a first
+    // transaction miss Prisma's wait for a connection): retry the tenant for a while.
+    const t = await retry(() => server.tenant('bench ingest cost'));
+    // Warm-up: a few patients first, so code compilation and first plans are not counted.
+    const warm = [...bundles(patients, patients + 3)];
+    await runPostStream(
+      warm.map((body) => ({ method: 'POST', url: t.base, headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/fhir+json' }, body })),
+      4,
+    );
+    await drain(server.admin.bind(server), aggregation);
+    if (statements) await admin.query(`SELECT pg_stat_statements_reset()`);
+    const list = [...bundles(0, patients)];
+    const resources = list.reduce((n, b) => n + entryCount(b), 0);
+    const server0 = statTicks(server.pid, true);
+    const pg0 = clusterTicks(postmaster);
+    const started = Date.now();
+    const load = await runPostStream(
+      list.map((body) => ({ method: 'POST', url: t.base, headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/fhir+json' }, body })),
+      4,
+    );
+    const ingested = Date.now();
+    await drain(server.admin.bind(server), aggregation);
+    const drained = Date.now();
+    const serverUs = (statTicks(server.pid, true) - server0) * TICK_US;
+    const pgUs = (clusterTicks(postmaster) - pg0) * TICK_US;
+    const load1 = os.loadavg()[0].toFixed(1);
+    console.log(
+      `${patients} patients, ${resources} resources, aggregation ${aggregation ? 'on' : 'off'}; failed Bundles ${load.errors + load.statusErrors}; ` +
+        `ingest ${((ingested - started) / 1000).toFixed(1)} s (${Math.round(resources / ((ingested - started) / 1000))} res/s), drained after ${((drained - started) / 1000).toFixed(1)} s; load average ${load1}`,
+    );
+    console.log(
+      `CPU per resource: server ${Math.round(serverUs / resources)} µs, PostgreSQL ${Math.round(pgUs / resources)} µs, together ${Math.round((serverUs + pgUs) / resources)} µs`,
+    );
+    if (statements) {
+      const top = await admin.query(
+        `SELECT calls, round(total_exec_time::numeric, 0) AS ms, rows, round((wal_bytes / 1e6)::numeric, 1) AS wal_mb, left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS query
+           FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) ORDER BY total_exec_time DESC LIMIT 25`,
+        [new URL(db.url).pathname.slice(1)],
+      );
+      const total = await admin.query(
+        `SELECT round(sum(total_exec_time)::numeric, 0) AS ms, sum(calls) AS calls, round((sum(wal_bytes) / 1e6)::numeric, 1) AS wal_mb FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)`,
+        [new URL(db.url).pathname.slice(1)],
+      );
+      console.log(
+        `statements: ${total.rows[0].calls} calls, ${total.rows[0].ms} ms executing, ${total.rows[0].wal_mb} MB WAL (${Math.round((Number(total.rows[0].wal_mb) * 1e6) / resources)} B/resource)`,
+      );
+      for (const r of top.rows)
+        console.log(`${String(r.ms).padStart(7)} ms ${String(r.calls).padStart(7)} calls ${String(r.rows).padStart(8)} rows ${String(r.wal_mb).padStart(6)} MB  ${r.query}`);
+    }
+  } finally {
+    await server.stop({ removeData: true });
+    await db.drop();
+    await admin.end();
+  }
+}
+
+async function retry<T>(step: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (i >= 10) throw err;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
+async function drain(adminCall: <T>(method: string, p: string) => Promise<T>, aggregation: boolean): Promise<void> {
+  if (!aggregation) return;
+  for (;;) {
+    const lag = await adminCall<{ queueDepth: number }>('GET', '/admin/aggregation');
+    if (lag.queueDepth === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
