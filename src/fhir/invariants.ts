@@ -7,19 +7,21 @@ import { isFhirDecimal } from './losslessJson';
 import type { FhirVersion } from './types';
 
 /**
- * The FHIRPath invariants of the StructureDefinitions of the endpoint's FHIR version, R4 or STU3, each with
- * its own version's expressions and FHIRPath model (`ElementDefinition.constraint` of severity error): the resource's own (`dom-2`…`dom-5`, `obs-6`, `pat-1`…) and those of the datatypes it holds
- * (`per-1` on every Period, `qty-3`, `rng-2`, `ref-1`, `att-1`, `tim-*` on Timing.repeat…). Each applies
- * at each element of its path: `Observation.effective.ofType(Period).where((<per-1>) = false).empty()`.
+ * The FHIRPath invariants of the StructureDefinitions of the endpoint's FHIR version, R4 or STU3, each with its
+ * own version's expressions and FHIRPath model (`ElementDefinition.constraint` of severity error): the
+ * resource's own (`dom-2`…`dom-5`, `obs-6`, `pat-1`…) and those of the datatypes it holds (`per-1` on every
+ * Period, `qty-3`, `rng-2`, `ref-1`, `att-1`, `tim-*` on Timing.repeat…). Each applies at each element of its
+ * path: `Observation.effective.ofType(Period).where((<per-1>) = false).empty()`.
  *
  * Compiled lazily per resource type and cached, with each constraint's element path as JSON steps. A
  * constraint is evaluated only where its element is present (most resources carry few of the elements that
  * have one), and not where a shortcut (invariantShortcuts.ts) shows it certainly holds — FHIRPath evaluation
  * costs ≈ 50 µs a call and ≈ 0.5 ms for a per-1 date comparison, so this is what keeps full validation cheap on
- * bulk loads (Synthea: ≈ 20 µs of invariants per resource, from ≈ 180). Left out: `ele-1` and `ext-1` (no empty element, extension with value or
- * children: the structural rules of schemaRules.ts enforce them for every element, at far less cost), and
- * datatypes nested in datatypes (a Period inside an Identifier) beyond the first level, and `txt-1`/`txt-2`
- * (their context path `….text.div` names `div`, a FHIRPath operator, so it does not compile; R4 and STU3 alike).
+ * bulk loads (Synthea: ≈ 20 µs of invariants per resource, from ≈ 180). Left out: `ele-1` and `ext-1` (no empty
+ * element, extension with value or children: the structural rules of schemaRules.ts enforce them for every
+ * element, at far less cost), datatypes nested in datatypes (a Period inside an Identifier) beyond the first
+ * level, and `txt-1`/`txt-2` (their context path `….text.div` names `div`, a FHIRPath operator, so it does not
+ * compile; R4 and STU3 alike).
  */
 export interface InvariantViolation {
   key: string;
