@@ -9,6 +9,9 @@
  *
  *   DATABASE_URL=postgresql://postgres@127.0.0.1:55442/postgres node scripts/run-ts.js bench/ingestCost.ts [patients] [on|off]
  *
+ * `INGEST_COST_SQL` runs one statement on the fresh, migrated database before the load (an experiment: an
+ * index dropped, a storage parameter changed).
+ *
  * The cluster's CPU is read from /proc, so the database must run on this machine and should serve nothing
  * else during the run (start one of your own: initdb, pg_ctl); a shared one gives an upper bound.
  */
@@ -64,6 +67,13 @@ async function main(): Promise<void> {
     // The first seconds after start belong to the server's own warm-up (a loaded machine can make a first
     // transaction miss Prisma's wait for a connection): retry the tenant for a while.
     const t = await retry(() => server.tenant('bench ingest cost'));
+    // INGEST_COST_SQL: an experiment on the fresh schema before the load (e.g. 'DROP INDEX agg_member_depends_idx').
+    if (process.env.INGEST_COST_SQL) {
+      const experiment = new pg.Client({ connectionString: db.url });
+      await experiment.connect();
+      await experiment.query(process.env.INGEST_COST_SQL);
+      await experiment.end();
+    }
     // Warm-up: a few patients first, so code compilation and first plans are not counted.
     const warm = [...bundles(patients, patients + 3)];
     await runPostStream(
@@ -101,11 +111,11 @@ async function main(): Promise<void> {
         [new URL(db.url).pathname.slice(1)],
       );
       const total = await admin.query(
-        `SELECT round(sum(total_exec_time)::numeric, 0) AS ms, sum(calls) AS calls, round((sum(wal_bytes) / 1e6)::numeric, 1) AS wal_mb FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)`,
+        `SELECT round(sum(total_exec_time)::numeric, 0) AS ms, round(sum(total_plan_time)::numeric, 0) AS plan_ms, sum(calls) AS calls, round((sum(wal_bytes) / 1e6)::numeric, 1) AS wal_mb FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)`,
         [new URL(db.url).pathname.slice(1)],
       );
       console.log(
-        `statements: ${total.rows[0].calls} calls, ${total.rows[0].ms} ms executing, ${total.rows[0].wal_mb} MB WAL (${Math.round((Number(total.rows[0].wal_mb) * 1e6) / resources)} B/resource)`,
+        `statements: ${total.rows[0].calls} calls, ${total.rows[0].ms} ms executing, ${total.rows[0].plan_ms} ms planning, ${total.rows[0].wal_mb} MB WAL (${Math.round((Number(total.rows[0].wal_mb) * 1e6) / resources)} B/resource)`,
       );
       for (const r of top.rows)
         console.log(`${String(r.ms).padStart(7)} ms ${String(r.calls).padStart(7)} calls ${String(r.rows).padStart(8)} rows ${String(r.wal_mb).padStart(6)} MB  ${r.query}`);
