@@ -112,6 +112,12 @@ export async function liveScenario(ctx: BenchContext): Promise<void> {
   await client.dispose();
   const s = summarize(samples);
   const parts = await latencyParts(ctx, probe.endpointId, timeline);
+  const warning = ingestFailure
+    ? `measured WITHOUT ingest: ${ingestFailure}`
+    : s.count < probes
+      ? `${probes - s.count} probes got no event within 30 s (or ingest ended first)`
+      : undefined;
+  const note = [warning, parts].filter(Boolean).join('; ');
   report(ctx, {
     id: 'live.latency',
     scenario: 'live',
@@ -119,12 +125,7 @@ export async function liveScenario(ctx: BenchContext): Promise<void> {
     value: round(s.p99),
     unit: 'ms',
     target: '< 1500',
-    ...(parts ? { note: parts } : {}),
-    ...(ingestFailure
-      ? { note: `measured WITHOUT ingest: ${ingestFailure}` }
-      : s.count < probes
-        ? { note: `${probes - s.count} probes got no event within 30 s (or ingest ended first)` }
-        : {}),
+    ...(note ? { note } : {}),
   });
 
   // Idle subscribers: RSS before and after N connections with one subscription each.
