@@ -25,8 +25,8 @@ export interface ExportRequest {
   /** The kick-off URL, echoed in the manifest's `request`. */
   url: string;
   query: [string, string][];
-  /** `system` ([base]/$export), `patient` (Patient/$export) or the Patient ids of a Group. */
-  level: 'system' | 'patient' | { patients: string[] };
+  /** `system` ([base]/$export) or `patient` (Patient/$export); Group-level export is not offered (rest/exportKickOff.ts). */
+  level: 'system' | 'patient';
 }
 
 export interface BulkExportOptions {
@@ -69,7 +69,7 @@ export class BulkExport {
       if (!types.includes(type)) throw badRequest(`_typeFilter '${text}' must be [type]?[query] for an exported type`, '_typeFilter');
       (filters[type] ??= []).push(parseQuery(text.slice(q + 1), '_typeFilter'));
     }
-    const patients = request.level === 'system' ? undefined : request.level === 'patient' ? 'all' : request.level.patients;
+    const patients = request.level === 'patient' ? 'all' : undefined;
     // Every type, unlisted: like a system-wide search, the caller must be able to search something.
     if (!listed.length) service.requireSomeSearch();
     // Scopes, unknown filter parameters and the like are refused now, not discovered by a failed job.
