@@ -161,21 +161,26 @@ export class BulkExport {
       let failure: Error | undefined;
       let count = 0;
       const options = { types: [type], listed: plan.listed, filters: plan.filters, since: plan.since, patients: plan.patients, pageSize };
-      await service.exportText(options, async (page) => {
-        if (stopped) return false;
-        if (page.count) {
-          if (!out) {
-            out = createWriteStream(path.join(folder, `${type}.ndjson`), { mode: 0o600 });
-            out.on('error', (err) => (failure ??= err));
+      try {
+        await service.exportText(options, async (page) => {
+          if (stopped) return false;
+          if (page.count) {
+            if (!out) {
+              out = createWriteStream(path.join(folder, `${type}.ndjson`), { mode: 0o600 });
+              out.on('error', (err) => (failure ??= err));
+            }
+            if (!out.write(page.ndjson) && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
+            if (failure) throw failure;
+            count += page.count;
+            written += page.count;
+            record();
           }
-          if (!out.write(page.ndjson) && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
-          if (failure) throw failure;
-          count += page.count;
-          written += page.count;
-          record();
-        }
-        return !stopped;
-      });
+          return !stopped;
+        });
+      } catch (err) {
+        (out as WriteStream | undefined)?.destroy();
+        throw err;
+      }
       if (out) {
         const file = out as WriteStream;
         file.end();
