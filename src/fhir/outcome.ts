@@ -60,6 +60,7 @@ export const payloadTooLarge = (msg: string) => fail(413, 'too-costly', msg);
 export const unsupportedMediaType = (msg: string) => fail(415, 'not-supported', msg);
 export const unprocessable = (msg: string, expression?: string | string[]) => fail(422, 'processing', msg, expression);
 export const tooManyMatches = (msg: string) => fail(412, 'multiple-matches', msg);
+export const notImplemented = (msg: string) => fail(501, 'not-supported', msg);
 
 export function informational(msg: string): OperationOutcome {
   return operationOutcome([{ severity: 'information', code: 'informational', diagnostics: msg }]);

@@ -25,8 +25,8 @@ export interface ExportRequest {
   /** The kick-off URL, echoed in the manifest's `request`. */
   url: string;
   query: [string, string][];
-  /** `system` ([base]/$export), `patient` (Patient/$export) or the Patient ids of a Group. */
-  level: 'system' | 'patient' | { patients: string[] };
+  /** `system` ([base]/$export) or `patient` (Patient/$export); Group-level export is not offered (rest/exportKickOff.ts). */
+  level: 'system' | 'patient';
 }
 
 export interface BulkExportOptions {
@@ -69,7 +69,7 @@ export class BulkExport {
       if (!types.includes(type)) throw badRequest(`_typeFilter '${text}' must be [type]?[query] for an exported type`, '_typeFilter');
       (filters[type] ??= []).push(parseQuery(text.slice(q + 1), '_typeFilter'));
     }
-    const patients = request.level === 'system' ? undefined : request.level === 'patient' ? 'all' : request.level.patients;
+    const patients = request.level === 'patient' ? 'all' : undefined;
     // Every type, unlisted: like a system-wide search, the caller must be able to search something.
     if (!listed.length) service.requireSomeSearch();
     // Scopes, unknown filter parameters and the like are refused now, not discovered by a failed job.
@@ -161,21 +161,26 @@ export class BulkExport {
       let failure: Error | undefined;
       let count = 0;
       const options = { types: [type], listed: plan.listed, filters: plan.filters, since: plan.since, patients: plan.patients, pageSize };
-      await service.exportText(options, async (page) => {
-        if (stopped) return false;
-        if (page.count) {
-          if (!out) {
-            out = createWriteStream(path.join(folder, `${type}.ndjson`), { mode: 0o600 });
-            out.on('error', (err) => (failure ??= err));
+      try {
+        await service.exportText(options, async (page) => {
+          if (stopped) return false;
+          if (page.count) {
+            if (!out) {
+              out = createWriteStream(path.join(folder, `${type}.ndjson`), { mode: 0o600 });
+              out.on('error', (err) => (failure ??= err));
+            }
+            if (!out.write(page.ndjson) && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
+            if (failure) throw failure;
+            count += page.count;
+            written += page.count;
+            record();
           }
-          if (!out.write(page.ndjson) && !out.destroyed) await Promise.race([once(out, 'drain'), once(out, 'close')]);
-          if (failure) throw failure;
-          count += page.count;
-          written += page.count;
-          record();
-        }
-        return !stopped;
-      });
+          return !stopped;
+        });
+      } catch (err) {
+        (out as WriteStream | undefined)?.destroy();
+        throw err;
+      }
       if (out) {
         const file = out as WriteStream;
         file.end();

@@ -218,3 +218,25 @@ test('an expired job answers 404 and its files are removed', async () => {
   expect((await server.aggregated(a, local(manifest.output[0].url))).status).toBe(404);
   expect(await readdir(path.join(server.dataDir, 'exports'))).not.toContain(id);
 });
+
+test('Group-level export is not offered: 501 naming what to use instead, the same for any id and caller, and no job', async () => {
+  // A Group on A's own endpoint changes nothing: Group is not an aggregated type.
+  await put(a, { resourceType: 'Group', id: 'cohort', type: 'person', actual: true, member: [{ entity: { reference: 'Patient/pa' } }] });
+  const answers: string[] = [];
+  for (const [caller, id] of [
+    [a, 'cohort'],
+    [a, 'no-such-group'],
+    [b, 'cohort'],
+  ] as const) {
+    const res = await kickOff(caller, `Group/${id}/$export`);
+    expect(res.status).toBe(501);
+    expect(res.headers.get('content-location')).toBeNull();
+    const outcome = (await res.json()) as Json;
+    expect(outcome.issue[0].code).toBe('not-supported');
+    answers.push(outcome.issue[0].diagnostics);
+  }
+  expect(answers[0]).toContain('Patient/$export');
+  expect(new Set(answers).size).toBe(1);
+  const anonymous = await fetch(`${server.url}${AGG}Group/cohort/$export`, { headers: { prefer: 'respond-async' } });
+  expect(anonymous.status).toBe(401);
+});
