@@ -184,3 +184,14 @@ test('an expired job answers 404 and its files are removed', async () => {
   expect((await server.aggregated(a, local(manifest.output[0].url))).status).toBe(404);
   expect(await readdir(path.join(server.dataDir, 'exports'))).not.toContain(id);
 });
+
+test('NDJSON keeps decimals as they were sent: 72.50 and 1.0e0 (they were written through JSON.stringify as 72.5 and 1)', async () => {
+  const observation = `{"resourceType":"Observation","id":"exact","status":"final","code":{"text":"exact"},"subject":{"reference":"Patient/pa"},
+    "meta":{"security":[{"system":"${LABEL}","code":"GENERAL_HEALTH"}]},"component":[{"code":{"text":"a"},"valueQuantity":{"value":72.50}},{"code":{"text":"b"},"valueQuantity":{"value":1.0e0}}]}`;
+  expect((await a.fetch('Observation/exact', { method: 'PUT', body: observation })).status).toBe(201);
+  await server.waitForAggregation();
+  const { manifest } = await exportAll(a, '$export?_type=Observation');
+  const text = await (await server.aggregated(a, local(manifest.output[0].url))).text();
+  const line = text.split('\n').find((l) => l.includes('"exact"')) as string;
+  expect([...line.matchAll(/"value":([^,}]+)/g)].map((m) => m[1])).toEqual(['72.50', '1.0e0']);
+});
