@@ -3,6 +3,7 @@ import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
 import { isResourceType, jsonSchema } from './definitions';
 import { invariantViolations } from './invariants';
 import { isFhirDecimal } from './losslessJson';
+import { NUMERIC_DIGITS_AFTER_POINT, NUMERIC_DIGITS_BEFORE_POINT, withinNumeric } from './withinNumeric';
 import { adaptDefinitions, BASE64, DECIMAL, REQUIRED } from './schemaRules';
 import { badRequest, invalidStructure, type OperationOutcomeIssue } from './outcome';
 import { strictDefinitions } from './strictSchema';
@@ -95,8 +96,18 @@ function nestedValidator(version: FhirVersion): NestedValidator {
 }
 
 const decimalValidator: NestedValidator = (_schema, data, _parent, cxt) => {
-  if ((typeof data === 'number' && Number.isFinite(data)) || isFhirDecimal(data)) return true;
-  decimalValidator.errors = [{ keyword: 'type', instancePath: cxt?.instancePath ?? '', params: { type: 'number' }, message: 'must be a decimal number' }];
+  if (typeof data === 'number' && Number.isFinite(data)) return true;
+  if (isFhirDecimal(data) && withinNumeric(data.toString())) return true;
+  decimalValidator.errors = [
+    isFhirDecimal(data)
+      ? {
+          keyword: 'maximum',
+          instancePath: cxt?.instancePath ?? '',
+          params: {},
+          message: `is beyond the decimals this server stores (${NUMERIC_DIGITS_BEFORE_POINT} digits before the point, ${NUMERIC_DIGITS_AFTER_POINT} after)`,
+        }
+      : { keyword: 'type', instancePath: cxt?.instancePath ?? '', params: { type: 'number' }, message: 'must be a decimal number' },
+  ];
   return false;
 };
 

@@ -24,8 +24,8 @@ export function buildStu3Schema(): GraphQLSchema {
   for (const type of fhirModel().resources) {
     for (const name of [`${type}List`, `${type}Connection`]) {
       const field = config.fields[name];
-      // Search parameters are replaced; what is no search parameter (`_endpoint`) is kept.
       if (!field) continue;
+      // Search parameters are replaced; what is no search parameter (`_endpoint`) is kept.
       const endpoint = field.args?._endpoint;
       config.fields[name] = { ...field, args: { ...searchArguments(type, 'STU3'), ...(endpoint ? { _endpoint: endpoint } : {}) } };
     }

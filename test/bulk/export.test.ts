@@ -240,3 +240,14 @@ test('Group-level export is not offered: 501 naming what to use instead, the sam
   const anonymous = await fetch(`${server.url}${AGG}Group/cohort/$export`, { headers: { prefer: 'respond-async' } });
   expect(anonymous.status).toBe(401);
 });
+
+test('NDJSON keeps decimals as they were sent: 72.50 and 1.0e0 (they were written through JSON.stringify as 72.5 and 1)', async () => {
+  const observation = `{"resourceType":"Observation","id":"exact","status":"final","code":{"text":"exact"},"subject":{"reference":"Patient/pa"},
+    "meta":{"security":[{"system":"${LABEL}","code":"GENERAL_HEALTH"}]},"component":[{"code":{"text":"a"},"valueQuantity":{"value":72.50}},{"code":{"text":"b"},"valueQuantity":{"value":1.0e0}}]}`;
+  expect((await a.fetch('Observation/exact', { method: 'PUT', body: observation })).status).toBe(201);
+  await server.waitForAggregation();
+  const { manifest } = await exportAll(a, '$export?_type=Observation');
+  const text = await (await server.aggregated(a, local(manifest.output[0].url))).text();
+  const line = text.split('\n').find((l) => l.includes('"exact"')) as string;
+  expect([...line.matchAll(/"value":([^,}]+)/g)].map((m) => m[1])).toEqual(['72.50', '1.0e0']);
+});

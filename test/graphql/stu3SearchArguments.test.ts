@@ -115,3 +115,20 @@ describe('/graphql addressing an endpoint with _endpoint', () => {
     expect(ids(own.data.ConditionList)).toEqual([r4Condition]);
   });
 });
+
+describe('the STU3 schema changes no access rule', () => {
+  test("another customer's client gets 404 from the STU3 endpoint's $graphql and an error naming no data at /graphql", async () => {
+    const query = '{ ConditionList(asserted_date: "2020-03-04") { id } }';
+    const res = await fetch(`${stu3.baseUrl}/$graphql`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${r4.token}`, 'content-type': 'application/fhir+json' },
+      body: JSON.stringify({ query }),
+    });
+    expect(res.status).toBe(404);
+    expect(await res.text()).not.toContain(condition);
+    const viaDoor = await graphql(r4, 'query ($ep: ID) { ConditionList(_endpoint: $ep, asserted_date: "2020-03-04") { id } }', { ep: stu3.endpointId });
+    expect(viaDoor.data?.ConditionList ?? null).toBeNull();
+    expect(viaDoor.errors[0].extensions).toMatchObject({ code: 'NOT_FOUND', status: 404 });
+    expect(JSON.stringify(viaDoor)).not.toContain(condition);
+  });
+});

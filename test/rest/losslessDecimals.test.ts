@@ -190,6 +190,21 @@ describe('numbers PostgreSQL would rewrite keep their text: exponents and negati
     expect(written(await replay.text())).toEqual(numbers);
   });
 
+  test('a decimal beyond what PostgreSQL numeric holds is a 400 naming the element, as a write and as a search value (was a 500)', async () => {
+    for (const v of ['1e400000', '1E-20000', `1${'0'.repeat(131_072)}`]) {
+      const res = await r4.fetch('Observation', { method: 'POST', body: `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":${v}}}` });
+      expect([v.slice(0, 12), res.status]).toEqual([v.slice(0, 12), 400]);
+      expect(await res.text()).toContain('Observation.valueQuantity.value: is beyond the decimals this server stores');
+    }
+    // The edges of the range are kept.
+    for (const v of ['1e131071', '1e-16383']) {
+      const res = await r4.fetch('Observation', { method: 'POST', body: `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":${v}}}` });
+      expect([v, res.status]).toEqual([v, 201]);
+      expect(written(await res.text())).toEqual([v]);
+    }
+    for (const q of ['gt1e400000', '1e-20000']) expect([q, (await r4.fetch(`Observation?value-quantity=${q}`)).status]).toEqual([q, 400]);
+  });
+
   test('a string that starts with the character used to store them stays the string it was', async () => {
     const strings = ['\uFDD01e3', '\uFDD0\uFDD0x', '\uFDD0', 'a\uFDD0'];
     const resource = { resourceType: 'Observation', id: 'e4', status: 'final', code: { text: strings[0], coding: strings.map((code) => ({ code })) }, valueString: strings[1] };

@@ -4,6 +4,7 @@
  */
 import { badRequest } from '../../fhir/outcome';
 import { parseDateRange, type Range } from '../dateRange';
+import { withinNumeric } from '../../fhir/withinNumeric';
 
 export const PREFIXES = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'] as const;
 export type Prefix = (typeof PREFIXES)[number];
@@ -61,6 +62,7 @@ export interface NumberValue {
 export function numberValue(parameter: string, raw: string): NumberValue {
   const { prefix, rest } = prefixed(parameter, raw);
   if (!/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(rest)) throw badRequest(`'${rest}' is not a number (parameter '${parameter}')`, parameter);
+  if (!withinNumeric(rest)) throw badRequest(`'${rest}' is beyond the numbers this server compares (parameter '${parameter}')`, parameter);
   const value = Number(rest);
   // Implicit precision (search.html#number): 100 means [99.5, 100.5), 100.00 means [99.995, 100.005).
   const mantissa = rest.replace(/[eE].*$/, '');
