@@ -161,7 +161,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Request URLs are logged with credential-like query parameters redacted (requestLog.ts).
     logger: requestLogOptions(config.logLevel, deps.logStream),
     bodyLimit: config.bodyLimit,
-    trustProxy: true,
+    // Whose X-Forwarded-For names the client (TRUST_PROXY): believed from anyone, it would let a guesser pick a
+    // fresh address for every guess and never meet the per-address lockout.
+    trustProxy: config.trustProxy,
     // A URL the router cannot decode (malformed percent-encoding) is the client's mistake, answered in FHIR's terms.
     frameworkErrors: (err, request, reply) => sendOutcome(reply, badRequest(`The request URL is malformed: ${err.message}`)),
     // Requests the HTTP parser refuses (URL and headers over 16 KB: 431) still get an OperationOutcome, delivered.

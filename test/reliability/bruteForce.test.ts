@@ -126,3 +126,26 @@ describe('two servers on one database', () => {
     expect(await sql.query<unknown[]>(`SELECT 1 FROM auth_failure WHERE key = 'long-gone'`)).toHaveLength(0);
   });
 });
+
+describe('addresses named in X-Forwarded-For', () => {
+  let direct: TestServer;
+  beforeAll(async () => {
+    // As a server reached straight from the internet is: its peers are no proxies it trusts.
+    direct = await startTestServer({ AUTH_MAX_FAILURES_PER_CLIENT: '100', AUTH_MAX_FAILURES_PER_ADDRESS: '4', TRUST_PROXY: 'off' });
+  });
+  afterAll(() => direct?.close());
+
+  const spoofed = (i: number) =>
+    fetch(`${direct.url}/oauth2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': `203.0.113.${i}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: `guess-${i}`, client_secret: 'x' }).toString(),
+    });
+
+  test('from a peer that is no trusted proxy do not give a guesser a fresh address per guess', async () => {
+    for (let i = 0; i < 4; i++) expect((await spoofed(i)).status).toBe(400);
+    const locked = await spoofed(99);
+    expect(locked.status).toBe(429);
+    expect(((await locked.json()) as { error_description: string }).error_description).toMatch(/address/);
+  });
+});
