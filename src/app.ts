@@ -15,7 +15,7 @@ import { createLoaders } from './graphql/loaders';
 import { serviceSource } from './graphql/serviceSource';
 import { withCostBudget } from './graphql/costBudget';
 import { AssertionJtis } from './access/assertionJtis';
-import { FailedAuthentications } from './access/failedAuthentications';
+import { SharedFailedAuthentications } from './access/failedAuthentications';
 import type { TokenService } from './access/tokens';
 import type { Config } from './config';
 import { capabilityStatement, OPERATIONS } from './fhir/capabilityStatement';
@@ -161,7 +161,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Request URLs are logged with credential-like query parameters redacted (requestLog.ts).
     logger: requestLogOptions(config.logLevel, deps.logStream),
     bodyLimit: config.bodyLimit,
-    trustProxy: true,
+    // Whose X-Forwarded-For names the client (TRUST_PROXY): believed from anyone, it would let a guesser pick a
+    // fresh address for every guess and never meet the per-address lockout.
+    trustProxy: config.trustProxy,
     // A URL the router cannot decode (malformed percent-encoding) is the client's mistake, answered in FHIR's terms.
     frameworkErrors: (err, request, reply) => sendOutcome(reply, badRequest(`The request URL is malformed: ${err.message}`)),
     // Requests the HTTP parser refuses (URL and headers over 16 KB: 431) still get an OperationOutcome, delivered.
@@ -256,7 +258,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   mountMetrics(app, { metrics, metricsToken: config.metricsToken, adminToken: deps.adminToken, port: config.metricsPort, host: config.host });
   const nhsLogin = config.nhsLogin ? { idTokens: await NhsLoginIdTokens.create(config.nhsLogin), patientsByNhsNumber: patientsByNhsNumber(db.sql) } : undefined;
-  const failures = new FailedAuthentications(config.authFailures);
+  const failures = new SharedFailedAuthentications(db.sql, config.authFailures);
   await app.register(oauthRoutes({ tenancy, tokens, jtis: new AssertionJtis(db.sql), publicUrl: () => config.publicUrl, nhsLogin, audit, breakGlass, failures }));
   await app.register(wellKnownRoutes({ tokens, publicUrl: () => config.publicUrl }));
   // Endpoints never change owner or FHIR version, so a short-lived cache is safe and saves a query per request;

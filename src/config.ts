@@ -3,6 +3,8 @@
  * gets its own message naming it, the value and what is expected, and the process stops before opening
  * anything (`ConfigError`, whose message lists them all).
  */
+import { isIP } from 'node:net';
+
 export interface Config {
   port: number;
   host: string;
@@ -35,6 +37,13 @@ export interface Config {
   poolWaitTimeoutMs: number;
   /** CLIENT_MAX_CONCURRENT: requests one API client may have in flight; more are answered 429 (0: no limit). */
   clientMaxConcurrent: number;
+  /**
+   * TRUST_PROXY: the peers whose X-Forwarded-For names the client's address (the audit log's, the per-address
+   * lockout's): `on` (any peer: anyone can then pick the address their guesses are counted under), `off`, or
+   * addresses, CIDR ranges and the presets loopback, linklocal, uniquelocal (private networks, where a load
+   * balancer sits), comma-separated; the default is those three presets.
+   */
+  trustProxy: boolean | string;
   /** Token endpoint lockout after failed client authentications (AUTH_MAX_FAILURES_PER_CLIENT, …_PER_ADDRESS, AUTH_FAILURE_WINDOW_MS). */
   authFailures: { perClient: number; perAddress: number; windowMs: number };
   /** Most entries a batch or transaction Bundle may carry (more → 413). */
@@ -116,6 +125,12 @@ function redact(value: string): string {
   return value.replace(/\/\/([^@/]*)@/, (_, user: string) => `//${user.split(':')[0]}${user.includes(':') ? ':***' : ''}@`);
 }
 
+/** proxy-addr's names for address ranges. */
+const PROXY_PRESETS = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** Peers on private networks (a load balancer's place) may name the client; one on the internet may not. */
+const DEFAULT_TRUSTED_PROXIES = PROXY_PRESETS.join(',');
+
 /** Reads variables, noting a problem for each bad one and returning the default in its place. */
 class EnvReader {
   readonly problems: string[] = [];
@@ -146,6 +161,31 @@ class EnvReader {
       return fallback;
     }
     return known;
+  }
+
+  /** As Fastify's `trustProxy` takes it (proxy-addr's syntax), checked here so a typo is a named problem. */
+  trustProxy(name: string, fallback: string): boolean | string {
+    const value = this.string(name)?.trim();
+    if (value === undefined) return fallback;
+    // Not a flag's 1 or 0: a number here would read as a count of hops, which Fastify's types do not offer.
+    if (/^\d+$/.test(value)) {
+      this.problems.push(`${name}='${value}' must be on, off, or the load balancers' addresses or ranges (not a number of hops)`);
+      return fallback;
+    }
+    const known = FLAG_VALUES[value.toLowerCase()];
+    if (known !== undefined) return known;
+    const entries = value.split(',').map((e) => e.trim());
+    const valid = (entry: string) => {
+      if (PROXY_PRESETS.includes(entry)) return true;
+      const [address, bits, extra] = entry.split('/');
+      const version = isIP(address);
+      return version !== 0 && extra === undefined && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128)));
+    };
+    if (!entries.every(valid)) {
+      this.problems.push(`${name}='${value}' must be on, off, or addresses, CIDR ranges and ${PROXY_PRESETS.join(', ')}, comma-separated`);
+      return fallback;
+    }
+    return entries.join(',');
   }
 
   oneOf<T extends string>(name: string, values: readonly T[], fallback: T): T {
@@ -256,6 +296,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     searchTimeoutMs: read.int('SEARCH_TIMEOUT_MS', 10_000),
     poolWaitTimeoutMs: read.int('POOL_WAIT_TIMEOUT_MS', 10_000),
     clientMaxConcurrent: read.int('CLIENT_MAX_CONCURRENT', 16),
+    trustProxy: read.trustProxy('TRUST_PROXY', DEFAULT_TRUSTED_PROXIES),
     authFailures: {
       perClient: read.int('AUTH_MAX_FAILURES_PER_CLIENT', 10, 1),
       perAddress: read.int('AUTH_MAX_FAILURES_PER_ADDRESS', 50, 1),

@@ -66,12 +66,25 @@ export async function clientCredentialsGrant(deps: TokenEndpointDeps, family: To
     if (!(err instanceof OAuthError) || !deps.audit) throw err;
     await deps.audit.record({
       subtype: 'token-issue',
-      caller: { clientId: clientId ?? request.form.client_id ?? 'unknown', customerId, address: request.address },
+      caller: { clientId: clientId ?? auditableClaim(request.form.client_id) ?? 'unknown', customerId, address: request.address },
       status: err.status,
       detail: err.message,
     });
     throw err;
   }
+}
+
+/** Longest claimed client id kept in the audit log: a guesser must not write 100 KB events at will. */
+const MAX_AUDITED_CLAIM = 256;
+
+/**
+ * A client id as claimed by an unauthenticated request, fit for the audit log: cut to a bounded length, and
+ * without NUL, which a jsonb body cannot hold (the refusal would otherwise fail to be recorded: a 500).
+ */
+function auditableClaim(claimed: string | undefined): string | undefined {
+  if (claimed === undefined) return undefined;
+  const clean = claimed.replaceAll('\u0000', '\uFFFD');
+  return clean.length > MAX_AUDITED_CLAIM ? `${clean.slice(0, MAX_AUDITED_CLAIM)}…` : clean;
 }
 
 async function grant(deps: TokenEndpointDeps, family: TokenFamily, request: TokenRequest, onClient: (client: ClientRecord) => void): Promise<IssuedToken> {
@@ -148,15 +161,16 @@ export async function authenticateClient(
 ): Promise<ClientRecord> {
   const presented: PresentedClient = presentedClient(authorization, form);
   const claimedId = presented.clientId;
-  deps.failures?.assertAllowed(claimedId, address);
+  const attempt = await deps.failures?.begin(claimedId, address);
   let client: ClientRecord;
   try {
     client = await verifyClient(deps, presented, family);
   } catch (err) {
-    if (err instanceof OAuthError && err.error === 'invalid_client') deps.failures?.failed(claimedId, address);
+    // A wrong credential stays counted; anything else (a malformed assertion, an outage) was no guess.
+    if (!(err instanceof OAuthError && err.error === 'invalid_client')) await attempt?.withdrawn().catch(() => undefined);
     throw err;
   }
-  deps.failures?.succeeded(client.clientId);
+  await attempt?.succeeded();
   return client;
 }
 

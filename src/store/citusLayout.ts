@@ -68,6 +68,7 @@ export const CITUS_LAYOUT: readonly CitusPlacement[] = [
     'break_glass',
     'idempotency_key',
     'bulk_export_job',
+    'auth_failure',
   ].map(coordinator),
 ];
 

@@ -222,6 +222,7 @@ export class TenancyRepository {
   }
 
   async findClient(clientId: string): Promise<ClientRecord | null> {
+    if (!storableId(clientId)) return null;
     const row = await this.prisma.apiClient.findUnique({ where: { id: clientId }, select: CLIENT });
     return row && toClient(row);
   }
@@ -237,7 +238,7 @@ export class TenancyRepository {
    * means), else null. Unknown ids cost the same hash check, so timing does not reveal which ids exist.
    */
   async authenticateClient(clientId: string, secret: string): Promise<ClientRecord | null> {
-    const row = await this.prisma.apiClient.findUnique({ where: { id: clientId }, select: { ...CLIENT, secretHash: true } });
+    const row = storableId(clientId) ? await this.prisma.apiClient.findUnique({ where: { id: clientId }, select: { ...CLIENT, secretHash: true } }) : null;
     const matches = await verifySecret(secret, row?.secretHash ?? (await unmatchableHash()));
     return row && matches ? toClient(row) : null;
   }
@@ -261,4 +262,9 @@ export class TenancyRepository {
     const client = await this.findClient(clientId);
     return client && { ...client, clientSecret };
   }
+}
+
+/** PostgreSQL text cannot hold NUL: a client id with one names no client (and must not reach the driver, which fails). */
+function storableId(id: string): boolean {
+  return !id.includes('\u0000');
 }

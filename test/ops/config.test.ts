@@ -65,6 +65,14 @@ describe('configuration checked at start', () => {
     expect(problemsOf({ DATABASE_URL: 'postgresql:///tributary?host=/var/run/postgresql' })).toEqual([]);
   });
 
+  test('TRUST_PROXY: private networks by default, on/off, or addresses and ranges; a typo or a hop count is named', () => {
+    expect(loadConfig({}).trustProxy).toBe('loopback,linklocal,uniquelocal');
+    expect(loadConfig({ TRUST_PROXY: 'off' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: ' 10.0.0.0/8, 2001:db8::1 ,loopback' }).trustProxy).toBe('10.0.0.0/8,2001:db8::1,loopback');
+    expect(problemsOf({ TRUST_PROXY: '10.0.0.0/33,lb.internal' })).toEqual([expect.stringMatching(/^TRUST_PROXY='10.0.0.0\/33,lb.internal' must be on, off, or addresses/)]);
+    expect(problemsOf({ TRUST_PROXY: '1' })).toEqual([expect.stringMatching(/^TRUST_PROXY='1' .*not a number of hops/)]);
+  });
+
   test('a replica needs a PostgreSQL primary, a postgres URL and a bounded wait', () => {
     expect(problemsOf({ DATABASE_REPLICA_URL: 'postgresql://replica/tributary' })).toEqual([expect.stringMatching(/^DATABASE_REPLICA_URL needs DATABASE_URL/)]);
     expect(problemsOf({ DATABASE_URL: 'postgresql://primary/tributary', DATABASE_REPLICA_URL: 'http://replica/tributary', REPLICA_MAX_WAIT_MS: '-1' })).toEqual([

@@ -7,6 +7,7 @@ import { TokenService } from '../../src/access/tokens';
 import { buildApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import type { FhirVersion } from '../../src/fhir/types';
+import { openDatabase } from '../../src/store/db';
 import { TenancyRepository } from '../../src/store/tenancyRepository';
 import { createTestDatabase, type TestDatabase } from './testDatabase';
 
@@ -46,9 +47,9 @@ export interface TestServer {
 /** The real HTTP server on a random local port, over a fresh test database. */
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { queryEvents?: boolean; logStream?: DestinationStream; replicaUrl?: string } = {},
+  options: { queryEvents?: boolean; logStream?: DestinationStream; replicaUrl?: string; sharedDatabase?: TestDatabase } = {},
 ): Promise<TestServer> {
-  const database = await createTestDatabase(options);
+  const database = options.sharedDatabase ? await secondServerOn(options.sharedDatabase) : await createTestDatabase(options);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-test-'));
   const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
   const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...(process.env.CITUS ? { CITUS: process.env.CITUS } : {}), ...env }) };
@@ -138,4 +139,15 @@ export async function startTestServer(
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Another server's view of a test database (`sharedDatabase`): on PostgreSQL a connection pool of its own, as a
+ * second server process would have; the embedded store is one connection, so the same one. Closing it leaves
+ * the database to its owner.
+ */
+async function secondServerOn(shared: TestDatabase): Promise<TestDatabase> {
+  if (!shared.url) return { db: shared.db, drop: async () => undefined };
+  const db = await openDatabase({ databaseUrl: shared.url, poolSize: 5 });
+  return { db, url: shared.url, drop: () => db.close() };
 }
