@@ -18,13 +18,6 @@ export interface ThreadedWorkerOptions extends WorkerThreadData {
 
 const RESTART_MS = 1000;
 
-/**
- * The thread's young generation, MB (V8 sizes it at three semi-spaces: 16 MB ones). The process's
- * `--max-semi-space-size=32` (npm start, for the request thread) would otherwise apply to this isolate
- * too, and under a bulk load its young generation alone grew to ≈ 70 MB of resident memory (issue 19).
- */
-const THREAD_YOUNG_GENERATION_MB = 48;
-
 export class ThreadedAggregationWorker {
   private thread?: Worker;
   private stopping = false;
@@ -40,10 +33,9 @@ export class ThreadedAggregationWorker {
     // Built, the thread runs the .js beside this file; from the sources (tests, tsx) it registers the
     // TypeScript loader first.
     const entry = path.join(__dirname, `workerThread${path.extname(__filename)}`);
-    const options = { workerData: data satisfies WorkerThreadData, resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_GENERATION_MB } };
     const thread = entry.endsWith('.ts')
-      ? new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(entry)});`, { ...options, eval: true })
-      : new Worker(entry, options);
+      ? new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(entry)});`, { eval: true, workerData: data satisfies WorkerThreadData })
+      : new Worker(entry, { workerData: data satisfies WorkerThreadData });
     thread.on('message', (message: WorkerThreadMessage) => {
       if (message.kind === 'batchError') onBatchError?.(message.message);
       else if (message.kind === 'batchDone') onBatchDone?.(message.items);
