@@ -37,7 +37,7 @@ import { buildStu3Schema } from './stu3Schema';
  *
  * The schema (every FHIR R4 type, ≈ 50 MB of heap with the definitions it is generated from) is built on
  * the first GraphQL request, `$graphql` or subscription, not at start: a server used only over REST never
- * holds it (issue 19, idle memory). That first request pays the build (about 2 s of CPU).
+ * holds it (issue 19, idle memory). That first request pays the build (about 1 s of CPU).
  */
 export interface GraphqlDoorOptions {
   limits: QueryLimits;

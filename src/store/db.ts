@@ -76,11 +76,18 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return openPglite(options.dataDir ?? './data', options.queryEvents ?? false);
 }
 
+/** Prisma's interactive transactions' wait for a connection when no pool limit is configured. */
+const DEFAULT_TRANSACTION_WAIT_MS = 10_000;
+
 async function openPostgres(url: string, poolSize: number, queryEvents: boolean, limits?: PoolLimits): Promise<Database> {
   const { PrismaPg } = await import('@prisma/adapter-pg');
   const pg = await import('pg');
   const adapter = new PrismaPg({ connectionString: url, max: Math.min(4, poolSize) });
-  const prisma = new PrismaClient({ adapter, ...logOptions(queryEvents) });
+  // An interactive transaction waits for its connection as long as the SQL pool's statements do
+  // (POOL_WAIT_TIMEOUT_MS), not Prisma's 2 s: on a loaded machine, the validator warm-up after start held the
+  // event loop longer than that while the pool's first connection opened, and the first admin call got a 500.
+  const transactionOptions = { maxWait: limits?.poolWaitMs ?? DEFAULT_TRANSACTION_WAIT_MS };
+  const prisma = new PrismaClient({ adapter, transactionOptions, ...logOptions(queryEvents) });
   const sql = await postgresSql(url, poolSize, limits);
   return {
     sql,
