@@ -80,7 +80,12 @@ async function openPostgres(url: string, poolSize: number, queryEvents: boolean,
   const { PrismaPg } = await import('@prisma/adapter-pg');
   const pg = await import('pg');
   const adapter = new PrismaPg({ connectionString: url, max: Math.min(4, poolSize) });
-  const prisma = new PrismaClient({ adapter, ...logOptions(queryEvents) });
+  // Prisma gives a transaction 2 s to get a connection and 5 s to finish; on a loaded host the first admin
+  // write after start missed the 2 s (P2028, answered 500). The documented limits apply instead: the pool wait
+  // (POOL_WAIT_TIMEOUT_MS) and the statement timeout (STATEMENT_TIMEOUT_MS); 0 there means no limit.
+  const noLimit = 2 ** 31 - 1;
+  const transactionOptions = { maxWait: limits?.poolWaitMs || noLimit, timeout: limits?.statementTimeoutMs || noLimit };
+  const prisma = new PrismaClient({ adapter, transactionOptions, ...logOptions(queryEvents) });
   const sql = await postgresSql(url, poolSize, limits);
   return {
     sql,
