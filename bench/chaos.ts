@@ -175,6 +175,8 @@ async function crashRounds(pgInstance: PrivatePostgres) {
   const server = await startServer({ env: { DATABASE_URL: url }, detached: true });
   const tenant = { t: await server.tenant('chaos') };
   const endpoint = tenant.t.endpointId;
+  // What the endpoint holds before the load (the tenant's source Organization): stored, but by no Bundle.
+  const [{ n: storedBeforeLoad }] = await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM resource WHERE store = $1 AND NOT deleted`, endpoint);
   const loader = newLoader();
   let next = 0;
   let stopping = false;
@@ -247,7 +249,7 @@ async function crashRounds(pgInstance: PrivatePostgres) {
     unackedResources += shape.entries;
     present.push(index);
   }
-  const expectedResources = ackedResources + unackedResources;
+  const expectedResources = storedBeforeLoad + ackedResources + unackedResources;
   const storedResources = rows.filter((r) => !r.deleted).length;
   const chaos = await aggregateSummary(url);
   await server.stop();
@@ -291,6 +293,7 @@ async function crashRounds(pgInstance: PrivatePostgres) {
       lostWrites: missing,
       wrongVersion,
       halfPresent,
+      storedBeforeLoad,
       storedResources,
       expectedResources,
       duplicates: storedResources - expectedResources,
@@ -432,7 +435,7 @@ async function main(): Promise<void> {
       `# Chaos — ${started.toISOString()}: ${report.pass ? 'pass' : 'FAIL'}`,
       '',
       `Crash rounds: ${c.rounds} SIGKILLs of the server's process group over ${c.loadSeconds} s of loading; ${c.bundlesAcknowledged} Bundles (${c.acknowledgedResources} resources) acknowledged, ${c.bundlesUnacknowledged} unacknowledged (${c.unacknowledgedPresent} of them found whole), ${c.answersLost} answers lost in the kills.`,
-      `Lost writes ${c.lostWrites}, wrong versions ${c.wrongVersion}, half-present Bundles ${c.halfPresent}, duplicates ${c.duplicates} (${c.storedResources} stored / ${c.expectedResources} expected); outbox drained ${c.outbox.drained} (parked ${c.outbox.parked}); dangling references ${(c.aggregate as { danglingReferences: number }).danglingReferences}; aggregate equals a clean load: ${c.aggregateEqualsCleanLoad}.`,
+      `Lost writes ${c.lostWrites}, wrong versions ${c.wrongVersion}, half-present Bundles ${c.halfPresent}, duplicates ${c.duplicates} (${c.storedResources} stored / ${c.expectedResources} expected, ${c.storedBeforeLoad} of them written before the load); outbox drained ${c.outbox.drained} (parked ${c.outbox.parked}); dangling references ${(c.aggregate as { danglingReferences: number }).danglingReferences}; aggregate equals a clean load: ${c.aggregateEqualsCleanLoad}.`,
       '',
       `Outage: PostgreSQL stopped ${o.outageSeconds} s under load: answers ${JSON.stringify(o.statuses)}, 5xx other than 503: ${o.other5xx}, 503 without Retry-After: ${o.without503RetryAfter}; probes ${JSON.stringify(o.probes)}; server alive: ${o.serverAliveThroughout}; first acknowledged write ${o.recoverySeconds} s after PostgreSQL was back; lost writes ${o.lostWrites}; outbox drained ${o.outbox.drained}.`,
     ];

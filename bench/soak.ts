@@ -6,18 +6,25 @@ import { DEFAULT_POSTGRES, freshDatabase } from './lib/database';
 import { patientBundle } from './lib/dataset';
 import { inFlightWrite } from './lib/inFlightWrite';
 import { ROOT, startServer, type RunningServer, type Tenant } from './lib/server';
+import { afterGcLows, memoryLows, trend, type Point } from './lib/trend';
 
 /**
  * `npm run soak [-- --quick] [--minutes N]`: issue 16 item 11. The built server on a fresh PostgreSQL
  * database takes a mixed load for 30 minutes (10 with --quick): reads, searches, small transaction writes
  * (each with an Idempotency-Key), GraphQL, and searches of the aggregated view the writes feed. Every 10 s
  * it samples the server's RSS, its V8 heap and its pool use (from /metrics) and the p99 latency of the
- * last 10 s, and reports each series' slope (least squares, after the first third of the run: warm-up, see
- * WARMUP_FRACTION). Flat means the slope extrapolated over an hour raises the series by less than a quarter of
- * its mean (a falling series is flat). At the end it sends SIGTERM with writes in flight — each on its own new
- * connection, SIGTERM only once every one is connected and fully sent — and every one must be answered 200
- * and the process exit 0 within the bound. Fails (exit 1) on any 5xx, any request error, a rising series,
- * or an unclean shutdown.
+ * last 10 s, and reports each series' slope after the first third of the run (warm-up, see WARMUP_FRACTION).
+ *
+ * Checked series: memory by its lows — the used heap and the RSS the server reads just after each major GC
+ * (one point per collection; a saw-tooth of garbage between collections is not a leak, a rising low is), see
+ * lib/trend.ts for the rule and its fallback — and pool use and p99 latency by every sample. Flat means the
+ * least-squares slope extrapolated over an hour raises the series by less than a quarter of its mean (a
+ * falling series is flat); for pool use, p99 and RSS after GC, which scatter from sample to sample, by more
+ * than that plus two standard errors of the slope. The slopes of every sample of RSS and heap are printed beside them as clues.
+ *
+ * At the end it sends SIGTERM with writes in flight — each on its own new connection, SIGTERM only once every
+ * one is fully sent and the server has begun it (its `tributary_http_requests_in_flight` gauge) — and every one
+ * must be answered 200 and the process exit 0 within the bound. Fails (exit 1) on any 5xx, any request error, a rising series, or an unclean shutdown.
  */
 interface Sample {
   t: number;
@@ -25,6 +32,10 @@ interface Sample {
   heapMb: number | null;
   /** V8 heap the main isolate has committed (used + free pages it keeps). */
   heapTotalMb: number | null;
+  /** Used V8 heap and RSS just after the server's last major GC (its live data), and how many major GCs it has had. */
+  heapAfterGcMb: number | null;
+  rssAfterGcMb: number | null;
+  majorGcs: number | null;
   /** Memory outside the V8 heap that V8 knows of (Buffers, ArrayBuffers). */
   externalMb: number | null;
   poolInUse: number | null;
@@ -50,30 +61,14 @@ const SAMPLE_MS = 10_000;
  */
 const WARMUP_FRACTION = 1 / 3;
 const CONCURRENCY = 4;
-/** Writes in flight at SIGTERM; how long they may take to connect and be sent; how long the server then has to read them. */
+/** Writes in flight at SIGTERM; how long they may take to be sent, and then to be begun by the server. */
 const IN_FLIGHT = 8;
 const SEND_BOUND_MS = 30_000;
-const SETTLE_MS = 500;
 
 const metric = (text: string, name: string, labels = ''): number | null => {
   const m = new RegExp(`^${name}${labels ? `\\{[^}]*${labels}[^}]*\\}` : '(?:\\{[^}]*\\})?'} ([0-9.e+-]+)$`, 'm').exec(text);
   return m ? Number(m[1]) : null;
 };
-
-/** Least-squares slope of `ys` over `xs`. */
-export function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  if (n < 2) return 0;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i] - mx) * (ys[i] - my);
-    den += (xs[i] - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
 
 const percentile = (values: number[], p: number): number | null => {
   if (!values.length) return null;
@@ -204,8 +199,12 @@ async function main(): Promise<void> {
       const external = metric(text, 'nodejs_external_memory_bytes');
       const poolTotal = metric(text, 'tributary_db_pool_connections', 'state="total"');
       const poolIdle = metric(text, 'tributary_db_pool_connections', 'state="idle"');
+      const mb = (bytes: number | null) => (bytes === null ? null : Math.round(bytes / 1048576));
       samples.push({
         t: (Date.now() - started) / 1000,
+        heapAfterGcMb: mb(metric(text, 'tributary_heap_used_after_major_gc_bytes')),
+        rssAfterGcMb: mb(metric(text, 'tributary_rss_after_major_gc_bytes')),
+        majorGcs: metric(text, 'nodejs_gc_duration_seconds_count', 'kind="major"'),
         rssMb: live.rssMb(),
         heapMb: heap === null ? null : Math.round(heap / 1048576),
         heapTotalMb: heapTotal === null ? null : Math.round(heapTotal / 1048576),
@@ -221,7 +220,7 @@ async function main(): Promise<void> {
       windowByKind = {};
       const s = samples[samples.length - 1];
       console.error(
-        `t=${Math.round(s.t)}s rss=${s.rssMb}MB heap=${s.heapMb}/${s.heapTotalMb}MB ext=${s.externalMb}MB pool=${s.poolInUse}/${s.poolWaiting} p99=${s.p99Ms?.toFixed(0)}ms n=${s.requests} load=${s.load1} 5xx=${fiveXx} errors=${errors}`,
+        `t=${Math.round(s.t)}s rss=${s.rssMb}MB heap=${s.heapMb}/${s.heapTotalMb}MB afterGC=${s.heapAfterGcMb}/${s.rssAfterGcMb}MB gcs=${s.majorGcs} ext=${s.externalMb}MB pool=${s.poolInUse}/${s.poolWaiting} p99=${s.p99Ms?.toFixed(0)}ms n=${s.requests} load=${s.load1} 5xx=${fiveXx} errors=${errors}`,
       );
     };
     const sampler = setInterval(() => void sample(), SAMPLE_MS);
@@ -233,16 +232,31 @@ async function main(): Promise<void> {
     await sample();
 
     // Graceful shutdown: SIGTERM with writes in flight; they finish, the process exits 0 in bounded time.
-    // SIGTERM goes only when every write is connected and sent (and the server has had SETTLE_MS to read it):
-    // a write still queued on the client side when the listener closes was never the server's, and on a
-    // loaded host a fixed delay cannot promise that. Every write sent must then be answered 200 — a write
-    // the server had and cut (no answer) or turned away (503) fails the check. One not sent within
-    // SEND_BOUND_MS fails it too: the check must not pass by having nothing in flight.
+    // SIGTERM goes only when every write is sent and begun by the server (below): a write still queued on the
+    // client side, or in the server's accept queue, when the listener closes was never the server's, and on a
+    // loaded host no fixed delay can promise that. Every write must then be answered 200 — a write the server
+    // had and cut (no answer) or turned away (503) fails the check. One not sent or begun within SEND_BOUND_MS
+    // fails it too: the check must not pass by having nothing in flight.
     const body = patientBundle(5);
     const writes = Array.from({ length: IN_FLIGHT }, () => inFlightWrite(tenant.base, tenant.token, body));
     const sentBound = new Promise<false>((r) => setTimeout(() => r(false), SEND_BOUND_MS).unref());
     const sent = await Promise.all(writes.map((w) => Promise.race([w.sent, sentBound])));
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    // Sent is not yet received: on a loaded host the server may take seconds to accept a connection and read
+    // its headers, and what it has not begun when it stops listening it never had (reset in the accept queue,
+    // or 503 for a request read after the drain began). So SIGTERM waits until the server's in-flight gauge
+    // (the scrape itself is one) plus the writes already answered account for every write.
+    let answered = 0;
+    for (const w of writes) void w.outcome.then(() => answered++);
+    let begun = false;
+    for (const bound = Date.now() + SEND_BOUND_MS; !begun && Date.now() < bound;) {
+      const text = await fetch(`${live.url}/metrics`, { headers: { authorization: `Bearer ${live.adminToken}` } }).then(
+        (r) => r.text(),
+        () => '',
+      );
+      const inFlight = metric(text, 'tributary_http_requests_in_flight');
+      begun = inFlight !== null && inFlight - 1 + answered >= IN_FLIGHT;
+      if (!begun) await new Promise((r) => setTimeout(r, 100));
+    }
     const termAt = Date.now();
     await live.kill('SIGTERM');
     const shutdownMs = Date.now() - termAt;
@@ -250,6 +264,8 @@ async function main(): Promise<void> {
     const inFlightStatuses = outcomes.map((o) => o.status);
     const shutdownCheck = {
       sent: sent.filter((x) => x).length,
+      /** The server had begun every write (or answered it) before SIGTERM. */
+      begun,
       /** Answered only after SIGTERM: the writes the drain had to finish (the rest were done before it). */
       inFlightAtSigterm: outcomes.filter((o) => o.at >= termAt).length,
       errors: outcomes.filter((o) => o.error).map((o) => o.error as string),
@@ -257,18 +273,33 @@ async function main(): Promise<void> {
 
     const warmFrom = MINUTES * 60 * WARMUP_FRACTION;
     const warm = samples.filter((s) => s.t >= warmFrom);
-    const series = (value: (s: Sample) => number | null | undefined) => {
-      const points = warm.map((s) => ({ t: s.t, y: value(s) })).filter((p): p is { t: number; y: number } => typeof p.y === 'number');
-      const xs = points.map((p) => p.t / 60);
-      const ys = points.map((p) => p.y);
-      const perMinute = slope(xs, ys);
-      const mean = ys.reduce((a, b) => a + b, 0) / Math.max(1, ys.length);
-      return { perMinute: Number(perMinute.toFixed(3)), mean: Number(mean.toFixed(1)), flat: perMinute * 60 < Math.max(0.25 * Math.abs(mean), 1) };
+    const points = (value: (s: Sample) => number | null | undefined, from = samples): Point[] =>
+      from.map((s) => ({ t: s.t / 60, y: value(s) })).filter((p): p is Point => typeof p.y === 'number');
+    const warmPoints = (ps: Point[]) => ps.filter((p) => p.t * 60 >= warmFrom);
+    const series = (value: (s: Sample) => number | null | undefined, noisy = true) => trend(points(value, warm), { noisy });
+    // Memory by its lows: the figures after each major GC (points taken on the whole run, then warm-up cut).
+    const lows = (afterGc: (s: Sample) => number | null, raw: (s: Sample) => number | null) =>
+      memoryLows(warmPoints(afterGcLows(samples.map((s) => ({ t: s.t / 60, afterGc: afterGc(s), majorGcs: s.majorGcs })))), points(raw, warm));
+    const heapLows = lows(
+      (s) => s.heapAfterGcMb,
+      (s) => s.heapMb,
+    );
+    const rssLows = lows(
+      (s) => s.rssAfterGcMb,
+      (s) => s.rssMb,
+    );
+    const slopes = {
+      // RSS read just after a GC scatters (V8's sweeper threads return pages concurrently): judged with the noise allowance.
+      'rssMb after GC': { ...trend(rssLows.points, { noisy: true }), from: rssLows.from },
+      'heapMb after GC': { ...trend(heapLows.points), from: heapLows.from },
+      poolInUse: series((s) => s.poolInUse),
+      p99Ms: series((s) => s.p99Ms),
     };
-    const slopes = { rssMb: series((s) => s.rssMb), heapMb: series((s) => s.heapMb), poolInUse: series((s) => s.poolInUse), p99Ms: series((s) => s.p99Ms) };
     // Not checks, clues: where the memory is (committed V8 heap, Buffers) and which requests slow down.
     const kinds = [...new Set(samples.flatMap((s) => Object.keys(s.p99ByKind)))];
     const details = {
+      'rssMb every sample': series((s) => s.rssMb, false),
+      'heapMb every sample': series((s) => s.heapMb, false),
       heapTotalMb: series((s) => s.heapTotalMb),
       externalMb: series((s) => s.externalMb),
       // Resident memory outside the main isolate's committed heap: malloc arenas, the aggregation thread's isolate, code.
@@ -301,17 +332,19 @@ async function main(): Promise<void> {
       '',
       `slopes over minutes ${(warmFrom / 60).toFixed(1)}–${MINUTES} (the first third is warm-up)`,
       '',
-      '| series | mean | slope per minute | flat |',
-      '|---|---|---|---|',
-      ...Object.entries(slopes).map(([k, v]) => `| ${k} | ${v.mean} | ${v.perMinute} | ${v.flat ? 'yes' : 'NO'} |`),
-      ...Object.entries(details).map(([k, v]) => `| (${k}) | ${v.mean} | ${v.perMinute} | ${v.flat ? 'yes' : 'no'} |`),
+      `memory is judged on its lows (lib/trend.ts): heap ${heapLows.from} (${heapLows.points.length} points), RSS ${rssLows.from} (${rssLows.points.length} points); major GCs in the run: ${samples[samples.length - 1]?.majorGcs ?? '?'}`,
       '',
-      `graceful shutdown: exit ${live.exitCode} after ${shutdownMs} ms; ${shutdownCheck.sent} of ${IN_FLIGHT} writes connected and sent before SIGTERM, ${shutdownCheck.inFlightAtSigterm} still unanswered at SIGTERM; answered ${inFlightStatuses.join(', ')}${shutdownCheck.errors.length ? `; errors: ${shutdownCheck.errors.join('; ')}` : ''}`,
+      '| series | mean | slope per minute (± standard error) | points | flat |',
+      '|---|---|---|---|---|',
+      ...Object.entries(slopes).map(([k, v]) => `| ${k} | ${v.mean} | ${v.perMinute} ± ${v.standardError} | ${v.points} | ${v.flat ? 'yes' : 'NO'} |`),
+      ...Object.entries(details).map(([k, v]) => `| (${k}) | ${v.mean} | ${v.perMinute} ± ${v.standardError} | ${v.points} | ${v.flat ? 'yes' : 'no'} |`),
+      '',
+      `graceful shutdown: exit ${live.exitCode} after ${shutdownMs} ms; ${shutdownCheck.sent} of ${IN_FLIGHT} writes connected and sent before SIGTERM, ${begun ? 'all' : 'NOT all'} begun by the server, ${shutdownCheck.inFlightAtSigterm} still unanswered at SIGTERM; answered ${inFlightStatuses.join(', ')}${shutdownCheck.errors.length ? `; errors: ${shutdownCheck.errors.join('; ')}` : ''}`,
     ];
     writeFileSync(file.replace(/\.json$/, '.md'), `${lines.join('\n')}\n`);
     console.log(lines.join('\n'));
     const cleanShutdown =
-      live.exitCode === 0 && shutdownCheck.sent === IN_FLIGHT && shutdownCheck.inFlightAtSigterm > 0 && inFlightStatuses.every((s) => s === 200) && shutdownMs < 30_000;
+      live.exitCode === 0 && shutdownCheck.sent === IN_FLIGHT && begun && shutdownCheck.inFlightAtSigterm > 0 && inFlightStatuses.every((s) => s === 200) && shutdownMs < 30_000;
     const ok = fiveXx === 0 && errors === 0 && Object.values(slopes).every((s) => s.flat) && cleanShutdown;
     if (!ok) process.exitCode = 1;
   } finally {

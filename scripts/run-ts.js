@@ -26,7 +26,8 @@ try {
 
 let command;
 if (tsxCli) {
-  command = [tsxCli, path.resolve(root, entry), ...args];
+  // tsconfig.tools.json: the project's settings minus a path mapping that is for the type checker only.
+  command = [tsxCli, '--tsconfig', path.join(root, 'tsconfig.tools.json'), path.resolve(root, entry), ...args];
 } else {
   const compiled = path.join(root, 'dist', entry.replace(/\.ts$/, '.js'));
   if (!existsSync(compiled)) {

@@ -202,6 +202,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Requests by route pattern (bounded label set), status and latency; unmatched URLs share one label.
   const metrics = new Metrics({ lag: () => worker.lag(), pool: () => db.sql.poolStats?.() });
+  app.addHook('onClose', async () => metrics.close());
+  // Requests in flight: how many a drain at shutdown still has to finish ('close' comes for answered and lost ones alike).
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.raw.once('close', metrics.requestBegun());
+  });
   app.addHook('onResponse', async (request, reply) => {
     metrics.observeRequest(request.method, request.routeOptions.url ?? '(unmatched)', reply.statusCode, reply.elapsedTime / 1000);
   });

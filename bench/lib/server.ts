@@ -216,12 +216,21 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
 /** The public API calls the bench makes on any server: admin (bearer ADMIN_TOKEN), tenants and tokens. */
 export function serverApi(url: string, adminToken: string): Pick<RunningServer, 'admin' | 'tenant' | 'remint'> {
   const admin = async <T>(method: string, p: string, body?: unknown): Promise<T> => {
-    const res = await fetch(`${url}${p}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
+    let res: Response;
+    let text: string;
+    // A 503 with Retry-After (a database busy or briefly away, e.g. the first transaction after a start on a
+    // loaded host) is answered as its contract says: wait and retry; a few times, then it is an error.
+    for (let attempt = 1; ; attempt++) {
+      res = await fetch(`${url}${p}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      text = await res.text();
+      const retryAfter = Number(res.headers.get('retry-after'));
+      if (res.status !== 503 || !(retryAfter > 0) || attempt >= 5) break;
+      await new Promise((r) => setTimeout(r, Math.min(retryAfter, 5) * 1000));
+    }
     if (!res.ok) throw Object.assign(new Error(`${method} ${p} → ${res.status} ${text.slice(0, 300)}`), { status: res.status });
     return (text ? JSON.parse(text) : {}) as T;
   };

@@ -12,8 +12,12 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOST
 /** SQLSTATE classes 08 (connection exception) and 57P0x (operator intervention: shutdown, cannot connect now), 53300 (too many connections). */
 const SQLSTATE = /^(08\d{3}|57P0[1-4]|53300)$/;
 
-/** Prisma's own codes for an unreachable or dropped server. */
-const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017', 'P2024']);
+/**
+ * Prisma's own codes for an unreachable or dropped server, a pool wait that ran out (P2024) and a transaction
+ * that could not start or finish in its time (P2028: no connection within POOL_WAIT_TIMEOUT_MS, or past
+ * STATEMENT_TIMEOUT_MS) — busy, not broken: retry later.
+ */
+const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017', 'P2024', 'P2028']);
 
 const MESSAGES = [
   /connection terminated/i,

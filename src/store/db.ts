@@ -83,10 +83,15 @@ async function openPostgres(url: string, poolSize: number, queryEvents: boolean,
   const { PrismaPg } = await import('@prisma/adapter-pg');
   const pg = await import('pg');
   const adapter = new PrismaPg({ connectionString: url, max: Math.min(4, poolSize) });
-  // An interactive transaction waits for its connection as long as the SQL pool's statements do
-  // (POOL_WAIT_TIMEOUT_MS), not Prisma's 2 s: on a loaded machine, the validator warm-up after start held the
-  // event loop longer than that while the pool's first connection opened, and the first admin call got a 500.
-  const transactionOptions = { maxWait: limits?.poolWaitMs ?? DEFAULT_TRANSACTION_WAIT_MS };
+  // Prisma gives a transaction 2 s to get a connection and 5 s to finish; on a loaded host the first admin
+  // write after start missed the 2 s (P2028, answered 500). The documented limits apply instead: the pool wait
+  // (POOL_WAIT_TIMEOUT_MS) and the statement timeout (STATEMENT_TIMEOUT_MS); 0 there means no limit, and
+  // without a configured pool wait it is DEFAULT_TRANSACTION_WAIT_MS.
+  const noLimit = 2 ** 31 - 1;
+  const transactionOptions = {
+    maxWait: limits?.poolWaitMs === 0 ? noLimit : (limits?.poolWaitMs ?? DEFAULT_TRANSACTION_WAIT_MS),
+    timeout: limits?.statementTimeoutMs || noLimit,
+  };
   const prisma = new PrismaClient({ adapter, transactionOptions, ...logOptions(queryEvents) });
   const sql = await postgresSql(url, poolSize, limits);
   return {

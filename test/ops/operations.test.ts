@@ -82,6 +82,11 @@ describe('operations endpoints', () => {
     expect(Number(family(families, 'tributary_aggregation_items_total').metrics[0].value)).toBeGreaterThanOrEqual(1);
     expect(Number(family(families, 'process_resident_memory_bytes').metrics[0].value)).toBeGreaterThan(0);
     expect(Number(family(families, 'nodejs_heap_size_used_bytes').metrics[0].value)).toBeGreaterThan(0);
+    // Memory after the last major GC (what a leak raises; the soak judges these), and requests in flight (the
+    // scrape reading it is one; the soak's shutdown check waits on it).
+    expect(Number(family(families, 'tributary_heap_used_after_major_gc_bytes').metrics[0].value)).toBeGreaterThan(0);
+    expect(Number(family(families, 'tributary_rss_after_major_gc_bytes').metrics[0].value)).toBeGreaterThan(0);
+    expect(Number(family(families, 'tributary_http_requests_in_flight').metrics[0].value)).toBe(1);
     if (server.database.url) {
       const pool = family(families, 'tributary_db_pool_connections').metrics;
       const state = (name: string) => Number(pool.find((m) => m.labels?.state === name)?.value);

@@ -11,3 +11,15 @@ test('a replica read cancelled by a recovery conflict is transient; a serialisat
   expect(isDatabaseUnavailable(new Error('search failed', { cause: pgError('40001', 'canceling statement due to conflict with recovery') }))).toBe(true);
   expect(isDatabaseUnavailable(pgError('40001', 'could not serialize access due to concurrent update'))).toBe(false);
 });
+
+/**
+ * Prisma's P2028, a transaction that could not start (or finish) in its time, is a busy database, not a broken
+ * request: 503 with Retry-After. On a loaded host the first admin write after a start (`npm run soak` and
+ * `npm run chaos`, `POST /admin/customers`) got it and was answered 500; Prisma's transactions now also wait
+ * POOL_WAIT_TIMEOUT_MS for their connection (src/store/db.ts) instead of Prisma's 2 s.
+ */
+test('a Prisma transaction that could not start in its time is transient', () => {
+  const p2028 = Object.assign(new Error('Transaction API error: Unable to start a transaction in the given time.'), { code: 'P2028' });
+  expect(isDatabaseUnavailable(p2028)).toBe(true);
+  expect(isDatabaseUnavailable(new Error('wrapped', { cause: p2028 }))).toBe(true);
+});
