@@ -46,6 +46,11 @@ export function createRecordChangeHook(): WriteHook {
     if (!ours.length) return;
     const patients: (string | null)[] = [];
     for (const c of ours) patients.push(await patientOfChange(tx, c));
+    // Positions must follow commit order: a subscriber skips what is at or below the last position it judged, so
+    // a transaction that took positions 100–199 but committed after one holding 200–299 would never be heard
+    // (two aggregation loops run side by side on PostgreSQL). The lock, held until this transaction ends, makes
+    // every later position belong to a transaction that commits later.
+    await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('agg_change', 0))`);
     // One statement: the log rows, and a NOTIFY each (delivered by PostgreSQL when the transaction commits).
     await tx.query(
       `WITH c AS (

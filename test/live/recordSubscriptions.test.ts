@@ -170,9 +170,10 @@ test('search criteria narrow a type subscription to the matching resources', asy
 });
 
 test('a bulk write of more changes than one delivery batch reaches a type subscriber complete, in order, only what matches and it may see', async () => {
-  const live = subscribe(server.url, a.token, TYPE, { criteria: `code=${LOINC}|2708-6` });
+  // From the start of the log (no other test writes this code), so that a subscription still being set up when
+  // the first write is aggregated cannot miss it; the bulk below is written once that one arrived, so it comes live.
+  const live = subscribe(server.url, a.token, TYPE, { criteria: `code=${LOINC}|2708-6`, since: '0' });
   try {
-    // Subscribed once a first matching change arrives (live, not replayed).
     await put(a, observation('o-bulk-first', 'Patient/pa', '2708-6'));
     await server.waitForAggregation();
     const first = await aggregatedId(a, 'Observation', 'o-bulk-first');
