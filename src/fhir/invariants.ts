@@ -1,27 +1,35 @@
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4';
 import stu3Model from 'fhirpath/fhir-context/stu3';
-import { readProfiles } from './definitions';
+import { isResourceType, readProfiles } from './definitions';
 import { certainlyHolds } from './invariantShortcuts';
 import { isFhirDecimal } from './losslessJson';
 import type { FhirVersion } from './types';
 
 /**
  * The FHIRPath invariants of the StructureDefinitions of the endpoint's FHIR version, R4 or STU3, each with its
- * own version's expressions and FHIRPath model (`ElementDefinition.constraint` of severity error): the
- * resource's own (`dom-2`…`dom-5`, `obs-6`, `pat-1`…) and those of the datatypes it holds (`per-1` on every
- * Period, `qty-3`, `rng-2`, `ref-1`, `att-1`, `tim-*` on Timing.repeat…). Each applies at each element of its
- * path: `Observation.effective.ofType(Period).where((<per-1>) = false).empty()`.
+ * own version's expressions and FHIRPath model (`ElementDefinition.constraint` of severity error), at every
+ * depth of the resource: its own (`dom-2`…`dom-5`, `obs-6`, `pat-1`…), those of its elements (`obs-3` on each
+ * `Observation.referenceRange`, `que-*` on each Questionnaire item), those of every datatype it holds wherever
+ * it holds it (`per-1` on a Period inside an Identifier inside a Patient, `rng-2` on a Range in an
+ * Observation.component, `tim-*` on the Timing.repeat of a Dosage, a Period in an extension in an extension…),
+ * and those of elements defined elsewhere (`contentReference`: `Questionnaire.item.item` has the rules of
+ * `Questionnaire.item`, at any depth); contained resources and those of a Bundle or Parameters are checked
+ * against their own type's rules. Each applies at each element: `Patient.identifier.period: per-1`.
  *
- * Compiled lazily per resource type and cached, with each constraint's element path as JSON steps. A
- * constraint is evaluated only where its element is present (most resources carry few of the elements that
- * have one), and not where a shortcut (invariantShortcuts.ts) shows it certainly holds — FHIRPath evaluation
- * costs ≈ 50 µs a call and ≈ 0.5 ms for a per-1 date comparison, so this is what keeps full validation cheap on
- * bulk loads (Synthea: ≈ 20 µs of invariants per resource, from ≈ 180). Left out: `ele-1` and `ext-1` (no empty
- * element, extension with value or children: the structural rules of schemaRules.ts enforce them for every
- * element, at far less cost), datatypes nested in datatypes (a Period inside an Identifier) beyond the first
- * level, and `txt-1`/`txt-2` (their context path `….text.div` names `div`, a FHIRPath operator, so it does not
- * compile; R4 and STU3 alike).
+ * The check walks the JSON instance, so only elements that are present cost anything, and a node knows its
+ * definition from its parent's (a "shape" per datatype, backbone element or resource type, built from the
+ * definitions the first time an instance reaches it and kept: cycles such as Identifier → Reference →
+ * Identifier, Extension → Extension or item → item are bounded by the instance, not by the definitions).
+ * Each rule is compiled once, with the FHIRPath type of the node it runs on (`{ base: 'Period' }`): a
+ * datatype's rules run on the node (`per-1` on a Period), an element's on its parent over all of its values
+ * (`item.where((<que-1>) = false).empty()` on a Questionnaire or an item). A rule is evaluated only where its
+ * element is present, and not where a shortcut (invariantShortcuts.ts) shows it certainly holds — FHIRPath
+ * evaluation costs ≈ 50 µs a call and ≈ 0.5 ms for a per-1 date comparison, so this is what keeps full
+ * validation cheap on bulk loads (Synthea: ≈ 20 µs of invariants per resource, from ≈ 180; the walk to every
+ * depth adds ≈ NN µs, bench/invariantCost.ts). Left out: `ele-1` and `ext-1` (no empty element, extension with
+ * value or children: the structural rules of schemaRules.ts enforce them for every element, at far less cost),
+ * and `txt-1`/`txt-2` (the narrative's XHTML, checked elsewhere; R4 and STU3 alike).
  */
 export interface InvariantViolation {
   key: string;
@@ -40,164 +48,270 @@ interface Constraint {
 interface SdElement {
   path: string;
   type?: { code: string }[];
+  /** `#Questionnaire.item`: the element has the definition (children and rules) of that one. */
+  contentReference?: string;
   constraint?: Constraint[];
 }
 
-/**
- * One step of an element path in the JSON: a key (`component`), or the stem of a choice element whose type the
- * path leaves open (`bounds` of `Timing.repeat.bounds[x]`: any of `boundsDuration`, `boundsRange`, `boundsPeriod`).
- */
-type Step = { key: string } | { stem: string };
+type Env = { resource: unknown; rootResource: unknown };
 
-interface Compiled {
+/** One compiled rule: broken where `run` gives exactly `[false]`. */
+interface Check {
   key: string;
   human: string;
-  path: string;
-  /**
-   * The JSON steps from the resource to the element the constraint applies at. `context.where(…).empty()` is
-   * true when the context is empty, so a constraint whose element is absent cannot be broken and is not run;
-   * undefined: the resource's own constraints, always run (or only with `contained`, see `contained`).
-   */
-  steps?: Step[];
-  /** A resource-level constraint about contained resources: run only when there are some. */
+  /** A resource-level rule about contained resources: run only when there are some. */
   contained?: boolean;
-  /** True when the constraint certainly holds at this element (shortcuts.ts); the engine runs only where it is not. */
+  /** True when the rule certainly holds at an element (invariantShortcuts.ts); the engine runs only where it is not. */
   holds?: (element: Record<string, unknown>) => boolean;
-  run: (resource: unknown) => unknown[];
+  run: (input: unknown, env: Env) => unknown[];
+}
+
+/** The rules of one element, run on its parent over every value of it (every JSON key of a choice element). */
+interface ElementChecks {
+  /** The element's name in a path (`effective`, `item`). */
+  label: string;
+  /** Its JSON keys (`effectiveDateTime`, `effectivePeriod`, `_effectiveDateTime`…). */
+  keys: string[];
+  checks: Check[];
+}
+
+/** One JSON key of an object: the element it is and how to walk its values. */
+interface Child {
+  /** The element in a path: `effective.ofType(Period)` for `effectivePeriod`. */
+  label: string;
+  element?: ElementChecks;
+  /** The definition of each value: a datatype (`Period`), a backbone element (`Questionnaire.item`); none for a primitive. */
+  holder?: string;
+  /** Each value is a resource, checked against its own type (contained, Bundle.entry.resource). */
+  resource?: boolean;
+}
+
+/** What the walk knows of a JSON object of one definition. */
+interface Shape {
+  /** The rules of the object itself: a resource's own, or its datatype's (per-1 on a Period). */
+  own: Check[];
+  children: Map<string, Child>;
 }
 
 /**
- * ele-1, ext-1: see above. R4's dom-3 as published applies `as()` to collections, which a conformant engine
- * refuses: see dom3. STU3's dom-3 (referred to by a `reference` anywhere in the resource) runs as published.
+ * ele-1, ext-1, txt-1, txt-2: see above. R4's dom-3 as published applies `as()` to collections, which a
+ * conformant engine refuses: see dom3. STU3's dom-3 (referred to by a `reference` anywhere in the resource) runs
+ * as published.
  */
-const SKIPPED: Record<FhirVersion, ReadonlySet<string>> = { R4: new Set(['ele-1', 'ext-1', 'dom-3', 'ref-1']), STU3: new Set(['ele-1', 'ext-1', 'ref-1']) };
+const LEFT_OUT = ['ele-1', 'ext-1', 'ref-1', 'txt-1', 'txt-2'];
+const SKIPPED: Record<FhirVersion, ReadonlySet<string>> = { R4: new Set([...LEFT_OUT, 'dom-3']), STU3: new Set(LEFT_OUT) };
 const MODELS = { R4: r4Model, STU3: stu3Model } as const;
 /** ref-1 is on every Reference (a dozen per resource): checked natively in one walk, see localReferences. */
 const REF_1 = 'SHALL have a contained resource if a local reference is provided';
 const DOM_3 = 'If the resource is contained in another resource, it SHALL be referred to from elsewhere in the resource or SHALL refer to the containing resource';
+const RESOURCE_TYPES = new Set(['Resource', 'DomainResource']);
 
-interface Elements {
-  resources: Map<string, SdElement[]>;
-  datatypes: Map<string, SdElement[]>;
+interface Definitions {
+  /** Every element of every resource and complex datatype, by path. */
+  elements: Map<string, SdElement>;
+  /** The elements one level below a path (`Timing.repeat` → `Timing.repeat.bounds[x]`, `count`…). */
+  children: Map<string, SdElement[]>;
+  datatypes: Set<string>;
 }
 
-const loaded = new Map<FhirVersion, Elements>();
+const loaded = new Map<FhirVersion, Definitions>();
 
-function load(version: FhirVersion): Elements {
-  let elements = loaded.get(version);
-  if (elements) return elements;
-  elements = { resources: new Map(), datatypes: new Map() };
-  for (const [file, into, kind] of [
-    ['profiles-resources.json', elements.resources, 'resource'],
-    ['profiles-types.json', elements.datatypes, 'complex-type'],
+function load(version: FhirVersion): Definitions {
+  let defs = loaded.get(version);
+  if (defs) return defs;
+  defs = { elements: new Map(), children: new Map(), datatypes: new Set() };
+  for (const [file, kind] of [
+    ['profiles-resources.json', 'resource'],
+    ['profiles-types.json', 'complex-type'],
   ] as const) {
     const bundle = readProfiles<{ entry: { resource: { resourceType: string; id: string; kind?: string; derivation?: string; snapshot?: { element: SdElement[] } } }[] }>(
       version,
       file,
     );
     for (const { resource } of bundle.entry) {
-      if (resource.resourceType === 'StructureDefinition' && resource.kind === kind && resource.derivation !== 'constraint' && resource.snapshot)
-        into.set(resource.id, resource.snapshot.element);
+      if (resource.resourceType !== 'StructureDefinition' || resource.kind !== kind || resource.derivation === 'constraint' || !resource.snapshot) continue;
+      if (kind === 'complex-type') defs.datatypes.add(resource.id);
+      for (const e of resource.snapshot.element) {
+        defs.elements.set(e.path, e);
+        const dot = e.path.lastIndexOf('.');
+        if (dot < 0) continue;
+        const parent = e.path.slice(0, dot);
+        const list = defs.children.get(parent);
+        if (list) list.push(e);
+        else defs.children.set(parent, [e]);
+      }
     }
   }
-  loaded.set(version, elements);
-  return elements;
+  loaded.set(version, defs);
+  return defs;
 }
 
 const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
 
-const plans: Record<FhirVersion, Map<string, Compiled[]>> = { R4: new Map(), STU3: new Map() };
+const shapes: Record<FhirVersion, Map<string, Shape>> = { R4: new Map(), STU3: new Map() };
 
-/** `value[x]` → a stem step; `code` → a key step. */
-const stepOf = (part: string): Step => (part.endsWith('[x]') ? { stem: part.slice(0, -3) } : { key: part });
-
-function plan(version: FhirVersion, type: string): Compiled[] {
-  let list = plans[version].get(type);
-  if (list) return list;
-  const { resources, datatypes } = load(version);
-  const skipped = SKIPPED[version];
-  const errors = (e: SdElement) => (e.constraint ?? []).filter((c) => c.severity === 'error' && c.expression && !skipped.has(c.key));
-  list = [];
-  const add = (context: string, c: Constraint, steps: Step[] | undefined) => {
-    // Broken where the constraint is false; empty (about elements that are absent) is not broken.
-    const own = fhirTypeNames(c.expression as string);
-    const expression = context === type ? own : `${context}.where((${own}) = false).empty()`;
-    try {
-      const fn = fhirpath.compile(expression, MODELS[version], { traceFn: () => undefined });
-      list!.push({
-        key: c.key,
-        human: c.human,
-        path: context,
-        steps,
-        contained: !steps && c.expression?.startsWith('contained'),
-        holds: certainlyHolds(own),
-        run: (r) => fn(r, { resource: r, rootResource: r }) as unknown[],
-      });
-    } catch {
-      // An expression fhirpath.js cannot compile is not checked (txt-1 and txt-2, see above).
-    }
-  };
-  for (const e of resources.get(type) ?? []) {
-    const parts = e.path.split('.');
-    const steps = parts.slice(1).map(stepOf);
-    // The resource's own (dom-2…dom-5) have no element path: see `contained`.
-    for (const c of errors(e)) add(e.path.replace(/\[x\]/g, ''), c, steps.length ? steps : undefined);
-    if (parts.length < 2) continue;
-    // Constraints of the datatypes this element holds, at their own paths inside it.
-    for (const t of e.type ?? []) {
-      const inner = datatypes.get(t.code);
-      if (!inner) continue;
-      const choice = e.path.endsWith('[x]');
-      const here = choice ? `${e.path.slice(0, -3)}.ofType(${t.code})` : e.path;
-      // `Observation.value.ofType(Quantity)` is `valueQuantity` in the JSON.
-      const typed = choice ? [...steps.slice(0, -1), { key: `${parts[parts.length - 1].slice(0, -3)}${cap(t.code)}` }] : steps;
-      for (const d of inner) {
-        const rest = d.path.split('.').slice(1);
-        for (const c of errors(d)) add(rest.length ? `${here}.${rest.join('.').replace(/\[x\]/g, '')}` : here, c, [...typed, ...rest.map(stepOf)]);
-      }
-    }
+/** Compiles `expression` to run on a node of FHIRPath type `base` (a resource's own rules: on the resource), or undefined. */
+function compile(version: FhirVersion, base: string | undefined, c: Constraint, expression: string, holds?: Check['holds']): Check | undefined {
+  try {
+    const fn = fhirpath.compile(base ? { base, expression } : expression, MODELS[version], { traceFn: () => undefined });
+    return { key: c.key, human: c.human, holds, run: (input, env) => fn(input, env) as unknown[] };
+  } catch {
+    // An expression fhirpath.js cannot compile is not checked.
+    return undefined;
   }
-  plans[version].set(type, list);
-  return list;
 }
 
 /**
- * Whether the element at `steps` is present anywhere below `node` (arrays crossed as FHIRPath crosses them). A
- * primitive carried only by its extension (`_birthDate`) is present too. Errs on the side of present.
+ * The shape of an object defined at `holder`: a resource type (`Patient`), a datatype (`Period`) or a backbone
+ * element (`Questionnaire.item`), built on first use. Children's shapes are named, not built, so a cycle in the
+ * definitions costs nothing until an instance goes round it.
  */
-function present(node: unknown, steps: Step[], from = 0): boolean {
-  if (from === steps.length) return node !== undefined && node !== null;
-  if (Array.isArray(node)) return node.some((n) => present(n, steps, from));
-  if (node === null || typeof node !== 'object' || isFhirDecimal(node)) return false;
-  const o = node as Record<string, unknown>;
-  const step = steps[from];
-  if ('key' in step) return present(o[step.key], steps, from + 1) || (from === steps.length - 1 && o[`_${step.key}`] !== undefined);
-  for (const k of Object.keys(o)) {
-    const name = k[0] === '_' ? k.slice(1) : k;
-    if (name.length > step.stem.length && name.startsWith(step.stem) && name[step.stem.length] === cap(name[step.stem.length]) && present(o[k], steps, from + 1)) return true;
+function shapeOf(version: FhirVersion, holder: string): Shape {
+  let shape = shapes[version].get(holder);
+  if (shape) return shape;
+  const defs = load(version);
+  const skipped = SKIPPED[version];
+  const errors = (e: SdElement | undefined) => (e?.constraint ?? []).filter((c) => c.severity === 'error' && c.expression && !skipped.has(c.key));
+  const own: Check[] = [];
+  if (!holder.includes('.')) {
+    const resource = !defs.datatypes.has(holder);
+    for (const c of errors(defs.elements.get(holder))) {
+      const expression = fhirTypeNames(c.expression as string);
+      // A resource's own rules run on the resource as it is (its type is its resourceType); a datatype's on the node.
+      const check = compile(version, resource ? undefined : holder, c, expression, certainlyHolds(expression));
+      if (check) own.push(resource && expression.startsWith('contained') ? { ...check, contained: true } : check);
+    }
   }
-  return false;
+  const children = new Map<string, Child>();
+  for (const e of defs.children.get(holder) ?? []) {
+    const name = e.path.slice(holder.length + 1);
+    const choice = name.endsWith('[x]');
+    const stem = choice ? name.slice(0, -3) : name;
+    const target = e.contentReference ? defs.elements.get(e.contentReference.slice(e.contentReference.indexOf('#') + 1)) : e;
+    if (!target) continue;
+    const rules = new Map([...errors(e), ...(target === e ? [] : errors(target))].map((c) => [c.key, c]));
+    const checks: Check[] = [];
+    for (const c of rules.values()) {
+      const expression = fhirTypeNames(c.expression as string);
+      const check = compile(version, holder, c, `${stem}.where((${expression}) = false).empty()`, certainlyHolds(expression));
+      if (check) checks.push(check);
+    }
+    const element: ElementChecks | undefined = checks.length ? { label: stem, keys: [], checks } : undefined;
+    for (const { code } of target.type ?? []) {
+      const key = choice ? `${stem}${cap(code)}` : stem;
+      const label = choice ? `${stem}.ofType(${code})` : stem;
+      let child: Child;
+      if (defs.children.has(target.path)) child = { label, element, holder: target.path };
+      else if (RESOURCE_TYPES.has(code)) child = { label, element, resource: true };
+      else if (defs.datatypes.has(code)) child = { label, element, holder: code };
+      else {
+        // A primitive: its extensions (`_birthDate`) are an Element's.
+        child = { label, element };
+        children.set(`_${key}`, { label, element, holder: 'Element' });
+        element?.keys.push(`_${key}`);
+      }
+      children.set(key, child);
+      element?.keys.push(key);
+    }
+  }
+  shape = { own, children };
+  shapes[version].set(holder, shape);
+  return shape;
 }
 
-/** Whether `test` holds at every element at `steps` below `node` (each an object; a primitive there: no). */
-function everyAt(node: unknown, steps: Step[], test: (element: Record<string, unknown>) => boolean, from = 0): boolean {
-  if (node === undefined || node === null) return true;
-  if (Array.isArray(node)) return node.every((n) => everyAt(n, steps, test, from));
-  if (typeof node !== 'object' || isFhirDecimal(node)) return false;
-  const o = node as Record<string, unknown>;
-  if (from === steps.length) return test(o);
-  const step = steps[from];
-  // A primitive's extension (`_start`) is an element the engine would visit: not certain.
-  if ('key' in step) return o[`_${step.key}`] === undefined && everyAt(o[step.key], steps, test, from + 1);
-  for (const k of Object.keys(o)) {
-    const name = k[0] === '_' ? k.slice(1) : k;
-    if (name.length > step.stem.length && name.startsWith(step.stem) && name[step.stem.length] === cap(name[step.stem.length]) && !everyAt(o[k], steps, test, from + 1))
-      return false;
+/** Where a node is, as a chain of labels up to the resource: rendered only for a violation. */
+interface Where {
+  up?: Where;
+  label: string;
+}
+
+const render = (where: Where): string => (where.up ? `${render(where.up)}.${where.label}` : where.label);
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v) && !isFhirDecimal(v);
+
+/** One walk over a resource: what the engine gets (FhirDecimals as numbers, copied only when it runs) and what was found. */
+class Walk {
+  readonly found = new Map<string, InvariantViolation>();
+  private numericRoot?: unknown;
+
+  constructor(
+    readonly version: FhirVersion,
+    readonly root: Json,
+    readonly shortcuts: boolean,
+  ) {}
+
+  /** The whole resource as the engine gets it (`%rootResource`, and `%resource` of the resource itself). */
+  rootInput(): unknown {
+    return (this.numericRoot ??= asNumbers(this.root));
+  }
+
+  /** Runs `check` on `input` (an object of `resource`) and records a violation at `where`. */
+  private run(check: Check, input: Json, resource: Json, where: Where): void {
+    let result: unknown[];
+    const env = { resource: resource === this.root ? this.rootInput() : asNumbers(resource), rootResource: this.rootInput() };
+    try {
+      result = check.run(input === this.root ? this.rootInput() : asNumbers(input), env);
+    } catch {
+      // An expression the engine cannot evaluate on this data is not held against the resource.
+      return;
+    }
+    if (result.length === 1 && result[0] === false) {
+      const path = render(where);
+      this.found.set(`${check.key} ${path}`, { key: check.key, human: check.human, path });
+    }
+  }
+
+  /** Checks `node` of `shape` and everything below it; `resource` is the resource it belongs to (`%resource`). */
+  node(node: Json, shape: Shape, where: Where, resource: Json): void {
+    for (const check of shape.own) {
+      if (check.contained && node.contained === undefined) continue;
+      if (this.shortcuts && check.holds?.(node)) continue;
+      this.run(check, node, resource, where);
+    }
+    let done: ElementChecks[] | undefined;
+    for (const key in node) {
+      const child = shape.children.get(key);
+      if (!child) continue;
+      const element = child.element;
+      if (element && !(done ??= []).includes(element)) {
+        done.push(element);
+        const at: Where = { up: where, label: element.label };
+        for (const check of element.checks) if (!(this.shortcuts && check.holds && everyHolds(node, element.keys, check.holds))) this.run(check, node, resource, at);
+      }
+      if (!child.holder && !child.resource) continue;
+      const value = node[key];
+      const at: Where = { up: where, label: child.label };
+      if (Array.isArray(value)) for (const item of value) this.value(item, child, at, resource);
+      else this.value(value, child, at, resource);
+    }
+  }
+
+  private value(value: unknown, child: Child, where: Where, resource: Json): void {
+    if (!isObject(value)) return;
+    if (child.holder) return this.node(value, shapeOf(this.version, child.holder), where, resource);
+    const type = value.resourceType;
+    if (typeof type === 'string' && isResourceType(this.version, type)) this.node(value, shapeOf(this.version, type), where, value);
+  }
+}
+
+/** Whether `holds` is certainly true of every value of an element (each an object; a primitive's extension: not certain). */
+function everyHolds(node: Json, keys: string[], holds: (element: Json) => boolean): boolean {
+  for (const key of keys) {
+    const value = node[key];
+    if (value === undefined) continue;
+    if (key[0] === '_') return false;
+    if (Array.isArray(value) ? !value.every((v) => isObject(v) && holds(v)) : !(isObject(value) && holds(value))) return false;
   }
   return true;
 }
 
-/** A copy with FhirDecimals as numbers, for the FHIRPath engine (which compares numbers, not digits). */
+/** `value`, or a copy with FhirDecimals as numbers when it holds some, for the FHIRPath engine (which compares numbers, not digits). */
+function asNumbers(value: unknown): unknown {
+  return hasDecimal(value) ? numeric(value) : value;
+}
+
 function numeric(value: unknown): unknown {
   if (isFhirDecimal(value)) return Number(value);
   if (Array.isArray(value)) return value.map(numeric);
@@ -208,31 +322,17 @@ function numeric(value: unknown): unknown {
 }
 
 /**
- * The invariants `resource` breaks (a resource of a known type of `version`). `shortcuts: false` has the engine
- * decide every constraint whose element is present (the tests compare the two).
+ * The invariants `resource` breaks (a resource of a known type of `version`), each once per rule and path.
+ * `shortcuts: false` has the engine decide every rule whose element is present (the tests compare the two).
  */
 export function invariantViolations(
   version: FhirVersion,
   resource: Record<string, unknown> & { resourceType: string },
   options: { shortcuts?: boolean } = {},
 ): InvariantViolation[] {
-  const shortcuts = options.shortcuts ?? true;
-  const out: InvariantViolation[] = [];
-  // The engine compares numbers, not digits: it gets FhirDecimals as plain numbers (copied only if needed).
-  let input: unknown;
-  for (const c of plan(version, resource.resourceType)) {
-    if (c.steps ? !present(resource, c.steps) : c.contained && resource.contained === undefined) continue;
-    if (shortcuts && c.holds && (c.steps ? everyAt(resource, c.steps, c.holds) : c.holds(resource))) continue;
-    input ??= hasDecimal(resource) ? numeric(resource) : resource;
-    let result: unknown[];
-    try {
-      result = c.run(input);
-    } catch {
-      // An expression the engine cannot evaluate on this data is not held against the resource.
-      continue;
-    }
-    if (result.length === 1 && result[0] === false) out.push({ key: c.key, human: c.human, path: c.path });
-  }
+  const walk = new Walk(version, resource, options.shortcuts ?? true);
+  walk.node(resource, shapeOf(version, resource.resourceType), { label: resource.resourceType }, resource);
+  const out = [...walk.found.values()];
   if (version === 'R4' && Array.isArray(resource.contained) && !dom3(resource)) out.push({ key: 'dom-3', human: DOM_3, path: resource.resourceType });
   const ids = new Set(((resource.contained as { id?: string }[] | undefined) ?? []).map((c) => `#${c?.id}`));
   const { contained: _c, ...own } = resource;
@@ -276,7 +376,7 @@ function hasDecimal(node: unknown): boolean {
 
 /** Compiles the invariants of `types` now rather than on the first resource of each. */
 export function warmInvariants(version: FhirVersion, types: readonly string[]): void {
-  for (const type of types) plan(version, type);
+  for (const type of types) shapeOf(version, type);
 }
 
 const SYSTEM_TO_FHIR: Record<string, string> = { Boolean: 'boolean', String: 'string', Integer: 'integer', Decimal: 'decimal', Date: 'date', DateTime: 'dateTime', Time: 'time' };
