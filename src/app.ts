@@ -465,7 +465,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         searchParams: (type) => searchParametersFor('R4', type),
         security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
         software: SOFTWARE,
-        operations: [OPERATIONS.graphql, OPERATIONS.export, OPERATIONS.everything, OPERATIONS.patientExport],
+        // Group/[id]/$export is listed on Group, so only where Group is aggregated (AGGREGATED_TYPES).
+        operations: [OPERATIONS.graphql, OPERATIONS.export, OPERATIONS.everything, OPERATIONS.patientExport, OPERATIONS.groupExport],
         instantiates: ['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data'],
       }) as Resource);
     const bulk = new BulkExport({ jobs: new ExportJobRepository(db.sql), directory: path.join(config.dataDir, 'exports'), ttlHours: config.exportTtlHours });

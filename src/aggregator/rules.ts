@@ -61,6 +61,9 @@ export const SUPPORTED_TYPES: readonly string[] = [
   'Specimen',
 ];
 
+/** Types in the Patient compartment of every patient they list, owned by none of them (upstream.ts `patientOf`). */
+export const POPULATION_TYPES: ReadonlySet<string> = new Set(['Group']);
+
 export type GroupingRule = 'identifier' | 'code' | 'link-target' | 'practitioner-organization';
 export const MERGED_TYPES: Record<string, GroupingRule> = {
   Patient: 'identifier',
