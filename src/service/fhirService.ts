@@ -354,7 +354,8 @@ export class FhirService {
    * to `onPage` until it answers false; each line is what a read of the resource answers. Each type listed in
    * `_type` needs `s`; without `_type` the rows are limited to the types the caller may read or search.
    * `patients`: those compartments only, or `all` for every patient compartment (Patient-level export);
-   * `group`: with `patients`, that Group too (Group-level export). The rows are read in one transaction of their own (a cursor), so they are one snapshot of the store.
+   * `group`: with `patients`, that Group too (Group-level export). The rows are read in one transaction of
+   * their own (a cursor), so they are one snapshot of the store.
    */
   async exportText(
     options: { types: string[]; listed: boolean; filters?: Record<string, [string, string][][]>; since?: Date; patients?: string[] | 'all'; group?: string; pageSize: number },
