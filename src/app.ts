@@ -140,7 +140,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         })
       : undefined;
   const idempotentWrites = new IdempotentWrites(new IdempotencyRepository(db.sql), config.idempotencyWindowSeconds);
-  const aggregator = new Aggregator(repo);
+  const aggregator = new Aggregator(repo, config.aggregatedTypes);
   // Every read, search, history, write, token and consent change is audited unless AUDIT=off (src/audit/).
   const audit: AuditSink = config.audit
     ? new AuditLog(db.sql, { serverUrl: () => config.publicUrl, onError: (err) => app.log.error({ err }, 'the audit log could not be written; requests are refused') })
@@ -219,6 +219,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           poolSize: concurrency + 1,
           concurrency,
           shardedIndex: config.citus,
+          aggregatedTypes: config.aggregatedTypes,
           batchSize: config.aggregationBatchSize,
           onBatchError: (message) => {
             metrics.aggregationBatchFailed();
@@ -464,7 +465,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         searchParams: (type) => searchParametersFor('R4', type),
         security: { oauthTokenUrl: `${config.publicUrl}/oauth2/token`, cors: config.corsOrigins.length > 0 },
         software: SOFTWARE,
-        operations: [OPERATIONS.graphql, OPERATIONS.export, OPERATIONS.everything, OPERATIONS.patientExport],
+        // Group/[id]/$export is listed on Group, so only where Group is aggregated (AGGREGATED_TYPES).
+        operations: [OPERATIONS.graphql, OPERATIONS.export, OPERATIONS.everything, OPERATIONS.patientExport, OPERATIONS.groupExport],
         instantiates: ['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data'],
       }) as Resource);
     const bulk = new BulkExport({ jobs: new ExportJobRepository(db.sql), directory: path.join(config.dataDir, 'exports'), ttlHours: config.exportTtlHours });

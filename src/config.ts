@@ -4,6 +4,8 @@
  * anything (`ConfigError`, whose message lists them all).
  */
 import { isIP } from 'node:net';
+import { aggregatedTypeList } from './aggregator/aggregatedTypeList';
+import { SUPPORTED_TYPES } from './aggregator/rules';
 
 export interface Config {
   port: number;
@@ -90,6 +92,11 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** EXPORT_TTL_HOURS: how long a Bulk Data export job and its files are kept (default 24). */
   exportTtlHours: number;
+  /**
+   * AGGREGATED_TYPES: the types the aggregation takes in (DESIGN §3.1), sorted; default PKB's list. Either the
+   * whole list or changes to the default (`+Group` aggregates customers' Groups): aggregator/aggregatedTypeList.ts.
+   */
+  aggregatedTypes: readonly string[];
 }
 
 /** Where NHS Login ID tokens come from and how their signatures are checked. */
@@ -328,7 +335,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     aggregationMaxBacklog: read.int('AGGREGATION_MAX_BACKLOG', aggregationWorker ? 500 : 0),
     aggregationAdmitWaitMs: read.int('AGGREGATION_ADMIT_WAIT_MS', 30_000),
     aggregationWorker,
+    aggregatedTypes: SUPPORTED_TYPES,
   };
+  try {
+    config.aggregatedTypes = aggregatedTypeList(read.string('AGGREGATED_TYPES'));
+  } catch (err) {
+    read.problems.push((err as Error).message);
+  }
   try {
     const nhs = nhsLogin(env);
     if (nhs) config.nhsLogin = nhs;

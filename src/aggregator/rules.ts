@@ -18,7 +18,7 @@ const SOURCE_SYSTEMS = new Set<string>(Object.values(SOURCE_SYSTEM));
 export const PRIVACY_LABEL_SYSTEM = 'http://fhir.patientsknowbest.com/codesystem/privacy-label';
 export const PRIVACY_LABELS = ['GENERAL_HEALTH', 'MENTAL_HEALTH', 'SEXUAL_HEALTH', 'SOCIAL_CARE'] as const;
 
-/** The aggregation's CapabilityStatement: PKB's published list (DESIGN §3.1). */
+/** The aggregation's CapabilityStatement by default: PKB's published list (DESIGN §3.1); AGGREGATED_TYPES changes it (config.ts). */
 export const SUPPORTED_TYPES: readonly string[] = [
   'AllergyIntolerance',
   'Appointment',
@@ -60,6 +60,9 @@ export const SUPPORTED_TYPES: readonly string[] = [
   'ServiceRequest',
   'Specimen',
 ];
+
+/** Types in the Patient compartment of every patient they list, owned by none of them (upstream.ts `patientOf`). */
+export const POPULATION_TYPES: ReadonlySet<string> = new Set(['Group']);
 
 export type GroupingRule = 'identifier' | 'code' | 'link-target' | 'practitioner-organization';
 export const MERGED_TYPES: Record<string, GroupingRule> = {

@@ -6,7 +6,7 @@ import type { FhirVersion, Resource } from '../fhir/types';
 import { assertValidResource } from '../fhir/validation';
 import type { Tx } from '../store/resourceRepository';
 import { aggregatedType } from './aggregatedType';
-import { checkInclusion, type Exclusion, parseRelative, type ReferenceSite, referenceSites } from './rules';
+import { checkInclusion, type Exclusion, parseRelative, POPULATION_TYPES, type ReferenceSite, referenceSites } from './rules';
 import { stu3ToR4 } from './stu3ToR4';
 
 /**
@@ -132,8 +132,13 @@ function patientCompartment(type: string): string[] {
   return patientParams.get(type) ?? [];
 }
 
-/** The id of the Patient a resource belongs to (its first Patient-compartment reference), if any. */
+/**
+ * The id of the Patient a resource belongs to (its first Patient-compartment reference), if any. A Group is in
+ * the compartment of each patient it lists (R4 CompartmentDefinition patient: `member`) but belongs to none
+ * of them: it names a population, so it has no patient, and its source is its endpoint's default organisation.
+ */
 export function patientOf(resource: Resource): string | undefined {
+  if (POPULATION_TYPES.has(resource.resourceType)) return undefined;
   for (const code of patientCompartment(resource.resourceType)) {
     const def = searchParameter(resource.resourceType, code);
     if (!def?.expression) continue;

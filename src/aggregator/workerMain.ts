@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const { applied } = await migrate(db, undefined, { citus: config.citus });
   if (applied.length) log.info({ applied }, 'applied migrations');
   const repo = new ResourceRepository(db.sql, [createSearchIndexer({ shardedIndex: config.citus }), createOutboxHook(), createRecordChangeHook()]);
-  const worker = new AggregationWorker(db.sql, new Aggregator(repo), {
+  const worker = new AggregationWorker(db.sql, new Aggregator(repo, config.aggregatedTypes), {
     concurrency: config.aggregationConcurrency ?? 2,
     batchSize: config.aggregationBatchSize,
     onBatchError: (err) => log.warn({ err }, 'aggregation batch failed; it will be retried'),

@@ -7,7 +7,6 @@ import { postgresSql } from '../store/sql';
 import { Aggregator } from './aggregator';
 import { createOutboxHook } from './outbox';
 import { createRecordChangeHook } from './recordChanges';
-import { SUPPORTED_TYPES } from './rules';
 import { AggregationWorker, type FailedItem } from './worker';
 
 /**
@@ -21,6 +20,8 @@ export interface WorkerThreadData {
   batchSize: number;
   /** The index tables are sharded (Citus): see search/indexer.ts. */
   shardedIndex?: boolean;
+  /** The configured aggregated types (AGGREGATED_TYPES). */
+  aggregatedTypes: readonly string[];
 }
 
 export type WorkerThreadMessage =
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
   const sql = await postgresSql(data.databaseUrl, data.poolSize);
   const repo = new ResourceRepository(sql, [createSearchIndexer({ shardedIndex: data.shardedIndex }), createOutboxHook(), createRecordChangeHook()]);
   const send = (message: WorkerThreadMessage) => port.postMessage(message);
-  const worker = new AggregationWorker(sql, new Aggregator(repo), {
+  const worker = new AggregationWorker(sql, new Aggregator(repo, data.aggregatedTypes), {
     concurrency: data.concurrency,
     batchSize: data.batchSize,
     onBatchError: (err) => send({ kind: 'batchError', message: (err as Error).stack ?? String(err) }),
@@ -52,8 +53,8 @@ async function main(): Promise<void> {
     port.close();
   });
   // A thread starts with nothing loaded: read the definitions before the first batch, not during it.
-  warmStructure(SUPPORTED_TYPES);
-  warmIndexing(SUPPORTED_TYPES);
+  warmStructure(data.aggregatedTypes);
+  warmIndexing(data.aggregatedTypes);
   worker.start();
   send({ kind: 'started' });
 }

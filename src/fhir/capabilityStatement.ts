@@ -49,6 +49,7 @@ export const OPERATIONS = {
   everything: { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', types: ['Patient'] },
   export: { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' },
   patientExport: { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export', types: ['Patient'] },
+  groupExport: { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export', types: ['Group'] },
 } as const satisfies Record<string, OperationSummary>;
 
 const operationEntry = (o: OperationSummary) => ({ name: o.name, definition: o.definition });

@@ -6,7 +6,7 @@ import type { EndpointContext } from './interactions';
 import { operations } from './customerRoutes';
 import { RouteTable, type RouteHandler } from './routeTable';
 import { everything } from './everything';
-import { exportKickOff, groupExportKickOff } from './exportKickOff';
+import { exportKickOff } from './exportKickOff';
 import type { BulkExport } from '../service/bulkExport';
 
 /**
@@ -49,7 +49,6 @@ export function aggregatedRoutes(): RouteTable<AggregatedContext> {
     .add('GET', '$op', operations<AggregatedContext>({ graphql: fhir.graphqlOperation, export: exportKickOff }))
     .add('GET', ':type/$op', readSupported(operations<AggregatedContext>({ export: exportKickOff })))
     .add('POST', '$op', operations({ graphql: fhir.graphqlOperation }))
-    .add('GET', 'Group/:id/$export', groupExportKickOff)
     .add('GET', ':type/:id/$op', readSupported(operations<AggregatedContext>({ graphql: fhir.graphqlOperation, everything, export: exportKickOff })))
     .add('POST', ':type/:id/$op', readSupported(operations({ graphql: fhir.graphqlOperation })));
 }

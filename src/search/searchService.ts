@@ -292,7 +292,10 @@ export class SearchService implements SearchPort {
     if (query.patients) {
       const access = new Table('agg_access', 'cmp');
       const inCompartment = query.patients === 'all' ? new IsNull(access.column('patient_id'), true) : new AnyOf(access.column('patient_id'), new Param(query.patients, 'text[]'));
-      where.push(new InSubquery(R.column('pk'), new SelectQuery({ columns: [access.column('resource_pk')], from: access, where: [inCompartment] })));
+      const compartments = new InSubquery(R.column('pk'), new SelectQuery({ columns: [access.column('resource_pk')], from: access, where: [inCompartment] }));
+      // A Group is in no compartment of its own (aggregator/upstream.ts `patientOf`): the exported one is named.
+      const group = query.group === undefined ? undefined : new Conjunction([eq(R.column('type'), new Param('Group')), eq(R.column('id'), new Param(query.group))]);
+      where.push(group ? new Disjunction([compartments, group]) : compartments);
     }
     return where;
   }

@@ -7,6 +7,7 @@ import { badRequest, notFound } from '../fhir/outcome';
 import type { ExportJob, ExportJobRepository, ExportOutput } from '../store/exportJobRepository';
 import type { FhirService } from './fhirService';
 import { parseQuery } from './fhirService';
+import { currentPatientMembers } from '../fhir/groupMembers';
 
 /**
  * FHIR Bulk Data Access export (https://hl7.org/fhir/uv/bulkdata/export.html) over the aggregated record.
@@ -25,9 +26,14 @@ export interface ExportRequest {
   /** The kick-off URL, echoed in the manifest's `request`. */
   url: string;
   query: [string, string][];
-  /** `system` ([base]/$export) or `patient` (Patient/$export); Group-level export is not offered (rest/exportKickOff.ts). */
-  level: 'system' | 'patient';
+  /** `system` ([base]/$export), `patient` (Patient/$export) or `group` (Group/[group]/$export). */
+  level: 'system' | 'patient' | 'group';
+  /** The Group's id, at `group` level. */
+  group?: string;
 }
+
+/** Whose compartments an export walks: every patient's, some patients' (and their Group), or none (system level). */
+type Population = { patients?: string[] | 'all'; group?: string };
 
 export interface BulkExportOptions {
   jobs: ExportJobRepository;
@@ -69,13 +75,13 @@ export class BulkExport {
       if (!types.includes(type)) throw badRequest(`_typeFilter '${text}' must be [type]?[query] for an exported type`, '_typeFilter');
       (filters[type] ??= []).push(parseQuery(text.slice(q + 1), '_typeFilter'));
     }
-    const patients = request.level === 'patient' ? 'all' : undefined;
+    const population = await this.population(service, request);
     // Every type, unlisted: like a system-wide search, the caller must be able to search something.
     if (!listed.length) service.requireSomeSearch();
     // Scopes, unknown filter parameters and the like are refused now, not discovered by a failed job.
     const listedOnly = listed.length > 0;
     for (const type of types) {
-      if (listedOnly || filters[type]) await service.exportText({ types: [type], listed: true, filters, since, patients, pageSize: 1 }, async () => false);
+      if (listedOnly || filters[type]) await service.exportText({ types: [type], listed: true, filters, since, ...population, pageSize: 1 }, async () => false);
     }
     await this.sweep();
     const id = randomUUID();
@@ -87,9 +93,23 @@ export class BulkExport {
       transactionTime,
       expiresAt: new Date(transactionTime.getTime() + this.options.ttlHours * 3_600_000),
     });
-    const run = this.run(id, service, { types, listed: listedOnly, filters, patients, since }).finally(() => this.running.delete(run));
+    const run = this.run(id, service, { types, listed: listedOnly, filters, ...population, since }).finally(() => this.running.delete(run));
     this.running.add(run);
     return id;
+  }
+
+  /**
+   * A Group-level export holds the compartments of the Group's members at kick-off (fhir/groupMembers.ts),
+   * read as the caller reads the Group: it needs `r` on Group, and a Group the caller may not see is a 404,
+   * the answer for one that does not exist. Members the caller may not see add nothing: every row of the
+   * export is access-filtered.
+   */
+  private async population(service: FhirService, request: ExportRequest): Promise<Population> {
+    if (request.level === 'patient') return { patients: 'all' };
+    if (request.level !== 'group') return {};
+    const group = request.group as string;
+    const { resource } = await service.read('Group', group);
+    return { patients: resource ? currentPatientMembers(resource, new Date()) : [], group };
   }
 
   /** The caller's job (404 for anyone else's, a cancelled or an expired one); 403 for a token that may read nothing. */
@@ -133,7 +153,7 @@ export class BulkExport {
   private async run(
     id: string,
     service: FhirService,
-    plan: { types: string[]; listed: boolean; filters: Record<string, [string, string][][]>; patients?: string[] | 'all'; since?: Date },
+    plan: { types: string[]; listed: boolean; filters: Record<string, [string, string][][]>; since?: Date } & Population,
   ): Promise<void> {
     const folder = path.join(this.options.directory, id);
     const pageSize = this.options.pageSize ?? 5000;
@@ -160,7 +180,7 @@ export class BulkExport {
       let out: WriteStream | undefined;
       let failure: Error | undefined;
       let count = 0;
-      const options = { types: [type], listed: plan.listed, filters: plan.filters, since: plan.since, patients: plan.patients, pageSize };
+      const options = { types: [type], listed: plan.listed, filters: plan.filters, since: plan.since, patients: plan.patients, group: plan.group, pageSize };
       try {
         await service.exportText(options, async (page) => {
           if (stopped) return false;

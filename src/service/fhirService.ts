@@ -353,11 +353,12 @@ export class FhirService {
    * A bulk export's rows of one or more types (bulk-data export.html), as NDJSON pages of `pageSize` handed
    * to `onPage` until it answers false; each line is what a read of the resource answers. Each type listed in
    * `_type` needs `s`; without `_type` the rows are limited to the types the caller may read or search.
-   * `patients`: those compartments only, or `all` for every patient compartment (Patient-level export).
-   * The rows are read in one transaction of their own (a cursor), so they are one snapshot of the store.
+   * `patients`: those compartments only, or `all` for every patient compartment (Patient-level export);
+   * `group`: with `patients`, that Group too (Group-level export). The rows are read in one transaction of
+   * their own (a cursor), so they are one snapshot of the store.
    */
   async exportText(
-    options: { types: string[]; listed: boolean; filters?: Record<string, [string, string][][]>; since?: Date; patients?: string[] | 'all'; pageSize: number },
+    options: { types: string[]; listed: boolean; filters?: Record<string, [string, string][][]>; since?: Date; patients?: string[] | 'all'; group?: string; pageSize: number },
     onPage: (page: ScanText) => Promise<boolean>,
   ): Promise<void> {
     for (const t of options.types) if (options.listed) this.allowed(t, 's');

@@ -54,6 +54,7 @@ export interface Admission {
  * A walk over a store's current resources in primary-key order (`Patient/$everything`, `$export`): of
  * `types`, each optionally narrowed by search filters (any one of its lists matching), changed after
  * `since`, in the compartments of `patients` (aggregated Patient ids, or `all` patients'), after the row `after`.
+ * `group`: the id of a Group walked beside those compartments (a Group-level export exports its Group too).
  */
 export interface ScanQuery {
   store: string;
@@ -61,6 +62,7 @@ export interface ScanQuery {
   filters?: Record<string, [string, string][][]>;
   since?: Date;
   patients?: string[] | 'all';
+  group?: string;
   after?: string;
   limit: number;
   accessFilter?: AccessFilter;

@@ -17,6 +17,7 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
  * - "Panels" (Observation.hasMember) of each label point at their source's Observations, so a visible
  *   resource refers to a hidden one (chains, _include, Reference.resource).
  * - Every Patient's general practitioner is the one merged (shared) Practitioner.
+ * - Each customer supplies a Group of all its own Patients (Group is aggregated here: AGGREGATED_TYPES=+Group).
  * - Three more callers: P itself (a patient-scoped token: all of P, nothing else), G's client holding
  *   break-the-glass on P (its own data and all of P), and N's client acting as a practitioner to whom P
  *   granted GENERAL_HEALTH (N's own data and P's GENERAL_HEALTH).
@@ -77,6 +78,9 @@ const PATIENTS: Record<CallerKey, { id: string; nhs: string }[]> = {
 const GRANTS: Record<CallerKey, Label> = { A: 'SEXUAL_HEALTH', B: 'GENERAL_HEALTH', G: 'MENTAL_HEALTH', N: 'SOCIAL_CARE' };
 /** What P granted the practitioner N's client D acts as. */
 const PRACTITIONER_GRANT: Label = 'GENERAL_HEALTH';
+
+/** Whose Group each caller exports at Group level: its customer's (P's token is minted from A's client). */
+const GROUP_OF: Record<Viewer, CallerKey> = { A: 'A', B: 'B', G: 'G', N: 'N', P: 'A', X: 'G', D: 'N' };
 
 /** DESIGN §4 as the expectation: own source, a granted label on P, or (unlabelled) all four labels; P sees all of P; break-the-glass opens P. */
 function visible(caller: Viewer, o: ObsSpec): boolean {
@@ -148,11 +152,16 @@ interface Door {
   appears?(answer: Answer, t: Target): boolean;
   /** A door that goes through a visible panel needs one to exist for the cell to say anything. */
   needsAnchor?: boolean;
+  /** Whether the caller sees the resource through this door, when it is narrower than `visible`. */
+  shows?(caller: Viewer, o: ObsSpec): boolean;
 }
 
 let server: TestServer;
 const tenants = {} as Record<Viewer, Tenant>;
 const targets = new Map<string, Target>();
+/** Aggregated id of each customer's Group of its Patients. */
+const groupIds = {} as Record<CallerKey, string>;
+const viewerOf = (c: Tenant) => (Object.keys(tenants) as Viewer[]).find((k) => tenants[k] === c) as Viewer;
 let practitionerId = '';
 let ghostSeq = 0;
 
@@ -324,6 +333,13 @@ const DOORS: Door[] = [
   { name: 'Patient/$everything', probe: (c, t) => rest(c, `Patient/${t.patientId}/$everything?_type=Observation&_count=1000`) },
   { name: '$export', probe: (c, t) => bulkExport(c, `$export?_type=Observation&_typeFilter=${q(`Observation?code=${t.code}`)}`) },
   { name: 'Patient/$export', probe: (c, t) => bulkExport(c, `Patient/$export?_type=Observation&_typeFilter=${q(`Observation?code=${t.code}`)}`) },
+  {
+    // The caller's customer's Group: its members' compartments, each row as the caller may see it. A patient-scoped
+    // token sees no Group (a Group belongs to no patient), so its export is the 404 of an unknown Group.
+    name: 'Group/[id]/$export',
+    probe: (c, t) => bulkExport(c, `Group/${groupIds[GROUP_OF[viewerOf(c)]]}/$export?_type=Observation&_typeFilter=${q(`Observation?code=${t.code}`)}`),
+    shows: (caller, o) => caller !== 'P' && visible(caller, o) && PATIENTS[GROUP_OF[caller]].some((p) => p.id === o.patient),
+  },
   { name: '$graphql instance', probe: (c, t) => rest(c, `Observation/${t.id}/$graphql?query=${q('{ id code { text } }')}`) },
   // Last: its probes write a sentinel of the caller's own (below), after every other door has run.
   { name: 'GraphQL subscription (replayed from the start)', probe: (c, t) => live(c, t) },
@@ -412,7 +428,7 @@ function ghostOf(t: Target): Target {
 beforeAll(async () => {
   // Tokens live an hour here: the matrix's callers are minted once, and on a loaded machine its thousand cells
   // take longer than the default five minutes (a cell then saw 401, not the access answer it asks about).
-  server = await startTestServer({ TOKEN_TTL_SECONDS: '3600' });
+  server = await startTestServer({ TOKEN_TTL_SECONDS: '3600', AGGREGATED_TYPES: '+Group' });
   const writes = new Map<CallerKey, Json[]>();
   for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) {
     tenants[key] = await server.provision({ name: `Customer ${key}`, defaultSourceOrg: 'Organization/org' });
@@ -420,6 +436,7 @@ beforeAll(async () => {
       { resourceType: 'Organization', id: 'org', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: `ORG-${key}` }], name: `Org ${key}` },
       { resourceType: 'Practitioner', id: 'dr', identifier: [{ system: GP, value: 'GP-1' }], name: [{ family: 'Shared' }] },
       ...PATIENTS[key].map((p) => ({ resourceType: 'Patient', id: p.id, identifier: [{ system: NHS, value: p.nhs }], generalPractitioner: [{ reference: 'Practitioner/dr' }] })),
+      { resourceType: 'Group', id: 'everyone', type: 'person', actual: true, member: PATIENTS[key].map((p) => ({ entity: { reference: `Patient/${p.id}` } })) },
     ]);
   }
   for (const [i, o] of OBSERVATIONS.entries()) {
@@ -449,6 +466,7 @@ beforeAll(async () => {
     for (const p of PATIENTS[key]) patientIds.set(p.id, await aggregatedId(tenants[key], 'Patient', p.id));
   }
   practitionerId = await aggregatedId(tenants.A, 'Practitioner', 'dr');
+  for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) groupIds[key] = await aggregatedId(tenants[key], 'Group', 'everyone');
   for (const key of ['A', 'B', 'G', 'N'] as CallerKey[]) {
     // Each customer's client acts as its team; P grants the team the label.
     tenants[key] = actingAs(server, tenants[key], { teamId: `team-${key.toLowerCase()}` });
@@ -486,7 +504,7 @@ const cells = DOORS.flatMap((door) =>
     Object.entries(caller.data)
       .filter(([, key]) => !door.needsAnchor || anchorFor(caller.key, key))
       .map(([data, key]) => {
-        const shown = visible(caller.key, spec(key));
+        const shown = door.shows ? door.shows(caller.key, spec(key)) : visible(caller.key, spec(key));
         return { name: `${door.name} × ${caller.name} × ${data}: ${shown ? 'visible' : 'hidden'}`, door, caller: caller.key, key, shown };
       }),
   ),

@@ -322,7 +322,8 @@ async function tokenRequest(c: { clientId: string; clientSecret: string }, scope
 }
 
 beforeAll(async () => {
-  server = await startTestServer();
+  // Group aggregated, for Group-level $export (the newer doors).
+  server = await startTestServer({ AGGREGATED_TYPES: '+Group' });
   tenant = await server.provision({ name: 'Scoped', defaultSourceOrg: 'Organization/org' });
   everything = await client('system/*.cruds');
   for (const set of SCOPE_SETS) {
@@ -528,6 +529,8 @@ describe('newer doors', () => {
   let broadToken: string;
   /** A completed export of the broad client (system/*.cruds) whose narrowed tokens poll it. */
   let job: { statusUrl: string; patientFile: string };
+  /** The aggregated id of the tenant's Group of the shared Patient. */
+  let groupId: string;
 
   const aggregated = (token: string, path: string, init: RequestInit = {}) => call(token, path, init, `${server.url}/fhir/aggregated`);
   const legacy = (token: string, path: string, init: RequestInit = {}) =>
@@ -611,6 +614,14 @@ describe('newer doors', () => {
       allowed: needs(['Patient', 's']),
       ok: [202],
       run: (s) => aggregated(tokens.get(s) as string, 'Patient/$export?_type=Patient', { headers: { prefer: 'respond-async' } }),
+    },
+    {
+      door: 'REST',
+      // Reading the Group needs r on it (SMART bulk data: the client reads the Group it names); the export, s on its types.
+      name: 'aggregated Group/[id]/$export?_type=Patient',
+      allowed: needs(['Group', 'r'], ['Patient', 's']),
+      ok: [202],
+      run: (s) => aggregated(tokens.get(s) as string, `Group/${groupId}/$export?_type=Patient`, { headers: { prefer: 'respond-async' } }),
     },
     {
       door: 'REST',
@@ -714,6 +725,10 @@ describe('newer doors', () => {
     });
     if (created.status !== 201) throw new Error(`demographics: ${created.status} ${JSON.stringify(created.body)}`);
     nativePatientId = created.body.id;
+    const group = { resourceType: 'Group', id: 'cohort', type: 'person', actual: true, member: [{ entity: { reference: `Patient/${shared.id}` } }] };
+    await call(tenant.token, 'Group/cohort', { method: 'PUT', body: JSON.stringify(group) });
+    await server.waitForAggregation();
+    groupId = (await aggregated(tenant.token, 'Group')).body.entry[0].resource.id;
     // The broad client is the one the narrowed tokens were asked from: its job is theirs to poll.
     broadToken = (await tokenRequest(everything)).body.access_token;
     const kicked = await aggregated(broadToken, '$export?_type=Patient,Observation', { headers: { prefer: 'respond-async' } });

@@ -219,9 +219,10 @@ test('an expired job answers 404 and its files are removed', async () => {
   expect(await readdir(path.join(server.dataDir, 'exports'))).not.toContain(id);
 });
 
-test('Group-level export is not offered: 501 naming what to use instead, the same for any id and caller, and no job', async () => {
-  // A Group on A's own endpoint changes nothing: Group is not an aggregated type.
+test('without Group among the aggregated types (the default), Group/[id]/$export is a 404 like GET Group/[id], the same for any id and caller, and no job', async () => {
+  // A Group on A's own endpoint changes nothing: Group is not aggregated unless AGGREGATED_TYPES says so.
   await put(a, { resourceType: 'Group', id: 'cohort', type: 'person', actual: true, member: [{ entity: { reference: 'Patient/pa' } }] });
+  await server.waitForAggregation();
   const answers: string[] = [];
   for (const [caller, id] of [
     [a, 'cohort'],
@@ -229,13 +230,14 @@ test('Group-level export is not offered: 501 naming what to use instead, the sam
     [b, 'cohort'],
   ] as const) {
     const res = await kickOff(caller, `Group/${id}/$export`);
-    expect(res.status).toBe(501);
+    expect(res.status).toBe(404);
     expect(res.headers.get('content-location')).toBeNull();
     const outcome = (await res.json()) as Json;
-    expect(outcome.issue[0].code).toBe('not-supported');
+    const read = (await (await server.aggregated(caller, `Group/${id}`)).json()) as Json;
+    expect(outcome.issue).toEqual(read.issue);
     answers.push(outcome.issue[0].diagnostics);
   }
-  expect(answers[0]).toContain('Patient/$export');
+  expect(answers[0]).toContain('Group is not part of the aggregated record');
   expect(new Set(answers).size).toBe(1);
   const anonymous = await fetch(`${server.url}${AGG}Group/cohort/$export`, { headers: { prefer: 'respond-async' } });
   expect(anonymous.status).toBe(401);

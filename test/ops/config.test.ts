@@ -73,6 +73,22 @@ describe('configuration checked at start', () => {
     expect(problemsOf({ TRUST_PROXY: '1' })).toEqual([expect.stringMatching(/^TRUST_PROXY='1' .*not a number of hops/)]);
   });
 
+  test("AGGREGATED_TYPES: PKB's list by default, changes to it (+Group) or a whole list; unknown names and mixed forms are named", () => {
+    const pkb = loadConfig({}).aggregatedTypes;
+    expect(pkb).toContain('Patient');
+    expect(pkb).not.toContain('Group');
+    const withGroup = loadConfig({ AGGREGATED_TYPES: '+Group, -Flag' }).aggregatedTypes;
+    expect(withGroup).toContain('Group');
+    expect(withGroup).not.toContain('Flag');
+    expect(withGroup).toHaveLength(pkb.length);
+    expect(loadConfig({ AGGREGATED_TYPES: 'Patient,Observation,Patient' }).aggregatedTypes).toEqual(['Observation', 'Patient']);
+    const [unknown] = problemsOf({ AGGREGATED_TYPES: '+Group,+Cohort,+patient' });
+    expect(unknown).toContain('AGGREGATED_TYPES');
+    expect(unknown).toContain("'Cohort', 'patient'");
+    expect(problemsOf({ AGGREGATED_TYPES: 'Patient,+Group' })[0]).toMatch(/AGGREGATED_TYPES is either a whole list .* or changes to the default/);
+    expect(problemsOf({ AGGREGATED_TYPES: 'Patient,Observation' })).toEqual([]);
+  });
+
   test('a replica needs a PostgreSQL primary, a postgres URL and a bounded wait', () => {
     expect(problemsOf({ DATABASE_REPLICA_URL: 'postgresql://replica/tributary' })).toEqual([expect.stringMatching(/^DATABASE_REPLICA_URL needs DATABASE_URL/)]);
     expect(problemsOf({ DATABASE_URL: 'postgresql://primary/tributary', DATABASE_REPLICA_URL: 'http://replica/tributary', REPLICA_MAX_WAIT_MS: '-1' })).toEqual([
