@@ -29,6 +29,7 @@ const XML_NS = 'http://www.w3.org/XML/1998/namespace';
 const URL_ATTRIBUTES = new Set(['href', 'src', 'cite', 'longdesc']);
 /** A URL's scheme, read once the characters a browser drops from it (spaces, controls) are gone. */
 const SCHEME = /^([a-z][a-z0-9+.-]*):/i;
+const URL_NOISE = /[\s\p{Cc}]/gu;
 
 interface Rules {
   elements: ReadonlySet<string>;
@@ -210,7 +211,7 @@ function divViolations(markup: string, rules: Rules): Omit<InvariantViolation, '
         continue;
       }
       if (!URL_ATTRIBUTES.has(a.local)) continue;
-      const url = [...a.value].filter((c) => c > ' ').join('');
+      const url = a.value.replace(URL_NOISE, '');
       const scheme = SCHEME.exec(url)?.[1].toLowerCase();
       if (scheme === 'javascript' || scheme === 'vbscript') txt1(`the ${a.local} of <${tag.local}> is a ${scheme}: URL (active content)`);
       else if (scheme === 'data' && !/^data:image\//i.test(url)) txt1(`the ${a.local} of <${tag.local}> is a data: URL that is not an image`);

@@ -108,6 +108,18 @@ describe.each([
     const issues = await refused(tenant(), composition);
     expect(issues).toEqual([expect.stringMatching(/^Composition\.section\[1\]\.section\[0\]\.section\[0\]\.text\.div \| .*txt-1: the element <iframe> is not allowed/)]);
   });
+
+  test("a stored Bundle's entries are checked", async () => {
+    const document = {
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [{ fullUrl: 'urn:uuid:2d5b1ce2-8d2e-4b3e-9d55-3a1f8f6b9c01', resource: patient(`<div xmlns="${XHTML}"><object data="x.swf">Jo</object></div>`) }],
+    };
+    expect(await refused(tenant(), document)).toEqual([
+      expect.stringMatching(/^Bundle\.entry\[0\]\.resource\.text\.div \| .*txt-1: the element <object> is not allowed/),
+      expect.stringContaining('txt-1: the attribute data on <object> is not allowed'),
+    ]);
+  });
 });
 
 describe.each([
