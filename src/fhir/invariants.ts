@@ -22,7 +22,7 @@
  * alone; checking every depth rather than the first level costs no more, bench/invariantCost.ts). Left out:
  * `ele-1` and `ext-1` (no empty element, extension with value or children: the structural rules of
  * schemaRules.ts enforce them for every element, at far less cost), and `txt-1`/`txt-2` (rules on the
- * narrative's XHTML, not on its FHIR elements: left to the narrative checks, not to this walk; R4 and STU3 alike).
+ * narrative's XHTML, not on its FHIR elements: checked by narrative.ts, not by this walk; R4 and STU3 alike).
  */
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4';

@@ -3,6 +3,7 @@ import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
 import { isResourceType, jsonSchema } from './definitions';
 import { invariantViolations } from './invariants';
 import { isFhirDecimal } from './losslessJson';
+import { narrativeViolations } from './narrative';
 import { NUMERIC_DIGITS_AFTER_POINT, NUMERIC_DIGITS_BEFORE_POINT, withinNumeric } from './withinNumeric';
 import { adaptDefinitions, BASE64, DECIMAL, REQUIRED } from './schemaRules';
 import { badRequest, invalidStructure, type OperationOutcomeIssue } from './outcome';
@@ -13,9 +14,10 @@ import type { FhirVersion, Resource } from './types';
  * Validation of FHIR JSON for the endpoint's FHIR version, R4 or STU3 alike: HL7's JSON schema for that
  * version, with the rules it leaves out added from FHIR's own (schemaRules.ts: required elements from the
  * version's StructureDefinitions, `_x` twins, no empty elements, formats), then the StructureDefinitions'
- * FHIRPath invariants (invariants.ts). The schema is compiled once per version, on the version's first write
- * (or its warm-up), then each resource is checked against its own type's definition, which keeps error
- * locations precise (`Patient.gender`, not "matches no branch of a 150-way oneOf").
+ * FHIRPath invariants (invariants.ts) and the narrative rules no engine runs (narrative.ts). The schema is
+ * compiled once per version, on the version's first write (or its warm-up), then each resource is checked
+ * against its own type's definition, which keeps error locations precise (`Patient.gender`, not "matches no
+ * branch of a 150-way oneOf").
  *
  * Nested resources (`contained`, `Bundle.entry.resource`, `Parameters.parameter.resource`) are where HL7's
  * schema says `ResourceList`: a oneOf over every resource type. With every error collected, ajv tries all
@@ -248,9 +250,9 @@ function violations(version: FhirVersion, resource: Record<string, unknown>): Vi
   return (validate.errors ?? []).map((error) => ({ path: error.instancePath, error }));
 }
 
-/** The StructureDefinitions' FHIRPath invariants (invariants.ts), once the structure is right. */
+/** The StructureDefinitions' FHIRPath invariants (invariants.ts) and the narrative rules (narrative.ts), once the structure is right. */
 function assertInvariants(version: FhirVersion, resource: Record<string, unknown> & { resourceType: string }): void {
-  const broken = invariantViolations(version, resource);
+  const broken = [...invariantViolations(version, resource), ...narrativeViolations(version, resource)];
   if (!broken.length) return;
   throw invalidStructure(
     broken

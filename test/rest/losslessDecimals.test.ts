@@ -216,10 +216,17 @@ describe('numbers PostgreSQL would rewrite keep their text: exponents and negati
 
 /**
  * Examples of the specification that break its own rules, each refused with the rule named: a nested
- * Questionnaire item without linkId, SearchParameters without base (min 1), an id over 64 characters, and
- * logical models that are not abstract and have no baseDefinition (sdf-4).
+ * Questionnaire item without linkId, SearchParameters without base (min 1), an id over 64 characters,
+ * logical models that are not abstract and have no baseDefinition (sdf-4), and narratives of whitespace
+ * only (txt-2).
  */
 const INVALID_EXAMPLES: Record<string, RegExp> = {
+  ...Object.fromEntries(
+    ['ActivityDefinition-blood-tubes-supply', 'ActivityDefinition-heart-valve-replacement', 'EventDefinition-example', 'Questionnaire-zika-virus-exposure-assessment'].map((n) => [
+      `${n}.json`,
+      /\.text\.div: txt-2: /,
+    ]),
+  ),
   'Questionnaire-qs1.json': /linkId: missing required element 'linkId'/,
   'SearchParameter-questionnaireresponse-extensions-QuestionnaireResponse-item-subject.json': /SearchParameter\.id: must match pattern/,
   ...Object.fromEntries(
