@@ -77,7 +77,6 @@ function fhirType(code: string): string {
 }
 
 export interface FhirModel {
-  version: FhirVersion;
   types: Map<string, TypeModel>;
   resources: string[];
   /** Reference search parameters by source type, with the types they can point to. */
@@ -94,11 +93,8 @@ const REFERENCE_VERSIONS: Record<FhirVersion, FhirVersion[]> = { R4: ['R4', 'STU
 const models = new Map<FhirVersion, FhirModel>();
 
 export function fhirModel(version: FhirVersion = 'R4'): FhirModel {
-  let model = models.get(version);
-  if (!model) {
-    model = buildModel(version);
-    models.set(version, model);
-  }
+  const model = models.get(version) ?? buildModel(version);
+  models.set(version, model);
   return model;
 }
 
@@ -176,5 +172,5 @@ function buildModel(version: FhirVersion): FhirModel {
       [...refs].map(([code, targets]) => ({ code, targets: [...targets] })),
     );
   }
-  return { version, types, resources: [...resources].sort(), referenceParams };
+  return { types, resources: [...resources].sort(), referenceParams };
 }

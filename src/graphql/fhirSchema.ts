@@ -136,11 +136,8 @@ const built = new Map<FhirVersion, GraphQLSchema>();
 
 /** The HL7 FHIR GraphQL schema of a version alone (instance-level $graphql roots come from it). */
 export function buildFhirOnlySchema(version: FhirVersion = 'R4'): GraphQLSchema {
-  let schema = built.get(version);
-  if (!schema) {
-    schema = generate(version);
-    built.set(version, schema);
-  }
+  const schema = built.get(version) ?? generate(version);
+  built.set(version, schema);
   return schema;
 }
 
@@ -151,13 +148,13 @@ const merged = new Map<FhirVersion, GraphQLSchema>();
  * subscription root (the aggregated record, R4, over WebSocket at /graphql) is R4's alone.
  */
 export function buildFhirSchema(version: FhirVersion = 'R4'): GraphQLSchema {
-  let schema = merged.get(version);
-  if (!schema) {
-    const fhir = buildFhirOnlySchema(version);
-    schema = composeSchema(fhir, buildAggregationSchema(), version === 'R4' ? buildSubscriptionRoot(fhir) : undefined);
-    merged.set(version, schema);
-  }
+  const schema = merged.get(version) ?? compose(buildFhirOnlySchema(version), version);
+  merged.set(version, schema);
   return schema;
+}
+
+function compose(fhir: GraphQLSchema, version: FhirVersion): GraphQLSchema {
+  return composeSchema(fhir, buildAggregationSchema(), version === 'R4' ? buildSubscriptionRoot(fhir) : undefined);
 }
 
 function generate(version: FhirVersion): GraphQLSchema {
