@@ -2,7 +2,7 @@ import { GraphQLFloat, GraphQLInt, GraphQLList, GraphQLObjectType, GraphQLString
 import type { Bundle } from '../fhir/types';
 import { type GraphqlContext, fromEndpoint } from './context';
 import { prefetchReferences } from './referencePrefetch';
-import { criteriaOf, searchArguments } from './searchArguments';
+import { criteriaOf } from './searchArguments';
 
 /**
  * `XConnection` (graphql.html#searching): one page of a search with its total `count`, the `first`,
@@ -27,7 +27,8 @@ function pagingParams(args: { _count?: number; _offset?: number; _cursor?: strin
 export function connectionField(
   name: string,
   type: GraphQLObjectType,
-  endpointArg: GraphQLFieldConfig<unknown, GraphqlContext>['args'],
+  /** The search arguments (of the schema's version) and `_endpoint`. */
+  args: GraphQLFieldConfig<unknown, GraphqlContext>['args'],
 ): GraphQLFieldConfig<unknown, GraphqlContext> {
   const edge = new GraphQLObjectType({ name: `${name}Edge`, fields: { mode: { type: GraphQLString }, score: { type: GraphQLFloat }, resource: { type } } });
   const connection = new GraphQLObjectType({
@@ -45,7 +46,7 @@ export function connectionField(
   });
   return {
     type: connection,
-    args: { ...searchArguments(name), ...endpointArg },
+    args,
     resolve: async (_r, args: Record<string, unknown> & { _endpoint?: string; _count?: number; _offset?: number; _cursor?: string }, ctx, info) => {
       const endpoint = args._endpoint ?? ctx.defaultEndpoint;
       const params = [...criteriaOf(name, args), ...pagingParams(args)];

@@ -25,7 +25,7 @@ export interface GraphqlContext {
   origin: WeakMap<object, Origin>;
   /** Where `_endpoint`-less fields go: a customer endpoint's own `$graphql`, else the aggregated record. */
   defaultEndpoint?: string;
-  /** The FHIR version of `defaultEndpoint`: an STU3 endpoint's `$graphql` searches with STU3's parameters (stu3Schema.ts). */
+  /** The FHIR version of `defaultEndpoint`: an STU3 endpoint's `$graphql` has STU3's types and search parameters (stu3Schema.ts). */
   fhirVersion?: FhirVersion;
   /** Aggregation views (FHIR callers) and admin operations (admin caller), see aggregationSchema.ts. */
   aggregation?: AggregationOps;

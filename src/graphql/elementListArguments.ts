@@ -1,5 +1,6 @@
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4';
+import stu3Model from 'fhirpath/fhir-context/stu3';
 import {
   GraphQLBoolean,
   GraphQLError,
@@ -12,6 +13,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import { badRequest } from '../fhir/outcome';
+import type { FhirVersion } from '../fhir/types';
 import type { FieldModel, TypeModel } from './fhirModel';
 
 /**
@@ -100,10 +102,10 @@ export function elementListArguments(element: TypeModel | undefined): GraphQLFie
 
 /**
  * The elements of `list` the arguments select, in order. `field` is the repeating element, whose path
- * gives FHIRPath the elements' type (so `value.ofType(Quantity)` and choice names work). An absent list
- * stays absent (null in the answer).
+ * gives FHIRPath the elements' type in `version`'s model (so `value.ofType(Quantity)` and choice names
+ * work). An absent list stays absent (null in the answer).
  */
-export function filterElements(list: unknown, args: ElementListArgs, field: FieldModel): unknown {
+export function filterElements(list: unknown, args: ElementListArgs, field: FieldModel, version: FhirVersion = 'R4'): unknown {
   if (!Array.isArray(list)) return list;
   const count = nonNegative(args._count, '_count', field);
   const offset = nonNegative(args._offset, '_offset', field) ?? 0;
@@ -111,7 +113,7 @@ export function filterElements(list: unknown, args: ElementListArgs, field: Fiel
   const filters = Object.entries(args).filter(([name, value]) => !PAGING.has(name) && value !== undefined && value !== null);
   if (filters.length) out = out.filter((element) => filters.every(([name, value]) => hasValue((element as Record<string, unknown> | null)?.[name], value)));
   if (args.fhirpath) {
-    const test = predicate(args.fhirpath, field);
+    const test = predicate(args.fhirpath, field, version);
     out = out.filter(test);
   }
   return out.slice(offset, count === undefined ? undefined : offset + count);
@@ -135,14 +137,17 @@ type Compiled = (element: unknown) => unknown[];
 const compiledCache = new Map<string, Compiled>();
 const CACHE_MAX = 500;
 
-function compile(expression: string, field: FieldModel): Compiled {
-  const key = `${field.path}\u0000${expression}`;
+const MODELS = { R4: r4Model, STU3: stu3Model } as const;
+
+function compile(expression: string, field: FieldModel, version: FhirVersion): Compiled {
+  const key = `${version}\u0000${field.path}\u0000${expression}`;
   let fn = compiledCache.get(key);
   if (fn) return fn;
+  const model = MODELS[version];
   // A path FHIRPath's model does not know (a type only this server names) is evaluated untyped.
-  const known = field.path in r4Model.path2Type || field.path in r4Model.pathsDefinedElsewhere;
+  const known = field.path in model.path2Type || field.path in model.pathsDefinedElsewhere;
   try {
-    fn = fhirpath.compile(known ? { base: field.path, expression } : expression, r4Model, { traceFn: () => undefined }) as Compiled;
+    fn = fhirpath.compile(known ? { base: field.path, expression } : expression, model, { traceFn: () => undefined }) as Compiled;
   } catch (err) {
     throw invalid(expression, field, err);
   }
@@ -151,8 +156,8 @@ function compile(expression: string, field: FieldModel): Compiled {
   return fn;
 }
 
-function predicate(expression: string, field: FieldModel): (element: unknown) => boolean {
-  const fn = compile(expression, field);
+function predicate(expression: string, field: FieldModel, version: FhirVersion): (element: unknown) => boolean {
+  const fn = compile(expression, field, version);
   return (element) => {
     let result: unknown[];
     try {

@@ -1,10 +1,12 @@
-import { readR4Definition, resourceTypes } from '../fhir/definitions';
+import { readProfiles, resourceTypes } from '../fhir/definitions';
 import { searchParameterMap } from '../fhir/searchParameters';
+import type { FhirVersion } from '../fhir/types';
 
 /**
- * The shape of every R4 datatype and resource, read once from the StructureDefinitions, in the form the
- * GraphQL schema generator needs: named types with their fields (backbone elements become types of their
- * own, `value[x]` becomes one field per type as the FHIR GraphQL spec names them).
+ * The shape of every datatype and resource of a FHIR version (R4, or STU3 for STU3 endpoints' own
+ * `$graphql`), read once per version from its StructureDefinitions, in the form the GraphQL schema
+ * generator needs: named types with their fields (backbone elements become types of their own, `value[x]`
+ * becomes one field per type as the FHIR GraphQL spec names them).
  */
 export type Kind = 'primitive' | 'complex' | 'resource' | 'backbone';
 
@@ -81,18 +83,29 @@ export interface FhirModel {
   referenceParams: Map<string, { code: string; targets: string[] }[]>;
 }
 
-let model: FhirModel | undefined;
+/**
+ * Whose search parameters the reverse references of a version's model take. R4's types also serve /graphql's
+ * `XList(_endpoint: <STU3 endpoint>)` (searchArguments.ts), so R4's model takes both versions'; STU3's model
+ * serves STU3 endpoints alone.
+ */
+const REFERENCE_VERSIONS: Record<FhirVersion, FhirVersion[]> = { R4: ['R4', 'STU3'], STU3: ['STU3'] };
 
-export function fhirModel(): FhirModel {
-  if (model) return model;
+const models = new Map<FhirVersion, FhirModel>();
+
+export function fhirModel(version: FhirVersion = 'R4'): FhirModel {
+  const model = models.get(version) ?? buildModel(version);
+  models.set(version, model);
+  return model;
+}
+
+type Profiles = { entry: { resource: StructureDefinition }[] };
+
+function buildModel(version: FhirVersion): FhirModel {
   const types = new Map<string, TypeModel>();
-  const definitions = [
-    ...readR4Definition<{ entry: { resource: StructureDefinition }[] }>('profiles-types.json').entry,
-    ...readR4Definition<{ entry: { resource: StructureDefinition }[] }>('profiles-resources.json').entry,
-  ]
+  const definitions = [...readProfiles<Profiles>(version, 'profiles-types.json').entry, ...readProfiles<Profiles>(version, 'profiles-resources.json').entry]
     .map((e) => e.resource)
     .filter((r) => r.resourceType === 'StructureDefinition' && r.derivation !== 'constraint');
-  const resources = new Set(resourceTypes('R4'));
+  const resources = new Set(resourceTypes(version));
   const wanted = definitions.filter((sd) => (sd.kind === 'complex-type' && !sd.abstract) || (sd.kind === 'resource' && resources.has(sd.id)) || sd.id === 'Element');
 
   for (const sd of wanted) {
@@ -141,13 +154,13 @@ export function fhirModel(): FhirModel {
     build(sd.id, sd.kind === 'resource' ? 'resource' : 'complex');
   }
 
-  // Reverse references serve endpoints of both versions (searchArguments.ts): R4's reference parameters
-  // and STU3's (Condition `context`), each with the targets that exist here.
+  // Reverse references: the reference parameters of the versions this model serves (R4's: R4's and
+  // STU3's, such as Condition `context`), each with the targets that exist here.
   const referenceParams = new Map<string, { code: string; targets: string[] }[]>();
   for (const type of resources) {
     const refs = new Map<string, Set<string>>();
-    for (const version of ['R4', 'STU3'] as const) {
-      for (const p of searchParameterMap(type, version).values()) {
+    for (const searched of REFERENCE_VERSIONS[version]) {
+      for (const p of searchParameterMap(type, searched).values()) {
         if (p.type !== 'reference') continue;
         const targets = refs.get(p.code) ?? new Set<string>();
         for (const t of p.target) if (resources.has(t)) targets.add(t);
@@ -159,6 +172,5 @@ export function fhirModel(): FhirModel {
       [...refs].map(([code, targets]) => ({ code, targets: [...targets] })),
     );
   }
-  model = { types, resources: [...resources].sort(), referenceParams };
-  return model;
+  return { types, resources: [...resources].sort(), referenceParams };
 }

@@ -17,12 +17,13 @@ import {
   Kind as AstKind,
   specifiedDirectives,
   type GraphQLFieldConfig,
+  type GraphQLFieldConfigArgumentMap,
   type GraphQLInputType,
   type GraphQLOutputType,
   type ValueNode,
 } from 'graphql';
 import { fhirNumber, isFhirDecimal } from '../fhir/losslessJson';
-import type { Resource } from '../fhir/types';
+import type { FhirVersion, Resource } from '../fhir/types';
 import { buildAggregationSchema } from './aggregationSchema';
 import { composeSchema } from './composeSchema';
 import { connectionField } from './connection';
@@ -41,11 +42,13 @@ export type { GraphqlContext } from './context';
 export { argName } from './searchArguments';
 
 /**
- * The HL7 FHIR GraphQL interface (R4 graphql.html), generated from the definitions: an object type (and an
- * input type) per datatype, backbone element and resource; `value[x]` as valueQuantity etc.; `_field` for
- * primitive extensions; `Reference.resource`; `X(id)`, `XList(search…)`, `XConnection(search…)` queries,
- * reverse references `YList(_reference: …)` inside resources; `XCreate/XUpdate/XDelete` mutations. Every
- * resolver delegates to the GraphqlDataSource (through the per-request loaders where it can batch).
+ * The HL7 FHIR GraphQL interface (R4 graphql.html), generated from the definitions of a FHIR version: an
+ * object type (and an input type) per datatype, backbone element and resource; `value[x]` as valueQuantity
+ * etc.; `_field` for primitive extensions; `Reference.resource`; `X(id)`, `XList(search…)`,
+ * `XConnection(search…)` queries, reverse references `YList(_reference: …)` inside resources;
+ * `XCreate/XUpdate/XDelete` mutations. Every resolver delegates to the GraphqlDataSource (through the
+ * per-request loaders where it can batch). R4's schema serves /graphql and R4 endpoints; STU3's, the same
+ * generator over the STU3 definitions, serves STU3 endpoints' own `$graphql` (stu3Schema.ts).
  */
 const JSONScalar = new GraphQLScalarType({
   name: 'JSON',
@@ -129,24 +132,35 @@ export const DIRECTIVES = [
   }),
 ];
 
-let built: GraphQLSchema | undefined;
+const built = new Map<FhirVersion, GraphQLSchema>();
 
-/** The HL7 FHIR GraphQL schema alone (instance-level $graphql roots come from it). */
-export function buildFhirOnlySchema(): GraphQLSchema {
-  built ??= generate();
-  return built;
+/** The HL7 FHIR GraphQL schema of a version alone (instance-level $graphql roots come from it). */
+export function buildFhirOnlySchema(version: FhirVersion = 'R4'): GraphQLSchema {
+  const schema = built.get(version) ?? generate(version);
+  built.set(version, schema);
+  return schema;
 }
 
-let merged: GraphQLSchema | undefined;
+const merged = new Map<FhirVersion, GraphQLSchema>();
 
-/** Built once per process: the FHIR schema beside our own aggregation and admin types. */
-export function buildFhirSchema(): GraphQLSchema {
-  merged ??= composeSchema(buildFhirOnlySchema(), buildAggregationSchema(), buildSubscriptionRoot(buildFhirOnlySchema()));
-  return merged;
+/**
+ * Built once per process and version: the FHIR schema beside our own aggregation and admin types. The
+ * subscription root (the aggregated record, R4, over WebSocket at /graphql) is R4's alone.
+ */
+export function buildFhirSchema(version: FhirVersion = 'R4'): GraphQLSchema {
+  const schema = merged.get(version) ?? compose(buildFhirOnlySchema(version), version);
+  merged.set(version, schema);
+  return schema;
 }
 
-function generate(): GraphQLSchema {
-  const model = fhirModel();
+function compose(fhir: GraphQLSchema, version: FhirVersion): GraphQLSchema {
+  return composeSchema(fhir, buildAggregationSchema(), version === 'R4' ? buildSubscriptionRoot(fhir) : undefined);
+}
+
+function generate(version: FhirVersion): GraphQLSchema {
+  const model = fhirModel(version);
+  // R4's lists also search STU3 endpoints (`_endpoint`), so they take both versions' parameters (searchArguments.ts).
+  const searchedVersions = version === 'R4' ? 'any' : version;
   const objects = new Map<string, GraphQLObjectType>();
   const inputs = new Map<string, GraphQLInputObjectType>();
   const objectType = (name: string) => objects.get(name) as GraphQLObjectType;
@@ -164,7 +178,7 @@ function generate(): GraphQLSchema {
   });
   const resourceType = new GraphQLEnumType({
     name: 'ResourceType',
-    description: 'The FHIR R4 resource types',
+    description: `The FHIR ${version} resource types`,
     values: Object.fromEntries(model.resources.map((r) => [r, { value: r }])),
   });
   const referenceResource = referenceResourceField(resourceInterface, resourceType);
@@ -196,7 +210,7 @@ function generate(): GraphQLSchema {
                   type: outputType(f),
                   args: elementListArguments(f.primitive ? undefined : model.types.get(f.type)),
                   extensions: { elementList: true },
-                  resolve: (parent, args: ElementListArgs, ctx, info) => sliced(ctx, info, inherit(ctx, filterElements(parent[f.name], args, f), parent)),
+                  resolve: (parent, args: ElementListArgs, ctx, info) => sliced(ctx, info, inherit(ctx, filterElements(parent[f.name], args, f, version), parent)),
                 }
               : f.primitive
                 ? { type: outputType(f) }
@@ -241,9 +255,13 @@ function generate(): GraphQLSchema {
 
   const queryFields: Record<string, GraphQLFieldConfig<unknown, GraphqlContext>> = {};
   const mutationFields: Record<string, GraphQLFieldConfig<unknown, GraphqlContext>> = {};
-  const endpointArg = { _endpoint: { type: GraphQLID, description: 'One of your customer endpoints; omitted: the aggregated record' } };
+  // R4's types answer any endpoint named by `_endpoint` (an STU3 one in R4's shapes). STU3's serve the STU3
+  // endpoint whose own `$graphql` this is and no other, so they take no `_endpoint`: another endpoint's
+  // data (or the aggregated record's, R4) would be answered in the wrong version's shapes.
+  const endpointArg: GraphQLFieldConfigArgumentMap =
+    version === 'R4' ? { _endpoint: { type: GraphQLID, description: 'One of your customer endpoints; omitted: the aggregated record' } } : {};
   // Writes go to a customer endpoint: the argument, or the endpoint whose $graphql this is.
-  const writeEndpoint = { _endpoint: { type: GraphQLID, description: 'The customer endpoint to write to' } };
+  const writeEndpoint: GraphQLFieldConfigArgumentMap = version === 'R4' ? { _endpoint: { type: GraphQLID, description: 'The customer endpoint to write to' } } : {};
   const writeTarget = (args: { _endpoint?: string }, ctx: GraphqlContext): string => {
     const endpoint = args._endpoint ?? ctx.defaultEndpoint;
     if (!endpoint) throw new GraphQLError('Writes need _endpoint: the aggregated record is read-only', { extensions: { code: 'BAD_USER_INPUT' } });
@@ -262,7 +280,7 @@ function generate(): GraphQLSchema {
     };
     queryFields[`${name}List`] = {
       type: new GraphQLList(type),
-      args: { ...searchArguments(name), ...endpointArg },
+      args: { ...searchArguments(name, searchedVersions), ...endpointArg },
       resolve: async (_r, args: Record<string, unknown> & { _endpoint?: string; _count?: number; _offset?: number; _cursor?: string }, ctx, info) => {
         const endpoint = args._endpoint ?? ctx.defaultEndpoint;
         // A cursor from a Connection: the List carries on from there (offset cursors of sorted searches too).
@@ -276,7 +294,7 @@ function generate(): GraphQLSchema {
         return sliced(ctx, info, list);
       },
     };
-    queryFields[`${name}Connection`] = connectionField(name, type, endpointArg);
+    queryFields[`${name}Connection`] = connectionField(name, type, { ...searchArguments(name, searchedVersions), ...endpointArg });
 
     // graphql.html#mutations: `PatientCreate(res: …)`, `PatientUpdate(id: …, res: …)`, `PatientDelete(id: …)`.
     const input = inputs.get(name) as GraphQLInputObjectType;

@@ -20,7 +20,7 @@ import {
 import { parseFhirJson, stringifyFhirJson } from '../fhir/losslessJson';
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import { isDatabaseUnavailable, OUTAGE_RETRY_AFTER_SECONDS, outageOrSelf } from '../store/databaseUnavailable';
-import type { Resource } from '../fhir/types';
+import type { FhirVersion, Resource } from '../fhir/types';
 import { applyOutputDirectives, usesOutputDirectives } from './directives';
 import { DocumentCache } from './documentCache';
 import { fromEndpoint, type GraphqlContext } from './context';
@@ -229,11 +229,12 @@ export class GraphqlDoor {
     return ApolloServerPluginLandingPageLocalDefault({ embed: true });
   }
 
-  /** The schema for an instance-level `$graphql`: the resource type itself is the query root. */
-  private instanceSchema(type: string): GraphQLSchema {
-    let schema = this.instanceSchemas.get(type);
+  /** The schema for an instance-level `$graphql`: the resource type itself (of the endpoint's version) is the query root. */
+  private instanceSchema(type: string, version: FhirVersion): GraphQLSchema {
+    const key = `${version}/${type}`;
+    let schema = this.instanceSchemas.get(key);
     if (!schema) {
-      const fhir = buildFhirOnlySchema();
+      const fhir = buildFhirOnlySchema(version);
       const root = fhir.getType(type);
       if (!(root instanceof GraphQLObjectType)) throw badRequest(`${type} has no GraphQL type`);
       schema = new GraphQLSchema({
@@ -241,7 +242,7 @@ export class GraphqlDoor {
         types: Object.values(fhir.getTypeMap()).filter((t) => !t.name.startsWith('__') && t.name !== 'Query' && t.name !== 'Mutation'),
         directives: fhir.getDirectives(),
       });
-      this.instanceSchemas.set(type, schema);
+      this.instanceSchemas.set(key, schema);
     }
     return schema;
   }
@@ -266,11 +267,10 @@ export class GraphqlDoor {
   /** FHIR `$graphql` (graphql.html#invoking): system level, or instance level with the resource as root. */
   async execute(request: GraphqlRequest, context: GraphqlContext, instance?: Resource): Promise<ExecutionResult> {
     if (!request.query) throw badRequest('$graphql needs a query (the `query` parameter or a JSON body {"query": …})', 'query');
-    // An STU3 endpoint's system level searches with STU3's parameters; a resource root's reverse
-    // references take both versions' and search refuses what the endpoint's version lacks.
-    const stu3 = !instance && context.fhirVersion === 'STU3';
-    const schema = instance ? this.instanceSchema(instance.resourceType) : stu3 ? buildStu3Schema() : this.schema;
-    const checked = this.validDocument(schema, instance?.resourceType ?? (stu3 ? 'STU3' : ''), request.query);
+    // An STU3 endpoint's `$graphql`, system or instance level, answers in STU3's shapes (stu3Schema.ts).
+    const version = context.fhirVersion ?? 'R4';
+    const schema = instance ? this.instanceSchema(instance.resourceType, version) : version === 'STU3' ? buildStu3Schema() : this.schema;
+    const checked = this.validDocument(schema, instance ? `${version}/${instance.resourceType}` : version === 'STU3' ? 'STU3' : '', request.query);
     if ('errors' in checked) return { errors: checked.errors };
     const { document } = checked;
     const refused = limitError(this.options.limits, schema, document, request.operationName, request.variables);

@@ -62,6 +62,9 @@ interface Interaction {
 let server: TestServer;
 let tenant: Tenant;
 let shared: Fixture;
+/** The customer's STU3 endpoint and the shared Patient's twin on it. */
+let stu3BaseUrl: string;
+let stu3PatientId: string;
 const tokens = new Map<string, string>();
 let seq = 0;
 /** The `system/*.cruds` client the narrowed tokens are asked from. */
@@ -282,6 +285,31 @@ const INTERACTIONS: Interaction[] = [
     ok: [200],
     run: async (t, f) => viaOperation(await call(t, `Patient/${f.id}/$graphql?query=${encodeURIComponent('{ id gender }')}`)),
   },
+  // An STU3 endpoint of the same customer: its `$graphql` has STU3's types (stu3Schema.ts), over the same services.
+  {
+    name: 'STU3 $graphql system list',
+    needs: [['Patient', 's']],
+    writes: false,
+    door: 'GraphQL',
+    ok: [200],
+    run: async (t, f) => viaOperation(await call(t, `$graphql?query=${encodeURIComponent(`{ PatientList(identifier: "${CELL}|${f.n}") { id } }`)}`, {}, stu3BaseUrl)),
+  },
+  {
+    name: 'STU3 $graphql list of an STU3-only type',
+    needs: [['ProcedureRequest', 's']],
+    writes: false,
+    door: 'GraphQL',
+    ok: [200],
+    run: async (t) => viaOperation(await call(t, `$graphql?query=${encodeURIComponent('{ ProcedureRequestList(status: "active") { id intent } }')}`, {}, stu3BaseUrl)),
+  },
+  {
+    name: 'STU3 $graphql instance',
+    needs: [['Patient', 'r']],
+    writes: false,
+    door: 'GraphQL',
+    ok: [200],
+    run: async (t) => viaOperation(await call(t, `Patient/${stu3PatientId}/$graphql?query=${encodeURIComponent('{ id gender }')}`, {}, stu3BaseUrl)),
+  },
   {
     name: 'read',
     needs: [['Patient', 'r']],
@@ -349,6 +377,20 @@ beforeAll(async () => {
       }),
     ),
   });
+  const stu3 = await server.admin<{ id: string }>('POST', '/admin/endpoints', { customerId: tenant.customerId, fhirVersion: 'STU3' });
+  stu3BaseUrl = `${server.url}/fhir/customer/${stu3.id}`;
+  const twin = await call(tenant.token, 'Patient', { method: 'POST', body: JSON.stringify(patient(shared.n)) }, stu3BaseUrl);
+  if (twin.status !== 201) throw new Error(`STU3 Patient: ${twin.status} ${JSON.stringify(twin.body)}`);
+  stu3PatientId = twin.body.id;
+  await call(
+    tenant.token,
+    'ProcedureRequest',
+    {
+      method: 'POST',
+      body: JSON.stringify({ resourceType: 'ProcedureRequest', status: 'active', intent: 'order', code: { text: 'x' }, subject: { reference: `Patient/${stu3PatientId}` } }),
+    },
+    stu3BaseUrl,
+  );
   await server.waitForAggregation();
   const agg = await call(tenant.token, `Patient?identifier=${NHS}|9000000042`, {}, `${server.url}/fhir/aggregated`);
   shared.aggregatedId = agg.body.entry[0].resource.id;

@@ -1,17 +1,42 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { buildSchema, type GraphQLEnumType, type GraphQLObjectType } from 'graphql';
-import { sdl, SCHEMA_FILE } from '../../scripts/emit-schema';
+import { sdl, SCHEMA_FILES } from '../../scripts/emit-schema';
+import type { FhirVersion } from '../../src/fhir/types';
 
-/** The committed SDL in schema/ is the contract: it must match what the server serves. */
-test('schema/tributary.graphql is up to date (run `npm run emit-schema` after changing the schema)', () => {
-  const committed = readFileSync(SCHEMA_FILE, 'utf8');
-  const current = sdl();
-  if (committed !== current) {
-    const a = committed.split('\n');
-    const b = current.split('\n');
-    const line = a.findIndex((l, i) => l !== b[i]);
-    throw new Error(`schema/tributary.graphql is stale from line ${line + 1}: committed '${a[line]}', now '${b[line]}'`);
-  }
+/** The committed SDL in schema/ is the contract: it must match what the server serves, for each FHIR version. */
+test.each(Object.entries(SCHEMA_FILES) as [FhirVersion, string][])(
+  'the %s contract in schema/ is up to date (run `npm run emit-schema` after changing the schema)',
+  (version, file) => {
+    const committed = readFileSync(file, 'utf8');
+    const current = sdl(version);
+    if (committed !== current) {
+      const a = committed.split('\n');
+      const b = current.split('\n');
+      const line = a.findIndex((l, i) => l !== b[i]);
+      throw new Error(`${path.basename(file)} is stale from line ${line + 1}: committed '${a[line]}', now '${b[line]}'`);
+    }
+  },
+);
+
+test("the STU3 contract has STU3's shapes and no _endpoint", () => {
+  const schema = buildSchema(sdl('STU3'));
+  const condition = (schema.getType('Condition') as GraphQLObjectType).getFields();
+  expect(String(condition.assertedDate.type)).toBe('String');
+  expect(String(condition.clinicalStatus.type)).toBe('String');
+  expect(condition.recordedDate).toBeUndefined();
+  expect(schema.getType('ProcedureRequest')).toBeDefined();
+  const query = schema.getQueryType()!.getFields();
+  expect(query.ConditionList.args.map((a) => a.name)).toEqual(expect.arrayContaining(['asserted_date', 'context']));
+  expect(query.ConditionList.args.map((a) => a.name)).not.toEqual(expect.arrayContaining(['recorded_date']));
+  expect(query.Condition.args.map((a) => `${a.name}: ${a.type}`)).toEqual(['id: ID!']);
+  expect(
+    schema
+      .getMutationType()!
+      .getFields()
+      .ProcedureRequestCreate.args.map((a) => `${a.name}: ${a.type}`),
+  ).toEqual(['res: ProcedureRequestInput!']);
+  expect(schema.getSubscriptionType()).toBeUndefined();
 });
 
 test('the contract has the FHIR GraphQL shapes clients rely on', () => {

@@ -84,10 +84,10 @@ describe("an STU3 endpoint's $graphql", () => {
     expect(ids(data.ConditionList)).toEqual([condition]);
   });
 
-  test('a reverse reference through an R4-only parameter is an error naming it and the version', async () => {
+  test('a reverse reference through an R4-only parameter is refused by validation, naming it (STU3 types: stu3Shapes.test.ts)', async () => {
     const { errors } = await operation(stu3, '{ id MedicationRequestList(_reference: encounter) { id } }', `Encounter/${encounter}/$graphql`);
-    expect(errors?.[0]?.message).toMatch(/Unknown search parameter 'encounter' for MedicationRequest in FHIR STU3/);
-    expect(errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(errors?.[0]?.message).toMatch(/Value "encounter" does not exist in "Encounter_MedicationRequest_reference" enum/);
+    expect(errors[0].extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
   });
 });
 
