@@ -15,7 +15,6 @@ import { hasPredicate } from './predicates/hasPredicate';
 import { idPredicate } from './predicates/idPredicate';
 import { IndexLookup } from './predicates/indexLookup';
 import { lastUpdatedPredicate } from './predicates/lastUpdatedPredicate';
-import { INDEX_TABLE } from './predicates/indexTable';
 import { missingPredicate } from './predicates/missingPredicate';
 import { numberPredicate } from './predicates/numberPredicate';
 import type { PredicateContext, PredicateInput, Scope } from './predicates/predicateContext';
