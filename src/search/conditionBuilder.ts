@@ -15,18 +15,18 @@ import { hasPredicate } from './predicates/hasPredicate';
 import { idPredicate } from './predicates/idPredicate';
 import { IndexLookup } from './predicates/indexLookup';
 import { lastUpdatedPredicate } from './predicates/lastUpdatedPredicate';
-import { INDEX_TABLE } from './predicates/indexTable';
 import { missingPredicate } from './predicates/missingPredicate';
 import { numberPredicate } from './predicates/numberPredicate';
 import type { PredicateContext, PredicateInput, Scope } from './predicates/predicateContext';
 import { quantityPredicate } from './predicates/quantityPredicate';
 import { referencePredicate } from './predicates/referencePredicate';
+import { sortKey, type SortKey } from './predicates/sortKey';
 import { parseName, splitKeepingEscapes } from './predicates/searchValue';
 import { stringPredicate } from './predicates/stringPredicate';
 import { tokenPredicate } from './predicates/tokenPredicate';
 import { UnknownParameter } from './predicates/unknownParameter';
 import { uriPredicate } from './predicates/uriPredicate';
-import { AnyOf, Column, eq, Fn, Param, Scalar, SelectQuery, type SqlNode, Table } from './sql/sqlTree';
+import { AnyOf, Column, eq, Param, type SqlNode, Table } from './sql/sqlTree';
 
 const BY_TYPE: Record<string, (ctx: PredicateContext, input: PredicateInput) => SqlNode> = {
   token: tokenPredicate,
@@ -106,33 +106,7 @@ export class ConditionBuilder implements PredicateContext {
   }
 
   /** A sort key for `_sort` (lowest value ascending, highest descending): the row's own index rows only. */
-  sortKey(scope: Scope, code: string, descending: boolean): SqlNode {
-    if (code === '_id') return new Column(scope.alias, 'id');
-    if (code === '_lastUpdated') return new Column(scope.alias, 'last_updated');
-    const def = searchParameter(scope.type, code, this.version);
-    if (!def) throw new UnknownParameter(`_sort=${code}`, `Unknown search parameter '${code}' for ${scope.type} in _sort`);
-    const columns: Record<string, string> = {
-      string: 'value',
-      token: 'code',
-      date: descending ? 'high' : 'low',
-      number: 'value',
-      quantity: 'value',
-      uri: 'value',
-      reference: 'target_id',
-    };
-    const column = columns[def.type];
-    if (!column) throw badRequest(`Cannot sort by '${code}' (${def.type})`, '_sort');
-    const t = new Table(INDEX_TABLE[def.type], this.nextIndexAlias());
-    // The parameter's key filters the row's own index rows (a handful) rather than joining the row lookup:
-    // `key = …` beside `resource_pk = r.pk` lets a planner without statistics AND in the (key, value) index
-    // too, which reads every row of the parameter — once per sorted row, a cost that grows with the table.
-    const key = this.keyCondition(t.column('key'), scope.store, scope.type, code);
-    return new Scalar(
-      new SelectQuery({
-        columns: [new Fn(descending ? 'max' : 'min', [t.column(column)], key)],
-        from: t,
-        where: [eq(t.column('resource_pk'), new Column(scope.alias, 'pk'))],
-      }),
-    );
+  sortKey(scope: Scope, code: string, descending: boolean): SortKey {
+    return sortKey(this, scope, code, descending);
   }
 }

@@ -25,6 +25,7 @@ import {
   Fn,
   InSubquery,
   IsNull,
+  type Join,
   JsonMember,
   JsonText,
   JsonWithout,
@@ -79,6 +80,8 @@ interface Plan {
   /** The conditions on the searched rows `r` (the access filter is the tree's, added when rendered). */
   where: SqlNode[];
   order: OrderKey[];
+  /** What the sort keys join in (on Citus: the grouped index rows they order by). */
+  orderJoins: Join[];
   used: [string, string][];
   ignored: [string, string][];
   /** The first condition's index lookup, when it can drive the page in resource_pk order. */
@@ -189,13 +192,16 @@ export class SearchService implements SearchPort {
     } else if (types.length > 1) where.push(new Disjunction(types.map((t, i) => new Conjunction([ofType(t), ...byType[i]]))));
 
     const order: OrderKey[] = [];
+    const orderJoins: Join[] = [];
     const sort = query.params.filter(([n]) => n === '_sort').flatMap(([, v]) => v.split(','));
     for (const key of sort.filter((s) => s !== '')) {
       const descending = key.startsWith('-');
       const code = descending ? key.slice(1) : key;
       if (types.length !== 1 && code !== '_id' && code !== '_lastUpdated') throw badRequest(`_sort by '${code}' needs a single resource type`, '_sort');
       try {
-        order.push({ expr: builder.sortKey({ store: query.store, type: types[0] ?? '', alias: R.alias }, code, descending), descending, nullsLast: true });
+        const { expr, join } = builder.sortKey({ store: query.store, type: types[0] ?? '', alias: R.alias }, code, descending);
+        order.push({ expr, descending, nullsLast: true });
+        if (join) orderJoins.push(join);
       } catch (err) {
         if (!(err instanceof UnknownParameter)) throw err;
         if (query.handling === 'strict') throw badRequest(err.message, '_sort');
@@ -203,7 +209,7 @@ export class SearchService implements SearchPort {
       }
     }
     if (sort.length) used.push(['_sort', sort.join(',')]);
-    return { where, order, used, ignored, driver, scope };
+    return { where, order, orderJoins, used, ignored, driver, scope };
   }
 
   private typesOf(query: SearchQuery): string[] {
@@ -348,7 +354,7 @@ export class SearchService implements SearchPort {
         // the type, probing the lookup for each (a cost growing with the table, not with the matches).
         const d = this.options.shardedIndex ? undefined : plan.driver;
         const where = d ? [LIVE_BY_ID, ...plan.where.filter((w) => !plan.scope.includes(w))] : plan.where;
-        rows = await run(new SelectQuery({ columns: ROW_COLUMNS, from: R, where, orderBy: [...plan.order, { expr: R.column('pk') }], limit: count + 1, offset }));
+        rows = await run(new SelectQuery({ columns: ROW_COLUMNS, from: R, joins: plan.orderJoins, where, orderBy: [...plan.order, { expr: R.column('pk') }], limit: count + 1, offset }));
         if (rows.length > count) next = `_offset=${offset + count}`;
         if (offset > 0) previous = `_offset=${Math.max(0, offset - count)}`;
         rows = rows.slice(0, count);
@@ -468,14 +474,17 @@ export class SearchService implements SearchPort {
           if (spec.param !== '*')
             conds.push(new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, query.fhirVersion, [...new Set(sources.map((r) => r.type))], spec.param), 'bigint[]')));
           if (spec.target) conds.push(eq(ref.column('target_type'), new Param(spec.target)));
+          // The referenced rows as a semi-join on their key, not a join: each comes once however many
+          // references point at it (no DISTINCT over their content), and on Citus the references are read on
+          // the shards first and the coordinator's rows found by key, where a join would move one side whole.
           select = new SelectQuery({
-            distinct: true,
             columns: ROW_COLUMNS,
-            from: ref,
-            joins: [
-              { table: R, on: [eq(R.column('store'), new Param(query.store)), eq(R.column('type'), ref.column('target_type')), eq(R.column('id'), ref.column('target_id'))] },
+            from: R,
+            where: [
+              eq(R.column('store'), new Param(query.store)),
+              new InSubquery([R.column('type'), R.column('id')], new SelectQuery({ columns: [ref.column('target_type'), ref.column('target_id')], from: ref, where: conds })),
+              LIVE_BY_ID,
             ],
-            where: [...conds, LIVE_BY_ID],
             limit: MAX_INCLUDED,
           });
         } else {
@@ -496,16 +505,19 @@ export class SearchService implements SearchPort {
             'u',
             ['type', 'id'],
           );
-          select = new SelectQuery({
-            distinct: true,
-            columns: ROW_COLUMNS,
+          // The referring rows by pk, a semi-join like the forward include's.
+          const referring = new SelectQuery({
+            columns: [ref.column('resource_pk')],
             from: ref,
-            joins: [{ table: R, on: [eq(R.column('pk'), ref.column('resource_pk'))] }],
             where: [
               new InSubquery([ref.column('target_type'), ref.column('target_id')], new SelectQuery({ columns: [new Star()], from: wanted })),
               new AnyOf(ref.column('key'), new Param(referenceKeys(query.store, query.fhirVersion, sourceTypes, spec.param), 'bigint[]')),
-              new Not(R.column('deleted')),
             ],
+          });
+          select = new SelectQuery({
+            columns: ROW_COLUMNS,
+            from: R,
+            where: [new InSubquery(R.column('pk'), referring), new Not(R.column('deleted'))],
             limit: MAX_INCLUDED,
           });
         }

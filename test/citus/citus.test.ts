@@ -119,6 +119,29 @@ maybe('on a Citus cluster (CITUS=on)', () => {
       expect(await ids(await tenant.fetch('Observation?subject:Patient.family=even&code=8867-4&_count=50'))).toEqual(['o10', 'o2', 'o4', 'o8']);
     });
 
+    it('sorts by an index parameter and brings in _include and _revinclude rows', async () => {
+      const entries = async (res: Response) => {
+        const body = (await res.json()) as { entry?: { resource: { id: string }; search: { mode: string } }[] };
+        expect(res.status).toBe(200);
+        const of = (mode: string) => (body.entry ?? []).filter((e) => e.search.mode === mode).map((e) => e.resource.id);
+        return { match: of('match'), include: of('include') };
+      };
+      // Descending by the highest identifier: mrn-9, mrn-7, mrn-5 of the odd ones; the next page goes on.
+      const sorted = await entries(await tenant.fetch('Patient?family=odd&_sort=-identifier&_count=3'));
+      expect(sorted.match).toEqual(['p9', 'p7', 'p5']);
+      const page2 = await entries(await tenant.fetch('Patient?family=odd&_sort=-identifier&_count=3&_offset=3'));
+      expect(page2.match).toEqual(['p3', 'p11', 'p1']);
+      const included = await entries(await tenant.fetch('Observation?code=8310-5&_include=Observation:subject&_count=50'));
+      expect(included.match.sort()).toEqual(['o0', 'o3', 'o6', 'o9']);
+      expect(included.include.sort()).toEqual(['p0', 'p3', 'p6', 'p9']);
+      const revincluded = await entries(await tenant.fetch('Patient?_id=p4&_revinclude=Observation:subject'));
+      expect(revincluded).toEqual({ match: ['p4'], include: ['o4'] });
+      // The aggregated endpoint adds the caller's access filter to the included rows.
+      const aggregated = await entries(await server.aggregated(tenant, 'Observation?code=8310-5&_include=Observation:subject&_sort=_id&_count=50'));
+      expect(aggregated.match).toHaveLength(4);
+      expect(aggregated.include).toHaveLength(4);
+    });
+
     it('serves the aggregate of every write, searchable there too', async () => {
       const patients = await ids(await server.aggregated(tenant, 'Patient?_count=50'));
       expect(patients).toHaveLength(12);

@@ -239,6 +239,27 @@ export class Unnest {
   }
 }
 
+/** `(SELECT …) alias`: a subquery read as a table (joined, its columns named by the query's aliases). */
+export class Derived {
+  constructor(
+    readonly query: SelectQuery,
+    readonly alias: string,
+  ) {}
+  column(name: string): Column {
+    return new Column(this.alias, name);
+  }
+  render(ctx: SqlContext): string {
+    return `(${this.query.render(ctx)}) ${this.alias}`;
+  }
+}
+
+/** A join: inner unless `left` (the joined side may have no row; its columns are then NULL). */
+export interface Join {
+  table: Table | Derived;
+  on: SqlNode[];
+  left?: boolean;
+}
+
 export interface OrderKey {
   expr: SqlNode;
   descending?: boolean;
@@ -248,8 +269,9 @@ export interface OrderKey {
 export interface SelectParts {
   columns: SqlNode[];
   from: Table | Unnest;
-  joins?: { table: Table; on: SqlNode[] }[];
+  joins?: Join[];
   where?: SqlNode[];
+  groupBy?: SqlNode[];
   distinct?: boolean;
   distinctOn?: SqlNode[];
   orderBy?: OrderKey[];
@@ -258,20 +280,21 @@ export interface SelectParts {
 }
 
 /**
- * `SELECT … FROM … JOIN … WHERE … ORDER BY … LIMIT …`. Inner joins only. Every `resource` table in its FROM
- * or joins gets the context's access filter in its WHERE.
+ * `SELECT … FROM … JOIN … WHERE … GROUP BY … ORDER BY … LIMIT …`. Every `resource` table in its FROM or joins
+ * gets the context's access filter in its WHERE.
  */
 export class SelectQuery implements SqlNode {
   constructor(readonly parts: SelectParts) {}
 
   render(ctx: SqlContext): string {
-    const { columns, from, joins = [], where = [], distinct, distinctOn, orderBy = [], limit, offset } = this.parts;
+    const { columns, from, joins = [], where = [], groupBy = [], distinct, distinctOn, orderBy = [], limit, offset } = this.parts;
     const guarded = ctx.accessFilter ? [from, ...joins.map((j) => j.table)].filter((t): t is Table => t instanceof Table && t.name === RESOURCE_TABLE) : [];
     const head = distinctOn ? `DISTINCT ON (${distinctOn.map((d) => d.render(ctx)).join(', ')}) ` : distinct ? 'DISTINCT ' : '';
     let text = `SELECT ${head}${columns.map((c) => c.render(ctx)).join(', ')} FROM ${from.render(ctx)}`;
-    for (const join of joins) text += ` JOIN ${join.table.render()} ON ${join.on.map((c) => c.render(ctx)).join(' AND ')}`;
+    for (const join of joins) text += ` ${join.left ? 'LEFT ' : ''}JOIN ${join.table.render(ctx)} ON ${join.on.map((c) => c.render(ctx)).join(' AND ')}`;
     const conditions = [...where, ...guarded.map((t) => new AccessCondition(ctx.accessFilter as AccessFilter, t.alias))];
     if (conditions.length) text += ` WHERE ${conditions.map((c) => c.render(ctx)).join(' AND ')}`;
+    if (groupBy.length) text += ` GROUP BY ${groupBy.map((g) => g.render(ctx)).join(', ')}`;
     if (orderBy.length) {
       text += ` ORDER BY ${orderBy.map((o) => `${o.expr.render(ctx)} ${o.descending ? 'DESC' : 'ASC'}${o.nullsLast ? ' NULLS LAST' : ''}`).join(', ')}`;
     }
