@@ -84,6 +84,7 @@ async function main(): Promise<void> {
     if (statements) await admin.query(`SELECT pg_stat_statements_reset()`);
     const list = [...bundles(0, patients)];
     const resources = list.reduce((n, b) => n + entryCount(b), 0);
+    server.resetPeak();
     const server0 = statTicks(server.pid, true);
     const pg0 = clusterTicks(postmaster);
     const started = Date.now();
@@ -104,6 +105,7 @@ async function main(): Promise<void> {
     console.log(
       `CPU per resource: server ${Math.round(serverUs / resources)} µs, PostgreSQL ${Math.round(pgUs / resources)} µs, together ${Math.round((serverUs + pgUs) / resources)} µs`,
     );
+    console.log(`server RSS: peak ${server.peakRssMb()} MB during the load, ${server.rssMb()} MB after it`);
     if (statements) {
       const top = await admin.query(
         `SELECT calls, round(total_exec_time::numeric, 0) AS ms, rows, round((wal_bytes / 1e6)::numeric, 1) AS wal_mb, left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS query

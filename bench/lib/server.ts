@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { npmNodeCommand } from './npmScript';
 
 /**
  * The server under test, started as a user starts it: its own process, `node dist/src/server.js` (after
@@ -12,12 +13,8 @@ import path from 'node:path';
 export const ROOT = path.resolve(__dirname, '../..');
 export const SERVER_ENTRY = path.join(ROOT, 'dist/src/server.js');
 
-/** The node options `npm start` gives the server (package.json), so the bench runs it as deployed. */
-const START_NODE_ARGS: string[] = (() => {
-  const start: string = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start;
-  const m = /\bnode ((?:--\S+ )*)dist\/src\/server\.js/.exec(start);
-  return m ? m[1].split(' ').filter(Boolean) : [];
-})();
+/** The environment and node options `npm start` gives the server (package.json), so the bench runs it as deployed. */
+const START = npmNodeCommand(ROOT, 'start', 'dist/src/server.js');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -107,12 +104,13 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const launch = async () => {
     stderr = '';
     // BENCH_SERVER_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof') profiles the server under load.
-    const nodeArgs = [...START_NODE_ARGS, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+    const nodeArgs = [...START.nodeArgs, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     child = spawn(process.execPath, [...nodeArgs, SERVER_ENTRY], {
       cwd: ROOT,
       // As deployed: NODE_ENV=production (graphql-js skips its development-mode checks on every value).
       env: {
         ...process.env,
+        ...START.env,
         NODE_ENV: 'production',
         NODE_OPTIONS: '',
         PORT: String(port),

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { freshDatabase } from '../lib/database';
 import { bundles, entryCount } from '../lib/dataset';
 import { runPostStream } from '../lib/load';
+import { npmNodeCommand } from '../lib/npmScript';
 import { type PrivatePostgres, replicaAvailable, startPrivatePostgres } from '../lib/privatePostgres';
 import { freePort, ROOT, type RunningServer, startServer, type Tenant } from '../lib/server';
 import { round, summarize } from '../lib/stats';
@@ -201,9 +202,10 @@ async function runLayout(ctx: BenchContext, layout: Layout, patients: number, pr
 
 /** `npm run worker`'s process (dist/src/aggregator/workerMain.js, built by the bench). */
 function startWorker(databaseUrl: string): ChildProcess {
-  const child = spawn(process.execPath, ['--max-semi-space-size=64', path.join(ROOT, 'dist/src/aggregator/workerMain.js')], {
+  const worker = npmNodeCommand(ROOT, 'worker', 'dist/src/aggregator/workerMain.js');
+  const child = spawn(process.execPath, [...worker.nodeArgs, path.join(ROOT, 'dist/src/aggregator/workerMain.js')], {
     cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: '', DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...worker.env, NODE_ENV: 'production', NODE_OPTIONS: '', DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return child;
