@@ -354,7 +354,9 @@ export class SearchService implements SearchPort {
         // the type, probing the lookup for each (a cost growing with the table, not with the matches).
         const d = this.options.shardedIndex ? undefined : plan.driver;
         const where = d ? [LIVE_BY_ID, ...plan.where.filter((w) => !plan.scope.includes(w))] : plan.where;
-        rows = await run(new SelectQuery({ columns: ROW_COLUMNS, from: R, joins: plan.orderJoins, where, orderBy: [...plan.order, { expr: R.column('pk') }], limit: count + 1, offset }));
+        rows = await run(
+          new SelectQuery({ columns: ROW_COLUMNS, from: R, joins: plan.orderJoins, where, orderBy: [...plan.order, { expr: R.column('pk') }], limit: count + 1, offset }),
+        );
         if (rows.length > count) next = `_offset=${offset + count}`;
         if (offset > 0) previous = `_offset=${Math.max(0, offset - count)}`;
         rows = rows.slice(0, count);

@@ -52,5 +52,7 @@ export function sortKey(ctx: PredicateContext, scope: Scope, code: string, desce
     );
     return { expr: sorted.column('v'), join: { table: sorted, on: [eq(sorted.column('resource_pk'), new Column(scope.alias, 'pk'))], left: true } };
   }
-  return { expr: new Scalar(new SelectQuery({ columns: [new Fn(aggregate, [t.column(column)], key)], from: t, where: [eq(t.column('resource_pk'), new Column(scope.alias, 'pk'))] })) };
+  return {
+    expr: new Scalar(new SelectQuery({ columns: [new Fn(aggregate, [t.column(column)], key)], from: t, where: [eq(t.column('resource_pk'), new Column(scope.alias, 'pk'))] })),
+  };
 }
