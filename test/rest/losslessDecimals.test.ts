@@ -92,9 +92,9 @@ describe('decimals through every door', () => {
     // an escaped quote before `: 1.00`, a string ending in a backslash) must neither hide a decimal nor pose as one.
     // As JSON text: `\"` is an escaped quote, `\\` an escaped backslash right before the closing quote.
     const text = 'urn:uuid:018f428e-34f6 seed: -48723915457745318 \\"value\\": 1.00, \\\\';
-    const body = weight('w4', '1.50').replace('"text":"weight"', `"text":"${text}"`);
-    expect((await r4.fetch('Observation/w4', { method: 'PUT', body })).status).toBe(201);
-    const read = await (await r4.fetch('Observation/w4')).text();
+    const body = weight('w9', '1.50').replace('"text":"weight"', `"text":"${text}"`);
+    expect((await r4.fetch('Observation/w9', { method: 'PUT', body })).status).toBe(201);
+    const read = await (await r4.fetch('Observation/w9')).text();
     expect(read).toMatch(/"value":1\.50[,}]/);
     expect((parseFhirJson(read) as any).code.text).toBe('urn:uuid:018f428e-34f6 seed: -48723915457745318 "value": 1.00, \\');
   });
