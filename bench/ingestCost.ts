@@ -15,42 +15,14 @@
  * The cluster's CPU is read from /proc, so the database must run on this machine and should serve nothing
  * else during the run (start one of your own: initdb, pg_ctl); a shared one gives an upper bound.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
 import { freshDatabase } from './lib/database';
 import { bundles, entryCount } from './lib/dataset';
 import { runPostStream } from './lib/load';
+import { clusterTicks, statTicks, TICK_US } from './lib/processCpu';
 import { startServer } from './lib/server';
-
-const TICK_US = 1e6 / 100; // USER_HZ: /proc reports CPU time in 1/100 s.
-
-function statTicks(pid: number, withReaped: boolean): number {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // Fields 14–17 of stat (utime, stime, cutime, cstime) are 11–14 after the name.
-    return Number(f[11]) + Number(f[12]) + (withReaped ? Number(f[13]) + Number(f[14]) : 0);
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU ticks of a process tree's root and its direct children, plus what it reaped. */
-function clusterTicks(postmaster: number): number {
-  let ticks = statTicks(postmaster, true);
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === postmaster) ticks += statTicks(Number(name), false);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return ticks;
-}
 
 async function main(): Promise<void> {
   const patients = Number(process.argv[2] ?? 60);
@@ -81,6 +53,9 @@ async function main(): Promise<void> {
       4,
     );
     await drain(server.admin.bind(server), aggregation);
+    // The validators compile in the background after the first answer (server.ts, warmValidation): seconds of CPU
+    // that belong to start, not to the load. Wait for the server to go quiet before counting.
+    await quiet(server.pid);
     if (statements) await admin.query(`SELECT pg_stat_statements_reset()`);
     const list = [...bundles(0, patients)];
     const resources = list.reduce((n, b) => n + entryCount(b), 0);
@@ -137,6 +112,15 @@ async function retry<T>(step: () => Promise<T>): Promise<T> {
       if (i >= 10) throw err;
       await new Promise((r) => setTimeout(r, 2000));
     }
+  }
+}
+
+/** Until the process spends under 5 % of a core over a second (at most 60 s). */
+async function quiet(pid: number): Promise<void> {
+  for (let i = 0; i < 60; i++) {
+    const before = statTicks(pid, true);
+    await new Promise((r) => setTimeout(r, 1000));
+    if (statTicks(pid, true) - before < 5) return;
   }
 }
 

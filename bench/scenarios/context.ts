@@ -47,6 +47,8 @@ export interface IngestRun {
   resources: number;
   seconds: number;
   rate: number;
+  /** CPU of the server process (every thread: HTTP, validation, indexing, the aggregation worker) from the first Bundle until the aggregation caught up, µs. */
+  serverCpuUs: number;
   /** Bundles refused, and the first reasons. */
   failed: number;
   failures: { index: number; status: number; body: string }[];

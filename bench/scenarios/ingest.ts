@@ -1,6 +1,7 @@
 import { DEFAULT_POSTGRES } from '../lib/database';
 import { ingestFloor } from '../lib/floors';
 import { indexedIngestFloor, serverRows } from '../lib/indexedFloor';
+import { statTicks, TICK_US } from '../lib/processCpu';
 import { ratio, round } from '../lib/stats';
 import { type Availability, type BenchContext, type IngestRun, aggregationLag, analyze, loadPatients, notAvailable, report, tenant, transactions } from './context';
 import { AggregationObserver } from './aggregate';
@@ -19,6 +20,7 @@ export async function measuredIngest(ctx: BenchContext): Promise<(IngestRun & { 
   const observer = await AggregationObserver.start(ctx);
   const from = ctx.dataset.patients;
   ctx.log(`ingest: posting patients ${from}…${from + ctx.settings.patients}`);
+  const cpu0 = statTicks(ctx.server.pid, true);
   const load = await loadPatients(ctx, from, from + ctx.settings.patients);
   if (observer instanceof AggregationObserver) observer.ingestEnded((await aggregationLag(ctx).catch(() => null))?.queueDepth);
   await analyze(ctx);
@@ -28,6 +30,7 @@ export async function measuredIngest(ctx: BenchContext): Promise<(IngestRun & { 
     resources: load.resources,
     seconds: load.seconds,
     rate: load.resources / load.seconds,
+    serverCpuUs: 0,
     failed: load.failed,
     failures: load.failures,
   };
@@ -38,6 +41,7 @@ export async function measuredIngest(ctx: BenchContext): Promise<(IngestRun & { 
     ctx.aggregation = undefined;
     ctx.aggregationUnavailable = observer.reason;
   }
+  ctx.ingest.serverCpuUs = (statTicks(ctx.server.pid, true) - cpu0) * TICK_US;
   return { ...ctx.ingest, available: true };
 }
 
@@ -61,6 +65,14 @@ export async function ingestScenario(ctx: BenchContext): Promise<void> {
     ratio: ratio(run.rate, floor.rate),
     target: ctx.settings.aggregation ? '≥ 4,000 with the aggregation on' : '≥ 6,000 with the aggregation off',
     ...(run.failed ? { note: `${run.failed} Bundles refused, e.g. #${first?.index}: HTTP ${first?.status} ${first?.body.slice(0, 150)}` } : {}),
+  });
+  // CPU per resource does not depend on what else runs on the machine (bench/ingestCost.ts adds PostgreSQL's and the top statements).
+  report(ctx, {
+    id: 'ingest.serverCpu',
+    scenario: 'ingest',
+    metric: `server CPU per resource, all threads, first Bundle to the aggregation caught up (aggregation ${ctx.settings.aggregation ? 'on' : 'off'})`,
+    value: run.resources ? round(run.serverCpuUs / run.resources) : null,
+    unit: 'µs',
   });
   ctx.log('ingest: the indexed floor');
   const indexed = await indexedIngestFloor(ctx.store, process.env.DATABASE_URL || DEFAULT_POSTGRES, run.from, run.to, ctx.settings.ingestConcurrency);

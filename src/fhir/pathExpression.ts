@@ -22,6 +22,15 @@ const CHOICE_SUFFIXES = new Set(
   ).split(' '),
 );
 
+/**
+ * The names of choice elements (`value[x]` → `value`) in either version's model: only these can stand for a
+ * `nameX` key, so a path step looks for one only when its element is absent and its name is here. Without the
+ * check, every absent element cost a walk over its parent's keys (most steps of most parameters on most resources).
+ */
+const CHOICE_NAMES = new Set(
+  [r4Model, stu3Model].flatMap((model) => Object.keys((model as { choiceTypePaths: Record<string, unknown> }).choiceTypePaths).map((p) => p.slice(p.lastIndexOf('.') + 1))),
+);
+
 interface Item {
   value: unknown;
   /** Where the value came from, so `ofType(X)` can pick the choice element `nameX` of the parent. */
@@ -40,6 +49,7 @@ function push(out: Item[], value: unknown, parent: Record<string, unknown>, name
 }
 
 function child(name: string, index?: number): Step {
+  const choice = CHOICE_NAMES.has(name);
   return (items) => {
     const out: Item[] = [];
     for (const { value } of items) {
@@ -51,6 +61,7 @@ function child(name: string, index?: number): Step {
         else push(out, direct, obj, name);
         continue;
       }
+      if (!choice) continue;
       // A choice element (`value[x]`) named without its type: every `valueX` present.
       for (const key of Object.keys(obj)) {
         if (key.length > name.length && key.startsWith(name) && CHOICE_SUFFIXES.has(key.slice(name.length))) push(out, obj[key], obj, name);

@@ -25,6 +25,8 @@ test('a tiny bench run produces every figure on both stores and saves them', asy
     expect(ingest.value).toBeGreaterThan(0);
     expect(ingest.floor).toBeGreaterThan(0);
     expect(ingest.ratio).toBeGreaterThan(0);
+    // CPU per resource, the figure that holds on a shared machine.
+    expect(figures.find((f) => f.id === 'ingest.serverCpu')).toMatchObject({ unit: 'µs', value: expect.any(Number) });
     // The indexed floor writes what the server writes per resource: on PostgreSQL the same count of index rows.
     const indexed = figures.find((f) => f.id === 'ingest.indexedFloor')!;
     expect(indexed).toMatchObject({ value: ingest.value, floor: expect.any(Number), target: '≥ 50% of the indexed floor' });

@@ -87,6 +87,18 @@ describe('decimals through every door', () => {
     expect(await (await r4.fetch('Observation/w1/_history/1')).text()).toMatch(/"value":1\.50[,}]/);
   });
 
+  test('1.50 keeps its digits after strings that hold number-like text, escaped quotes and trailing backslashes', async () => {
+    // The parser's fast path reads only numbers between strings: text inside strings (a UUID's `018f…`, `seed: -48`,
+    // an escaped quote before `: 1.00`, a string ending in a backslash) must neither hide a decimal nor pose as one.
+    // As JSON text: `\"` is an escaped quote, `\\` an escaped backslash right before the closing quote.
+    const text = 'urn:uuid:018f428e-34f6 seed: -48723915457745318 \\"value\\": 1.00, \\\\';
+    const body = weight('w9', '1.50').replace('"text":"weight"', `"text":"${text}"`);
+    expect((await r4.fetch('Observation/w9', { method: 'PUT', body })).status).toBe(201);
+    const read = await (await r4.fetch('Observation/w9')).text();
+    expect(read).toMatch(/"value":1\.50[,}]/);
+    expect((parseFhirJson(read) as any).code.text).toBe('urn:uuid:018f428e-34f6 seed: -48723915457745318 "value": 1.00, \\');
+  });
+
   test('search compares decimals numerically: 0.001530 is found by 0.00153 and by gt0.0015', async () => {
     await r4.fetch('Observation/w2', { method: 'PUT', body: weight('w2', '0.001530') });
     for (const q of ['value-quantity=0.00153', 'value-quantity=gt0.0015', 'value-quantity=lt0.0016']) {
