@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { isFhirDecimal, parseFhirJson, stringifyFhirJson } from '../../src/fhir/losslessJson';
-import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { startServerWithR4AndStu3, type Tenant, type TestServer } from '../support/testServer';
 
 const R4_JSON = path.dirname(require.resolve('hl7.fhir.r4.examples/package.json'));
 
@@ -11,11 +11,7 @@ let server: TestServer;
 let r4: Tenant;
 let stu3: Tenant;
 
-beforeAll(async () => {
-  server = await startTestServer();
-  r4 = await server.provision();
-  stu3 = await server.provision({ fhirVersion: 'STU3', defaultSourceOrg: 'Organization/src' });
-}, 300_000);
+beforeAll(async () => ({ server, r4, stu3 } = await startServerWithR4AndStu3({ defaultSourceOrg: 'Organization/src' })), 300_000);
 afterAll(() => server.close());
 
 /** Sorted keys, numbers as their exact digits: equal content compares equal whatever jsonb's key order. */

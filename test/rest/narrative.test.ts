@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { startServerWithR4AndStu3, type OutcomeBody, type Tenant, type TestServer } from '../support/testServer';
 
 /**
  * The narrative rules (R4 narrative.html#xhtml; issue 15 item 2): every Narrative.div is a well-formed XHTML div
@@ -10,19 +10,10 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
 const DATA = [path.resolve(__dirname, '../../../shared/data'), path.resolve(__dirname, '../../../../shared/data')].find((d) => existsSync(d));
 const maybe = DATA ? test : test.skip;
 
-interface Outcome {
-  resourceType: string;
-  issue: { severity: string; code: string; diagnostics: string; expression?: string[] }[];
-}
-
 let server: TestServer;
 let r4: Tenant;
 let stu3: Tenant;
-beforeAll(async () => {
-  server = await startTestServer();
-  r4 = await server.provision();
-  stu3 = await server.provision({ fhirVersion: 'STU3' });
-}, 300_000);
+beforeAll(async () => ({ server, r4, stu3 } = await startServerWithR4AndStu3()), 300_000);
 afterAll(() => server.close());
 
 const XHTML = 'http://www.w3.org/1999/xhtml';
@@ -32,7 +23,7 @@ const post = (tenant: Tenant, body: { resourceType: string }) => tenant.fetch(bo
 /** Posts `body` and expects a 400 OperationOutcome; returns its issues as `expression | diagnostics`. */
 async function refused(tenant: Tenant, body: { resourceType: string }): Promise<string[]> {
   const res = await post(tenant, body);
-  const outcome = (await res.json()) as Outcome;
+  const outcome = (await res.json()) as OutcomeBody;
   expect({ status: res.status, resourceType: outcome.resourceType }).toEqual({ status: 400, resourceType: 'OperationOutcome' });
   return outcome.issue.map((i) => `${(i.expression ?? []).join(',')} | ${i.diagnostics}`);
 }
@@ -158,7 +149,7 @@ describe.each([
     };
     const res = await tenant().fetch('', { method: 'POST', body: JSON.stringify(batch) });
     expect(res.status).toBe(200);
-    const statuses = ((await res.json()) as { entry: { response: { status: string; outcome?: Outcome } }[] }).entry.map((e) => e.response);
+    const statuses = ((await res.json()) as { entry: { response: { status: string; outcome?: OutcomeBody } }[] }).entry.map((e) => e.response);
     const failed = statuses.filter((r) => !/^20[01]/.test(r.status)).map((r) => r.outcome?.issue[0]?.diagnostics);
     expect(failed).toEqual([]);
   });

@@ -1,4 +1,4 @@
-import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { startServerWithR4AndStu3, type OutcomeBody, type Tenant, type TestServer } from '../support/testServer';
 
 /**
  * The core invariants apply at every depth of a resource, on R4 and STU3 endpoints alike (issue 15 item 2): a
@@ -10,24 +10,15 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
 let server: TestServer;
 let r4: Tenant;
 let stu3: Tenant;
-beforeAll(async () => {
-  server = await startTestServer();
-  r4 = await server.provision();
-  stu3 = await server.provision({ fhirVersion: 'STU3' });
-});
+beforeAll(async () => ({ server, r4, stu3 } = await startServerWithR4AndStu3()), 300_000);
 afterAll(() => server.close());
-
-interface Outcome {
-  resourceType: string;
-  issue: { severity: string; code: string; diagnostics: string; expression?: string[] }[];
-}
 
 const post = (tenant: Tenant, body: { resourceType: string }) => tenant.fetch(body.resourceType, { method: 'POST', body: JSON.stringify(body) });
 
 /** Posts `body`, expects a 400 OperationOutcome and returns its issues as `expression: diagnostics`. */
 async function refused(tenant: Tenant, body: { resourceType: string }): Promise<string[]> {
   const res = await post(tenant, body);
-  const outcome = (await res.json()) as Outcome;
+  const outcome = (await res.json()) as OutcomeBody;
   expect({ status: res.status, resourceType: outcome.resourceType }).toEqual({ status: 400, resourceType: 'OperationOutcome' });
   return outcome.issue.map((i) => `${(i.expression ?? []).join(',')}: ${i.diagnostics}`);
 }
@@ -121,7 +112,7 @@ test.each([
     entry: [patient(inOrder), patient(reversed)].map((resource) => ({ resource, request: { method: 'POST', url: 'Patient' } })),
   };
   const res = await tenant().fetch('', { method: 'POST', body: JSON.stringify(bundle) });
-  const outcome = (await res.json()) as Outcome;
+  const outcome = (await res.json()) as OutcomeBody;
   expect(res.status).toBe(400);
   expect(outcome.issue.map((i) => [i.diagnostics, i.expression])).toEqual([
     [expect.stringMatching(/Patient\.identifier\.period: per-1/), expect.arrayContaining(['Bundle.entry[1]'])],

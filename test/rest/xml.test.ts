@@ -1,16 +1,12 @@
 // FHIR XML at the REST door, through the real server: what a HAPI-based integration or any XML FHIR client does.
 import { fhirXmlToJson } from '../../src/fhir/xml';
-import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { startServerWithR4AndStu3, type Tenant, type TestServer } from '../support/testServer';
 
 let server: TestServer;
 let r4: Tenant;
 let stu3: Tenant;
 
-beforeAll(async () => {
-  server = await startTestServer();
-  r4 = await server.provision();
-  stu3 = await server.provision({ fhirVersion: 'STU3' });
-}, 300_000);
+beforeAll(async () => ({ server, r4, stu3 } = await startServerWithR4AndStu3()), 300_000);
 afterAll(() => server.close());
 
 const XML = { 'content-type': 'application/fhir+xml', accept: 'application/fhir+xml' };

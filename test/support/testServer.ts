@@ -151,3 +151,15 @@ async function secondServerOn(shared: TestDatabase): Promise<TestDatabase> {
   const db = await openDatabase({ databaseUrl: shared.url, poolSize: 5 });
   return { db, url: shared.url, drop: () => db.close() };
 }
+
+/** The body of a refusal, as the validation tests read it. */
+export interface OutcomeBody {
+  resourceType: string;
+  issue: { severity: string; code: string; diagnostics: string; expression?: string[] }[];
+}
+
+/** A server with one R4 and one STU3 customer endpoint: what every test of a rule applied to both versions needs. */
+export async function startServerWithR4AndStu3(stu3Options: { defaultSourceOrg?: string } = {}): Promise<{ server: TestServer; r4: Tenant; stu3: Tenant }> {
+  const server = await startTestServer();
+  return { server, r4: await server.provision(), stu3: await server.provision({ fhirVersion: 'STU3', ...stu3Options }) };
+}
