@@ -25,10 +25,7 @@ export function aggregatedTypeList(text: string | undefined): readonly string[] 
     );
   if (!changes.length) return Object.freeze([...new Set(names)].sort());
   const types = new Set(SUPPORTED_TYPES);
-  for (const e of changes) {
-    if (e.startsWith('+')) types.add(e.slice(1).trim());
-    else types.delete(e.slice(1).trim());
-  }
+  changes.forEach((e, i) => (e.startsWith('+') ? types.add(names[i]) : types.delete(names[i])));
   if (!types.size) throw new Error(`AGGREGATED_TYPES='${text}' leaves no type to aggregate`);
   return Object.freeze([...types].sort());
 }
