@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { DEFAULT_POSTGRES, freshDatabase } from './lib/database';
 import { patientBundle } from './lib/dataset';
 import { inFlightWrite } from './lib/inFlightWrite';
@@ -102,6 +103,16 @@ function smallBundle(n: number) {
   };
 }
 
+async function setting(url: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(`SELECT current_setting($1) AS v`, [name])).rows[0].v as string;
+  } finally {
+    await client.end();
+  }
+}
+
 async function main(): Promise<void> {
   const database = await freshDatabase(process.env.DATABASE_URL ?? DEFAULT_POSTGRES);
   let server: RunningServer | undefined;
@@ -110,7 +121,9 @@ async function main(): Promise<void> {
     server = await startServer({ env: { DATABASE_URL: database.url, SHUTDOWN_TIMEOUT_MS: '30000' } });
     let tenant: Tenant = await server.tenant('soak');
     const live = server;
-    console.error(`soak: ${MINUTES} min on ${database.url.replace(/\/\/[^@]*@/, '//')} (PostgreSQL ${database.version})`);
+    // Latency over time depends on how the database cleans up after itself: say which it was.
+    const autovacuum = await setting(database.url, 'autovacuum');
+    console.error(`soak: ${MINUTES} min on ${database.url.replace(/\/\/[^@]*@/, '//')} (PostgreSQL ${database.version}, autovacuum ${autovacuum})`);
 
     // A starting record: a few Synthea patients, whose ids the reads and searches use.
     const patients: string[] = [];
@@ -309,6 +322,7 @@ async function main(): Promise<void> {
     const result = {
       minutes: MINUTES,
       postgres: database.version,
+      autovacuum,
       requests: total + errors,
       statuses,
       fiveXx,
@@ -328,7 +342,7 @@ async function main(): Promise<void> {
     const lines = [
       `# Soak ${MINUTES} min — ${new Date(started).toISOString()}`,
       '',
-      `host load average (1 min) mean ${(samples.reduce((a, x) => a + x.load1, 0) / Math.max(1, samples.length)).toFixed(1)}; requests ${result.requests}, 5xx ${fiveXx}, request errors ${errors}, statuses ${JSON.stringify(statuses)}`,
+      `PostgreSQL ${database.version}, autovacuum ${autovacuum}; host load average (1 min) mean ${(samples.reduce((a, x) => a + x.load1, 0) / Math.max(1, samples.length)).toFixed(1)}; requests ${result.requests}, 5xx ${fiveXx}, request errors ${errors}, statuses ${JSON.stringify(statuses)}`,
       '',
       `slopes over minutes ${(warmFrom / 60).toFixed(1)}–${MINUTES} (the first third is warm-up)`,
       '',

@@ -2,6 +2,7 @@ import type { Sql, SqlClient, Tx } from '../store/sql';
 import type { AggregationPass, Aggregator } from './aggregator';
 import { type BatchKind, claimBatch, type OutboxItem } from './claim';
 import { Deferred, tryLockUpstream } from './locks';
+import { OutboxVacuum } from './outboxVacuum';
 import { keyOf, type Upstream, type UpstreamRef } from './upstream';
 
 export type { OutboxItem } from './claim';
@@ -28,6 +29,8 @@ export interface WorkerOptions {
   onBatchDone?: (items: number) => void;
   /** Test hook: called after an item is processed, before the batch commits. */
   afterItem?: (item: OutboxItem) => Promise<void>;
+  /** Deleted items between two vacuums of the outbox (outboxVacuum.ts); default 10,000. */
+  vacuumEvery?: number;
 }
 
 /** A failed work item, as logged: its outbox id and resource, so the log line leads to `$aggregation-status`. */
@@ -63,6 +66,7 @@ export class AggregationWorker {
   private readonly maxAttempts: number;
   /** The kind of batch to claim next when both are wanted: merged and copies batches take turns (claim.ts). */
   private prefer: BatchKind = 'copies';
+  private readonly vacuum: OutboxVacuum;
 
   constructor(
     private readonly sql: SqlClient,
@@ -72,6 +76,7 @@ export class AggregationWorker {
     this.batchSize = options.batchSize ?? 100;
     this.pollMs = options.pollMs ?? 50;
     this.maxAttempts = options.maxAttempts ?? 5;
+    this.vacuum = new OutboxVacuum(sql, options.vacuumEvery, options.onBatchError);
   }
 
   start(): void {
@@ -129,7 +134,8 @@ export class AggregationWorker {
    * resources and the outbox, which were committed durably.
    */
   async runOnce(): Promise<number> {
-    return this.sql.transaction(
+    let deleted = 0;
+    const taken = await this.sql.transaction(
       async (tx) => {
         const { kind, items } = await claimBatch(tx, this.batchSize, this.prefer);
         if (!items.length) return 0;
@@ -184,7 +190,7 @@ export class AggregationWorker {
             for (const { item } of setWise) settle(item, await this.processOne(tx, item, pass));
           }
         }
-        if (done.length) await tx.execute(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
+        if (done.length) deleted = await tx.execute(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
         if (later.length) {
           await tx.execute(`UPDATE agg_outbox SET available_at = clock_timestamp() + ($2::int * interval '1 millisecond') WHERE id = ANY($1::bigint[])`, later, DEFER_MS);
         }
@@ -192,6 +198,8 @@ export class AggregationWorker {
       },
       { synchronousCommit: false },
     );
+    await this.vacuum.deletedItems(deleted);
+    return taken;
   }
 
   /** One item under a savepoint; a failure is rolled back alone and recorded. */
