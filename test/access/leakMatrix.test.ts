@@ -709,7 +709,7 @@ const SEES_PATIENT: Record<Viewer, string[]> = { A: ['p', 'r'], B: ['p', 'q'], G
 
 // Bulk Data `patient` (POST kick-off): naming a Patient the caller may not see is the 400 of one that exists nowhere.
 test.each(CALLERS.map((c) => [c.key, c.name]))(
-  'POST Patient/$export naming a Patient %s (%s) cannot see answers exactly as an unknown one; one it sees is exported',
+  'POST Patient/$export by %s (%s): patient naming a Patient it cannot see answers exactly as an unknown one; one it sees is exported',
   async (viewer) => {
     const caller = tenants[viewer as Viewer];
     const seen = SEES_PATIENT[viewer as Viewer];
