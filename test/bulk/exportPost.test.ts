@@ -157,6 +157,10 @@ test('POST Patient/$export with patient holds only those patients’ compartment
   );
   expect(Object.keys(two.files)).toEqual(['Observation']);
   expect(texts(two.files.Observation)).toEqual(['obs-pa', 'obs-pa3']);
+  // The same body in XML.
+  const xml = `<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="patient"/><valueReference><reference value="Patient/${ids.pa2}"/></valueReference></parameter><parameter><name value="_type"/><valueString value="Observation"/></parameter></Parameters>`;
+  const fromXml = await finished(a, await post(a, 'Patient/$export', xml, { 'content-type': 'application/fhir+xml' }));
+  expect(texts(fromXml.files.Observation)).toEqual(['obs-pa2']);
   // Without patient, every compartment the caller may see.
   const all = await finished(a, await post(a, 'Patient/$export', parameters()));
   expect(texts(all.files.Observation)).toEqual(['obs-pa', 'obs-pa2', 'obs-pa3']);
