@@ -48,7 +48,8 @@ export function aggregatedRoutes(): RouteTable<AggregatedContext> {
     .add('GET', '', fhir.search)
     .add('GET', '$op', operations<AggregatedContext>({ graphql: fhir.graphqlOperation, export: exportKickOff }))
     .add('GET', ':type/$op', readSupported(operations<AggregatedContext>({ export: exportKickOff })))
-    .add('POST', '$op', operations({ graphql: fhir.graphqlOperation }))
+    .add('POST', '$op', operations<AggregatedContext>({ graphql: fhir.graphqlOperation, export: exportKickOff }))
+    .add('POST', ':type/$op', readSupported(operations<AggregatedContext>({ export: exportKickOff })))
     .add('GET', ':type/:id/$op', readSupported(operations<AggregatedContext>({ graphql: fhir.graphqlOperation, everything, export: exportKickOff })))
-    .add('POST', ':type/:id/$op', readSupported(operations({ graphql: fhir.graphqlOperation })));
+    .add('POST', ':type/:id/$op', readSupported(operations<AggregatedContext>({ graphql: fhir.graphqlOperation, export: exportKickOff })));
 }

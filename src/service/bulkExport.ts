@@ -11,11 +11,12 @@ import { currentPatientMembers } from '../fhir/groupMembers';
 
 /**
  * FHIR Bulk Data Access export (https://hl7.org/fhir/uv/bulkdata/export.html) over the aggregated record.
- * A kick-off is checked at once (types, scopes, `_since`, `_typeFilter`), recorded as a job row, and run in
- * this process through the caller's own `FhirService`, so every row is access-filtered like a search. The
- * export walks each type in pages and appends NDJSON to files under `DATA_DIR/exports/<job>/` (mode 0600);
- * as it goes it records progress, which is also how it notices a cancellation (the row is no longer
- * in progress) and stops. Status, files and cancellation are answered from the row by any process.
+ * A kick-off (by GET or POST: the same parameters) is checked at once (types, scopes, `_since`, `_typeFilter`,
+ * `patient`), recorded as a job row, and run in this process through the caller's own `FhirService`, so every
+ * row is access-filtered like a search. The export walks each type in pages and appends NDJSON to files under
+ * `DATA_DIR/exports/<job>/` (mode 0600); as it goes it records progress, which is also how it notices a
+ * cancellation (the row is no longer in progress) and stops. Status, files and cancellation are answered from
+ * the row by any process.
  *
  * Speed (issue 19 item 5): each type is one walk of a cursor, in pages of a few thousand rows whose lines
  * PostgreSQL writes as text (the stored jsonb's own text, store/servedJsonText.ts), so nothing is parsed or
@@ -25,7 +26,15 @@ import { currentPatientMembers } from '../fhir/groupMembers';
 export interface ExportRequest {
   /** The kick-off URL, echoed in the manifest's `request`. */
   url: string;
-  query: [string, string][];
+  /**
+   * The kick-off parameters in order, from a GET's query or a POST's Parameters body (fhir/exportParameters.ts);
+   * `patient`'s value is `Patient/[id]`.
+   */
+  parameters: [string, string][];
+  /** `Prefer: handling`: whether a parameter this server does not support is a 400 (strict) or ignored. */
+  handling: 'strict' | 'lenient';
+  /** The endpoint's base URL (searches' links). */
+  baseUrl: string;
   /** `system` ([base]/$export), `patient` (Patient/$export) or `group` (Group/[group]/$export). */
   level: 'system' | 'patient' | 'group';
   /** The Group's id, at `group` level. */
@@ -48,6 +57,12 @@ export interface BulkExportOptions {
 }
 
 const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
+/** The kick-off parameters this export honours (bulkdata export.html#query-parameters). */
+const SUPPORTED_PARAMETERS = new Set(['_outputFormat', '_since', '_type', '_typeFilter', 'patient']);
+/** Defined by the IG but not supported here: a 400 under `Prefer: handling=strict`, ignored otherwise, as the IG allows. */
+const UNSUPPORTED_PARAMETERS = new Set(['_elements', 'includeAssociatedData']);
+/** Patients read per query when `patient` names them (one `_id` search each). */
+const PATIENTS_PER_READ = 100;
 
 export class BulkExport {
   private readonly running = new Set<Promise<void>>();
@@ -56,7 +71,12 @@ export class BulkExport {
 
   /** Checks and records a kick-off and starts the export; answers the job id. */
   async kickOff(service: FhirService, supported: ReadonlySet<string>, request: ExportRequest): Promise<string> {
-    const get = (name: string) => request.query.filter(([k]) => k === name).map(([, v]) => v);
+    for (const [name] of request.parameters) {
+      if (SUPPORTED_PARAMETERS.has(name) || request.handling !== 'strict') continue;
+      if (UNSUPPORTED_PARAMETERS.has(name)) throw badRequest(`$export does not support ${name} here (Prefer: handling=strict)`, name);
+      throw badRequest(`$export has no parameter '${name}' (Prefer: handling=strict)`, name);
+    }
+    const get = (name: string) => request.parameters.filter(([k]) => k === name).map(([, v]) => v);
     const format = get('_outputFormat')[0];
     if (format !== undefined && !NDJSON_FORMATS.has(format)) throw badRequest(`_outputFormat '${format}' is not supported; use application/fhir+ndjson`, '_outputFormat');
     const sinceText = get('_since')[0];
@@ -75,7 +95,8 @@ export class BulkExport {
       if (!types.includes(type)) throw badRequest(`_typeFilter '${text}' must be [type]?[query] for an exported type`, '_typeFilter');
       (filters[type] ??= []).push(parseQuery(text.slice(q + 1), '_typeFilter'));
     }
-    const population = await this.population(service, request);
+    const patients = [...new Set(get('patient').map((reference) => reference.slice('Patient/'.length)))];
+    const population = await this.population(service, request, patients);
     // Every type, unlisted: like a system-wide search, the caller must be able to search something.
     if (!listed.length) service.requireSomeSearch();
     // Scopes, unknown filter parameters and the like are refused now, not discovered by a failed job.
@@ -103,13 +124,39 @@ export class BulkExport {
    * read as the caller reads the Group: it needs `r` on Group, and a Group the caller may not see is a 404,
    * the answer for one that does not exist. Members the caller may not see add nothing: every row of the
    * export is access-filtered.
+   *
+   * `patient` (Patient and Group level) narrows that to the patients it names (the IG: "SHALL NOT return
+   * resources in the patient compartments belonging to patients outside of this list"). They are read as the
+   * caller reads them, so it needs `r` on Patient, and one the caller may not see is the 400 of one that does
+   * not exist ("not present on the server": the IG's error). At Group level a patient who is not a current
+   * member is a 400 too (the IG's "not members of the group"): the caller can read the Group, so that says
+   * nothing it could not see.
    */
-  private async population(service: FhirService, request: ExportRequest): Promise<Population> {
-    if (request.level === 'patient') return { patients: 'all' };
-    if (request.level !== 'group') return {};
-    const group = request.group as string;
-    const { resource } = await service.read('Group', group);
-    return { patients: resource ? currentPatientMembers(resource, new Date()) : [], group };
+  private async population(service: FhirService, request: ExportRequest, listed: string[]): Promise<Population> {
+    if (request.level === 'system') {
+      if (listed.length) throw badRequest('patient is defined for Patient/$export and Group/[id]/$export, not at system level', 'patient');
+      return {};
+    }
+    let members: string[] | undefined;
+    if (request.level === 'group') {
+      const { resource } = await service.read('Group', request.group as string);
+      members = resource ? currentPatientMembers(resource, new Date()) : [];
+      const outside = listed.find((id) => !(members as string[]).includes(id));
+      if (outside !== undefined) throw badRequest(`patient 'Patient/${outside}' is not a member of Group/${request.group} now`, 'patient');
+    }
+    if (listed.length) await this.requireKnownPatients(service, listed, request.baseUrl);
+    const patients = listed.length ? listed : (members ?? 'all');
+    return request.level === 'group' ? { patients, group: request.group } : { patients };
+  }
+
+  /** 400 naming the first of `ids` that is not a Patient the caller may read: unknown and hidden alike. */
+  private async requireKnownPatients(service: FhirService, ids: string[], baseUrl: string): Promise<void> {
+    for (let i = 0; i < ids.length; i += PATIENTS_PER_READ) {
+      const chunk = ids.slice(i, i + PATIENTS_PER_READ);
+      const found = new Set((await service.readMany('Patient', chunk, baseUrl)).map((p) => p.id));
+      const missing = chunk.find((id) => !found.has(id));
+      if (missing !== undefined) throw badRequest(`patient 'Patient/${missing}' is not known`, 'patient');
+    }
   }
 
   /** The caller's job (404 for anyone else's, a cancelled or an expired one); 403 for a token that may read nothing. */

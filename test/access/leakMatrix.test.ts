@@ -207,31 +207,41 @@ const aggregatedPath = (url: string) => url.slice(url.indexOf('/fhir/aggregated/
 
 /**
  * A Bulk Data export (kick-off, polling, every file) as one answer: its resources as a Bundle's entries,
- * so the matrix compares it like a search.
+ * so the matrix compares it like a search. With `parameters`, a POST kick-off with that Parameters body.
  */
-const bulkExport = (caller: Tenant, path: string): Ask => ({
-  request: path,
-  send: async () => {
-    const kick = await server.aggregated(caller, path, { headers: { prefer: 'respond-async' } });
-    if (kick.status !== 202) return answer(path, Promise.resolve(kick));
-    const statusPath = aggregatedPath(kick.headers.get('content-location') as string);
-    for (let i = 0; i < 600; i++) {
-      const status = await server.aggregated(caller, statusPath);
-      if (status.status === 200) {
-        const manifest = (await status.json()) as Json;
-        const entry: Json[] = [];
-        for (const o of manifest.output) {
-          const text = await (await server.aggregated(caller, aggregatedPath(o.url))).text();
-          for (const line of text.split('\n').filter((l) => l !== '')) entry.push({ resource: JSON.parse(line) });
+const bulkExport = (caller: Tenant, path: string, parameters?: Json[]): Ask => {
+  const body = parameters ? JSON.stringify({ resourceType: 'Parameters', parameter: parameters }) : undefined;
+  const request = body ? `${path} ${body}` : path;
+  return {
+    request,
+    send: async () => {
+      const kick = await server.aggregated(caller, path, { headers: { prefer: 'respond-async' }, ...(body ? { method: 'POST', body } : {}) });
+      if (kick.status !== 202) return answer(request, Promise.resolve(kick));
+      const statusPath = aggregatedPath(kick.headers.get('content-location') as string);
+      for (let i = 0; i < 600; i++) {
+        const status = await server.aggregated(caller, statusPath);
+        if (status.status === 200) {
+          const manifest = (await status.json()) as Json;
+          const entry: Json[] = [];
+          for (const o of manifest.output) {
+            const text = await (await server.aggregated(caller, aggregatedPath(o.url))).text();
+            for (const line of text.split('\n').filter((l) => l !== '')) entry.push({ resource: JSON.parse(line) });
+          }
+          return { request, status: 200, body: { resourceType: 'Bundle', entry } };
         }
-        return { request: path, status: 200, body: { resourceType: 'Bundle', entry } };
+        if (status.status !== 202) return answer(request, Promise.resolve(status));
+        await new Promise((r) => setTimeout(r, 20));
       }
-      if (status.status !== 202) return answer(path, Promise.resolve(status));
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`${path}: the export did not finish`);
-  },
-});
+      throw new Error(`${path}: the export did not finish`);
+    },
+  };
+};
+/** The Parameters of a POST kick-off of H's Observations: `_type`, `_typeFilter` on H's code, and `patient` when given. */
+const exportParameters = (t: Target, patient?: string): Json[] => [
+  { name: '_type', valueString: 'Observation' },
+  { name: '_typeFilter', valueString: `Observation?code=${t.code}` },
+  ...(patient ? [{ name: 'patient', valueReference: { reference: `Patient/${patient}` } }] : []),
+];
 
 /** Resource ids an answer shows: a resource, a Bundle's entries, or every `id` in GraphQL data. */
 function shownIds(body: Json): string[] {
@@ -338,6 +348,15 @@ const DOORS: Door[] = [
     // token sees no Group (a Group belongs to no patient), so its export is the 404 of an unknown Group.
     name: 'Group/[id]/$export',
     probe: (c, t) => bulkExport(c, `Group/${groupIds[GROUP_OF[viewerOf(c)]]}/$export?_type=Observation&_typeFilter=${q(`Observation?code=${t.code}`)}`),
+    shows: (caller, o) => caller !== 'P' && visible(caller, o) && PATIENTS[GROUP_OF[caller]].some((p) => p.id === o.patient),
+  },
+  { name: 'POST $export', probe: (c, t) => bulkExport(c, '$export', exportParameters(t)) },
+  // `patient` names H's Patient: the caller sees H's data through it when it may see H (and so H's Patient).
+  { name: 'POST Patient/$export with patient', probe: (c, t) => bulkExport(c, 'Patient/$export', exportParameters(t, t.patientId)) },
+  {
+    // Only members of the caller's customer's Group may be named: H's Patient when it is one of them.
+    name: 'POST Group/[id]/$export with patient',
+    probe: (c, t) => bulkExport(c, `Group/${groupIds[GROUP_OF[viewerOf(c)]]}/$export`, exportParameters(t, t.patientId)),
     shows: (caller, o) => caller !== 'P' && visible(caller, o) && PATIENTS[GROUP_OF[caller]].some((p) => p.id === o.patient),
   },
   { name: '$graphql instance', probe: (c, t) => rest(c, `Observation/${t.id}/$graphql?query=${q('{ id code { text } }')}`) },
@@ -684,3 +703,36 @@ test("another client's export status and file URLs answer exactly as a job that 
   }
   expect((await server.aggregated(tenants.A, filePath)).status).toBe(200);
 });
+
+/** Which Patients each caller may see: its customer's own, and P for every caller P granted or who broke the glass on P. */
+const SEES_PATIENT: Record<Viewer, string[]> = { A: ['p', 'r'], B: ['p', 'q'], G: ['p', 's'], N: ['p', 't'], P: ['p'], X: ['p', 's'], D: ['p', 't'] };
+
+// Bulk Data `patient` (POST kick-off): naming a Patient the caller may not see is the 400 of one that exists nowhere.
+test.each(CALLERS.map((c) => [c.key, c.name]))(
+  'POST Patient/$export by %s (%s): patient naming a Patient it cannot see answers exactly as an unknown one; one it sees is exported',
+  async (viewer) => {
+    const caller = tenants[viewer as Viewer];
+    const seen = SEES_PATIENT[viewer as Viewer];
+    const patientIds = new Map(OBSERVATIONS.map((o) => [o.patient, (targets.get(o.key) as Target).patientId]));
+    // The world as the rows assume it: a read of each Patient.
+    const reads = [];
+    for (const [key, id] of patientIds) reads.push([key, (await server.aggregated(caller, `Patient/${id}`)).status]);
+    expect(reads.sort()).toEqual([...patientIds.keys()].sort().map((key) => [key, seen.includes(key) ? 200 : 404]));
+    const ask = (patient: string) =>
+      bulkExport(caller, 'Patient/$export', [
+        { name: '_type', valueString: 'Patient' },
+        { name: 'patient', valueReference: { reference: `Patient/${patient}` } },
+      ]).send();
+    for (const [key, id] of patientIds) {
+      const real = await ask(id);
+      if (seen.includes(key)) {
+        expect({ key, shown: shownIds(real.body) }).toEqual({ key, shown: [id] });
+        continue;
+      }
+      const ghost = randomUUID();
+      const unknown = await ask(ghost);
+      expect({ key, status: real.status }).toEqual({ key, status: 400 });
+      expect(JSON.stringify(real.body).split(id).join('<id>')).toBe(JSON.stringify(unknown.body).split(ghost).join('<id>'));
+    }
+  },
+);

@@ -606,6 +606,10 @@ describe('newer doors', () => {
       await live.close();
     }
   }
+  /** A Bulk Data kick-off by POST with a Parameters body. */
+  const postExport = (token: string, path: string, parameter: Json[]) =>
+    aggregated(token, path, { method: 'POST', headers: { prefer: 'respond-async' }, body: JSON.stringify({ resourceType: 'Parameters', parameter }) });
+  const patientParameter = () => ({ name: 'patient', valueReference: { reference: `Patient/${shared.aggregatedId}` } });
   /** Some search on some type: what a system-wide search or an export of every type needs. */
   const searchesSome = (scopes: string) =>
     scopes.split(' ').some((scope) => {
@@ -664,6 +668,29 @@ describe('newer doors', () => {
       allowed: needs(['Group', 'r'], ['Patient', 's']),
       ok: [202],
       run: (s) => aggregated(tokens.get(s) as string, `Group/${groupId}/$export?_type=Patient`, { headers: { prefer: 'respond-async' } }),
+    },
+    {
+      door: 'REST',
+      // The POST kick-off (a Parameters body) asks what the GET one does.
+      name: 'aggregated POST $export, _type=Patient',
+      allowed: needs(['Patient', 's']),
+      ok: [202],
+      run: (s) => postExport(tokens.get(s) as string, '$export', [{ name: '_type', valueString: 'Patient' }]),
+    },
+    {
+      door: 'REST',
+      // `patient` names Patients, read as the caller reads them: r on Patient besides the export's s.
+      name: 'aggregated POST Patient/$export with patient, _type=Patient',
+      allowed: needs(['Patient', 'r'], ['Patient', 's']),
+      ok: [202],
+      run: (s) => postExport(tokens.get(s) as string, 'Patient/$export', [{ name: '_type', valueString: 'Patient' }, patientParameter()]),
+    },
+    {
+      door: 'REST',
+      name: 'aggregated POST Group/[id]/$export with patient, _type=Patient',
+      allowed: needs(['Group', 'r'], ['Patient', 'r'], ['Patient', 's']),
+      ok: [202],
+      run: (s) => postExport(tokens.get(s) as string, `Group/${groupId}/$export`, [{ name: '_type', valueString: 'Patient' }, patientParameter()]),
     },
     {
       door: 'REST',
