@@ -1,0 +1,119 @@
+import { spawn } from 'node:child_process';
+import { ROOT } from '../support/runCli';
+import { startTestServer, type TestServer } from '../support/testServer';
+
+/**
+ * Issue 19 item 6: every server and worker of one database aggregates the same types. The first process on a
+ * database records its AGGREGATED_TYPES; a later one with another list refuses to start (naming both lists and
+ * how to change them) unless started with AGGREGATED_TYPES_CHANGE=apply, which records the new list and
+ * re-aggregates what the change affects. On the embedded store a second server shares the first's connection;
+ * on PostgreSQL it has its own pool, and `npm run worker` processes are checked too.
+ */
+type Json = Record<string, any>;
+const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
+const onPostgres = /^postgres(ql)?:\/\//.test(process.env.DATABASE_URL ?? '');
+
+/** Servers to close at the end of each test: the first of each test owns (and drops) the database. */
+const started: TestServer[] = [];
+afterEach(async () => {
+  for (const server of started.splice(0).reverse()) await server.close();
+});
+async function first(env: Record<string, string> = {}): Promise<TestServer> {
+  const server = await startTestServer(env);
+  started.unshift(server);
+  return server;
+}
+async function another(on: TestServer, env: Record<string, string>): Promise<TestServer> {
+  const server = await startTestServer(env, { sharedDatabase: on.database });
+  started.push(server);
+  return server;
+}
+
+test('a second server with another AGGREGATED_TYPES refuses to start, naming both lists and how to change the database’s', async () => {
+  const server = await first();
+  const refused = another(server, { AGGREGATED_TYPES: '+Group' });
+  await expect(refused).rejects.toThrow(/AGGREGATED_TYPES differs from this database's list: this process has AGGREGATED_TYPES='\+Group', the database AGGREGATED_TYPES=''/);
+  await expect(refused).rejects.toThrow(/Group is aggregated here only/);
+  await expect(refused).rejects.toThrow(/stop every server and worker, start one with AGGREGATED_TYPES='\+Group' and AGGREGATED_TYPES_CHANGE=apply/);
+  // The first server is unaffected.
+  expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+});
+
+test('a second server with the same list starts, however the list is written', async () => {
+  const server = await first({ AGGREGATED_TYPES: '+Group,-Flag' });
+  const whole = (await import('../../src/config')).loadConfig({ AGGREGATED_TYPES: '+Group,-Flag' }).aggregatedTypes;
+  const second = await another(server, { AGGREGATED_TYPES: [...whole].reverse().join(', ') });
+  expect((await fetch(`${second.url}/healthz`)).status).toBe(200);
+  await expect(another(server, {})).rejects.toThrow(/this process has AGGREGATED_TYPES='', the database AGGREGATED_TYPES='\+Group,-Flag'/);
+});
+
+test('AGGREGATED_TYPES_CHANGE=apply records the new list and re-aggregates what the change affects; the old list is then refused', async () => {
+  const server = await first();
+  const tenant = await server.provision({ defaultSourceOrg: 'Organization/org1' });
+  const put = async (resource: Json) => {
+    const res = await tenant.fetch(`${resource.resourceType}/${resource.id}`, { method: 'PUT', body: JSON.stringify(resource) });
+    if (res.status >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.status} ${await res.text()}`);
+  };
+  await put({ resourceType: 'Organization', id: 'org1', identifier: [{ system: 'urn:ods', value: 'ORG1' }] });
+  await put({ resourceType: 'Patient', id: 'p1', identifier: [{ system: NHS, value: '9000000001' }] });
+  await put({ resourceType: 'Flag', id: 'f1', status: 'active', code: { text: 'falls risk' }, subject: { reference: 'Patient/p1' } });
+  await put({ resourceType: 'Group', id: 'g1', type: 'person', actual: true, member: [{ entity: { reference: 'Patient/p1' } }] });
+  // Refers to a Group: excluded while Group is not aggregated, included once it is.
+  await put({ resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'cohort count' }, subject: { reference: 'Group/g1' } });
+  await server.waitForAggregation();
+  const found = async (s: TestServer, token: string, query: string) =>
+    ((await (await fetch(`${s.url}/fhir/aggregated/${query}`, { headers: { authorization: `Bearer ${token}` } })).json()) as Json).entry?.length ?? 0;
+  expect([await found(server, tenant.token, 'Flag'), await found(server, tenant.token, 'Group'), await found(server, tenant.token, 'Observation')]).toEqual([1, 0, 0]);
+
+  // Every process stopped (the first server's database stays), then one starts with the new list and the switch.
+  await server.app.close();
+  const changed = await another(server, { AGGREGATED_TYPES: '+Group,-Flag', AGGREGATED_TYPES_CHANGE: 'apply' });
+  await changed.waitForAggregation();
+  const token = await changed.token(tenant.clientId, tenant.clientSecret);
+  expect([await found(changed, token, 'Flag'), await found(changed, token, 'Group'), await found(changed, token, 'Observation')]).toEqual([0, 1, 1]);
+  const group = ((await (await fetch(`${changed.url}/fhir/aggregated/Group`, { headers: { authorization: `Bearer ${token}` } })).json()) as Json).entry[0].resource;
+  const patient = ((await (await fetch(`${changed.url}/fhir/aggregated/Patient`, { headers: { authorization: `Bearer ${token}` } })).json()) as Json).entry[0].resource;
+  expect(group.member[0].entity.reference).toBe(`Patient/${patient.id}`);
+
+  // The new list is the database's now: the old one is refused, the new one (without the switch) starts.
+  await expect(another(server, {})).rejects.toThrow(/this process has AGGREGATED_TYPES='', the database AGGREGATED_TYPES='\+Group,-Flag'/);
+  const joined = await another(server, { AGGREGATED_TYPES: '+Group,-Flag', AGGREGATION_WORKER: 'off' });
+  expect((await fetch(`${joined.url}/healthz`)).status).toBe(200);
+}, 120_000);
+
+/**
+ * `npm run worker`'s entry point as one process; resolves with its exit code and what it wrote. Stopped with
+ * SIGTERM once started when `untilStarted`, and killed after a minute whatever it does (a worker that should
+ * have refused runs on).
+ */
+function runWorker(env: Record<string, string>, untilStarted: boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/aggregator/workerMain.ts'], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', ...env } });
+    const deadline = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('exit', () => clearTimeout(deadline));
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (untilStarted && stdout.includes('aggregation worker started')) child.kill('SIGTERM');
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+(onPostgres ? test : test.skip)(
+  'an `npm run worker` process with another list than the database’s exits with status 1 and the message; with the same list it starts',
+  async () => {
+    const server = await first({ AGGREGATED_TYPES: '+Group', AGGREGATION_WORKER: 'off' });
+    const url = server.database.url as string;
+    const refused = await runWorker({ DATABASE_URL: url }, false);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/this process has AGGREGATED_TYPES='', the database AGGREGATED_TYPES='\+Group'.*Group is not aggregated here/s);
+    expect(refused.stdout).not.toContain('aggregation worker started');
+    const same = await runWorker({ DATABASE_URL: url, AGGREGATED_TYPES: '+Group' }, true);
+    expect(same.stdout).toContain('aggregation worker started');
+    expect(same.code).toBe(0);
+  },
+  120_000,
+);
