@@ -1,4 +1,7 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ROOT } from '../support/runCli';
 import { startTestServer, type TestServer } from '../support/testServer';
 
@@ -82,36 +85,57 @@ test('AGGREGATED_TYPES_CHANGE=apply records the new list and re-aggregates what 
 }, 120_000);
 
 /**
- * `npm run worker`'s entry point as one process; resolves with its exit code and what it wrote. Stopped with
- * SIGTERM once started when `untilStarted`, and killed after a minute whatever it does (a worker that should
- * have refused runs on).
+ * An entry point (`dist/src/server.js` as `npm start` runs it, `src/aggregator/workerMain.ts` as `npm run worker`) as its own
+ * process; resolves with its exit code and what it wrote. Stopped with SIGTERM once it logs `started`, when
+ * given, and killed after a minute and a half whatever it does (a process that should have refused runs on).
  */
-function runWorker(env: Record<string, string>, untilStarted: boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(entry: string, env: Record<string, string | undefined>, started?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/aggregator/workerMain.ts'], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', ...env } });
-    const deadline = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', ...env } });
+    const deadline = setTimeout(() => child.kill('SIGKILL'), 90_000);
     child.once('exit', () => clearTimeout(deadline));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
-      if (untilStarted && stdout.includes('aggregation worker started')) child.kill('SIGTERM');
+      if (started && stdout.includes(started)) child.kill('SIGTERM');
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
+const WORKER = 'src/aggregator/workerMain.ts';
+const SERVER = 'dist/src/server.js';
+
+test('the embedded store keeps its list across `npm start`s: a restart with another list exits with status 1 and the message', async () => {
+  // The server as deployed: compiled (npm start builds it when stale).
+  execFileSync(process.execPath, ['scripts/build.js', '--if-stale'], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'tributary-types-'));
+  try {
+    const env = { DATABASE_URL: undefined, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', AGGREGATION_THREAD: 'off' };
+    const firstStart = await run(SERVER, { ...env, AGGREGATED_TYPES: '-Flag' }, 'Tributary serving on');
+    expect(firstStart.stdout).toContain(`recorded AGGREGATED_TYPES='-Flag' as this database's aggregated types`);
+    expect(firstStart.code).toBe(0);
+    const refused = await run(SERVER, env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/this process has AGGREGATED_TYPES='', the database AGGREGATED_TYPES='-Flag'.*Flag is aggregated here only/s);
+    expect(refused.stdout).not.toContain('Tributary serving on');
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}, 420_000);
 
 (onPostgres ? test : test.skip)(
   'an `npm run worker` process with another list than the database’s exits with status 1 and the message; with the same list it starts',
   async () => {
     const server = await first({ AGGREGATED_TYPES: '+Group', AGGREGATION_WORKER: 'off' });
     const url = server.database.url as string;
-    const refused = await runWorker({ DATABASE_URL: url }, false);
+    const refused = await run(WORKER, { DATABASE_URL: url });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/this process has AGGREGATED_TYPES='', the database AGGREGATED_TYPES='\+Group'.*Group is not aggregated here/s);
     expect(refused.stdout).not.toContain('aggregation worker started');
-    const same = await runWorker({ DATABASE_URL: url, AGGREGATED_TYPES: '+Group' }, true);
+    const same = await run(WORKER, { DATABASE_URL: url, AGGREGATED_TYPES: '+Group' }, 'aggregation worker started');
     expect(same.stdout).toContain('aggregation worker started');
     expect(same.code).toBe(0);
   },
