@@ -2,6 +2,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { aggregatedTypesText } from '../../src/aggregator/aggregatedTypeList';
+import { loadConfig } from '../../src/config';
 import { ROOT } from '../support/runCli';
 import { startTestServer, type TestServer } from '../support/testServer';
 
@@ -32,6 +34,20 @@ async function another(on: TestServer, env: Record<string, string>): Promise<Tes
   return server;
 }
 
+test('a list is named by the shortest AGGREGATED_TYPES value that gives it back', () => {
+  for (const value of ['', '+Group,-Flag', 'Observation,Patient']) {
+    const types = loadConfig({ AGGREGATED_TYPES: value }).aggregatedTypes;
+    expect(aggregatedTypesText(types)).toBe(value);
+    expect(loadConfig({ AGGREGATED_TYPES: aggregatedTypesText(types) }).aggregatedTypes).toEqual(types);
+  }
+});
+
+test("AGGREGATED_TYPES_CHANGE is 'apply' or 'refuse' (the default), checked at start with the other settings", () => {
+  expect(loadConfig({}).applyAggregatedTypesChange).toBe(false);
+  expect(loadConfig({ AGGREGATED_TYPES_CHANGE: 'apply' }).applyAggregatedTypesChange).toBe(true);
+  expect(() => loadConfig({ AGGREGATED_TYPES_CHANGE: 'yes' })).toThrow(/AGGREGATED_TYPES_CHANGE='yes' must be one of refuse, apply/);
+});
+
 test('a second server with another AGGREGATED_TYPES refuses to start, naming both lists and how to change the database’s', async () => {
   const server = await first();
   const refused = another(server, { AGGREGATED_TYPES: '+Group' });
@@ -44,7 +60,7 @@ test('a second server with another AGGREGATED_TYPES refuses to start, naming bot
 
 test('a second server with the same list starts, however the list is written', async () => {
   const server = await first({ AGGREGATED_TYPES: '+Group,-Flag' });
-  const whole = (await import('../../src/config')).loadConfig({ AGGREGATED_TYPES: '+Group,-Flag' }).aggregatedTypes;
+  const whole = loadConfig({ AGGREGATED_TYPES: '+Group,-Flag' }).aggregatedTypes;
   const second = await another(server, { AGGREGATED_TYPES: [...whole].reverse().join(', ') });
   expect((await fetch(`${second.url}/healthz`)).status).toBe(200);
   await expect(another(server, {})).rejects.toThrow(/this process has AGGREGATED_TYPES='', the database AGGREGATED_TYPES='\+Group,-Flag'/);
@@ -63,24 +79,42 @@ test('AGGREGATED_TYPES_CHANGE=apply records the new list and re-aggregates what 
   await put({ resourceType: 'Group', id: 'g1', type: 'person', actual: true, member: [{ entity: { reference: 'Patient/p1' } }] });
   // Refers to a Group: excluded while Group is not aggregated, included once it is.
   await put({ resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'cohort count' }, subject: { reference: 'Group/g1' } });
+  // Refers to an Encounter: included while Encounter is aggregated, excluded once it is not.
+  await put({ resourceType: 'Encounter', id: 'e1', status: 'finished', class: { code: 'AMB' }, subject: { reference: 'Patient/p1' } });
+  await put({
+    resourceType: 'Observation',
+    id: 'o2',
+    status: 'final',
+    code: { text: 'at the visit' },
+    subject: { reference: 'Patient/p1' },
+    encounter: { reference: 'Encounter/e1' },
+  });
   await server.waitForAggregation();
-  const found = async (s: TestServer, token: string, query: string) =>
-    ((await (await fetch(`${s.url}/fhir/aggregated/${query}`, { headers: { authorization: `Bearer ${token}` } })).json()) as Json).entry?.length ?? 0;
-  expect([await found(server, tenant.token, 'Flag'), await found(server, tenant.token, 'Group'), await found(server, tenant.token, 'Observation')]).toEqual([1, 0, 0]);
+  /** What the aggregated endpoint holds of each type: the `code.text` of each resource, else its count. */
+  const held = async (s: TestServer, token: string) => {
+    const out: Record<string, string[] | number> = {};
+    for (const type of ['Flag', 'Group', 'Encounter', 'Observation']) {
+      const bundle = (await (await fetch(`${s.url}/fhir/aggregated/${type}`, { headers: { authorization: `Bearer ${token}` } })).json()) as Json;
+      const entries: Json[] = bundle.entry ?? [];
+      out[type] = type === 'Observation' ? entries.map((e) => e.resource.code.text).sort() : entries.length;
+    }
+    return out;
+  };
+  expect(await held(server, tenant.token)).toEqual({ Flag: 1, Group: 0, Encounter: 1, Observation: ['at the visit'] });
 
   // Every process stopped (the first server's database stays), then one starts with the new list and the switch.
   await server.app.close();
-  const changed = await another(server, { AGGREGATED_TYPES: '+Group,-Flag', AGGREGATED_TYPES_CHANGE: 'apply' });
+  const changed = await another(server, { AGGREGATED_TYPES: '+Group,-Flag,-Encounter', AGGREGATED_TYPES_CHANGE: 'apply' });
   await changed.waitForAggregation();
   const token = await changed.token(tenant.clientId, tenant.clientSecret);
-  expect([await found(changed, token, 'Flag'), await found(changed, token, 'Group'), await found(changed, token, 'Observation')]).toEqual([0, 1, 1]);
+  expect(await held(changed, token)).toEqual({ Flag: 0, Group: 1, Encounter: 0, Observation: ['cohort count'] });
   const group = ((await (await fetch(`${changed.url}/fhir/aggregated/Group`, { headers: { authorization: `Bearer ${token}` } })).json()) as Json).entry[0].resource;
   const patient = ((await (await fetch(`${changed.url}/fhir/aggregated/Patient`, { headers: { authorization: `Bearer ${token}` } })).json()) as Json).entry[0].resource;
   expect(group.member[0].entity.reference).toBe(`Patient/${patient.id}`);
 
   // The new list is the database's now: the old one is refused, the new one (without the switch) starts.
-  await expect(another(server, {})).rejects.toThrow(/this process has AGGREGATED_TYPES='', the database AGGREGATED_TYPES='\+Group,-Flag'/);
-  const joined = await another(server, { AGGREGATED_TYPES: '+Group,-Flag', AGGREGATION_WORKER: 'off' });
+  await expect(another(server, {})).rejects.toThrow(/this process has AGGREGATED_TYPES='', the database AGGREGATED_TYPES='\+Group,-Encounter,-Flag'/);
+  const joined = await another(server, { AGGREGATED_TYPES: '-Encounter,+Group,-Flag', AGGREGATION_WORKER: 'off' });
   expect((await fetch(`${joined.url}/healthz`)).status).toBe(200);
 }, 120_000);
 
