@@ -87,13 +87,12 @@ function withStu3Names(types: string[]): string[] {
 }
 
 /**
- * Queues the upstream resources whose aggregation the change can alter: those of a type added or dropped;
- * those whose aggregated form used a resource of such a type (`depends_on`: reference targets, the default
- * source organisation); and those excluded for referring to a type now added (rule
- * `reference-to-unsupported-type`, whose reason names the type: rules.ts). What depends on *them* follows as
- * for any identity change (a group left or deleted requeues its dependents: dependents.ts). Every other
- * member's outcome does not depend on the list. One statement per endpoint, so that each is a lane of its
- * own (its merged types first) and endpoints are worked on side by side.
+ * Queues the upstream resources whose aggregation the change can alter: those of a type added or dropped,
+ * and those excluded for referring to a type now added (rule `reference-to-unsupported-type`, whose reason
+ * names the type: rules.ts). What depends on *them* follows as it does for any change of identity: a member
+ * that leaves the record requeues every member whose aggregated form used it, one that arrives those
+ * waiting for it (dependents.ts). Any other member's outcome does not depend on the list. One statement per
+ * endpoint, so that each is a lane of its own (its merged types first) and endpoints are worked on side by side.
  */
 async function requeueAffected(sql: Sql, added: string[], dropped: string[]): Promise<number> {
   const changed = [...added, ...dropped];
@@ -105,7 +104,6 @@ async function requeueAffected(sql: Sql, added: string[], dropped: string[]): Pr
        SELECT m.store, m.type, m.res_id FROM agg_member m
         WHERE m.store = $1
           AND (m.type = ANY($2::text[])
-               OR EXISTS (SELECT 1 FROM unnest(m.depends_on) AS d(target) WHERE split_part(d.target, '/', 1) = ANY($2::text[]))
                OR (m.status = 'excluded' AND m.rule = 'reference-to-unsupported-type'
                    AND EXISTS (SELECT 1 FROM unnest($3::text[]) AS a(type) WHERE m.reason LIKE '% refers to ' || a.type || ', which the aggregation does not support')))
           AND EXISTS (SELECT 1 FROM resource r WHERE r.store = m.store AND r.type = m.type AND r.id = m.res_id AND NOT r.deleted)`,
