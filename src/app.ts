@@ -54,6 +54,7 @@ import { BacklogAdmission } from './aggregator/admission';
 import { Aggregator } from './aggregator/aggregator';
 import { createOutboxHook, requeueStore } from './aggregator/outbox';
 import { aggregationReport } from './aggregator/report';
+import { recordedAggregatedTypes, recordedTypesNote } from './aggregator/recordedAggregatedTypes';
 import { createRecordChangeHook } from './aggregator/recordChanges';
 import { aggregationStatus } from './aggregator/status';
 import { ThreadedAggregationWorker } from './aggregator/threadedWorker';
@@ -140,6 +141,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         })
       : undefined;
   const idempotentWrites = new IdempotentWrites(new IdempotencyRepository(db.sql), config.idempotencyWindowSeconds);
+  // The aggregated types are the database's, not this process's: a list that differs from the recorded one
+  // is refused here, before anything is served or aggregated (recordedAggregatedTypes.ts).
+  const recordedTypes = await recordedAggregatedTypes(db.sql, config.aggregatedTypes, { applyChange: config.applyAggregatedTypesChange });
   const aggregator = new Aggregator(repo, config.aggregatedTypes);
   // Every read, search, history, write, token and consent change is audited unless AUDIT=off (src/audit/).
   const audit: AuditSink = config.audit
@@ -169,6 +173,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Requests the HTTP parser refuses (URL and headers over 16 KB: 431) still get an OperationOutcome, delivered.
     clientErrorHandler,
   });
+  const typesNote = recordedTypesNote(recordedTypes, config.aggregatedTypes);
+  if (typesNote) app.log[typesNote.level](typesNote.message);
   // Before every route, so preflights and error responses carry the headers too.
   await app.register(cors, corsOptions(config.corsOrigins));
 

@@ -97,6 +97,11 @@ export interface Config {
    * whole list or changes to the default (`+Group` aggregates customers' Groups): aggregator/aggregatedTypeList.ts.
    */
   aggregatedTypes: readonly string[];
+  /**
+   * AGGREGATED_TYPES_CHANGE=apply: this process's AGGREGATED_TYPES replaces the list recorded in the database
+   * instead of being refused for differing from it (aggregator/recordedAggregatedTypes.ts). Default `refuse`.
+   */
+  applyAggregatedTypesChange: boolean;
 }
 
 /** Where NHS Login ID tokens come from and how their signatures are checked. */
@@ -336,6 +341,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     aggregationAdmitWaitMs: read.int('AGGREGATION_ADMIT_WAIT_MS', 30_000),
     aggregationWorker,
     aggregatedTypes: SUPPORTED_TYPES,
+    applyAggregatedTypesChange: read.oneOf('AGGREGATED_TYPES_CHANGE', ['refuse', 'apply'], 'refuse') === 'apply',
   };
   try {
     config.aggregatedTypes = aggregatedTypeList(read.string('AGGREGATED_TYPES'));

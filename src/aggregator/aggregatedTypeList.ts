@@ -29,3 +29,16 @@ export function aggregatedTypeList(text: string | undefined): readonly string[] 
   if (!types.size) throw new Error(`AGGREGATED_TYPES='${text}' leaves no type to aggregate`);
   return Object.freeze([...types].sort());
 }
+
+/**
+ * The shortest `AGGREGATED_TYPES` value that gives `types`: empty for PKB's list, its changes (`+Group,-Flag`)
+ * when they are fewer names than the whole list, else the whole list. Messages name lists this way, so an
+ * operator can copy the value, and the 39 names of the default do not hide the one that differs.
+ */
+export function aggregatedTypesText(types: readonly string[]): string {
+  const wanted = new Set(types);
+  const added = [...wanted].filter((t) => !SUPPORTED_TYPES.includes(t)).sort();
+  const removed = SUPPORTED_TYPES.filter((t) => !wanted.has(t));
+  if (added.length + removed.length < wanted.size) return [...added.map((t) => `+${t}`), ...removed.map((t) => `-${t}`)].join(',');
+  return [...wanted].sort().join(',');
+}

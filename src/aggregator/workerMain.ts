@@ -7,6 +7,7 @@ import { ResourceRepository } from '../store/resourceRepository';
 import { Aggregator } from './aggregator';
 import { createOutboxHook } from './outbox';
 import { createRecordChangeHook } from './recordChanges';
+import { recordedAggregatedTypes, recordedTypesNote } from './recordedAggregatedTypes';
 import { AggregationWorker } from './worker';
 
 /**
@@ -21,6 +22,10 @@ async function main(): Promise<void> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.poolSize });
   const { applied } = await migrate(db, undefined, { citus: config.citus });
   if (applied.length) log.info({ applied }, 'applied migrations');
+  // The aggregated types are the database's: a worker with another list than the servers' is refused here.
+  const recorded = await recordedAggregatedTypes(db.sql, config.aggregatedTypes, { applyChange: config.applyAggregatedTypesChange });
+  const note = recordedTypesNote(recorded, config.aggregatedTypes);
+  if (note) log[note.level](note.message);
   const repo = new ResourceRepository(db.sql, [createSearchIndexer({ shardedIndex: config.citus }), createOutboxHook(), createRecordChangeHook()]);
   const worker = new AggregationWorker(db.sql, new Aggregator(repo, config.aggregatedTypes), {
     concurrency: config.aggregationConcurrency ?? 2,

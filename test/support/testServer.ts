@@ -61,7 +61,14 @@ export async function startTestServer(
     longestTtlSeconds: config.breakGlassSeconds,
     env: env.TOKEN_TTL_SECONDS ? { TOKEN_TTL_SECONDS: env.TOKEN_TTL_SECONDS } : {},
   });
-  const app = await buildApp({ config, db: database.db, tenancy: new TenancyRepository(database.db.prisma), tokens, adminToken, logStream: options.logStream });
+  // A server that refuses to start (a configuration the database refuses) leaves nothing open behind it.
+  const app = await buildApp({ config, db: database.db, tenancy: new TenancyRepository(database.db.prisma), tokens, adminToken, logStream: options.logStream }).catch(
+    async (err: unknown) => {
+      await database.drop();
+      await rm(dataDir, { recursive: true, force: true });
+      throw err;
+    },
+  );
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
