@@ -331,17 +331,23 @@ export class ResourceRepository {
       ...(since ? [`${lastUpdated} >= ${since}::timestamptz`] : []),
       ...(before ? [`${lastUpdated} <= ${before}::timestamptz`] : []),
       ...(cursor ? [`(${lastUpdated}, ${pk}, ${version}) < (${cursor[0]}::timestamptz, ${cursor[1]}::bigint, ${cursor[2]}::int)`] : []),
-      ...(access ? [access] : []),
     ];
     const scoped = (alias: string) => [`${alias}.store = ${store}`, ...(type ? [`${alias}.type = ${type}`] : []), ...(id ? [`${alias}.id = ${id}`] : [])];
     const currentSide =
       `SELECT r.pk, r.store, r.type, r.id, r.version_id, r.last_updated, r.deleted, r.content FROM resource r ` +
-      `WHERE ${[...scoped('r'), ...versions('r.last_updated', 'r.pk', 'r.version_id')].join(' AND ')} ` +
+      `WHERE ${[...scoped('r'), ...versions('r.last_updated', 'r.pk', 'r.version_id'), ...(access ? [access] : [])].join(' AND ')} ` +
       `ORDER BY r.last_updated DESC, r.pk DESC, r.version_id DESC LIMIT ${limit}`;
-    // One resource's superseded versions by its pk; a type's or a store's through their own index.
-    const historyScope = id ? [`h.resource_pk = (SELECT pk FROM resource WHERE store = ${store} AND type = ${type} AND id = ${id})`] : scoped('h');
+    // One resource's superseded versions by its pk; a type's or a store's through their own index. The
+    // access filter holds on the current row: the superseded versions of the rows it lets through, as a
+    // semi-join (on Citus, where history is sharded, the coordinator's visible rows first, then their
+    // versions on the shards; a join would put its correlated subqueries beside a sharded table).
+    const historyScope = access
+      ? [...(id ? [] : scoped('h')), `h.resource_pk IN (SELECT r.pk FROM resource r WHERE ${[...scoped('r'), access].join(' AND ')})`]
+      : id
+        ? [`h.resource_pk = (SELECT pk FROM resource WHERE store = ${store} AND type = ${type} AND id = ${id})`]
+        : scoped('h');
     const historySide =
-      `SELECT h.resource_pk, h.store, h.type, h.id, h.version_id, h.last_updated, h.deleted, h.content FROM resource_history h JOIN resource r ON r.pk = h.resource_pk ` +
+      `SELECT h.resource_pk, h.store, h.type, h.id, h.version_id, h.last_updated, h.deleted, h.content FROM resource_history h ` +
       `WHERE ${[...historyScope, ...versions('h.last_updated', 'h.resource_pk', 'h.version_id')].join(' AND ')} ` +
       `ORDER BY h.last_updated DESC, h.resource_pk DESC, h.version_id DESC LIMIT ${limit}`;
     const rows = await sql.query<Row[]>(

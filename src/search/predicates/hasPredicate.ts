@@ -1,6 +1,6 @@
 import { badRequest } from '../../fhir/outcome';
 import { searchParameter } from '../../fhir/searchParameters';
-import { Column, eq, InSubquery, Not, Param, RESOURCE_TABLE, SelectQuery, type SqlNode, Table } from '../sql/sqlTree';
+import { Column, eq, InCte, InSubquery, Not, Param, RESOURCE_TABLE, SelectQuery, type SqlNode, Table } from '../sql/sqlTree';
 import type { PredicateContext, Scope } from './predicateContext';
 import { UnknownParameter } from './unknownParameter';
 
@@ -18,13 +18,28 @@ export function hasPredicate(ctx: PredicateContext, scope: Scope, name: string, 
   const ref = new Table('search_reference', ctx.nextIndexAlias());
   const referrer = new Table(RESOURCE_TABLE, ctx.nextResourceAlias());
   const inner = ctx.condition({ store: scope.store, type, alias: referrer.alias }, rest, value);
+  const references = [ctx.keyCondition(ref.column('key'), scope.store, type, refParam), eq(ref.column('target_type'), new Param(scope.type))];
+  if (ctx.shardedIndex) {
+    // On Citus the referring rows (the coordinator's, with their access filter's correlated subqueries) are
+    // found first, as a CTE (see InCte), then their references on the shards: a sharded table joined to the
+    // coordinator's `resource` beside correlated subqueries has no plan. The key says the referrers' store and type.
+    const referrers = new SelectQuery({
+      columns: [referrer.column('pk')],
+      from: referrer,
+      where: [eq(referrer.column('store'), new Param(scope.store)), eq(referrer.column('type'), new Param(type)), new Not(referrer.column('deleted')), inner],
+    });
+    return new InSubquery(
+      new Column(scope.alias, 'id'),
+      new SelectQuery({ columns: [ref.column('target_id')], from: ref, where: [...references, new InCte(ref.column('resource_pk'), referrers)] }),
+    );
+  }
   return new InSubquery(
     new Column(scope.alias, 'id'),
     new SelectQuery({
       columns: [ref.column('target_id')],
       from: ref,
       joins: [{ table: referrer, on: [eq(referrer.column('pk'), ref.column('resource_pk'))] }],
-      where: [ctx.keyCondition(ref.column('key'), scope.store, type, refParam), eq(ref.column('target_type'), new Param(scope.type)), new Not(referrer.column('deleted')), inner],
+      where: [...references, new Not(referrer.column('deleted')), inner],
     }),
   );
 }

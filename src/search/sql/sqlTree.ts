@@ -13,14 +13,24 @@ export interface SqlNode {
   render(ctx: SqlContext): string;
 }
 
-/** The statement being rendered: its bind values and the caller's access filter. */
+/** The statement being rendered: its bind values, the caller's access filter and the CTEs its nodes declared. */
 export class SqlContext {
   readonly values: unknown[] = [];
+  /** `name AS MATERIALIZED (…)`, each after the ones its own text reads. */
+  readonly ctes: string[] = [];
   constructor(readonly accessFilter?: AccessFilter) {}
 
   bind(value: unknown): string {
     this.values.push(value);
     return `$${this.values.length}`;
+  }
+
+  /** Declares `query` as a materialized CTE of the statement (its binds numbered like any other's); returns its name. */
+  cte(query: SelectQuery): string {
+    const body = query.render(this);
+    const name = `cte${this.ctes.length + 1}`;
+    this.ctes.push(`${name} AS MATERIALIZED (${body})`);
+    return name;
   }
 }
 
@@ -28,7 +38,7 @@ export class SqlContext {
 export function renderSql(node: SqlNode, accessFilter?: AccessFilter): { text: string; values: unknown[] } {
   const ctx = new SqlContext(accessFilter);
   const text = node.render(ctx);
-  return { text, values: ctx.values };
+  return { text: ctx.ctes.length ? `WITH ${ctx.ctes.join(', ')} ${text}` : text, values: ctx.values };
 }
 
 /** The table whose rows the access filter guards. */
@@ -157,6 +167,25 @@ export class InSubquery implements SqlNode {
   render(ctx: SqlContext): string {
     const left = Array.isArray(this.left) ? `(${this.left.map((l) => l.render(ctx)).join(', ')})` : this.left.render(ctx);
     return `${left} IN (${this.query.render(ctx)})`;
+  }
+}
+
+/**
+ * `left IN (SELECT * FROM cte)`, `query` being a materialized CTE of the statement. On Citus a subquery over
+ * the coordinator's tables that itself reads sharded ones must not sit inside a subquery over a sharded table:
+ * Citus 13.2 plans it as a nested subplan and, with the access filter's correlated subqueries in it, crashes
+ * the coordinator or reads its inner results as empty (citusdata/citus#8548, #8312). As a CTE it is planned
+ * first, as a statement of its own, like a top-level search.
+ */
+export class InCte implements SqlNode {
+  constructor(
+    readonly left: SqlNode | SqlNode[],
+    readonly query: SelectQuery,
+  ) {}
+  render(ctx: SqlContext): string {
+    const name = ctx.cte(this.query);
+    const left = Array.isArray(this.left) ? `(${this.left.map((l) => l.render(ctx)).join(', ')})` : this.left.render(ctx);
+    return `${left} IN (SELECT * FROM ${name})`;
   }
 }
 
