@@ -74,8 +74,9 @@ export function assertJsonShape(text: string, maxDepth = DEFAULT_MAX_DEPTH): voi
       // A string: from the character after its quote to the one after its closing quote.
       i++;
       for (;;) {
-        const close = text.indexOf('"', i);
-        if (close < 0) return; // unterminated: the parser reports it
+        // Unterminated (the parser reports it): its escapes are still checked, up to the end of the text.
+        const quote = text.indexOf('"', i);
+        const close = quote < 0 ? text.length : quote;
         if (backslash >= 0 && backslash < i) backslash = text.indexOf('\\', i);
         if (backslash < 0 || backslash > close) {
           i = close + 1;
