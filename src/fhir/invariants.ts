@@ -336,8 +336,7 @@ export function invariantViolations(
   const out = [...walk.found.values()];
   if (version === 'R4' && Array.isArray(resource.contained) && !dom3(resource)) out.push({ key: 'dom-3', human: DOM_3, path: resource.resourceType });
   const ids = new Set(((resource.contained as { id?: string }[] | undefined) ?? []).map((c) => `#${c?.id}`));
-  const { contained: _c, ...own } = resource;
-  for (const ref of localReferences(own, new Set(), true)) {
+  for (const ref of localReferences(resource, new Set(), true, 'contained')) {
     if (ref !== '#' && !ids.has(ref)) out.push({ key: 'ref-1', human: REF_1, path: `${resource.resourceType} (reference '${ref}')` });
   }
   return out;
@@ -354,15 +353,23 @@ function dom3(resource: Record<string, unknown>): boolean {
   });
 }
 
-/** Every string starting with `#` (references, canonicals and uris to contained resources); only `reference`s with `onlyReferences`. */
-function localReferences(node: unknown, into: Set<string>, onlyReferences = false): Set<string> {
+/**
+ * Every string starting with `#` (references, canonicals and uris to contained resources); only `reference`s with
+ * `onlyReferences` (then primitives are not visited at all). `skip`: a key of `node` itself left out (`contained`).
+ */
+function localReferences(node: unknown, into: Set<string>, onlyReferences = false, skip?: string): Set<string> {
   if (typeof node === 'string') {
     if (!onlyReferences && node.startsWith('#')) into.add(node);
   } else if (Array.isArray(node)) for (const n of node) localReferences(n, into, onlyReferences);
   else if (node && typeof node === 'object' && !isFhirDecimal(node)) {
-    const reference = (node as { reference?: unknown }).reference;
+    const obj = node as Record<string, unknown>;
+    const reference = obj.reference;
     if (onlyReferences && typeof reference === 'string' && reference.startsWith('#')) into.add(reference);
-    for (const v of Object.values(node)) localReferences(v, into, onlyReferences);
+    for (const key in obj) {
+      if (key === skip) continue;
+      const v = obj[key];
+      if (!onlyReferences || (v !== null && typeof v === 'object')) localReferences(v, into, onlyReferences);
+    }
   }
   return into;
 }

@@ -31,57 +31,24 @@ const CHOICE_NAMES = new Set(
   [r4Model, stu3Model].flatMap((model) => Object.keys((model as { choiceTypePaths: Record<string, unknown> }).choiceTypePaths).map((p) => p.slice(p.lastIndexOf('.') + 1))),
 );
 
-interface Item {
-  value: unknown;
-  /** Where the value came from, so `ofType(X)` can pick the choice element `nameX` of the parent. */
-  parent?: Record<string, unknown>;
-  name?: string;
-}
-
-type Step = (items: Item[]) => Item[];
+/**
+ * One step of a compiled path. A term is evaluated depth first (each value through the remaining steps before the
+ * next value), which selects the values in the same order as step-by-step evaluation over whole collections but
+ * allocates nothing per step: this runs for every indexed parameter of every written resource.
+ */
+type Step =
+  | { kind: 'root'; root: string }
+  /** A child element; `choice`: the name of a choice element, which a `nameX` key may stand for. */
+  | { kind: 'child'; name: string; index?: number; choice: boolean }
+  /** `ofType(X)`/`as(X)`: the choice element `nameX` of the parent the value came from (once per parent). */
+  | { kind: 'ofType'; suffix: string }
+  | { kind: 'resolveIs'; type: string }
+  | { kind: 'equals'; field: string; literal: string };
 
 const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
 
-function push(out: Item[], value: unknown, parent: Record<string, unknown>, name: string): void {
-  if (value === undefined || value === null) return;
-  if (Array.isArray(value)) for (const v of value) out.push({ value: v, parent, name });
-  else out.push({ value, parent, name });
-}
-
 function child(name: string, index?: number): Step {
-  const choice = CHOICE_NAMES.has(name);
-  return (items) => {
-    const out: Item[] = [];
-    for (const { value } of items) {
-      if (value === null || typeof value !== 'object') continue;
-      const obj = value as Record<string, unknown>;
-      const direct = obj[name];
-      if (direct !== undefined) {
-        if (index !== undefined) push(out, Array.isArray(direct) ? direct[index] : index === 0 ? direct : undefined, obj, name);
-        else push(out, direct, obj, name);
-        continue;
-      }
-      if (!choice) continue;
-      // A choice element (`value[x]`) named without its type: every `valueX` present.
-      for (const key of Object.keys(obj)) {
-        if (key.length > name.length && key.startsWith(name) && CHOICE_SUFFIXES.has(key.slice(name.length))) push(out, obj[key], obj, name);
-      }
-    }
-    return out;
-  };
-}
-
-function ofType(type: string): Step {
-  return (items) => {
-    const out: Item[] = [];
-    const seen = new Set<Record<string, unknown>>();
-    for (const item of items) {
-      if (!item.parent || !item.name || seen.has(item.parent)) continue;
-      seen.add(item.parent);
-      push(out, item.parent[`${item.name}${cap(type)}`], item.parent, `${item.name}${cap(type)}`);
-    }
-    return out;
-  };
+  return { kind: 'child', name, index, choice: CHOICE_NAMES.has(name) };
 }
 
 function referenceType(reference: string): string | undefined {
@@ -90,16 +57,67 @@ function referenceType(reference: string): string | undefined {
   return i >= 0 ? parts[i] : undefined;
 }
 
-function whereResolveIs(type: string): Step {
-  return (items) =>
-    items.filter(({ value }) => {
-      const ref = (value as { reference?: unknown })?.reference;
-      return typeof ref === 'string' && referenceType(ref) === type;
-    });
+/** One evaluation of a term: where its values go, and the parents each `ofType` step has already taken. */
+interface Run {
+  steps: Step[];
+  out: unknown[];
+  seen?: Map<number, Set<Record<string, unknown>>>;
 }
 
-function whereEquals(field: string, literal: string): Step {
-  return (items) => items.filter(({ value }) => (value as Record<string, unknown>)?.[field] === literal);
+/** Passes `value` (from key `name` of `parent`) on to step `at`; an array's elements one by one, nothing for null. */
+function emit(run: Run, at: number, value: unknown, parent: Record<string, unknown>, name: string): void {
+  if (value === undefined || value === null) return;
+  if (Array.isArray(value)) for (const v of value) walk(run, at, v, parent, name);
+  else walk(run, at, value, parent, name);
+}
+
+/** Step `at` of the term on one value (from key `name` of `parent`, when it came from an object). */
+function walk(run: Run, at: number, value: unknown, parent: Record<string, unknown> | undefined, name: string | undefined): void {
+  if (at === run.steps.length) {
+    run.out.push(value);
+    return;
+  }
+  const step = run.steps[at];
+  switch (step.kind) {
+    case 'root':
+      if (step.root === 'Resource' || step.root === 'DomainResource' || (value as { resourceType?: string })?.resourceType === step.root) walk(run, at + 1, value, parent, name);
+      return;
+    case 'child': {
+      if (value === null || typeof value !== 'object') return;
+      const obj = value as Record<string, unknown>;
+      const direct = obj[step.name];
+      if (direct !== undefined) {
+        const index = step.index;
+        if (index !== undefined) emit(run, at + 1, Array.isArray(direct) ? direct[index] : index === 0 ? direct : undefined, obj, step.name);
+        else emit(run, at + 1, direct, obj, step.name);
+        return;
+      }
+      if (!step.choice) return;
+      // A choice element (`value[x]`) named without its type: every `valueX` present.
+      for (const key of Object.keys(obj)) {
+        if (key.length > step.name.length && key.startsWith(step.name) && CHOICE_SUFFIXES.has(key.slice(step.name.length))) emit(run, at + 1, obj[key], obj, step.name);
+      }
+      return;
+    }
+    case 'ofType': {
+      if (!parent || !name) return;
+      const seen = (run.seen ??= new Map());
+      let parents = seen.get(at);
+      if (!parents) seen.set(at, (parents = new Set()));
+      if (parents.has(parent)) return;
+      parents.add(parent);
+      emit(run, at + 1, parent[`${name}${step.suffix}`], parent, `${name}${step.suffix}`);
+      return;
+    }
+    case 'resolveIs': {
+      const ref = (value as { reference?: unknown })?.reference;
+      if (typeof ref === 'string' && referenceType(ref) === step.type) walk(run, at + 1, value, parent, name);
+      return;
+    }
+    case 'equals':
+      if ((value as Record<string, unknown>)?.[step.field] === step.literal) walk(run, at + 1, value, parent, name);
+      return;
+  }
 }
 
 function splitSteps(path: string): string[] | undefined {
@@ -132,16 +150,16 @@ function compileTerm(term: string): Step[] | undefined {
   const parts = splitSteps(text);
   if (!parts || !/^[A-Z][A-Za-z]*$/.test(parts[0])) return undefined;
   const root = parts[0];
-  const steps: Step[] = [(items) => items.filter(({ value }) => root === 'Resource' || root === 'DomainResource' || (value as { resourceType?: string })?.resourceType === root)];
+  const steps: Step[] = [{ kind: 'root', root }];
   for (const part of parts.slice(1)) {
     let m: RegExpExecArray | null;
     if ((m = /^([a-z][A-Za-z0-9]*)(?:\[(\d+)\])?$/.exec(part))) steps.push(child(m[1], m[2] === undefined ? undefined : Number(m[2])));
-    else if ((m = /^(?:ofType|as)\(([A-Za-z]+)\)$/.exec(part))) steps.push(ofType(m[1]));
-    else if ((m = /^where\(resolve\(\) is ([A-Z][A-Za-z]*)\)$/.exec(part))) steps.push(whereResolveIs(m[1]));
-    else if ((m = /^where\(([a-z][A-Za-z]*)\s*=\s*'([^']*)'\)$/.exec(part))) steps.push(whereEquals(m[1], m[2]));
+    else if ((m = /^(?:ofType|as)\(([A-Za-z]+)\)$/.exec(part))) steps.push({ kind: 'ofType', suffix: cap(m[1]) });
+    else if ((m = /^where\(resolve\(\) is ([A-Z][A-Za-z]*)\)$/.exec(part))) steps.push({ kind: 'resolveIs', type: m[1] });
+    else if ((m = /^where\(([a-z][A-Za-z]*)\s*=\s*'([^']*)'\)$/.exec(part))) steps.push({ kind: 'equals', field: m[1], literal: m[2] });
     else return undefined;
   }
-  if (trailingType) steps.push(ofType(trailingType));
+  if (trailingType) steps.push({ kind: 'ofType', suffix: cap(trailingType) });
   return steps;
 }
 
@@ -157,14 +175,7 @@ export function compileExpression(expression: string, version: FhirVersion = 'R4
   if (terms.every((t): t is Step[] => t !== undefined)) {
     extractor = (resource) => {
       const out: unknown[] = [];
-      for (const steps of terms) {
-        let items: Item[] = [{ value: resource }];
-        for (const step of steps) {
-          items = step(items);
-          if (!items.length) break;
-        }
-        for (const item of items) out.push(item.value);
-      }
+      for (const steps of terms) walk({ steps, out }, 0, resource, undefined, undefined);
       return out;
     };
   } else {

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { badRequest, OperationOutcomeError, operationOutcome } from '../fhir/outcome';
 
 /**
@@ -26,6 +27,8 @@ export function assertUtf8Charset(contentType: string | undefined): void {
 
 /** The body as text; 400 naming the byte offset when it is not valid UTF-8. */
 export function decodeUtf8(body: Buffer): string {
+  // ASCII (nearly every body) reads the same as UTF-8 and as Latin-1, whose one-byte copy skips the decoder.
+  if (isAscii(body)) return body.toString('latin1');
   try {
     return STRICT_UTF8.decode(body);
   } catch {
@@ -57,32 +60,73 @@ const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c 
 /**
  * 400 when JSON text nests objects and arrays deeper than `maxDepth`, or a string holds `\u0000` or an unpaired
  * surrogate escape. Malformed JSON is left for the parser to report (this scan only counts brackets outside strings).
+ * Strings are skipped from quote to quote (`indexOf`), stopping only at their backslashes; text with a raw NUL
+ * anywhere (always refused, by this scan or by the parser) takes the character-by-character scan.
  */
 export function assertJsonShape(text: string, maxDepth = DEFAULT_MAX_DEPTH): void {
+  if (text.indexOf('\0') >= 0) return assertJsonShapeByCharacter(text, maxDepth);
+  let depth = 0;
+  let backslash = text.indexOf('\\');
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: from the character after its quote to the one after its closing quote.
+      i++;
+      for (;;) {
+        // Unterminated (the parser reports it): its escapes are still checked, up to the end of the text.
+        const quote = text.indexOf('"', i);
+        const close = quote < 0 ? text.length : quote;
+        if (backslash >= 0 && backslash < i) backslash = text.indexOf('\\', i);
+        if (backslash < 0 || backslash > close) {
+          i = close + 1;
+          break;
+        }
+        i = backslash + escapeLength(text, backslash);
+        backslash = text.indexOf('\\', i);
+      }
+      continue;
+    }
+    if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) throw tooDeep(maxDepth);
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    i++;
+  }
+}
+
+const tooDeep = (maxDepth: number) => badRequest(`The body is nested more than ${maxDepth} levels deep (objects and arrays): the limit is ${maxDepth} (MAX_BODY_DEPTH)`);
+
+/**
+ * The characters an escape at `at` (a backslash inside a string) spans: 12 for a surrogate pair, 6 for another
+ * `\uXXXX` (or four characters that are not hex, left to the parser), 2 for the others; 400 for `\u0000` and
+ * an unpaired surrogate.
+ */
+function escapeLength(text: string, at: number): number {
+  if (text.charCodeAt(at + 1) !== 0x75 /* u */) return 2;
+  const code = escapeAt(text, at + 2);
+  if (code === 0) throw badRequest('The body holds a NUL character (\\u0000), which FHIR strings may not contain');
+  if (code >= 0xd800 && code <= 0xdbff) {
+    const low = text.charCodeAt(at + 6) === 0x5c && text.charCodeAt(at + 7) === 0x75 ? escapeAt(text, at + 8) : -1;
+    if (low < 0xdc00 || low > 0xdfff) throw badRequest(`The body holds an unpaired surrogate (\\u${text.slice(at + 2, at + 6)}), which is not a Unicode character`);
+    return 12;
+  }
+  if (code >= 0xdc00 && code <= 0xdfff) throw badRequest(`The body holds an unpaired surrogate (\\u${text.slice(at + 2, at + 6)}), which is not a Unicode character`);
+  return 6;
+}
+
+/** The same scan one character at a time: for text with a raw NUL, refused inside a string. Exported for tests. */
+export function assertJsonShapeByCharacter(text: string, maxDepth = DEFAULT_MAX_DEPTH): void {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === 0x22) inString = false;
-      else if (c === 0x5c) {
-        const next = text.charCodeAt(i + 1);
-        if (next === 0x75 /* u */) {
-          const code = escapeAt(text, i + 2);
-          if (code === 0) throw badRequest('The body holds a NUL character (\\u0000), which FHIR strings may not contain');
-          if (code >= 0xd800 && code <= 0xdbff) {
-            const low = text.charCodeAt(i + 6) === 0x5c && text.charCodeAt(i + 7) === 0x75 ? escapeAt(text, i + 8) : -1;
-            if (low < 0xdc00 || low > 0xdfff) throw badRequest(`The body holds an unpaired surrogate (\\u${text.slice(i + 2, i + 6)}), which is not a Unicode character`);
-            i += 6;
-          } else if (code >= 0xdc00 && code <= 0xdfff) {
-            throw badRequest(`The body holds an unpaired surrogate (\\u${text.slice(i + 2, i + 6)}), which is not a Unicode character`);
-          }
-          i += 5;
-        } else i++;
-      } else if (c === 0) throw badRequest('The body holds a NUL character, which FHIR strings may not contain');
+      else if (c === 0x5c) i += escapeLength(text, i) - 1;
+      else if (c === 0) throw badRequest('The body holds a NUL character, which FHIR strings may not contain');
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
-      if (++depth > maxDepth) throw badRequest(`The body is nested more than ${maxDepth} levels deep (objects and arrays): the limit is ${maxDepth} (MAX_BODY_DEPTH)`);
+      if (++depth > maxDepth) throw tooDeep(maxDepth);
     } else if (c === 0x5d || c === 0x7d) depth--;
   }
 }

@@ -6,17 +6,28 @@ import { createHash } from 'node:crypto';
  * 20261202000000_lean_index). Deterministic, so no lookup table and no write to mint one; 64 bits make a
  * collision between two parameters of the same deployment as unlikely as one between two UUIDs.
  */
-const cache = new Map<string, string>();
+const cache = new Map<string, Map<string, Map<string, string>>>();
+let cached = 0;
 const MAX_CACHED = 100_000;
 
+/** Looked up store, then type, then parameter: no key text is built for the rows of a parameter already met. */
 export function indexKey(store: string, type: string, param: string): string {
-  const text = `${store}|${type}|${param}`;
-  let key = cache.get(text);
+  let byType = cache.get(store);
+  if (byType === undefined) cache.set(store, (byType = new Map()));
+  let byParam = byType.get(type);
+  if (byParam === undefined) byType.set(type, (byParam = new Map()));
+  let key = byParam.get(param);
   if (key === undefined) {
-    const hex = createHash('md5').update(text, 'utf8').digest('hex').slice(0, 16);
+    const hex = createHash('md5').update(`${store}|${type}|${param}`, 'utf8').digest('hex').slice(0, 16);
     key = BigInt.asIntN(64, BigInt(`0x${hex}`)).toString();
-    if (cache.size >= MAX_CACHED) cache.clear();
-    cache.set(text, key);
+    if (cached >= MAX_CACHED) {
+      cache.clear();
+      cached = 0;
+      cache.set(store, (byType = new Map()));
+      byType.set(type, (byParam = new Map()));
+    }
+    byParam.set(param, key);
+    cached++;
   }
   return key;
 }

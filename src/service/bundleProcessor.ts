@@ -84,18 +84,23 @@ function parseEntry(entry: unknown, index: number): Work {
   return work;
 }
 
-/** Every `reference` in a resource, wherever it sits, for rewriting. */
-function rewriteReferences(node: unknown, rewrite: (ref: string) => string): void {
+/**
+ * The objects holding a string `reference`, wherever they sit in a resource, in document order: resolved and
+ * rewritten from this one list rather than by walking the resource once for each.
+ */
+function referenceHolders(node: unknown, into: Record<string, unknown>[]): Record<string, unknown>[] {
   if (Array.isArray(node)) {
-    for (const item of node) rewriteReferences(item, rewrite);
-    return;
+    for (const item of node) referenceHolders(item, into);
+    return into;
   }
-  if (!node || typeof node !== 'object') return;
+  if (!node || typeof node !== 'object') return into;
   const obj = node as Record<string, unknown>;
-  for (const [key, value] of Object.entries(obj)) {
-    if (key === 'reference' && typeof value === 'string') obj[key] = rewrite(value);
-    else if (value && typeof value === 'object') rewriteReferences(value, rewrite);
+  for (const key in obj) {
+    const value = obj[key];
+    if (key === 'reference' && typeof value === 'string') into.push(obj);
+    else if (value !== null && typeof value === 'object') referenceHolders(value, into);
   }
+  return into;
 }
 
 /** The scopes an entry's interaction needs (the same as FhirService's for that interaction). */
@@ -240,8 +245,10 @@ export class BundleProcessor {
       if (!w.resource || w.method === 'PATCH') continue;
       const pending: Promise<void>[] = [];
       const conditional = new Map<string, string>();
+      const holders = referenceHolders(w.resource, []);
       // Conditional references first (each a search), then one synchronous rewrite pass.
-      rewriteReferences(w.resource, (ref) => {
+      for (const holder of holders) {
+        const ref = holder.reference as string;
         if (/^[A-Z][A-Za-z]+\?/.test(ref) && !conditional.has(ref)) {
           conditional.set(ref, ref);
           pending.push(
@@ -254,14 +261,17 @@ export class BundleProcessor {
             })(),
           );
         }
-        return ref;
-      });
+      }
       try {
         for (const p of pending) await p;
       } catch (err) {
         throw asEntryError(w, err);
       }
-      rewriteReferences(w.resource, (ref) => mapping.get(ref) ?? conditional.get(ref) ?? ref);
+      for (const holder of holders) {
+        const ref = holder.reference as string;
+        const target = mapping.get(ref) ?? conditional.get(ref);
+        if (target !== undefined) holder.reference = target;
+      }
     }
   }
 

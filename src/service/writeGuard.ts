@@ -31,9 +31,10 @@ export function writeGuard(resource: Resource, store: string): void {
   contained.forEach((c, i) => {
     if (c && typeof c === 'object') checkResource(c, `${resource.resourceType}.contained[${i}]`, forbidden, invalid);
   });
-  walkReferences(resource, resource.resourceType, (reference, expression) => {
+  walkReferences(resource, [resource.resourceType], (reference, expressionAt) => {
     const other = otherStore(reference, store);
     if (other) {
+      const expression = expressionAt();
       invalid.push(issue('invalid', `${expression} ('${reference}') names ${other}; references must point into the store they are written to (write 'Type/id')`, expression));
     }
   });
@@ -79,24 +80,50 @@ function checkResource(resource: Resource, path: string, forbidden: OperationOut
   }
 }
 
-/** Every `reference` string anywhere in the resource (References of any datatype, extensions, contained). */
-function walkReferences(node: unknown, path: string, visit: (reference: string, expression: string) => void): void {
+/**
+ * Every `reference` string anywhere in the resource (References of any datatype, extensions, contained).
+ * `path` is the chain of keys and indices down to the node; its FHIRPath-style text (`Observation.subject`)
+ * is built only for a reference that is visited, not for every node walked (every write passes here).
+ */
+function walkReferences(node: unknown, path: (string | number)[], visit: (reference: string, expression: () => string) => void): void {
   if (Array.isArray(node)) {
-    node.forEach((item, i) => walkReferences(item, `${path}[${i}]`, visit));
+    for (let i = 0; i < node.length; i++) {
+      path.push(i);
+      walkReferences(node[i], path, visit);
+      path.pop();
+    }
     return;
   }
   if (!node || typeof node !== 'object') return;
-  for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
-    if (key === 'reference' && typeof value === 'string') visit(value, `${path}.reference`);
-    else walkReferences(value, `${path}.${key}`, visit);
+  const obj = node as Record<string, unknown>;
+  for (const key in obj) {
+    const value = obj[key];
+    path.push(key);
+    if (key === 'reference' && typeof value === 'string') visit(value, () => expressionOf(path));
+    else if (value !== null && typeof value === 'object') walkReferences(value, path, visit);
+    path.pop();
   }
 }
+
+/** `['Observation', 'subject', 'reference']` → `Observation.subject.reference`; indices as `[i]`. */
+function expressionOf(path: (string | number)[]): string {
+  let out = String(path[0]);
+  for (let i = 1; i < path.length; i++) out += typeof path[i] === 'number' ? `[${path[i]}]` : `.${path[i]}`;
+  return out;
+}
+
+/**
+ * A reference in which no path segment can read `fhir`: without the letters, a `%` escape, or the tab and line
+ * breaks a URL parser drops, so `otherStore` has nothing to find. Nearly every reference (`Patient/123`) is one.
+ */
+const cannotNameAStore = (reference: string): boolean => !reference.includes('fhir') && !/[%\t\n\r]/.test(reference);
 
 /**
  * The store of this server a reference names when it is not `store`, described for the message; undefined
  * for relative `Type/id` references, references into `store` itself, and URLs without a store path.
  */
 function otherStore(reference: string, store: string): string | undefined {
+  if (cannotNameAStore(reference)) return undefined;
   let segments: string[];
   try {
     segments = new URL(reference, 'http://relative.invalid/').pathname.split('/').map((s) => decodeURIComponent(s));

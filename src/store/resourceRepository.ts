@@ -100,15 +100,18 @@ export function servedOrder(content: Resource): Resource {
   return { resourceType, ...(id !== undefined ? { id } : {}), ...(meta !== undefined ? { meta } : {}), ...rest };
 }
 
-/** Stamps the server-owned meta elements; everything else in `meta` is the client's. */
-function stamp(resource: Resource, id: string, versionId: number, lastUpdated: Date): Resource {
-  const { resourceType, id: _clientId, meta, ...rest } = resource;
-  return {
-    resourceType,
+/**
+ * Stamps the server-owned meta elements; everything else in `meta` is the client's. One object built key by key
+ * (the same order as `{ resourceType, id, meta, ...rest }`): every created resource passes here.
+ */
+function stamp(resource: Resource, id: string, versionId: number, lastUpdated: Date | string): Resource {
+  const out: Record<string, unknown> = {
+    resourceType: resource.resourceType,
     id,
-    meta: { ...(meta ?? {}), versionId: String(versionId), lastUpdated: lastUpdated.toISOString() },
-    ...rest,
+    meta: { ...(resource.meta ?? {}), versionId: String(versionId), lastUpdated: typeof lastUpdated === 'string' ? lastUpdated : lastUpdated.toISOString() },
   };
+  for (const key in resource) if (key !== 'resourceType' && key !== 'id' && key !== 'meta') out[key] = resource[key];
+  return out as Resource;
 }
 
 /**
@@ -198,7 +201,8 @@ export class ResourceRepository {
     if (!resources.length) return [];
     return this.inTx(tx, async (t) => {
       const now = new Date();
-      const bodies = resources.map((r) => stamp(r, r.id, 1, now));
+      const stamped = now.toISOString();
+      const bodies = resources.map((r) => stamp(r, r.id, 1, stamped));
       // The bodies travel as one JSON array: one string through the driver, parsed once by the server.
       const rows = await t.query<{ pk: bigint; type: string; id: string }[]>(
         `INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
@@ -208,7 +212,7 @@ export class ResourceRepository {
          ON CONFLICT (store, type, id) DO NOTHING
          RETURNING pk, type, id`,
         store,
-        now.toISOString(),
+        stamped,
         stringifyStoredJson(bodies),
       );
       if (rows.length !== bodies.length) {

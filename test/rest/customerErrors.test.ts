@@ -98,6 +98,25 @@ describe('bad input gets a 4xx OperationOutcome and changes nothing', () => {
     expect((await outcome(await tenant.fetch('Patient/never'))).status).toBe(404);
   });
 
+  test('a reference into another endpoint is 400 at its element however its URL spells fhir (an escape, a tab a URL drops)', async () => {
+    const observation = (subject: string, performer: string) => ({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'weight' },
+      subject: { reference: subject },
+      performer: [{ reference: 'Practitioner/p1' }, { reference: performer }],
+    });
+    const refused = async (body: unknown) => outcome(await tenant.fetch('Observation', { method: 'POST', body: JSON.stringify(body) }));
+    // writeGuard parses only references that could name a store: these must still be parsed, and refused.
+    const escaped = await refused(observation('Patient/p1', 'https://elsewhere.example/%66hir/customer/other-endpoint/Practitioner/p2'));
+    expect([escaped.status, escaped.code, escaped.expression]).toEqual([400, 'invalid', ['Observation.performer[1].reference']]);
+    const tab = await refused(observation('https://elsewhere.example/fh\tir/aggregated/Patient/p1', 'Practitioner/p2'));
+    expect([tab.status, tab.code, tab.expression]).toEqual([400, 'invalid', ['Observation.subject.reference']]);
+    // A reference into this very endpoint, spelled out in full, is stored.
+    const own = await tenant.fetch('Observation', { method: 'POST', body: JSON.stringify(observation(`${tenant.baseUrl}/Patient/p1`, 'Practitioner/p2')) });
+    expect(own.status).toBe(201);
+  });
+
   test('a bad If-Match is 412, not 500', async () => {
     const o = await outcome(await tenant.fetch('Patient/x', { method: 'PUT', headers: { 'if-match': 'banana' }, body: JSON.stringify({ resourceType: 'Patient', id: 'x' }) }));
     expect(o.status).toBe(412);
