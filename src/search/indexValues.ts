@@ -242,15 +242,27 @@ export function sharedParameters(type: string): readonly string[] {
     .map((s) => s.def.code);
 }
 
+const copyPlans = new Map<string, IndexStep[]>();
+
+/** The steps of indexPlan a copy extracts itself (see ownToCopy), chosen once per type rather than per resource. */
+function copyPlan(type: string, version: FhirVersion): IndexStep[] {
+  const key = `${version}|${type}`;
+  let plan = copyPlans.get(key);
+  if (!plan) {
+    plan = indexPlan(type, version).filter((s) => ownToCopy(s.def));
+    copyPlans.set(key, plan);
+  }
+  return plan;
+}
+
 /**
  * The index rows of `resource` under the search parameters of FHIR `version` (its store's). `copy`: only those of
  * the parameters a copy does not share with its original (see sharedParameters), R4.
  */
 export function indexRows(resource: Resource, version: FhirVersion = 'R4', options: { copy?: boolean } = {}): IndexRows {
   const rows = emptyRows();
-  for (const step of indexPlan(resource.resourceType, version)) {
+  for (const step of options.copy ? copyPlan(resource.resourceType, version) : indexPlan(resource.resourceType, version)) {
     const { def } = step;
-    if (options.copy && !ownToCopy(def)) continue;
     const values = step.extract(resource);
     if (!values.length) continue;
     switch (def.type) {
