@@ -229,8 +229,16 @@ export function warmIndexing(types: readonly string[], version: FhirVersion = 'R
  * Whether a parameter's rows can differ between an R4 resource and a copy of it that differs only in its
  * references and its meta (an aggregated copy: references rewritten to aggregated ids, meta replaced).
  */
-// Composites are rare and their components may be references: extracted from the copy too.
-const ownToCopy = (def: SearchParamDef): boolean => def.type === 'reference' || def.type === 'composite' || /\bmeta\b/.test(def.expression ?? '');
+const readsMeta = (expression: string | undefined): boolean => /\bmeta\b/.test(expression ?? '');
+// A composite is the copy's own when one of its components is not a plain value (a reference, rewritten in the copy; a
+// type we do not know) or reads meta. The others (Observation's code-value pairs, useContext's type-value) give
+// the original's rows, and are shared like any other value parameter.
+const ownComposite = (def: SearchParamDef): boolean =>
+  (def.components ?? []).some((c) => {
+    const kind = componentType(c.definition, 'R4');
+    return kind === undefined || kind === 'reference' || kind === 'composite' || readsMeta(c.expression) || /\b(reference|resolve)\b/.test(c.expression);
+  });
+const ownToCopy = (def: SearchParamDef): boolean => def.type === 'reference' || readsMeta(def.expression) || (def.type === 'composite' && ownComposite(def));
 
 /**
  * The R4 parameters of `type` whose rows a copy shares with its original (`indexRows(…, { copy: true })`
