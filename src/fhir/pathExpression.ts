@@ -119,7 +119,13 @@ function splitSteps(path: string): string[] | undefined {
   return depth === 0 ? steps : undefined;
 }
 
-function compileTerm(term: string): Step[] | undefined {
+/** One term of a union: the type its path starts from (`Observation`, `Resource`) and the steps after it. */
+interface Term {
+  root: string;
+  steps: Step[];
+}
+
+function compileTerm(term: string): Term | undefined {
   let text = term.trim();
   while (text.startsWith('(') && text.endsWith(')')) text = text.slice(1, -1).trim();
   let trailingType: string | undefined;
@@ -132,7 +138,7 @@ function compileTerm(term: string): Step[] | undefined {
   const parts = splitSteps(text);
   if (!parts || !/^[A-Z][A-Za-z]*$/.test(parts[0])) return undefined;
   const root = parts[0];
-  const steps: Step[] = [(items) => items.filter(({ value }) => root === 'Resource' || root === 'DomainResource' || (value as { resourceType?: string })?.resourceType === root)];
+  const steps: Step[] = [];
   for (const part of parts.slice(1)) {
     let m: RegExpExecArray | null;
     if ((m = /^([a-z][A-Za-z0-9]*)(?:\[(\d+)\])?$/.exec(part))) steps.push(child(m[1], m[2] === undefined ? undefined : Number(m[2])));
@@ -142,7 +148,28 @@ function compileTerm(term: string): Step[] | undefined {
     else return undefined;
   }
   if (trailingType) steps.push(ofType(trailingType));
-  return steps;
+  return { root, steps };
+}
+
+/**
+ * The terms of a union that apply to an input of type `type` (its `resourceType`; undefined for an element):
+ * those starting from `Resource` or `DomainResource`, and those starting from that type. A parameter shared by
+ * many types (`patient`, `code`, `date`: one term per type) then walks only its own type's terms.
+ */
+function termsFor(terms: Term[]): (type: unknown) => Step[][] {
+  const generic = terms.filter((t) => t.root === 'Resource' || t.root === 'DomainResource');
+  const all = generic.map((t) => t.steps);
+  const byType = new Map<string, Step[][]>();
+  return (type) => {
+    if (typeof type !== 'string') return all;
+    let chosen = byType.get(type);
+    if (!chosen) {
+      chosen = terms.filter((t) => generic.includes(t) || t.root === type).map((t) => t.steps);
+      // Types come from the data: remember the first few hundred (there are fewer resource types than that).
+      if (byType.size < 500) byType.set(type, chosen);
+    }
+    return chosen;
+  };
 }
 
 const cache = new Map<string, Extractor>();
@@ -154,10 +181,11 @@ export function compileExpression(expression: string, version: FhirVersion = 'R4
   if (hit) return hit;
   let extractor: Extractor;
   const terms = splitUnion(expression).map(compileTerm);
-  if (terms.every((t): t is Step[] => t !== undefined)) {
+  if (terms.every((t): t is Term => t !== undefined)) {
+    const applicable = termsFor(terms);
     extractor = (resource) => {
       const out: unknown[] = [];
-      for (const steps of terms) {
+      for (const steps of applicable((resource as { resourceType?: unknown } | null | undefined)?.resourceType)) {
         let items: Item[] = [{ value: resource }];
         for (const step of steps) {
           items = step(items);
