@@ -92,29 +92,46 @@ export interface ReferenceSite {
 /**
  * Every Reference in a resource with its location: elements typed Reference in the StructureDefinition,
  * plus any nested object carrying a `reference` string (References inside datatypes).
+ *
+ * Runs on every aggregated resource: primitives are skipped before any path is built, and a site's
+ * expression is spelled out only when one is found (most nodes hold none).
  */
 export function referenceSites(resource: Resource): ReferenceSite[] {
   const typed = referenceElementPaths(resource.resourceType);
   const sites: ReferenceSite[] = [];
-  const walk = (node: unknown, defPath: string, expr: string) => {
+  // The steps from the root to the node being visited: a key (`.key`) or an array index (`[i]`).
+  const steps: (string | number)[] = [];
+  const expression = () => resource.resourceType + steps.map((s) => (typeof s === 'number' ? `[${s}]` : `.${s}`)).join('');
+  const descend = (node: object, defPath: string): void => {
     if (Array.isArray(node)) {
-      node.forEach((item, i) => walk(item, defPath, `${expr}[${i}]`));
+      for (let i = 0; i < node.length; i++) {
+        const item: unknown = node[i];
+        if (item === null || typeof item !== 'object') continue;
+        steps.push(i);
+        descend(item, defPath);
+        steps.pop();
+      }
       return;
     }
-    if (!node || typeof node !== 'object') return;
     const obj = node as Record<string, unknown>;
-    // A choice element holding a Reference appears as `valueReference` for the definition path `value[x]`.
-    const isTyped = typed.has(defPath) || (defPath.endsWith('Reference') && typed.has(`${defPath.slice(0, -'Reference'.length)}[x]`));
-    if (expr !== resource.resourceType && (isTyped || typeof obj.reference === 'string')) {
-      sites.push({ expression: expr, holder: obj });
-      return;
+    if (steps.length) {
+      // A choice element holding a Reference appears as `valueReference` for the definition path `value[x]`.
+      const isTyped = typed.has(defPath) || (defPath.endsWith('Reference') && typed.has(`${defPath.slice(0, -'Reference'.length)}[x]`));
+      if (isTyped || typeof obj.reference === 'string') {
+        sites.push({ expression: expression(), holder: obj });
+        return;
+      }
     }
-    for (const [key, value] of Object.entries(obj)) {
+    for (const key of Object.keys(obj)) {
       if (key === 'contained' || key.startsWith('_')) continue;
-      walk(value, `${defPath}.${key}`, `${expr}.${key}`);
+      const value = obj[key];
+      if (value === null || typeof value !== 'object') continue;
+      steps.push(key);
+      descend(value, `${defPath}.${key}`);
+      steps.pop();
     }
   };
-  walk(resource, resource.resourceType, resource.resourceType);
+  descend(resource, resource.resourceType);
   return sites;
 }
 
@@ -132,11 +149,12 @@ export function stripServer(reference: string): string {
 
 /**
  * The inclusion rules (DESIGN §3.2). Returns the first reason to exclude, or undefined. Absolute
- * references are normalised in place as a side effect of checking them.
+ * references are normalised in place as a side effect of checking them. `sites`: the resource's
+ * referenceSites, when the caller has them already.
  */
-export function checkInclusion(resource: Resource, supported: ReadonlySet<string>): Exclusion | undefined {
+export function checkInclusion(resource: Resource, supported: ReadonlySet<string>, sites: ReferenceSite[] = referenceSites(resource)): Exclusion | undefined {
   const type = resource.resourceType;
-  for (const site of referenceSites(resource)) {
+  for (const site of sites) {
     const ref = site.holder.reference;
     if (typeof ref !== 'string') {
       return { rule: 'identifier-only-reference', reason: `${site.expression} has no 'reference' (identifier-only references are not resolved)`, expression: site.expression };

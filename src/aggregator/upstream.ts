@@ -1,6 +1,6 @@
 import { readR4Definition } from '../fhir/definitions';
 import { OperationOutcomeError } from '../fhir/outcome';
-import { compileExpression } from '../fhir/pathExpression';
+import { compileExpression, type Extractor } from '../fhir/pathExpression';
 import { searchParameter } from '../fhir/searchParameters';
 import type { FhirVersion, Resource } from '../fhir/types';
 import { assertValidResource } from '../fhir/validation';
@@ -97,7 +97,9 @@ export function prepare(upstream: Upstream, supported: ReadonlySet<string>): Pre
   const { id: _id, meta, ...rest } = mapped ? stu3ToR4(raw) : raw;
   const kept = meta ? { ...(meta.profile ? { profile: meta.profile } : {}), ...(meta.security ? { security: meta.security } : {}), ...(meta.tag ? { tag: meta.tag } : {}) } : {};
   const resource: Resource = { ...rest, ...(Object.keys(kept).length ? { meta: kept } : {}) };
-  const exclusion = checkInclusion(resource, supported);
+  // Normalising a reference rewrites it in its holder, so the sites found here are the ones the copy uses.
+  const sites = referenceSites(resource);
+  const exclusion = checkInclusion(resource, supported, sites);
   if (exclusion) return exclusion;
   if (mapped) {
     try {
@@ -107,7 +109,6 @@ export function prepare(upstream: Upstream, supported: ReadonlySet<string>): Pre
       return { rule: 'invalid-after-mapping', reason: `not valid R4 after mapping: ${err.message}` };
     }
   }
-  const sites = referenceSites(resource);
   const targets = [...new Set(sites.map((s) => relative(s.holder.reference as string)))];
   return { resource, sites, targets };
 }
@@ -132,6 +133,22 @@ function patientCompartment(type: string): string[] {
   return patientParams.get(type) ?? [];
 }
 
+const patientPaths = new Map<string, Extractor[]>();
+
+/** The compiled expressions of a type's Patient-compartment parameters, in the compartment's order; once per type. */
+function patientExtractors(type: string): Extractor[] {
+  let extractors = patientPaths.get(type);
+  if (!extractors) {
+    extractors = [];
+    for (const code of patientCompartment(type)) {
+      const def = searchParameter(type, code);
+      if (def?.expression) extractors.push(compileExpression(def.expression));
+    }
+    patientPaths.set(type, extractors);
+  }
+  return extractors;
+}
+
 /**
  * The id of the Patient a resource belongs to (its first Patient-compartment reference), if any. A Group is in
  * the compartment of each patient it lists (R4 CompartmentDefinition patient: `member`) but belongs to none
@@ -139,10 +156,8 @@ function patientCompartment(type: string): string[] {
  */
 export function patientOf(resource: Resource): string | undefined {
   if (POPULATION_TYPES.has(resource.resourceType)) return undefined;
-  for (const code of patientCompartment(resource.resourceType)) {
-    const def = searchParameter(resource.resourceType, code);
-    if (!def?.expression) continue;
-    for (const v of compileExpression(def.expression)(resource)) {
+  for (const extract of patientExtractors(resource.resourceType)) {
+    for (const v of extract(resource)) {
       const ref = (v as { reference?: unknown })?.reference;
       const target = typeof ref === 'string' ? parseRelative(ref) : undefined;
       if (target?.type === 'Patient') return target.id;

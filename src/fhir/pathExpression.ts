@@ -137,6 +137,7 @@ function splitSteps(path: string): string[] | undefined {
   return depth === 0 ? steps : undefined;
 }
 
+/** One term of a union: its first step names the type the path starts from (`Observation`, `Resource`). */
 function compileTerm(term: string): Step[] | undefined {
   let text = term.trim();
   while (text.startsWith('(') && text.endsWith(')')) text = text.slice(1, -1).trim();
@@ -163,6 +164,28 @@ function compileTerm(term: string): Step[] | undefined {
   return steps;
 }
 
+const rootOf = (term: Step[]) => (term[0] as { root: string }).root;
+
+/**
+ * The terms of a union that apply to an input of type `type` (its `resourceType`; undefined for an element):
+ * those starting from `Resource` or `DomainResource`, and those starting from that type. A parameter shared by
+ * many types (`patient`, `code`, `date`: one term per type) then walks only its own type's terms.
+ */
+function termsFor(terms: Step[][]): (type: unknown) => Step[][] {
+  const generic = terms.filter((t) => rootOf(t) === 'Resource' || rootOf(t) === 'DomainResource');
+  const byType = new Map<string, Step[][]>();
+  return (type) => {
+    if (typeof type !== 'string') return generic;
+    let chosen = byType.get(type);
+    if (!chosen) {
+      chosen = terms.filter((t) => generic.includes(t) || rootOf(t) === type);
+      // Types come from the data: remember the first few hundred (there are fewer resource types than that).
+      if (byType.size < 500) byType.set(type, chosen);
+    }
+    return chosen;
+  };
+}
+
 const cache = new Map<string, Extractor>();
 
 /** `version` picks the model HL7's engine resolves types with, for the expressions the direct walk does not cover. */
@@ -173,9 +196,10 @@ export function compileExpression(expression: string, version: FhirVersion = 'R4
   let extractor: Extractor;
   const terms = splitUnion(expression).map(compileTerm);
   if (terms.every((t): t is Step[] => t !== undefined)) {
+    const applicable = termsFor(terms);
     extractor = (resource) => {
       const out: unknown[] = [];
-      for (const steps of terms) walk({ steps, out }, 0, resource, undefined, undefined);
+      for (const steps of applicable((resource as { resourceType?: unknown } | null | undefined)?.resourceType)) walk({ steps, out }, 0, resource, undefined, undefined);
       return out;
     };
   } else {

@@ -229,8 +229,16 @@ export function warmIndexing(types: readonly string[], version: FhirVersion = 'R
  * Whether a parameter's rows can differ between an R4 resource and a copy of it that differs only in its
  * references and its meta (an aggregated copy: references rewritten to aggregated ids, meta replaced).
  */
-// Composites are rare and their components may be references: extracted from the copy too.
-const ownToCopy = (def: SearchParamDef): boolean => def.type === 'reference' || def.type === 'composite' || /\bmeta\b/.test(def.expression ?? '');
+const readsMeta = (expression: string | undefined): boolean => /\bmeta\b/.test(expression ?? '');
+// A composite is the copy's own when one of its components is not a plain value (a reference, rewritten in the copy; a
+// type we do not know) or reads meta. The others (Observation's code-value pairs, useContext's type-value) give
+// the original's rows, and are shared like any other value parameter.
+const ownComposite = (def: SearchParamDef): boolean =>
+  (def.components ?? []).some((c) => {
+    const kind = componentType(c.definition, 'R4');
+    return kind === undefined || kind === 'reference' || kind === 'composite' || readsMeta(c.expression) || /\b(reference|resolve)\b/.test(c.expression);
+  });
+const ownToCopy = (def: SearchParamDef): boolean => def.type === 'reference' || readsMeta(def.expression) || (def.type === 'composite' && ownComposite(def));
 
 /**
  * The R4 parameters of `type` whose rows a copy shares with its original (`indexRows(…, { copy: true })`
@@ -242,15 +250,27 @@ export function sharedParameters(type: string): readonly string[] {
     .map((s) => s.def.code);
 }
 
+const copyPlans = new Map<string, IndexStep[]>();
+
+/** The steps of indexPlan a copy extracts itself (see ownToCopy), chosen once per type rather than per resource. */
+function copyPlan(type: string, version: FhirVersion): IndexStep[] {
+  const key = `${version}|${type}`;
+  let plan = copyPlans.get(key);
+  if (!plan) {
+    plan = indexPlan(type, version).filter((s) => ownToCopy(s.def));
+    copyPlans.set(key, plan);
+  }
+  return plan;
+}
+
 /**
  * The index rows of `resource` under the search parameters of FHIR `version` (its store's). `copy`: only those of
  * the parameters a copy does not share with its original (see sharedParameters), R4.
  */
 export function indexRows(resource: Resource, version: FhirVersion = 'R4', options: { copy?: boolean } = {}): IndexRows {
   const rows = emptyRows();
-  for (const step of indexPlan(resource.resourceType, version)) {
+  for (const step of options.copy ? copyPlan(resource.resourceType, version) : indexPlan(resource.resourceType, version)) {
     const { def } = step;
-    if (options.copy && !ownToCopy(def)) continue;
     const values = step.extract(resource);
     if (!values.length) continue;
     switch (def.type) {

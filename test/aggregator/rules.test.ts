@@ -1,4 +1,4 @@
-import { checkInclusion, groupKeys, mergeGroup, SUPPORTED_TYPES, withSourceTracking, SOURCE_SYSTEM } from '../../src/aggregator/rules';
+import { checkInclusion, groupKeys, mergeGroup, referenceSites, SUPPORTED_TYPES, withSourceTracking, SOURCE_SYSTEM } from '../../src/aggregator/rules';
 import { FhirDecimal, stringifyFhirJson } from '../../src/fhir/losslessJson';
 import type { Resource } from '../../src/fhir/types';
 
@@ -24,6 +24,53 @@ describe('inclusion rules', () => {
     const r = { resourceType: 'MedicationStatement', status: 'active', subject: { reference: 'http://example.com/fhir/Patient/123' } } as Resource;
     expect(checkInclusion(r, supported)).toBeUndefined();
     expect((r.subject as { reference: string }).reference).toBe('Patient/123');
+  });
+});
+
+describe('reference sites', () => {
+  test('every Reference is found with its path: typed elements, choice elements, references inside datatypes and arrays; not in contained resources nor primitive extensions', () => {
+    const r = {
+      resourceType: 'Observation',
+      status: 'final',
+      _status: { extension: [{ url: 'x', valueReference: { reference: 'Patient/in-primitive-extension' } }] },
+      contained: [{ resourceType: 'Patient', id: 'c', managingOrganization: { reference: 'Organization/in-contained' } }],
+      code: { coding: [{ system: 's', code: 'c' }], text: 't' },
+      subject: { reference: 'Patient/p' },
+      performer: [{ reference: 'Practitioner/a' }, { display: 'no reference, but typed Reference' }, { reference: 'Organization/b' }],
+      extension: [
+        { url: 'u', valueReference: { reference: 'Encounter/in-extension' } },
+        { url: 'v', valueString: 's' },
+      ],
+      component: [
+        { code: { text: 'c' }, valueQuantity: { value: new FhirDecimal('1.50') } },
+        { code: { text: 'd' }, extension: [{ url: 'w', valueReference: { reference: 'Device/d' } }] },
+      ],
+      valueReference: undefined,
+      note: [{ authorReference: { reference: 'Practitioner/n' }, text: 'x' }],
+      hasMember: [],
+    } as unknown as Resource;
+    const sites = referenceSites(r);
+    expect(sites.map((s) => [s.expression, s.holder.reference ?? s.holder.display])).toEqual([
+      ['Observation.subject', 'Patient/p'],
+      ['Observation.performer[0]', 'Practitioner/a'],
+      ['Observation.performer[1]', 'no reference, but typed Reference'],
+      ['Observation.performer[2]', 'Organization/b'],
+      ['Observation.extension[0].valueReference', 'Encounter/in-extension'],
+      ['Observation.component[1].extension[0].valueReference', 'Device/d'],
+      ['Observation.note[0].authorReference', 'Practitioner/n'],
+    ]);
+    // The holders are the resource's own objects: rewriting a reference rewrites the resource.
+    expect(sites[0].holder).toBe(r.subject);
+  });
+
+  test('a Reference that holds another Reference is one site', () => {
+    const r = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      subject: { reference: 'Patient/p', extension: [{ url: 'u', valueReference: { reference: 'Patient/q' } }] },
+    } as Resource;
+    expect(referenceSites(r).map((s) => s.expression)).toEqual(['Observation.subject']);
   });
 });
 
