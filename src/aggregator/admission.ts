@@ -1,7 +1,6 @@
 import { throttled } from '../fhir/outcome';
 import type { Admission } from '../service/ports';
 import type { Sql } from '../store/sql';
-import { prepared } from '../store/preparedStatement';
 
 /**
  * Backpressure from the aggregation pipeline onto customer writes (DESIGN §3: the aggregated view is
@@ -109,7 +108,7 @@ export class BacklogAdmission implements Admission {
     if (Date.now() - this.readAt < this.refreshMs) return Promise.resolve();
     this.reading ??= (async () => {
       try {
-        const [row] = await this.sql.query<{ n: bigint }[]>(prepared(`SELECT count(*) AS n FROM agg_outbox WHERE NOT parked`));
+        const [row] = await this.sql.query<{ n: bigint }[]>(`SELECT count(*) AS n FROM agg_outbox WHERE NOT parked`);
         this.depth = Number(row.n);
         this.readAt = Date.now();
         if (this.depth + this.reserved <= this.options.maxBacklog) this.oversize = 0;

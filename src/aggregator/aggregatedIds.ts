@@ -1,7 +1,6 @@
 import type { Tx } from '../store/resourceRepository';
 import { Deferred, tryLockUpstream } from './locks';
 import { keyOf, type UpstreamRef } from './upstream';
-import { prepared } from '../store/preparedStatement';
 
 /**
  * What an upstream reference target stands for in the aggregated record: the aggregated id (following a
@@ -102,12 +101,12 @@ export class AggregatedIds {
         pending: boolean;
       }[]
     >(
-      prepared(`SELECT t.store, t.type, t.id, m.status, m.agg_id, m.reason, g.replaced_by,
+      `SELECT t.store, t.type, t.id, m.status, m.agg_id, m.reason, g.replaced_by,
               CASE WHEN t.type = 'Patient' THEN m.content->'managingOrganization'->>'reference' END AS managing,
               (m.status IS NULL AND EXISTS (SELECT 1 FROM resource r WHERE r.store = t.store AND r.type = t.type AND r.id = t.id AND r.content IS NOT NULL)) AS pending
          FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
          LEFT JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id
-         LEFT JOIN agg_group g ON g.type = m.type AND g.agg_id = m.agg_id`),
+         LEFT JOIN agg_group g ON g.type = m.type AND g.agg_id = m.agg_id`,
       refs.map((r) => r.store),
       refs.map((r) => r.type),
       refs.map((r) => r.id),

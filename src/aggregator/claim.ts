@@ -1,7 +1,6 @@
 import type { Tx } from '../store/resourceRepository';
 import { fairShares } from './fairShares';
 import { MERGED_TYPES } from './rules';
-import { prepared } from '../store/preparedStatement';
 
 /**
  * Chooses the next batch of the outbox so that several workers (loops or processes) can run side by side
@@ -57,10 +56,10 @@ const MERGED = Object.keys(MERGED_TYPES);
 
 export async function claimBatch(tx: Tx, batchSize: number, prefer: BatchKind = 'copies'): Promise<ClaimedBatch> {
   const heads = await tx.query<Head[]>(
-    prepared(`SELECT lane::text AS lane, min(store) AS store,
+    `SELECT lane::text AS lane, min(store) AS store,
             count(*) FILTER (WHERE type = ANY($2::text[]))::int AS merged, count(*) FILTER (WHERE NOT (type = ANY($2::text[])))::int AS copies
        FROM (SELECT lane, id, store, type FROM agg_outbox WHERE ${READY} ORDER BY id LIMIT $1) w
-      GROUP BY lane ORDER BY min(id)`),
+      GROUP BY lane ORDER BY min(id)`,
     Math.max(HEAD_WINDOW, batchSize * 20),
     MERGED,
   );
@@ -94,8 +93,8 @@ async function claimKind(tx: Tx, heads: Head[], kind: BatchKind, batchSize: numb
     const offered = candidates.filter((h) => shares.has(h.lane));
     // Lanes another worker holds are skipped; their shares go to the others in the next round.
     const held = await tx.query<{ lane: string }[]>(
-      prepared(`SELECT u.lane::text AS lane FROM unnest($1::bigint[]) WITH ORDINALITY AS u(lane, o)
-        WHERE pg_try_advisory_xact_lock(hashtextextended('lane:' || u.lane, 0)) ORDER BY u.o`),
+      `SELECT u.lane::text AS lane FROM unnest($1::bigint[]) WITH ORDINALITY AS u(lane, o)
+        WHERE pg_try_advisory_xact_lock(hashtextextended('lane:' || u.lane, 0)) ORDER BY u.o`,
       offered.map((h) => h.lane),
     );
     for (const { lane } of held) {
@@ -108,13 +107,13 @@ async function claimKind(tx: Tx, heads: Head[], kind: BatchKind, batchSize: numb
   }
   if (!locked.size) return [];
   return tx.query<OutboxItem[]>(
-    prepared(`SELECT o.id, o.store, o.type, o.res_id, o.attempts
+    `SELECT o.id, o.store, o.type, o.res_id, o.attempts
        FROM unnest($1::bigint[], $2::int[]) AS u(lane, share)
        CROSS JOIN LATERAL (
          SELECT id, store, type, res_id, attempts FROM agg_outbox
           WHERE lane = u.lane AND ${READY} AND ${kind === 'merged' ? '' : 'NOT '}(type = ANY($3::text[]))
           ORDER BY id LIMIT u.share FOR UPDATE SKIP LOCKED) o
-      ORDER BY o.id`),
+      ORDER BY o.id`,
     [...locked.keys()],
     [...locked.values()],
     MERGED,

@@ -7,7 +7,6 @@ import { enqueueDependents, setWaiting } from './dependents';
 import { AGGREGATED_STORE } from './outbox';
 import { contentKey, type Exclusion, MERGED_TYPES, parseRelative, privacyLabel, withSourceTracking } from './rules';
 import { defaultSourceOrg, isExclusion, keyOf, patientOf, type Prepared, prepare, type Upstream, type UpstreamRef } from './upstream';
-import { prepared } from '../store/preparedStatement';
 
 /**
  * Unmerged types, copied one-to-one (DESIGN §3.5–3.7), set-wise: a whole batch of upstream resources is
@@ -87,10 +86,10 @@ export class Copies {
 
   private async loadPrevious(tx: Tx, candidates: Candidate[]): Promise<void> {
     const rows = await tx.query<{ store: string; type: string; id: string; agg_id: string | null; included: boolean; content: Resource | null }[]>(
-      prepared(`SELECT t.store, t.type, t.id, m.agg_id, m.status = 'included' AS included, r.content
+      `SELECT t.store, t.type, t.id, m.agg_id, m.status = 'included' AS included, r.content
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(store, type, id, agg_type)
          JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id
-         LEFT JOIN resource r ON r.store = '${AGGREGATED_STORE}' AND r.type = t.agg_type AND r.id = m.agg_id`),
+         LEFT JOIN resource r ON r.store = '${AGGREGATED_STORE}' AND r.type = t.agg_type AND r.id = m.agg_id`,
       candidates.map((c) => c.upstream.store),
       candidates.map((c) => c.upstream.type),
       candidates.map((c) => c.upstream.id),
@@ -239,11 +238,11 @@ export class Copies {
 async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: string; customer: string; label?: string }[]): Promise<void> {
   if (!rows.length) return;
   await tx.execute(
-    prepared(`INSERT INTO agg_access (resource_pk, kind, patient_id, source_org, source_customers, label)
+    `INSERT INTO agg_access (resource_pk, kind, patient_id, source_org, source_customers, label)
      SELECT u.pk::bigint, 'copied', u.patient, u.org, ARRAY[u.customer], u.label
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(pk, patient, org, customer, label)
      ON CONFLICT (resource_pk) DO UPDATE SET kind = 'copied', patient_id = EXCLUDED.patient_id, source_org = EXCLUDED.source_org,
-       source_customers = EXCLUDED.source_customers, label = EXCLUDED.label`),
+       source_customers = EXCLUDED.source_customers, label = EXCLUDED.label`,
     rows.map((r) => r.pk.toString()),
     rows.map((r) => r.patient ?? null),
     rows.map((r) => r.org),
@@ -252,7 +251,7 @@ async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: st
   );
   const pairs = [...new Set(rows.map((r) => `${r.customer} ${r.org}`))].map((p) => p.split(' '));
   await tx.execute(
-    prepared(`INSERT INTO agg_customer_org (customer_id, org) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`),
+    `INSERT INTO agg_customer_org (customer_id, org) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
     pairs.map((p) => p[0]),
     pairs.map((p) => p[1]),
   );
@@ -264,13 +263,13 @@ async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: st
  */
 async function writeMembers(tx: Tx, candidates: Candidate[]): Promise<void> {
   await tx.execute(
-    prepared(`INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on, rule)
+    `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on, rule)
      SELECT u.store, u.type, u.id, u.status, u.reason, u.expression, u.agg_id, NULL, u.updated::timestamptz, string_to_array(u.deps, ' '), u.rule
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
             AS u(store, type, id, status, reason, expression, agg_id, updated, deps, rule)
      ON CONFLICT (store, type, res_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, expression = EXCLUDED.expression,
        agg_id = EXCLUDED.agg_id, content = NULL, upstream_updated = EXCLUDED.upstream_updated, depends_on = EXCLUDED.depends_on,
-       rule = EXCLUDED.rule, updated_at = clock_timestamp()`),
+       rule = EXCLUDED.rule, updated_at = clock_timestamp()`,
     candidates.map((c) => c.upstream.store),
     candidates.map((c) => c.upstream.type),
     candidates.map((c) => c.upstream.id),

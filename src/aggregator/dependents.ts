@@ -1,6 +1,5 @@
 import type { Tx } from '../store/resourceRepository';
 import { keyOf, type UpstreamRef } from './upstream';
-import { prepared } from '../store/preparedStatement';
 
 /**
  * Re-aggregation of dependents (DESIGN §3.6, §3.8): upstream resources that used another one are queued
@@ -30,11 +29,11 @@ export async function enqueueDependents(tx: Tx, { changed = [], arrived = [], ex
     // One index probe per target (OFFSET 0 keeps the planner from turning the probes into one scan); the
     // store is compared outside, so no other index joins the probe.
     await tx.execute(
-      prepared(`INSERT INTO agg_outbox (store, type, res_id)
+      `INSERT INTO agg_outbox (store, type, res_id)
        SELECT DISTINCT m.store, m.type, m.res_id
          FROM unnest($1::text[], $2::text[]) AS t(store, ref)
          CROSS JOIN LATERAL (SELECT store, type, res_id FROM agg_member WHERE depends_on @> ARRAY[t.ref] OFFSET 0) m
-        WHERE m.store = t.store AND NOT ((m.store || '|' || m.type || '|' || m.res_id) = ANY($3::text[]))`),
+        WHERE m.store = t.store AND NOT ((m.store || '|' || m.type || '|' || m.res_id) = ANY($3::text[]))`,
       ...targets(moved),
       skip,
     );
@@ -42,11 +41,11 @@ export async function enqueueDependents(tx: Tx, { changed = [], arrived = [], ex
   const fresh = unique(arrived);
   if (fresh.length) {
     await tx.execute(
-      prepared(`WITH woken AS (
+      `WITH woken AS (
          DELETE FROM agg_waiting w USING unnest($1::text[], $2::text[]) AS t(store, target)
           WHERE w.store = t.store AND w.target = t.target RETURNING w.store, w.type, w.res_id)
        INSERT INTO agg_outbox (store, type, res_id)
-       SELECT DISTINCT store, type, res_id FROM woken WHERE NOT ((store || '|' || type || '|' || res_id) = ANY($3::text[]))`),
+       SELECT DISTINCT store, type, res_id FROM woken WHERE NOT ((store || '|' || type || '|' || res_id) = ANY($3::text[]))`,
       ...targets(fresh),
       skip,
     );
@@ -61,11 +60,11 @@ export async function setWaiting(tx: Tx, members: { ref: UpstreamRef; target?: s
   if (!members.length) return;
   const waits = members.filter((m) => m.target);
   await tx.execute(
-    prepared(`WITH waits AS (
+    `WITH waits AS (
        INSERT INTO agg_waiting (store, target, type, res_id)
        SELECT * FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) ON CONFLICT DO NOTHING)
      DELETE FROM agg_waiting w USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(store, type, id, target)
-      WHERE w.store = u.store AND w.type = u.type AND w.res_id = u.id AND w.target IS DISTINCT FROM u.target`),
+      WHERE w.store = u.store AND w.type = u.type AND w.res_id = u.id AND w.target IS DISTINCT FROM u.target`,
     members.map((m) => m.ref.store),
     members.map((m) => m.ref.type),
     members.map((m) => m.ref.id),

@@ -1,5 +1,4 @@
 import type { Tx } from '../store/resourceRepository';
-import { prepared } from '../store/preparedStatement';
 
 /**
  * Transaction-scoped advisory locks that let several workers (loops or processes) share the queue:
@@ -20,7 +19,7 @@ export class Deferred extends Error {
 export async function tryLockUpstream(tx: Tx, keys: string[]): Promise<Set<string>> {
   if (!keys.length) return new Set();
   const rows = await tx.query<{ k: string }[]>(
-    prepared(`SELECT k FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS s WHERE pg_try_advisory_xact_lock(hashtextextended('upstream:' || k, 0))`),
+    `SELECT k FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS s WHERE pg_try_advisory_xact_lock(hashtextextended('upstream:' || k, 0))`,
     keys,
   );
   return new Set(rows.map((r) => r.k));

@@ -2,7 +2,6 @@ import type { Resource } from '../fhir/types';
 import type { ResourceChange, Tx, WriteHook } from '../store/resourceRepository';
 import { AGGREGATED_STORE } from './outbox';
 import { patientOf } from './upstream';
-import { prepared } from '../store/preparedStatement';
 
 /**
  * The aggregated record's change feed (issue 18): the write hook that logs every committed version of an
@@ -51,14 +50,14 @@ export function createRecordChangeHook(): WriteHook {
     // a transaction that took positions 100–199 but committed after one holding 200–299 would never be heard
     // (two aggregation loops run side by side on PostgreSQL). The lock, held until this transaction ends, makes
     // every later position belong to a transaction that commits later.
-    await tx.query(prepared(`SELECT pg_advisory_xact_lock(hashtextextended('agg_change', 0))`));
+    await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('agg_change', 0))`);
     // One statement: the log rows, and a NOTIFY each (delivered by PostgreSQL when the transaction commits).
     await tx.query(
-      prepared(`WITH c AS (
+      `WITH c AS (
          INSERT INTO agg_change (type, res_id, version_id, kind, patient_id)
          SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])
          RETURNING seq, type, res_id, version_id, kind, patient_id)
-       SELECT pg_notify($6, json_build_object('s', seq::text, 't', type, 'i', res_id, 'v', version_id, 'k', kind, 'p', patient_id)::text) FROM c`),
+       SELECT pg_notify($6, json_build_object('s', seq::text, 't', type, 'i', res_id, 'v', version_id, 'k', kind, 'p', patient_id)::text) FROM c`,
       ours.map((c) => c.type),
       ours.map((c) => c.id),
       ours.map((c) => c.versionId),

@@ -8,7 +8,6 @@ import type { Tx } from '../store/resourceRepository';
 import { aggregatedType } from './aggregatedType';
 import { checkInclusion, type Exclusion, parseRelative, POPULATION_TYPES, type ReferenceSite, referenceSites } from './rules';
 import { stu3ToR4 } from './stu3ToR4';
-import { prepared } from '../store/preparedStatement';
 
 /**
  * The upstream side of aggregation: loading customer resources with their endpoint's settings, and turning
@@ -49,10 +48,10 @@ export async function loadUpstream(tx: Tx, refs: UpstreamRef[]): Promise<Map<str
       customer_id: string;
     }[]
   >(
-    prepared(`SELECT r.pk::text AS pk, r.store, r.type, r.id, r.content, r.last_updated, e.fhir_version, e.default_source_org, e.customer_id
+    `SELECT r.pk::text AS pk, r.store, r.type, r.id, r.content, r.last_updated, e.fhir_version, e.default_source_org, e.customer_id
        FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
        JOIN resource r ON r.store = t.store AND r.type = t.type AND r.id = t.id AND r.content IS NOT NULL
-       JOIN endpoint e ON e.id = r.store`),
+       JOIN endpoint e ON e.id = r.store`,
     refs.map((r) => r.store),
     refs.map((r) => r.type),
     refs.map((r) => r.id),

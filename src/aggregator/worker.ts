@@ -3,7 +3,6 @@ import type { AggregationPass, Aggregator } from './aggregator';
 import { type BatchKind, claimBatch, type OutboxItem } from './claim';
 import { Deferred, tryLockUpstream } from './locks';
 import { keyOf, type Upstream, type UpstreamRef } from './upstream';
-import { prepared } from '../store/preparedStatement';
 
 export type { OutboxItem } from './claim';
 
@@ -185,9 +184,9 @@ export class AggregationWorker {
             for (const { item } of setWise) settle(item, await this.processOne(tx, item, pass));
           }
         }
-        if (done.length) await tx.execute(prepared(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`), done);
+        if (done.length) await tx.execute(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
         if (later.length) {
-          await tx.execute(prepared(`UPDATE agg_outbox SET available_at = clock_timestamp() + ($2::int * interval '1 millisecond') WHERE id = ANY($1::bigint[])`), later, DEFER_MS);
+          await tx.execute(`UPDATE agg_outbox SET available_at = clock_timestamp() + ($2::int * interval '1 millisecond') WHERE id = ANY($1::bigint[])`, later, DEFER_MS);
         }
         return items.length;
       },

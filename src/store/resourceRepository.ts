@@ -5,7 +5,6 @@ import { stringifyStoredJson } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 import type { AccessFilter } from '../service/ports';
 import { appendAccessFilter } from './accessSql';
-import { prepared } from './preparedStatement';
 
 export type { Sql, Tx } from './sql';
 
@@ -202,12 +201,12 @@ export class ResourceRepository {
       const bodies = resources.map((r) => stamp(r, r.id, 1, now));
       // The bodies travel as one JSON array: one string through the driver, parsed once by the server.
       const rows = await t.query<{ pk: bigint; type: string; id: string }[]>(
-        prepared(`INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
+        `INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
          SELECT $1, u.content->>'resourceType', u.content->>'id', 1, $2::timestamptz, false, u.content
            FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(content, n)
           ORDER BY u.n
          ON CONFLICT (store, type, id) DO NOTHING
-         RETURNING pk, type, id`),
+         RETURNING pk, type, id`,
         store,
         now.toISOString(),
         stringifyStoredJson(bodies),

@@ -1,6 +1,5 @@
 import { currentQueryScope, poolExhausted, queryCancelled } from './queryScope';
 import { parseStoredJson } from '../fhir/losslessJson';
-import { preparedName } from './preparedStatement';
 
 /**
  * Raw SQL straight to the database driver — `pg` for PostgreSQL, PGlite for the embedded store — for the
@@ -135,10 +134,7 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
    */
   const cancellable = async (client: import('pg').PoolClient, text: string, values: unknown[], spoil: () => void) => {
     const scope = currentQueryScope();
-    const name = preparedName(text);
-    // A marked fixed text runs as a named statement: parsed and planned once per connection (preparedStatement.ts).
-    const statement = name ? { name, text, values } : { text, values };
-    if (!scope) return translated(() => client.query(statement));
+    if (!scope) return translated(() => client.query(text, values));
     if (scope.signal.aborted) throw queryCancelled(scope.describe());
     const onAbort = () => {
       spoil();
@@ -146,7 +142,7 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
     };
     scope.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      return await translated(() => client.query(statement), scope.describe);
+      return await translated(() => client.query(text, values), scope.describe);
     } finally {
       scope.signal.removeEventListener('abort', onAbort);
     }
