@@ -39,7 +39,6 @@ export interface IndexItem {
   copyFrom?: IndexSource & { params: readonly SharedParameter[] };
 }
 
-
 export interface IndexStatementOptions {
   /** The index tables are sharded (Citus, `CITUS=on`): the copy reads its source rows with a plain join. */
   shardedIndex?: boolean;

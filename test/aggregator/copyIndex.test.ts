@@ -12,7 +12,9 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
  * copy gives, and the aggregated endpoint's searches must find the copies by shared and by own parameters.
  */
 // Beside the checkout, or beside the folder of worktrees (as bench/lib/dataset.ts looks for it).
-const SYNTHEA = [path.resolve(ROOT, '../shared/data/synthea-r4'), path.resolve(ROOT, '../../shared/data/synthea-r4')].find((dir) => existsSync(dir)) ?? path.resolve(ROOT, '../shared/data/synthea-r4');
+const SYNTHEA =
+  [path.resolve(ROOT, '../shared/data/synthea-r4'), path.resolve(ROOT, '../../shared/data/synthea-r4')].find((dir) => existsSync(dir)) ??
+  path.resolve(ROOT, '../shared/data/synthea-r4');
 
 let server: TestServer;
 let tenant: Tenant;
