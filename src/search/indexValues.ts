@@ -240,14 +240,32 @@ const ownComposite = (def: SearchParamDef): boolean =>
   });
 const ownToCopy = (def: SearchParamDef): boolean => def.type === 'reference' || readsMeta(def.expression) || (def.type === 'composite' && ownComposite(def));
 
+/** A parameter whose rows a copy shares with its original, and the search table those rows are in. */
+export interface SharedParameter {
+  code: string;
+  table: SharedTable;
+}
+
+/** The search tables a shared parameter's rows can be in: a parameter's own type names its table. */
+export type SharedTable = 'string' | 'token' | 'date' | 'number' | 'quantity' | 'uri';
+const SHARED_TABLES: ReadonlySet<string> = new Set<SharedTable>(['string', 'token', 'date', 'number', 'quantity', 'uri']);
+
+const shared = new Map<string, readonly SharedParameter[]>();
+
 /**
  * The R4 parameters of `type` whose rows a copy shares with its original (`indexRows(…, { copy: true })`
- * extracts the others), compiled once per type.
+ * extracts the others), with their table, compiled once per type. Parameters of a type that has no table
+ * (`special`) have no rows and are left out.
  */
-export function sharedParameters(type: string): readonly string[] {
-  return indexPlan(type, 'R4')
-    .filter((s) => !ownToCopy(s.def))
-    .map((s) => s.def.code);
+export function sharedParameters(type: string): readonly SharedParameter[] {
+  let list = shared.get(type);
+  if (!list) {
+    list = indexPlan(type, 'R4')
+      .filter((s) => !ownToCopy(s.def) && SHARED_TABLES.has(s.def.type))
+      .map((s) => ({ code: s.def.code, table: s.def.type as SharedTable }));
+    shared.set(type, list);
+  }
+  return list;
 }
 
 const copyPlans = new Map<string, IndexStep[]>();

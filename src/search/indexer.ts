@@ -1,7 +1,7 @@
 import type { FhirVersion } from '../fhir/types';
 import type { IndexSource, ResourceChange, Tx, WriteHook } from '../store/resourceRepository';
 import { indexKey } from './indexKey';
-import { indexRows, type IndexRows, sharedParameters } from './indexValues';
+import { indexRows, type IndexRows, type SharedParameter, type SharedTable, sharedParameters } from './indexValues';
 
 /**
  * The write hook that keeps the search tables in step with the current version of each resource, inside
@@ -36,11 +36,8 @@ export interface IndexItem {
   /** Undefined for a deletion: only the old rows go. */
   rows?: IndexRows;
   /** The rows of these parameters are copied from this resource's (rewritten to this item's keys and pk); `rows` has the others. */
-  copyFrom?: IndexSource & { params: readonly string[] };
+  copyFrom?: IndexSource & { params: readonly SharedParameter[] };
 }
-
-// The tables a copy's shared rows come from: every one but references (see sharedParameters).
-const COPIED = (Object.keys(TABLES) as (keyof IndexRows)[]).filter((k) => k !== 'reference');
 
 export interface IndexStatementOptions {
   /** The index tables are sharded (Citus, `CITUS=on`): the copy reads its source rows with a plain join. */
@@ -83,16 +80,24 @@ export function indexStatement(items: IndexItem[], replace: boolean, options: In
   // spans the batch (a key names its store, type and parameter, so one map serves every pair).
   const copies = items.filter((i) => i.copyFrom);
   if (copies.length) {
-    const keys = new Map<string, string>();
+    // One key map per table, of the parameters whose rows are in it: a table none of the batch's types has a
+    // shared parameter in gets no statement at all, so no probe per copy into it (most types have rows in
+    // only some of the tables: an Observation has no number or uri parameter to share).
+    const keys = new Map<SharedTable, Map<string, string>>();
     for (const { store, type, copyFrom } of copies) {
-      for (const param of copyFrom!.params) keys.set(indexKey(copyFrom!.store, type, param), indexKey(store, type, param));
+      for (const { code, table } of copyFrom!.params) {
+        const map = keys.get(table) ?? keys.set(table, new Map()).get(table)!;
+        map.set(indexKey(copyFrom!.store, type, code), indexKey(store, type, code));
+      }
     }
     if (keys.size) {
       const pairs = `unnest(${add(copies.map((i) => i.copyFrom!.pk.toString()))}::bigint[], ${add(copies.map((i) => i.pk.toString()))}::bigint[]) AS c(from_pk, to_pk)`;
-      const map = `unnest(${add([...keys.keys()])}::bigint[], ${add([...keys.values()])}::bigint[]) AS m(from_key, to_key)`;
-      for (const kind of COPIED) {
+      for (const kind of Object.keys(TABLES) as SharedTable[]) {
+        const map = keys.get(kind);
+        if (!map) continue;
         const { table, columns } = TABLES[kind];
         const cols = columns.map((c) => `s.${c}`).join(', ');
+        const keyMap = `unnest(${add([...map.keys()])}::bigint[], ${add([...map.values()])}::bigint[]) AS m(from_key, to_key)`;
         // One index probe per source resource (OFFSET 0 keeps the planner from flattening the probes into a join).
         // As a plain join, the planner, knowing nothing of how few rows the unnest gives (a fresh or bulk-loaded
         // table without statistics), hashed the pairs and read the whole index table for every batch: a cost that
@@ -102,7 +107,7 @@ export function indexStatement(items: IndexItem[], replace: boolean, options: In
           : `CROSS JOIN LATERAL (SELECT * FROM ${table} WHERE resource_pk = c.from_pk OFFSET 0) s`;
         ctes.push(
           `c_${table} AS (INSERT INTO ${table} (key, resource_pk, ${columns.join(', ')}) ` +
-            `SELECT m.to_key, c.to_pk, ${cols} FROM ${pairs} ${source} JOIN ${map} ON m.from_key = s.key)`,
+            `SELECT m.to_key, c.to_pk, ${cols} FROM ${pairs} ${source} JOIN ${keyMap} ON m.from_key = s.key)`,
         );
       }
     }

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Resource } from '../../src/fhir/types';
 import { indexStatement, SEARCH_TABLES } from '../../src/search/indexer';
@@ -11,7 +11,10 @@ import { startTestServer, type Tenant, type TestServer } from '../support/testSe
  * in SQL rather than re-extracted (search/indexer.ts): its rows must be exactly those a full extraction of the
  * copy gives, and the aggregated endpoint's searches must find the copies by shared and by own parameters.
  */
-const SYNTHEA = path.resolve(ROOT, '../shared/data/synthea-r4');
+// Beside the checkout, or beside the folder of worktrees (as bench/lib/dataset.ts looks for it).
+const SYNTHEA =
+  [path.resolve(ROOT, '../shared/data/synthea-r4'), path.resolve(ROOT, '../../shared/data/synthea-r4')].find((dir) => existsSync(dir)) ??
+  path.resolve(ROOT, '../shared/data/synthea-r4');
 
 let server: TestServer;
 let tenant: Tenant;
@@ -106,4 +109,18 @@ test("a copy reads its upstream's index rows by probing them, never a whole inde
   expect(plan).toContain('search_token_pk_idx');
   expect(plan).not.toMatch(/Seq Scan on search_(token|date)/);
   for (const table of ['search_token', 'search_date']) await sql.execute(`DELETE FROM ${table} WHERE resource_pk < -9`);
+});
+
+test('copies of a type read its upstream rows only from the index tables that type shares rows in', async () => {
+  // An Observation shares token, date, quantity and string rows with its upstream, and has no number or uri parameter
+  // to share: probing those tables once per copy would find nothing (and cost an index probe each).
+  const statement = indexStatement(
+    [{ pk: -1n, store: 'aggregated', type: 'Observation', copyFrom: { pk: 1n, store: 'upstream', params: sharedParameters('Observation') } }],
+    false,
+  );
+  const copied = [...statement!.sql.matchAll(/c_(search_\w+) AS \(INSERT/g)].map((m) => m[1]);
+  expect(copied).toEqual(expect.arrayContaining(['search_token', 'search_date', 'search_quantity']));
+  expect(copied).not.toContain('search_number');
+  expect(copied).not.toContain('search_uri');
+  expect(copied).not.toContain('search_reference');
 });
