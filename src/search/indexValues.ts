@@ -247,8 +247,8 @@ export interface SharedParameter {
 }
 
 /** The search tables a shared parameter's rows can be in: a parameter's own type names its table. */
-export type SharedTable = 'string' | 'token' | 'date' | 'number' | 'quantity' | 'uri';
-const SHARED_TABLES: ReadonlySet<string> = new Set<SharedTable>(['string', 'token', 'date', 'number', 'quantity', 'uri']);
+export type SharedTable = 'string' | 'token' | 'date' | 'number' | 'quantity' | 'uri' | 'composite';
+const SHARED_TABLES: ReadonlySet<string> = new Set<SharedTable>(['string', 'token', 'date', 'number', 'quantity', 'uri', 'composite']);
 
 const shared = new Map<string, readonly SharedParameter[]>();
 
