@@ -11,15 +11,17 @@ import { indexKey } from '../../src/search/indexKey';
 import { indexRows, type IndexRows } from '../../src/search/indexValues';
 import { bundles } from './dataset';
 import type { StoreKind } from './floors';
-import { bundleParams, type FloorDb, open, statementSql } from './indexedFloor';
+import { bundleParams, open, statementSql } from './indexedFloor';
 import { clusterTicks, TICK_US } from './processCpu';
 
 /**
  * The aggregation floor: the rows the server writes per resource with the aggregation on, written by a bare
  * script. Per transaction Bundle, the indexed floor's upstream statement (resource rows, search-index rows,
- * outbox items; bench/lib/indexedFloor.ts), then, as the aggregation worker would, one statement with what
- * aggregating those resources writes: each copy's `resource` row in the aggregated store (references
- * rewritten to aggregated ids, source-organisation and source-patient codings), the merged types' new
+ * outbox items; bench/lib/indexedFloor.ts), then, as the aggregation worker would, two statements with what
+ * aggregating those resources writes (the merged types', one Bundle at a time in Bundle order, as the
+ * merged-type lock makes the server go; the copies', several Bundles in flight): each copy's `resource` row
+ * in the aggregated store (references rewritten to aggregated ids, source-organisation and source-patient
+ * codings), the merged types' new
  * versions (Patient, Practitioner, Organization: `mergeGroup` of the group's members so far, the superseded
  * version moved to `resource_history`, its index rows replaced), the search-index rows of every aggregated
  * version, `agg_access`, `agg_customer_org`, `agg_member` (upsert; merged types with their R4 form),
@@ -136,18 +138,33 @@ class Groups {
   readonly groups = new Map<string, { type: string; members: Member[]; version: number }>();
 }
 
+/** A statement and its parameters; with `outbox`, its last parameter is left for the Bundle's outbox ids. */
+interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
 /**
- * The aggregation statement of one Bundle: every table's rows as parallel arrays, joined to the new pks. Its
- * last parameter is left for the outbox ids, known once the Bundle's upstream statement has run.
+ * One aggregation statement: every table's rows as parallel arrays, joined to the new pks. `withOutbox`: it also
+ * deletes the Bundle's outbox items, whose ids are known once the Bundle's upstream statement has run (they go
+ * in the last parameter).
  */
-function aggregationStatement(versions: Version[], members: MemberRow[], keys: string[][], newGroups: string[][], store: string, customer: string, now: Date) {
+function aggregationStatement(
+  versions: Version[],
+  members: MemberRow[],
+  keys: string[][],
+  newGroups: string[][],
+  store: string,
+  customer: string,
+  now: Date,
+  withOutbox: boolean,
+): Statement {
   const params: unknown[] = [];
   const p = (v: unknown, cast: string) => {
     params.push(v);
     return `$${params.length}::${cast}`;
   };
-  // Merged versions first, in id order, so concurrent Bundles lock shared group rows in one order.
-  versions.sort((a, b) => (a.version > 1 ? 0 : 1) - (b.version > 1 ? 0 : 1) || a.id.localeCompare(b.id));
+  const updates = versions.some((v) => v.version > 1);
   const stamped = versions.map((v) => {
     const { resourceType, id: _id, meta, ...rest } = v.body;
     return JSON.stringify({ resourceType, id: v.id, meta: { ...(meta ?? {}), versionId: String(v.version), lastUpdated: now.toISOString() }, ...rest });
@@ -164,9 +181,14 @@ function aggregationStatement(versions: Version[], members: MemberRow[], keys: s
       versions.map((v) => v.version),
       'int[]',
     )}, ${p(stamped, 'text[]')}) WITH ORDINALITY AS a(type, id, version, content, n))`,
-    `old AS (SELECT r.pk FROM resource r JOIN a ON r.store = '${AGGREGATED_STORE}' AND r.type = a.type AND r.id = a.id WHERE a.version > 1)`,
-    `h AS (INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
-       SELECT r.pk, r.version_id, r.store, r.type, r.id, r.last_updated, r.deleted, r.content FROM resource r JOIN old ON old.pk = r.pk)`,
+    // A new version of a merged resource: the superseded one to history, its index rows replaced (as repo.update does).
+    ...(updates
+      ? [
+          `old AS (SELECT r.pk FROM resource r JOIN a ON r.store = '${AGGREGATED_STORE}' AND r.type = a.type AND r.id = a.id WHERE a.version > 1)`,
+          `h AS (INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
+             SELECT r.pk, r.version_id, r.store, r.type, r.id, r.last_updated, r.deleted, r.content FROM resource r JOIN old ON old.pk = r.pk)`,
+        ]
+      : []),
     `ins AS (INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
        SELECT '${AGGREGATED_STORE}', type, id, version, ${at}, false, content::jsonb FROM a ORDER BY n
        ON CONFLICT (store, type, id) DO UPDATE SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated, deleted = false, content = EXCLUDED.content
@@ -184,7 +206,7 @@ function aggregationStatement(versions: Version[], members: MemberRow[], keys: s
     });
     const names = columns.map(([c]) => c);
     const arrays = [p(cols[0], 'bigint[]'), p(cols[1], 'text[]'), ...columns.map(([, type], c) => p(cols[c + 2], `${type}[]`))];
-    ctes.push(`d_${table} AS (DELETE FROM ${table} WHERE resource_pk IN (SELECT pk FROM old))`);
+    if (updates) ctes.push(`d_${table} AS (DELETE FROM ${table} WHERE resource_pk IN (SELECT pk FROM old))`);
     ctes.push(
       `i_${table} AS (INSERT INTO ${table} (key, resource_pk, ${names.join(', ')})
          SELECT x.key, ins.pk, ${names.map((c) => `x.${c}`).join(', ')} FROM unnest(${arrays.join(', ')}) AS x(key, res_id, ${names.join(', ')}) JOIN ins ON ins.id = x.res_id)`,
@@ -254,8 +276,8 @@ function aggregationStatement(versions: Version[], members: MemberRow[], keys: s
          )}) WITH ORDINALITY AS x(patient, n) ON x.n = a.n
        RETURNING seq, type, res_id, version_id, kind, patient_id)`,
     `ntf AS (SELECT pg_notify('${RECORD_CHANGE_CHANNEL}', json_build_object('s', seq::text, 't', type, 'i', res_id, 'v', version_id, 'k', kind, 'p', patient_id)::text) FROM ch)`,
-    `del AS (DELETE FROM agg_outbox WHERE id = ANY(${p([], 'bigint[]')}))`,
   );
+  if (withOutbox) ctes.push(`del AS (DELETE FROM agg_outbox WHERE id = ANY(${p([], 'bigint[]')}))`);
   return { sql: `WITH ${ctes.join(',\n')} SELECT count(*) FROM ntf`, params };
 }
 
@@ -366,7 +388,31 @@ function aggregateBundle(upstream: Upstream[], groups: Groups, defaultOrg: { ref
     });
     members.push({ type: c.u.type, id: c.u.id, status: 'included', reason: null, aggId: c.aggId, content: null, dependsOn: dependsOn.join(' '), rule: null });
   }
-  return aggregationStatement([...versions.values()], members, keys, newGroups, store, customer, now);
+  // Two statements, as the worker claims a Bundle's merged types and its copies in batches of their own: the
+  // merged one is run one at a time in Bundle order (the server holds the merged type's lock), the copies in parallel.
+  const all = [...versions.values()];
+  return {
+    merged: aggregationStatement(
+      all.filter((v) => v.kind !== 'copied'),
+      members.filter((m) => MERGED_TYPES[m.type]),
+      keys,
+      newGroups,
+      store,
+      customer,
+      now,
+      false,
+    ),
+    copies: aggregationStatement(
+      all.filter((v) => v.kind === 'copied'),
+      members.filter((m) => !MERGED_TYPES[m.type]),
+      [],
+      [],
+      store,
+      customer,
+      now,
+      true,
+    ),
+  };
 }
 
 /** The postmaster of the cluster behind `url`, when it runs on this machine (its pid file is readable); else null. */
@@ -424,7 +470,16 @@ export async function aggregatedIngestFloor(store: StoreKind, adminUrl: string, 
       let nextAgg = 0;
       const ticks0 = postmaster ? clusterTicks(postmaster) : 0;
       const t0 = performance.now();
+      let chain: Promise<void> = Promise.resolve();
+      const merged = work.map(
+        (w, i) =>
+          (chain = chain.then(async () => {
+            await written[i];
+            await db.asyncCommit(w.agg.merged.sql, w.agg.merged.params);
+          })),
+      );
       await Promise.all([
+        ...merged,
         ...Array.from({ length: concurrency }, async () => {
           while (nextUp < work.length) {
             const i = nextUp++;
@@ -435,9 +490,9 @@ export async function aggregatedIngestFloor(store: StoreKind, adminUrl: string, 
         ...Array.from({ length: concurrency }, async () => {
           while (nextAgg < work.length) {
             const i = nextAgg++;
-            const { sql, params } = work[i].agg;
-            params[params.length - 1] = await written[i];
-            await retryDeadlock(db, sql, params);
+            const { copies } = work[i].agg;
+            copies.params[copies.params.length - 1] = await written[i];
+            await db.asyncCommit(copies.sql, copies.params);
           }
         }),
       ]);
@@ -451,18 +506,6 @@ export async function aggregatedIngestFloor(store: StoreKind, adminUrl: string, 
   }
 }
 
-/** Two Bundles updating the same merged groups may deadlock, as two workers would: the loser is retried. */
-async function retryDeadlock(db: FloorDb, sql: string, params: unknown[]): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await db.asyncCommit(sql, params);
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code !== '40P01' || attempt > 5) throw err;
-    }
-  }
-}
-
 /**
  * Rows per table in a database after an ingest with the aggregation on (the server's or the floor's), for one
  * upstream store and what the aggregation made of it (the aggregated resources its included members map to),
@@ -473,23 +516,28 @@ export async function aggregationRows(databaseUrl: string, store: string): Promi
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const mine = `SELECT agg_id FROM agg_member WHERE store = $1 AND status = 'included'`;
-    const upstream = `r.store = $1`;
-    const aggregated = `r.store = '${AGGREGATED_STORE}' AND r.id IN (${mine})`;
-    const search = (side: string) =>
-      KINDS.map((k) => `(SELECT count(*) FROM ${SEARCH[k].table} x JOIN resource r ON r.pk = x.resource_pk WHERE ${side})`).join(' + ') + ' AS count';
+    // The two sides' row pks first, in temporary tables with statistics: the counts are then semi-joins.
+    await client.query(`CREATE TEMP TABLE floor_up (pk bigint); CREATE TEMP TABLE floor_agg (pk bigint, id text)`);
+    await client.query(`INSERT INTO floor_up SELECT pk FROM resource WHERE store = $1`, [store]);
+    await client.query(
+      `INSERT INTO floor_agg SELECT r.pk, r.id FROM resource r JOIN (SELECT DISTINCT agg_id FROM agg_member WHERE store = $1 AND status = 'included') m ON m.agg_id = r.id
+        WHERE r.store = '${AGGREGATED_STORE}'`,
+      [store],
+    );
+    await client.query(`ANALYZE floor_up; ANALYZE floor_agg`);
+    const search = (side: string) => KINDS.map((k) => `(SELECT count(*) FROM ${SEARCH[k].table} WHERE resource_pk IN (SELECT pk FROM ${side}))`).join(' + ') + ' AS count';
     const counts: Record<string, string> = {
-      'resource (upstream)': `SELECT count(*) FROM resource r WHERE ${upstream}`,
-      'search rows (upstream)': `SELECT ${search(upstream)}`,
-      'resource (aggregated)': `SELECT count(*) FROM resource r WHERE ${aggregated}`,
-      'search rows (aggregated)': `SELECT ${search(aggregated)}`,
-      resource_history: `SELECT count(*) FROM resource_history h JOIN resource r ON r.pk = h.resource_pk WHERE ${upstream} OR (${aggregated})`,
+      'resource (upstream)': `SELECT count(*) FROM floor_up WHERE $1::text IS NOT NULL`,
+      'search rows (upstream)': `SELECT ${search('floor_up')} WHERE $1::text IS NOT NULL`,
+      'resource (aggregated)': `SELECT count(*) FROM floor_agg WHERE $1::text IS NOT NULL`,
+      'search rows (aggregated)': `SELECT ${search('floor_agg')} WHERE $1::text IS NOT NULL`,
+      resource_history: `SELECT count(*) FROM resource_history WHERE $1::text IS NOT NULL AND resource_pk IN (SELECT pk FROM floor_up UNION ALL SELECT pk FROM floor_agg)`,
       agg_member: `SELECT count(*) FROM agg_member WHERE store = $1`,
-      agg_access: `SELECT count(*) FROM agg_access a JOIN resource r ON r.pk = a.resource_pk WHERE ${aggregated}`,
+      agg_access: `SELECT count(*) FROM agg_access WHERE $1::text IS NOT NULL AND resource_pk IN (SELECT pk FROM floor_agg)`,
       agg_customer_org: `SELECT count(*) FROM agg_customer_org WHERE $1::text IS NOT NULL`,
-      agg_change: `SELECT count(*) FROM agg_change WHERE res_id IN (${mine})`,
+      agg_change: `SELECT count(*) FROM agg_change WHERE $1::text IS NOT NULL AND res_id IN (SELECT id FROM floor_agg)`,
       agg_key: `SELECT count(*) FROM agg_key WHERE store = $1`,
-      agg_group: `SELECT count(*) FROM agg_group WHERE agg_id IN (${mine})`,
+      agg_group: `SELECT count(*) FROM agg_group WHERE $1::text IS NOT NULL AND agg_id IN (SELECT id FROM floor_agg)`,
       agg_outbox: `SELECT count(*) FROM agg_outbox WHERE store = $1`,
     };
     const out: TableRows = {};
