@@ -86,8 +86,11 @@ const TABLES: { [K in keyof IndexRows]: { table: string; columns: [string, strin
 };
 const KINDS = Object.keys(TABLES) as (keyof IndexRows)[];
 
-/** One statement for one Bundle: its resource rows, then every table's index rows joined to their new pks, then the outbox. */
-function statementSql(): string {
+/**
+ * One statement for one Bundle: its resource rows, then every table's index rows joined to their new pks, then the
+ * outbox. `returnOutbox`: it answers the outbox items' ids (the aggregation floor deletes them as the worker does).
+ */
+export function statementSql(returnOutbox = false): string {
   let n = 5; // $1 store, $2 types, $3 ids, $4 bodies, $5 lastUpdated
   const ctes = [
     `u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(type, id, content, n))`,
@@ -103,8 +106,8 @@ function statementSql(): string {
          SELECT x.key, ins.pk, ${names.map((c) => `x.${c}`).join(', ')} FROM unnest(${arrays.join(', ')}) AS x(key, res_id, ${names.join(', ')}) JOIN ins ON ins.id = x.res_id)`,
     );
   }
-  ctes.push(`o AS (INSERT INTO agg_outbox (store, type, res_id) SELECT $1, type, id FROM u ORDER BY n)`);
-  return `WITH ${ctes.join(',\n')} SELECT 1`;
+  ctes.push(`o AS (INSERT INTO agg_outbox (store, type, res_id) SELECT $1, type, id FROM u ORDER BY n${returnOutbox ? ' RETURNING id' : ''})`);
+  return `WITH ${ctes.join(',\n')} ${returnOutbox ? 'SELECT array_agg(id)::text[] AS outbox FROM o' : 'SELECT 1'}`;
 }
 const STATEMENT = statementSql();
 
@@ -149,8 +152,12 @@ export function bundleParams(bundleText: string, store: string, now: Date): { pa
   return { params: [store, types, ids, bodies, now.toISOString(), ...KINDS.flatMap((k) => columns[k])], resources: entries.length, rows };
 }
 
-interface FloorDb {
+export interface FloorDb {
   query(sql: string, params: unknown[]): Promise<unknown>;
+  /** The same, committed without waiting for its WAL flush (as the aggregation worker commits; PGlite: the same). */
+  asyncCommit(sql: string, params: unknown[]): Promise<unknown>;
+  /** The fresh database's URL (PostgreSQL), for counting what was written. */
+  url?: string;
   close(): Promise<void>;
 }
 
@@ -159,7 +166,7 @@ function migratorView(session: { exec(script: string): Promise<void>; query<R>(s
   return { withSession: (fn: (s: typeof session) => Promise<unknown>) => fn(session) } as unknown as Database;
 }
 
-async function open(store: StoreKind, adminUrl: string, concurrency: number): Promise<FloorDb> {
+export async function open(store: StoreKind, adminUrl: string, concurrency: number): Promise<FloorDb> {
   if (store === 'postgres') {
     const db = await freshDatabase(adminUrl);
     const client = new pg.Client({ connectionString: db.url });
@@ -175,10 +182,15 @@ async function open(store: StoreKind, adminUrl: string, concurrency: number): Pr
       await client.end();
     }
     const pool = new pg.Pool({ connectionString: db.url, max: concurrency });
+    let lazy: pg.Pool | undefined;
+    const asyncPool = () => (lazy ??= new pg.Pool({ connectionString: db.url, max: concurrency, options: '-c synchronous_commit=off' }));
     return {
       query: (sql, params) => pool.query(sql, params),
+      asyncCommit: (sql, params) => asyncPool().query(sql, params),
+      url: db.url,
       close: async () => {
         await pool.end();
+        await lazy?.end();
         await db.drop();
       },
     };
@@ -195,6 +207,7 @@ async function open(store: StoreKind, adminUrl: string, concurrency: number): Pr
   );
   return {
     query: (sql, params) => lite.query(sql, params),
+    asyncCommit: (sql, params) => lite.query(sql, params),
     close: async () => {
       await lite.close();
       rmSync(dir, { recursive: true, force: true });

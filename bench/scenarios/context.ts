@@ -49,6 +49,8 @@ export interface IngestRun {
   rate: number;
   /** CPU of the server process (every thread: HTTP, validation, indexing, the aggregation worker) from the first Bundle until the aggregation caught up, µs. */
   serverCpuUs: number;
+  /** CPU of the PostgreSQL cluster over the same span, µs (other work on the cluster counts too: an upper bound); null where unreadable. */
+  clusterCpuUs?: number | null;
   /** Bundles refused, and the first reasons. */
   failed: number;
   failures: { index: number; status: number; body: string }[];

@@ -1,7 +1,8 @@
+import { aggregatedIngestFloor, aggregationRows, postmasterOf, type TableRows } from '../lib/aggregatedFloor';
 import { DEFAULT_POSTGRES } from '../lib/database';
 import { ingestFloor } from '../lib/floors';
 import { indexedIngestFloor, serverRows } from '../lib/indexedFloor';
-import { statTicks, TICK_US } from '../lib/processCpu';
+import { clusterTicks, statTicks, TICK_US } from '../lib/processCpu';
 import { ratio, round } from '../lib/stats';
 import { type Availability, type BenchContext, type IngestRun, aggregationLag, analyze, loadPatients, notAvailable, report, tenant, transactions } from './context';
 import { AggregationObserver } from './aggregate';
@@ -11,7 +12,9 @@ import { AggregationObserver } from './aggregate';
  * process → resources/s (only accepted Bundles count). Two floors, each in the same run: the same resource
  * bodies inserted as rows of one jsonb table with batched INSERTs over the same driver, as many in flight;
  * and the indexed floor (bench/lib/indexedFloor.ts): the rows the server writes per resource (current row,
- * search-index rows, outbox item), one multi-row statement per Bundle into a fresh migrated database.
+ * search-index rows, outbox item), one multi-row statement per Bundle into a fresh migrated database. With the
+ * aggregation on, a third: the aggregation floor (bench/lib/aggregatedFloor.ts), those rows and the rows the
+ * aggregation writes for them (the aggregated copy, its index rows, member, access, change log, outbox delete).
  */
 export async function measuredIngest(ctx: BenchContext): Promise<(IngestRun & { available: true }) | Extract<Availability, { available: false }>> {
   if (ctx.ingest) return { ...ctx.ingest, available: true };
@@ -20,7 +23,9 @@ export async function measuredIngest(ctx: BenchContext): Promise<(IngestRun & { 
   const observer = await AggregationObserver.start(ctx);
   const from = ctx.dataset.patients;
   ctx.log(`ingest: posting patients ${from}…${from + ctx.settings.patients}`);
+  const postmaster = ctx.store === 'postgres' && ctx.databaseUrl ? await postmasterOf(ctx.databaseUrl) : null;
   const cpu0 = statTicks(ctx.server.pid, true);
+  const cluster0 = postmaster ? clusterTicks(postmaster) : 0;
   const load = await loadPatients(ctx, from, from + ctx.settings.patients);
   if (observer instanceof AggregationObserver) observer.ingestEnded((await aggregationLag(ctx).catch(() => null))?.queueDepth);
   await analyze(ctx);
@@ -42,6 +47,7 @@ export async function measuredIngest(ctx: BenchContext): Promise<(IngestRun & { 
     ctx.aggregationUnavailable = observer.reason;
   }
   ctx.ingest.serverCpuUs = (statTicks(ctx.server.pid, true) - cpu0) * TICK_US;
+  ctx.ingest.clusterCpuUs = postmaster ? (clusterTicks(postmaster) - cluster0) * TICK_US : null;
   return { ...ctx.ingest, available: true };
 }
 
@@ -101,5 +107,59 @@ export async function ingestScenario(ctx: BenchContext): Promise<void> {
     unit: 'res/s',
     floor: round(floor.rate),
     ratio: ratio(indexed.rate, floor.rate),
+  });
+  if (ctx.settings.aggregation && ctx.aggregation) await aggregatedFloorFigures(ctx, run, indexed.rate);
+}
+
+/**
+ * The aggregation floor beside the ingest with the aggregation on: the rate, the rows per resource per table on
+ * both sides (the floor means something only where they match), and the database CPU per resource of each.
+ */
+async function aggregatedFloorFigures(ctx: BenchContext, run: IngestRun, indexedRate: number): Promise<void> {
+  ctx.log('ingest: the aggregation floor');
+  const floor = await aggregatedIngestFloor(ctx.store, process.env.DATABASE_URL || DEFAULT_POSTGRES, run.from, run.to, ctx.settings.ingestConcurrency);
+  const perResource = (rows: TableRows, table: string) => {
+    const resources = rows['resource (upstream)'];
+    return resources ? round((rows[table] ?? 0) / resources, 2) : 0;
+  };
+  let check = '';
+  if (ctx.store === 'postgres' && ctx.databaseUrl && run.from === 0) {
+    const server = await aggregationRows(ctx.databaseUrl, (await tenant(ctx)).endpointId);
+    check = `; rows per resource, server/floor: ${Object.keys(server)
+      .map((t) => `${t} ${perResource(server, t)}/${perResource(floor.rows, t)}`)
+      .join(', ')}`;
+  }
+  const o = ctx.aggregation;
+  const caughtUp = o?.drainedAt ? run.resources / ((o.drainedAt - o.ingestStartedAt) / 1000) : undefined;
+  report(ctx, {
+    id: 'ingest.aggregatedFloor',
+    scenario: 'ingest',
+    metric:
+      `resources/s against the aggregation floor (the upstream rows and the aggregation's per resource, one statement per Bundle each side` +
+      `${caughtUp ? `; first Bundle to the aggregation caught up: ${round(caughtUp)} res/s` : ''}${check})`,
+    value: round(run.rate),
+    unit: 'res/s',
+    floor: round(floor.rate),
+    ratio: ratio(run.rate, floor.rate),
+    target: '≥ 50% of the aggregation floor',
+  });
+  report(ctx, {
+    id: 'ingest.aggregatedFloor.rate',
+    scenario: 'ingest',
+    metric: 'aggregation floor: resources/s the database takes for those rows (floor: the indexed floor)',
+    value: round(floor.rate),
+    unit: 'res/s',
+    floor: round(indexedRate),
+    ratio: ratio(floor.rate, indexedRate),
+  });
+  // What the database alone spends per resource with the aggregation on: whether a rate fits the cores at all.
+  report(ctx, {
+    id: 'ingest.aggregatedFloor.dbCpu',
+    scenario: 'ingest',
+    metric:
+      'PostgreSQL CPU per resource writing the aggregation floor (cluster: postmaster and children; other work on it counts too, an upper bound)' +
+      (run.clusterCpuUs != null && run.resources ? `; the server's run: ${round(run.clusterCpuUs / run.resources)} µs from the first Bundle to the aggregation caught up` : ''),
+    value: floor.clusterCpuUs != null && floor.resources ? round(floor.clusterCpuUs / floor.resources) : null,
+    unit: 'µs',
   });
 }

@@ -37,6 +37,20 @@ test('a tiny bench run produces every figure on both stores and saves them', asy
       // Within 1 %: the server's store also holds the bench tenant's own source Organization.
       expect(Math.abs(Number(floor) - Number(server)) / Number(server)).toBeLessThan(0.01);
     }
+    // The aggregation floor (the aggregation is on): upstream rows plus the aggregation's, the same rows per
+    // resource per table as the server wrote (PostgreSQL: counted on both sides after the run).
+    const aggregated = figures.find((f) => f.id === 'ingest.aggregatedFloor')!;
+    expect(aggregated).toMatchObject({ value: ingest.value, floor: expect.any(Number), target: '≥ 50% of the aggregation floor' });
+    expect(aggregated.floor).toBeGreaterThan(0);
+    expect(figures.find((f) => f.id === 'ingest.aggregatedFloor.rate')).toMatchObject({ unit: 'res/s', floor: indexed.floor });
+    if (file.includes('postgres')) {
+      for (const table of ['resource (aggregated)', 'search rows (aggregated)', 'agg_member', 'agg_access', 'agg_change']) {
+        const [, server, floor] = new RegExp(`${table.replace(/[()]/g, '\\$&')} ([\\d.]+)/([\\d.]+)`).exec(aggregated.metric) ?? [];
+        expect(Number(server)).toBeGreaterThan(0.5);
+        expect(Math.abs(Number(floor) - Number(server)) / Number(server)).toBeLessThan(0.03);
+      }
+      expect(figures.find((f) => f.id === 'ingest.aggregatedFloor.dbCpu')).toMatchObject({ unit: 'µs', value: expect.any(Number) });
+    }
     expect(figures.find((f) => f.id === 'memory.idle')).toMatchObject({ value: expect.any(Number), target: '≤ 300 MB' });
     // Growing the dataset for the search sizes is an ingest with search indexing alone (PostgreSQL only has sizes).
     // The dataset is 3 patients by then (2 loaded, and the live scenario's probe patient): it grows to 4.
