@@ -11,7 +11,7 @@ import { indexKey } from '../../src/search/indexKey';
 import { indexRows, type IndexRows } from '../../src/search/indexValues';
 import { bundles } from './dataset';
 import type { StoreKind } from './floors';
-import { bundleParams, open, statementSql } from './indexedFloor';
+import { bundleParams, open, statementSql, TABLES } from './indexedFloor';
 import { clusterTicks, TICK_US } from './processCpu';
 
 /**
@@ -50,60 +50,8 @@ export type TableRows = Record<string, number>;
 
 const UPSTREAM = statementSql(true);
 const SUPPORTED = new Set(SUPPORTED_TYPES);
-const SEARCH: Record<keyof IndexRows, { table: string; columns: [string, string][] }> = {
-  string: {
-    table: 'search_string',
-    columns: [
-      ['value', 'text'],
-      ['exact', 'text'],
-    ],
-  },
-  token: {
-    table: 'search_token',
-    columns: [
-      ['system', 'text'],
-      ['code', 'text'],
-      ['text', 'text'],
-    ],
-  },
-  reference: {
-    table: 'search_reference',
-    columns: [
-      ['target_type', 'text'],
-      ['target_id', 'text'],
-      ['url', 'text'],
-    ],
-  },
-  date: {
-    table: 'search_date',
-    columns: [
-      ['low', 'timestamptz'],
-      ['high', 'timestamptz'],
-    ],
-  },
-  number: { table: 'search_number', columns: [['value', 'numeric']] },
-  quantity: {
-    table: 'search_quantity',
-    columns: [
-      ['value', 'numeric'],
-      ['system', 'text'],
-      ['code', 'text'],
-    ],
-  },
-  uri: { table: 'search_uri', columns: [['value', 'text']] },
-  composite: {
-    table: 'search_composite',
-    columns: [
-      ['system1', 'text'],
-      ['code1', 'text'],
-      ['system2', 'text'],
-      ['code2', 'text'],
-      ['number2', 'numeric'],
-      ['low2', 'timestamptz'],
-      ['high2', 'timestamptz'],
-    ],
-  },
-};
+/** The search tables and their columns (the indexed floor's list, from src/search/indexer.ts). */
+const SEARCH = TABLES;
 
 const KINDS = Object.keys(SEARCH) as (keyof IndexRows)[];
 /** Merged types in the order their references allow (an Organization before the Patient that names it). */

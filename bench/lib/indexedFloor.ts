@@ -30,7 +30,7 @@ export interface IndexedFloor {
 }
 
 /** The search tables and their columns after (key, resource_pk), with their SQL types (src/search/indexer.ts). */
-const TABLES: { [K in keyof IndexRows]: { table: string; columns: [string, string][] } } = {
+export const TABLES: { [K in keyof IndexRows]: { table: string; columns: [string, string][] } } = {
   string: {
     table: 'search_string',
     columns: [

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { actingAs } from '../support/accessModel';
 import { subscribe } from '../support/liveClient';
-import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { aggregatedId, startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
  * The leak matrix (DESIGN §4): every door of the aggregated record × every kind of caller × every kind of
@@ -164,13 +164,6 @@ const groupIds = {} as Record<CallerKey, string>;
 const viewerOf = (c: Tenant) => (Object.keys(tenants) as Viewer[]).find((k) => tenants[k] === c) as Viewer;
 let practitionerId = '';
 let ghostSeq = 0;
-
-async function aggregatedId(t: Tenant, type: string, id: string): Promise<string> {
-  const outcome = (await (await t.fetch(`${type}/${id}/$aggregation-status`)).json()) as Json;
-  const m = new RegExp(`is aggregated as ${type}/([^ .,;]+)`).exec(outcome.issue?.[0]?.diagnostics ?? '');
-  if (!m) throw new Error(`${type}/${id} was not aggregated: ${JSON.stringify(outcome)}`);
-  return m[1];
-}
 
 /** A request ready to send; `request` is what it asks (path, query or body). */
 interface Ask {

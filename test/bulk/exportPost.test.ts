@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { aggregatedId, putResource as put, startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
  * Bulk Data kick-off by POST with a FHIR Parameters body (bulkdata export.html#bulk-data-kick-off-request),
@@ -18,16 +18,6 @@ let b: Tenant;
 /** Aggregated ids: A's patients pa, pa2, pa3 (pa3 not in A's Group), B's pb (only B knows it), A's Group. */
 const ids: Record<string, string> = {};
 
-async function put(t: Tenant, resource: Json): Promise<void> {
-  const res = await t.fetch(`${resource.resourceType}/${resource.id}`, { method: 'PUT', body: JSON.stringify(resource) });
-  if (res.status >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.status} ${await res.text()}`);
-}
-async function aggregatedId(t: Tenant, type: string, id: string): Promise<string> {
-  const outcome = (await (await t.fetch(`${type}/${id}/$aggregation-status`)).json()) as Json;
-  const m = new RegExp(`is aggregated as ${type}/([^ .,;]+)`).exec(outcome.issue?.[0]?.diagnostics ?? '');
-  if (!m) throw new Error(`${type}/${id} was not aggregated: ${JSON.stringify(outcome)}`);
-  return m[1];
-}
 const local = (url: string) => url.slice(url.indexOf(AGG) + AGG.length);
 const parameters = (...parameter: Json[]) => ({ resourceType: 'Parameters', parameter });
 const patientParam = (id: string) => ({ name: 'patient', valueReference: { reference: `Patient/${id}` } });

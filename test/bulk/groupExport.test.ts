@@ -1,4 +1,4 @@
-import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { aggregatedId, putResource as put, startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
  * Group-level Bulk Data export on the aggregated endpoint (issue 19 item 5), with Group aggregated
@@ -17,16 +17,6 @@ let b: Tenant;
 /** Aggregated ids: the merged Patient of A's `pa` and B's `pb`, A's other patients, A's and B's Groups. */
 const ids: Record<string, string> = {};
 
-async function put(t: Tenant, resource: Json): Promise<void> {
-  const res = await t.fetch(`${resource.resourceType}/${resource.id}`, { method: 'PUT', body: JSON.stringify(resource) });
-  if (res.status >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.status} ${await res.text()}`);
-}
-async function aggregatedId(t: Tenant, type: string, id: string): Promise<string> {
-  const outcome = (await (await t.fetch(`${type}/${id}/$aggregation-status`)).json()) as Json;
-  const m = new RegExp(`is aggregated as ${type}/([^ .,;]+)`).exec(outcome.issue?.[0]?.diagnostics ?? '');
-  if (!m) throw new Error(`${type}/${id} was not aggregated: ${JSON.stringify(outcome)}`);
-  return m[1];
-}
 const local = (url: string) => url.slice(url.indexOf(AGG) + AGG.length);
 const kickOff = (t: Tenant, p: string) => server.aggregated(t, p, { headers: { prefer: 'respond-async', accept: 'application/fhir+json' } });
 

@@ -1,5 +1,5 @@
 import { actingAs, addTeam } from '../support/accessModel';
-import { startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { aggregatedId, startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
  * Consent, patient self access and break-the-glass (issue 13 items 2-4), through the real server.
@@ -27,13 +27,6 @@ let c: Tenant;
 let p: string;
 let q: string;
 const ids = new Map<string, string>();
-
-async function aggregatedId(t: Tenant, type: string, id: string): Promise<string> {
-  const outcome = (await (await t.fetch(`${type}/${id}/$aggregation-status`)).json()) as Json;
-  const m = new RegExp(`is aggregated as ${type}/([^ .,;]+)`).exec(outcome.issue?.[0]?.diagnostics ?? '');
-  if (!m) throw new Error(`${type}/${id} was not aggregated: ${JSON.stringify(outcome)}`);
-  return m[1];
-}
 
 /** The keys of the Observations the caller finds on the aggregated endpoint. */
 async function seen(caller: Tenant): Promise<string[]> {

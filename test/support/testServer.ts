@@ -170,3 +170,17 @@ export async function startServerWithR4AndStu3(stu3Options: { defaultSourceOrg?:
   const server = await startTestServer();
   return { server, r4: await server.provision(), stu3: await server.provision({ fhirVersion: 'STU3', ...stu3Options }) };
 }
+
+/** PUTs `resource` to the tenant's endpoint under its own id; anything but a success throws with the answer's body. */
+export async function putResource(t: Tenant, resource: { resourceType: string; id: string; [element: string]: unknown }): Promise<void> {
+  const res = await t.fetch(`${resource.resourceType}/${resource.id}`, { method: 'PUT', body: JSON.stringify(resource) });
+  if (res.status >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.status} ${await res.text()}`);
+}
+
+/** The aggregated id of one of the tenant's resources, read from its `$aggregation-status`; throws when it is not aggregated. */
+export async function aggregatedId(t: Tenant, type: string, id: string): Promise<string> {
+  const outcome = (await (await t.fetch(`${type}/${id}/$aggregation-status`)).json()) as { issue?: { diagnostics?: string }[] };
+  const m = new RegExp(`is aggregated as ${type}/([^ .,;]+)`).exec(outcome.issue?.[0]?.diagnostics ?? '');
+  if (!m) throw new Error(`${type}/${id} was not aggregated: ${JSON.stringify(outcome)}`);
+  return m[1];
+}
