@@ -246,9 +246,12 @@ export interface SharedParameter {
   table: SharedTable;
 }
 
-/** The search tables a shared parameter's rows can be in: a parameter's own type names its table. */
-export type SharedTable = 'string' | 'token' | 'date' | 'number' | 'quantity' | 'uri' | 'composite';
-const SHARED_TABLES: ReadonlySet<string> = new Set<SharedTable>(['string', 'token', 'date', 'number', 'quantity', 'uri', 'composite']);
+/**
+ * The search tables a shared parameter's rows can be in: a parameter's own type names its table, and every table
+ * but references (a copy's own) can hold shared rows. Derived from the tables, so a table added there is shared too.
+ */
+export type SharedTable = Exclude<keyof IndexRows, 'reference'>;
+const SHARED_TABLES: ReadonlySet<string> = new Set(Object.keys(emptyRows()).filter((k) => k !== 'reference'));
 
 const shared = new Map<string, readonly SharedParameter[]>();
 
