@@ -163,6 +163,8 @@ test("Patient/[absorbed]/$everything is the survivor's, with an outcome entry na
 });
 
 test('a caller who may not see the survivor gets exactly the answer about an unknown patient, and no job', async () => {
+  const jobs = async () => (await server.database.db.sql.query<{ n: string }[]>('SELECT count(*)::text AS n FROM bulk_export_job'))[0].n;
+  const before = await jobs();
   const ghost = randomUUID();
   const same = async (ask: (id: string) => Promise<Response>, status: number) => {
     const [real, unknown] = [await ask(absorbed), await ask(ghost)];
@@ -174,6 +176,7 @@ test('a caller who may not see the survivor gets exactly the answer about an unk
   await same((id) => server.aggregated(c, `Patient/${id}/$everything`), 404);
   // A's Group, named by B (who may not read it), stays the 404 of an unknown Group.
   await same((id) => post(b, `Group/${cohort}/$export`, parameters(patientParam(id))), 404);
+  expect(await jobs()).toBe(before);
 });
 
 test('searches match references as stored: the aggregated Observations name the survivor, and a search by the absorbed id finds none', async () => {
@@ -182,4 +185,18 @@ test('searches match references as stored: the aggregated Observations name the 
   const byAbsorbed = await agg(b, `Observation?subject=Patient/${absorbed}`);
   expect(byAbsorbed.status).toBe(200);
   expect(byAbsorbed.entry ?? []).toEqual([]);
+});
+
+// Last: it undoes the merge.
+test('once the group splits again, the absorbed id answers for its own Patient, with no message', async () => {
+  const res = await b.fetch('Patient/pb-bridge', { method: 'DELETE' });
+  expect(res.status).toBeLessThan(300);
+  await server.waitForAggregation();
+  expect(await aggregatedId(b, 'Patient', 'pb')).toBe(absorbed);
+  const own = await finished(b, await post(b, 'Patient/$export', parameters(patientParam(absorbed), { name: '_type', valueString: 'Observation' })));
+  expect(texts(own.files.Observation)).toEqual(['obs-pb']);
+  expect(own.manifest.error).toEqual([]);
+  const everything = await agg(b, `Patient/${absorbed}/$everything`);
+  expect(everything.entry.every((e: Json) => e.search.mode === 'match')).toBe(true);
+  expect(everything.entry.map((e: Json) => e.resource.id)).toContain(absorbed);
 });
