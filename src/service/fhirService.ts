@@ -8,7 +8,7 @@ import { badRequest, methodNotAllowed, notFound, tooManyMatches } from '../fhir/
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
 import type { HistoryOptions, HistoryPage, ResourceRepository, StoredVersion, Tx } from '../store/resourceRepository';
 import type { AccessFilter, AggregationReports, Admission, ResourceValidator, ScanPage, ScanText, SearchPort } from './ports';
-import { survivingPatients } from './survivingPatients';
+import { replacedBy, survivingPatients } from './survivingPatients';
 import { writeGuard } from './writeGuard';
 
 export interface FhirServiceDeps {
@@ -345,12 +345,15 @@ export class FhirService {
     options: { types: string[]; listed: boolean; since?: Date; after?: string; count: number; baseUrl: string },
   ): Promise<ScanPage & { patient: string }> {
     this.allowed('Patient', 'r');
-    const patient = (await this.survivingPatients([id], options.baseUrl)).get(id);
-    if (patient === undefined) {
-      // Unknown or hidden: the read's 404 (410 for a deleted Patient the caller may see). A Patient the caller
-      // reads whose replaced-by links lead nowhere it may see: the 404 of an unknown one.
-      await this.read('Patient', id);
-      throw notFound(`Patient/${id} is not known`);
+    const found = await this.deps.repo.find(this.store, 'Patient', id, this.tx);
+    const accessFilter = this.binding.accessFilter;
+    if (!found || (accessFilter && !(await this.deps.repo.visible(found.pk, accessFilter, this.tx)))) throw notFound(`Patient/${id} is not known`);
+    let patient = id;
+    // Only an absorbed id (rare) pays for following its links; a survivor the caller may not see: as unknown.
+    if (found.resource && replacedBy(found.resource) !== undefined) {
+      const survivor = (await this.survivingPatients([id], options.baseUrl)).get(id);
+      if (survivor === undefined) throw notFound(`Patient/${id} is not known`);
+      patient = survivor;
     }
     if (options.listed) for (const t of options.types) this.allowed(t, 's');
     const page = await this.deps.search.scan(
