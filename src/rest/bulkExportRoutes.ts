@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OperationOutcomeError, operationOutcome } from '../fhir/outcome';
-import type { BulkExport } from '../service/bulkExport';
+import { type BulkExport, manifestFiles } from '../service/bulkExport';
+import type { ExportOutput } from '../store/exportJobRepository';
 import type { FhirService } from '../service/fhirService';
 import { sendOutcome } from './fastifyFhir';
 
@@ -45,12 +46,14 @@ export function mountBulkExport(app: FastifyInstance, mount: BulkExportMount): v
         const outcome = operationOutcome([{ severity: 'error', code: 'exception', diagnostics: `The export failed: ${job.error}` }]);
         return reply.status(500).type('application/fhir+json; charset=utf-8').send(JSON.stringify(outcome));
       }
+      const files = manifestFiles(job);
+      const item = (o: ExportOutput) => ({ type: o.type, url: `${mount.baseUrl}/$export-file/${job.id}/${o.file}`, count: o.count });
       const manifest = {
         transactionTime: job.transactionTime.toISOString(),
         request: job.request,
         requiresAccessToken: true,
-        output: job.output.map((o) => ({ type: o.type, url: `${mount.baseUrl}/$export-file/${job.id}/${o.file}`, count: o.count })),
-        error: [],
+        output: files.output.map(item),
+        error: files.error.map(item),
       };
       return reply.status(200).headers({ Expires: job.expiresAt.toUTCString() }).type('application/json; charset=utf-8').send(JSON.stringify(manifest));
     }),

@@ -1,5 +1,6 @@
 import { badRequest } from '../fhir/outcome';
 import type { Bundle } from '../fhir/types';
+import { replacedByOutcome } from '../service/survivingPatients';
 import { ok } from './fhirHttp';
 import type { AggregatedContext } from './aggregatedRoutes';
 import type { RouteHandler } from './routeTable';
@@ -8,6 +9,8 @@ import type { RouteHandler } from './routeTable';
  * `GET Patient/[id]/$everything` on the aggregated endpoint (R4 patient-operation-everything.html): the
  * patient's compartment as the caller may see it, paged with `next` links (`_count`, `_since`, `_type`).
  * The compartment is every aggregated resource whose access row names the patient, the Patient included.
+ * An id absorbed by a merge answers with its survivor's compartment, and every page says so in an entry of
+ * search mode `outcome` (an information issue: service/survivingPatients.ts); its links keep the id asked for.
  */
 const DEFAULT_COUNT = 100;
 const MAX_COUNT = 1000;
@@ -29,8 +32,8 @@ export const everything: RouteHandler<AggregatedContext> = async (req, p, ctx) =
     .filter((t) => t !== '');
   const types = listed.length ? listed.filter((t) => ctx.supported.has(t)) : [...ctx.supported];
   const page = types.length
-    ? await ctx.service.everything(p.id, { types, listed: listed.length > 0, since, after, count: Math.min(count, MAX_COUNT) })
-    : { resources: [], next: undefined };
+    ? await ctx.service.everything(p.id, { types, listed: listed.length > 0, since, after, count: Math.min(count, MAX_COUNT), baseUrl: ctx.baseUrl })
+    : { resources: [], next: undefined, patient: p.id };
   const keep = req.query.filter(([k]) => k !== '_cursor' && k !== '_count');
   const link = (cursor?: string) => {
     const pairs: [string, string][] = [...keep, ['_count', String(Math.min(count, MAX_COUNT))]];
@@ -43,7 +46,10 @@ export const everything: RouteHandler<AggregatedContext> = async (req, p, ctx) =
     resourceType: 'Bundle',
     type: 'searchset',
     link: links,
-    entry: page.resources.map((resource) => ({ fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' } })),
+    entry: [
+      ...(page.patient === p.id ? [] : [{ resource: replacedByOutcome(p.id, page.patient, '$everything'), search: { mode: 'outcome' as const } }]),
+      ...page.resources.map((resource) => ({ fullUrl: `${ctx.baseUrl}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' as const } })),
+    ],
   };
   return ok(bundle);
 };

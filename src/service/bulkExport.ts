@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
-import { badRequest, notFound } from '../fhir/outcome';
+import { badRequest, notFound, type OperationOutcome } from '../fhir/outcome';
 import type { ExportJob, ExportJobRepository, ExportOutput } from '../store/exportJobRepository';
 import type { FhirService } from './fhirService';
 import { parseQuery } from './fhirService';
 import { currentPatientMembers } from '../fhir/groupMembers';
+import { replacedByOutcome } from './survivingPatients';
 
 /**
  * FHIR Bulk Data Access export (https://hl7.org/fhir/uv/bulkdata/export.html) over the aggregated record.
@@ -61,8 +62,17 @@ const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson',
 const SUPPORTED_PARAMETERS = new Set(['_outputFormat', '_since', '_type', '_typeFilter', 'patient']);
 /** Defined by the IG but not supported here: a 400 under `Prefer: handling=strict`, ignored otherwise, as the IG allows. */
 const UNSUPPORTED_PARAMETERS = new Set(['_elements', 'includeAssociatedData']);
-/** Patients read per query when `patient` names them (one `_id` search each). */
-const PATIENTS_PER_READ = 100;
+/**
+ * The job file of the export's messages, listed in the manifest's `error` (bulkdata export.html: "Only the
+ * OperationOutcome resource type is currently supported"). Type files are named after their type, and no
+ * type is named `messages`.
+ */
+const MESSAGES_FILE = 'messages.ndjson';
+
+/** A completed job's files as its manifest lists them: the resources (`output`) and the messages (`error`). */
+export function manifestFiles(job: ExportJob): { output: ExportOutput[]; error: ExportOutput[] } {
+  return { output: job.output.filter((o) => o.file !== MESSAGES_FILE), error: job.output.filter((o) => o.file === MESSAGES_FILE) };
+}
 
 export class BulkExport {
   private readonly running = new Set<Promise<void>>();
@@ -96,7 +106,7 @@ export class BulkExport {
       (filters[type] ??= []).push(parseQuery(text.slice(q + 1), '_typeFilter'));
     }
     const patients = [...new Set(get('patient').map((reference) => reference.slice('Patient/'.length)))];
-    const population = await this.population(service, request, patients);
+    const { population, messages } = await this.population(service, request, patients);
     // Every type, unlisted: like a system-wide search, the caller must be able to search something.
     if (!listed.length) service.requireSomeSearch();
     // Scopes, unknown filter parameters and the like are refused now, not discovered by a failed job.
@@ -114,7 +124,7 @@ export class BulkExport {
       transactionTime,
       expiresAt: new Date(transactionTime.getTime() + this.options.ttlHours * 3_600_000),
     });
-    const run = this.run(id, service, { types, listed: listedOnly, filters, ...population, since }).finally(() => this.running.delete(run));
+    const run = this.run(id, service, { types, listed: listedOnly, filters, ...population, since }, messages).finally(() => this.running.delete(run));
     this.running.add(run);
     return id;
   }
@@ -131,32 +141,33 @@ export class BulkExport {
    * not exist ("not present on the server": the IG's error). At Group level a patient who is not a current
    * member is a 400 too (the IG's "not members of the group"): the caller can read the Group, so that says
    * nothing it could not see.
+   *
+   * A patient id absorbed by a merge stands for the surviving Patient (service/survivingPatients.ts): the
+   * export holds the survivor's compartment (and at Group level the survivor must be the member), and the
+   * manifest's `error` file carries an information OperationOutcome naming the substitution (the IG: "error,
+   * warning, and information messages related to the export should be included here"). Its links are read
+   * as the caller reads Patients, so an absorbed id whose survivor the caller may not see is the 400 of an
+   * unknown patient.
    */
-  private async population(service: FhirService, request: ExportRequest, listed: string[]): Promise<Population> {
+  private async population(service: FhirService, request: ExportRequest, listed: string[]): Promise<{ population: Population; messages: OperationOutcome[] }> {
     if (request.level === 'system') {
       if (listed.length) throw badRequest('patient is defined for Patient/$export and Group/[id]/$export, not at system level', 'patient');
-      return {};
+      return { population: {}, messages: [] };
     }
     let members: string[] | undefined;
     if (request.level === 'group') {
       const { resource } = await service.read('Group', request.group as string);
       members = resource ? currentPatientMembers(resource, new Date()) : [];
-      const outside = listed.find((id) => !(members as string[]).includes(id));
-      if (outside !== undefined) throw badRequest(`patient 'Patient/${outside}' is not a member of Group/${request.group} now`, 'patient');
     }
-    if (listed.length) await this.requireKnownPatients(service, listed, request.baseUrl);
-    const patients = listed.length ? listed : (members ?? 'all');
-    return request.level === 'group' ? { patients, group: request.group } : { patients };
-  }
-
-  /** 400 naming the first of `ids` that is not a Patient the caller may read: unknown and hidden alike. */
-  private async requireKnownPatients(service: FhirService, ids: string[], baseUrl: string): Promise<void> {
-    for (let i = 0; i < ids.length; i += PATIENTS_PER_READ) {
-      const chunk = ids.slice(i, i + PATIENTS_PER_READ);
-      const found = new Set((await service.readMany('Patient', chunk, baseUrl)).map((p) => p.id));
-      const missing = chunk.find((id) => !found.has(id));
-      if (missing !== undefined) throw badRequest(`patient 'Patient/${missing}' is not known`, 'patient');
-    }
+    const survivors = listed.length ? await service.survivingPatients(listed, request.baseUrl) : new Map<string, string>();
+    // A member is what the id stands for now; an id the caller cannot resolve is checked as named, like an unknown one.
+    const outside = members && listed.find((id) => !(members as string[]).includes(survivors.get(id) ?? id));
+    if (outside) throw badRequest(`patient 'Patient/${outside}' is not a member of Group/${request.group} now`, 'patient');
+    const missing = listed.find((id) => !survivors.has(id));
+    if (missing !== undefined) throw badRequest(`patient 'Patient/${missing}' is not known`, 'patient');
+    const messages = listed.filter((id) => survivors.get(id) !== id).map((id) => replacedByOutcome(id, survivors.get(id) as string, 'this export'));
+    const patients = listed.length ? [...new Set(survivors.values())] : (members ?? 'all');
+    return { population: request.level === 'group' ? { patients, group: request.group } : { patients }, messages };
   }
 
   /** The caller's job (404 for anyone else's, a cancelled or an expired one); 403 for a token that may read nothing. */
@@ -173,7 +184,8 @@ export class BulkExport {
     const job = await this.status(service, id);
     const output = job.status === 'completed' ? job.output.find((o) => o.file === name) : undefined;
     if (!output) throw notFound(`Export job '${id}' has no file '${name}'`);
-    service.requireExportAccess(output.type);
+    // The messages are about the request, not rows of a type: whoever may poll the job may read them.
+    service.requireExportAccess(output.file === MESSAGES_FILE ? undefined : output.type);
     return path.join(this.options.directory, id, output.file);
   }
 
@@ -201,6 +213,7 @@ export class BulkExport {
     id: string,
     service: FhirService,
     plan: { types: string[]; listed: boolean; filters: Record<string, [string, string][][]>; since?: Date } & Population,
+    messages: OperationOutcome[],
   ): Promise<void> {
     const folder = path.join(this.options.directory, id);
     const pageSize = this.options.pageSize ?? 5000;
@@ -281,6 +294,10 @@ export class BulkExport {
         return;
       }
       const output: ExportOutput[] = plan.types.filter((t) => (counts.get(t) ?? 0) > 0).map((type) => ({ type, file: `${type}.ndjson`, count: counts.get(type) as number }));
+      if (messages.length) {
+        await writeFile(path.join(folder, MESSAGES_FILE), messages.map((m) => `${JSON.stringify(m)}\n`).join(''), { mode: 0o600 });
+        output.push({ type: 'OperationOutcome', file: MESSAGES_FILE, count: messages.length });
+      }
       if (!(await this.options.jobs.complete(id, output))) await this.removeFiles(id);
     } catch (err) {
       await recording;

@@ -8,6 +8,7 @@ import { badRequest, methodNotAllowed, notFound, tooManyMatches } from '../fhir/
 import type { Bundle, FhirVersion, Resource } from '../fhir/types';
 import type { HistoryOptions, HistoryPage, ResourceRepository, StoredVersion, Tx } from '../store/resourceRepository';
 import type { AccessFilter, AggregationReports, Admission, ResourceValidator, ScanPage, ScanText, SearchPort } from './ports';
+import { replacedBy, survivingPatients } from './survivingPatients';
 import { writeGuard } from './writeGuard';
 
 export interface FhirServiceDeps {
@@ -336,17 +337,39 @@ export class FhirService {
    * One page of `Patient/$everything` (patient-operation-everything.html): the resources of the patient's
    * compartment the caller may see, `_type` and `_since` applied. Needs `r` on Patient and the patient
    * visible; each type listed in `_type` needs `s` (without `_type`, the rows are limited to the types the
-   * caller may read or search, as in system search).
+   * caller may read or search, as in system search). An id absorbed by a merge answers for the surviving
+   * Patient (`patient`: whose compartment the page is), when the caller may see it; else it is a 404.
    */
-  async everything(id: string, options: { types: string[]; listed: boolean; since?: Date; after?: string; count: number }): Promise<ScanPage> {
+  async everything(
+    id: string,
+    options: { types: string[]; listed: boolean; since?: Date; after?: string; count: number; baseUrl: string },
+  ): Promise<ScanPage & { patient: string }> {
     this.allowed('Patient', 'r');
-    if (this.binding.accessFilter) await this.requireVisible('Patient', id);
-    else if (!(await this.deps.repo.find(this.store, 'Patient', id, this.tx))) throw notFound(`Patient/${id} is not known`);
+    const found = await this.deps.repo.find(this.store, 'Patient', id, this.tx);
+    const accessFilter = this.binding.accessFilter;
+    if (!found || (accessFilter && !(await this.deps.repo.visible(found.pk, accessFilter, this.tx)))) throw notFound(`Patient/${id} is not known`);
+    let patient = id;
+    // Only an absorbed id (rare) pays for following its links; a survivor the caller may not see: as unknown.
+    if (found.resource && replacedBy(found.resource) !== undefined) {
+      const survivor = (await this.survivingPatients([id], options.baseUrl)).get(id);
+      if (survivor === undefined) throw notFound(`Patient/${id} is not known`);
+      patient = survivor;
+    }
     if (options.listed) for (const t of options.types) this.allowed(t, 's');
-    return this.deps.search.scan(
-      { store: this.store, types: options.types, since: options.since, patients: [id], after: options.after, limit: options.count, accessFilter: this.rows },
+    const page = await this.deps.search.scan(
+      { store: this.store, types: options.types, since: options.since, patients: [patient], after: options.after, limit: options.count, accessFilter: this.rows },
       this.tx,
     );
+    return { ...page, patient };
+  }
+
+  /**
+   * The Patient each of `ids` stands for now (survivingPatients.ts): itself, or the survivor of the merges that
+   * absorbed it, each Patient read as this caller reads it (`r` on Patient; hidden reads as missing). Ids that
+   * lead to no Patient the caller may see are absent.
+   */
+  survivingPatients(ids: string[], baseUrl: string): Promise<Map<string, string>> {
+    return survivingPatients(ids, (chunk) => this.readMany('Patient', chunk, baseUrl));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { actingAs } from '../support/accessModel';
 import { subscribe } from '../support/liveClient';
-import { aggregatedId, startTestServer, type Tenant, type TestServer } from '../support/testServer';
+import { aggregatedId, putResource, startTestServer, type Tenant, type TestServer } from '../support/testServer';
 
 /**
  * The leak matrix (DESIGN §4): every door of the aggregated record × every kind of caller × every kind of
@@ -729,3 +729,81 @@ test.each(CALLERS.map((c) => [c.key, c.name]))(
     }
   },
 );
+
+/**
+ * Patient ids absorbed by a merge (DESIGN §3.8), named where an operation takes a patient: each stands for its
+ * survivor, read as the caller reads it. Added last, so the cells above saw the world as built: A's `r-old`
+ * (A's own number) and B's `p-old` (B's own number) each become a Patient of their own, then a record carrying
+ * both numbers joins each to the older r or P. A caller who sees the survivor gets the survivor's answer; any
+ * other gets exactly the answer about a Patient id that exists nowhere.
+ */
+describe('a Patient id absorbed by a merge', () => {
+  const absorbedIds = {} as Record<'p' | 'r', string>;
+  const survivorIds = {} as Record<'p' | 'r', string>;
+
+  beforeAll(async () => {
+    const merge = async (key: 'p' | 'r', writer: Tenant, system: string, nhs: string) => {
+      const old = { resourceType: 'Patient', id: `${key}-old`, identifier: [{ system, value: `${key.toUpperCase()}-OLD` }] };
+      await putResource(writer, old);
+      await server.waitForAggregation();
+      absorbedIds[key] = await aggregatedId(writer, 'Patient', old.id);
+      await putResource(writer, { resourceType: 'Patient', id: `${key}-bridge`, identifier: [{ system: NHS, value: nhs }, ...old.identifier] });
+      await server.waitForAggregation();
+      survivorIds[key] = (targets.get(key === 'p' ? 'A_gen' : 'A_r') as Target).patientId;
+      expect(await aggregatedId(writer, 'Patient', old.id)).toBe(survivorIds[key]);
+    };
+    await merge('p', tenants.B, 'urn:b-mrn', '9000000001');
+    await merge('r', tenants.A, 'urn:a-mrn', '9000000002');
+  }, 120_000);
+
+  const rows = CALLERS.flatMap((c) => (['p', 'r'] as const).map((key) => ({ viewer: c.key, name: c.name, key, seen: SEES_PATIENT[c.key].includes(key) })));
+  test.each(rows)(
+    '$name naming the absorbed id of $key: Patient/$export, Group/[id]/$export with patient and $everything (survivor seen: $seen)',
+    async ({ viewer, key, seen }) => {
+      const caller = tenants[viewer];
+      const absorbed = absorbedIds[key];
+      const own = OBSERVATIONS.filter((o) => o.patient === key && visible(viewer, o)).map((o) => (targets.get(o.key) as Target).id);
+      // The world's Observations only (the subscription cells' sentinels are about P too).
+      const world = new Set([...targets.values()].map((t) => t.id));
+      const observations = (a: Answer) => shownIds(a.body).filter((id) => world.has(id));
+      const group = `Group/${groupIds[GROUP_OF[viewer]]}/$export`;
+      const inGroup = viewer !== 'P' && PATIENTS[GROUP_OF[viewer]].some((p) => p.id === key);
+      const asks: [string, (id: string) => Ask, boolean][] = [
+        [
+          'Patient/$export',
+          (id) =>
+            bulkExport(caller, 'Patient/$export', [
+              { name: '_type', valueString: 'Observation' },
+              { name: 'patient', valueReference: { reference: `Patient/${id}` } },
+            ]),
+          seen,
+        ],
+        [
+          group,
+          (id) =>
+            bulkExport(caller, group, [
+              { name: '_type', valueString: 'Observation' },
+              { name: 'patient', valueReference: { reference: `Patient/${id}` } },
+            ]),
+          seen && inGroup,
+        ],
+        ['$everything', (id) => rest(caller, `Patient/${id}/$everything?_type=Observation&_count=1000`), seen],
+      ];
+      for (const [door, ask, shows] of asks) {
+        const real = await ask(absorbed).send();
+        if (shows) {
+          expect({ door, status: real.status, ids: observations(real).sort() }).toEqual({ door, status: 200, ids: [...own].sort() });
+          continue;
+        }
+        const ghost = randomUUID();
+        const unknown = await ask(ghost).send();
+        expect({ door, status: real.status, body: JSON.stringify(real.body).split(absorbed).join('<id>') }).toEqual({
+          door,
+          status: unknown.status,
+          body: JSON.stringify(unknown.body).split(ghost).join('<id>'),
+        });
+        expect(real.status).toBeGreaterThanOrEqual(400);
+      }
+    },
+  );
+});
