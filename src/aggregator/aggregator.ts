@@ -5,7 +5,7 @@ import { enqueueDependents, setWaiting } from './dependents';
 import { Groups } from './groups';
 import { Deferred, lockMergedType } from './locks';
 import { AGGREGATED_STORE } from './outbox';
-import { type Exclusion, MERGED_TYPES, parseRelative, SUPPORTED_TYPES } from './rules';
+import { type Exclusion, exclusionTarget, MERGED_TYPES, parseRelative, SUPPORTED_TYPES } from './rules';
 import { isExclusion, keyOf, loadUpstream, prepare, type Upstream, type UpstreamRef } from './upstream';
 import { aggregatedType } from './aggregatedType';
 
@@ -120,9 +120,9 @@ export class AggregationPass {
       ref.id,
     );
     await tx.execute(
-      `INSERT INTO agg_member (store, type, res_id, status, reason, expression, depends_on, rule) VALUES ($1, $2, $3, 'excluded', $4, $5, $6::text[], $7)
+      `INSERT INTO agg_member (store, type, res_id, status, reason, expression, depends_on, rule, target_type) VALUES ($1, $2, $3, 'excluded', $4, $5, $6::text[], $7, $8)
        ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'excluded', reason = $4, expression = $5, agg_id = NULL, content = NULL,
-         depends_on = $6::text[], rule = $7, home_id = NULL, updated_at = clock_timestamp()`,
+         depends_on = $6::text[], rule = $7, target_type = $8, home_id = NULL, updated_at = clock_timestamp()`,
       ref.store,
       ref.type,
       ref.id,
@@ -130,6 +130,7 @@ export class AggregationPass {
       exclusion.expression ?? null,
       dependsOn,
       exclusion.rule ?? 'other',
+      exclusionTarget(exclusion) ?? null,
     );
     await setWaiting(tx, [{ ref, target: exclusion.waitingFor }]);
     this.ids.forget(ref);
@@ -154,7 +155,7 @@ export class AggregationPass {
       return;
     }
     await tx.execute(
-      `UPDATE agg_member SET status = 'excluded', reason = 'deleted on its endpoint', rule = 'deleted', expression = NULL, content = NULL, updated_at = clock_timestamp()
+      `UPDATE agg_member SET status = 'excluded', reason = 'deleted on its endpoint', rule = 'deleted', target_type = NULL, expression = NULL, content = NULL, updated_at = clock_timestamp()
         WHERE store = $1 AND type = $2 AND res_id = $3`,
       ref.store,
       ref.type,

@@ -5,7 +5,7 @@ import type { AggregatedIds, Resolution } from './aggregatedIds';
 import { aggregatedType } from './aggregatedType';
 import { enqueueDependents, setWaiting } from './dependents';
 import { AGGREGATED_STORE } from './outbox';
-import { contentKey, type Exclusion, MERGED_TYPES, parseRelative, privacyLabel, withSourceTracking } from './rules';
+import { contentKey, type Exclusion, exclusionTarget, MERGED_TYPES, parseRelative, privacyLabel, withSourceTracking } from './rules';
 import { defaultSourceOrg, isExclusion, keyOf, patientOf, type Prepared, prepare, type Upstream, type UpstreamRef } from './upstream';
 
 /**
@@ -263,13 +263,13 @@ async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: st
  */
 async function writeMembers(tx: Tx, candidates: Candidate[]): Promise<void> {
   await tx.execute(
-    `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on, rule)
-     SELECT u.store, u.type, u.id, u.status, u.reason, u.expression, u.agg_id, NULL, u.updated::timestamptz, string_to_array(u.deps, ' '), u.rule
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-            AS u(store, type, id, status, reason, expression, agg_id, updated, deps, rule)
+    `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on, rule, target_type)
+     SELECT u.store, u.type, u.id, u.status, u.reason, u.expression, u.agg_id, NULL, u.updated::timestamptz, string_to_array(u.deps, ' '), u.rule, u.target_type
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+            AS u(store, type, id, status, reason, expression, agg_id, updated, deps, rule, target_type)
      ON CONFLICT (store, type, res_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, expression = EXCLUDED.expression,
        agg_id = EXCLUDED.agg_id, content = NULL, upstream_updated = EXCLUDED.upstream_updated, depends_on = EXCLUDED.depends_on,
-       rule = EXCLUDED.rule, updated_at = clock_timestamp()`,
+       rule = EXCLUDED.rule, target_type = EXCLUDED.target_type, updated_at = clock_timestamp()`,
     candidates.map((c) => c.upstream.store),
     candidates.map((c) => c.upstream.type),
     candidates.map((c) => c.upstream.id),
@@ -280,5 +280,6 @@ async function writeMembers(tx: Tx, candidates: Candidate[]): Promise<void> {
     candidates.map((c) => c.upstream.lastUpdated.toISOString()),
     candidates.map((c) => c.dependsOn.join(' ')),
     candidates.map((c) => (c.exclusion ? (c.exclusion.rule ?? 'other') : null)),
+    candidates.map((c) => (c.exclusion ? (exclusionTarget(c.exclusion) ?? null) : null)),
   );
 }

@@ -77,7 +77,7 @@ export class Groups {
     await tx.execute(
       `INSERT INTO agg_member (store, type, res_id, status, agg_id, content, upstream_updated, depends_on, home_id)
        VALUES ($1, $2, $3, 'included', $4, $5::jsonb, $6::timestamptz, $7::text[], $4)
-       ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'included', reason = NULL, rule = NULL, expression = NULL, agg_id = $4, content = $5::jsonb,
+       ON CONFLICT (store, type, res_id) DO UPDATE SET status = 'included', reason = NULL, rule = NULL, target_type = NULL, expression = NULL, agg_id = $4, content = $5::jsonb,
          upstream_updated = $6::timestamptz, depends_on = $7::text[], updated_at = clock_timestamp(),
          home_id = CASE WHEN agg_member.agg_id IS NOT DISTINCT FROM $4 THEN coalesce(agg_member.home_id, $4) ELSE $4 END`,
       store,

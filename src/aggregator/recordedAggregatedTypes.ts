@@ -88,11 +88,13 @@ function withStu3Names(types: string[]): string[] {
 
 /**
  * Queues the upstream resources whose aggregation the change can alter: those of a type added or dropped,
- * and those excluded for referring to a type now added (rule `reference-to-unsupported-type`, whose reason
- * names the type: rules.ts). What depends on *them* follows as it does for any change of identity: a member
- * that leaves the record requeues every member whose aggregated form used it, one that arrives those
- * waiting for it (dependents.ts). Any other member's outcome does not depend on the list. One statement per
- * endpoint, so that each is a lane of its own (its merged types first) and endpoints are worked on side by side.
+ * and those excluded for referring to a type now added (rule `reference-to-unsupported-type`; the type is
+ * `agg_member.target_type`, as the reference names it, so possibly an STU3 name: rules.ts `exclusionTarget`.
+ * Not the reason text, whose wording is for people). What depends on *them* follows as it does for any
+ * change of identity: a member that leaves the record requeues every member whose aggregated form used it,
+ * one that arrives those waiting for it (dependents.ts). Any other member's outcome does not depend on the
+ * list. One statement per endpoint, so that each is a lane of its own (its merged types first) and endpoints
+ * are worked on side by side.
  */
 async function requeueAffected(sql: Sql, added: string[], dropped: string[]): Promise<number> {
   const changed = [...added, ...dropped];
@@ -104,8 +106,7 @@ async function requeueAffected(sql: Sql, added: string[], dropped: string[]): Pr
        SELECT m.store, m.type, m.res_id FROM agg_member m
         WHERE m.store = $1
           AND (m.type = ANY($2::text[])
-               OR (m.status = 'excluded' AND m.rule = 'reference-to-unsupported-type'
-                   AND EXISTS (SELECT 1 FROM unnest($3::text[]) AS a(type) WHERE m.reason LIKE '% refers to ' || a.type || ', which the aggregation does not support')))
+               OR (m.status = 'excluded' AND m.rule = 'reference-to-unsupported-type' AND m.target_type = ANY($3::text[])))
           AND EXISTS (SELECT 1 FROM resource r WHERE r.store = m.store AND r.type = m.type AND r.id = m.res_id AND NOT r.deleted)`,
       store,
       changed,

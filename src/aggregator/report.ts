@@ -1,5 +1,5 @@
 import type { Sql } from '../store/sql';
-import { CASCADE_RULES, describeCount, EXCLUSION_RULES, type ExclusionRule } from './exclusionRules';
+import { CASCADE_RULES, describeCount, EXCLUSION_RULES, type ExclusionRule, REFERENCE_RULES, sortedTargets, type TargetCount } from './exclusionRules';
 
 /**
  * The aggregation report of one endpoint (issue 15 item 7): how many of its resources the aggregated record
@@ -7,7 +7,7 @@ import { CASCADE_RULES, describeCount, EXCLUSION_RULES, type ExclusionRule } fro
  * cascade ("40 Organizations have no identifier → 4,398 resources excluded through references to them").
  *
  * It is computed at each call from the state `$aggregation-status` reads (status.ts): each upstream
- * resource's `agg_member` row (status, rule, reason) and, for one excluded because a target is not
+ * resource's `agg_member` row (status, rule, target type, reason) and, for one excluded because a target is not
  * aggregated, the target it waits for (`agg_waiting`). Following those targets to a resource that is excluded
  * for a reason of its own (or is not on the endpoint at all) gives each cascaded exclusion exactly one root, so
  * the root causes account for every exclusion. Three statements read the endpoint's member rows (counts per
@@ -48,6 +48,8 @@ export interface ExclusionCount {
   description: string;
   /** One of the reasons recorded (they differ in the ids and elements they name). */
   sampleReason: string;
+  /** For a rule about a reference (REFERENCE_RULES): how many refer to resources of each type, largest first. */
+  targets: TargetCount[];
   /** A few of them, as `Type/id` on the endpoint. */
   examples: string[];
 }
@@ -78,17 +80,18 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
   const typeList = all ? null : [...types];
 
   const [groups, excludedRows, queue] = await Promise.all([
-    sql.query<{ type: string; status: string; rule: string; n: bigint; sample: string | null }[]>(
-      `SELECT type, status, coalesce(rule, 'other') AS rule, count(*) AS n, min(reason) AS sample
-         FROM agg_member WHERE store = $1 AND ($2::text[] IS NULL OR type = ANY($2::text[])) GROUP BY 1, 2, 3`,
+    // Per referenced type too (null but for exclusions about a reference): a handful more rows, no more reading.
+    sql.query<{ type: string; status: string; rule: string; target_type: string | null; n: bigint; sample: string | null }[]>(
+      `SELECT type, status, coalesce(rule, 'other') AS rule, target_type, count(*) AS n, min(reason) AS sample
+         FROM agg_member WHERE store = $1 AND ($2::text[] IS NULL OR type = ANY($2::text[])) GROUP BY 1, 2, 3, 4`,
       store,
       typeList,
     ),
     // Every excluded resource (of any type: a chain may pass through types the caller does not see) and the
     // target it waits for, if any. Chains are followed here rather than in a recursive query, which
     // PostgreSQL can only join by nested loops over a CTE (seconds for a few thousand rows).
-    sql.query<{ type: string; id: string; rule: string; target: string | null }[]>(
-      `SELECT m.type, m.res_id AS id, coalesce(m.rule, 'other') AS rule, w.target
+    sql.query<{ type: string; id: string; rule: string; target_type: string | null; target: string | null }[]>(
+      `SELECT m.type, m.res_id AS id, coalesce(m.rule, 'other') AS rule, m.target_type, w.target
          FROM agg_member m
          LEFT JOIN agg_waiting w ON w.store = m.store AND w.type = m.type AND w.res_id = m.res_id
         WHERE m.store = $1 AND m.status = 'excluded' AND m.rule IS DISTINCT FROM 'deleted'`,
@@ -109,6 +112,14 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
     return t;
   };
   const exclusions = new Map<string, ExclusionCount>();
+  /** Referenced types per type and rule (REFERENCE_RULES), and per root cause: counts by type. */
+  const targetsOf = new Map<string, Map<string, number>>();
+  const countTarget = (key: string, rule: string, targetType: string | null, n: number) => {
+    if (targetType === null || !REFERENCE_RULES.has(rule)) return;
+    const counts = targetsOf.get(key) ?? new Map<string, number>();
+    counts.set(targetType, (counts.get(targetType) ?? 0) + n);
+    targetsOf.set(key, counts);
+  };
   for (const row of groups) {
     const n = Number(row.n);
     const t = countsOf(row.type);
@@ -116,7 +127,14 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
     else if (row.rule === 'deleted') t.deleted += n;
     else {
       t.excluded += n;
-      exclusions.set(`${row.type}|${row.rule}`, { type: row.type, rule: row.rule, count: n, description: '', sampleReason: row.sample ?? '', examples: [] });
+      const key = `${row.type}|${row.rule}`;
+      const e = exclusions.get(key);
+      if (!e) exclusions.set(key, { type: row.type, rule: row.rule, count: n, description: '', sampleReason: row.sample ?? '', examples: [], targets: [] });
+      else {
+        e.count += n;
+        if (row.sample !== null && (e.sampleReason === '' || row.sample < e.sampleReason)) e.sampleReason = row.sample;
+      }
+      countTarget(key, row.rule, row.target_type, n);
     }
   }
   for (const row of queue) {
@@ -175,6 +193,7 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
       const c = causeOf(row.type, CASCADE_RULES.has(row.rule) ? 'pending' : row.rule);
       c.count = (c.count ?? 0) + 1;
       addExample(c.examples, ref);
+      countTarget(`cause|${c.type}|${c.rule}`, c.rule, row.target_type, 1);
       continue;
     }
     if (!visible(row.type)) continue;
@@ -218,11 +237,16 @@ export async function aggregationReport(sql: Sql, store: string, types: ReportTy
     }
   }
 
-  for (const e of exclusions.values()) e.description = describeCount(e.count, e.type, e.rule);
+  for (const e of exclusions.values()) {
+    e.targets = sortedTargets(targetsOf.get(`${e.type}|${e.rule}`) ?? new Map());
+    e.description = describeCount(e.count, e.type, e.rule, e.targets);
+  }
   for (const c of causes.values()) {
     c.cascade.sort((a, b) => b.count - a.count || a.type.localeCompare(b.type));
     const what =
-      c.count === null ? `${c.type} resources (a type your token may not read) ${EXCLUSION_RULES[c.rule as ExclusionRule] ?? ''}`.trim() : describeCount(c.count, c.type, c.rule);
+      c.count === null
+        ? `${c.type} resources (a type your token may not read) ${EXCLUSION_RULES[c.rule as ExclusionRule] ?? ''}`.trim()
+        : describeCount(c.count, c.type, c.rule, sortedTargets(targetsOf.get(`cause|${c.type}|${c.rule}`) ?? new Map()));
     const through =
       c.excludedThrough === 0
         ? ''

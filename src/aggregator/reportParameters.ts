@@ -4,7 +4,8 @@ import type { AggregationReport, ReportCounts } from './report';
 /**
  * The aggregation report as a FHIR R4 `Parameters` resource, what `GET …/$aggregation-report` answers: the
  * totals as top-level integers, then one `type`, `exclusion` and `rootCause` parameter each with its parts.
- * Examples are References to resources on the endpoint.
+ * Examples are References to resources on the endpoint; an exclusion about references has a `target` part
+ * per referenced type.
  */
 type Parameter = { name: string; [value: string]: unknown };
 
@@ -26,6 +27,13 @@ export function reportParameters(report: AggregationReport): Resource {
         { name: 'description', valueString: e.description },
         { name: 'sampleReason', valueString: e.sampleReason },
         ...examples(e.examples),
+        ...e.targets.map((t) => ({
+          name: 'target',
+          part: [
+            { name: 'type', valueCode: t.type },
+            { name: 'count', valueInteger: t.count },
+          ],
+        })),
       ],
     })),
     ...report.rootCauses.map((c) => ({

@@ -81,6 +81,18 @@ export interface Exclusion {
   expression?: string;
   /** The `Type/id` target whose absence (or exclusion) caused this: its arrival queues the resource again. */
   waitingFor?: string;
+  /** The referenced type the exclusion is about, when it names one but no target (`reference-to-unsupported-type`). */
+  targetType?: string;
+}
+
+/**
+ * The resource type an exclusion is about (`agg_member.target_type`), as the upstream reference names it: the
+ * type it names, or that of the target it waits for; undefined for a rule about the resource itself. Recorded
+ * beside the reason so that what depends on it (the requeue on a change of AGGREGATED_TYPES, the report)
+ * reads a column rather than the wording of the reason.
+ */
+export function exclusionTarget(exclusion: Exclusion): string | undefined {
+  return exclusion.targetType ?? (exclusion.waitingFor === undefined ? undefined : parseRelative(exclusion.waitingFor)?.type);
 }
 
 export interface ReferenceSite {
@@ -165,7 +177,12 @@ export function checkInclusion(resource: Resource, supported: ReadonlySet<string
     if (!parsed)
       return { rule: 'reference-not-resolvable', reason: `${site.expression} ('${ref}') is not a reference to a resource with a persistent identity`, expression: site.expression };
     if (!supported.has(aggregatedType(parsed.type))) {
-      return { rule: 'reference-to-unsupported-type', reason: `${site.expression} refers to ${parsed.type}, which the aggregation does not support`, expression: site.expression };
+      return {
+        rule: 'reference-to-unsupported-type',
+        reason: `${site.expression} refers to ${parsed.type}, which the aggregation does not support`,
+        expression: site.expression,
+        targetType: parsed.type,
+      };
     }
     site.holder.reference = local;
   }

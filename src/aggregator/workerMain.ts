@@ -35,7 +35,6 @@ async function main(): Promise<void> {
     onItemFailed: (failure) => logFailedItem(log, failure),
   });
   worker.start();
-  log.info({ store: db.kind }, 'aggregation worker started');
   const report = setInterval(async () => {
     try {
       log.info({ lag: await worker.lag() }, 'aggregation lag');
@@ -55,6 +54,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // Only now (pino writes it synchronously): a supervisor that stops the worker as soon as it reads this line
+  // would otherwise kill it by the signal's default action, before the handlers above are there to stop it.
+  log.info({ store: db.kind }, 'aggregation worker started');
 }
 
 main().catch((err) => {

@@ -19,6 +19,12 @@ export class AggregationTypeCounts extends AggregationCounts {
   @Field(() => String) type!: string;
 }
 
+@ObjectType({ description: 'Exclusions of one rule that refer to resources of one type' })
+export class AggregationExclusionTarget {
+  @Field(() => String) type!: string;
+  @Field(() => Int) count!: number;
+}
+
 @ObjectType({ description: 'Resources of one type excluded by one rule' })
 export class AggregationExclusion {
   @Field(() => String) type!: string;
@@ -27,6 +33,10 @@ export class AggregationExclusion {
   @Field(() => String) description!: string;
   @Field(() => String) sampleReason!: string;
   @Field(() => [String], { description: 'A few of them, as Type/id on the endpoint' }) examples!: string[];
+  @Field(() => [AggregationExclusionTarget], {
+    description: 'For a rule about a reference (reference-to-unsupported-type, target-not-aggregated): the types referred to, largest first',
+  })
+  targets!: AggregationExclusionTarget[];
 }
 
 @ObjectType()

@@ -35,7 +35,7 @@ function read(parameters: Json): { values: Record<string, unknown>; groups: Reco
       const group: Json = {};
       for (const part of p.part) {
         const v = part.part ? Object.fromEntries(part.part.map((x: Json) => [x.name, valueOf(x)])) : valueOf(part);
-        if (['example', 'cascade'].includes(part.name)) group[part.name] = [...(group[part.name] ?? []), v];
+        if (['example', 'cascade', 'target'].includes(part.name)) group[part.name] = [...(group[part.name] ?? []), v];
         else group[part.name] = v;
       }
       groups[p.name] = [...(groups[p.name] ?? []), group];
@@ -60,7 +60,7 @@ async function graphql(token: string, query: string, variables: Json = {}): Prom
 const REPORT_QUERY = `query Report($ep: ID!) { aggregationReport(endpoint: $ep) {
   endpoint totals { included excluded pending parked deleted }
   types { type included excluded }
-  exclusions { type rule count examples }
+  exclusions { type rule count examples targets { type count } }
   rootCauses { type rule count excludedThrough summary examples cascade { type count } } } }`;
 
 beforeAll(async () => {
@@ -109,6 +109,15 @@ test('REST: counts per type and rule, and root causes that account for every exc
     ]),
   );
   expect(groups.exclusion.find((e) => e.rule === 'identifier-missing')?.example).toEqual(['Organization/prov']);
+  // Exclusions about references name the types referred to (agg_member.target_type), largest first.
+  const waiting = groups.exclusion.find((e) => e.type === 'Observation' && e.rule === 'target-not-aggregated') as Json;
+  expect(waiting.description).toBe('4 Observations refer to a resource that is not in the aggregated record (Encounter: 3, Practitioner: 1)');
+  expect(waiting.target).toEqual([
+    { type: 'Encounter', count: 3 },
+    { type: 'Practitioner', count: 1 },
+  ]);
+  expect(groups.exclusion.find((e) => e.type === 'Encounter')?.description).toBe('2 Encounters refer to a resource that is not in the aggregated record (Organization)');
+  expect(groups.exclusion.find((e) => e.rule === 'identifier-missing')?.target).toBeUndefined();
 
   const causes = groups.rootCause;
   expect(causes[0]).toMatchObject({
@@ -150,6 +159,12 @@ test('GraphQL: the owner asks aggregationReport, the admin adminAggregationRepor
   expect(mine.errors).toBeUndefined();
   const report = mine.data.aggregationReport;
   expect(report.totals).toEqual({ included: 9, excluded: 2, pending: 0, parked: 0, deleted: 0 });
+  expect(report.exclusions).toEqual(
+    expect.arrayContaining([
+      { type: 'Observation', rule: 'target-not-aggregated', count: 1, examples: ['Observation/o5'], targets: [{ type: 'Practitioner', count: 1 }] },
+      { type: 'Observation', rule: 'identifier-only-reference', count: 1, examples: ['Observation/o6'], targets: [] },
+    ]),
+  );
   expect(report.rootCauses.find((c: Json) => c.rule === 'missing')).toMatchObject({ type: 'Practitioner', count: 1, excludedThrough: 1, examples: ['Practitioner/ghost'] });
   const admin = await graphql(
     server.adminToken,

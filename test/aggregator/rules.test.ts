@@ -1,4 +1,4 @@
-import { checkInclusion, groupKeys, mergeGroup, referenceSites, SUPPORTED_TYPES, withSourceTracking, SOURCE_SYSTEM } from '../../src/aggregator/rules';
+import { checkInclusion, exclusionTarget, groupKeys, mergeGroup, referenceSites, SUPPORTED_TYPES, withSourceTracking, SOURCE_SYSTEM } from '../../src/aggregator/rules';
 import { FhirDecimal, stringifyFhirJson } from '../../src/fhir/losslessJson';
 import type { Resource } from '../../src/fhir/types';
 
@@ -18,6 +18,23 @@ describe('inclusion rules', () => {
     [{ resourceType: 'Observation', status: 'final', code: { text: 'x' }, valueReference: undefined, performer: [{ display: 'Dr X' }] }, /performer\[0\] has no 'reference'/],
   ])('%j is excluded', (resource, reason) => {
     expect(checkInclusion(resource as Resource, supported)?.reason).toMatch(reason);
+  });
+
+  test('an exclusion about a reference records the type referred to, as the reference names it; one about the resource itself none', () => {
+    const toGroup = checkInclusion({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'http://x/fhir/Group/1' } } as Resource, supported);
+    expect(toGroup).toMatchObject({ rule: 'reference-to-unsupported-type', targetType: 'Group' });
+    expect(exclusionTarget(toGroup!)).toBe('Group');
+    // An STU3 name that R4 renamed, when its R4 type is not aggregated: the name the reference used.
+    const withoutServiceRequest = new Set(SUPPORTED_TYPES.filter((t) => t !== 'ServiceRequest'));
+    const toOldName = checkInclusion(
+      { resourceType: 'Procedure', status: 'completed', subject: { reference: 'Patient/p' }, basedOn: [{ reference: 'ProcedureRequest/r' }] } as Resource,
+      withoutServiceRequest,
+    );
+    expect(exclusionTarget(toOldName!)).toBe('ProcedureRequest');
+    // What an exclusion waits for names its type.
+    expect(exclusionTarget({ rule: 'target-not-aggregated', reason: 'anything', waitingFor: 'Encounter/e1' })).toBe('Encounter');
+    expect(exclusionTarget({ rule: 'source-organization-not-aggregated', reason: 'anything', waitingFor: 'Organization/o-1.2' })).toBe('Organization');
+    expect(exclusionTarget(checkInclusion({ resourceType: 'Patient', name: [{ family: 'X' }] } as Resource, supported)!)).toBeUndefined();
   });
 
   test('absolute references are kept with the server part stripped', () => {
