@@ -34,8 +34,6 @@ async function main(): Promise<void> {
     onBatchDone: (items) => log.debug({ items }, 'aggregation batch committed'),
     onItemFailed: (failure) => logFailedItem(log, failure),
   });
-  worker.start();
-  log.info({ store: db.kind }, 'aggregation worker started');
   const report = setInterval(async () => {
     try {
       log.info({ lag: await worker.lag() }, 'aggregation lag');
@@ -53,8 +51,12 @@ async function main(): Promise<void> {
     await db.close();
     process.exit(0);
   };
+  // Before the line that says it started: a supervisor (or a test) that stops it on reading that line must
+  // find the handler in place, not SIGTERM's default action, which ends the process without the stop.
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  worker.start();
+  log.info({ store: db.kind }, 'aggregation worker started');
 }
 
 main().catch((err) => {
