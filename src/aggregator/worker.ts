@@ -156,7 +156,7 @@ export class AggregationWorker {
           later.push(String(item.id));
           unique.delete(key);
         }
-        const upstream = await this.aggregator.loadUpstream(tx, [...unique.values()].map(refOf));
+        const upstream = await this.aggregator.loadCopied(tx, [...unique.values()].map(refOf));
         const setWise: { item: OutboxItem; upstream: Upstream }[] = [];
         const single: OutboxItem[] = [];
         for (const [key, item] of unique) {
