@@ -9,13 +9,14 @@
  *
  *   DATABASE_URL=postgresql://postgres@127.0.0.1:55442/postgres node scripts/run-ts.js bench/ingestCost.ts [patients] [on|off]
  *
- * `INGEST_COST_SQL` runs one statement on the fresh, migrated database before the load (an experiment: an
+ * `INGEST_COST_ORDER=hits` ranks the statements by buffer hits instead of time, `INGEST_COST_TOP` says how many to print
+ * and `INGEST_COST_JSON=file` saves them all; `INGEST_COST_KEEP=1` keeps the database. `INGEST_COST_SQL` runs one statement on the fresh, migrated database before the load (an experiment: an
  * index dropped, a storage parameter changed).
  *
  * The cluster's CPU is read from /proc, so the database must run on this machine and should serve nothing
  * else during the run (start one of your own: initdb, pg_ctl); a shared one gives an upper bound.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
 import { freshDatabase } from './lib/database';
@@ -82,24 +83,38 @@ async function main(): Promise<void> {
     );
     console.log(`server RSS: peak ${server.peakRssMb()} MB during the load, ${server.rssMb()} MB after it`);
     if (statements) {
-      const top = await admin.query(
-        `SELECT calls, round(total_exec_time::numeric, 0) AS ms, rows, round((wal_bytes / 1e6)::numeric, 1) AS wal_mb, left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS query
-           FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) ORDER BY total_exec_time DESC LIMIT 25`,
-        [new URL(db.url).pathname.slice(1)],
+      const dbName = new URL(db.url).pathname.slice(1);
+      // Buffer hits do not depend on the machine's load, where times do: `INGEST_COST_ORDER=hits` ranks by them.
+      const order = process.env.INGEST_COST_ORDER === 'hits' ? 'shared_blks_hit + shared_blks_read' : 'total_exec_time';
+      const all = await admin.query(
+        `SELECT calls, round(total_exec_time::numeric, 0) AS ms, rows, shared_blks_hit + shared_blks_read AS hits, round((wal_bytes / 1e6)::numeric, 1) AS wal_mb,
+                regexp_replace(query, '\\s+', ' ', 'g') AS query
+           FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) ORDER BY ${order} DESC`,
+        [dbName],
       );
       const total = await admin.query(
-        `SELECT round(sum(total_exec_time)::numeric, 0) AS ms, round(sum(total_plan_time)::numeric, 0) AS plan_ms, sum(calls) AS calls, round((sum(wal_bytes) / 1e6)::numeric, 1) AS wal_mb FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)`,
-        [new URL(db.url).pathname.slice(1)],
+        `SELECT round(sum(total_exec_time)::numeric, 0) AS ms, round(sum(total_plan_time)::numeric, 0) AS plan_ms, sum(calls) AS calls,
+                sum(shared_blks_hit + shared_blks_read) AS hits, round((sum(wal_bytes) / 1e6)::numeric, 1) AS wal_mb
+           FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)`,
+        [dbName],
       );
+      const perResource = (n: unknown) => (Number(n) / resources).toFixed(2);
       console.log(
-        `statements: ${total.rows[0].calls} calls, ${total.rows[0].ms} ms executing, ${total.rows[0].plan_ms} ms planning, ${total.rows[0].wal_mb} MB WAL (${Math.round((Number(total.rows[0].wal_mb) * 1e6) / resources)} B/resource)`,
+        `statements: ${total.rows[0].calls} calls, ${total.rows[0].ms} ms executing, ${total.rows[0].plan_ms} ms planning, ` +
+          `${perResource(total.rows[0].hits)} buffer hits/resource, ${total.rows[0].wal_mb} MB WAL (${Math.round((Number(total.rows[0].wal_mb) * 1e6) / resources)} B/resource)`,
       );
-      for (const r of top.rows)
-        console.log(`${String(r.ms).padStart(7)} ms ${String(r.calls).padStart(7)} calls ${String(r.rows).padStart(8)} rows ${String(r.wal_mb).padStart(6)} MB  ${r.query}`);
+      for (const r of all.rows.slice(0, Number(process.env.INGEST_COST_TOP ?? 25)))
+        console.log(
+          `${String(r.ms).padStart(7)} ms ${String(r.calls).padStart(7)} calls ${String(r.rows).padStart(8)} rows ${perResource(r.hits).padStart(7)} hits/res ${String(r.wal_mb).padStart(6)} MB  ${String(r.query).slice(0, 150)}`,
+        );
+      // INGEST_COST_JSON=file: every statement with its full text, for comparing two runs statement by statement.
+      if (process.env.INGEST_COST_JSON) writeFileSync(process.env.INGEST_COST_JSON, JSON.stringify({ resources, total: total.rows[0], statements: all.rows }, null, 1));
     }
   } finally {
     await server.stop({ removeData: true });
-    await db.drop();
+    // INGEST_COST_KEEP=1: the database stays, for EXPLAIN of what the run's statements met.
+    if (process.env.INGEST_COST_KEEP === '1') console.log(`database kept: ${db.url}`);
+    else await db.drop();
     await admin.end();
   }
 }

@@ -1,5 +1,6 @@
 import type { Tx } from '../store/resourceRepository';
 import { Deferred, tryLockUpstream } from './locks';
+import { MERGED_TYPES } from './rules';
 import { keyOf, type UpstreamRef } from './upstream';
 
 /**
@@ -17,6 +18,8 @@ export interface Resolution {
 
 /** Aggregates an upstream resource now (a target whose own work item has not been processed yet). */
 export type AggregateNow = (tx: Tx, ref: UpstreamRef, depth: number) => Promise<void>;
+
+const MERGED = Object.keys(MERGED_TYPES);
 
 /** How deep "aggregate the target first" may recurse (a chain of not-yet-aggregated targets). */
 export const MAX_DEPTH = 4;
@@ -106,10 +109,12 @@ export class AggregatedIds {
               (m.status IS NULL AND EXISTS (SELECT 1 FROM resource r WHERE r.store = t.store AND r.type = t.type AND r.id = t.id AND r.content IS NOT NULL)) AS pending
          FROM unnest($1::text[], $2::text[], $3::text[]) AS t(store, type, id)
          LEFT JOIN agg_member m ON m.store = t.store AND m.type = t.type AND m.res_id = t.id
-         LEFT JOIN agg_group g ON g.type = m.type AND g.agg_id = m.agg_id`,
+         LEFT JOIN agg_group g ON g.type = m.type AND g.agg_id = CASE WHEN m.type = ANY($4::text[]) THEN m.agg_id END`,
       refs.map((r) => r.store),
       refs.map((r) => r.type),
       refs.map((r) => r.id),
+      // Only merged types have groups: for the others the key is null, which the index answers without a probe.
+      MERGED,
     );
   }
 }

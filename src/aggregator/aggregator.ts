@@ -32,9 +32,16 @@ export class Aggregator {
     return new AggregationPass(this.repo, this.supported);
   }
 
-  /** The current upstream versions of a batch (see upstream.ts). */
-  loadUpstream(tx: Tx, refs: UpstreamRef[]): Promise<Map<string, Upstream>> {
-    return loadUpstream(tx, refs);
+  /**
+   * The current upstream versions of a batch's copied types, with their aggregated state (see upstream.ts).
+   * Merged types are left out: each is read when it is merged, under its type's lock.
+   */
+  loadCopied(tx: Tx, refs: UpstreamRef[]): Promise<Map<string, Upstream>> {
+    return loadUpstream(
+      tx,
+      refs.filter((r) => !MERGED_TYPES[r.type]),
+      true,
+    );
   }
 
   /** Whether `copyMany` takes this item: an existing upstream resource of an unmerged type. */
@@ -54,13 +61,18 @@ export class AggregationPass {
   private readonly groups: Groups;
   /** Upstream resources being aggregated further up the stack (a reference cycle must not recurse). */
   private readonly inProgress = new Set<string>();
+  /**
+   * Upstream resources this pass has aggregated one at a time: what was read of their aggregated state before
+   * (a batch's `Upstream.previous`) is out of date for them.
+   */
+  private readonly touched = new Set<string>();
 
   constructor(
     private readonly repo: ResourceRepository,
     private readonly supported: ReadonlySet<string>,
   ) {
     this.ids = new AggregatedIds((tx, ref, depth) => this.process(tx, ref, depth));
-    this.copies = new Copies(repo, supported, this.ids);
+    this.copies = new Copies(repo, supported, this.ids, this.touched);
     this.groups = new Groups(repo, this.ids);
   }
 
@@ -81,7 +93,7 @@ export class AggregationPass {
     try {
       // Before anything is written: a merged type's groups are changed by one worker at a time.
       if (MERGED_TYPES[ref.type]) await lockMergedType(tx, ref.type);
-      const upstream = (await loadUpstream(tx, [ref])).get(key);
+      const upstream = (await loadUpstream(tx, [ref], !MERGED_TYPES[ref.type])).get(key);
       if (!upstream) await this.remove(tx, ref);
       else if (!MERGED_TYPES[ref.type]) {
         const deferred = await this.copies.copyMany(tx, [upstream], depth);
@@ -89,6 +101,7 @@ export class AggregationPass {
       } else await this.merge(tx, upstream, depth);
     } finally {
       this.inProgress.delete(key);
+      this.touched.add(key);
     }
   }
 

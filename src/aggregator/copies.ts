@@ -6,7 +6,7 @@ import { aggregatedType } from './aggregatedType';
 import { enqueueDependents, setWaiting } from './dependents';
 import { AGGREGATED_STORE } from './outbox';
 import { contentKey, type Exclusion, exclusionTarget, MERGED_TYPES, parseRelative, privacyLabel, withSourceTracking } from './rules';
-import { defaultSourceOrg, isExclusion, keyOf, patientOf, type Prepared, prepare, type Upstream, type UpstreamRef } from './upstream';
+import { defaultSourceOrg, isExclusion, keyOf, patientOf, type Prepared, prepare, type Previous, type Upstream, type UpstreamRef } from './upstream';
 
 /**
  * Unmerged types, copied one-to-one (DESIGN §3.5–3.7), set-wise: a whole batch of upstream resources is
@@ -27,6 +27,8 @@ interface Candidate {
   wasIncluded: boolean;
   /** It had been seen and excluded: it may have been waiting for a target (agg_waiting). */
   wasExcluded?: boolean;
+  /** It has a member row: seen before, included or not. */
+  hasMember?: boolean;
   /** The current aggregated copy, unless deleted. */
   previousContent?: Resource;
   /** Aggregated id if included in this pass. */
@@ -42,6 +44,8 @@ export class Copies {
     private readonly repo: ResourceRepository,
     private readonly supported: ReadonlySet<string>,
     private readonly ids: AggregatedIds,
+    /** Upstream resources the pass has aggregated one at a time (AggregationPass.process), by `keyOf`. */
+    private readonly touched: ReadonlySet<string> = new Set(),
   ) {}
 
   /**
@@ -74,8 +78,14 @@ export class Copies {
     const resolved = new Map<string, Map<string, Resolution>>();
     for (const [store, targets] of wanted) resolved.set(store, await this.ids.resolve(tx, store, [...targets], depth));
 
-    // Read after resolving: resolving may itself have aggregated one of these (a reference cycle).
-    await this.loadPrevious(tx, candidates);
+    // What each was aggregated as so far, as of now: resolving may itself have aggregated one of these (a
+    // reference cycle), whose state read with its upstream row is then out of date and is read again.
+    const stale: Candidate[] = [];
+    for (const c of candidates) {
+      if (c.upstream.previous === undefined || this.touched.has(c.key)) stale.push(c);
+      else if (c.upstream.previous) this.applyPrevious(c, c.upstream.previous);
+    }
+    if (stale.length) await this.loadPrevious(tx, stale);
     for (const c of candidates) if (c.prepared) c.aggId = c.previousId ?? randomUUID();
 
     this.decide(candidates, inBatch, resolved);
@@ -96,13 +106,15 @@ export class Copies {
       candidates.map((c) => aggregatedType(c.upstream.type)),
     );
     const byKey = new Map(candidates.map((c) => [c.key, c]));
-    for (const row of rows) {
-      const c = byKey.get(keyOf(row)) as Candidate;
-      c.wasExcluded = !row.included;
-      c.previousId = row.agg_id ?? undefined;
-      c.wasIncluded = row.included;
-      c.previousContent = row.content ?? undefined;
-    }
+    for (const row of rows) this.applyPrevious(byKey.get(keyOf(row)) as Candidate, { aggId: row.agg_id, included: row.included, content: row.content });
+  }
+
+  private applyPrevious(c: Candidate, previous: Previous): void {
+    c.hasMember = true;
+    c.wasExcluded = !previous.included;
+    c.previousId = previous.aggId ?? undefined;
+    c.wasIncluded = previous.included;
+    c.previousContent = previous.content ?? undefined;
   }
 
   /**
@@ -187,7 +199,7 @@ export class Copies {
     const creates: (Resource & { id: string })[] = [];
     // An R4 upstream's index rows equal its copy's but for references and meta: the copy shares them (indexer.ts).
     const indexedLike: (IndexSource | undefined)[] = [];
-    const access: { pk: bigint; patient?: string; org: string; customer: string; label?: string }[] = [];
+    const access: AccessRow[] = [];
     const pending: { c: Candidate; patient?: string; label?: string }[] = [];
     for (const c of candidates) {
       if (c.exclusion) {
@@ -216,11 +228,11 @@ export class Copies {
       }
     }
     const created = await this.repo.createMany(AGGREGATED_STORE, creates, tx, { indexedLike });
-    created.forEach((stored, i) => {
+    const fresh = created.map((stored, i) => {
       const { c, patient, label } = pending[i];
-      access.push({ pk: stored.pk, patient, org: c.sourceOrg as string, customer: c.upstream.customerId, label });
+      return { pk: stored.pk, patient, org: c.sourceOrg as string, customer: c.upstream.customerId, label };
     });
-    await writeAccess(tx, access);
+    await writeAccess(tx, fresh, access);
     await writeMembers(tx, candidates);
     // Only an excluded resource waits: rows exist for those excluded before, and are written for those now.
     await setWaiting(
@@ -235,20 +247,32 @@ export class Copies {
   }
 }
 
-async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: string; customer: string; label?: string }[]): Promise<void> {
-  if (!rows.length) return;
-  await tx.execute(
-    `INSERT INTO agg_access (resource_pk, kind, patient_id, source_org, source_customers, label)
-     SELECT u.pk::bigint, 'copied', u.patient, u.org, ARRAY[u.customer], u.label
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(pk, patient, org, customer, label)
-     ON CONFLICT (resource_pk) DO UPDATE SET kind = 'copied', patient_id = EXCLUDED.patient_id, source_org = EXCLUDED.source_org,
-       source_customers = EXCLUDED.source_customers, label = EXCLUDED.label`,
+/**
+ * Access rows of the copies written: `created` are rows of resources created just now, which have none yet (a
+ * plain INSERT, which probes the key once, where an upsert probes it for a conflict first); `updated` may have one.
+ */
+async function writeAccess(tx: Tx, created: AccessRow[], updated: AccessRow[]): Promise<void> {
+  const columns = (rows: AccessRow[]) => [
     rows.map((r) => r.pk.toString()),
     rows.map((r) => r.patient ?? null),
     rows.map((r) => r.org),
     rows.map((r) => r.customer),
     rows.map((r) => r.label ?? null),
-  );
+  ];
+  const insert = `INSERT INTO agg_access (resource_pk, kind, patient_id, source_org, source_customers, label)
+     SELECT u.pk::bigint, 'copied', u.patient, u.org, ARRAY[u.customer], u.label
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(pk, patient, org, customer, label)`;
+  if (created.length) await tx.execute(insert, ...columns(created));
+  if (updated.length) {
+    await tx.execute(
+      `${insert}
+     ON CONFLICT (resource_pk) DO UPDATE SET kind = 'copied', patient_id = EXCLUDED.patient_id, source_org = EXCLUDED.source_org,
+       source_customers = EXCLUDED.source_customers, label = EXCLUDED.label`,
+      ...columns(updated),
+    );
+  }
+  const rows = [...created, ...updated];
+  if (!rows.length) return;
   const pairs = [...new Set(rows.map((r) => `${r.customer} ${r.org}`))].map((p) => p.split(' '));
   await tx.execute(
     `INSERT INTO agg_customer_org (customer_id, org) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
@@ -257,29 +281,48 @@ async function writeAccess(tx: Tx, rows: { pk: bigint; patient?: string; org: st
   );
 }
 
+interface AccessRow {
+  pk: bigint;
+  patient?: string;
+  org: string;
+  customer: string;
+  label?: string;
+}
+
 /**
  * Member rows of copies carry no content (the aggregated resource itself is the copy); an excluded one keeps
- * its aggregated id for when it is included again.
+ * its aggregated id for when it is included again. Those seen for the first time have no row yet: a plain
+ * INSERT (one probe of the key; the upstream lock keeps any other worker from adding the row meanwhile),
+ * the others an upsert.
  */
 async function writeMembers(tx: Tx, candidates: Candidate[]): Promise<void> {
-  await tx.execute(
-    `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on, rule, target_type)
+  const insert = `INSERT INTO agg_member (store, type, res_id, status, reason, expression, agg_id, content, upstream_updated, depends_on, rule, target_type)
      SELECT u.store, u.type, u.id, u.status, u.reason, u.expression, u.agg_id, NULL, u.updated::timestamptz, string_to_array(u.deps, ' '), u.rule, u.target_type
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-            AS u(store, type, id, status, reason, expression, agg_id, updated, deps, rule, target_type)
+            AS u(store, type, id, status, reason, expression, agg_id, updated, deps, rule, target_type)`;
+  const columns = (rows: Candidate[]) => [
+    rows.map((c) => c.upstream.store),
+    rows.map((c) => c.upstream.type),
+    rows.map((c) => c.upstream.id),
+    rows.map((c) => (c.exclusion ? 'excluded' : 'included')),
+    rows.map((c) => c.exclusion?.reason ?? null),
+    rows.map((c) => c.exclusion?.expression ?? null),
+    rows.map((c) => (c.exclusion ? (c.previousId ?? null) : (c.aggId as string))),
+    rows.map((c) => c.upstream.lastUpdated.toISOString()),
+    rows.map((c) => c.dependsOn.join(' ')),
+    rows.map((c) => (c.exclusion ? (c.exclusion.rule ?? 'other') : null)),
+    rows.map((c) => (c.exclusion ? (exclusionTarget(c.exclusion) ?? null) : null)),
+  ];
+  const first = candidates.filter((c) => !c.hasMember);
+  const again = candidates.filter((c) => c.hasMember);
+  if (first.length) await tx.execute(insert, ...columns(first));
+  if (again.length) {
+    await tx.execute(
+      `${insert}
      ON CONFLICT (store, type, res_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, expression = EXCLUDED.expression,
        agg_id = EXCLUDED.agg_id, content = NULL, upstream_updated = EXCLUDED.upstream_updated, depends_on = EXCLUDED.depends_on,
        rule = EXCLUDED.rule, target_type = EXCLUDED.target_type, updated_at = clock_timestamp()`,
-    candidates.map((c) => c.upstream.store),
-    candidates.map((c) => c.upstream.type),
-    candidates.map((c) => c.upstream.id),
-    candidates.map((c) => (c.exclusion ? 'excluded' : 'included')),
-    candidates.map((c) => c.exclusion?.reason ?? null),
-    candidates.map((c) => c.exclusion?.expression ?? null),
-    candidates.map((c) => (c.exclusion ? (c.previousId ?? null) : (c.aggId as string))),
-    candidates.map((c) => c.upstream.lastUpdated.toISOString()),
-    candidates.map((c) => c.dependsOn.join(' ')),
-    candidates.map((c) => (c.exclusion ? (c.exclusion.rule ?? 'other') : null)),
-    candidates.map((c) => (c.exclusion ? (exclusionTarget(c.exclusion) ?? null) : null)),
-  );
+      ...columns(again),
+    );
+  }
 }

@@ -29,7 +29,7 @@ export interface WorkerOptions {
   onBatchDone?: (items: number) => void;
   /** Test hook: called after an item is processed, before the batch commits. */
   afterItem?: (item: OutboxItem) => Promise<void>;
-  /** Deleted items between two vacuums of the outbox (outboxVacuum.ts); default 10,000. */
+  /** Deleted items between two vacuums of the outbox (outboxVacuum.ts); default 2,000. */
   vacuumEvery?: number;
 }
 
@@ -156,7 +156,7 @@ export class AggregationWorker {
           later.push(String(item.id));
           unique.delete(key);
         }
-        const upstream = await this.aggregator.loadUpstream(tx, [...unique.values()].map(refOf));
+        const upstream = await this.aggregator.loadCopied(tx, [...unique.values()].map(refOf));
         const setWise: { item: OutboxItem; upstream: Upstream }[] = [];
         const single: OutboxItem[] = [];
         for (const [key, item] of unique) {

@@ -34,7 +34,6 @@ async function main(): Promise<void> {
     onBatchDone: (items) => log.debug({ items }, 'aggregation batch committed'),
     onItemFailed: (failure) => logFailedItem(log, failure),
   });
-  worker.start();
   const report = setInterval(async () => {
     try {
       log.info({ lag: await worker.lag() }, 'aggregation lag');
@@ -52,10 +51,11 @@ async function main(): Promise<void> {
     await db.close();
     process.exit(0);
   };
+  // Before the line that says it started: a supervisor (or a test) that stops it on reading that line must
+  // find the handler in place, not SIGTERM's default action, which ends the process without the stop.
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  // Only now (pino writes it synchronously): a supervisor that stops the worker as soon as it reads this line
-  // would otherwise kill it by the signal's default action, before the handlers above are there to stop it.
+  worker.start();
   log.info({ store: db.kind }, 'aggregation worker started');
 }
 

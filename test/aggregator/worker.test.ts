@@ -80,3 +80,62 @@ test('an item that keeps failing is retried with back-off, then parked with its 
   expect(await outbox()).toEqual({ n: 1, parked: 1 });
   expect((await worker.lag()).parked).toBe(1);
 });
+
+/**
+ * A batch reads each copy's aggregated state with its upstream row (upstream.ts `withPrevious`). Resolving the
+ * batch's references can aggregate one of the batch's own resources first (the Observation's Encounter is not
+ * aggregated yet; aggregating it aggregates its reason, the Condition, which is in the batch): the Condition's
+ * state read with the batch is then out of date, and writing from it would give the Condition a second copy
+ * (or fail on its member row). It is read again.
+ */
+test('a batch resource aggregated first as the target of a target keeps its one copy', async () => {
+  const tenancy = new TenancyRepository(t.db.prisma);
+  const customer = await tenancy.createCustomer({ name: 'chain' });
+  const store = (await tenancy.createEndpoint({ customerId: customer.id, fhirVersion: 'R4', defaultSourceOrg: 'Organization/src' })).id;
+  await repo.update(store, { resourceType: 'Organization', id: 'src', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'SRC1' }] });
+  await repo.update(store, { resourceType: 'Patient', id: 'pc', identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: '9000000099' }] });
+  const aggregator = new Aggregator(repo);
+  await new AggregationWorker(t.db.sql, aggregator).waitForIdle();
+  await repo.update(store, {
+    resourceType: 'Encounter',
+    id: 'e',
+    status: 'finished',
+    class: { code: 'AMB' },
+    subject: { reference: 'Patient/pc' },
+    reasonReference: [{ reference: 'Condition/c' }],
+  } as never);
+  await repo.update(store, { resourceType: 'Condition', id: 'c', subject: { reference: 'Patient/pc' } } as never);
+  await repo.update(store, {
+    resourceType: 'Observation',
+    id: 'o',
+    status: 'final',
+    code: { text: 'x' },
+    subject: { reference: 'Patient/pc' },
+    encounter: { reference: 'Encounter/e' },
+  } as never);
+
+  // The Observation and the Condition as one batch, as the worker loads and copies it; the Encounter outside it.
+  await t.db.sql.transaction(async (tx) => {
+    const batch = await aggregator.loadCopied(tx, [
+      { store, type: 'Observation', id: 'o' },
+      { store, type: 'Condition', id: 'c' },
+    ]);
+    expect([...batch.values()].map((u) => u.previous)).toEqual([null, null]);
+    expect(await aggregator.begin().copyMany(tx, [...batch.values()])).toEqual([]);
+  });
+
+  const copies = await t.db.prisma.$queryRawUnsafe<{ type: string; n: bigint }[]>(
+    `SELECT r.type, count(*) AS n FROM agg_member m JOIN resource r ON r.store = 'aggregated' AND r.type = m.type AND r.id = m.agg_id
+      WHERE m.store = $1 AND m.status = 'included' GROUP BY r.type ORDER BY r.type`,
+    store,
+  );
+  expect(copies.map((c) => [c.type, Number(c.n)])).toEqual([
+    ['Condition', 1],
+    ['Encounter', 1],
+    ['Observation', 1],
+    ['Organization', 1],
+    ['Patient', 1],
+  ]);
+  const [{ n }] = await t.db.prisma.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM resource WHERE store = 'aggregated' AND type = 'Condition'`);
+  expect(Number(n)).toBe(1);
+});
