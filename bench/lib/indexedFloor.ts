@@ -181,9 +181,12 @@ export async function open(store: StoreKind, adminUrl: string, concurrency: numb
     } finally {
       await client.end();
     }
-    const pool = new pg.Pool({ connectionString: db.url, max: concurrency });
+    // The database is dropped WITH (FORCE) at the end: a connection still closing then hears it terminated, an
+    // 'error' event on its pool that would end the bench process with no listener.
+    const quiet = (p: pg.Pool) => p.on('error', () => undefined);
+    const pool = quiet(new pg.Pool({ connectionString: db.url, max: concurrency }));
     let lazy: pg.Pool | undefined;
-    const asyncPool = () => (lazy ??= new pg.Pool({ connectionString: db.url, max: concurrency, options: '-c synchronous_commit=off' }));
+    const asyncPool = () => (lazy ??= quiet(new pg.Pool({ connectionString: db.url, max: concurrency, options: '-c synchronous_commit=off' })));
     return {
       query: (sql, params) => pool.query(sql, params),
       asyncCommit: (sql, params) => asyncPool().query(sql, params),

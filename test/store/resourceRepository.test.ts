@@ -75,6 +75,24 @@ describe('ResourceRepository', () => {
     expect(seen).toEqual([7, 6, 5, 4, 3, 2, 1]);
   });
 
+  test('createMany with an id that exists is a 409 naming it, and creates none of its resources', async () => {
+    await repo.createMany(STORE, [{ resourceType: 'Patient', id: 'p-many-1' }]);
+    let refusal: unknown;
+    try {
+      await repo.createMany(STORE, [
+        { resourceType: 'Patient', id: 'p-many-2' },
+        { resourceType: 'Patient', id: 'p-many-1' },
+      ]);
+    } catch (e) {
+      refusal = e;
+    }
+    expect(refusal).toBeInstanceOf(OperationOutcomeError);
+    expect((refusal as OperationOutcomeError).status).toBe(409);
+    expect((refusal as OperationOutcomeError).message).toContain('Patient/p-many-1 already exists');
+    expect(await statusOf(repo.read(STORE, 'Patient', 'p-many-2'))).toBe(404);
+    expect((await repo.read(STORE, 'Patient', 'p-many-1')).versionId).toBe(1);
+  });
+
   test('concurrent create-on-PUT of one id yields one resource with consecutive versions', async () => {
     if (t.db.kind !== 'postgres') return; // PGlite has one connection: nothing runs concurrently there
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => repo.update(STORE, { resourceType: 'Patient', id: 'p-race', birthDate: `200${i}` })));
