@@ -25,6 +25,8 @@ import { memoryFigure } from './scenarios/memory';
  *   --pglite-sizes A,B      (default none)
  *   --concurrency N         connections for the read scenario (default 32)
  *   --ingest-concurrency N  transaction Bundles in flight (default 4)
+ *   --ingest-bundles prebuilt|streamed  the timed ingest's Bundles made into a file before the load (default), or
+ *                           made on the fly as the load client sends them (as before 2026-12-05's seventh session)
  *   --aggregation on|off    run the server's aggregation worker (default on)
  *   --duration-ms N         every timed load's duration (default per scenario)
  *   --drain-timeout-s N     longest wait for the aggregation queue to drain (default 1800; quick 90)
@@ -69,6 +71,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'pglite-sizes': { type: 'string' },
       concurrency: { type: 'string' },
       'ingest-concurrency': { type: 'string' },
+      'ingest-bundles': { type: 'string', default: 'prebuilt' },
       aggregation: { type: 'string', default: 'on' },
       'duration-ms': { type: 'string' },
       'drain-timeout-s': { type: 'string' },
@@ -84,12 +87,14 @@ export function parseOptions(argv: string[]): BenchOptions {
   const stores = values.store ? list(values.store) : ['postgres', 'pglite'];
   for (const s of stores) if (s !== 'postgres' && s !== 'pglite') throw new Error(`--store takes postgres and/or pglite, got '${s}'`);
   if (values.aggregation !== 'on' && values.aggregation !== 'off') throw new Error('--aggregation is on or off');
+  if (values['ingest-bundles'] !== 'prebuilt' && values['ingest-bundles'] !== 'streamed') throw new Error('--ingest-bundles is prebuilt or streamed');
   const common = {
     quick,
     durationMs: values['duration-ms'] ? positive('duration-ms', values['duration-ms']) : undefined,
     aggregation: values.aggregation === 'on',
     concurrency: values.concurrency ? positive('concurrency', values.concurrency) : 32,
     ingestConcurrency: values['ingest-concurrency'] ? positive('ingest-concurrency', values['ingest-concurrency']) : 4,
+    ingestPrebuilt: values['ingest-bundles'] === 'prebuilt',
     drainTimeoutMs: 1000 * (values['drain-timeout-s'] ? positive('drain-timeout-s', values['drain-timeout-s']) : quick ? 90 : 1800),
   };
   const sizes = (v: string | undefined, fallback: number[]) => (v === undefined ? fallback : list(v).map((s) => positive('sizes', s)));

@@ -3,11 +3,15 @@
 // spec: { requests: [{ method, url, headers, body }], concurrency, total?, durationMs? }
 //    or { stream: true, concurrency }: requests arrive on stdin, one JSON object a line, and each is sent
 //       once — a whole load in one process that never holds it all (no pauses between chunks).
+//    or { file, url, concurrency, token: { url, clientId, clientSecret } }: POSTs every line of `file` (a
+//       transaction Bundle's JSON text each, built before the load) to `url` once, as FHIR JSON with a bearer
+//       token the client mints itself (and again every 2 minutes: tokens live 5) — nothing is made, parsed or
+//       re-encoded during the load, as the floors' rows are built before theirs.
 // The ingest uses it: each request (a transaction Bundle) is sent exactly once when `total` equals the
 // number of requests, several in flight, and every failure is reported with its index, status and reason.
 // Every request is timed, so percentiles are exact.
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import readline from 'node:readline';
 
 const arg = process.argv[2];
@@ -89,7 +93,48 @@ async function streamed() {
   );
 }
 
-if (spec.stream) await streamed();
+/** The token endpoint's answer for the spec's client (client credentials). */
+async function mint() {
+  const res = await fetch(spec.token.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: spec.token.clientId, client_secret: spec.token.clientSecret }).toString(),
+  });
+  const json = await res.json();
+  if (!res.ok || !json.access_token) throw new Error(`token request → ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+  return json.access_token;
+}
+
+/** Every line of the prebuilt file, once, as the body of a POST to spec.url. */
+async function fromFile() {
+  const headers = { 'content-type': 'application/fhir+json', authorization: `Bearer ${await mint()}` };
+  const refresh = setInterval(() => {
+    mint().then(
+      (token) => (headers.authorization = `Bearer ${token}`),
+      () => undefined,
+    );
+  }, 120_000);
+  const lines = readline.createInterface({ input: createReadStream(spec.file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity })[Symbol.asyncIterator]();
+  let index = 0;
+  const take = async () => {
+    const { value, done } = await lines.next();
+    return done ? undefined : { index: index++, req: { method: 'POST', url: spec.url, headers, body: value } };
+  };
+  let reading = Promise.resolve();
+  const nextRequest = () => (reading = reading.then(take));
+  try {
+    await Promise.all(
+      Array.from({ length: spec.concurrency }, async () => {
+        for (let item = await nextRequest(); item; item = await nextRequest()) await once(item.index, item.req);
+      }),
+    );
+  } finally {
+    clearInterval(refresh);
+  }
+}
+
+if (spec.file) await fromFile();
+else if (spec.stream) await streamed();
 else await Promise.all(Array.from({ length: spec.concurrency }, worker));
 const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);

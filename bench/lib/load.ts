@@ -75,6 +75,14 @@ export function runPostStream(source: AsyncIterable<PostRequest> | Iterable<Post
   });
 }
 
+/**
+ * POSTs every line of `file` (one request body a line, built before the load) to `url` once, `concurrency` in
+ * flight, with a token the load client mints for `client` at the server's `tokenUrl`.
+ */
+export function runPostFile(spec: { file: string; url: string; concurrency: number; token: { url: string; clientId: string; clientSecret: string } }): Promise<LoadResult> {
+  return runChild('loadClient.mjs', spec);
+}
+
 /** Sends `requests` once each (or round-robin for `durationMs`), `concurrency` in flight. */
 export function runPosts(spec: { requests: PostRequest[]; concurrency: number; total?: number; durationMs?: number }): Promise<LoadResult> {
   return runChild('loadClient.mjs', spec);

@@ -1,6 +1,10 @@
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
 import { bundles, entryCount } from '../lib/dataset';
 import type { StoreKind } from '../lib/floors';
-import { runPostStream } from '../lib/load';
+import { runPostFile, runPostStream } from '../lib/load';
 import type { RunningServer, Tenant } from '../lib/server';
 
 /**
@@ -36,6 +40,8 @@ export interface BenchSettings {
   concurrency: number;
   /** Transaction Bundles in flight during ingest. */
   ingestConcurrency: number;
+  /** The timed ingest's Bundles made before its load (prebuildBundles) rather than on the fly (loadPatients). */
+  ingestPrebuilt?: boolean;
   /** Longest wait for the aggregation queue to drain after a load. */
   drainTimeoutMs: number;
 }
@@ -174,6 +180,10 @@ export interface LoadOutcome {
  * separate process; only resources of accepted Bundles count. Then refreshes planner statistics as
  * `admin import` does after a bulk load.
  */
+/**
+ * Posts patients `from`..`to` as transaction Bundles, made on the fly as the load client sends them (a load
+ * that never holds them all). The ingest scenario's timed load uses `prebuildBundles` and `postPrebuilt` instead.
+ */
 export async function loadPatients(ctx: BenchContext, from: number, to: number): Promise<LoadOutcome> {
   const out: LoadOutcome = { resources: 0, seconds: 0, failed: 0, failures: [] };
   // One poster for the whole load, fed bundle by bundle as it sends them (made up on the fly, as a loader
@@ -195,6 +205,63 @@ export async function loadPatients(ctx: BenchContext, from: number, to: number):
   out.failed = failed.size;
   out.failures = (result.failures ?? []).map((f) => ({ ...f, index: f.index + from }));
   ctx.dataset.patients = Math.max(ctx.dataset.patients, to);
+  ctx.dataset.resources += out.resources;
+  return out;
+}
+
+/** Patients' transaction Bundles written to a file before a load, one a line, with their entry counts. */
+export interface PrebuiltBundles {
+  from: number;
+  to: number;
+  file: string;
+  entries: number[];
+  /** Removes the file. */
+  dispose(): void;
+}
+
+/**
+ * Makes patients `from`..`to`'s Bundles into a file before the timed load, so the load costs the machine only
+ * the posting, as the floors it is set beside build their rows untimed (made on the fly, making, counting and
+ * re-encoding them took 45–60 µs of CPU per resource beside the server's, measured by bench/ingestCost.ts).
+ */
+export async function prebuildBundles(from: number, to: number): Promise<PrebuiltBundles> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-bundles-'));
+  const file = path.join(dir, 'bundles.ndjson');
+  const dispose = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    const entries: number[] = [];
+    const sink = createWriteStream(file);
+    for (const body of bundles(from, to)) {
+      entries.push(entryCount(body));
+      // JSON text holds line breaks only as whitespace (never inside a string), so one Bundle per line is safe.
+      if (!sink.write(`${body.includes('\n') ? body.replace(/\n/g, ' ') : body}\n`)) await once(sink, 'drain');
+    }
+    sink.end();
+    await once(sink, 'close');
+    return { from, to, file, entries, dispose };
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+}
+
+/** Posts prebuilt Bundles once each, `ingestConcurrency` in flight; the load client mints its own tokens. */
+export async function postPrebuilt(ctx: BenchContext, prebuilt: PrebuiltBundles): Promise<LoadOutcome> {
+  const t = await tenant(ctx);
+  const result = await runPostFile({
+    file: prebuilt.file,
+    url: t.base,
+    concurrency: ctx.settings.ingestConcurrency,
+    token: { url: `${ctx.server.url}/oauth2/token`, clientId: t.clientId, clientSecret: t.clientSecret },
+  });
+  const failed = new Set(result.failedIndices ?? []);
+  const out: LoadOutcome = {
+    resources: prebuilt.entries.reduce((n, count, i) => n + (failed.has(i) ? 0 : count), 0),
+    seconds: result.seconds,
+    failed: failed.size,
+    failures: (result.failures ?? []).map((f) => ({ ...f, index: f.index + prebuilt.from })),
+  };
+  ctx.dataset.patients = Math.max(ctx.dataset.patients, prebuilt.to);
   ctx.dataset.resources += out.resources;
   return out;
 }

@@ -4,7 +4,21 @@ import { ingestFloor } from '../lib/floors';
 import { indexedIngestFloor, serverRows } from '../lib/indexedFloor';
 import { clusterTicks, statTicks, TICK_US } from '../lib/processCpu';
 import { ratio, round } from '../lib/stats';
-import { type Availability, type BenchContext, type IngestRun, aggregationLag, analyze, loadPatients, notAvailable, report, tenant, transactions } from './context';
+import {
+  type Availability,
+  type BenchContext,
+  type IngestRun,
+  aggregationLag,
+  analyze,
+  type LoadOutcome,
+  loadPatients,
+  notAvailable,
+  postPrebuilt,
+  prebuildBundles,
+  report,
+  tenant,
+  transactions,
+} from './context';
 import { AggregationObserver } from './aggregate';
 
 /**
@@ -20,13 +34,21 @@ export async function measuredIngest(ctx: BenchContext): Promise<(IngestRun & { 
   if (ctx.ingest) return { ...ctx.ingest, available: true };
   const tx = await transactions(ctx);
   if (!tx.available) return tx;
-  const observer = await AggregationObserver.start(ctx);
   const from = ctx.dataset.patients;
+  const to = from + ctx.settings.patients;
+  if (ctx.settings.ingestPrebuilt) ctx.log(`ingest: making patients ${from}…${to}'s Bundles`);
+  const prebuilt = ctx.settings.ingestPrebuilt ? await prebuildBundles(from, to) : undefined;
+  const observer = await AggregationObserver.start(ctx);
   ctx.log(`ingest: posting patients ${from}…${from + ctx.settings.patients}`);
   const postmaster = ctx.store === 'postgres' && ctx.databaseUrl ? await postmasterOf(ctx.databaseUrl) : null;
   const cpu0 = statTicks(ctx.server.pid, true);
   const cluster0 = postmaster ? clusterTicks(postmaster) : 0;
-  const load = await loadPatients(ctx, from, from + ctx.settings.patients);
+  let load: LoadOutcome;
+  try {
+    load = prebuilt ? await postPrebuilt(ctx, prebuilt) : await loadPatients(ctx, from, to);
+  } finally {
+    prebuilt?.dispose();
+  }
   if (observer instanceof AggregationObserver) observer.ingestEnded((await aggregationLag(ctx).catch(() => null))?.queueDepth);
   await analyze(ctx);
   ctx.ingest = {
@@ -64,7 +86,7 @@ export async function ingestScenario(ctx: BenchContext): Promise<void> {
   report(ctx, {
     id: 'ingest.rate',
     scenario: 'ingest',
-    metric: `resources/s (${run.resources} resources, ${patients} patients, ${ctx.settings.ingestConcurrency} Bundles in flight)`,
+    metric: `resources/s (${run.resources} resources, ${patients} patients, ${ctx.settings.ingestConcurrency} Bundles in flight, ${ctx.settings.ingestPrebuilt ? 'made before the load' : 'made during it'})`,
     value: round(run.rate),
     unit: 'res/s',
     floor: round(floor.rate),
