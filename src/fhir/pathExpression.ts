@@ -199,7 +199,13 @@ export function compileExpression(expression: string, version: FhirVersion = 'R4
     const applicable = termsFor(terms);
     extractor = (resource) => {
       const out: unknown[] = [];
-      for (const steps of applicable((resource as { resourceType?: unknown } | null | undefined)?.resourceType)) walk({ steps, out }, 0, resource, undefined, undefined);
+      const obj = resource !== null && typeof resource === 'object' ? (resource as Record<string, unknown>) : undefined;
+      for (const steps of applicable(obj?.resourceType)) {
+        // A term whose first element is absent selects nothing (most parameters of most resources): not walked.
+        const first = steps[1];
+        if (first !== undefined && first.kind === 'child' && !first.choice && (obj === undefined || obj[first.name] === undefined || obj[first.name] === null)) continue;
+        walk({ steps, out }, 0, resource, undefined, undefined);
+      }
       return out;
     };
   } else {
