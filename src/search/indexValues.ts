@@ -1,4 +1,4 @@
-import { isFhirDecimal } from '../fhir/losslessJson';
+import { FhirDecimal } from '../fhir/losslessJson';
 import { compileExpression } from '../fhir/pathExpression';
 import { componentType, searchParameterMap, type SearchParamDef, ROW_PARAMETERS } from '../fhir/searchParameters';
 import type { FhirVersion, Resource } from '../fhir/types';
@@ -44,6 +44,11 @@ export function normalizeString(s: string): string {
 }
 
 type Obj = Record<string, unknown>;
+/**
+ * A FhirDecimal by its class: only fhir/losslessJson.ts makes them, and what is indexed has passed validation, which
+ * refuses any other object posing as one. Cheaper than `isFhirDecimal`'s member test, run on every value indexed.
+ */
+const isFhirDecimal = (v: unknown): v is FhirDecimal => v instanceof FhirDecimal;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v) && !isFhirDecimal(v);
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || isFhirDecimal(v) ? String(v) : null);
 
