@@ -1,5 +1,5 @@
 import { FhirDecimal } from '../fhir/losslessJson';
-import { compileExpression } from '../fhir/pathExpression';
+import { compileExpression, firstElements } from '../fhir/pathExpression';
 import { componentType, searchParameterMap, type SearchParamDef, ROW_PARAMETERS } from '../fhir/searchParameters';
 import type { FhirVersion, Resource } from '../fhir/types';
 import { parseDateRange } from './dateRange';
@@ -249,6 +249,8 @@ function compileRelative(expression: string, version: FhirVersion): Relative {
 interface IndexStep {
   def: SearchParamDef;
   extract: (resource: Resource) => unknown[];
+  /** The elements of which the resource needs one for `extract` to select anything (pathExpression.ts `firstElements`). */
+  needs?: string[];
   /** Composites indexed in our two-part table: a token first part and a second part of a kind we store. */
   components?: [{ extract: Relative }, { kind: ReturnType<typeof componentType>; extract: Relative }];
 }
@@ -268,7 +270,8 @@ function indexPlan(type: string, version: FhirVersion): IndexStep[] {
       first && second && componentType(first.definition, version) === 'token'
         ? [{ extract: compileRelative(first.expression, version) }, { kind: componentType(second.definition, version), extract: compileRelative(second.expression, version) }]
         : undefined;
-    plan.push({ def, extract: compileExpression(def.expression, version), ...(components ? { components } : {}) });
+    const needs = firstElements(def.expression, version, type);
+    plan.push({ def, extract: compileExpression(def.expression, version), ...(needs ? { needs } : {}), ...(components ? { components } : {}) });
   }
   plans.set(key, plan);
   return plan;
@@ -341,6 +344,12 @@ function copyPlan(type: string, version: FhirVersion): IndexStep[] {
   return plan;
 }
 
+/** Whether `resource` has none of `names` (absent or null): most parameters of most resources, skipped unwalked. */
+function lacksAll(resource: Resource, names: string[]): boolean {
+  for (const name of names) if (resource[name] !== undefined && resource[name] !== null) return false;
+  return true;
+}
+
 /**
  * The index rows of `resource` under the search parameters of FHIR `version` (its store's). `copy`: only those of
  * the parameters a copy does not share with its original (see sharedParameters), R4.
@@ -348,7 +357,8 @@ function copyPlan(type: string, version: FhirVersion): IndexStep[] {
 export function indexRows(resource: Resource, version: FhirVersion = 'R4', options: { copy?: boolean } = {}): IndexRows {
   const rows = emptyRows();
   for (const step of options.copy ? copyPlan(resource.resourceType, version) : indexPlan(resource.resourceType, version)) {
-    const { def } = step;
+    const { def, needs } = step;
+    if (needs !== undefined && lacksAll(resource, needs)) continue;
     const values = step.extract(resource);
     if (!values.length) continue;
     switch (def.type) {
