@@ -361,7 +361,8 @@ function localReferences(node: unknown, into: Set<string>, onlyReferences = fals
   if (typeof node === 'string') {
     if (!onlyReferences && node.startsWith('#')) into.add(node);
   } else if (Array.isArray(node)) for (const n of node) localReferences(n, into, onlyReferences);
-  else if (node && typeof node === 'object' && !isFhirDecimal(node)) {
+  else if (node && typeof node === 'object') {
+    // A FhirDecimal is walked like any object: it holds no `reference` and no text that starts with '#'.
     const obj = node as Record<string, unknown>;
     const reference = obj.reference;
     if (onlyReferences && typeof reference === 'string' && reference.startsWith('#')) into.add(reference);

@@ -61,6 +61,29 @@ export function isFhirDecimal(value: unknown): value is LosslessNumber {
  */
 const exactAsNumber = (text: string) => String(Number(text)) === text && !/[eE]/.test(text);
 
+/**
+ * `exactAsNumber` for the number text `text[from, to)`, without copying it for the commonest case: an integer of
+ * at most 15 digits without a leading zero (or `0`) is always written back as itself. Exported for the body scan
+ * (rest/bodyLimits.ts), which reads a request body's numbers in the same pass as its nesting.
+ */
+export function exactNumberText(text: string, from: number, to: number): boolean {
+  const digits = text.charCodeAt(from) === 45 ? from + 1 : from; // '-'
+  const length = to - digits;
+  if (length > 0 && length <= 15 && (text.charCodeAt(digits) !== 48 || (length === 1 && digits === from))) {
+    let i = digits;
+    while (i < to && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
+    if (i === to) return true;
+  }
+  return exactAsNumber(text.slice(from, to));
+}
+
+/** The end of the run of number characters (digits, '.', 'e', 'E', '+', '-') that starts at `from`. */
+export function numberEnd(text: string, from: number): number {
+  let end = from + 1;
+  while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
+  return end;
+}
+
 /** The value for a number's JSON text: a plain number when that is exact, else a FhirDecimal. */
 export function fhirNumber(text: string): number | FhirDecimal {
   return exactAsNumber(text) ? Number(text) : new FhirDecimal(text);
@@ -102,7 +125,7 @@ function inexactNumberIn(text: string, from: number, to: number): boolean {
     if (c !== 45 && (c < 48 || c > 57)) continue; // not '-' nor a digit
     let end = i + 1;
     while (end < to && isNumberChar(text.charCodeAt(end))) end++;
-    if (!exactAsNumber(text.slice(i, end))) return true;
+    if (!exactNumberText(text, i, end)) return true;
     i = end;
   }
   return false;
@@ -127,10 +150,14 @@ function revive(_key: string, value: unknown): unknown {
  * JSON text → values, decimals exact. Throws a 400 OperationOutcome for text that is not JSON. Numbers
  * that would lose digits are rewritten as marked strings and revived as FhirDecimals: `JSON.parse` does the
  * parsing either way (a JavaScript JSON parser is some 20 times slower on large bodies).
+ *
+ * `numbersExact`: the caller has already read every number of the text outside its strings and found each
+ * exact as a JavaScript number (the request body scan, rest/bodyLimits.ts), so the text parses as `JSON.parse`
+ * parses it and this function's own scan is skipped.
  */
-export function parseFhirJson(text: string): unknown {
+export function parseFhirJson(text: string, options: { numbersExact?: boolean } = {}): unknown {
   try {
-    if (!mayNeedExact(text)) return JSON.parse(text);
+    if (options.numbersExact === true || !mayNeedExact(text)) return JSON.parse(text);
     let marked = false;
     const rewritten = text.replace(TOKEN, (token, number: string | undefined) => {
       if (number === undefined || exactAsNumber(number)) return token;

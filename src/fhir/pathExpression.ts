@@ -187,6 +187,27 @@ function termsFor(terms: Step[][]): (type: unknown) => Step[][] {
 }
 
 const cache = new Map<string, Extractor>();
+/** The terms of each expression the direct walk covers, by the same key: see `firstElements`. */
+const termCache = new Map<string, (type: unknown) => Step[][]>();
+
+/**
+ * The elements one of which a resource of `type` must have for `expression` to select anything from it: the
+ * first element of each of its terms for that type (`Observation.code` → `code`). Undefined when that cannot be
+ * said (a term starts with a choice element or an operator, or HL7's engine evaluates the expression). Lets the
+ * indexer skip a parameter of a resource without calling its extractor.
+ */
+export function firstElements(expression: string, version: FhirVersion, type: string): string[] | undefined {
+  compileExpression(expression, version);
+  const applicable = termCache.get(version === 'R4' ? expression : `${version}|${expression}`);
+  if (!applicable) return undefined;
+  const names: string[] = [];
+  for (const steps of applicable(type)) {
+    const first = steps[1];
+    if (first === undefined || first.kind !== 'child' || first.choice) return undefined;
+    names.push(first.name);
+  }
+  return names;
+}
 
 /** `version` picks the model HL7's engine resolves types with, for the expressions the direct walk does not cover. */
 export function compileExpression(expression: string, version: FhirVersion = 'R4'): Extractor {
@@ -197,9 +218,16 @@ export function compileExpression(expression: string, version: FhirVersion = 'R4
   const terms = splitUnion(expression).map(compileTerm);
   if (terms.every((t): t is Step[] => t !== undefined)) {
     const applicable = termsFor(terms);
+    termCache.set(key, applicable);
     extractor = (resource) => {
       const out: unknown[] = [];
-      for (const steps of applicable((resource as { resourceType?: unknown } | null | undefined)?.resourceType)) walk({ steps, out }, 0, resource, undefined, undefined);
+      const obj = resource !== null && typeof resource === 'object' ? (resource as Record<string, unknown>) : undefined;
+      for (const steps of applicable(obj?.resourceType)) {
+        // A term whose first element is absent selects nothing (most parameters of most resources): not walked.
+        const first = steps[1];
+        if (first !== undefined && first.kind === 'child' && !first.choice && (obj === undefined || obj[first.name] === undefined || obj[first.name] === null)) continue;
+        walk({ steps, out }, 0, resource, undefined, undefined);
+      }
       return out;
     };
   } else {

@@ -1,4 +1,5 @@
 import { isAscii } from 'node:buffer';
+import { exactNumberText, numberEnd } from '../fhir/losslessJson';
 import { badRequest, OperationOutcomeError, operationOutcome } from '../fhir/outcome';
 
 /**
@@ -62,11 +63,21 @@ const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c 
  * surrogate escape. Malformed JSON is left for the parser to report (this scan only counts brackets outside strings).
  * Strings are skipped from quote to quote (`indexOf`), stopping only at their backslashes; text with a raw NUL
  * anywhere (always refused, by this scan or by the parser) takes the character-by-character scan.
+ *
+ * The same pass reads the numbers between the strings, which the lossless parser would otherwise walk the whole
+ * text again for (fhir/losslessJson.ts): true when every one is exact as a JavaScript number and the strings'
+ * bounds are certain (each string closed, each `\u` escape four hex digits), so `parseFhirJson(text, {
+ * numbersExact: true })` reads the text as it would have on its own; false when that is not known.
  */
-export function assertJsonShape(text: string, maxDepth = DEFAULT_MAX_DEPTH): void {
-  if (text.indexOf('\0') >= 0) return assertJsonShapeByCharacter(text, maxDepth);
+export function assertJsonShape(text: string, maxDepth = DEFAULT_MAX_DEPTH, bytes?: Uint8Array): boolean {
+  if (text.indexOf('\0') >= 0) {
+    assertJsonShapeByCharacter(text, maxDepth);
+    return false;
+  }
+  if (bytes !== undefined && bytes.length === text.length) return scanAsciiBytes(bytes, text, maxDepth);
   let depth = 0;
   let backslash = text.indexOf('\\');
+  let exact = true;
   let i = 0;
   while (i < text.length) {
     const c = text.charCodeAt(i);
@@ -76,13 +87,16 @@ export function assertJsonShape(text: string, maxDepth = DEFAULT_MAX_DEPTH): voi
       for (;;) {
         // Unterminated (the parser reports it): its escapes are still checked, up to the end of the text.
         const quote = text.indexOf('"', i);
+        if (quote < 0) exact = false;
         const close = quote < 0 ? text.length : quote;
         if (backslash >= 0 && backslash < i) backslash = text.indexOf('\\', i);
         if (backslash < 0 || backslash > close) {
           i = close + 1;
           break;
         }
-        i = backslash + escapeLength(text, backslash);
+        const length = escapeLength(text, backslash);
+        if (length === 6 && escapeAt(text, backslash + 2) < 0) exact = false;
+        i = backslash + length;
         backslash = text.indexOf('\\', i);
       }
       continue;
@@ -90,8 +104,66 @@ export function assertJsonShape(text: string, maxDepth = DEFAULT_MAX_DEPTH): voi
     if (c === 0x5b || c === 0x7b) {
       if (++depth > maxDepth) throw tooDeep(maxDepth);
     } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      // A number ('-' or a digit): its characters hold no quote, bracket or backslash.
+      const end = numberEnd(text, i);
+      if (exact && !exactNumberText(text, i, end)) exact = false;
+      i = end;
+      continue;
+    }
     i++;
   }
+  return exact;
+}
+
+/**
+ * `assertJsonShape` for an ASCII body (`bytes[i]` is `text`'s character `i`): what lies between strings is read
+ * from the bytes, which cost a third of reading a string's characters (the indentation of a pretty-printed body
+ * is half its size); strings are skipped from quote to quote in the text as there. The same verdicts.
+ */
+function scanAsciiBytes(bytes: Uint8Array, text: string, maxDepth: number): boolean {
+  const length = bytes.length;
+  let depth = 0;
+  let backslash = text.indexOf('\\');
+  let exact = true;
+  let i = 0;
+  while (i < length) {
+    const c = bytes[i];
+    if (c <= 0x20 || c === 0x2c || c === 0x3a) {
+      // White space, ',' and ':': most of what lies between strings.
+      i++;
+      continue;
+    }
+    if (c === 0x22) {
+      i++;
+      for (;;) {
+        const quote = text.indexOf('"', i);
+        if (quote < 0) exact = false;
+        const close = quote < 0 ? length : quote;
+        if (backslash >= 0 && backslash < i) backslash = text.indexOf('\\', i);
+        if (backslash < 0 || backslash > close) {
+          i = close + 1;
+          break;
+        }
+        const escape = escapeLength(text, backslash);
+        if (escape === 6 && escapeAt(text, backslash + 2) < 0) exact = false;
+        i = backslash + escape;
+        backslash = text.indexOf('\\', i);
+      }
+      continue;
+    }
+    if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) throw tooDeep(maxDepth);
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      const end = numberEnd(text, i);
+      if (exact && !exactNumberText(text, i, end)) exact = false;
+      i = end;
+      continue;
+    }
+    i++;
+  }
+  return exact;
 }
 
 const tooDeep = (maxDepth: number) => badRequest(`The body is nested more than ${maxDepth} levels deep (objects and arrays): the limit is ${maxDepth} (MAX_BODY_DEPTH)`);

@@ -60,8 +60,8 @@ export function installFhirParsers(app: FastifyInstance, bodyLimit: number, maxD
       assertUtf8Charset(req.headers['content-type']);
       const text = decodeUtf8(body as Buffer);
       if (text.trim() === '') return done(null, undefined);
-      assertJsonShape(text, maxDepth);
-      done(null, parseFhirJson(text));
+      // One pass checks the nesting and reads the numbers, so the parser need not read them again.
+      done(null, parseFhirJson(text, { numbersExact: assertJsonShape(text, maxDepth, body as Buffer) }));
     } catch (e) {
       done(e as Error);
     }

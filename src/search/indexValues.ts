@@ -1,5 +1,5 @@
-import { isFhirDecimal } from '../fhir/losslessJson';
-import { compileExpression } from '../fhir/pathExpression';
+import { FhirDecimal } from '../fhir/losslessJson';
+import { compileExpression, firstElements } from '../fhir/pathExpression';
 import { componentType, searchParameterMap, type SearchParamDef, ROW_PARAMETERS } from '../fhir/searchParameters';
 import type { FhirVersion, Resource } from '../fhir/types';
 import { parseDateRange } from './dateRange';
@@ -30,7 +30,12 @@ export interface IndexRows {
 
 export const MAX_STRING = 512;
 
+/** Printable ASCII (and tab, line breaks): text that NFD leaves as it is and that holds no combining mark. */
+const ASCII = /^[\t\n\r -~]*$/;
+
 export function normalizeString(s: string): string {
+  // Nearly every indexed string is ASCII: the same result without the Unicode normalisation's copy and scan.
+  if (ASCII.test(s)) return s.toLowerCase().slice(0, MAX_STRING);
   return s
     .normalize('NFD')
     .replace(/[\u0300-\u036f]/g, '')
@@ -39,6 +44,11 @@ export function normalizeString(s: string): string {
 }
 
 type Obj = Record<string, unknown>;
+/**
+ * A FhirDecimal by its class: only fhir/losslessJson.ts makes them, and what is indexed has passed validation, which
+ * refuses any other object posing as one. Cheaper than `isFhirDecimal`'s member test, run on every value indexed.
+ */
+const isFhirDecimal = (v: unknown): v is FhirDecimal => v instanceof FhirDecimal;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v) && !isFhirDecimal(v);
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || isFhirDecimal(v) ? String(v) : null);
 
@@ -66,26 +76,30 @@ export interface TokenValue {
   text: string | null;
 }
 
-export function tokenValues(value: unknown): TokenValue[] {
+/**
+ * The token rows of a value. `withText: false` (a composite's first part, which keeps only rows with a code): the
+ * same rows with a code, their `text` left null, without normalising text nobody reads.
+ */
+export function tokenValues(value: unknown, withText = true): TokenValue[] {
   const primitive = str(value);
   if (primitive !== null) return [{ system: null, code: primitive, text: null }];
   if (!isObj(value)) return [];
   const out: TokenValue[] = [];
   if (Array.isArray(value.coding) || typeof value.text === 'string') {
     // CodeableConcept: each coding, and its text for :text.
-    const text = typeof value.text === 'string' ? normalizeString(value.text) : null;
+    const text = withText && typeof value.text === 'string' ? normalizeString(value.text) : null;
     for (const c of (value.coding as unknown[]) ?? []) {
-      if (isObj(c)) out.push({ system: str(c.system), code: str(c.code), text: typeof c.display === 'string' ? normalizeString(c.display) : text });
+      if (isObj(c)) out.push({ system: str(c.system), code: str(c.code), text: withText && typeof c.display === 'string' ? normalizeString(c.display) : text });
     }
     // The concept's own text needs a row only when no coding row already carries it.
     if (text !== null && !out.some((t) => t.text === text)) out.push({ system: null, code: null, text });
     return out;
   }
-  if ('code' in value) return [{ system: str(value.system), code: str(value.code), text: typeof value.display === 'string' ? normalizeString(value.display) : null }];
+  if ('code' in value) return [{ system: str(value.system), code: str(value.code), text: withText && typeof value.display === 'string' ? normalizeString(value.display) : null }];
   if ('value' in value) {
     // Identifier (system|value) or ContactPoint (value); Identifier.type.text for :text.
     const type = value.type as Obj | undefined;
-    const text = isObj(type) && typeof type.text === 'string' ? normalizeString(type.text) : null;
+    const text = withText && isObj(type) && typeof type.text === 'string' ? normalizeString(type.text) : null;
     // ContactPoint.system is a kind (phone, email…), not a code system.
     const system = CONTACT_SYSTEMS.has(String(value.system)) ? null : str(value.system);
     return [{ system, code: str(value.value), text }];
@@ -99,8 +113,24 @@ export interface ReferenceValue {
   url: string | null;
 }
 
+const REFERENCE_TYPE = /^[A-Z][A-Za-z]+$/;
+const REFERENCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
 /** `Patient/1`, `http://x/fhir/Patient/1`, `Patient/1/_history/2` → Patient, 1; anything else keeps its URL. */
 export function parseReference(reference: string): ReferenceValue {
+  // The last two segments, read without splitting the whole text (every indexed reference passes here); a
+  // version-specific reference (`…/_history/2`) takes the general path below.
+  const slash = reference.lastIndexOf('/');
+  if (slash > 0) {
+    const before = reference.lastIndexOf('/', slash - 1);
+    const type = reference.slice(before + 1, slash);
+    if (type !== '_history') {
+      const id = reference.slice(slash + 1);
+      return REFERENCE_TYPE.test(type) && REFERENCE_ID.test(id) && !reference.startsWith('urn:')
+        ? { targetType: type, targetId: id, url: null }
+        : { targetType: null, targetId: null, url: reference };
+    }
+  }
   const parts = reference.split('/');
   let i = parts.length - 2;
   if (parts.length >= 4 && parts[parts.length - 2] === '_history') i = parts.length - 4;
@@ -118,16 +148,40 @@ function referenceValues(value: unknown): { refs: ReferenceValue[]; identifiers:
   return { refs, identifiers };
 }
 
-function dateRanges(value: unknown): { low: string; high: string }[] {
-  if (typeof value === 'string') {
+interface RangeText {
+  low: string;
+  high: string;
+}
+
+/**
+ * A date's range as the index columns' text, remembered: a resource and the resources written with it repeat the
+ * same instants (an encounter's start on each of its observations, `effective` and `issued`), and each parse costs
+ * a regular expression, two Dates and two ISO texts. Bounded: cleared when full.
+ */
+const rangeTexts = new Map<string, RangeText | null>();
+const MAX_RANGE_TEXTS = 4096;
+
+function rangeText(value: string): RangeText | null {
+  let text = rangeTexts.get(value);
+  if (text === undefined) {
     const r = parseDateRange(value);
-    return r ? [{ low: r.low.toISOString(), high: r.high.toISOString() }] : [];
+    text = r ? { low: r.low.toISOString(), high: r.high.toISOString() } : null;
+    if (rangeTexts.size >= MAX_RANGE_TEXTS) rangeTexts.clear();
+    rangeTexts.set(value, text);
+  }
+  return text;
+}
+
+function dateRanges(value: unknown): RangeText[] {
+  if (typeof value === 'string') {
+    const r = rangeText(value);
+    return r ? [r] : [];
   }
   if (!isObj(value)) return [];
   if ('start' in value || 'end' in value) {
-    const start = typeof value.start === 'string' ? parseDateRange(value.start) : undefined;
-    const end = typeof value.end === 'string' ? parseDateRange(value.end) : undefined;
-    return [{ low: start ? start.low.toISOString() : '-infinity', high: end ? end.high.toISOString() : 'infinity' }];
+    const start = typeof value.start === 'string' ? rangeText(value.start) : null;
+    const end = typeof value.end === 'string' ? rangeText(value.end) : null;
+    return [{ low: start ? start.low : '-infinity', high: end ? end.high : 'infinity' }];
   }
   if (Array.isArray(value.event)) return value.event.flatMap(dateRanges);
   return [];
@@ -160,7 +214,7 @@ function addComposite(rows: IndexRows, step: IndexStep, element: unknown, resour
   const [first, second] = components;
   const firsts = first
     .extract(element, resource)
-    .flatMap(tokenValues)
+    .flatMap((v) => tokenValues(v, false))
     .filter((t) => t.code !== null);
   const values = second.extract(element, resource);
   for (const a of firsts) {
@@ -185,13 +239,18 @@ function compileRelative(expression: string, version: FhirVersion): Relative {
   const relative = parts.filter((p) => !p.startsWith('%resource.')).map((p) => `Resource.${p}`);
   const onRoot = fromRoot.length ? compileExpression(fromRoot.join(' | '), version) : undefined;
   const onElement = relative.length ? compileExpression(relative.join(' | '), version) : undefined;
-  return (element, resource) => [...(onElement?.(element) ?? []), ...(onRoot?.(resource) ?? [])];
+  // Nearly every component is one or the other: its values as they come, without a copy into a new array.
+  if (!onRoot) return onElement ? (element) => onElement(element) : () => [];
+  if (!onElement) return (_element, resource) => onRoot(resource);
+  return (element, resource) => [...onElement(element), ...onRoot(resource)];
 }
 
 /** One indexed parameter of a type, its expressions compiled: what indexRows runs for each resource. */
 interface IndexStep {
   def: SearchParamDef;
   extract: (resource: Resource) => unknown[];
+  /** The elements of which the resource needs one for `extract` to select anything (pathExpression.ts `firstElements`). */
+  needs?: string[];
   /** Composites indexed in our two-part table: a token first part and a second part of a kind we store. */
   components?: [{ extract: Relative }, { kind: ReturnType<typeof componentType>; extract: Relative }];
 }
@@ -211,7 +270,8 @@ function indexPlan(type: string, version: FhirVersion): IndexStep[] {
       first && second && componentType(first.definition, version) === 'token'
         ? [{ extract: compileRelative(first.expression, version) }, { kind: componentType(second.definition, version), extract: compileRelative(second.expression, version) }]
         : undefined;
-    plan.push({ def, extract: compileExpression(def.expression, version), ...(components ? { components } : {}) });
+    const needs = firstElements(def.expression, version, type);
+    plan.push({ def, extract: compileExpression(def.expression, version), ...(needs ? { needs } : {}), ...(components ? { components } : {}) });
   }
   plans.set(key, plan);
   return plan;
@@ -284,6 +344,12 @@ function copyPlan(type: string, version: FhirVersion): IndexStep[] {
   return plan;
 }
 
+/** Whether `resource` has none of `names` (absent or null): most parameters of most resources, skipped unwalked. */
+function lacksAll(resource: Resource, names: string[]): boolean {
+  for (const name of names) if (resource[name] !== undefined && resource[name] !== null) return false;
+  return true;
+}
+
 /**
  * The index rows of `resource` under the search parameters of FHIR `version` (its store's). `copy`: only those of
  * the parameters a copy does not share with its original (see sharedParameters), R4.
@@ -291,7 +357,8 @@ function copyPlan(type: string, version: FhirVersion): IndexStep[] {
 export function indexRows(resource: Resource, version: FhirVersion = 'R4', options: { copy?: boolean } = {}): IndexRows {
   const rows = emptyRows();
   for (const step of options.copy ? copyPlan(resource.resourceType, version) : indexPlan(resource.resourceType, version)) {
-    const { def } = step;
+    const { def, needs } = step;
+    if (needs !== undefined && lacksAll(resource, needs)) continue;
     const values = step.extract(resource);
     if (!values.length) continue;
     switch (def.type) {

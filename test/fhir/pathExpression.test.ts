@@ -1,4 +1,4 @@
-import { compileExpression } from '../../src/fhir/pathExpression';
+import { compileExpression, firstElements } from '../../src/fhir/pathExpression';
 
 /**
  * The direct walk over search-parameter expressions (src/fhir/pathExpression.ts): a union spanning many types
@@ -48,4 +48,19 @@ describe('union expressions', () => {
       expect(union({ resourceType: 'Observation', subject: { reference: 'Group/o' } })).toEqual([]);
     }
   });
+});
+
+test('firstElements names the elements a resource must have for an expression to select anything, and only where that is certain', () => {
+  expect(firstElements('Patient.identifier | Observation.identifier', 'R4', 'Observation')).toEqual(['identifier']);
+  expect(firstElements('Resource.meta.profile', 'R4', 'Patient')).toEqual(['meta']);
+  expect(firstElements('Observation.status', 'R4', 'Observation')).toEqual(['status']);
+  // Terms of other types do not apply: nothing is needed because nothing can be selected.
+  expect(firstElements('Condition.code', 'R4', 'Observation')).toEqual([]);
+  // A name that is a choice element in some type (`value[x]`, `subject[x]`) may be any `nameX`; a root alone selects
+  // the resource itself; the engine's expressions are not read.
+  expect(firstElements('(Observation.value as Quantity)', 'R4', 'Observation')).toBeUndefined();
+  expect(firstElements('Observation.subject.where(resolve() is Patient)', 'R4', 'Observation')).toBeUndefined();
+  expect(firstElements('Observation', 'R4', 'Observation')).toBeUndefined();
+  expect(firstElements('Patient.deceased.exists() and Patient.deceased != false', 'R4', 'Patient')).toBeUndefined();
+  expect(compileExpression('Patient.identifier | Observation.identifier', 'R4')({ resourceType: 'Observation', status: 'final' })).toEqual([]);
 });
