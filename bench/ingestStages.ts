@@ -16,7 +16,9 @@ import type { Resource } from '../src/fhir/types';
 import { assertJsonShape, decodeUtf8 } from '../src/rest/bodyLimits';
 import { indexStatement } from '../src/search/indexer';
 import { indexRows } from '../src/search/indexValues';
+import { referenceHolders as holders } from '../src/service/bundleProcessor';
 import { writeGuard } from '../src/service/writeGuard';
+import { stamp as stampVersion } from '../src/store/resourceRepository';
 import { bundles } from './lib/dataset';
 
 const patients = Number(process.argv[2] ?? 40);
@@ -26,28 +28,8 @@ const STORE = '7c1d6a38-1b51-4b0e-9d7e-2f7a4f0f5a11';
 
 const bodies = [...bundles(first, first + patients)].map((t) => Buffer.from(t, 'utf8'));
 
-/** The objects holding a string `reference` (as bundleProcessor's walk). */
-function holders(node: unknown, into: Record<string, unknown>[]): Record<string, unknown>[] {
-  if (Array.isArray(node)) {
-    for (const item of node) holders(item, into);
-    return into;
-  }
-  if (!node || typeof node !== 'object') return into;
-  const obj = node as Record<string, unknown>;
-  for (const key in obj) {
-    const value = obj[key];
-    if (key === 'reference' && typeof value === 'string') into.push(obj);
-    else if (value !== null && typeof value === 'object') holders(value, into);
-  }
-  return into;
-}
-
-/** As resourceRepository's stamp. */
-function stamp(resource: Resource, id: string, lastUpdated: string): Resource {
-  const out: Record<string, unknown> = { resourceType: resource.resourceType, id, meta: { ...(resource.meta ?? {}), versionId: '1', lastUpdated } };
-  for (const key in resource) if (key !== 'resourceType' && key !== 'id' && key !== 'meta') out[key] = resource[key];
-  return out as Resource;
-}
+/** As the repository stamps a created resource (version 1). */
+const stamp = (resource: Resource, id: string, lastUpdated: string): Resource => stampVersion(resource, id, 1, lastUpdated);
 
 const STAGES = ['decode', 'shape', 'parse', 'rewrite', 'validate', 'guard', 'stored', 'index', 'statement', 'response'] as const;
 type Stage = (typeof STAGES)[number];

@@ -11,7 +11,7 @@
 // number of requests, several in flight, and every failure is reported with its index, status and reason.
 // Every request is timed, so percentiles are exact.
 import http from 'node:http';
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import readline from 'node:readline';
 
 const arg = process.argv[2];
@@ -105,7 +105,12 @@ async function mint() {
   return json.access_token;
 }
 
-/** Every line of the prebuilt file, once, as the body of a POST to spec.url. */
+/**
+ * Every line of the prebuilt file, once, as the body of a POST to spec.url. The file is read whole into one
+ * buffer (outside the JavaScript heap) and each line is sent as a slice of it: no string is made, so the
+ * load costs the machine the sending alone. (Read line by line as strings, the whole file was read ahead at
+ * once and the load ran slower than the Bundles made on the fly.)
+ */
 async function fromFile() {
   const headers = { 'content-type': 'application/fhir+json', authorization: `Bearer ${await mint()}` };
   const refresh = setInterval(() => {
@@ -114,18 +119,21 @@ async function fromFile() {
       () => undefined,
     );
   }, 120_000);
-  const lines = readline.createInterface({ input: createReadStream(spec.file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity })[Symbol.asyncIterator]();
+  const bytes = readFileSync(spec.file);
+  let at = 0;
   let index = 0;
-  const take = async () => {
-    const { value, done } = await lines.next();
-    return done ? undefined : { index: index++, req: { method: 'POST', url: spec.url, headers, body: value } };
+  const take = () => {
+    if (at >= bytes.length) return undefined;
+    const end = bytes.indexOf(10, at);
+    const stop = end < 0 ? bytes.length : end;
+    const body = bytes.subarray(at, stop);
+    at = stop + 1;
+    return { index: index++, req: { method: 'POST', url: spec.url, headers, body } };
   };
-  let reading = Promise.resolve();
-  const nextRequest = () => (reading = reading.then(take));
   try {
     await Promise.all(
       Array.from({ length: spec.concurrency }, async () => {
-        for (let item = await nextRequest(); item; item = await nextRequest()) await once(item.index, item.req);
+        for (let item = take(); item; item = take()) await once(item.index, item.req);
       }),
     );
   } finally {

@@ -88,7 +88,7 @@ function parseEntry(entry: unknown, index: number): Work {
  * The objects holding a string `reference`, wherever they sit in a resource, in document order: resolved and
  * rewritten from this one list rather than by walking the resource once for each.
  */
-function referenceHolders(node: unknown, into: Record<string, unknown>[]): Record<string, unknown>[] {
+export function referenceHolders(node: unknown, into: Record<string, unknown>[]): Record<string, unknown>[] {
   if (Array.isArray(node)) {
     for (const item of node) referenceHolders(item, into);
     return into;

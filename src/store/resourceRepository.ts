@@ -104,7 +104,7 @@ export function servedOrder(content: Resource): Resource {
  * Stamps the server-owned meta elements; everything else in `meta` is the client's. One object built key by key
  * (the same order as `{ resourceType, id, meta, ...rest }`): every created resource passes here.
  */
-function stamp(resource: Resource, id: string, versionId: number, lastUpdated: Date | string): Resource {
+export function stamp(resource: Resource, id: string, versionId: number, lastUpdated: Date | string): Resource {
   const out: Record<string, unknown> = {
     resourceType: resource.resourceType,
     id,
