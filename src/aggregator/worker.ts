@@ -3,6 +3,7 @@ import type { AggregationPass, Aggregator } from './aggregator';
 import { type BatchKind, claimBatch, type OutboxItem } from './claim';
 import { Deferred, tryLockUpstream } from './locks';
 import { OutboxVacuum } from './outboxVacuum';
+import { PendingChanges } from './recordChanges';
 import { keyOf, type Upstream, type UpstreamRef } from './upstream';
 
 export type { OutboxItem } from './claim';
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   onBatchDone?: (items: number) => void;
   /** Test hook: called after an item is processed, before the batch commits. */
   afterItem?: (item: OutboxItem) => Promise<void>;
+  /** Test hook: called after the batch's changes are logged, just before it commits. */
+  beforeCommit?: () => Promise<void>;
   /** Deleted items between two vacuums of the outbox (outboxVacuum.ts); default 2,000. */
   vacuumEvery?: number;
 }
@@ -130,6 +133,8 @@ export class AggregationWorker {
    * go set-wise under one savepoint, and should that fail as a whole, one at a time again so that only the
    * failing item is retried. What another worker holds right now (the resource itself, a merged type's
    * groups, a target being aggregated) is deferred: put back for a moment, neither waited for nor failed.
+   * The batch's changes are logged last (recordChanges.ts), so that the change log's lock is held only for that
+   * and the commit, not for the whole batch; savepoint rollbacks drop theirs.
    * The commit does not wait for its WAL flush: everything it writes can be recomputed from the upstream
    * resources and the outbox, which were committed durably.
    */
@@ -140,6 +145,7 @@ export class AggregationWorker {
         const { kind, items } = await claimBatch(tx, this.batchSize, this.prefer);
         if (!items.length) return 0;
         this.prefer = kind === 'merged' ? 'copies' : 'merged';
+        const changes = PendingChanges.open(tx);
         const pass = this.aggregator.begin();
         const done: string[] = [];
         const later: string[] = [];
@@ -168,8 +174,9 @@ export class AggregationWorker {
           if (outcome === 'done') done.push(String(item.id));
           else if (outcome === 'deferred') later.push(String(item.id));
         };
-        for (const item of single) settle(item, await this.processOne(tx, item, pass));
+        for (const item of single) settle(item, await this.processOne(tx, item, pass, changes));
         if (setWise.length) {
+          const mark = changes.mark();
           await tx.execute('SAVEPOINT agg_set');
           try {
             const deferred = new Set(
@@ -186,14 +193,17 @@ export class AggregationWorker {
           } catch (err) {
             if ((err as { crash?: boolean }).crash) throw err;
             await tx.execute('ROLLBACK TO SAVEPOINT agg_set');
+            changes.rollbackTo(mark);
             pass.reset();
-            for (const { item } of setWise) settle(item, await this.processOne(tx, item, pass));
+            for (const { item } of setWise) settle(item, await this.processOne(tx, item, pass, changes));
           }
         }
         if (done.length) deleted = await tx.execute(`DELETE FROM agg_outbox WHERE id = ANY($1::bigint[])`, done);
         if (later.length) {
           await tx.execute(`UPDATE agg_outbox SET available_at = clock_timestamp() + ($2::int * interval '1 millisecond') WHERE id = ANY($1::bigint[])`, later, DEFER_MS);
         }
+        await changes.flush();
+        await this.options.beforeCommit?.();
         return items.length;
       },
       { synchronousCommit: false },
@@ -203,7 +213,8 @@ export class AggregationWorker {
   }
 
   /** One item under a savepoint; a failure is rolled back alone and recorded. */
-  private async processOne(tx: Tx, item: OutboxItem, pass: AggregationPass): Promise<Outcome> {
+  private async processOne(tx: Tx, item: OutboxItem, pass: AggregationPass, changes: PendingChanges): Promise<Outcome> {
+    const mark = changes.mark();
     await tx.execute('SAVEPOINT agg_item');
     try {
       await this.aggregator.process(tx, item.store, item.type, item.res_id, pass);
@@ -213,6 +224,7 @@ export class AggregationWorker {
     } catch (err) {
       if ((err as { crash?: boolean }).crash) throw err;
       await tx.execute('ROLLBACK TO SAVEPOINT agg_item');
+      changes.rollbackTo(mark);
       pass.reset();
       if (err instanceof Deferred) return 'deferred';
       await this.fail(tx, item, err as Error);
