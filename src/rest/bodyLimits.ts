@@ -74,13 +74,20 @@ export function assertJsonShape(text: string, maxDepth = DEFAULT_MAX_DEPTH, byte
     assertJsonShapeByCharacter(text, maxDepth);
     return false;
   }
-  if (bytes !== undefined && bytes.length === text.length) return scanAsciiBytes(bytes, text, maxDepth);
+  // An ASCII body (`bytes[i]` is `text`'s character `i`): what lies between strings is read from the bytes, which
+  // cost a third of reading a string's characters (the indentation of a pretty-printed body is half its size).
+  const ascii = bytes !== undefined && bytes.length === text.length ? bytes : undefined;
   let depth = 0;
   let backslash = text.indexOf('\\');
   let exact = true;
   let i = 0;
   while (i < text.length) {
-    const c = text.charCodeAt(i);
+    const c = ascii !== undefined ? ascii[i] : text.charCodeAt(i);
+    if (c <= 0x20 || c === 0x2c || c === 0x3a) {
+      // White space, ',' and ':': most of what lies between strings.
+      i++;
+      continue;
+    }
     if (c === 0x22) {
       // A string: from the character after its quote to the one after its closing quote.
       i++;
@@ -106,56 +113,6 @@ export function assertJsonShape(text: string, maxDepth = DEFAULT_MAX_DEPTH, byte
     } else if (c === 0x5d || c === 0x7d) depth--;
     else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       // A number ('-' or a digit): its characters hold no quote, bracket or backslash.
-      const end = numberEnd(text, i);
-      if (exact && !exactNumberText(text, i, end)) exact = false;
-      i = end;
-      continue;
-    }
-    i++;
-  }
-  return exact;
-}
-
-/**
- * `assertJsonShape` for an ASCII body (`bytes[i]` is `text`'s character `i`): what lies between strings is read
- * from the bytes, which cost a third of reading a string's characters (the indentation of a pretty-printed body
- * is half its size); strings are skipped from quote to quote in the text as there. The same verdicts.
- */
-function scanAsciiBytes(bytes: Uint8Array, text: string, maxDepth: number): boolean {
-  const length = bytes.length;
-  let depth = 0;
-  let backslash = text.indexOf('\\');
-  let exact = true;
-  let i = 0;
-  while (i < length) {
-    const c = bytes[i];
-    if (c <= 0x20 || c === 0x2c || c === 0x3a) {
-      // White space, ',' and ':': most of what lies between strings.
-      i++;
-      continue;
-    }
-    if (c === 0x22) {
-      i++;
-      for (;;) {
-        const quote = text.indexOf('"', i);
-        if (quote < 0) exact = false;
-        const close = quote < 0 ? length : quote;
-        if (backslash >= 0 && backslash < i) backslash = text.indexOf('\\', i);
-        if (backslash < 0 || backslash > close) {
-          i = close + 1;
-          break;
-        }
-        const escape = escapeLength(text, backslash);
-        if (escape === 6 && escapeAt(text, backslash + 2) < 0) exact = false;
-        i = backslash + escape;
-        backslash = text.indexOf('\\', i);
-      }
-      continue;
-    }
-    if (c === 0x5b || c === 0x7b) {
-      if (++depth > maxDepth) throw tooDeep(maxDepth);
-    } else if (c === 0x5d || c === 0x7d) depth--;
-    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       const end = numberEnd(text, i);
       if (exact && !exactNumberText(text, i, end)) exact = false;
       i = end;

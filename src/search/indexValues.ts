@@ -45,15 +45,15 @@ export function normalizeString(s: string): string {
 
 type Obj = Record<string, unknown>;
 /**
- * A FhirDecimal by its class: only fhir/losslessJson.ts makes them, and what is indexed has passed validation, which
- * refuses any other object posing as one. Cheaper than `isFhirDecimal`'s member test, run on every value indexed.
+ * A FhirDecimal by its class, cheaper than losslessJson's `isFhirDecimal` (a member test) on every value indexed: only
+ * fhir/losslessJson.ts makes them, and what is indexed has passed validation, which refuses any other object posing as one.
  */
-const isFhirDecimal = (v: unknown): v is FhirDecimal => v instanceof FhirDecimal;
-const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v) && !isFhirDecimal(v);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || isFhirDecimal(v) ? String(v) : null);
+const isDecimal = (v: unknown): v is FhirDecimal => v instanceof FhirDecimal;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v) && !isDecimal(v);
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || isDecimal(v) ? String(v) : null);
 
 /** A number's exact text (a FhirDecimal's own digits), which the numeric index columns compare numerically. */
-const numberText = (v: unknown): string | null => (typeof v === 'number' && Number.isFinite(v) ? String(v) : isFhirDecimal(v) ? v.toString() : null);
+const numberText = (v: unknown): string | null => (typeof v === 'number' && Number.isFinite(v) ? String(v) : isDecimal(v) ? v.toString() : null);
 
 export function stringValues(value: unknown): string[] {
   if (typeof value === 'string') return [value];

@@ -663,7 +663,8 @@ test.each([
   const [real, ghost] = [await ask(theirs), await ask('ep-ghost-endpoint')];
   expect(real.status).toBe(404);
   expect(JSON.stringify(real.body).replaceAll(theirs, 'EP')).toBe(JSON.stringify(ghost.body).replaceAll('ep-ghost-endpoint', 'EP'));
-  const query = (endpoint: string) => `{ aggregationReport(endpoint: "${endpoint}") { totals { included excluded } rootCauses { summary examples } } }`;
+  const query = (endpoint: string) =>
+    `{ aggregationReport(endpoint: "${endpoint}") { totals { included excluded } exclusions { targets { type count } } rootCauses { summary examples } } }`;
   const [gqlReal, gqlGhost] = [await graphql(caller, query(theirs)).send(), await graphql(caller, query('ep-ghost-endpoint')).send()];
   expect(gqlReal.body.data).toBeNull();
   expect(JSON.stringify(gqlReal.body).replaceAll(theirs, 'EP')).toBe(JSON.stringify(gqlGhost.body).replaceAll('ep-ghost-endpoint', 'EP'));
