@@ -2,7 +2,8 @@ import type { AggregationReport } from '../aggregator/report';
 
 /**
  * `aggregation report` for people: the aggregation report (aggregator/report.ts) as plain-text tables, root
- * causes first — what an integrator acts on — then the counts per type and the exclusions per rule.
+ * causes first — what an integrator acts on — then the counts per type and the exclusions per rule, with the
+ * types the excluded resources refer to where the rule is about a reference.
  */
 const n = (v: number) => v.toLocaleString('en-GB');
 
@@ -43,8 +44,8 @@ export function formatReport(report: AggregationReport): string {
     lines.push('', 'Exclusions per type and rule:');
     lines.push(
       ...table(
-        ['type', 'rule', 'count', 'examples'],
-        report.exclusions.map((e) => [e.type, e.rule, n(e.count), e.examples.join(', ')]),
+        ['type', 'rule', 'count', 'refers to', 'examples'],
+        report.exclusions.map((e) => [e.type, e.rule, n(e.count), e.targets.map((x) => `${n(x.count)} ${x.type}`).join(', '), e.examples.join(', ')]),
         [2],
       ),
     );

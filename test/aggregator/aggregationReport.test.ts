@@ -224,6 +224,8 @@ test('npm run admin -- aggregation report prints a table whose first lines name 
   expect(text.stdout).toContain('11 resources: 9 included, 2 excluded');
   expect(text.stdout).toContain('1 Practitioner is referred to but not on this endpoint → 1 resource excluded through references to it');
   expect(text.stdout).toMatch(/Observation +4 +2 +0 +0 +0/);
+  // The exclusions table names the type each reference rule's resources refer to, as the REST and GraphQL reports do.
+  expect(text.stdout).toMatch(/Observation +target-not-aggregated +1 +1 Practitioner +Observation\/o5/);
   const json = await runAdminCli(server, 'aggregation', 'report', '--endpoint', t.endpointId, '--format', 'json');
   expect(JSON.parse(json.stdout).totals).toMatchObject({ included: 9, excluded: 2 });
   const unknown = await runAdminCli(server, 'aggregation', 'report', '--endpoint', 'ep-nowhere');
