@@ -37,7 +37,8 @@ process.stdout.write(
     statusErrors,
     firstFailureStatus: firstFailure ?? null,
     seconds,
-    rps: latencies.length / seconds,
+    // Answered requests only: a refusal (a 429 from a limit, say) is not throughput.
+    rps: (latencies.length - statusErrors) / seconds,
     p50: pct(50),
     p95: pct(95),
     p99: pct(99),

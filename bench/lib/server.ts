@@ -119,6 +119,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         ADMIN_TOKEN: adminToken,
         LOG_LEVEL: 'warn',
         ...TOKEN_SECRETS,
+        // The bench's load is one API client on up to 32 connections: the per-client limit (16 in flight by
+        // default) would answer the rest 429 at once and the bench would time refusals, not the server.
+        CLIENT_MAX_CONCURRENT: '0',
         ...env,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
