@@ -54,6 +54,12 @@ const SUPPORTED = new Set(SUPPORTED_TYPES);
 const SEARCH = TABLES;
 
 const KINDS = Object.keys(SEARCH) as (keyof IndexRows)[];
+/**
+ * `AGGREGATION_FLOOR_SHARED_VALUES=1`: a design experiment, not the server's rows. Copies write only their
+ * reference rows, as if aggregated searches read every other parameter from the upstream's rows through the
+ * member mapping; what that design could save at most (its meta rows are left out too).
+ */
+const SHARED_VALUES = process.env.AGGREGATION_FLOOR_SHARED_VALUES === '1';
 /** Merged types in the order their references allow (an Organization before the Patient that names it). */
 const MERGE_ORDER = ['Organization', 'Practitioner', 'PractitionerRole', 'Medication', 'Patient', 'Person'];
 
@@ -112,6 +118,8 @@ function aggregationStatement(
     params.push(v);
     return `$${params.length}::${cast}`;
   };
+  // Only a statement writing a new version of something (a merged group grown by a member) can meet rows that
+  // exist: the others write plain INSERTs, as the worker does for rows it writes first (copies.ts).
   const updates = versions.some((v) => v.version > 1);
   const stamped = versions.map((v) => {
     const { resourceType, id: _id, meta, ...rest } = v.body;
@@ -139,13 +147,14 @@ function aggregationStatement(
       : []),
     `ins AS (INSERT INTO resource (store, type, id, version_id, last_updated, deleted, content)
        SELECT '${AGGREGATED_STORE}', type, id, version, ${at}, false, content::jsonb FROM a ORDER BY n
-       ON CONFLICT (store, type, id) DO UPDATE SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated, deleted = false, content = EXCLUDED.content
+       ${updates ? 'ON CONFLICT (store, type, id) DO UPDATE SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated, deleted = false, content = EXCLUDED.content' : ''}
        RETURNING pk, id)`,
   ];
   for (const kind of KINDS) {
     const { table, columns } = SEARCH[kind];
     const cols: unknown[][] = [[], [], ...columns.map(() => [])];
     versions.forEach((v, i) => {
+      if (SHARED_VALUES && v.kind === 'copied' && kind !== 'reference') return;
       for (const [param, ...values] of indexRows(JSON.parse(stamped[i]) as Resource)[kind] as [string, ...unknown[]][]) {
         cols[0].push(indexKey(AGGREGATED_STORE, v.type, param));
         cols[1].push(v.id);
@@ -179,8 +188,7 @@ function aggregationStatement(
            versions.map((v) => v.label),
            'text[]',
          )}) AS x(id, kind, patient, org, label) JOIN ins ON ins.id = x.id
-       ON CONFLICT (resource_pk) DO UPDATE SET kind = EXCLUDED.kind, patient_id = EXCLUDED.patient_id, source_org = EXCLUDED.source_org,
-         source_customers = EXCLUDED.source_customers, label = EXCLUDED.label)`,
+       ${updates ? 'ON CONFLICT (resource_pk) DO UPDATE SET kind = EXCLUDED.kind, patient_id = EXCLUDED.patient_id, source_org = EXCLUDED.source_org, source_customers = EXCLUDED.source_customers, label = EXCLUDED.label' : ''})`,
     `co AS (INSERT INTO agg_customer_org (customer_id, org) SELECT ${p(customer, 'text')}, o FROM unnest(${p(
       [...new Set(versions.filter((v) => v.org).map((v) => v.org))],
       'text[]',
@@ -199,8 +207,7 @@ function aggregationStatement(
          ]
            .map((arr) => p(arr, 'text[]'))
            .join(', ')}) AS u(type, id, status, reason, agg_id, content, deps, rule)
-       ON CONFLICT (store, type, res_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, agg_id = EXCLUDED.agg_id,
-         content = EXCLUDED.content, upstream_updated = EXCLUDED.upstream_updated, depends_on = EXCLUDED.depends_on, rule = EXCLUDED.rule, updated_at = clock_timestamp())`,
+       ${updates ? 'ON CONFLICT (store, type, res_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, agg_id = EXCLUDED.agg_id, content = EXCLUDED.content, upstream_updated = EXCLUDED.upstream_updated, depends_on = EXCLUDED.depends_on, rule = EXCLUDED.rule, updated_at = clock_timestamp()' : ''})`,
     `grp AS (INSERT INTO agg_group (type, agg_id) SELECT * FROM unnest(${p(
       newGroups.map((g) => g[0]),
       'text[]',
