@@ -3,7 +3,10 @@
  * bundles (default 40) into an STU3 endpoint of a fresh server on PostgreSQL, waits for the aggregation, then
  * times the report 20 times and prints its root causes.
  *
- *   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres [SYNTHEA_STU3=dir] npx tsx bench/reportCost.ts [N]
+ *   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres [SYNTHEA_STU3=dir] node scripts/run-ts.js bench/reportCost.ts [N]
+ *
+ * (through run-ts.js, which passes tsx the tools tsconfig: a bare `npx tsx` loads graphql-ws's ESM build
+ * beside its CommonJS one and fails with "useServer is not a function")
  */
 import path from 'node:path';
 import { readdirSync } from 'node:fs';
