@@ -1,4 +1,5 @@
 import { OperationOutcomeError, operationOutcome } from '../fhir/outcome';
+import { preparedStatement } from '../store/preparedStatements';
 import type { Sql } from '../store/sql';
 import { type AuditActivity, type AuditEntry, auditEntry } from './auditEvent';
 
@@ -34,6 +35,37 @@ export interface AuditLogOptions {
   /** Told about every failed write (the requests see a 503). */
   onError?: (err: unknown) => void;
 }
+
+/**
+ * One batch of events, their rows given as one JSON array. The aggregated Patients of an event: those known up
+ * front, and those of its resources' agg_access rows (one indexed lookup per resource, in the same statement).
+ * They are added to the body as Patient entities. Prepared: planning it cost as much as running it.
+ */
+const INSERT_EVENTS = preparedStatement(
+  `INSERT INTO "audit_event" ("id", "recorded", "patient_ids", "client", "action", "subtype", "outcome", "body")
+       SELECT e.id, e.recorded, p.ids, e.client, e.action, e.subtype, e.outcome,
+              CASE WHEN cardinality(p.ids) = 0 THEN e.body
+                   ELSE jsonb_set(e.body, '{entity}', COALESCE(e.body->'entity', '[]'::jsonb) || (
+                     SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                       'what', jsonb_build_object('reference', 'Patient/' || x),
+                       'type', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/audit-entity-type', 'code', '1', 'display', 'Person'),
+                       'role', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/object-role', 'code', '1', 'display', 'Patient'))), '[]'::jsonb)
+                     FROM unnest(p.ids) AS x
+                     WHERE NOT (e.refs @> ARRAY['Patient/' || x])))
+              END
+       FROM jsonb_to_recordset($1::jsonb) AS e("id" text, "recorded" timestamptz, "store" text, "refs" text[], "patients" text[],
+                                               "client" text, "action" text, "subtype" text, "outcome" text, "body" jsonb)
+       CROSS JOIN LATERAL (
+         SELECT COALESCE(array_agg(DISTINCT q.pid ORDER BY q.pid), '{}') AS ids FROM (
+           SELECT unnest(e.patients) AS pid
+           UNION ALL
+           SELECT a.patient_id FROM unnest(e.refs) AS ref
+             JOIN "resource" r ON r.store = e.store AND r.type = split_part(ref, '/', 1) AND r.id = split_part(ref, '/', 2)
+             JOIN "agg_access" a ON a.resource_pk = r.pk
+            WHERE e.store = 'aggregated' AND a.patient_id IS NOT NULL
+         ) q
+       ) p`,
+);
 
 export class AuditLog implements AuditSink {
   readonly enabled = true;
@@ -79,34 +111,7 @@ export class AuditLog implements AuditSink {
 
   private async insert(entries: AuditEntry[]): Promise<void> {
     const rows = entries.map((e) => ({ ...e, recorded: e.recorded.toISOString(), store: e.store ?? null, client: e.client ?? null }));
-    // The aggregated Patients of an event: those known up front, and those of its resources' agg_access rows
-    // (one indexed lookup per resource, in the same statement). They are added to the body as Patient entities.
-    await this.sql.execute(
-      `INSERT INTO "audit_event" ("id", "recorded", "patient_ids", "client", "action", "subtype", "outcome", "body")
-       SELECT e.id, e.recorded, p.ids, e.client, e.action, e.subtype, e.outcome,
-              CASE WHEN cardinality(p.ids) = 0 THEN e.body
-                   ELSE jsonb_set(e.body, '{entity}', COALESCE(e.body->'entity', '[]'::jsonb) || (
-                     SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                       'what', jsonb_build_object('reference', 'Patient/' || x),
-                       'type', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/audit-entity-type', 'code', '1', 'display', 'Person'),
-                       'role', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/object-role', 'code', '1', 'display', 'Patient'))), '[]'::jsonb)
-                     FROM unnest(p.ids) AS x
-                     WHERE NOT (e.refs @> ARRAY['Patient/' || x])))
-              END
-       FROM jsonb_to_recordset($1::jsonb) AS e("id" text, "recorded" timestamptz, "store" text, "refs" text[], "patients" text[],
-                                               "client" text, "action" text, "subtype" text, "outcome" text, "body" jsonb)
-       CROSS JOIN LATERAL (
-         SELECT COALESCE(array_agg(DISTINCT q.pid ORDER BY q.pid), '{}') AS ids FROM (
-           SELECT unnest(e.patients) AS pid
-           UNION ALL
-           SELECT a.patient_id FROM unnest(e.refs) AS ref
-             JOIN "resource" r ON r.store = e.store AND r.type = split_part(ref, '/', 1) AND r.id = split_part(ref, '/', 2)
-             JOIN "agg_access" a ON a.resource_pk = r.pk
-            WHERE e.store = 'aggregated' AND a.patient_id IS NOT NULL
-         ) q
-       ) p`,
-      JSON.stringify(rows),
-    );
+    await this.sql.execute(INSERT_EVENTS, JSON.stringify(rows));
   }
 }
 

@@ -5,6 +5,7 @@ import { stringifyStoredJson } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 import type { AccessFilter } from '../service/ports';
 import { appendAccessFilter } from './accessSql';
+import { preparedStatement } from './preparedStatements';
 
 export type { Sql, Tx } from './sql';
 
@@ -76,6 +77,9 @@ interface Row {
 }
 
 const COLUMNS = 'pk, store, type, id, version_id, last_updated, deleted, content';
+/** The current row of a resource by its key: the statement of every read. */
+const CURRENT = preparedStatement(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`);
+const CURRENT_FOR_UPDATE = preparedStatement(`${CURRENT} FOR UPDATE`);
 
 /** Moves the current version of row `$1` into history before it is overwritten (a CTE of the UPDATE). */
 const SUPERSEDE = `INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
@@ -143,7 +147,7 @@ export class ResourceRepository {
    * read-modify-write (a patch) cannot be overtaken by another between its read and its write.
    */
   async read(store: string, type: string, id: string, sql: Sql = this.sql, options: { forUpdate?: boolean } = {}): Promise<StoredVersion> {
-    const rows = await sql.query<Row[]>(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3${options.forUpdate ? ' FOR UPDATE' : ''}`, store, type, id);
+    const rows = await sql.query<Row[]>(options.forUpdate ? CURRENT_FOR_UPDATE : CURRENT, store, type, id);
     if (rows.length === 0) throw notFound(`${type}/${id} is not known`);
     const found = toStored(rows[0]);
     if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);
@@ -159,7 +163,7 @@ export class ResourceRepository {
 
   /** The current row, deleted or not; undefined when the id never existed. */
   async find(store: string, type: string, id: string, sql: Sql = this.sql): Promise<StoredVersion | undefined> {
-    const rows = await sql.query<Row[]>(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`, store, type, id);
+    const rows = await sql.query<Row[]>(CURRENT, store, type, id);
     return rows.length ? toStored(rows[0]) : undefined;
   }
 
@@ -366,7 +370,7 @@ export class ResourceRepository {
   }
 
   private async lockCurrent(t: Tx, store: string, type: string, id: string): Promise<StoredVersion | undefined> {
-    const rows = await t.query<Row[]>(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3 FOR UPDATE`, store, type, id);
+    const rows = await t.query<Row[]>(CURRENT_FOR_UPDATE, store, type, id);
     return rows.length ? toStored(rows[0]) : undefined;
   }
 

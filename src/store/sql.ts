@@ -1,5 +1,6 @@
 import { currentQueryScope, poolExhausted, queryCancelled } from './queryScope';
 import { parseStoredJson } from '../fhir/losslessJson';
+import { preparedName } from './preparedStatements';
 
 /**
  * Raw SQL straight to the database driver — `pg` for PostgreSQL, PGlite for the embedded store — for the
@@ -133,8 +134,11 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
    * A connection that was sent a cancel is not reused: the cancel could land on its next statement.
    */
   const cancellable = async (client: import('pg').PoolClient, text: string, values: unknown[], spoil: () => void) => {
+    // A registered statement goes by its name, so the connection parses and plans it once (preparedStatements.ts).
+    const name = preparedName(text);
+    const run = () => (name ? client.query({ name, text, values }) : client.query(text, values));
     const scope = currentQueryScope();
-    if (!scope) return translated(() => client.query(text, values));
+    if (!scope) return translated(run);
     if (scope.signal.aborted) throw queryCancelled(scope.describe());
     const onAbort = () => {
       spoil();
@@ -142,7 +146,7 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
     };
     scope.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      return await translated(() => client.query(text, values), scope.describe);
+      return await translated(run, scope.describe);
     } finally {
       scope.signal.removeEventListener('abort', onAbort);
     }
