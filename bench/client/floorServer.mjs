@@ -1,5 +1,5 @@
 // The read floor: a bare node:http server answering GET /<store>/<type>/<id> with one primary-key SELECT,
-// over the same driver and pool size as the server under test.
+// over the same driver and pool size as the server under test, prepared as the server's is.
 //   node floorServer.mjs <port> pg <databaseUrl>          — the server's own `resource` table on PostgreSQL
 //   node floorServer.mjs <port> pglite <dir> <rows.json>  — a PGlite store in <dir> loaded with <rows.json>
 //     ([{ store, type, id, content }]): PGlite is one process's store, so the floor keeps its own copy.
@@ -15,7 +15,8 @@ let query;
 if (kind === 'pg') {
   const pg = require('pg');
   const pool = new pg.Pool({ connectionString: target, max: 10 });
-  query = async (params) => (await pool.query(SELECT, params)).rows;
+  // Prepared, as the server's key read is (src/store/preparedStatements.ts): the floor is the best a bare server does.
+  query = async (params) => (await pool.query({ name: 'floor_read', text: SELECT, values: params })).rows;
 } else {
   const { PGlite } = await import('@electric-sql/pglite');
   const db = new PGlite(target);

@@ -81,6 +81,8 @@ export async function ingestFloor(
 export interface FloorServer {
   /** URL of one resource on the floor: `${url}/${store}/${type}/${id}`. */
   url: string;
+  /** Its process, for CPU figures (bench/readCost.ts). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -111,6 +113,7 @@ export async function startFloorServer(
   });
   return {
     url: `http://127.0.0.1:${port}`,
+    pid: child.pid as number,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
