@@ -170,9 +170,18 @@ maybe('the record viewer in a browser', () => {
       // Only once the editor holds it: on a loaded machine Ctrl+Enter could reach an editor still empty (the
       // server then answers "must contain a non-empty `query`", as in the seventh session's full run).
       await expectText(explorer.locator('.graphiql-query-editor'), /\$id/);
-      await explorer.locator('.graphiql-query-editor .CodeMirror').click();
-      await explorer.keyboard.press('Control+Enter');
-      await expectText(explorer.locator('.graphiql-response'), /\$id/);
+      // A key press that reaches the editor before it has focus is lost (the full run of the eighth session: the
+      // response pane stayed empty for 30 s), so the run is tried again, up to three times, until it answers.
+      for (let attempt = 1; ; attempt++) {
+        await explorer.locator('.graphiql-query-editor .CodeMirror').click();
+        await explorer.keyboard.press('Control+Enter');
+        try {
+          await expectText(explorer.locator('.graphiql-response'), /\$id/, 10_000);
+          break;
+        } catch (err) {
+          if (attempt === 3) throw err;
+        }
+      }
       expect(await explorer.locator('.graphiql-response').innerText()).not.toMatch(/bearer token .* is required/);
       expect(outside).toEqual([]);
       await explorer.screenshot({ path: path.join(ARTIFACTS, 'graphiql.png') });
@@ -243,9 +252,9 @@ maybe('the record viewer renews its token', () => {
   }, 120_000);
 });
 
-async function expectText(locator: import('playwright-core').Locator, pattern: RegExp): Promise<void> {
+async function expectText(locator: import('playwright-core').Locator, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
   await locator.first().waitFor();
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const text = (await locator.first().innerText()).replace(/\s+/g, ' ');
     if (pattern.test(text)) return;
