@@ -4,7 +4,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { bundles, entryCount } from '../lib/dataset';
 import type { StoreKind } from '../lib/floors';
-import { runPostFile, runPostStream } from '../lib/load';
+import { type LoadResult, runPostFile, runPostStream } from '../lib/load';
 import type { RunningServer, Tenant } from '../lib/server';
 
 /**
@@ -176,16 +176,12 @@ export interface LoadOutcome {
 }
 
 /**
- * Posts patients `from`..`to` (scaled Synthea transaction Bundles), `concurrency` in flight, from a
- * separate process; only resources of accepted Bundles count. Then refreshes planner statistics as
- * `admin import` does after a bulk load.
- */
-/**
- * Posts patients `from`..`to` as transaction Bundles, made on the fly as the load client sends them (a load
- * that never holds them all). The ingest scenario's timed load uses `prebuildBundles` and `postPrebuilt` instead.
+ * Posts patients `from`..`to` (scaled Synthea transaction Bundles), `ingestConcurrency` in flight, from a
+ * separate process, made on the fly as the load client sends them (a load that never holds them all); only
+ * resources of accepted Bundles count. The ingest scenario's timed load uses `prebuildBundles` and
+ * `postPrebuilt` instead.
  */
 export async function loadPatients(ctx: BenchContext, from: number, to: number): Promise<LoadOutcome> {
-  const out: LoadOutcome = { resources: 0, seconds: 0, failed: 0, failures: [] };
   // One poster for the whole load, fed bundle by bundle as it sends them (made up on the fly, as a loader
   // reading files would): no pause and no parsing burst every few thousand resources to disturb the server.
   const entries: number[] = [];
@@ -198,12 +194,18 @@ export async function loadPatients(ctx: BenchContext, from: number, to: number):
       yield { method: 'POST', url: t.base, headers: { ...bearer(t), 'content-type': 'application/fhir+json' }, body };
     }
   }
-  const result = await runPostStream(requests(), ctx.settings.ingestConcurrency);
+  return loaded(ctx, await runPostStream(requests(), ctx.settings.ingestConcurrency), entries, from, to);
+}
+
+/** A load's outcome (only resources of accepted Bundles count), added to the dataset's size. */
+function loaded(ctx: BenchContext, result: LoadResult, entries: number[], from: number, to: number): LoadOutcome {
   const failed = new Set(result.failedIndices ?? []);
-  out.resources = entries.reduce((n, count, i) => n + (failed.has(i) ? 0 : count), 0);
-  out.seconds = result.seconds;
-  out.failed = failed.size;
-  out.failures = (result.failures ?? []).map((f) => ({ ...f, index: f.index + from }));
+  const out: LoadOutcome = {
+    resources: entries.reduce((n, count, i) => n + (failed.has(i) ? 0 : count), 0),
+    seconds: result.seconds,
+    failed: failed.size,
+    failures: (result.failures ?? []).map((f) => ({ ...f, index: f.index + from })),
+  };
   ctx.dataset.patients = Math.max(ctx.dataset.patients, to);
   ctx.dataset.resources += out.resources;
   return out;
@@ -254,16 +256,7 @@ export async function postPrebuilt(ctx: BenchContext, prebuilt: PrebuiltBundles)
     concurrency: ctx.settings.ingestConcurrency,
     token: { url: `${ctx.server.url}/oauth2/token`, clientId: t.clientId, clientSecret: t.clientSecret },
   });
-  const failed = new Set(result.failedIndices ?? []);
-  const out: LoadOutcome = {
-    resources: prebuilt.entries.reduce((n, count, i) => n + (failed.has(i) ? 0 : count), 0),
-    seconds: result.seconds,
-    failed: failed.size,
-    failures: (result.failures ?? []).map((f) => ({ ...f, index: f.index + prebuilt.from })),
-  };
-  ctx.dataset.patients = Math.max(ctx.dataset.patients, prebuilt.to);
-  ctx.dataset.resources += out.resources;
-  return out;
+  return loaded(ctx, result, prebuilt.entries, prebuilt.from, prebuilt.to);
 }
 
 /** Fresh planner statistics after a bulk load, as `admin import` does. */

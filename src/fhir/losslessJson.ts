@@ -77,10 +77,10 @@ export function exactNumberText(text: string, from: number, to: number): boolean
   return exactAsNumber(text.slice(from, to));
 }
 
-/** The end of the run of number characters (digits, '.', 'e', 'E', '+', '-') that starts at `from`. */
-export function numberEnd(text: string, from: number): number {
+/** The end of the run of number characters (digits, '.', 'e', 'E', '+', '-') that starts at `from`, at most `to`. */
+export function numberEnd(text: string, from: number, to = text.length): number {
   let end = from + 1;
-  while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
+  while (end < to && isNumberChar(text.charCodeAt(end))) end++;
   return end;
 }
 
@@ -123,8 +123,7 @@ function inexactNumberIn(text: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
     if (c !== 45 && (c < 48 || c > 57)) continue; // not '-' nor a digit
-    let end = i + 1;
-    while (end < to && isNumberChar(text.charCodeAt(end))) end++;
+    const end = numberEnd(text, i, to);
     if (!exactNumberText(text, i, end)) return true;
     i = end;
   }

@@ -134,7 +134,7 @@ export function parseReference(reference: string): ReferenceValue {
   const parts = reference.split('/');
   let i = parts.length - 2;
   if (parts.length >= 4 && parts[parts.length - 2] === '_history') i = parts.length - 4;
-  if (i >= 0 && /^[A-Z][A-Za-z]+$/.test(parts[i]) && /^[A-Za-z0-9\-.]{1,64}$/.test(parts[i + 1]) && !reference.startsWith('urn:')) {
+  if (i >= 0 && REFERENCE_TYPE.test(parts[i]) && REFERENCE_ID.test(parts[i + 1]) && !reference.startsWith('urn:')) {
     return { targetType: parts[i], targetId: parts[i + 1], url: null };
   }
   return { targetType: null, targetId: null, url: reference };
