@@ -210,11 +210,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const metrics = new Metrics({ lag: () => worker.lag(), pool: () => db.sql.poolStats?.() });
   app.addHook('onClose', async () => metrics.close());
   // Requests in flight: how many a drain at shutdown still has to finish ('close' comes for answered and lost ones alike).
-  app.addHook('onRequest', async (_request, reply) => {
+  // Callback hooks, not async ones: they run on every request, and an async hook costs a promise each time.
+  app.addHook('onRequest', (_request, reply, done) => {
     reply.raw.once('close', metrics.requestBegun());
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request.method, request.routeOptions.url ?? '(unmatched)', reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   const concurrency = config.aggregationConcurrency ?? (db.kind === 'postgres' ? 2 : 1);

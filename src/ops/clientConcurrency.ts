@@ -42,19 +42,25 @@ export class ClientConcurrency {
 
   /**
    * Counts every request with a bearer token `clientIdOf` accepts (of either family: fhir and legacy) (before its handler runs); a request whose
-   * token it refuses is left to its door, which refuses it as before.
+   * token it refuses is left to its door, which refuses it as before. Without a limit nothing is installed.
    */
   install(app: FastifyInstance, clientIdOf: (authorization: string) => string | undefined): void {
-    app.addHook('preHandler', async (request, reply) => {
+    if (this.max <= 0) return;
+    app.addHook('preHandler', (request, reply, done) => {
       const header = request.headers.authorization;
-      if (!header || !bearerToken(header)) return;
+      if (!header || !bearerToken(header)) return done();
       let clientId: string | undefined;
       try {
         clientId = clientIdOf(header);
       } catch {
-        return;
+        return done();
       }
-      if (clientId !== undefined) this.enter(clientId, reply);
+      try {
+        if (clientId !== undefined) this.enter(clientId, reply);
+      } catch (err) {
+        return done(err as Error);
+      }
+      done();
     });
   }
 

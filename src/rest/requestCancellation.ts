@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { inQueryScope } from '../store/queryScope';
+import { QueryScope, inQueryScope } from '../store/queryScope';
 
 /**
  * Ties every request's SQL to the client's connection (issue 16): when the client disconnects before its
@@ -11,10 +11,10 @@ import { inQueryScope } from '../store/queryScope';
  */
 export function installRequestCancellation(app: FastifyInstance): void {
   app.addHook('preHandler', (request, reply, done) => {
-    const controller = new AbortController();
+    const scope = new QueryScope(() => `The client of ${request.method} ${request.routeOptions.url ?? ''} disconnected`);
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) controller.abort();
+      if (!reply.raw.writableFinished) scope.abort();
     });
-    inQueryScope({ signal: controller.signal, describe: () => `The client of ${request.method} ${request.routeOptions.url ?? ''} disconnected` }, done);
+    inQueryScope(scope, done);
   });
 }

@@ -139,16 +139,15 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
     const run = () => (name ? client.query({ name, text, values }) : client.query(text, values));
     const scope = currentQueryScope();
     if (!scope) return translated(run);
-    if (scope.signal.aborted) throw queryCancelled(scope.describe());
-    const onAbort = () => {
+    if (scope.aborted) throw queryCancelled(scope.describe());
+    const unfollow = scope.onAbort(() => {
       spoil();
       cancelBackend(client);
-    };
-    scope.signal.addEventListener('abort', onAbort, { once: true });
+    });
     try {
       return await translated(run, scope.describe);
     } finally {
-      scope.signal.removeEventListener('abort', onAbort);
+      unfollow();
     }
   };
   const over = (run: (text: string, values: unknown[]) => Promise<{ rows: unknown[]; rowCount: number | null }>): Sql => ({

@@ -132,11 +132,15 @@ describeOnPostgres('a search that cannot finish', () => {
   });
 });
 
-describeOnPostgres('a client that disconnects', () => {
+// With a search deadline (the default) the request's scope is the deadline's parent, which must pass the disconnect on.
+describeOnPostgres.each([
+  ['no search deadline', '0'],
+  ['a search deadline far off', '60000'],
+])('a client that disconnects, with %s', (_label, searchTimeoutMs) => {
   let server: TestServer;
   let tenant: Tenant;
   beforeAll(async () => {
-    server = await startTestServer({ SEARCH_TIMEOUT_MS: '0' });
+    server = await startTestServer({ SEARCH_TIMEOUT_MS: searchTimeoutMs });
     tenant = await server.provision();
   }, 300_000);
   afterAll(() => server.close());
