@@ -11,7 +11,7 @@ import type { Resource } from '../fhir/types';
  * of a search, base64), and for break-the-glass the purpose of use with its reason.
  * https://profiles.ihe.net/ITI/BALP/content.html
  * The aggregated Patients an event concerns are completed when it is written (auditLog.ts): those of the
- * resources' `agg_access` rows join the ones known here.
+ * resources' `agg_access` rows join the ones known here, and are named as entities when it is read.
  */
 export type AuditSubtype =
   | 'read'
@@ -36,7 +36,12 @@ export type AuditAction = 'C' | 'R' | 'U' | 'D' | 'E';
 /** FHIR R4 AuditEvent.outcome. */
 export type AuditOutcome = '0' | '4' | '8' | '12';
 
-/** What the audit log writes: the BALP body and the columns it is searched by. */
+/**
+ * What the audit log writes: the columns it is searched by, and the activity as recorded (`StoredActivity`), from
+ * which `auditEventResource` writes the BALP AuditEvent whenever the event is read. Events are written on every
+ * request and read rarely: storing the 1.6 kB AuditEvent of a read cost PostgreSQL about 90 µs of CPU per event
+ * more than this record does (issue 19, `bench/readCost.ts`).
+ */
 export interface AuditEntry {
   id: string;
   recorded: Date;
@@ -50,7 +55,29 @@ export interface AuditEntry {
   action: AuditAction;
   subtype: AuditSubtype;
   outcome: AuditOutcome;
-  body: Record<string, unknown>;
+  activity: StoredActivity;
+}
+
+/** The parts of the caller an event names. */
+export type AuditCaller = Pick<Caller, 'clientId' | 'customerId' | 'organizationId' | 'teamId' | 'practitionerId' | 'patientId' | 'address'> & {
+  breakGlass?: { patientId: string; reason: string };
+};
+
+/**
+ * An event as stored: what its AuditEvent is written from, besides the row's id, recorded time, outcome and
+ * Patients. `v` names this shape, so that rows keep their meaning if it ever changes.
+ */
+export interface StoredActivity {
+  v: 1;
+  subtype: AuditSubtype;
+  /** This server's base URL when the event was recorded (the observer and destination). */
+  server: string;
+  caller?: AuditCaller;
+  resources?: { type: string; id: string; versionId?: number | string }[];
+  query?: [string, string][];
+  type?: string;
+  detail?: string;
+  entities?: Record<string, unknown>[];
 }
 
 export interface AuditActivity {
@@ -128,18 +155,61 @@ export function outcomeOf(status = 200): AuditOutcome {
 
 const coding = (system: string, code: string, display?: string) => ({ system, code, ...(display ? { display } : {}) });
 
-/** The BALP AuditEvent of `activity`, ready for the log. `serverUrl`: this server (the observer and destination). */
+/** The log's record of `activity`. `serverUrl`: this server (the observer and destination). */
 export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEntry {
-  const id = randomUUID();
-  const recorded = new Date();
-  const outcome = outcomeOf(activity.status);
-  const action = ACTION[activity.subtype];
   const caller = activity.caller;
   const refs = (activity.resources ?? []).map((r) => `${r.type}/${r.id}`);
   const patients = new Set(activity.patients ?? []);
   if (activity.store === 'aggregated') for (const r of activity.resources ?? []) if (r.type === 'Patient') patients.add(r.id);
   if (caller?.patientId) patients.add(caller.patientId);
   if (caller?.breakGlass) patients.add(caller.breakGlass.patientId);
+  const stored: StoredActivity = { v: 1, subtype: activity.subtype, server: serverUrl };
+  if (caller) stored.caller = auditCaller(caller);
+  if (activity.resources?.length) stored.resources = activity.resources.map((r) => (r.versionId !== undefined ? { type: r.type, id: r.id, versionId: r.versionId } : { type: r.type, id: r.id }));
+  if (activity.query) stored.query = activity.query;
+  if (activity.type !== undefined) stored.type = activity.type;
+  if (activity.detail) stored.detail = activity.detail;
+  if (activity.entities?.length) stored.entities = activity.entities;
+  return {
+    id: randomUUID(),
+    recorded: new Date(),
+    store: activity.store,
+    refs,
+    patients: [...patients],
+    client: caller?.clientId,
+    action: ACTION[activity.subtype],
+    subtype: activity.subtype,
+    outcome: outcomeOf(activity.status),
+    activity: stored,
+  };
+}
+
+/** Only the caller's fields an event names: a service's caller also holds its scopes and token times. */
+function auditCaller(caller: NonNullable<AuditActivity['caller']>): AuditCaller {
+  const out: AuditCaller = { clientId: caller.clientId };
+  for (const key of ['customerId', 'organizationId', 'teamId', 'practitionerId', 'patientId', 'address'] as const) if (caller[key]) out[key] = caller[key];
+  if (caller.breakGlass) out.breakGlass = { patientId: caller.breakGlass.patientId, reason: caller.breakGlass.reason };
+  return out;
+}
+
+/** A stored event (auditLog.ts) as read: its row's columns and its activity. */
+export interface StoredAuditEvent {
+  id: string;
+  recorded: Date;
+  outcome: string;
+  /** Every aggregated Patient the event concerns, sorted (the log adds those of its resources' compartments). */
+  patientIds: string[];
+  activity: StoredActivity;
+}
+
+/**
+ * The BALP AuditEvent of a stored event. The Patients of `patientIds` that no entity names already are added as
+ * Patient entities, after the others.
+ */
+export function auditEventResource(event: StoredAuditEvent): Resource {
+  const activity = event.activity;
+  const serverUrl = activity.server;
+  const caller = activity.caller;
 
   const agent: Record<string, unknown>[] = [];
   if (caller) {
@@ -166,7 +236,9 @@ export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEnt
   });
 
   const entity: Record<string, unknown>[] = [];
+  const named = new Set<string>();
   for (const r of activity.resources ?? []) {
+    named.add(`${r.type}/${r.id}`);
     const reference = r.versionId !== undefined ? `${r.type}/${r.id}/_history/${r.versionId}` : `${r.type}/${r.id}`;
     entity.push(
       r.type === 'Patient'
@@ -181,10 +253,13 @@ export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEnt
     entity.push({ type: coding(ENTITY_TYPE, '2', 'System Object'), role: coding(ROLE, '4', 'Domain Resource'), description: activity.type });
   }
   entity.push(...(activity.entities ?? []));
+  for (const id of event.patientIds) {
+    if (!named.has(`Patient/${id}`)) entity.push({ what: { reference: `Patient/${id}` }, type: coding(ENTITY_TYPE, '1', 'Person'), role: coding(ROLE, '1', 'Patient') });
+  }
 
-  const body: Record<string, unknown> = {
+  return {
     resourceType: 'AuditEvent',
-    id,
+    id: event.id,
     meta: {
       profile: [
         FHIR_INTERACTIONS.has(activity.subtype)
@@ -194,9 +269,9 @@ export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEnt
     },
     type: REST,
     subtype: [FHIR_INTERACTIONS.has(activity.subtype) ? coding(INTERACTION, activity.subtype) : coding(LOCAL, activity.subtype)],
-    action,
-    recorded: recorded.toISOString(),
-    outcome,
+    action: ACTION[activity.subtype],
+    recorded: new Date(event.recorded).toISOString(),
+    outcome: event.outcome,
     ...(activity.detail ? { outcomeDesc: activity.detail } : {}),
     agent,
     source: {
@@ -206,7 +281,6 @@ export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEnt
     },
     ...(entity.length ? { entity } : {}),
   };
-  return { id, recorded, store: activity.store, refs, patients: [...patients], client: caller?.clientId, action, subtype: activity.subtype, outcome, body };
 }
 
 function onBehalf(system: string, value: string, requestor: boolean, role: string): Record<string, unknown> {

@@ -39,22 +39,14 @@ export interface AuditLogOptions {
 /**
  * One batch of events, their rows given as one JSON array. The aggregated Patients of an event: those known up
  * front, and those of its resources' agg_access rows (one indexed lookup per resource, in the same statement).
- * They are added to the body as Patient entities. Prepared: planning it cost as much as running it.
+ * The AuditEvent itself is written when the event is read (auditEvent.ts `auditEventResource`). Prepared:
+ * planning it cost as much as running it.
  */
 const INSERT_EVENTS = preparedStatement(
-  `INSERT INTO "audit_event" ("id", "recorded", "patient_ids", "client", "action", "subtype", "outcome", "body")
-       SELECT e.id, e.recorded, p.ids, e.client, e.action, e.subtype, e.outcome,
-              CASE WHEN cardinality(p.ids) = 0 THEN e.body
-                   ELSE jsonb_set(e.body, '{entity}', COALESCE(e.body->'entity', '[]'::jsonb) || (
-                     SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                       'what', jsonb_build_object('reference', 'Patient/' || x),
-                       'type', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/audit-entity-type', 'code', '1', 'display', 'Person'),
-                       'role', jsonb_build_object('system', 'http://terminology.hl7.org/CodeSystem/object-role', 'code', '1', 'display', 'Patient'))), '[]'::jsonb)
-                     FROM unnest(p.ids) AS x
-                     WHERE NOT (e.refs @> ARRAY['Patient/' || x])))
-              END
+  `INSERT INTO "audit_event" ("id", "recorded", "patient_ids", "client", "action", "subtype", "outcome", "activity")
+       SELECT e.id, e.recorded, p.ids, e.client, e.action, e.subtype, e.outcome, e.activity
        FROM jsonb_to_recordset($1::jsonb) AS e("id" text, "recorded" timestamptz, "store" text, "refs" text[], "patients" text[],
-                                               "client" text, "action" text, "subtype" text, "outcome" text, "body" jsonb)
+                                               "client" text, "action" text, "subtype" text, "outcome" text, "activity" jsonb)
        CROSS JOIN LATERAL (
          SELECT COALESCE(array_agg(DISTINCT q.pid ORDER BY q.pid), '{}') AS ids FROM (
            SELECT unnest(e.patients) AS pid

@@ -2,6 +2,7 @@ import { badRequest } from '../fhir/outcome';
 import type { Bundle, Resource } from '../fhir/types';
 import { parseDateRange } from '../search/dateRange';
 import type { Sql } from '../store/sql';
+import { auditEventResource, type StoredActivity } from './auditEvent';
 
 /**
  * Searching the audit log (auditLog.ts): by aggregated Patient (`patient`, the GIN index on patient_ids),
@@ -60,6 +61,21 @@ export interface AuditRow {
   body: Resource;
 }
 
+/** An audit_event row: events recorded before the log kept activities (auditEvent.ts) have their AuditEvent in `body`. */
+interface StoredRow {
+  id: string;
+  recorded: Date;
+  outcome: string;
+  patient_ids: string[];
+  body: Resource | null;
+  activity: StoredActivity | null;
+}
+
+function auditRow(row: StoredRow): AuditRow {
+  const body = row.body ?? auditEventResource({ id: row.id, recorded: row.recorded, outcome: row.outcome, patientIds: row.patient_ids, activity: row.activity as StoredActivity });
+  return { id: row.id, recorded: row.recorded, body };
+}
+
 export class AuditSearch {
   constructor(private readonly sql: Sql) {}
 
@@ -80,12 +96,12 @@ export class AuditSearch {
     if (query.agent !== undefined) where.push(`"client" = ${bind(query.agent)}`);
     if (query.action !== undefined) where.push(`"action" = ${bind(query.action)}`);
     if (query.cursor) where.push(`("recorded", "id") < (${bind(query.cursor.recorded)}::timestamptz, ${bind(query.cursor.id)})`);
-    const rows = await this.sql.query<AuditRow[]>(
-      `SELECT "id", "recorded", "body" FROM "audit_event" ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    const rows = await this.sql.query<StoredRow[]>(
+      `SELECT "id", "recorded", "outcome", "patient_ids", "body", "activity" FROM "audit_event" ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY "recorded" DESC, "id" DESC LIMIT ${bind(query.count + 1)}`,
       ...params,
     );
-    const page = rows.slice(0, query.count);
+    const page = rows.slice(0, query.count).map(auditRow);
     const last = page[page.length - 1];
     const next = rows.length > query.count && last ? Buffer.from(`${new Date(last.recorded).toISOString()}|${last.id}`).toString('base64url') : undefined;
     return { rows: page, next };

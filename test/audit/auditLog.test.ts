@@ -233,3 +233,40 @@ test('refusals before any service are audited: a bad token (401), another custom
   const scope = await auditEvents(`agent=${narrow.client_id}&date=ge${since}`);
   expect(scope.filter((e) => e.outcome === '4').map((e) => e.subtype[0].code)).toEqual(['search-type']);
 });
+
+test('an event is stored as the activity it records, without the token’s scopes; one stored whole by an earlier version is served as stored', async () => {
+  const created = await json(tenant.fetch('Patient', { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Stored' }] }) }));
+  expect((await tenant.fetch(`Patient/${created.id}`)).status).toBe(200);
+  const sql = server.database.db.sql;
+  const rows = await sql.query<{ body: unknown; activity: { caller: Record<string, unknown> } }[]>(
+    `SELECT body, activity FROM audit_event WHERE client = $1 AND subtype = 'read' AND activity->'resources' @> $2::jsonb`,
+    tenant.clientId,
+    JSON.stringify([{ type: 'Patient', id: created.id }]),
+  );
+  expect(rows).toHaveLength(1);
+  expect(rows[0].body).toBeNull();
+  expect(rows[0].activity.caller).toMatchObject({ clientId: tenant.clientId, address: '127.0.0.1' });
+  expect(rows[0].activity.caller).not.toHaveProperty('scopes');
+  const [read] = (await byClient()).filter((e) => e.subtype[0].code === 'read' && references(e).includes(`Patient/${created.id}/_history/1`));
+  expect(read).toMatchObject({ resourceType: 'AuditEvent', action: 'R', outcome: '0' });
+
+  const earlier = {
+    resourceType: 'AuditEvent',
+    id: 'stored-whole-1',
+    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' },
+    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: 'read' }],
+    action: 'R',
+    recorded: '2026-01-02T03:04:05.678Z',
+    outcome: '0',
+    agent: [{ who: { identifier: { system: 'urn:tributary:client', value: tenant.clientId } }, requestor: true }],
+    source: { observer: { display: 'Tributary' } },
+  };
+  await sql.execute(
+    `INSERT INTO audit_event (id, recorded, patient_ids, client, action, subtype, outcome, body) VALUES ($1, $2, '{}', $3, 'R', 'read', '0', $4::jsonb)`,
+    earlier.id,
+    earlier.recorded,
+    tenant.clientId,
+    JSON.stringify(earlier),
+  );
+  expect(await auditEvents(`agent=${tenant.clientId}&date=2026-01-02`)).toEqual([earlier]);
+});

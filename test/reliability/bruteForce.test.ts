@@ -25,7 +25,7 @@ function tokenRequest(clientId: string, secret: string, on: TestServer = server)
 /** Audited token refusals of `clientId` for being locked out (AuditEvent.outcomeDesc carries the reason). */
 async function auditedLockouts(clientId: string, on: TestServer = server): Promise<number> {
   const rows = await on.database.db.sql.query<{ n: number }[]>(
-    `SELECT count(*)::int AS n FROM audit_event WHERE subtype = 'token-issue' AND client = $1 AND outcome = '4' AND body->>'outcomeDesc' LIKE '%Too many failed client authentications%'`,
+    `SELECT count(*)::int AS n FROM audit_event WHERE subtype = 'token-issue' AND client = $1 AND outcome = '4' AND activity->>'detail' LIKE '%Too many failed client authentications%'`,
     clientId,
   );
   return rows[0].n;
