@@ -1,6 +1,7 @@
 import { checkClientJwks, type ClientJwks } from '../access/clientJwks';
 import { isSmartScope } from '../access/scopes';
 import { PRIVACY_LABELS } from '../aggregator/rules';
+import { ID, ID_SOURCE } from '../fhir/ids';
 import { badRequest } from '../fhir/outcome';
 import type { FhirVersion } from '../fhir/types';
 import { CLIENT_FAMILIES, FHIR_VERSIONS, type ClientFamily } from '../store/tenancyRepository';
@@ -15,9 +16,8 @@ import { CLIENT_FAMILIES, FHIR_VERSIONS, type ClientFamily } from '../store/tena
 export type Untrusted<T> = { [K in keyof T]?: unknown };
 
 const MAX_NAME = 200;
-/** A FHIR id (R4 `id` datatype): our own ids (`cus-…`, `ep-…`, `cli-…`) and aggregated ids are all of this shape. */
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
-const ORGANIZATION_REFERENCE = /^Organization\/[A-Za-z0-9\-.]{1,64}$/;
+// Ids are FHIR ids (fhir/ids.ts): our own ids (`cus-…`, `ep-…`, `cli-…`) and aggregated ids are all of that shape.
+const ORGANIZATION_REFERENCE = new RegExp(`^Organization/${ID_SOURCE}$`);
 
 const isAbsent = (value: unknown) => value === undefined || value === null;
 

@@ -1,3 +1,4 @@
+import { ID_SOURCE } from '../fhir/ids';
 import { isFhirDecimal } from '../fhir/losslessJson';
 import { elementOfKey, referenceElementPaths, topLevelElements } from '../fhir/structure';
 import type { Coding, Resource } from '../fhir/types';
@@ -147,15 +148,18 @@ export function referenceSites(resource: Resource): ReferenceSite[] {
   return sites;
 }
 
+const RELATIVE_REFERENCE = new RegExp(`^([A-Z][A-Za-z]+)/(${ID_SOURCE})(?:/_history/[^/]+)?$`);
+const ABSOLUTE_REFERENCE = new RegExp(`^https?://.+/([A-Z][A-Za-z]+/${ID_SOURCE})(/_history/[^/]+)?$`);
+
 /** `Type/id` of a relative reference. */
 export function parseRelative(reference: string): { type: string; id: string } | undefined {
-  const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(reference);
+  const m = RELATIVE_REFERENCE.exec(reference);
   return m ? { type: m[1], id: m[2] } : undefined;
 }
 
 /** `http://x/fhir/Patient/123` → `Patient/123` (DESIGN §3.2: the server part is ignored). */
 export function stripServer(reference: string): string {
-  const m = /^https?:\/\/.+\/([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(reference);
+  const m = ABSOLUTE_REFERENCE.exec(reference);
   return m ? m[1] : reference;
 }
 

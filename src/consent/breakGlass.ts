@@ -3,6 +3,7 @@ import type { Caller } from '../access/caller';
 import type { IssuedToken, TokenService } from '../access/tokens';
 import { AGGREGATED_STORE } from '../aggregator/outbox';
 import { NO_AUDIT, type AuditSink } from '../audit/auditLog';
+import { ID } from '../fhir/ids';
 import { badRequest, forbidden, notFound, OperationOutcomeError } from '../fhir/outcome';
 import type { ResourceRepository } from '../store/resourceRepository';
 import type { SqlClient } from '../store/sql';
@@ -72,7 +73,7 @@ export class BreakGlass {
         await audit.record({
           subtype: 'break-the-glass',
           caller: { ...caller, breakGlass: undefined },
-          patients: /^[A-Za-z0-9\-.]{1,64}$/.test(named) ? [named] : [],
+          patients: ID.test(named) ? [named] : [],
           status: err.status,
           detail: err.message,
         });

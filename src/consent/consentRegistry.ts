@@ -3,6 +3,7 @@ import { AGGREGATED_STORE } from '../aggregator/outbox';
 import { PRIVACY_LABELS } from '../aggregator/rules';
 import { NO_AUDIT, type AuditSink } from '../audit/auditLog';
 import type { AuditActivity } from '../audit/auditEvent';
+import { ID, ID_SOURCE } from '../fhir/ids';
 import { badRequest, notFound, OperationOutcomeError } from '../fhir/outcome';
 import type { ResourceRepository } from '../store/resourceRepository';
 import type { SqlClient, Tx } from '../store/sql';
@@ -35,14 +36,19 @@ interface ConsentRow {
 export type ConsentActor = NonNullable<AuditActivity['caller']>;
 const ADMIN: ConsentActor = { clientId: 'admin' };
 
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+/**
+ * Grantee ids are FHIR ids whose prefix says the kind: `team-…` a CareTeam, `prac-…` a Practitioner. The prefix
+ * counts towards the id's 64 characters, hence the lookahead for the whole id.
+ */
+const BARE_GRANTEE = new RegExp(`^(?=${ID_SOURCE}$)(team|prac)-.`);
+const GRANTEE_REFERENCE = new RegExp(`^(?:CareTeam/(?=${ID_SOURCE}$)team|Practitioner/(?=${ID_SOURCE}$)prac)-.`);
 
 /** `CareTeam/team-…`, `Practitioner/prac-…`, or the bare id (its prefix says which). */
 export function granteeReference(value: unknown): string {
   const text = typeof value === 'string' ? value.trim() : '';
-  const bare = /^(team|prac)-[A-Za-z0-9\-.]{1,59}$/.exec(text);
+  const bare = BARE_GRANTEE.exec(text);
   if (bare) return `${bare[1] === 'team' ? 'CareTeam' : 'Practitioner'}/${text}`;
-  const ref = /^(CareTeam\/team|Practitioner\/prac)-[A-Za-z0-9\-.]{1,59}$/.exec(text);
+  const ref = GRANTEE_REFERENCE.exec(text);
   if (ref) return text;
   throw badRequest("'grantee' must be a team (CareTeam/team-… or team-…) or a practitioner (Practitioner/prac-… or prac-…)", 'grantee');
 }

@@ -1,3 +1,4 @@
+import { relativePatientId } from './ids';
 import { badRequest } from './outcome';
 
 /**
@@ -34,7 +35,7 @@ function patientReference(value: unknown, base: string, where: string): string {
   const reference = isObject(value) && typeof value.reference === 'string' ? value.reference : undefined;
   if (reference === undefined) throw badRequest(`${where}: patient must be a valueReference with a reference 'Patient/[id]'`, 'patient');
   const local = reference.startsWith(`${base}/`) ? reference.slice(base.length + 1) : reference;
-  if (!/^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(local)) throw badRequest(`${where}: patient '${reference.slice(0, 200)}' is not a reference to a Patient of this server`, 'patient');
+  if (relativePatientId(local) === undefined) throw badRequest(`${where}: patient '${reference.slice(0, 200)}' is not a reference to a Patient of this server`, 'patient');
   return local;
 }
 

@@ -1,4 +1,5 @@
 import { parseDateRange } from '../search/dateRange';
+import { relativePatientId } from './ids';
 import type { Resource } from './types';
 
 /**
@@ -13,8 +14,8 @@ export function currentPatientMembers(group: Resource, now: Date): string[] {
   const ids = new Set<string>();
   for (const member of members) {
     if (member.inactive === true || !within(member.period, now)) continue;
-    const match = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(member.entity?.reference ?? '');
-    if (match) ids.add(match[1]);
+    const id = relativePatientId(member.entity?.reference ?? '');
+    if (id) ids.add(id);
   }
   return [...ids];
 }

@@ -1,4 +1,5 @@
 import { GraphQLBoolean, type GraphQLEnumType, type GraphQLFieldConfig, type GraphQLInterfaceType } from 'graphql';
+import { ID_SOURCE } from '../fhir/ids';
 import { notFound } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 import type { GraphqlContext } from './context';
@@ -11,7 +12,7 @@ import { referenceKey } from './loaders';
  * reference is an error unless `optional: true`. A Reference with no `reference` (identifier or display
  * only) has nothing to follow and gives null; a versioned reference resolves to the current version.
  */
-const RELATIVE = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
+const RELATIVE = new RegExp(`^([A-Z][A-Za-z]+)/(${ID_SOURCE})(?:/_history/${ID_SOURCE})?$`);
 
 /** The type and id a relative reference (`Patient/1`, `Patient/1/_history/2`) points to; else undefined. */
 export function relativeTarget(reference: string): { type: string; id: string } | undefined {

@@ -1,3 +1,4 @@
+import { ID } from '../fhir/ids';
 import { badRequest, OperationOutcomeError, operationOutcome } from '../fhir/outcome';
 import { JSON_TYPES, XML_TYPES } from './fhirFormat';
 
@@ -6,7 +7,7 @@ import { JSON_TYPES, XML_TYPES } from './fhirFormat';
  * (issue 16): path ids (datatypes.html#id), version ids this server can have issued, query values without NUL
  * (PostgreSQL text cannot hold one), and the media type of a resource sent to a create or update.
  */
-export const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
 /** Version ids are 32-bit counters here; anything longer is no version of ours (and would overflow in SQL). */
 const MAX_VERSION = 2_147_483_647;
 

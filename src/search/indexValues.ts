@@ -1,3 +1,4 @@
+import { ID } from '../fhir/ids';
 import { FhirDecimal } from '../fhir/losslessJson';
 import { compileExpression, firstElements } from '../fhir/pathExpression';
 import { componentType, searchParameterMap, type SearchParamDef, ROW_PARAMETERS } from '../fhir/searchParameters';
@@ -114,7 +115,6 @@ export interface ReferenceValue {
 }
 
 const REFERENCE_TYPE = /^[A-Z][A-Za-z]+$/;
-const REFERENCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /** `Patient/1`, `http://x/fhir/Patient/1`, `Patient/1/_history/2` → Patient, 1; anything else keeps its URL. */
 export function parseReference(reference: string): ReferenceValue {
@@ -126,7 +126,7 @@ export function parseReference(reference: string): ReferenceValue {
     const type = reference.slice(before + 1, slash);
     if (type !== '_history') {
       const id = reference.slice(slash + 1);
-      return REFERENCE_TYPE.test(type) && REFERENCE_ID.test(id) && !reference.startsWith('urn:')
+      return REFERENCE_TYPE.test(type) && ID.test(id) && !reference.startsWith('urn:')
         ? { targetType: type, targetId: id, url: null }
         : { targetType: null, targetId: null, url: reference };
     }
@@ -134,7 +134,7 @@ export function parseReference(reference: string): ReferenceValue {
   const parts = reference.split('/');
   let i = parts.length - 2;
   if (parts.length >= 4 && parts[parts.length - 2] === '_history') i = parts.length - 4;
-  if (i >= 0 && REFERENCE_TYPE.test(parts[i]) && REFERENCE_ID.test(parts[i + 1]) && !reference.startsWith('urn:')) {
+  if (i >= 0 && REFERENCE_TYPE.test(parts[i]) && ID.test(parts[i + 1]) && !reference.startsWith('urn:')) {
     return { targetType: parts[i], targetId: parts[i + 1], url: null };
   }
   return { targetType: null, targetId: null, url: reference };

@@ -1,3 +1,4 @@
+import { relativePatientId } from '../fhir/ids';
 import { type OperationOutcome, operationOutcome } from '../fhir/outcome';
 import type { Resource } from '../fhir/types';
 
@@ -27,8 +28,7 @@ const MAX_HOPS = 8;
 export function replacedBy(patient: Resource): string | undefined {
   const links = Array.isArray(patient.link) ? (patient.link as { type?: unknown; other?: { reference?: unknown } }[]) : [];
   const reference = links.find((l) => l?.type === 'replaced-by')?.other?.reference;
-  const m = typeof reference === 'string' ? /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(reference) : null;
-  return m?.[1];
+  return typeof reference === 'string' ? relativePatientId(reference) : undefined;
 }
 
 /**
