@@ -165,7 +165,8 @@ export function auditEntry(activity: AuditActivity, serverUrl: string): AuditEnt
   if (caller?.breakGlass) patients.add(caller.breakGlass.patientId);
   const stored: StoredActivity = { v: 1, subtype: activity.subtype, server: serverUrl };
   if (caller) stored.caller = auditCaller(caller);
-  if (activity.resources?.length) stored.resources = activity.resources.map((r) => (r.versionId !== undefined ? { type: r.type, id: r.id, versionId: r.versionId } : { type: r.type, id: r.id }));
+  if (activity.resources?.length)
+    stored.resources = activity.resources.map((r) => (r.versionId !== undefined ? { type: r.type, id: r.id, versionId: r.versionId } : { type: r.type, id: r.id }));
   if (activity.query) stored.query = activity.query;
   if (activity.type !== undefined) stored.type = activity.type;
   if (activity.detail) stored.detail = activity.detail;
