@@ -215,6 +215,11 @@ export function parseStoredJson(text: string): unknown {
   return JSON.parse(rewritten, reviveStored);
 }
 
+/** Whether PostgreSQL's text of a stored jsonb holds numbers `stringifyStoredJson` marked (it must then be parsed to be served). */
+export function holdsMarkedNumbers(text: string): boolean {
+  return text.includes(STORED);
+}
+
 /**
  * PostgreSQL's text of a stored jsonb → the JSON text to serve: the same text unless it holds numbers that
  * `stringifyStoredJson` marked (then parsed and written again, with their own digits). For paths that serve

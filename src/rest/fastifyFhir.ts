@@ -118,7 +118,10 @@ export function mountFhir<C>(app: FastifyInstance, mount: FhirMount<C>): void {
         response = await mount.routes.handle(fhirRequestOf(request, path, query, version), ctx);
       }
       reply.status(response.status).headers(response.headers);
-      if (response.body === undefined || response.status === 304) return reply.send();
+      if (response.status === 304) return reply.send();
+      // A stored resource's own text, when the read has it and JSON is asked for as it is (fhirHttp.ts `okStored`).
+      if (response.json !== undefined && !pretty && !isXmlMediaType(mediaType)) return reply.type(`${mediaType}; charset=utf-8`).send(response.json);
+      if (response.body === undefined) return reply.send();
       const { type, payload } = responsePayload(response.body, mediaType, version, pretty);
       return reply.type(`${type}; charset=utf-8`).send(payload);
     } catch (err) {

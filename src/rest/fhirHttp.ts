@@ -24,6 +24,8 @@ export interface FhirResponse {
   status: number;
   headers: Record<string, string>;
   body?: unknown;
+  /** `body`'s JSON as served, when already at hand (a stored resource read by key): sent as it is for JSON without `_pretty`. */
+  json?: string;
 }
 
 export function weakEtag(versionId: number | string): string {
@@ -60,4 +62,21 @@ export function versionHeaders(stored: StoredVersion): Record<string, string> {
 
 export function ok(body: Resource, status = 200, headers: Record<string, string> = {}): FhirResponse {
   return { status, headers, body };
+}
+
+/**
+ * 200 with a stored version: its text goes out as it is when the store had it (StoredVersion `json`), and the
+ * resource is parsed only if something asks for the body (XML, `_pretty`, a Bundle entry).
+ */
+export function okStored(stored: StoredVersion, headers: Record<string, string>): FhirResponse {
+  return {
+    status: 200,
+    headers,
+    get body() {
+      return stored.resource ?? undefined;
+    },
+    get json() {
+      return stored.json;
+    },
+  };
 }

@@ -6,7 +6,7 @@ import { parseQuery } from '../service/fhirService';
 import { BundleProcessor } from '../service/bundleProcessor';
 import { reportParameters } from '../aggregator/reportParameters';
 import type { HistoryPage, StoredVersion } from '../store/resourceRepository';
-import { type FhirRequest, type FhirResponse, ok, parseEtag, parsePrefer, versionHeaders, weakEtag } from './fhirHttp';
+import { type FhirRequest, type FhirResponse, ok, okStored, parseEtag, parsePrefer, versionHeaders, weakEtag } from './fhirHttp';
 import type { RouteParams } from './routeTable';
 
 /** What every FHIR REST handler needs: the service bound to one store, and where that store is served. */
@@ -100,7 +100,7 @@ export const read: Handler = async (req, p, ctx) => {
     const t = Date.parse(since);
     if (!Number.isNaN(t) && Math.floor(stored.lastUpdated.getTime() / 1000) <= Math.floor(t / 1000)) return { status: 304, headers };
   }
-  return ok(stored.resource as Resource, 200, headers);
+  return okStored(stored, headers);
 };
 
 export const vread: Handler = async (_req, p, ctx) => {

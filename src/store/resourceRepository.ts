@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql, SqlClient, Tx } from './sql';
 import { badRequest, conflict, gone, notFound, preconditionFailed } from '../fhir/outcome';
-import { stringifyStoredJson } from '../fhir/losslessJson';
+import { parseStoredJson, stringifyStoredJson } from '../fhir/losslessJson';
 import type { Resource } from '../fhir/types';
 import type { AccessFilter } from '../service/ports';
 import { appendAccessFilter } from './accessSql';
+import { compactServedText } from './compactServedText';
 import { preparedStatement } from './preparedStatements';
 
 export type { Sql, Tx } from './sql';
@@ -19,6 +20,11 @@ export interface StoredVersion {
   deleted: boolean;
   /** The resource as served, `meta.versionId` and `meta.lastUpdated` included; null for a delete. */
   resource: Resource | null;
+  /**
+   * The resource's JSON as a read serves it, when the store read it as text (a read by key: `read`) and could
+   * write it without parsing (compactServedText.ts); the door sends it as it is. Undefined otherwise.
+   */
+  readonly json?: string;
 }
 
 export type ChangeKind = 'create' | 'update' | 'delete';
@@ -80,6 +86,10 @@ const COLUMNS = 'pk, store, type, id, version_id, last_updated, deleted, content
 /** The current row of a resource by its key: the statement of every read. */
 const CURRENT = preparedStatement(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`);
 const CURRENT_FOR_UPDATE = preparedStatement(`${CURRENT} FOR UPDATE`);
+/** The same row with the content as PostgreSQL's text of it, for reads served without parsing it (`textRead`). */
+const CURRENT_AS_TEXT = preparedStatement(
+  `SELECT pk, store, type, id, version_id, last_updated, deleted, content::text AS content FROM resource WHERE store = $1 AND type = $2 AND id = $3`,
+);
 
 /** Moves the current version of row `$1` into history before it is overwritten (a CTE of the UPDATE). */
 const SUPERSEDE = `INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
@@ -96,6 +106,39 @@ function toStored(row: Row): StoredVersion {
     deleted: row.deleted,
     resource: row.content && servedOrder(row.content),
   };
+}
+
+/**
+ * A version read as text: `json` is the served text, made without parsing (compactServedText.ts), and `resource`
+ * is parsed only when something asks for it. Both are computed once; a `resource` set afterwards leaves no `json`.
+ */
+function textRead(row: Omit<Row, 'content'> & { content: string | null }): StoredVersion {
+  const text = row.content;
+  let resource: Resource | null | undefined = text === null ? null : undefined;
+  let json: string | null | undefined = text === null ? null : undefined;
+  const stored = {
+    pk: BigInt(row.pk),
+    store: row.store,
+    type: row.type,
+    id: row.id,
+    versionId: Number(row.version_id),
+    lastUpdated: new Date(row.last_updated),
+    deleted: row.deleted,
+    get resource(): Resource | null {
+      return (resource ??= servedOrder(parseStoredJson(text as string) as Resource));
+    },
+    set resource(value: Resource | null) {
+      resource = value;
+      json = null;
+    },
+  };
+  const served = (): string | undefined => {
+    if (json === undefined) json = compactServedText(text as string) ?? null;
+    return json ?? undefined;
+  };
+  // Not enumerable: a copy of the version (`{ ...stored }`) carries its resource, not a text that may no longer match it.
+  Object.defineProperty(stored, 'json', { enumerable: false, get: served });
+  return stored;
 }
 
 /** jsonb keeps keys in its own order; clients expect `resourceType`, `id` and `meta` first. */
@@ -147,9 +190,19 @@ export class ResourceRepository {
    * read-modify-write (a patch) cannot be overtaken by another between its read and its write.
    */
   async read(store: string, type: string, id: string, sql: Sql = this.sql, options: { forUpdate?: boolean } = {}): Promise<StoredVersion> {
-    const rows = await sql.query<Row[]>(options.forUpdate ? CURRENT_FOR_UPDATE : CURRENT, store, type, id);
+    if (!options.forUpdate) return this.readAsText(store, type, id, sql);
+    const rows = await sql.query<Row[]>(CURRENT_FOR_UPDATE, store, type, id);
     if (rows.length === 0) throw notFound(`${type}/${id} is not known`);
     const found = toStored(rows[0]);
+    if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);
+    return found;
+  }
+
+  /** `read` without a lock: the content comes as text, served without parsing unless something asks for the resource. */
+  private async readAsText(store: string, type: string, id: string, sql: Sql): Promise<StoredVersion> {
+    const rows = await sql.query<(Omit<Row, 'content'> & { content: string | null })[]>(CURRENT_AS_TEXT, store, type, id);
+    if (rows.length === 0) throw notFound(`${type}/${id} is not known`);
+    const found = textRead(rows[0]);
     if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);
     return found;
   }

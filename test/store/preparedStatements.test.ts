@@ -41,7 +41,9 @@ test('key reads and audit batches are prepared once per connection; other statem
     });
   }
   const statements = await prepared();
-  expect(statements.filter((s) => s.startsWith('SELECT pk, store, type, id, version_id, last_updated, deleted, content FROM resource WHERE store = $1'))).toHaveLength(1);
+  expect(
+    statements.filter((s) => s.startsWith('SELECT pk, store, type, id, version_id, last_updated, deleted, content::text AS content FROM resource WHERE store = $1')),
+  ).toHaveLength(1);
   expect(statements.filter((s) => s.startsWith('INSERT INTO "audit_event"'))).toHaveLength(1);
   expect(statements.some((s) => s.startsWith('SELECT statement FROM pg_prepared_statements'))).toBe(false);
   expect((await sql.query<{ n: number }[]>('SELECT count(*)::int AS n FROM audit_event'))[0].n).toBe(3);
