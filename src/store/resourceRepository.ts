@@ -95,7 +95,8 @@ const CURRENT_AS_TEXT = preparedStatement(
 const SUPERSEDE = `INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
   SELECT pk, version_id, store, type, id, last_updated, deleted, content FROM resource WHERE pk = $1`;
 
-function toStored(row: Row): StoredVersion {
+/** A row's version, everything but its content. */
+function versionOf(row: Omit<Row, 'content'>): Omit<StoredVersion, 'resource' | 'json'> {
   return {
     pk: BigInt(row.pk),
     store: row.store,
@@ -104,8 +105,11 @@ function toStored(row: Row): StoredVersion {
     versionId: Number(row.version_id),
     lastUpdated: new Date(row.last_updated),
     deleted: row.deleted,
-    resource: row.content && servedOrder(row.content),
   };
+}
+
+function toStored(row: Row): StoredVersion {
+  return { ...versionOf(row), resource: row.content && servedOrder(row.content) };
 }
 
 /**
@@ -117,13 +121,7 @@ function textRead(row: Omit<Row, 'content'> & { content: string | null }): Store
   let resource: Resource | null | undefined = text === null ? null : undefined;
   let json: string | null | undefined = text === null ? null : undefined;
   const stored = {
-    pk: BigInt(row.pk),
-    store: row.store,
-    type: row.type,
-    id: row.id,
-    versionId: Number(row.version_id),
-    lastUpdated: new Date(row.last_updated),
-    deleted: row.deleted,
+    ...versionOf(row),
     get resource(): Resource | null {
       return (resource ??= servedOrder(parseStoredJson(text as string) as Resource));
     },
