@@ -82,14 +82,17 @@ interface Row {
   content: Resource | null;
 }
 
-const COLUMNS = 'pk, store, type, id, version_id, last_updated, deleted, content';
-/** The current row of a resource by its key: the statement of every read. */
-const CURRENT = preparedStatement(`SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3`);
+/** A row read with its content as PostgreSQL's text of the jsonb (`textRead`). */
+type TextRow = Omit<Row, 'content'> & { content: string | null };
+
+const VERSION_COLUMNS = 'pk, store, type, id, version_id, last_updated, deleted';
+const COLUMNS = `${VERSION_COLUMNS}, content`;
+const BY_KEY = 'FROM resource WHERE store = $1 AND type = $2 AND id = $3';
+/** The current row of a resource by its key. */
+const CURRENT = preparedStatement(`SELECT ${COLUMNS} ${BY_KEY}`);
 const CURRENT_FOR_UPDATE = preparedStatement(`${CURRENT} FOR UPDATE`);
-/** The same row with the content as PostgreSQL's text of it, for reads served without parsing it (`textRead`). */
-const CURRENT_AS_TEXT = preparedStatement(
-  `SELECT pk, store, type, id, version_id, last_updated, deleted, content::text AS content FROM resource WHERE store = $1 AND type = $2 AND id = $3`,
-);
+/** The same row with the content as text, for reads served without parsing it (`textRead`): the statement of every read. */
+const CURRENT_AS_TEXT = preparedStatement(`SELECT ${VERSION_COLUMNS}, content::text AS content ${BY_KEY}`);
 
 /** Moves the current version of row `$1` into history before it is overwritten (a CTE of the UPDATE). */
 const SUPERSEDE = `INSERT INTO resource_history (resource_pk, version_id, store, type, id, last_updated, deleted, content)
@@ -116,7 +119,7 @@ function toStored(row: Row): StoredVersion {
  * A version read as text: `json` is the served text, made without parsing (compactServedText.ts), and `resource`
  * is parsed only when something asks for it. Both are computed once; a `resource` set afterwards leaves no `json`.
  */
-function textRead(row: Omit<Row, 'content'> & { content: string | null }): StoredVersion {
+function textRead(row: TextRow): StoredVersion {
   const text = row.content;
   let resource: Resource | null | undefined = text === null ? null : undefined;
   let json: string | null | undefined = text === null ? null : undefined;
@@ -188,19 +191,11 @@ export class ResourceRepository {
    * read-modify-write (a patch) cannot be overtaken by another between its read and its write.
    */
   async read(store: string, type: string, id: string, sql: Sql = this.sql, options: { forUpdate?: boolean } = {}): Promise<StoredVersion> {
-    if (!options.forUpdate) return this.readAsText(store, type, id, sql);
-    const rows = await sql.query<Row[]>(CURRENT_FOR_UPDATE, store, type, id);
-    if (rows.length === 0) throw notFound(`${type}/${id} is not known`);
-    const found = toStored(rows[0]);
-    if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);
-    return found;
-  }
-
-  /** `read` without a lock: the content comes as text, served without parsing unless something asks for the resource. */
-  private async readAsText(store: string, type: string, id: string, sql: Sql): Promise<StoredVersion> {
-    const rows = await sql.query<(Omit<Row, 'content'> & { content: string | null })[]>(CURRENT_AS_TEXT, store, type, id);
-    if (rows.length === 0) throw notFound(`${type}/${id} is not known`);
-    const found = textRead(rows[0]);
+    // Without a lock the content comes as text, served without parsing unless something asks for the resource.
+    const found = options.forUpdate
+      ? (await sql.query<Row[]>(CURRENT_FOR_UPDATE, store, type, id)).map(toStored)[0]
+      : (await sql.query<TextRow[]>(CURRENT_AS_TEXT, store, type, id)).map(textRead)[0];
+    if (!found) throw notFound(`${type}/${id} is not known`);
     if (found.deleted) throw gone(`${type}/${id} was deleted (version ${found.versionId})`);
     return found;
   }
@@ -220,7 +215,7 @@ export class ResourceRepository {
 
   async vread(store: string, type: string, id: string, versionId: number, sql: Sql = this.sql): Promise<StoredVersion> {
     const rows = await sql.query<Row[]>(
-      `SELECT ${COLUMNS} FROM resource WHERE store = $1 AND type = $2 AND id = $3 AND version_id = $4
+      `SELECT ${COLUMNS} ${BY_KEY} AND version_id = $4
        UNION ALL
        SELECT h.resource_pk AS pk, h.store, h.type, h.id, h.version_id, h.last_updated, h.deleted, h.content
          FROM resource r JOIN resource_history h ON h.resource_pk = r.pk AND h.version_id = $4
