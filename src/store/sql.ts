@@ -1,6 +1,7 @@
 import { currentQueryScope, poolExhausted, queryCancelled } from './queryScope';
 import { parseStoredJson } from '../fhir/losslessJson';
 import { preparedName } from './preparedStatements';
+import { namedQueryRunner } from './namedQuery';
 
 /**
  * Raw SQL straight to the database driver — `pg` for PostgreSQL, PGlite for the embedded store — for the
@@ -82,16 +83,16 @@ const QUERY_CANCELED = '57014';
 export async function postgresSql(url: string, poolSize: number, limits: PoolLimits = {}): Promise<SqlClient> {
   const pg = (await import('pg')).default;
   const int8 = (value: string) => BigInt(value);
+  const getTypeParser = (oid: number, format?: string): ((raw: string) => unknown) =>
+    oid === 20 ? int8 : oid === JSON_OID || oid === JSONB_OID ? parseStoredJson : pg.types.getTypeParser(oid, format as 'text');
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
     ...(limits.statementTimeoutMs ? { statement_timeout: limits.statementTimeoutMs } : {}),
     ...(limits.poolWaitMs ? { connectionTimeoutMillis: limits.poolWaitMs } : {}),
-    types: {
-      getTypeParser: ((oid: number, format?: string) =>
-        oid === 20 ? int8 : oid === JSON_OID || oid === JSONB_OID ? parseStoredJson : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-    },
+    types: { getTypeParser: getTypeParser as typeof pg.types.getTypeParser },
   });
+  const runNamed = namedQueryRunner(pg.Query, getTypeParser);
   // An idle connection the server dropped must not take the process down.
   pool.on('error', () => undefined);
   // No JIT compilation: our statements are short keyed reads and writes, and the planner's estimates on tables
@@ -136,7 +137,7 @@ export async function postgresSql(url: string, poolSize: number, limits: PoolLim
   const cancellable = async (client: import('pg').PoolClient, text: string, values: unknown[], spoil: () => void) => {
     // A registered statement goes by its name, so the connection parses and plans it once (preparedStatements.ts).
     const name = preparedName(text);
-    const run = () => (name ? client.query({ name, text, values }) : client.query(text, values));
+    const run = () => (name ? runNamed(client, name, text, values) : client.query(text, values));
     const scope = currentQueryScope();
     if (!scope) return translated(run);
     if (scope.aborted) throw queryCancelled(scope.describe());
