@@ -6,6 +6,7 @@ import { bearerToken, type Caller } from './access/caller';
 import { AdminService } from './admin/adminService';
 import { AuditLog, type AuditSink, NO_AUDIT } from './audit/auditLog';
 import { auditQueryOf, AuditSearch, summarise } from './audit/auditSearch';
+import { HeldAudit } from './audit/heldAudit';
 import { RevokedClients } from './access/revokedClients';
 import { AggregationViews } from './aggregator/views';
 import { adminOps } from './graphql/adminOps';
@@ -150,6 +151,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ? new AuditLog(db.sql, { serverUrl: () => config.publicUrl, onError: (err) => app.log.error({ err }, 'the audit log could not be written; requests are refused') })
     : NO_AUDIT;
   const auditEvents = new AuditSearch(db.sql);
+  /** A GraphQL request's audit events, held until its response (audit/heldAudit.ts); none with the log off. */
+  const heldAudit = (): HeldAudit | undefined => (audit.enabled ? new HeldAudit(audit) : undefined);
   // Read per request, never cached: a grant, revoke or freeze counts on the next request.
   const callerAccess = new CallerAccessLoader(db.sql);
   const grants = new ConsentRegistry(db.sql, repo, audit, replicaReads && (() => replicaReads.accessChanged()));
@@ -359,10 +362,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     graphiqlHtml: () => webPages.graphiqlHtml(),
   });
   const views = new AggregationViews(db.sql);
-  const graphqlContext = (caller: Caller, defaultEndpoint?: string, fhirVersion?: FhirVersion): GraphqlContext => {
+  /**
+   * `held`: the request's audit events go there and are written just before its response (`releaseAudit`); the
+   * HTTP doors pass one, a graphql-ws connection (long-lived, with no one response to wait on) does not.
+   */
+  const graphqlContext = (caller: Caller, defaultEndpoint?: string, fhirVersion?: FhirVersion, held?: HeldAudit): GraphqlContext => {
     // Every GraphQL door's data source counts what it fetches against the cost limit (costBudget.ts).
-    const source = withCostBudget(serviceSource(authorization.for(caller)), config.graphql.maxCost);
+    const source = withCostBudget(serviceSource(authorization.for(caller, held)), config.graphql.maxCost);
     return {
+      ...(held ? { releaseAudit: () => held.release() } : {}),
       source,
       loaders: createLoaders(source),
       origin: new WeakMap(),
@@ -425,7 +433,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);
     if (token && isAdminToken(token, deps.adminToken)) return adminContext();
-    return graphqlContext(await callerOf(request));
+    return graphqlContext(await callerOf(request), undefined, undefined, heldAudit());
   });
 
   await app.register(async (scope) => {
@@ -454,7 +462,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           fhirVersion: endpoint.fhirVersion as FhirVersion,
           bundleMaxEntries: config.bundleMaxEntries,
           aggregationStatus: (type: string, id: string) => aggregationStatus(db.sql, endpoint.id, type, id),
-          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, endpoint.id, endpoint.fhirVersion as FhirVersion), instance),
+          graphql: (req: GraphqlRequest, instance?: Resource) =>
+            graphqlDoor.execute(req, graphqlContext(caller, endpoint.id, endpoint.fhirVersion as FhirVersion, heldAudit()), instance),
         };
       },
     });
@@ -498,7 +507,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           baseUrl: aggregatedBase,
           supported: aggregator.supported,
           bulk,
-          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller), instance),
+          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, undefined, undefined, heldAudit()), instance),
         };
       },
     });

@@ -40,6 +40,11 @@ export interface GraphqlContext {
   live?: LiveOps;
   /** `@slice` labels by response path, recorded during execution (sliceLabels.ts). */
   slices?: Map<string, string>;
+  /**
+   * Writes the request's audit events, held while it ran (audit/heldAudit.ts); the door sends nothing before it
+   * resolves. Absent where events are written as they happen (a graphql-ws connection, the audit log off).
+   */
+  releaseAudit?: () => Promise<void>;
 }
 
 /** Records the origin of a resource the data source returned (the resource is its own container). */

@@ -20,6 +20,7 @@ import {
 import { parseFhirJson, stringifyFhirJson } from '../fhir/losslessJson';
 import { badRequest, OperationOutcomeError } from '../fhir/outcome';
 import { isDatabaseUnavailable, OUTAGE_RETRY_AFTER_SECONDS, outageOrSelf } from '../store/databaseUnavailable';
+import { auditUnavailable } from '../audit/auditLog';
 import type { FhirVersion, Resource } from '../fhir/types';
 import { applyOutputDirectives, usesOutputDirectives } from './directives';
 import { DocumentCache } from './documentCache';
@@ -183,6 +184,25 @@ export class GraphqlDoor {
         };
       },
     };
+    // The request's audit events (held while it ran: audit/heldAudit.ts) are written before the response is sent;
+    // when they cannot be, the answer is the audit log's error and its status (503), with no data.
+    const auditPlugin: ApolloServerPlugin<GraphqlContext> = {
+      async requestDidStart() {
+        return {
+          async willSendResponse({ response, contextValue }) {
+            try {
+              await contextValue.releaseAudit?.();
+            } catch (err) {
+              const outcome = err instanceof OperationOutcomeError ? err : auditUnavailable();
+              const error = new GraphQLError(outcome.message, { extensions: outcomeExtensions(outcome) });
+              response.body = { kind: 'single', singleResult: { errors: [error.toJSON()] } };
+              response.http.status = outcome.status;
+              for (const [name, value] of Object.entries(outcome.headers)) response.http.headers.set(name, String(value));
+            }
+          },
+        };
+      },
+    };
     const apollo = new ApolloServer<GraphqlContext>({
       schema: this.schema,
       // FHIR decimals keep their digits (DecimalScalar).
@@ -194,6 +214,7 @@ export class GraphqlDoor {
       parseOptions: { maxTokens: limits.maxTokens ?? DEFAULT_MAX_TOKENS },
       validationRules: this.options.introspection ? [] : [NoSchemaIntrospectionCustomRule],
       plugins: [
+        auditPlugin,
         fastifyApolloDrainPlugin(app),
         limitsPlugin,
         outagePlugin,
@@ -276,14 +297,20 @@ export class GraphqlDoor {
     const refused = limitError(this.options.limits, schema, document, request.operationName, request.variables);
     if (refused) return { errors: [refused] };
     if (instance) fromEndpoint(context, instance, context.defaultEndpoint);
-    const result = (await execute({
-      schema,
-      document,
-      rootValue: instance,
-      contextValue: context,
-      variableValues: request.variables,
-      operationName: request.operationName ?? undefined,
-    })) as ExecutionResult;
+    let result: ExecutionResult;
+    try {
+      result = (await execute({
+        schema,
+        document,
+        rootValue: instance,
+        contextValue: context,
+        variableValues: request.variables,
+        operationName: request.operationName ?? undefined,
+      })) as ExecutionResult;
+    } finally {
+      // The request's audit events are written before anything is answered; if they cannot be, the log's 503 is the answer.
+      await context.releaseAudit?.();
+    }
     // An outage (or another 503: a search timed out) met while resolving is the operation's answer (503 +
     // Retry-After + OperationOutcome, as on every FHIR door), not a 200 with the error inside, which clients would not retry.
     const outage = result.errors?.find((e) => isDatabaseUnavailable(e.originalError) || (e.originalError instanceof OperationOutcomeError && e.originalError.status === 503));

@@ -147,16 +147,16 @@ export class Authorization {
     if (refusal) throw revokedToken(refusal === 'client' ? 'The access token was revoked with its client' : `The ${refusal} this access token acts for is disabled`);
   }
 
-  /** The caller's service on one of its customer's endpoints; 404 for any other endpoint id. */
-  async customer(caller: Caller, endpointId: string): Promise<CustomerAccess> {
+  /** The caller's service on one of its customer's endpoints; 404 for any other endpoint id. `audit` as for `aggregated`. */
+  async customer(caller: Caller, endpointId: string, audit?: AuditSink): Promise<CustomerAccess> {
     try {
-      return await this.customerNow(caller, endpointId);
+      return await this.customerNow(caller, endpointId, audit);
     } catch (err) {
       throw await this.refused(err, caller, `endpoint ${endpointId}`);
     }
   }
 
-  private async customerNow(caller: Caller, endpointId: string): Promise<CustomerAccess> {
+  private async customerNow(caller: Caller, endpointId: string, audit?: AuditSink): Promise<CustomerAccess> {
     const authorised = requireFhirFamily(caller);
     // A patient app speaks for one patient, whose data it reads on the aggregated record; a customer
     // endpoint holds every patient's data as the customer sent it.
@@ -167,14 +167,15 @@ export class Authorization {
     // Its owner learns why; to anyone else it stays indistinguishable from a missing one (above).
     if (!endpoint.enabled) throw forbidden(`FHIR endpoint '${endpointId}' is disabled`);
     const baseUrl = `${this.deps.publicUrl()}/fhir/customer/${endpoint.id}`;
-    return { endpoint, baseUrl, service: this.service({ store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion, caller: authorised }) };
+    return { endpoint, baseUrl, service: this.service({ store: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion, caller: authorised }, this.deps.services, audit) };
   }
 
   /**
    * The caller's service on the aggregated record, under its access predicate; on the replica when one serves
-   * this read (aggregatedReads.ts). `live`: a subscription's delivery, always read on the primary.
+   * this read (aggregatedReads.ts). `live`: a subscription's delivery, always read on the primary. `audit`: where
+   * its events go instead of the audit log itself (a GraphQL request's HeldAudit).
    */
-  async aggregated(caller: Caller, options: { live?: boolean } = {}): Promise<AggregatedAccess> {
+  async aggregated(caller: Caller, options: { live?: boolean; audit?: AuditSink } = {}): Promise<AggregatedAccess> {
     let authorised: AuthorisedCaller;
     try {
       authorised = requireFhirFamily(caller);
@@ -186,7 +187,7 @@ export class Authorization {
     return {
       baseUrl: `${this.deps.publicUrl()}/fhir/aggregated`,
       supported: this.deps.supported,
-      service: this.service({ store: AGGREGATED_STORE, fhirVersion: 'R4', caller: authorised, accessFilter }, stores),
+      service: this.service({ store: AGGREGATED_STORE, fhirVersion: 'R4', caller: authorised, accessFilter }, stores, options.audit),
     };
   }
 
@@ -227,15 +228,18 @@ export class Authorization {
     return this.aggregated(caller, { live: true });
   }
 
-  /** Every service is made here: audited unless the audit log is off. */
-  private service(binding: StoreBinding, stores: FhirServiceDeps = this.deps.services): FhirService {
+  /**
+   * Every service is made here: audited unless the audit log is off. `held` (a GraphQL request's HeldAudit, which
+   * writes to the same log) takes the events instead of the log when given.
+   */
+  private service(binding: StoreBinding, stores: FhirServiceDeps = this.deps.services, held?: AuditSink): FhirService {
     const audit = this.deps.audit;
-    return audit?.enabled ? new AuditedFhirService(stores, binding, audit) : new FhirService(stores, binding);
+    return audit?.enabled ? new AuditedFhirService(stores, binding, held ?? audit) : new FhirService(stores, binding);
   }
 
-  /** The same two, bound to one caller (what the GraphQL context takes). */
-  for(caller: Caller): { customer(endpointId: string): Promise<CustomerAccess>; aggregated(): Promise<AggregatedAccess> } {
-    return { customer: (endpointId) => this.customer(caller, endpointId), aggregated: () => this.aggregated(caller) };
+  /** The same two, bound to one caller (what the GraphQL context takes); `audit` as for `service`. */
+  for(caller: Caller, audit?: AuditSink): { customer(endpointId: string): Promise<CustomerAccess>; aggregated(): Promise<AggregatedAccess> } {
+    return { customer: (endpointId) => this.customer(caller, endpointId, audit), aggregated: () => this.aggregated(caller, { audit }) };
   }
 }
 
