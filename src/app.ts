@@ -28,6 +28,7 @@ import { corsOptions } from './rest/corsOptions';
 import { drainRequest } from './rest/bodyLimits';
 import { clientErrorHandler } from './rest/clientErrors';
 import { installRequestCancellation } from './rest/requestCancellation';
+import { installClosingConnections } from './ops/closingConnections';
 import { ClientConcurrency } from './ops/clientConcurrency';
 import { customerRoutes } from './rest/customerRoutes';
 import { installFhirParsers, mountFhir, sendOutcome } from './rest/fastifyFhir';
@@ -207,6 +208,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // Statements of a request whose client went away are cancelled (requestCancellation.ts).
   installRequestCancellation(app);
+  installClosingConnections(app);
   app.setNotFoundHandler((request, reply) => sendOutcome(reply, notFound(`No route for ${request.method} ${request.url.split('?')[0]}`)));
 
   // Requests by route pattern (bounded label set), status and latency; unmatched URLs share one label.

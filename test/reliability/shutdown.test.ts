@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { DEFAULT_POSTGRES, freshDatabase, type BenchDatabase } from '../../bench/lib/database';
 import { entryCount, patientBundle } from '../../bench/lib/dataset';
 import { inFlightWrite } from '../../bench/lib/inFlightWrite';
@@ -46,5 +47,49 @@ const onPostgres = /^postgres(ql)?:\/\//.test(process.env.DATABASE_URL ?? '');
     const { rows } = await client.query(`SELECT count(*)::int AS n FROM resource WHERE store = $1 AND NOT (type = 'Organization' AND id = $2)`, [tenant.endpointId, 'shutdown']);
     await client.end();
     expect(rows[0].n).toBe(bundles.reduce((n, b) => n + entryCount(b), 0));
+  }, 180_000);
+
+  test('a request in flight on a keep-alive connection at SIGTERM is answered with Connection: close, and the process does not wait on its idle socket', async () => {
+    const again = await startServer({ env: { DATABASE_URL: database.url, SHUTDOWN_TIMEOUT_MS: '120000' } });
+    try {
+      const tenant = await again.tenant('shutdown keep-alive');
+      // A client that keeps its connections open between requests, as load balancers and HTTP client pools do.
+      const agent = new http.Agent({ keepAlive: true });
+      const body = patientBundle(4);
+      let markSent: () => void = () => undefined;
+      const sent = new Promise<void>((resolve) => (markSent = resolve));
+      const answered = new Promise<{ status: number; connection?: string; socketClosed: Promise<number> }>((resolve, reject) => {
+        const req = http.request(tenant.base, {
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${tenant.token}`, 'content-type': 'application/fhir+json', 'content-length': Buffer.byteLength(body) },
+        });
+        req.on('finish', markSent);
+        req.on('error', reject);
+        req.on('response', (res) => {
+          const socketClosed = new Promise<number>((closed) => res.socket.once('close', () => closed(Date.now())));
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, socketClosed }));
+        });
+        req.end(body);
+      });
+      await sent;
+      await new Promise((r) => setTimeout(r, 300));
+      const signalled = Date.now();
+      const exited = again.kill('SIGTERM').then(() => Date.now());
+      const answer = await answered;
+      expect(answer.status).toBe(200);
+      expect(answer.connection).toBe('close');
+      // The server closes the socket after its answer; the client keeps it (keepAlive) if nobody does.
+      await answer.socketClosed;
+      const exitedAt = await exited;
+      expect(again.exitCode).toBe(0);
+      // Before, an answered keep-alive socket stayed open until Apollo's drain plugin closed every connection 10 s
+      // into the shutdown; now nothing is left to wait for once the answer is sent.
+      expect(exitedAt - signalled).toBeLessThan(8_000);
+      agent.destroy();
+    } finally {
+      await again.stop();
+    }
   }, 180_000);
 });
