@@ -368,7 +368,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
    * `held`: the request's audit events go there and are written just before its response (`releaseAudit`); the
    * HTTP doors pass one, a graphql-ws connection (long-lived, with no one response to wait on) does not.
    */
-  const graphqlContext = (caller: Caller, defaultEndpoint?: string, fhirVersion?: FhirVersion, held?: HeldAudit): GraphqlContext => {
+  const graphqlContext = (
+    caller: Caller,
+    { defaultEndpoint, fhirVersion, held }: { defaultEndpoint?: string; fhirVersion?: FhirVersion; held?: HeldAudit } = {},
+  ): GraphqlContext => {
     // Every GraphQL door's data source counts what it fetches against the cost limit (costBudget.ts).
     const source = withCostBudget(serviceSource(authorization.for(caller, held)), config.graphql.maxCost);
     return {
@@ -435,7 +438,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await graphqlDoor.register(app, async (request) => {
     const token = bearerToken(request.headers.authorization);
     if (token && isAdminToken(token, deps.adminToken)) return adminContext();
-    return graphqlContext(await callerOf(request), undefined, undefined, heldAudit());
+    return graphqlContext(await callerOf(request), { held: heldAudit() });
   });
 
   await app.register(async (scope) => {
@@ -465,7 +468,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           bundleMaxEntries: config.bundleMaxEntries,
           aggregationStatus: (type: string, id: string) => aggregationStatus(db.sql, endpoint.id, type, id),
           graphql: (req: GraphqlRequest, instance?: Resource) =>
-            graphqlDoor.execute(req, graphqlContext(caller, endpoint.id, endpoint.fhirVersion as FhirVersion, heldAudit()), instance),
+            graphqlDoor.execute(req, graphqlContext(caller, { defaultEndpoint: endpoint.id, fhirVersion: endpoint.fhirVersion as FhirVersion, held: heldAudit() }), instance),
         };
       },
     });
@@ -509,7 +512,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           baseUrl: aggregatedBase,
           supported: aggregator.supported,
           bulk,
-          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, undefined, undefined, heldAudit()), instance),
+          graphql: (req: GraphqlRequest, instance?: Resource) => graphqlDoor.execute(req, graphqlContext(caller, { held: heldAudit() }), instance),
         };
       },
     });

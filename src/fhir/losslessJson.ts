@@ -226,7 +226,7 @@ export function holdsMarkedNumbers(text: string): boolean {
  * stored text without parsing it (bulk export, store/servedJsonText.ts).
  */
 export function servedStoredText(text: string): string {
-  return text.includes(STORED) ? stringifyFhirJson(parseStoredJson(text)) : text;
+  return holdsMarkedNumbers(text) ? stringifyFhirJson(parseStoredJson(text)) : text;
 }
 
 /** A deep copy of JSON-shaped data that keeps FhirDecimals (structuredClone would not). */
